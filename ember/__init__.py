@@ -1,0 +1,51 @@
+"""ember: lazy tensors with a compiler behind them, in PyTorch's words.
+
+    import ember as em
+    x = em.tensor([2.0, 3.0], requires_grad=True)
+    y = (x ** 2).sum()
+    y.backward()
+    print(x.grad)        # tensor([4., 6.])
+
+This module only re-exports the public API; see README.md and the folders
+tracer/, ir/, codegen/, runtime/ for how it works.
+"""
+
+from types import SimpleNamespace as _NS
+
+from .ir.dtypes import (  # noqa: F401
+    DType as dtype,
+    bfloat16,
+    float16,
+    float32,
+    float64,
+    int8,
+    int16,
+    int32,
+    int64,
+    uint8,
+)
+from .ir.dtypes import bool_ as bool  # noqa: A001
+from .ir.dtypes import default_float as get_default_dtype  # noqa: F401
+from .ir.dtypes import promote_types, set_default_dtype  # noqa: F401
+from .tracer import *  # noqa: F401,F403
+from .tracer import __all__ as _tracer_all
+from .tracer.autograd import grad_of as _grad_of
+from .tracer.device import cuda_available as _cuda_available
+
+float = float32  # noqa: A001
+double = float64
+half = float16
+long = int64
+int = int32  # noqa: A001
+short = int16
+
+cuda = _NS(is_available=_cuda_available)
+autograd = _NS(grad=_grad_of, backward=backward)  # noqa: F405
+
+__version__ = "0.1.0"
+
+__all__ = list(_tracer_all) + [
+    "dtype", "bfloat16", "float16", "float32", "float64", "int8", "int16", "int32", "int64",
+    "uint8", "bool", "float", "double", "half", "long", "int", "short", "get_default_dtype",
+    "set_default_dtype", "promote_types", "cuda", "autograd", "__version__",
+]

@@ -1,0 +1,133 @@
+"""Small node builders shared by tracer/ (composite ops) and passes/ (VJP rules).
+
+Each returns a Node; none validates user input (tracer/ does that before it
+calls them), and each avoids building a node that would be an identity.
+"""
+
+from __future__ import annotations
+
+from math import prod
+
+from . import dtypes as dt
+from .node import Node, const, node
+from .ops import Op
+from .view import View
+
+__all__ = [
+    "full", "zeros", "ones", "like", "cast", "reshape", "flat", "expand_to", "broadcast_node",
+    "sum_to", "reduce", "permute", "binary", "unary", "where", "write", "as_strided",
+    "numel",
+]
+
+
+def full(value, dtype: dt.DType, shape) -> Node:
+    return const(value, dtype, tuple(shape))
+
+
+def zeros(dtype: dt.DType, shape) -> Node:
+    return const(0, dtype, tuple(shape))
+
+
+def ones(dtype: dt.DType, shape) -> Node:
+    return const(1, dtype, tuple(shape))
+
+
+def like(x: Node, value) -> Node:
+    """A constant with x's dtype and shape."""
+    return const(value, x.dtype, x.shape)
+
+
+def cast(x: Node, dtype: dt.DType) -> Node:
+    if x.dtype is dtype:
+        return x
+    if x.op is Op.CONST:
+        return const(x.arg, dtype, x.shape)
+    return node(Op.CAST, (x,), None, dtype, x.shape)
+
+
+def reshape(x: Node, shape) -> Node:
+    shape = tuple(shape)
+    if x.shape == shape:
+        return x
+    if x.op is Op.CONST:
+        return const(x.arg, x.dtype, shape)
+    return node(Op.RESHAPE, (x,), shape, x.dtype, shape)
+
+
+def flat(x: Node) -> Node:
+    return reshape(x, (x.numel,))
+
+
+def permute(x: Node, order) -> Node:
+    order = tuple(order)
+    if order == tuple(range(x.ndim)):
+        return x
+    return node(Op.PERMUTE, (x,), order)
+
+
+def expand_to(x: Node, shape) -> Node:
+    """Broadcast x to `shape` (x may have fewer dims: ones are prepended)."""
+    shape = tuple(shape)
+    if x.shape == shape:
+        return x
+    if x.op is Op.CONST:
+        return const(x.arg, x.dtype, shape)
+    if x.ndim < len(shape):
+        x = reshape(x, (1,) * (len(shape) - x.ndim) + x.shape)
+        if x.shape == shape:
+            return x
+    return node(Op.EXPAND, (x,), shape, x.dtype, shape)
+
+
+broadcast_node = expand_to
+
+
+def reduce(op: Op, x: Node, axes) -> Node:
+    """A keepdim reduction over `axes` (skipped when they are all of size 1)."""
+    axes = tuple(sorted(a for a in axes if x.shape[a] != 1))
+    if not axes:
+        return x
+    return node(op, (x,), axes)
+
+
+def sum_to(g: Node, shape) -> Node:
+    """Undo broadcasting: sum g down to `shape` (the inverse of expand_to)."""
+    shape = tuple(shape)
+    if g.shape == shape:
+        return g
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape)
+                                      if s == 1 and g.shape[lead + i] != 1)
+    out = node(Op.REDUCE_SUM, (g,), axes) if axes else g
+    return reshape(out, shape)
+
+
+def binary(op: Op, a: Node, b: Node) -> Node:
+    return node(op, (a, b))
+
+
+def unary(op: Op, x: Node) -> Node:
+    return node(op, (x,))
+
+
+def where(c: Node, a: Node, b: Node) -> Node:
+    return node(Op.WHERE, (c, a, b))
+
+
+def as_strided(flat_x: Node, view: View) -> Node:
+    if view.shape == flat_x.shape and view.offset == 0 and view.is_contiguous():
+        return flat_x
+    if view.is_contiguous() and view.offset == 0 and view.numel == flat_x.numel:
+        return reshape(flat_x, view.shape)
+    return node(Op.AS_STRIDED, (flat_x,), view, flat_x.dtype, view.shape)
+
+
+def write(flat_dest: Node, src: Node, view: View) -> Node:
+    """flat_dest with the elements `view` addresses replaced by src."""
+    if view.offset == 0 and view.numel == flat_dest.numel and view.is_contiguous():
+        return flat(cast(src, flat_dest.dtype))
+    return node(Op.WRITE, (flat_dest, cast(src, flat_dest.dtype)), view)
+
+
+def numel(shape) -> int:
+    return prod(shape)

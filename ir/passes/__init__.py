@@ -1,0 +1,5 @@
+"""Graph passes: pure functions from graphs (or nodes) to graphs.
+
+Owns autodiff (the VJP rule table) and, later, simplification, fusion,
+scheduling and memory planning. Depends on ir/ only.
+"""

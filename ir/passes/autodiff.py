@@ -1,0 +1,266 @@
+"""Reverse-mode autodiff as a graph pass.
+
+`vjp(out, cot, wrt)` walks the nodes between `wrt` and `out` backwards and builds
+the cotangent of every `wrt` node as ordinary IR nodes, so the backward graph is
+fused and compiled like any other. One vector-Jacobian rule per primitive Op
+lives in `VJP`; composite operations get their gradients from their primitives.
+
+A rule takes (node, cotangent of node) and returns one cotangent per input
+(None where an input gets no gradient). Integer and bool values carry no
+gradient. Conventions at ties and kinks are PyTorch's: `abs`'(0) = 0, `maximum`
+splits the gradient evenly at ties, `amax` shares it among all maximal elements,
+`where` routes it by the condition.
+"""
+
+from __future__ import annotations
+
+from .. import build as b
+from ..graph import toposort
+from ..node import Node, node
+from ..ops import Op
+from ..view import View
+
+__all__ = ["vjp", "VJP"]
+
+
+def _c(x: Node, value) -> Node:
+    return b.like(x, value)
+
+
+def _mul(x, y):
+    return node(Op.MUL, (x, y))
+
+
+def _div(x, y):
+    return node(Op.DIV, (x, y))
+
+
+def _add(x, y):
+    return node(Op.ADD, (x, y))
+
+
+def _sub(x, y):
+    return node(Op.SUB, (x, y))
+
+
+def _neg(x):
+    return node(Op.NEG, (x,))
+
+
+def _zeros_like(x):
+    return b.zeros(x.dtype, x.shape)
+
+
+def _pow_vjp(n, g):
+    x, y = n.inputs
+    zero_exp = node(Op.EQ, (y, _c(y, 0)))
+    dx = _mul(g, _mul(y, node(Op.POW, (x, _sub(y, _c(y, 1))))))
+    dx = b.where(zero_exp, _c(dx, 0), dx)
+    mask = node(Op.AND, (node(Op.EQ, (x, _c(x, 0))), node(Op.LE, (_c(y, 0), y))))
+    dy = _mul(g, _mul(n, node(Op.LOG, (x,))))
+    dy = b.where(mask, _c(dy, 0), dy)
+    return [dx, dy]
+
+
+def _minmax_vjp(n, g):
+    x, y = n.inputs
+    lo, hi = (y, x) if n.op is Op.MAX else (x, y)
+    x_wins = node(Op.LT, (lo, hi))
+    y_wins = node(Op.LT, (hi, lo))
+    tie = node(Op.EQ, (x, y))
+    half, zero = _mul(g, _c(g, 0.5)), _c(g, 0)
+    return [b.where(x_wins, g, b.where(tie, half, zero)),
+            b.where(y_wins, g, b.where(tie, half, zero))]
+
+
+def _slice_vjp(n, g):
+    (x,) = n.inputs
+    view = View.contiguous(x.shape)
+    for dim, (start, stop, step) in enumerate(n.arg):
+        view = view.slice(dim, start, stop, step)
+    return [b.reshape(b.write(b.zeros(g.dtype, (x.numel,)), g, view), x.shape)]
+
+
+def _as_strided_vjp(n, g):
+    (x,) = n.inputs
+    view: View = n.arg
+    # NOTE: expanded (stride-0) dims read one element many times; sum them first.
+    axes = tuple(i for i, (sz, st) in enumerate(zip(view.shape, view.strides))
+                 if st == 0 and sz > 1)
+    if axes:
+        g = b.reduce(Op.REDUCE_SUM, g, axes)
+        view = View(g.shape, view.strides, view.offset)
+    if not view.has_overlap():
+        return [b.write(b.zeros(g.dtype, x.shape), g, view)]
+    idx = _linear_index(view)
+    return [node(Op.SCATTER_ADD, (b.zeros(g.dtype, x.shape), idx, b.flat(g)), 0)]
+
+
+def _linear_index(view: View) -> Node:
+    """The flat storage index of every element of `view`, as an int64 node."""
+    from ..dtypes import int64
+    total = b.full(view.offset, int64, view.shape)
+    for dim, (size, stride) in enumerate(zip(view.shape, view.strides)):
+        r = node(Op.ARANGE, (), (0, stride), int64, (size,))
+        shape = tuple(size if i == dim else 1 for i in range(len(view.shape)))
+        total = _add(total, b.expand_to(b.reshape(r, shape), view.shape))
+    return b.flat(total)
+
+
+def _write_vjp(n, g):
+    dest, src = n.inputs
+    view: View = n.arg
+    return [b.write(g, _zeros_like(src), view), b.as_strided(g, view)]
+
+
+def _reduce_sum_vjp(n, g):
+    return [b.expand_to(g, n.inputs[0].shape)]
+
+
+def _reduce_extreme_vjp(n, g):
+    (x,) = n.inputs
+    hit = b.cast(node(Op.EQ, (x, b.expand_to(n, x.shape))), x.dtype)
+    count = b.reduce(Op.REDUCE_SUM, hit, n.arg)
+    share = _div(g, count)
+    return [_mul(b.expand_to(share, x.shape), hit)]
+
+
+def _reduce_prod_vjp(n, g):
+    (x,) = n.inputs
+    is_zero = node(Op.EQ, (x, _c(x, 0)))
+    nonzero = b.where(is_zero, _c(x, 1), x)
+    prod_nonzero = b.expand_to(b.reduce(Op.REDUCE_PROD, nonzero, n.arg), x.shape)
+    zeros = b.expand_to(b.reduce(Op.REDUCE_SUM, b.cast(is_zero, x.dtype), n.arg), x.shape)
+    no_zero = node(Op.EQ, (zeros, _c(zeros, 0)))
+    one_zero = node(Op.EQ, (zeros, _c(zeros, 1)))
+    grad = b.where(no_zero, _div(prod_nonzero, nonzero),
+                   b.where(node(Op.AND, (one_zero, is_zero)), prod_nonzero, _c(x, 0)))
+    return [_mul(b.expand_to(g, x.shape), grad)]
+
+
+def _matmul_vjp(n, g):
+    x, y = n.inputs
+    order = tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2)
+    return [node(Op.MATMUL, (g, b.permute(y, order))),
+            node(Op.MATMUL, (b.permute(x, order), g))]
+
+
+def _permute_vjp(n, g):
+    inverse = [0] * len(n.arg)
+    for i, a in enumerate(n.arg):
+        inverse[a] = i
+    return [b.permute(g, inverse)]
+
+
+def _take_vjp(n, g):
+    x, idx = n.inputs
+    return [node(Op.SCATTER_ADD, (_zeros_like(x), idx, g), n.arg), None]
+
+
+def _scatter_vjp(n, g):
+    dest, idx, src = n.inputs
+    if n.op is Op.SCATTER:
+        gdest = node(Op.SCATTER, (g, idx, _zeros_like(src)), n.arg)
+    else:
+        gdest = g
+    return [gdest, None, node(Op.TAKE, (g, idx), n.arg)]
+
+
+def _cumsum_vjp(n, g):
+    axis = (n.arg,)
+    return [node(Op.FLIP, (node(Op.CUMSUM, (node(Op.FLIP, (g,), axis),), n.arg),), axis)]
+
+
+def _cast_vjp(n, g):
+    x = n.inputs[0]
+    return [b.cast(g, x.dtype) if x.dtype.is_floating_point else None]
+
+
+def _zero(n, g):
+    return [_zeros_like(x) for x in n.inputs]
+
+
+def _none(n, g):
+    return [None] * len(n.inputs)
+
+
+VJP = {
+    Op.NEG: lambda n, g: [_neg(g)],
+    Op.EXP: lambda n, g: [_mul(g, n)],
+    Op.LOG: lambda n, g: [_div(g, n.inputs[0])],
+    Op.SIN: lambda n, g: [_mul(g, node(Op.COS, n.inputs))],
+    Op.COS: lambda n, g: [_neg(_mul(g, node(Op.SIN, n.inputs)))],
+    Op.TAN: lambda n, g: [_mul(g, _add(_c(n, 1), _mul(n, n)))],
+    Op.TANH: lambda n, g: [_mul(g, _sub(_c(n, 1), _mul(n, n)))],
+    Op.SQRT: lambda n, g: [_div(g, _mul(_c(n, 2), n))],
+    Op.ABS: lambda n, g: [_mul(g, node(Op.SIGN, n.inputs))],
+    Op.SIGN: _zero, Op.FLOOR: _zero, Op.CEIL: _zero, Op.ROUND: _zero, Op.TRUNC: _zero,
+    Op.LOG1P: lambda n, g: [_div(g, _add(_c(n, 1), n.inputs[0]))],
+    Op.EXPM1: lambda n, g: [_mul(g, _add(n, _c(n, 1)))],
+    Op.RECIP: lambda n, g: [_neg(_mul(g, _mul(n, n)))],
+    Op.NOT: _none,
+    Op.CAST: _cast_vjp,
+    Op.ADD: lambda n, g: [g, g],
+    Op.SUB: lambda n, g: [g, _neg(g)],
+    Op.MUL: lambda n, g: [_mul(g, n.inputs[1]), _mul(g, n.inputs[0])],
+    Op.DIV: lambda n, g: [_div(g, n.inputs[1]), _neg(_div(_mul(g, n), n.inputs[1]))],
+    Op.POW: _pow_vjp,
+    Op.MAX: _minmax_vjp,
+    Op.MIN: _minmax_vjp,
+    Op.LT: _none, Op.LE: _none, Op.EQ: _none, Op.NE: _none,
+    Op.AND: _none, Op.OR: _none, Op.XOR: _none, Op.FLOORDIV: _zero,
+    Op.MOD: lambda n, g: [g, _neg(_mul(g, node(Op.FLOOR, (_div(*n.inputs),))))],
+    Op.WHERE: lambda n, g: [None, b.where(n.inputs[0], g, _c(g, 0)),
+                            b.where(n.inputs[0], _c(g, 0), g)],
+    Op.RESHAPE: lambda n, g: [b.reshape(g, n.inputs[0].shape)],
+    Op.PERMUTE: _permute_vjp,
+    Op.EXPAND: lambda n, g: [b.sum_to(g, n.inputs[0].shape)],
+    Op.SLICE: _slice_vjp,
+    Op.FLIP: lambda n, g: [node(Op.FLIP, (g,), n.arg)],
+    Op.AS_STRIDED: _as_strided_vjp,
+    Op.WRITE: _write_vjp,
+    Op.REDUCE_SUM: _reduce_sum_vjp,
+    Op.REDUCE_MAX: _reduce_extreme_vjp,
+    Op.REDUCE_MIN: _reduce_extreme_vjp,
+    Op.REDUCE_PROD: _reduce_prod_vjp,
+    Op.MATMUL: _matmul_vjp,
+    Op.TAKE: _take_vjp,
+    Op.SCATTER: _scatter_vjp,
+    Op.SCATTER_ADD: _scatter_vjp,
+    Op.ARGSORT: _none,
+    Op.CUMSUM: _cumsum_vjp,
+}
+
+
+def vjp(out: Node, cot: Node, wrt: tuple[Node, ...]) -> tuple[list[Node | None], set[int]]:
+    """Cotangents of `wrt` given the cotangent `cot` of `out`.
+
+    Returns the cotangents (None where a wrt node gets no gradient) and the ids of
+    the forward nodes the backward graph reads (for saved-value version checks).
+    """
+    targets = {id(w) for w in wrt}
+    order = toposort([out], stop=lambda n: id(n) in targets)
+    depends: set[int] = set()
+    for n in order:
+        if id(n) in targets or any(id(i) in depends for i in n.inputs):
+            depends.add(id(n))
+    cots: dict[int, Node] = {id(out): cot} if id(out) in depends else {}
+    for n in reversed(order):
+        g = cots.get(id(n))
+        if g is None or id(n) in targets:
+            continue
+        for x, gx in zip(n.inputs, VJP[n.op](n, g)):
+            if gx is None or id(x) not in depends or not x.dtype.is_floating_point:
+                continue
+            if gx.shape != x.shape:  # pragma: no cover - a broken rule
+                raise AssertionError(f"VJP of {n.op} gave shape {gx.shape} for {x.shape}")
+            prev = cots.get(id(x))
+            cots[id(x)] = gx if prev is None else _add(prev, gx)
+    results = [cots.get(id(w)) for w in wrt]
+    forward = {id(n) for n in order}
+    used: set[int] = set()
+    fresh = [r for r in results if r is not None]
+    for n in toposort(fresh, stop=lambda n: id(n) in forward or n is cot):
+        if id(n) in forward:
+            used.add(id(n))
+    return results, used

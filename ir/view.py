@@ -1,0 +1,150 @@
+"""`View`: how a tensor reads its storage's flat buffer (shape, strides, offset).
+
+Strides and offset count elements, not bytes, as in PyTorch. Every method
+returns a new View; `reshape` returns None where the strides cannot express the
+new shape (then the caller must copy), following PyTorch's `computeStride`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+
+__all__ = ["View", "contiguous_strides"]
+
+
+def contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    strides = []
+    acc = 1
+    for s in reversed(shape):
+        strides.append(acc)
+        acc *= max(s, 1)
+    return tuple(reversed(strides))
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    shape: tuple[int, ...]
+    strides: tuple[int, ...]
+    offset: int = 0
+
+    @staticmethod
+    def contiguous(shape: tuple[int, ...], offset: int = 0) -> View:
+        shape = tuple(shape)
+        return View(shape, contiguous_strides(shape), offset)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def numel(self) -> int:
+        return prod(self.shape)
+
+    def is_contiguous(self) -> bool:
+        """PyTorch's rule: dims of size 1 may have any stride."""
+        expected = 1
+        for size, stride in zip(reversed(self.shape), reversed(self.strides)):
+            if size == 1:
+                continue
+            if stride != expected:
+                return False
+            expected *= size
+        return True
+
+    def is_full(self, storage_numel: int) -> bool:
+        """Contiguous, offset 0 and covering the whole storage."""
+        return self.offset == 0 and self.numel == storage_numel and self.is_contiguous()
+
+    def has_overlap(self) -> bool:
+        """True when two indices can address the same element (e.g. an expanded dim)."""
+        dims = sorted((abs(st), sz) for sz, st in zip(self.shape, self.strides) if sz > 1)
+        span = 1
+        for stride, size in dims:
+            if stride < span:
+                return True
+            span = stride * size
+        return False
+
+    def span(self) -> tuple[int, int]:
+        """The lowest and one past the highest flat index this view reads."""
+        if self.numel == 0:
+            return self.offset, self.offset
+        lo = hi = self.offset
+        for size, stride in zip(self.shape, self.strides):
+            if stride >= 0:
+                hi += (size - 1) * stride
+            else:
+                lo += (size - 1) * stride
+        return lo, hi + 1
+
+    def permute(self, order: tuple[int, ...]) -> View:
+        return View(tuple(self.shape[i] for i in order),
+                    tuple(self.strides[i] for i in order), self.offset)
+
+    def expand(self, shape: tuple[int, ...]) -> View:
+        extra = len(shape) - self.ndim
+        strides = [0] * extra
+        for i, (old, new) in enumerate(zip(self.shape, shape[extra:])):
+            strides.append(self.strides[i] if old == new else 0)
+        return View(tuple(shape), tuple(strides), self.offset)
+
+    def slice(self, dim: int, start: int, stop: int, step: int) -> View:
+        """Elements start, start+step, ... < stop of `dim` (start/stop already clamped)."""
+        n = max(0, -(-(stop - start) // step))
+        shape = list(self.shape)
+        strides = list(self.strides)
+        shape[dim] = n
+        offset = self.offset + (start * strides[dim] if n else 0)
+        strides[dim] *= step
+        return View(tuple(shape), tuple(strides), offset)
+
+    def select(self, dim: int, index: int) -> View:
+        shape = self.shape[:dim] + self.shape[dim + 1:]
+        strides = self.strides[:dim] + self.strides[dim + 1:]
+        return View(shape, strides, self.offset + index * self.strides[dim])
+
+    def squeeze(self, dims: tuple[int, ...]) -> View:
+        keep = [i for i in range(self.ndim) if i not in dims]
+        return View(tuple(self.shape[i] for i in keep),
+                    tuple(self.strides[i] for i in keep), self.offset)
+
+    def unsqueeze(self, dim: int) -> View:
+        stride = self.strides[dim] * self.shape[dim] if dim < self.ndim else 1
+        return View(self.shape[:dim] + (1,) + self.shape[dim:],
+                    self.strides[:dim] + (stride,) + self.strides[dim:], self.offset)
+
+    def reshape(self, shape: tuple[int, ...]) -> View | None:
+        """A view with `shape` reading the same elements in row-major order, or None.
+
+        Follows PyTorch's `computeStride`: each run of old dims that is contiguous
+        within itself can be split or merged freely.
+        """
+        shape = tuple(shape)
+        if shape == self.shape:
+            return self
+        if self.numel == 0 or self.is_contiguous():
+            return View.contiguous(shape, self.offset) if self.numel else View(
+                shape, contiguous_strides(shape), self.offset)
+        new_strides = [0] * len(shape)
+        view_d = len(shape) - 1
+        chunk_base = self.strides[-1] if self.ndim else 1
+        tensor_numel = 1
+        view_numel = 1
+        for d in range(self.ndim - 1, -1, -1):
+            tensor_numel *= self.shape[d]
+            if d == 0 or (self.shape[d - 1] != 1
+                          and self.strides[d - 1] != tensor_numel * chunk_base):
+                while view_d >= 0 and (view_numel < tensor_numel or shape[view_d] == 1):
+                    new_strides[view_d] = view_numel * chunk_base
+                    view_numel *= shape[view_d]
+                    view_d -= 1
+                if view_numel != tensor_numel:
+                    return None
+                if d > 0:
+                    chunk_base = self.strides[d - 1]
+                    tensor_numel = 1
+                    view_numel = 1
+        if view_d != -1:
+            return None
+        return View(shape, tuple(new_strides), self.offset)

@@ -1,0 +1,71 @@
+"""Buffers: the realised memory behind storages, and where graphs find it.
+
+A `Buffer` owns one flat NumPy array (on the CPU) and a uid; a BUFFER node names
+its buffer by that uid, so graphs stay free of data. The registry maps uids to
+live buffers weakly: a buffer no tensor holds is freed.
+
+`realized` maps nodes that were computed while autograd still holds them to
+their values, so a backward pass reads a printed loss's intermediates instead of
+computing them again. Its keys are weak: the entry goes with the node.
+"""
+
+from __future__ import annotations
+
+import itertools
+import weakref
+
+import numpy as np
+
+from ..ir.node import Node, node
+from ..ir.ops import Op
+
+__all__ = ["Buffer", "lookup", "realized", "buffer_node", "owned"]
+
+_uids = itertools.count()
+_registry: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+realized: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# NOTE: a BUFFER node names its buffer by uid only; this pins the buffer for as
+# long as the node lives, so a pending graph never loses its inputs.
+_pins: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+class Buffer:
+    """A flat array in device memory; `array` is 1-D."""
+
+    __slots__ = ("uid", "array", "device", "__weakref__")
+
+    def __init__(self, array: np.ndarray, device: str = "cpu"):
+        if array.ndim != 1:
+            raise ValueError(f"a Buffer holds a flat array, got shape {array.shape}")
+        self.uid = next(_uids)
+        self.array = array
+        self.device = device
+        _registry[self.uid] = self
+
+    @property
+    def nbytes(self) -> int:
+        return self.array.nbytes
+
+    def __repr__(self) -> str:
+        return f"<Buffer {self.uid} {self.array.dtype}[{self.array.size}] on {self.device}>"
+
+
+def lookup(uid: int) -> Buffer:
+    try:
+        return _registry[uid]
+    except KeyError:
+        raise RuntimeError(f"buffer {uid} was freed while a graph still reads it") from None
+
+
+def owned(a: np.ndarray) -> np.ndarray:
+    """`a` flattened into memory of its own (never a view of another buffer)."""
+    if a.base is None and a.flags.c_contiguous and a.flags.writeable:
+        return a.reshape(-1)
+    return np.array(a, order="C").reshape(-1)
+
+
+def buffer_node(buf: Buffer, dtype) -> Node:
+    """The BUFFER node that reads `buf` (flat, of `dtype`)."""
+    n = node(Op.BUFFER, (), buf.uid, dtype, (buf.array.size,))
+    _pins[n] = buf
+    return n

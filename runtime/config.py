@@ -1,0 +1,36 @@
+"""ember's options, read from the environment in this one place.
+
+`options` is the single mutable options object; everything else reads it rather
+than the environment. `EMBER_EAGER=1` starts in eager mode, `EMBER_DEBUG=1|2`
+prints kernels and timings (2: graphs and generated source too),
+`EMBER_CACHE_DIR` / `EMBER_CACHE=0` steer the disk cache, `EMBER_BACKEND`
+picks the back end, `EMBER_NUM_THREADS` sizes the CPU thread pool.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+__all__ = ["Options", "options"]
+
+
+def _flag(name: str, default: str = "0") -> bool:
+    return os.environ.get(name, default).strip().lower() not in ("", "0", "false", "no", "off")
+
+
+@dataclass
+class Options:
+    eager: bool = field(default_factory=lambda: _flag("EMBER_EAGER"))
+    debug: int = field(default_factory=lambda: int(os.environ.get("EMBER_DEBUG", "0") or 0))
+    cache: bool = field(default_factory=lambda: _flag("EMBER_CACHE", "1"))
+    cache_dir: str = field(default_factory=lambda: os.environ.get(
+        "EMBER_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "ember")))
+    backend: str = field(default_factory=lambda: os.environ.get("EMBER_BACKEND", "auto"))
+    num_threads: int = field(default_factory=lambda: int(
+        os.environ.get("EMBER_NUM_THREADS", "0") or 0) or (os.cpu_count() or 1))
+    # pending in-place writes a storage may stack up before it is realised
+    max_pending_writes: int = 32
+
+
+options = Options()

@@ -1,0 +1,25 @@
+"""Shared test fixtures: hypothesis profiles and an optional torch."""
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("ci", max_examples=40, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", max_examples=20, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("EMBER_HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(autouse=True)
+def _lazy_mode():
+    """Every test starts lazy with grad enabled, whatever the one before did."""
+    import ember as em
+    from ember.tracer import mode
+    prev = em.is_eager()
+    em.set_eager(False)
+    mode._grad_enabled[0] = True
+    yield
+    em.set_eager(prev)
+    mode._grad_enabled[0] = True

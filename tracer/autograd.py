@@ -1,0 +1,431 @@
+"""Autograd's front end: records, `backward`, `em.autograd.grad`, `em.grad`.
+
+Each operation on tensors that require grad records a `GradFn`: the operation's
+output node expressed over its input nodes, plus edges to the inputs' own
+records (another GradFn, an `AccumulateGrad` for a leaf, or None). `backward`
+walks the records from the root in dependency order and asks the autodiff pass
+(ir/passes/autodiff.py) for each record's vector-Jacobian product, so the
+backward computation is one graph of ordinary nodes, realised at once with any
+pending updates of the leaves it writes into.
+
+With `create_graph=True` the cotangents are themselves recorded (a cotangent is
+the output of a GradFn whose inputs are the incoming cotangent and the forward
+inputs), so gradients of gradients work, as does `em.grad(em.grad(f))`.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+from ..ir import build as b
+from ..ir.passes.autodiff import vjp
+from ..ir.ops import Op
+from ..runtime.buffers import owned
+from . import mode
+from .storage import realize_storages
+from .tensor import Tensor, from_array, result, wrap_node
+
+__all__ = ["GradFn", "AccumulateGrad", "record", "backward", "grad_of", "grad",
+           "value_and_grad", "current_grad_fn"]
+
+
+class AccumulateGrad:
+    """The edge into a leaf: gradients arriving here accumulate into `.grad`."""
+
+    __slots__ = ("_leaf", "__weakref__")
+
+    def __init__(self, leaf: Tensor):
+        self._leaf = weakref.ref(leaf)
+
+    @property
+    def variable(self) -> Tensor | None:
+        return self._leaf()
+
+    def name(self) -> str:
+        return "torch::autograd::AccumulateGrad"
+
+    @property
+    def next_functions(self) -> tuple:
+        return ()
+
+    def __repr__(self) -> str:
+        return f"<AccumulateGrad object at {id(self):#x}>"
+
+
+class GradFn:
+    """The record of one operation: `out` as a function of `in_nodes`."""
+
+    __slots__ = ("_name", "edges", "in_nodes", "out", "saved", "out_saved", "retained",
+                 "freed", "__weakref__")
+
+    def __init__(self, name, edges, in_nodes, out, saved, out_saved):
+        self._name = name
+        self.edges = edges
+        self.in_nodes = in_nodes
+        self.out = out
+        self.saved = saved          # (storage, version, tensor description) per input
+        self.out_saved = out_saved  # (storage, version) of the output
+        self.retained = None        # weakref to a tensor that retains its grad
+        self.freed = False
+
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def next_functions(self) -> tuple:
+        return tuple((e, 0) for e in self.edges)
+
+    def __repr__(self) -> str:
+        return f"<{self._name} object at {id(self):#x}>"
+
+    def __call__(self, *args, **kwargs):
+        raise RuntimeError("call .backward() on a tensor instead of calling a grad_fn")
+
+
+def edge(t: Tensor):
+    """The autograd edge into tensor t: its GradFn, its AccumulateGrad, or None."""
+    if not t._requires_grad:
+        return None
+    fn = current_grad_fn(t)
+    if fn is not None:
+        return fn
+    if t._accum is None:
+        t._accum = AccumulateGrad(t)
+    return t._accum
+
+
+def _describe(t: Tensor) -> str:
+    return f"[ember.{t.dtype.name.capitalize()}Tensor [{', '.join(map(str, t.shape))}]]"
+
+
+def record(out: Tensor, name: str, inputs: tuple, in_nodes: tuple | None = None) -> None:
+    """Give `out` a GradFn named `name` over `inputs` (Tensors)."""
+    if in_nodes is None:
+        in_nodes = tuple(x.node for x in inputs)
+    edges = tuple(edge(x) for x in inputs)
+    saved = tuple((x._storage, x._storage.version, _describe(x)) for x in inputs)
+    fn = GradFn(name, edges, in_nodes, out.node,
+                saved, (out._storage, out._storage.version))
+    out._grad_fn = fn
+    out._requires_grad = True
+    out._fn_version = out._storage.version
+
+
+def current_grad_fn(t: Tensor):
+    """t's GradFn, rebuilt for a view whose storage was written through another alias."""
+    fn = t._grad_fn
+    base = t._base
+    if (base is not None and base._requires_grad and t._fn_version != t._storage.version
+            and mode.is_grad_enabled()):
+        base_node = base.node
+        flat = b.flat(base_node) if base._view.is_full(base._storage.numel) else b.write(
+            b.zeros(base.dtype, (base._storage.numel,)), base_node, base._view)
+        out = b.as_strided(flat, t._view)
+        fn = GradFn("AsStridedBackward0", (edge(base),), (base_node,), out,
+                    ((base._storage, base._storage.version, _describe(base)),),
+                    (t._storage, t._storage.version))
+        t._grad_fn = fn
+        t._requires_grad = True
+        t._fn_version = t._storage.version
+    return fn
+
+
+# ---------------------------------------------------------------------------
+# the engine
+
+def _order(roots) -> list[GradFn]:
+    """GradFns reachable from roots, each before the GradFns it feeds into."""
+    order, seen = [], set()
+    for root in roots:
+        if not isinstance(root, GradFn) or id(root) in seen:
+            continue
+        stack = [(root, False)]
+        while stack:
+            fn, done = stack.pop()
+            if done:
+                order.append(fn)
+                continue
+            if id(fn) in seen:
+                continue
+            seen.add(id(fn))
+            stack.append((fn, True))
+            for e in fn.edges:
+                if isinstance(e, GradFn) and id(e) not in seen:
+                    stack.append((e, False))
+    order.reverse()
+    return order
+
+
+def _check_versions(fn: GradFn, used: set[int]) -> None:
+    out_storage, out_version = fn.out_saved
+    interior = used - {id(n) for n in fn.in_nodes} - {id(fn.out)}
+    checks = []
+    for node_, (storage, version, desc) in zip(fn.in_nodes, fn.saved):
+        if id(node_) in used or interior:
+            checks.append((storage, version, desc, "input"))
+    if id(fn.out) in used:
+        checks.append((out_storage, out_version, "", "output"))
+    for storage, version, desc, kind in checks:
+        if version is not None and storage.version != version:
+            raise RuntimeError(
+                "one of the variables needed for gradient computation has been modified by "
+                f"an inplace operation: {desc or 'the ' + kind} of {fn.name()} is at version "
+                f"{storage.version}; expected version {version} instead. Hint: the operation "
+                "that produced it or used it must not be followed by an in-place change "
+                "before backward().")
+
+
+def _engine(roots, root_cots, create_graph: bool, retain_graph: bool, targets=None):
+    """Propagate cotangents (Tensors) from roots; returns {edge id: (edge, cotangent)}.
+
+    Everything is computed lazily; the caller realises what it keeps.
+    """
+    order = _order(roots)
+    for fn in order:
+        if fn.freed:
+            raise RuntimeError(
+                "Trying to backward through the graph a second time (or directly access "
+                "saved tensors after they have already been freed). Saved intermediate values "
+                "of the graph are freed when you call .backward() or autograd.grad(). Specify "
+                "retain_graph=True if you need to backward through the graph a second time or "
+                "if you need to access saved tensors after calling backward.")
+    cots: dict[int, tuple] = {}
+
+    def add(e, g):
+        prev = cots.get(id(e))
+        cots[id(e)] = (e, g if prev is None else prev[1] + g)
+
+    for r, g in zip(roots, root_cots):
+        add(r, g)
+    retained = []
+    with mode.set_grad_enabled(create_graph):
+        for fn in order:
+            entry = cots.get(id(fn))
+            if entry is None:
+                continue
+            g = entry[1]
+            if fn.retained is not None and fn.retained() is not None:
+                retained.append((fn.retained(), g))
+            wanted = [i for i, e in enumerate(fn.edges) if e is not None]
+            if not wanted:
+                continue
+            wrt = tuple(fn.in_nodes[i] for i in wanted)
+            grads, used = vjp(fn.out, g.node, wrt)
+            _check_versions(fn, used)
+            for i, gi in zip(wanted, grads):
+                if gi is None:
+                    continue
+                if create_graph:
+                    gt = _recorded_cotangent(fn, g, gi)
+                else:
+                    gt = wrap_node(gi)
+                add(fn.edges[i], gt)
+    if not retain_graph:
+        for fn in order:
+            fn.freed = True
+            fn.in_nodes = fn.out = None
+    return cots, retained
+
+
+def _recorded_cotangent(fn: GradFn, g: Tensor, gi) -> Tensor:
+    """A cotangent whose own gradient can be taken (create_graph=True)."""
+    t = wrap_node(gi)
+    edges = (edge(g),) + fn.edges
+    if any(e is not None for e in edges):
+        saved = ((g._storage, g._storage.version, _describe(g)),) + fn.saved
+        t._grad_fn = GradFn(fn.name().replace("Backward", "BackwardBackward"), edges,
+                            (g.node,) + fn.in_nodes, gi, saved, (t._storage, 0))
+        t._requires_grad = True
+    return t
+
+
+def _root_cotangent(t: Tensor, gradient) -> Tensor:
+    if gradient is None:
+        if t.numel() != 1:
+            raise RuntimeError("grad can be implicitly created only for scalar outputs "
+                               f"(the output has shape {tuple(t.shape)}); pass gradient=")
+        return wrap_node(b.ones(t.dtype, tuple(t.shape)))
+    if not isinstance(gradient, Tensor):
+        from .creation import tensor
+        gradient = tensor(gradient, dtype=t.dtype)
+    if tuple(gradient.shape) != tuple(t.shape):
+        raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of "
+                           f"{tuple(gradient.shape)} and output[0] has a shape of "
+                           f"{tuple(t.shape)}.")
+    return gradient
+
+
+def _need_grad(t: Tensor) -> None:
+    if not t._requires_grad:
+        raise RuntimeError("element 0 of tensors does not require grad and does not have a "
+                           "grad_fn")
+
+
+def backward(t: Tensor, gradient=None, retain_graph=None, create_graph: bool = False,
+             inputs=None) -> None:
+    """Accumulate d(t)/d(leaf) into every leaf's `.grad` (PyTorch's `Tensor.backward`)."""
+    _need_grad(t)
+    if retain_graph is None:
+        retain_graph = create_graph
+    root_cot = _root_cotangent(t, gradient)
+    root = edge(t)
+    cots, retained = _engine([root], [root_cot], create_graph, retain_graph)
+    leaves = [(e.variable, g) for e, g in cots.values()
+              if isinstance(e, AccumulateGrad) and e.variable is not None]
+    if inputs is not None:
+        keep = {id(x) for x in (inputs if isinstance(inputs, (list, tuple)) else [inputs])}
+        leaves = [(x, g) for x, g in leaves if id(x) in keep]
+    _write_grads(leaves + retained, create_graph)
+
+
+def _write_grads(pairs, create_graph: bool) -> None:
+    """Add each cotangent into its tensor's .grad, realising all in one graph.
+
+    As in PyTorch, an existing `.grad` is updated in place (same tensor object).
+    """
+    if create_graph:
+        for x, g in pairs:
+            x._grad = g if x._grad is None else x._grad + g
+        return
+    nodes = []
+    for x, g in pairs:
+        gnode = b.cast(g.node, x.dtype)
+        if x._grad is not None:
+            gnode = b.binary(Op.ADD, b.cast(x._grad.node, x.dtype), gnode)
+        nodes.append(gnode)
+    # the leaves' pending in-place updates are realised in the same graph
+    pending = [x._storage for x, _ in pairs if not x._storage.is_realized]
+    values = realize_storages(pending, extra=tuple(nodes))
+    for (x, _), value in zip(pairs, values):
+        old = x._grad
+        if old is not None and not old._requires_grad and old._view.is_full(
+                old._storage.numel) and old.dtype is x.dtype:
+            old._storage.set_array(owned(value))
+        else:
+            x._grad = from_array(owned(value).reshape(tuple(x.shape)), x.dtype)
+
+
+def grad_of(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+            allow_unused=False):
+    """`torch.autograd.grad`: gradients of outputs w.r.t. inputs, without touching .grad."""
+    outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+    single = isinstance(inputs, Tensor)
+    inputs = [inputs] if single else list(inputs)
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs]
+    for o in outputs:
+        _need_grad(o)
+    for x in inputs:
+        if not x._requires_grad:
+            raise RuntimeError("One of the differentiated Tensors does not require grad")
+    if retain_graph is None:
+        retain_graph = create_graph
+    roots = [edge(o) for o in outputs]
+    cots_in = [_root_cotangent(o, g) for o, g in zip(outputs, grad_outputs)]
+    # Non-leaf inputs get their cotangent through a retain hook on their GradFn.
+    marks = []
+    for x in inputs:
+        fn = current_grad_fn(x)
+        if fn is not None:
+            marks.append((fn, fn.retained))
+            fn.retained = weakref.ref(x)
+    try:
+        cots, retained = _engine(roots, cots_in, create_graph, retain_graph)
+    finally:
+        for fn, prev in marks:
+            fn.retained = prev
+    found = {id(x): g for x, g in retained}
+    results = []
+    for x in inputs:
+        if x._grad_fn is None:
+            g = cots.get(id(x._accum))[1] if x._accum is not None and id(x._accum) in cots \
+                else None
+        else:
+            g = found.get(id(x))
+        if g is None and not allow_unused:
+            raise RuntimeError("One of the differentiated Tensors appears to not have been "
+                               "used in the graph. Set allow_unused=True if this is the "
+                               "desired behavior.")
+        results.append(g)
+    if not create_graph:
+        realize_storages([g._storage for g in results if g is not None])
+    return tuple(results)
+
+
+def _prepare_args(args, argnums):
+    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    args = list(args)
+    from .creation import tensor
+    for i in nums:
+        a = args[i]
+        if not isinstance(a, Tensor):
+            a = tensor(a, dtype=None)
+            if not a.dtype.is_floating_point:
+                a = a.float()
+        if a._requires_grad and mode.is_grad_enabled():
+            # an outer grad is watching: stay connected to it (a fresh edge of our own)
+            a = result(a.node, (a,), "AliasBackward0")
+        else:
+            a = a.detach().requires_grad_()
+        args[i] = a
+    return args, nums
+
+
+def value_and_grad(fn, argnums=0):
+    """JAX's `value_and_grad`: a function returning (fn(*args), d fn / d args[argnums])."""
+    def wrapped(*args, **kwargs):
+        with mode.enable_grad():
+            args2, nums = _prepare_args(args, argnums)
+            outer = any(isinstance(args[i], Tensor) and args[i]._requires_grad for i in nums)
+            out = fn(*args2, **kwargs)
+            if not isinstance(out, Tensor) or out.numel() != 1 or \
+                    not out.dtype.is_floating_point:
+                shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+                raise TypeError(f"grad requires a real scalar output from {_name(fn)}, "
+                                f"got {shape}")
+            if not out._requires_grad:
+                grads = tuple(wrap_node(b.zeros(args2[i].dtype, tuple(args2[i].shape)))
+                              for i in nums)
+            else:
+                grads = grad_of([out], [args2[i] for i in nums], create_graph=outer,
+                                allow_unused=True)
+                grads = tuple(g if g is not None else
+                              wrap_node(b.zeros(args2[i].dtype, tuple(args2[i].shape)))
+                              for g, i in zip(grads, nums))
+        value = out if outer else out.detach()
+        return value, (grads[0] if isinstance(argnums, int) else grads)
+    wrapped.__name__ = f"value_and_grad({_name(fn)})"
+    return wrapped
+
+
+def grad(fn, argnums=0):
+    """JAX's `grad`: a function returning d fn(*args) / d args[argnums].
+
+    >>> import ember as em
+    >>> em.grad(lambda x: (x ** 3).sum())(em.tensor([2.0]))
+    tensor([12.])
+    """
+    vg = value_and_grad(fn, argnums)
+
+    def wrapped(*args, **kwargs):
+        return vg(*args, **kwargs)[1]
+    wrapped.__name__ = f"grad({_name(fn)})"
+    return wrapped
+
+
+def _name(fn) -> str:
+    return getattr(fn, "__name__", repr(fn))
+
+
+def retain_grad(t: Tensor) -> None:
+    if not t._requires_grad:
+        raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+    fn = current_grad_fn(t)
+    if fn is not None:
+        fn.retained = weakref.ref(t)
+        t._retains_grad = True
+
+
+__all__ += ["retain_grad", "edge"]

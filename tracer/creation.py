@@ -1,0 +1,298 @@
+"""Creating tensors: from data, from a spec, and at random.
+
+Data (`tensor`, `from_numpy`) becomes a realised buffer at once. Spec-made tensors
+(`zeros`, `full`, `arange`, `eye`, `rand`, ...) are lazy nodes: a constant, an
+iota or a random source, so fusion can generate them in registers. Random numbers
+come from Philox 4x32-10: a value depends only on (seed, the random op's sequence
+number, the element's index), so it is the same on every device and however the
+work is fused.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..ir import build as b
+from ..ir import dtypes as dt
+from ..ir.node import node
+from ..ir.ops import Op
+from .data import as_array, from_numpy_shared
+from .device import check_device
+from .tensor import Tensor, from_array, wrap_node
+
+__all__ = ["tensor", "as_tensor", "from_numpy", "zeros", "ones", "full", "empty", "eye",
+           "arange", "linspace", "rand", "randn", "randint", "zeros_like", "ones_like",
+           "full_like", "empty_like", "rand_like", "randn_like", "randint_like", "diag",
+           "manual_seed", "initial_seed", "seed", "scalar_tensor"]
+
+
+def _finish(t: Tensor, requires_grad: bool) -> Tensor:
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A new tensor holding a copy of `data` (scalars, nested lists, NumPy arrays, tensors).
+
+    >>> import ember as em
+    >>> em.tensor([[1, 2], [3, 4]])
+    tensor([[1, 2],
+            [3, 4]])
+    """
+    device = check_device(device)
+    if isinstance(data, Tensor):
+        data = data.detach()
+    arr, d = as_array(data, dt.to_dtype(dtype) if dtype is not None else None)
+    return _finish(from_array(arr, d, device), requires_grad)
+
+
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    if isinstance(data, Tensor) and (dtype is None or dt.to_dtype(dtype) is data.dtype):
+        return data
+    return tensor(data, dtype, device)
+
+
+def scalar_tensor(value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return tensor(value, dtype or dt.default_float(), device, requires_grad)
+
+
+def from_numpy(a: np.ndarray) -> Tensor:
+    """A tensor sharing memory with NumPy array `a` (writes to either are seen by both)."""
+    arr, d = from_numpy_shared(a)
+    return from_array(arr, d)
+
+
+def _size(size) -> tuple[int, ...]:
+    if len(size) == 1 and isinstance(size[0], (Sequence, np.ndarray)) and not isinstance(
+            size[0], str):
+        size = tuple(size[0])
+    out = []
+    for s in size:
+        if isinstance(s, Tensor):
+            s = int(s.item())
+        if not isinstance(s, (int, np.integer)) or isinstance(s, bool):
+            raise TypeError(f"size must be a sequence of ints, got {type(s).__name__} ({s!r})")
+        if s < 0:
+            raise RuntimeError(f"Trying to create tensor with negative dimension {s}: "
+                               f"{list(size)}")
+        out.append(int(s))
+    return tuple(out)
+
+
+def _lazy(n, device, requires_grad: bool) -> Tensor:
+    return _finish(wrap_node(n, check_device(device)), requires_grad)
+
+
+def full(size, fill_value, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A tensor of `size` filled with `fill_value` (dtype inferred from it by default)."""
+    d = dt.to_dtype(dtype) if dtype is not None else dt.scalar_dtype(fill_value)
+    return _lazy(b.full(fill_value, d, _size((size,) if isinstance(size, int) else (size,))),
+                 device, requires_grad)
+
+
+def _filled(value):
+    def make(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+        d = dt.to_dtype(dtype) if dtype is not None else dt.default_float()
+        return _lazy(b.full(value, d, _size(size)), device, requires_grad)
+    return make
+
+
+zeros = _filled(0)
+zeros.__name__, zeros.__doc__ = "zeros", "A tensor of zeros: `em.zeros(2, 3)`."
+ones = _filled(1)
+ones.__name__, ones.__doc__ = "ones", "A tensor of ones: `em.ones(2, 3)`."
+empty = _filled(0)
+empty.__name__, empty.__doc__ = "empty", "An uninitialised tensor (ember fills it with zeros)."
+
+
+def eye(n: int, m: int | None = None, *, dtype=None, device=None,
+        requires_grad: bool = False) -> Tensor:
+    """The identity matrix (n x m)."""
+    m = n if m is None else m
+    d = dt.to_dtype(dtype) if dtype is not None else dt.default_float()
+    rows = b.expand_to(b.reshape(node(Op.ARANGE, (), (0, 1), dt.int64, (n,)), (n, 1)), (n, m))
+    cols = b.expand_to(b.reshape(node(Op.ARANGE, (), (0, 1), dt.int64, (m,)), (1, m)), (n, m))
+    return _lazy(b.cast(node(Op.EQ, (rows, cols)), d), device, requires_grad)
+
+
+def arange(start, end=None, step=1, *, dtype=None, device=None,
+           requires_grad: bool = False) -> Tensor:
+    """Values start, start+step, ... < end (integers give int64, floats the default float)."""
+    if end is None:
+        start, end = 0, start
+    vals = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
+    start, end, step = vals
+    if step == 0:
+        raise RuntimeError("step must be nonzero")
+    if any(isinstance(v, float) and not math.isfinite(v) for v in vals):
+        raise RuntimeError("unsupported range: arange's bounds must be finite")
+    if (end - start) * step < 0:
+        raise RuntimeError(f"upper bound and larger bound inconsistent with step sign: "
+                           f"start={start}, end={end}, step={step}")
+    if dtype is not None:
+        d = dt.to_dtype(dtype)
+    else:
+        d = dt.default_float() if any(isinstance(v, float) for v in vals) else dt.int64
+    n = max(0, math.ceil((end - start) / step))
+    return _lazy(node(Op.ARANGE, (), (start, step), d, (n,)), device, requires_grad)
+
+
+def linspace(start, end, steps: int, *, dtype=None, device=None,
+             requires_grad: bool = False) -> Tensor:
+    """`steps` evenly spaced values from start to end inclusive (PyTorch's rounding)."""
+    if steps < 0:
+        raise RuntimeError("number of steps must be non-negative")
+    d = dt.to_dtype(dtype) if dtype is not None else dt.default_float()
+    i = np.arange(steps, dtype=np.float64)
+    step = (end - start) / (steps - 1) if steps > 1 else 0.0
+    half = steps // 2
+    vals = np.where(i < half, start + step * i, end - step * (steps - 1 - i))
+    if d is dt.bfloat16:
+        vals = dt.round_bf16(vals.astype(np.float32))
+    return _finish(from_array(vals.astype(d.np), d, check_device(device)), requires_grad)
+
+
+# -- random ---------------------------------------------------------------------
+
+_DEFAULT_SEED = 67280421310721
+_rng = {"seed": _DEFAULT_SEED, "next": 0}
+
+
+def manual_seed(seed: int):
+    """Seed the generator: the random numbers that follow are a function of the seed."""
+    seed = int(seed)
+    if seed < 0:
+        seed &= 0xFFFFFFFFFFFFFFFF
+    _rng["seed"] = seed
+    _rng["next"] = 0
+    return _rng["seed"]
+
+
+def initial_seed() -> int:
+    return _rng["seed"]
+
+
+def seed() -> int:
+    """Seed from the operating system's entropy; returns the seed."""
+    return manual_seed(int.from_bytes(np.random.default_rng().bytes(8), "little") >> 1)
+
+
+def _next_sequence() -> int:
+    seq = _rng["next"]
+    _rng["next"] = seq + 1
+    return seq
+
+
+def _float_dtype(dtype) -> dt.DType:
+    d = dt.to_dtype(dtype) if dtype is not None else dt.default_float()
+    if not d.is_floating_point:
+        raise RuntimeError(f"random floats need a floating point dtype, got {d}")
+    return d
+
+
+def _uniform(shape, d: dt.DType, stream: int = 0, seq: int | None = None):
+    seq = _next_sequence() if seq is None else seq
+    return node(Op.RAND, (), (_rng["seed"], seq, stream), d, shape)
+
+
+def rand(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Uniform random numbers in [0, 1)."""
+    d = _float_dtype(dtype)
+    return _lazy(_uniform(_size(size), d), device, requires_grad)
+
+
+def randn(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Standard normal random numbers (Box-Muller over two Philox streams)."""
+    d = _float_dtype(dtype)
+    shape = _size(size)
+    seq = _next_sequence()
+    work = dt.float64 if d is dt.float64 else dt.float32
+    u1 = _uniform(shape, work, 0, seq)
+    u2 = _uniform(shape, work, 1, seq)
+    r = node(Op.SQRT, (node(Op.MUL, (b.like(u1, -2.0),
+                                      node(Op.LOG, (node(Op.SUB, (b.like(u1, 1.0), u1)),)))),))
+    z = node(Op.MUL, (r, node(Op.COS, (node(Op.MUL, (b.like(u2, 2 * math.pi), u2)),))))
+    return _lazy(b.cast(z, d), device, requires_grad)
+
+
+def randint(low, high=None, size=None, *, dtype=None, device=None,
+            requires_grad: bool = False) -> Tensor:
+    """Uniform random integers in [low, high): `em.randint(10, (3,))`, `em.randint(2, 5, (3,))`."""
+    if size is None:
+        if high is None or not isinstance(high, (tuple, list)):
+            raise TypeError("randint() missing required argument 'size'")
+        low, high, size = 0, low, high
+    elif high is None:
+        low, high = 0, low
+    if high <= low:
+        raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} "
+                           f">= to={high}")
+    d = dt.to_dtype(dtype) if dtype is not None else dt.int64
+    shape = _size((size,) if isinstance(size, int) else (size,))
+    u = _uniform(shape, dt.float64)
+    v = node(Op.FLOOR, (node(Op.ADD, (b.like(u, low), node(Op.MUL, (u, b.like(u, high - low))))),))
+    return _lazy(b.cast(v, d), device, requires_grad)
+
+
+# -- *_like ---------------------------------------------------------------------------
+
+def _like_kwargs(input: Tensor, dtype, device, requires_grad: bool) -> dict:
+    return {"dtype": dtype or input.dtype, "device": device or input._storage.device,
+            "requires_grad": requires_grad}
+
+
+def zeros_like(input: Tensor, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Zeros with the shape (and by default dtype and device) of `input`."""
+    return zeros(tuple(input.shape), **_like_kwargs(input, dtype, device, requires_grad))
+
+
+def ones_like(input: Tensor, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return ones(tuple(input.shape), **_like_kwargs(input, dtype, device, requires_grad))
+
+
+def empty_like(input: Tensor, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return empty(tuple(input.shape), **_like_kwargs(input, dtype, device, requires_grad))
+
+
+def full_like(input: Tensor, fill_value, *, dtype=None, device=None,
+              requires_grad=False) -> Tensor:
+    return full(tuple(input.shape), fill_value,
+                **_like_kwargs(input, dtype, device, requires_grad))
+
+
+def rand_like(input: Tensor, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return rand(tuple(input.shape), **_like_kwargs(input, dtype, device, requires_grad))
+
+
+def randn_like(input: Tensor, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return randn(tuple(input.shape), **_like_kwargs(input, dtype, device, requires_grad))
+
+
+def randint_like(input: Tensor, low, high=None, *, dtype=None, device=None,
+                 requires_grad=False) -> Tensor:
+    if high is None:
+        low, high = 0, low
+    return randint(low, high, tuple(input.shape),
+                   **_like_kwargs(input, dtype, device, requires_grad))
+
+
+def diag(input: Tensor, diagonal: int = 0) -> Tensor:
+    """A 1-D input becomes a diagonal matrix; a 2-D input gives its diagonal (a copy)."""
+    if input.ndim == 1:
+        n = input.shape[0]
+        size = n + abs(diagonal)
+        rows = np.arange(n) + max(0, -diagonal)
+        cols = np.arange(n) + max(0, diagonal)
+        out = zeros(size, size, dtype=input.dtype, device=input._storage.device)
+        idx = from_array((rows * size + cols).astype(np.int64), dt.int64)
+        from .tensor import result
+        raw = input.node
+        flat = node(Op.SCATTER, (b.flat(out.node), idx.node, raw), 0)
+        return result(b.reshape(flat, (size, size)), (input,), "DiagEmbedBackward0", (raw,))
+    if input.ndim == 2:
+        return input.diagonal(diagonal).clone()
+    raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {input.ndim}D")

@@ -1,0 +1,431 @@
+"""Elementwise operations: promotion, broadcasting, arithmetic, comparisons.
+
+Every function here validates its operands, promotes them with PyTorch's rules
+(Python scalars weak), broadcasts them, builds primitive nodes and wraps the
+result with `result(...)`, which records the GradFn named after PyTorch's.
+Composite operations (sigmoid, relu, clamp, isfinite, ...) are a few nodes of
+primitives each, so autodiff and fusion see only primitives.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from ..ir import build as b
+from ..ir import dtypes as dt
+from ..ir.node import Node, node
+from ..ir.ops import Op
+from . import mode
+from .tensor import Tensor, result, wrap_node
+
+__all__ = [
+    "broadcast_shapes", "add", "sub", "mul", "multiply", "div", "divide", "true_divide",
+    "floor_divide", "remainder", "pow", "neg", "negative", "abs", "square", "sqrt", "rsqrt",
+    "exp", "exp2", "log", "log2", "log10", "log1p", "expm1", "sin", "cos", "tan", "tanh",
+    "sigmoid", "relu", "maximum", "minimum", "clamp", "clip", "where", "sign", "floor", "ceil",
+    "round", "trunc", "reciprocal", "eq", "ne", "lt", "le", "gt", "ge", "logical_and",
+    "logical_or", "logical_xor", "logical_not", "bitwise_and", "bitwise_or", "bitwise_xor",
+    "bitwise_not", "isnan", "isfinite", "isinf", "nan_to_num", "lerp", "as_operand",
+]
+
+
+def as_operand(x, what: str = "operand"):
+    """A Tensor or a Python number; anything else becomes a tensor or a TypeError."""
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, (bool, numbers.Number, np.bool_)) and not isinstance(x, complex):
+        if isinstance(x, np.generic):
+            return x.item()
+        return x
+    if isinstance(x, np.ndarray):
+        from .creation import tensor
+        return tensor(x)
+    raise TypeError(f"unsupported {what} of type {type(x).__name__}: expected a Tensor or a "
+                    "number")
+
+
+def broadcast_shapes(*shapes) -> tuple[int, ...]:
+    """The shape that `shapes` broadcast to, or PyTorch's error naming the dimension."""
+    shapes = [tuple(s) for s in shapes]
+    ndim = max((len(s) for s in shapes), default=0)
+    out = [1] * ndim
+    for s in shapes:
+        for i, size in enumerate(s):
+            j = ndim - len(s) + i
+            if size == out[j] or size == 1:
+                continue
+            if out[j] == 1:
+                out[j] = size
+                continue
+            other = next(t for t in shapes if len(t) >= ndim - j and t[j - ndim + len(t)] != 1)
+            raise RuntimeError(
+                f"The size of tensor a ({other[j - ndim + len(other)]}) must match the size of "
+                f"tensor b ({size}) at non-singleton dimension {j}: shapes {list(other)} and "
+                f"{list(s)} cannot be broadcast together")
+    return tuple(out)
+
+
+def _dtype_of(operands) -> dt.DType:
+    dims, zero, scalars = [], [], []
+    for x in operands:
+        if isinstance(x, Tensor):
+            (dims if x.ndim else zero).append(x.dtype)
+        else:
+            scalars.append(x)
+    return dt.result_type(dims, zero, scalars)
+
+
+def _check_device(tensors) -> str:
+    devices = {t._storage.device for t in tensors}
+    if len(devices) > 1:
+        raise RuntimeError("Expected all tensors to be on the same device, but found at least "
+                           f"two devices, {' and '.join(sorted(devices))}!")
+    return devices.pop() if devices else "cpu"
+
+
+def _operand(x, raw: Node | None, dtype: dt.DType, shape) -> Node:
+    if raw is None:
+        return b.full(x, dtype, shape)
+    return b.expand_to(b.cast(raw, dtype), shape)
+
+
+def _apply(op: Op, operands, name: str, *, compute: dt.DType | None = None,
+           out: dt.DType | None = None, build=None) -> Tensor:
+    """Promote, broadcast and combine `operands` with `op` (or a custom `build`)."""
+    operands = [as_operand(x) for x in operands]
+    tensors = tuple(x for x in operands if isinstance(x, Tensor))
+    device = _check_device(tensors)
+    dtype = compute or _dtype_of(operands)
+    shape = broadcast_shapes(*(x.shape for x in tensors))
+    raws = {id(t): t.node for t in tensors}
+    nodes = [_operand(x, raws.get(id(x)) if isinstance(x, Tensor) else None, dtype, shape)
+             for x in operands]
+    n = build(*nodes) if build is not None else node(op, tuple(nodes))
+    if out is not None:
+        n = b.cast(n, out)
+    return result(n, tensors, name, tuple(raws[id(t)] for t in tensors), device)
+
+
+def _float_dtype(operands) -> dt.DType:
+    d = _dtype_of([as_operand(x) for x in operands])
+    return d if d.is_floating_point else dt.default_float()
+
+
+def _no_bool(x, what: str) -> None:
+    if isinstance(x, Tensor) and x.dtype is dt.bool_:
+        raise RuntimeError(f"{what} on a bool tensor is not supported. If you are trying to "
+                           "invert a mask, use the `~` or `logical_not()` operator instead.")
+
+
+# -- arithmetic ---------------------------------------------------------------
+
+def add(input, other, *, alpha=1) -> Tensor:
+    """`input + alpha * other` with broadcasting and type promotion."""
+    if alpha != 1:
+        other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha
+    return _apply(Op.ADD, (input, other), "AddBackward0")
+
+
+def sub(input, other, *, alpha=1) -> Tensor:
+    """`input - alpha * other`."""
+    _no_bool(input, "Subtraction, the `-` operator,")
+    if alpha != 1:
+        other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha
+    name = "SubBackward0" if isinstance(as_operand(input), Tensor) else "RsubBackward1"
+    return _apply(Op.SUB, (input, other), name)
+
+
+def mul(input, other) -> Tensor:
+    return _apply(Op.MUL, (input, other), "MulBackward0")
+
+
+multiply = mul
+
+
+def div(input, other, *, rounding_mode=None) -> Tensor:
+    """True division (integers give floats), or rounded with `rounding_mode`."""
+    if rounding_mode is None:
+        return _apply(Op.DIV, (input, other), "DivBackward0",
+                      compute=_float_dtype((input, other)))
+    if rounding_mode == "floor":
+        return floor_divide(input, other)
+    if rounding_mode == "trunc":
+        d = _dtype_of([as_operand(input), as_operand(other)])
+        if d.is_floating_point:
+            return _apply(Op.DIV, (input, other), "DivBackward1",
+                          build=lambda x, y: node(Op.TRUNC, (node(Op.DIV, (x, y)),)))
+        return _apply(Op.DIV, (input, other), "DivBackward1", compute=dt.float64,
+                      out=d, build=lambda x, y: node(Op.TRUNC, (node(Op.DIV, (x, y)),)))
+    raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but "
+                     f"found '{rounding_mode}'")
+
+
+divide = true_divide = div
+
+
+def floor_divide(input, other) -> Tensor:
+    return _apply(Op.FLOORDIV, (input, other), "FloorDivideBackward0")
+
+
+def remainder(input, other) -> Tensor:
+    return _apply(Op.MOD, (input, other), "RemainderBackward0")
+
+
+def pow(input, exponent) -> Tensor:
+    """`input ** exponent`; integer tensors to negative integer powers are an error."""
+    base_t, exp_t = as_operand(input), as_operand(exponent)
+    if isinstance(base_t, Tensor) and base_t.dtype.is_integer and isinstance(exp_t, int) \
+            and not isinstance(exp_t, bool) and exp_t < 0:
+        raise RuntimeError("Integers to negative integer powers are not allowed.")
+    if isinstance(base_t, Tensor):
+        name = "PowBackward1" if isinstance(exp_t, Tensor) else "PowBackward0"
+    else:
+        name = "PowBackward2"
+    return _apply(Op.POW, (base_t, exp_t), name)
+
+
+def neg(input) -> Tensor:
+    _no_bool(input, "Negation, the `-` operator,")
+    return _apply(Op.NEG, (input,), "NegBackward0")
+
+
+negative = neg
+
+
+def abs(input) -> Tensor:
+    return _apply(Op.ABS, (input,), "AbsBackward0")
+
+
+def square(input) -> Tensor:
+    return _apply(Op.MUL, (input,), "PowBackward0", build=lambda x: node(Op.MUL, (x, x)))
+
+
+def _float_unary(op: Op, name: str, build=None):
+    def fn(input) -> Tensor:
+        x = as_operand(input)
+        return _apply(op, (x,), name, compute=_float_dtype((x,)), build=build)
+    fn.__name__ = name.replace("Backward0", "").lower()
+    fn.__doc__ = f"Elementwise {fn.__name__} (integer inputs give the default float dtype)."
+    return fn
+
+
+sqrt = _float_unary(Op.SQRT, "SqrtBackward0")
+rsqrt = _float_unary(Op.SQRT, "RsqrtBackward0",
+                     build=lambda x: node(Op.RECIP, (node(Op.SQRT, (x,)),)))
+exp = _float_unary(Op.EXP, "ExpBackward0")
+exp2 = _float_unary(Op.EXP, "Exp2Backward0",
+                    build=lambda x: node(Op.EXP, (node(Op.MUL, (x, b.like(x, math.log(2)))),)))
+log = _float_unary(Op.LOG, "LogBackward0")
+log2 = _float_unary(Op.LOG, "Log2Backward0",
+                    build=lambda x: node(Op.DIV, (node(Op.LOG, (x,)), b.like(x, math.log(2)))))
+log10 = _float_unary(Op.LOG, "Log10Backward0",
+                     build=lambda x: node(Op.DIV, (node(Op.LOG, (x,)),
+                                                   b.like(x, math.log(10)))))
+log1p = _float_unary(Op.LOG1P, "Log1PBackward0")
+expm1 = _float_unary(Op.EXPM1, "Expm1Backward0")
+sin = _float_unary(Op.SIN, "SinBackward0")
+cos = _float_unary(Op.COS, "CosBackward0")
+tan = _float_unary(Op.TAN, "TanBackward0")
+tanh = _float_unary(Op.TANH, "TanhBackward0")
+reciprocal = _float_unary(Op.RECIP, "ReciprocalBackward0")
+sigmoid = _float_unary(Op.EXP, "SigmoidBackward0", build=lambda x: node(Op.RECIP, (
+    node(Op.ADD, (b.like(x, 1), node(Op.EXP, (node(Op.NEG, (x,)),)))),)))
+
+
+def relu(input) -> Tensor:
+    """max(input, 0); the gradient at 0 is 0, NaN stays NaN."""
+    return _apply(Op.WHERE, (input,), "ReluBackward0",
+                  build=lambda x: b.where(node(Op.LE, (x, b.like(x, 0))), b.like(x, 0), x))
+
+
+def _rounding(op: Op, name: str):
+    def fn(input) -> Tensor:
+        x = as_operand(input)
+        if isinstance(x, Tensor) and not x.dtype.is_floating_point:
+            return x.clone()
+        return _apply(op, (x,), name)
+    fn.__name__ = name.replace("Backward0", "").lower()
+    return fn
+
+
+floor = _rounding(Op.FLOOR, "FloorBackward0")
+ceil = _rounding(Op.CEIL, "CeilBackward0")
+trunc = _rounding(Op.TRUNC, "TruncBackward0")
+_round0 = _rounding(Op.ROUND, "RoundBackward0")
+
+
+def round(input, *, decimals: int = 0) -> Tensor:
+    """Round half to even, to `decimals` decimal places."""
+    if decimals == 0:
+        return _round0(input)
+    scale = 10.0 ** decimals
+    return _apply(Op.ROUND, (input,), "RoundBackward1", build=lambda x: node(Op.DIV, (
+        node(Op.ROUND, (node(Op.MUL, (x, b.like(x, scale))),)), b.like(x, scale))))
+
+
+def sign(input) -> Tensor:
+    return _apply(Op.SIGN, (input,), "SignBackward0")
+
+
+def maximum(input, other) -> Tensor:
+    return _apply(Op.MAX, (input, other), "MaximumBackward0")
+
+
+def minimum(input, other) -> Tensor:
+    return _apply(Op.MIN, (input, other), "MinimumBackward0")
+
+
+def clamp(input, min=None, max=None) -> Tensor:
+    """Clamp into [min, max]; the gradient flows where min <= input <= max."""
+    if min is None and max is None:
+        raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    operands = [input] + [v for v in (min, max) if v is not None]
+
+    def build(x, *bounds):
+        lo = bounds[0] if min is not None else None
+        hi = bounds[-1] if max is not None else None
+        if lo is not None:
+            x = b.where(node(Op.LT, (x, lo)), lo, x)
+        if hi is not None:
+            x = b.where(node(Op.LT, (hi, x)), hi, x)
+        return x
+    return _apply(Op.WHERE, operands, "ClampBackward1", build=build)
+
+
+clip = clamp
+
+
+def where(condition, input=None, other=None) -> Tensor:
+    """`input` where condition holds, else `other` (broadcast together)."""
+    if input is None and other is None:
+        from .indexing import nonzero
+        return nonzero(condition, as_tuple=True)
+    cond = as_operand(condition, "condition")
+    if not isinstance(cond, Tensor) or cond.dtype is not dt.bool_:
+        got = cond.dtype if isinstance(cond, Tensor) else type(cond).__name__
+        raise RuntimeError(f"where expected condition to be a boolean tensor, but got a "
+                           f"tensor with dtype {got}")
+    x, y = as_operand(input), as_operand(other)
+    dtype = _dtype_of([x, y])
+    tensors = tuple(t for t in (cond, x, y) if isinstance(t, Tensor))
+    device = _check_device(tensors)
+    shape = broadcast_shapes(*(t.shape for t in tensors))
+    raws = {id(t): t.node for t in tensors}
+    c = b.expand_to(raws[id(cond)], shape)
+    nx = _operand(x, raws.get(id(x)) if isinstance(x, Tensor) else None, dtype, shape)
+    ny = _operand(y, raws.get(id(y)) if isinstance(y, Tensor) else None, dtype, shape)
+    return result(b.where(c, nx, ny), tensors, "WhereBackward0",
+                  tuple(raws[id(t)] for t in tensors), device)
+
+
+def lerp(input, end, weight) -> Tensor:
+    return add(input, mul(weight, sub(end, input)))
+
+
+# -- comparisons and logic --------------------------------------------------------
+
+def _compare(op: Op, name: str, swap: bool = False):
+    def fn(input, other) -> Tensor:
+        operands = (other, input) if swap else (input, other)
+        return _apply(op, operands, name, out=dt.bool_)
+    fn.__name__ = name
+    fn.__doc__ = f"Elementwise `{name}` comparison (broadcast, promoted), a bool tensor."
+    return fn
+
+
+eq = _compare(Op.EQ, "eq")
+ne = _compare(Op.NE, "ne")
+lt = _compare(Op.LT, "lt")
+le = _compare(Op.LE, "le")
+gt = _compare(Op.LT, "gt", swap=True)
+ge = _compare(Op.LE, "ge", swap=True)
+
+
+def _as_bool(x: Node) -> Node:
+    return x if x.dtype is dt.bool_ else node(Op.NE, (x, b.like(x, 0)))
+
+
+def _logical(op: Op, name: str):
+    def fn(input, other) -> Tensor:
+        return _apply(op, (input, other), name, out=dt.bool_,
+                      build=lambda x, y: node(op, (_as_bool(x), _as_bool(y))))
+    fn.__name__ = name
+    return fn
+
+
+logical_and = _logical(Op.AND, "logical_and")
+logical_or = _logical(Op.OR, "logical_or")
+logical_xor = _logical(Op.XOR, "logical_xor")
+
+
+def logical_not(input) -> Tensor:
+    return _apply(Op.NOT, (input,), "logical_not", out=dt.bool_,
+                  build=lambda x: node(Op.NOT, (_as_bool(x),)))
+
+
+def _bitwise(op: Op, name: str):
+    def fn(input, other=None) -> Tensor:
+        operands = [as_operand(x) for x in ((input,) if op is Op.NOT else (input, other))]
+        for x in operands:
+            d = x.dtype if isinstance(x, Tensor) else dt.scalar_dtype(x)
+            if d.is_floating_point:
+                raise RuntimeError(f"{name} is only supported for integer and bool tensors, "
+                                   f"got {d}")
+        return _apply(op, operands, name)
+    fn.__name__ = name
+    return fn
+
+
+bitwise_and = _bitwise(Op.AND, "bitwise_and")
+bitwise_or = _bitwise(Op.OR, "bitwise_or")
+bitwise_xor = _bitwise(Op.XOR, "bitwise_xor")
+bitwise_not = _bitwise(Op.NOT, "bitwise_not")
+
+
+def isnan(input) -> Tensor:
+    x = as_operand(input)
+    if not x.dtype.is_floating_point:
+        return wrap_node(b.zeros(dt.bool_, tuple(x.shape)))
+    return _apply(Op.NE, (x,), "isnan", out=dt.bool_, build=lambda n: node(Op.NE, (n, n)))
+
+
+def isfinite(input) -> Tensor:
+    x = as_operand(input)
+    if not x.dtype.is_floating_point:
+        return wrap_node(b.ones(dt.bool_, tuple(x.shape)))
+    return _apply(Op.EQ, (x,), "isfinite", out=dt.bool_, build=lambda n: node(
+        Op.EQ, (node(Op.SUB, (n, n)), b.like(n, 0))))
+
+
+def isinf(input) -> Tensor:
+    x = as_operand(input)
+    if not x.dtype.is_floating_point:
+        return wrap_node(b.zeros(dt.bool_, tuple(x.shape)))
+    return _apply(Op.EQ, (x,), "isinf", out=dt.bool_, build=lambda n: node(
+        Op.EQ, (node(Op.ABS, (n,)), b.like(n, math.inf))))
+
+
+def nan_to_num(input, nan: float = 0.0, posinf: float | None = None,
+               neginf: float | None = None) -> Tensor:
+    """Replace NaN, +inf and -inf by finite numbers (the dtype's extremes by default)."""
+    x = as_operand(input)
+    if not x.dtype.is_floating_point:
+        return x.clone()
+    info = np.finfo(x.dtype.np if x.dtype is not dt.bfloat16 else np.float32)
+    hi = float(info.max) if posinf is None else posinf
+    lo = float(info.min) if neginf is None else neginf
+    if x.dtype is dt.bfloat16 and posinf is None:
+        hi, lo = 3.3895313892515355e38, -3.3895313892515355e38
+
+    def build(n):
+        n2 = b.where(node(Op.NE, (n, n)), b.like(n, nan), n)
+        n2 = b.where(node(Op.EQ, (n, b.like(n, math.inf))), b.like(n, hi), n2)
+        return b.where(node(Op.EQ, (n, b.like(n, -math.inf))), b.like(n, lo), n2)
+    return _apply(Op.WHERE, (x,), "NanToNumBackward0", build=build)
+
+
+def _grad_mode_enabled() -> bool:  # pragma: no cover - kept for symmetry with mode
+    return mode.is_grad_enabled()

@@ -1,0 +1,269 @@
+"""Indexing (`t[idx]`), assignment (`t[idx] = v`) and gathers.
+
+Basic indices (ints, slices with positive steps, `...`, `None`) give views on
+the same storage. Integer tensors, lists and boolean masks are advanced indices
+with NumPy's and PyTorch's placement rules; they gather with the TAKE primitive
+(a boolean mask is turned into integer indices, which needs the mask's value).
+Assignment is an in-place write: basic targets write a view, advanced targets
+scatter into the tensor.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import build as b
+from ..ir import dtypes as dt
+from ..ir.node import Node, node
+from ..ir.ops import Op
+from .tensor import Tensor, from_array, result, wrap_node
+
+__all__ = ["getitem", "setitem", "take_along", "nonzero", "index_select", "masked_fill",
+           "gather", "linear_index"]
+
+
+def _to_index_tensor(obj) -> Tensor:
+    from .creation import tensor
+    t = obj if isinstance(obj, Tensor) else tensor(np.asarray(obj) if not isinstance(
+        obj, (list, tuple)) else obj)
+    if t.dtype.is_floating_point:
+        raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
+    return t
+
+
+def _expand_index(idx, ndim: int) -> list:
+    """Normalise idx into a list of items with the ellipsis expanded."""
+    if not isinstance(idx, tuple):
+        idx = (idx,)
+    items = []
+    for it in idx:
+        if isinstance(it, (list, np.ndarray)) or (isinstance(it, Tensor)):
+            it = _to_index_tensor(it)
+        elif isinstance(it, (bool, np.bool_)):
+            it = _to_index_tensor([bool(it)])
+            items.append(("newaxis_mask", it))
+            continue
+        elif isinstance(it, np.integer):
+            it = int(it)
+        elif not (it is None or it is Ellipsis or isinstance(it, (int, slice))):
+            raise IndexError(f"only integers, slices (`:`), ellipsis (`...`), None and long or "
+                             f"byte Variables are valid indices (got {type(it).__name__})")
+        items.append(it)
+    used = sum(1 for it in items if isinstance(it, (int, slice))) + sum(
+        it.ndim if it.dtype is dt.bool_ else 1 for it in items if isinstance(it, Tensor))
+    ell = [i for i, it in enumerate(items) if it is Ellipsis]
+    if len(ell) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    if used > ndim:
+        raise IndexError(f"too many indices for tensor of dimension {ndim}")
+    fill = [slice(None)] * (ndim - used)
+    if ell:
+        items[ell[0]:ell[0] + 1] = fill
+    else:
+        items += fill
+    return items
+
+
+def _basic(x: Tensor, items: list):
+    """Apply ints, slices and None; advanced items are kept as full dims.
+
+    Returns (view tensor, [(output dim, index tensor), ...]).
+    """
+    from .shape import select, slice_dim, unsqueeze
+    out = x
+    dim = 0
+    advanced = []
+    for it in items:
+        if it is None:
+            out = unsqueeze(out, dim)
+            dim += 1
+        elif isinstance(it, tuple) and it[0] == "newaxis_mask":
+            out = unsqueeze(out, dim)
+            advanced.append((dim, it[1]))
+            dim += 1
+        elif isinstance(it, int):
+            size = out.shape[dim]
+            if not -size <= it < size:
+                raise IndexError(f"index {it} is out of bounds for dimension {dim} with size "
+                                 f"{size}")
+            out = select(out, dim, it)
+        elif isinstance(it, slice):
+            start, stop, step = it.start, it.stop, it.step
+            if step is not None and step <= 0:
+                raise ValueError("step must be greater than zero")
+            start, stop, step = slice(start, stop, step).indices(out.shape[dim])
+            stop = max(stop, start)
+            if (start, stop, step) != (0, out.shape[dim], 1):
+                out = slice_dim(out, dim, start, stop, step)
+            dim += 1
+        else:  # an index tensor
+            if it.dtype is dt.bool_:
+                for k in range(it.ndim):
+                    if it.shape[k] != out.shape[dim + k]:
+                        raise IndexError(
+                            f"The shape of the mask {list(it.shape)} at index {k} does not "
+                            f"match the shape of the indexed tensor {list(out.shape)} at "
+                            f"index {dim + k}")
+                for k, coords in enumerate(np.nonzero(np.asarray(it.numpy()))):
+                    advanced.append((dim + k, from_array(coords.astype(np.int64), dt.int64)))
+                dim += it.ndim
+            else:
+                advanced.append((dim, it))
+                dim += 1
+    return out, advanced
+
+
+def linear_index(idx_nodes: list[Node], sizes: list[int], shape) -> Node:
+    """Row-major linear index of (i0, i1, ...) into dims of `sizes` (negatives wrap)."""
+    total = None
+    for i, size in zip(idx_nodes, sizes):
+        i = b.expand_to(b.cast(i, dt.int64), shape)
+        i = b.where(node(Op.LT, (i, b.like(i, 0))), node(Op.ADD, (i, b.like(i, size))), i)
+        total = i if total is None else node(Op.ADD, (node(Op.MUL, (total, b.like(i, size))),
+                                                      i))
+    return total
+
+
+def _advanced(v: Tensor, advanced):
+    """Gather `v` at the advanced indices; returns (node, index tensors)."""
+    from .elementwise import broadcast_shapes
+    dims = [d for d, _ in advanced]
+    idx_tensors = [t for _, t in advanced]
+    try:
+        bshape = broadcast_shapes(*(t.shape for t in idx_tensors))
+    except RuntimeError:
+        shapes = ", ".join(str(list(t.shape)) for t in idx_tensors)
+        raise IndexError(f"shape mismatch: indexing tensors could not be broadcast together "
+                         f"with shapes {shapes}") from None
+    adjacent = dims == list(range(dims[0], dims[0] + len(dims)))
+    raw = v.node
+    x = raw
+    if not adjacent:
+        rest = [i for i in range(v.ndim) if i not in dims]
+        x = b.permute(x, dims + rest)
+        dims = list(range(len(dims)))
+    p = dims[0]
+    k = len(dims)
+    sizes = [x.shape[d] for d in dims]
+    merged = b.reshape(x, x.shape[:p] + (int(np.prod(sizes)),) + x.shape[p + k:])
+    lin = linear_index([t.node for t in idx_tensors], sizes, bshape)
+    # NOTE: bounds are checked per index dim here, since merged dims would hide them.
+    return node(Op.TAKE, (merged, _checked(lin, idx_tensors, sizes, bshape)), p), idx_tensors
+
+
+def _checked(lin: Node, idx_tensors, sizes, shape) -> Node:
+    for t, size in zip(idx_tensors, sizes):
+        if t._storage.is_realized and t.numel():
+            a = np.asarray(t.numpy())
+            bad = (a < -size) | (a >= size)
+            if bad.any():
+                raise IndexError(f"index {int(a[bad].flat[0])} is out of bounds for dimension "
+                                 f"with size {size}")
+    return lin
+
+
+def getitem(x: Tensor, idx) -> Tensor:
+    items = _expand_index(idx, x.ndim)
+    v, advanced = _basic(x, items)
+    if not advanced:
+        return v
+    n, idx_tensors = _advanced(v, advanced)
+    return result(n, (v,), "IndexBackward0", (v.node,))
+
+
+def setitem(x: Tensor, idx, value) -> None:
+    from .elementwise import as_operand
+    from .inplace import inplace_node
+    items = _expand_index(idx, x.ndim)
+    value = as_operand(value, "value")
+    v, advanced = _basic(x, items)
+    if not advanced:
+        from .inplace import copy_
+        copy_(v, value)
+        return
+    # Scatter into x at the linear (row-major) positions of the selected elements.
+    iota = wrap_node(b.reshape(node(Op.ARANGE, (), (0, 1), dt.int64, (x.numel(),)),
+                               tuple(x.shape)))
+    positions = getitem(iota, idx)
+    target_shape = tuple(positions.shape)
+    pos = b.flat(positions.node)
+
+    def build(old: Node, *vals: Node) -> Node:
+        if vals:
+            src = b.expand_to(b.cast(vals[0], old.dtype), target_shape)
+        else:
+            src = b.full(value, old.dtype, target_shape)
+        return b.reshape(node(Op.SCATTER, (b.flat(old), pos, b.flat(src)), 0), old.shape)
+    _check_broadcast(value, target_shape)
+    inplace_node(x, build, (value,) if isinstance(value, Tensor) else (), "IndexPutBackward0")
+
+
+def _check_broadcast(value, shape) -> None:
+    if isinstance(value, Tensor):
+        from .elementwise import broadcast_shapes
+        try:
+            out = broadcast_shapes(tuple(value.shape), shape)
+        except RuntimeError:
+            out = None
+        if out != tuple(shape):
+            raise RuntimeError(f"shape mismatch: value tensor of shape {list(value.shape)} "
+                               f"cannot be broadcast to indexing result of shape {list(shape)}")
+
+
+def take_along(x: Tensor, indices: Tensor, dim: int) -> Tensor:
+    """`out[..., j, ...] = x[..., indices[..., j, ...], ...]` along dim (torch.gather)."""
+    from .elementwise import broadcast_shapes
+    from .tensor import _dim
+    d = _dim(dim, x.ndim)
+    if indices.ndim != x.ndim:
+        raise RuntimeError("Index tensor must have the same number of dimensions as input "
+                           "tensor")
+    shape = list(broadcast_shapes(tuple(x.shape[:d]) + (1,) + tuple(x.shape[d + 1:]),
+                                  tuple(indices.shape)))
+    raw = x.node
+    xs = b.expand_to(raw, tuple(shape[:d]) + (x.shape[d],) + tuple(shape[d + 1:]))
+    out_shape = tuple(shape)
+    # the flat position of each gathered element in the (expanded, contiguous) source
+    coords = []
+    for i, size in enumerate(out_shape):
+        if i == d:
+            coords.append(indices.node)
+        else:
+            r = node(Op.ARANGE, (), (0, 1), dt.int64, (size,))
+            coords.append(b.reshape(r, tuple(size if j == i else 1 for j in range(len(shape)))))
+    sizes = list(xs.shape)
+    lin = linear_index(coords, sizes, out_shape)
+    n = node(Op.TAKE, (b.flat(xs), b.flat(lin)), 0)
+    return result(b.reshape(n, out_shape), (x,), "GatherBackward0", (raw,))
+
+
+def gather(input: Tensor, dim: int, index: Tensor) -> Tensor:
+    """`torch.gather`."""
+    return take_along(input, index, dim)
+
+
+def index_select(input: Tensor, dim: int, index: Tensor) -> Tensor:
+    from .tensor import _dim
+    d = _dim(dim, input.ndim)
+    if index.ndim > 1:
+        raise IndexError("index_select(): Index is supposed to be a vector")
+    items = [slice(None)] * d + [index.reshape(-1)]
+    out = getitem(input, tuple(items))
+    if out._grad_fn is not None:
+        out._grad_fn._name = "IndexSelectBackward0"
+    return out
+
+
+def nonzero(input: Tensor, *, as_tuple: bool = False):
+    """Indices of nonzero elements (needs the value: it computes it)."""
+    a = np.asarray(input.detach().numpy())
+    coords = np.nonzero(a) if a.ndim else np.nonzero(a.reshape(1))
+    if as_tuple:
+        return tuple(from_array(c.astype(np.int64), dt.int64) for c in coords)
+    return from_array(np.stack(coords, axis=1).astype(np.int64) if coords else
+                      np.zeros((0, 0), np.int64), dt.int64)
+
+
+def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
+    from .elementwise import where
+    return where(mask, value, input)

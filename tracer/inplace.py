@@ -1,0 +1,149 @@
+"""In-place operations, functionalised on the storage.
+
+`x.add_(y)` computes the new value of x's elements as a node and writes it into
+x's storage (a WRITE node over the old value), bumping the storage's version, so
+every view of that storage sees the change and no data is copied where PyTorch
+would not copy. Autograd follows PyTorch: in-place on a leaf that requires grad
+(or a view of one) is an error while grad is enabled; in-place on a view of a
+tensor that requires grad rewrites the base's history (CopySlices) and the
+views' histories are rebuilt from it on demand.
+"""
+
+from __future__ import annotations
+
+from ..ir import build as b
+from ..ir.node import Node
+from ..runtime.config import options
+from . import mode
+from .storage import realize_storages
+from .tensor import Tensor, wrap_node
+
+__all__ = ["inplace_node", "inplace_op", "copy_", "zero_", "fill_", "INPLACE_METHODS"]
+
+
+def _check(x: Tensor, others) -> bool:
+    """Validate an in-place write on x; True when autograd must record it."""
+    if not mode._grad_enabled[0]:
+        return False
+    if x._requires_grad and x._grad_fn is None:
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
+                           "operation.")
+    base = x._base
+    if base is not None and base._requires_grad and base._grad_fn is None:
+        raise RuntimeError("a view of a leaf Variable that requires grad is being used in an "
+                           "in-place operation.")
+    return x._requires_grad or (base is not None and base._requires_grad) or any(
+        o._requires_grad for o in others)
+
+
+def _base_flat(base: Tensor, base_node: Node) -> Node:
+    if base._view.is_full(base._storage.numel):
+        return b.flat(base_node)
+    return b.write(b.zeros(base.dtype, (base._storage.numel,)), base_node, base._view)
+
+
+def inplace_node(x: Tensor, build, others: tuple = (), name: str = "CopySlices") -> Tensor:
+    """Write `build(x_old_node, *other_nodes)` (x's shape) into x's elements."""
+    if x._view.has_overlap():
+        raise RuntimeError("unsupported operation: more than one element of the written-to "
+                           "tensor refers to a single memory location. Please clone() the "
+                           "tensor before performing the operation.")
+    records = _check(x, others)
+    storage = x._storage
+    other_nodes = tuple(o.node for o in others)
+    base = x._base
+    from .autograd import record
+    if records and base is not None:
+        base_node = base.node
+        flat_old = _base_flat(base, base_node)
+        x_old = b.as_strided(flat_old, x._view)
+        new_flat = b.write(flat_old, build(x_old, *other_nodes), x._view)
+        storage.write(new_flat)
+        base._node = b.as_strided(new_flat, base._view)
+        base._node_src = new_flat
+        record(base, "CopySlices", (base,) + tuple(others), (base_node,) + other_nodes)
+        base._grad_fn.saved = ((storage, None, ""),) + base._grad_fn.saved[1:]
+        x._fn_version = -1  # the view's history is rebuilt from the base on demand
+    else:
+        x_old = x.node
+        new_value = build(x_old, *other_nodes)
+        storage.write(b.write(storage.node, new_value, x._view))
+        if records:
+            x._node = new_value
+            x._node_src = storage.node
+            record(x, name, (x,) + tuple(others), (x_old,) + other_nodes)
+            x._grad_fn.saved = ((storage, None, ""),) + x._grad_fn.saved[1:]
+    if options.eager:
+        realize_storages([storage])
+    return x
+
+
+def inplace_op(x: Tensor, fn, *args, name: str | None = None, **kwargs) -> Tensor:
+    """Apply the out-of-place `fn(x, *args)` and write its result into x."""
+    others = tuple(a for a in args if isinstance(a, Tensor))
+
+    def build(x_old: Node, *other_nodes: Node) -> Node:
+        with mode.no_grad():
+            prev, options.eager = options.eager, False
+            try:
+                it = iter(other_nodes)
+                temp_args = [wrap_node(next(it)) if isinstance(a, Tensor) else a for a in args]
+                out = fn(wrap_node(x_old), *temp_args, **kwargs)
+            finally:
+                options.eager = prev
+        if tuple(out.shape) != tuple(x.shape):
+            raise RuntimeError(f"output with shape {list(x.shape)} doesn't match the broadcast "
+                               f"shape {list(out.shape)}")
+        if out.dtype.category > x.dtype.category:
+            raise RuntimeError(f"result type {out.dtype.name.capitalize()} can't be cast to the "
+                               f"desired output type {x.dtype.name.capitalize()}")
+        return b.cast(out.node, x.dtype)
+    return inplace_node(x, build, others,
+                        name or fn.__name__.capitalize().rstrip("_") + "Backward0")
+
+
+def copy_(x: Tensor, src) -> Tensor:
+    """Copy src (broadcast, cast to x's dtype) into x's elements."""
+    from .elementwise import as_operand, broadcast_shapes
+    src = as_operand(src, "source")
+    if isinstance(src, Tensor):
+        shape = broadcast_shapes(tuple(src.shape), tuple(x.shape))
+        if shape != tuple(x.shape):
+            raise RuntimeError(f"output with shape {list(x.shape)} doesn't match the broadcast "
+                               f"shape {list(shape)}")
+        return inplace_node(x, lambda old, s: b.expand_to(b.cast(s, x.dtype), tuple(x.shape)),
+                            (src,), "CopyBackwards")
+    return fill_(x, src)
+
+
+def fill_(x: Tensor, value) -> Tensor:
+    if isinstance(value, Tensor):
+        if value.ndim:
+            raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor "
+                               f"with {value.ndim} dimensions.")
+        return copy_(x, value)
+    return inplace_node(x, lambda old: b.full(value, x.dtype, tuple(x.shape)), (),
+                        "FillBackward0")
+
+
+def zero_(x: Tensor) -> Tensor:
+    return inplace_node(x, lambda old: b.zeros(x.dtype, tuple(x.shape)), (), "ZeroBackward0")
+
+
+def _make_inplace(fn_name: str, module):
+    fn = getattr(module, fn_name)
+
+    def method(self, *args, **kwargs):
+        return inplace_op(self, fn, *args, **kwargs)
+    method.__name__ = fn_name + "_"
+    method.__doc__ = f"In-place `{fn_name}`: writes the result into this tensor; returns it."
+    return method
+
+
+INPLACE_METHODS = ["add", "sub", "mul", "div", "pow", "neg", "abs", "sqrt", "rsqrt", "exp",
+                   "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "sigmoid", "relu",
+                   "clamp", "clip", "floor", "ceil", "round", "trunc", "reciprocal", "sign",
+                   "square", "remainder", "floor_divide", "maximum", "minimum", "lerp",
+                   "nan_to_num", "logical_not", "bitwise_not", "bitwise_and", "bitwise_or",
+                   "bitwise_xor", "masked_fill", "multiply", "divide", "negative", "exp2",
+                   "log2", "log10"]

@@ -1,0 +1,469 @@
+"""Shape and movement operations, and linear algebra.
+
+View operations (view, permute, transpose, expand, squeeze, unsqueeze, narrow,
+select, diagonal...) return tensors on the same storage with PyTorch's strides;
+`reshape` returns a view when the strides allow and a copy otherwise. cat,
+stack, split, chunk and flip build new values.
+"""
+
+from __future__ import annotations
+
+from math import prod
+
+from ..ir import build as b
+from ..ir import dtypes as dt
+from ..ir.node import Node, node
+from ..ir.ops import Op
+from ..ir.view import View
+from . import mode
+from .tensor import Tensor, _dim, _new, result
+
+__all__ = ["view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "permute",
+           "transpose", "swapaxes", "t", "expand", "expand_as", "broadcast_to", "contiguous",
+           "cat", "concat", "stack", "split", "chunk", "flip", "narrow", "select", "movedim",
+           "view_as", "reshape_as", "matmul", "mm", "bmm", "dot", "mv", "outer", "diagonal",
+           "unbind", "tile", "repeat"]
+
+
+def make_view(x: Tensor, new_view: View, n: Node, name: str) -> Tensor:
+    """A tensor on x's storage read through `new_view`, whose value is node `n`."""
+    out = _new(x._storage, new_view, x.dtype, x._base if x._base is not None else x)
+    out._node = n
+    out._node_src = x._storage.node
+    if x._requires_grad and mode._grad_enabled[0]:
+        from .autograd import record
+        record(out, name, (x,), (x.node,))  # n was built from x.node
+    return out
+
+
+def _shape_arg(shape) -> tuple:
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return tuple(int(s) for s in shape)
+
+
+def _infer_size(shape: tuple, numel: int) -> tuple:
+    shape = list(shape)
+    holes = [i for i, s in enumerate(shape) if s == -1]
+    if len(holes) > 1:
+        raise RuntimeError("only one dimension can be inferred")
+    for s in shape:
+        if s < -1:
+            raise RuntimeError(f"invalid shape dimension {s}")
+    known = prod(s for s in shape if s != -1)
+    if holes:
+        if known == 0 or numel % known:
+            raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
+        shape[holes[0]] = numel // known
+    elif known != numel:
+        raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
+    return tuple(shape)
+
+
+def view(x: Tensor, *shape) -> Tensor:
+    """The same data with another shape; raises when the strides cannot express it."""
+    if len(shape) == 1 and isinstance(shape[0], (dt.DType, str)):
+        raise NotImplementedError("view(dtype) reinterpretation is not supported")
+    shape = _infer_size(_shape_arg(shape), x.numel())
+    v = x._view.reshape(shape)
+    if v is None:
+        raise RuntimeError(
+            f"view size is not compatible with input tensor's size and stride (at least one "
+            f"dimension spans across two contiguous subspaces): input of shape "
+            f"{list(x.shape)} with strides {list(x.stride())} cannot be viewed as "
+            f"{list(shape)}. Use .reshape(...) instead.")
+    return make_view(x, v, b.reshape(x.node, shape), "ViewBackward0")
+
+
+def reshape(x: Tensor, *shape) -> Tensor:
+    """A view when the strides allow, else a contiguous copy (as PyTorch's reshape)."""
+    shape = _infer_size(_shape_arg(shape), x.numel())
+    v = x._view.reshape(shape)
+    if v is not None:
+        return make_view(x, v, b.reshape(x.node, shape), "ViewBackward0")
+    raw = x.node
+    return result(b.reshape(raw, shape), (x,), "UnsafeViewBackward0", (raw,))
+
+
+def view_as(x: Tensor, other: Tensor) -> Tensor:
+    return view(x, tuple(other.shape))
+
+
+def reshape_as(x: Tensor, other: Tensor) -> Tensor:
+    return reshape(x, tuple(other.shape))
+
+
+def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    if x.ndim == 0:
+        return reshape(x, 1)
+    s, e = _dim(start_dim, x.ndim), _dim(end_dim, x.ndim)
+    if s > e:
+        raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
+    shape = tuple(x.shape[:s]) + (prod(x.shape[s:e + 1]),) + tuple(x.shape[e + 1:])
+    return reshape(x, shape)
+
+
+def unflatten(x: Tensor, dim: int, sizes) -> Tensor:
+    d = _dim(dim, x.ndim)
+    sizes = _infer_size(tuple(sizes), x.shape[d])
+    return view(x, tuple(x.shape[:d]) + sizes + tuple(x.shape[d + 1:])) \
+        if x._view.reshape(tuple(x.shape[:d]) + sizes + tuple(x.shape[d + 1:])) is not None \
+        else reshape(x, tuple(x.shape[:d]) + sizes + tuple(x.shape[d + 1:]))
+
+
+def squeeze(x: Tensor, dim=None) -> Tensor:
+    """Drop dims of size 1 (all, or those in `dim`)."""
+    if dim is None:
+        dims = tuple(i for i, s in enumerate(x.shape) if s == 1)
+        name = "SqueezeBackward0"
+    else:
+        ds = dim if isinstance(dim, (tuple, list)) else (dim,)
+        dims = tuple(d for d in (_dim(d, x.ndim) for d in ds) if x.ndim and x.shape[d] == 1)
+        name = "SqueezeBackward1"
+    v = x._view.squeeze(dims)
+    return make_view(x, v, b.reshape(x.node, v.shape), name)
+
+
+def unsqueeze(x: Tensor, dim: int) -> Tensor:
+    d = _dim(dim, x.ndim + 1)
+    v = x._view.unsqueeze(d)
+    return make_view(x, v, b.reshape(x.node, v.shape), "UnsqueezeBackward0")
+
+
+def permute(x: Tensor, *dims) -> Tensor:
+    dims = _shape_arg(dims)
+    if len(dims) != x.ndim:
+        raise RuntimeError(f"permute(sparse_coo): number of dimensions in the tensor input "
+                           f"does not match the length of the desired ordering of dimensions "
+                           f"i.e. input.dim() = {x.ndim} is not equal to len(dims) = {len(dims)}")
+    order = tuple(_dim(d, x.ndim) for d in dims)
+    if len(set(order)) != len(order):
+        raise RuntimeError("permute(): duplicate dims are not allowed.")
+    return make_view(x, x._view.permute(order), node(Op.PERMUTE, (x.node,), order),
+                     "PermuteBackward0")
+
+
+def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
+    if x.ndim == 0:
+        return make_view(x, x._view, x.node, "TransposeBackward0")
+    a, c = _dim(dim0, x.ndim), _dim(dim1, x.ndim)
+    order = list(range(x.ndim))
+    order[a], order[c] = order[c], order[a]
+    return make_view(x, x._view.permute(order), node(Op.PERMUTE, (x.node,), tuple(order)),
+                     "TransposeBackward0")
+
+
+swapaxes = transpose
+
+
+def t(x: Tensor) -> Tensor:
+    """Transpose a matrix (vectors and scalars come back as they are)."""
+    if x.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {x.ndim}D")
+    if x.ndim < 2:
+        return make_view(x, x._view, x.node, "TBackward0")
+    return make_view(x, x._view.permute((1, 0)), node(Op.PERMUTE, (x.node,), (1, 0)),
+                     "TBackward0")
+
+
+def movedim(x: Tensor, source, destination) -> Tensor:
+    src = (source,) if isinstance(source, int) else tuple(source)
+    dst = (destination,) if isinstance(destination, int) else tuple(destination)
+    src = [_dim(s, x.ndim) for s in src]
+    dst = [_dim(d, x.ndim) for d in dst]
+    order = [i for i in range(x.ndim) if i not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return permute(x, *order)
+
+
+def expand(x: Tensor, *sizes) -> Tensor:
+    """Broadcast size-1 dims to `sizes` without copying (stride 0); -1 keeps a size."""
+    sizes = _shape_arg(sizes)
+    if len(sizes) < x.ndim:
+        raise RuntimeError(f"expand(ember.FloatTensor{{{list(x.shape)}}}, size={list(sizes)}): "
+                           "the number of sizes provided must be greater or equal to the "
+                           "number of dimensions in the tensor")
+    lead = len(sizes) - x.ndim
+    shape = []
+    for i, s in enumerate(sizes):
+        old = x.shape[i - lead] if i >= lead else None
+        if s == -1:
+            if old is None:
+                raise RuntimeError("expand: -1 is not allowed in a leading, non-existing "
+                                   "dimension")
+            s = old
+        if old is not None and old != s and old != 1:
+            raise RuntimeError(f"The expanded size of the tensor ({s}) must match the existing "
+                               f"size ({old}) at non-singleton dimension {i}.  Target sizes: "
+                               f"{list(sizes)}.  Tensor sizes: {list(x.shape)}")
+        shape.append(s)
+    shape = tuple(shape)
+    raw = x.node
+    v = x._view
+    for _ in range(lead):
+        v = v.unsqueeze(0)
+    return make_view(x, v.expand(shape), b.expand_to(raw, shape), "ExpandBackward0")
+
+
+def expand_as(x: Tensor, other: Tensor) -> Tensor:
+    return expand(x, tuple(other.shape))
+
+
+def broadcast_to(x: Tensor, shape) -> Tensor:
+    return expand(x, tuple(shape))
+
+
+def contiguous(x: Tensor) -> Tensor:
+    if x.is_contiguous():
+        return x
+    raw = x.node
+    return result(raw, (x,), "CloneBackward0", (raw,))
+
+
+def narrow(x: Tensor, dim: int, start: int, length: int) -> Tensor:
+    d = _dim(dim, x.ndim)
+    size = x.shape[d]
+    if start < 0:
+        start += size
+    if not (0 <= start <= size and 0 <= length and start + length <= size):
+        raise IndexError(f"start ({start}) + length ({length}) exceeds dimension size ({size}).")
+    return slice_dim(x, d, start, start + length, 1, "NarrowBackward0")
+
+
+def slice_dim(x: Tensor, d: int, start: int, stop: int, step: int,
+              name: str = "SliceBackward0") -> Tensor:
+    arg = tuple((start, stop, step) if i == d else (0, s, 1) for i, s in enumerate(x.shape))
+    return make_view(x, x._view.slice(d, start, stop, step), node(Op.SLICE, (x.node,), arg),
+                     name)
+
+
+def select(x: Tensor, dim: int, index: int) -> Tensor:
+    d = _dim(dim, x.ndim)
+    size = x.shape[d]
+    if not -size <= index < size:
+        raise IndexError(f"index {index} is out of bounds for dimension {d} with size {size}")
+    index %= size
+    arg = tuple((index, index + 1, 1) if i == d else (0, s, 1) for i, s in enumerate(x.shape))
+    v = x._view.select(d, index)
+    n = b.reshape(node(Op.SLICE, (x.node,), arg), v.shape)
+    return make_view(x, v, n, "SelectBackward0")
+
+
+def diagonal(x: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
+    """The diagonal of the (dim1, dim2) planes, as a view (last dim of the result)."""
+    a, c = _dim(dim1, x.ndim), _dim(dim2, x.ndim)
+    if a == c:
+        raise RuntimeError("diagonal dimensions cannot be identical")
+    n1, n2 = x.shape[a], x.shape[c]
+    length = max(0, min(n1, n2 - offset) if offset >= 0 else min(n1 + offset, n2))
+    st = x._view.strides
+    off = x._view.offset + (offset * st[c] if offset >= 0 else -offset * st[a])
+    if length == 0:
+        off = x._view.offset
+    keep = [i for i in range(x.ndim) if i not in (a, c)]
+    v = View(tuple(x.shape[i] for i in keep) + (length,),
+             tuple(st[i] for i in keep) + (st[a] + st[c],), off)
+    # the node reads the same elements from a contiguous copy of x's value
+    cv = View.contiguous(tuple(x.shape))
+    coff = (offset * cv.strides[c] if offset >= 0 else -offset * cv.strides[a]) if length else 0
+    nv = View(v.shape, tuple(cv.strides[i] for i in keep) + (cv.strides[a] + cv.strides[c],),
+              coff)
+    return make_view(x, v, node(Op.AS_STRIDED, (b.flat(x.node),), nv, x.dtype, nv.shape),
+                     "DiagonalBackward0")
+
+
+def flip(x: Tensor, dims) -> Tensor:
+    dims = (dims,) if isinstance(dims, int) else tuple(dims)
+    axes = tuple(sorted({_dim(d, x.ndim) for d in dims}))
+    raw = x.node
+    return result(node(Op.FLIP, (raw,), axes) if axes else raw, (x,), "FlipBackward0", (raw,))
+
+
+def cat(tensors, dim: int = 0) -> Tensor:
+    """Join tensors along an existing dim (1-D empty tensors are skipped, as in PyTorch)."""
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
+    for i, x in enumerate(tensors):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"expected Tensor as element {i} in argument 0, but got "
+                            f"{type(x).__name__}")
+    parts = [x for x in tensors if not (x.ndim == 1 and x.shape[0] == 0)] or tensors[:1]
+    ref = parts[0]
+    d = _dim(dim, ref.ndim)
+    for i, x in enumerate(parts):
+        if x.ndim != ref.ndim or any(x.shape[j] != ref.shape[j]
+                                     for j in range(ref.ndim) if j != d):
+            raise RuntimeError(f"Sizes of tensors must match except in dimension {d}. Expected "
+                               f"size {ref.shape[j if x.ndim == ref.ndim else 0]} but got shape "
+                               f"{list(x.shape)} for tensor number {i} in the list.")
+    dtype = ref.dtype
+    for x in parts[1:]:
+        dtype = dt.promote_types(dtype, x.dtype)
+    raws = tuple(x.node for x in parts)
+    total = sum(x.shape[d] for x in parts)
+    shape = tuple(total if j == d else s for j, s in enumerate(ref.shape))
+    out = b.zeros(dtype, (prod(shape),))
+    full = View.contiguous(shape)
+    start = 0
+    for raw in raws:
+        size = raw.shape[d]
+        if size:
+            out = b.write(out, b.cast(raw, dtype), full.slice(d, start, start + size, 1))
+        start += size
+    return result(b.reshape(out, shape), tuple(parts), "CatBackward0", raws)
+
+
+concat = cat
+
+
+def stack(tensors, dim: int = 0) -> Tensor:
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("stack expects a non-empty TensorList")
+    shape = tuple(tensors[0].shape)
+    for i, x in enumerate(tensors):
+        if tuple(x.shape) != shape:
+            raise RuntimeError(f"stack expects each tensor to be equal size, but got "
+                               f"{list(shape)} at entry 0 and {list(x.shape)} at entry {i}")
+    d = _dim(dim, len(shape) + 1)
+    out = cat([unsqueeze(x, d) for x in tensors], d)
+    if out._grad_fn is not None:
+        out._grad_fn._name = "StackBackward0"
+    return out
+
+
+def split(x: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
+    d = _dim(dim, x.ndim)
+    size = x.shape[d]
+    if isinstance(split_size_or_sections, int):
+        step = split_size_or_sections
+        if step <= 0:
+            raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got "
+                               f"dimension size of {size}" if step == 0 else
+                               "split expects split_size be non-negative")
+        sections = [min(step, size - s) for s in range(0, size, step)] or [0]
+    else:
+        sections = list(split_size_or_sections)
+        if sum(sections) != size:
+            raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {size} "
+                               f"(input tensor's size at dimension {d}), but got split_sizes="
+                               f"{sections}")
+    out, start = [], 0
+    for n in sections:
+        out.append(slice_dim(x, d, start, start + n, 1, "SplitBackward0"))
+        start += n
+    return tuple(out)
+
+
+def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple:
+    if chunks <= 0:
+        raise RuntimeError("chunk expects `chunks` to be greater than 0")
+    size = x.shape[_dim(dim, x.ndim)]
+    step = -(-size // chunks) if size else 1
+    return split(x, step, dim)
+
+
+def unbind(x: Tensor, dim: int = 0) -> tuple:
+    d = _dim(dim, x.ndim)
+    return tuple(select(x, d, i) for i in range(x.shape[d]))
+
+
+def repeat(x: Tensor, *sizes) -> Tensor:
+    sizes = _shape_arg(sizes)
+    if len(sizes) < x.ndim:
+        raise RuntimeError("Number of dimensions of repeat dims can not be smaller than "
+                           "number of dimensions of tensor")
+    lead = len(sizes) - x.ndim
+    shape = (1,) * lead + tuple(x.shape)
+    raw = x.node
+    n = b.reshape(raw, tuple(v for s in shape for v in (1, s)))
+    n = b.expand_to(n, tuple(v for r, s in zip(sizes, shape) for v in (r, s)))
+    n = b.reshape(n, tuple(r * s for r, s in zip(sizes, shape)))
+    return result(n, (x,), "RepeatBackward0", (raw,))
+
+
+def tile(x: Tensor, dims) -> Tensor:
+    dims = tuple(dims)
+    return repeat(x, (1,) * (x.ndim - len(dims)) + dims)
+
+
+# -- linear algebra --------------------------------------------------------------
+
+def _same_dtype(a: Tensor, c: Tensor, what: str) -> None:
+    if a.dtype is not c.dtype:
+        raise RuntimeError(f"{what}: expected both operands to have the same dtype, but got "
+                           f"{a.dtype.name} != {c.dtype.name}")
+    if a.dtype is dt.bool_:
+        raise RuntimeError(f"{what}: not implemented for 'Bool'")
+
+
+def matmul(a: Tensor, c: Tensor) -> Tensor:
+    """`torch.matmul`: vector, matrix and batched (broadcast) products."""
+    if not isinstance(a, Tensor) or not isinstance(c, Tensor):
+        raise TypeError("matmul(): arguments must be Tensors")
+    _same_dtype(a, c, "matmul")
+    if a.ndim == 0 or c.ndim == 0:
+        raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are "
+                           f"{a.ndim}D and {c.ndim}D")
+    ra, rc = a.node, c.node
+    x = b.reshape(ra, (1,) + ra.shape) if a.ndim == 1 else ra
+    y = b.reshape(rc, rc.shape + (1,)) if c.ndim == 1 else rc
+    if x.shape[-1] != y.shape[-2]:
+        ashape = list(a.shape) if a.ndim > 1 else [1] + list(a.shape)
+        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({ashape[-2]}x"
+                           f"{ashape[-1]} and {y.shape[-2]}x{y.shape[-1]}): shapes "
+                           f"{list(a.shape)} and {list(c.shape)}")
+    from .elementwise import broadcast_shapes
+    batch = broadcast_shapes(x.shape[:-2], y.shape[:-2])
+    x = b.expand_to(x, batch + x.shape[-2:])
+    y = b.expand_to(y, batch + y.shape[-2:])
+    n = node(Op.MATMUL, (x, y))
+    out_shape = batch + ((ra.shape[-2],) if a.ndim > 1 else ()) + \
+        ((rc.shape[-1],) if c.ndim > 1 else ())
+    name = "MmBackward0" if a.ndim == 2 and c.ndim == 2 else (
+        "DotBackward0" if a.ndim == 1 and c.ndim == 1 else
+        "MvBackward0" if a.ndim == 2 and c.ndim == 1 else "BmmBackward0"
+        if a.ndim == 3 and c.ndim == 3 else "UnsafeViewBackward0")
+    return result(b.reshape(n, out_shape), (a, c), name, (ra, rc))
+
+
+def mm(a: Tensor, c: Tensor) -> Tensor:
+    if a.ndim != 2:
+        raise RuntimeError("self must be a matrix")
+    if c.ndim != 2:
+        raise RuntimeError("mat2 must be a matrix")
+    return matmul(a, c)
+
+
+def bmm(a: Tensor, c: Tensor) -> Tensor:
+    if a.ndim != 3 or c.ndim != 3:
+        raise RuntimeError(f"batch1 must be a 3D tensor (got {a.ndim}D and {c.ndim}D)")
+    if a.shape[0] != c.shape[0]:
+        raise RuntimeError(f"batch1 and batch2 must have same number of batches, got "
+                           f"{a.shape[0]} and {c.shape[0]}")
+    return matmul(a, c)
+
+
+def dot(a: Tensor, c: Tensor) -> Tensor:
+    if a.ndim != 1 or c.ndim != 1:
+        raise RuntimeError(f"1D tensors expected, but got {a.ndim}D and {c.ndim}D tensors")
+    if a.shape[0] != c.shape[0]:
+        raise RuntimeError(f"inconsistent tensor size, expected tensor [{a.shape[0]}] and src "
+                           f"[{c.shape[0]}] to have the same number of elements, but got "
+                           f"{a.shape[0]} and {c.shape[0]} elements respectively")
+    return matmul(a, c)
+
+
+def mv(a: Tensor, v: Tensor) -> Tensor:
+    if a.ndim != 2 or v.ndim != 1:
+        raise RuntimeError(f"vector + matrix @ vector expected, got {a.ndim}D, {v.ndim}D")
+    return matmul(a, v)
+
+
+def outer(a: Tensor, c: Tensor) -> Tensor:
+    if a.ndim != 1 or c.ndim != 1:
+        raise RuntimeError(f"outer: expected 1D tensors, got {a.ndim}D and {c.ndim}D")
+    from .elementwise import mul
+    return mul(unsqueeze(a, 1), unsqueeze(c, 0))

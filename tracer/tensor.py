@@ -1,0 +1,345 @@
+"""The lazy `Tensor`: a Storage read through a View, plus its autograd record.
+
+Operations never compute: they build Nodes (tracer/functional.py and friends)
+and wrap them in new Tensors through `result`. A value is computed when
+something needs it (`numpy`, `item`, `tolist`, `repr`, `bool`, `__array__`,
+`data_ptr`, `realize`). Views share their base's Storage; in-place operations
+replace the Storage's value (see storage.py).
+
+Methods that are plain operations are attached from functional modules in
+tracer/__init__.py so this file holds only what a tensor *is*.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ..ir import build as b
+from ..ir import dtypes as dt
+from ..ir.node import Node
+from ..ir.view import View
+from ..runtime.config import options
+from . import mode
+from .storage import Storage, realize_storages
+
+__all__ = ["Tensor", "Size", "result", "wrap_node", "from_array"]
+
+
+class Size(tuple):
+    """A tensor's shape: a tuple, printed as PyTorch prints `torch.Size`."""
+
+    def __repr__(self) -> str:
+        return f"ember.Size({list(self)})"
+
+    def numel(self) -> int:
+        n = 1
+        for s in self:
+            n *= s
+        return n
+
+
+class Tensor:
+    """A lazy n-dimensional array with PyTorch's API. Build one with `em.tensor(...)`."""
+
+    __slots__ = ("_storage", "_view", "_base", "dtype", "_requires_grad", "_grad_fn",
+                 "_grad", "_node", "_node_src", "_retains_grad", "_accum", "_fn_version",
+                 "__weakref__")
+
+    # NOTE: make NumPy defer to Tensor's reflected operators (ndarray + Tensor).
+    __array_priority__ = 1000
+
+    def __init__(self, *args, **kwargs):
+        raise TypeError("create tensors with em.tensor(data), em.zeros(shape), ...; "
+                        "Tensor() cannot be called directly")
+
+    # -- identity -----------------------------------------------------------
+    @property
+    def node(self) -> Node:
+        """The node computing this tensor's current value."""
+        src = self._storage.node
+        if self._node_src is not src:
+            self._node = b.as_strided(src, self._view)
+            self._node_src = src
+        return self._node
+
+    @property
+    def shape(self) -> Size:
+        return Size(self._view.shape)
+
+    def size(self, dim: int | None = None):
+        if dim is None:
+            return Size(self._view.shape)
+        return self._view.shape[_dim(dim, self.ndim)]
+
+    @property
+    def ndim(self) -> int:
+        return len(self._view.shape)
+
+    def dim(self) -> int:
+        return len(self._view.shape)
+
+    def ndimension(self) -> int:
+        return len(self._view.shape)
+
+    def numel(self) -> int:
+        return self._view.numel
+
+    nelement = numel
+
+    def element_size(self) -> int:
+        return self.dtype.itemsize
+
+    @property
+    def device(self):
+        from .device import device
+        return device(self._storage.device)
+
+    @property
+    def is_cuda(self) -> bool:
+        return self._storage.device.startswith("cuda")
+
+    def stride(self, dim: int | None = None):
+        if dim is None:
+            return tuple(self._view.strides)
+        return self._view.strides[_dim(dim, self.ndim)]
+
+    def storage_offset(self) -> int:
+        return self._view.offset
+
+    def is_contiguous(self) -> bool:
+        return self._view.is_contiguous()
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._grad_fn is None
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, flag: bool) -> None:
+        self.requires_grad_(flag)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Mark a leaf as needing gradients (in place); returns self."""
+        if not self.is_leaf:
+            if not requires_grad:
+                raise RuntimeError(
+                    "you can only change requires_grad flags of leaf variables. If you want "
+                    "to use a computed variable in a subgraph that doesn't require "
+                    "differentiation use var_no_grad = var.detach().")
+            return self
+        if requires_grad and not (self.dtype.is_floating_point):
+            raise RuntimeError(
+                f"only Tensors of floating point dtype can require gradients, got {self.dtype}")
+        self._requires_grad = bool(requires_grad)
+        return self
+
+    @property
+    def grad_fn(self):
+        from .autograd import current_grad_fn
+        return current_grad_fn(self)
+
+    @property
+    def grad(self):
+        if self._grad is None and self._grad_fn is not None and not self._retains_grad:
+            warnings.warn(
+                "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. "
+                "Its .grad attribute won't be populated during autograd.backward(). If you "
+                "indeed want the .grad field to be populated for a non-leaf Tensor, use "
+                ".retain_grad() on the non-leaf Tensor.", UserWarning, stacklevel=2)
+        return self._grad
+
+    @grad.setter
+    def grad(self, value) -> None:
+        if value is not None:
+            if not isinstance(value, Tensor):
+                raise TypeError(f"assigned grad expected to be a Tensor or None, got "
+                                f"{type(value).__name__}")
+            if tuple(value.shape) != tuple(self.shape):
+                raise RuntimeError(f"assigned grad has data of a different size: "
+                                   f"{tuple(value.shape)} vs {tuple(self.shape)}")
+        self._grad = value
+
+    @property
+    def retains_grad(self) -> bool:
+        return self._retains_grad
+
+    # -- values ---------------------------------------------------------------
+    def realize(self) -> Tensor:
+        """Compute this tensor's value now (and keep it); returns self."""
+        if not self._storage.is_realized:
+            realize_storages([self._storage])
+        return self
+
+    def _array(self) -> np.ndarray:
+        """The value as a (possibly strided, read-only) NumPy view of the buffer."""
+        from ..runtime.interpreter import _strided
+        flat = self._storage.array()
+        v = self._view
+        if v.offset == 0 and v.numel == flat.size and v.is_contiguous():
+            return flat.reshape(v.shape)
+        return _strided(flat, v)
+
+    def numpy(self, *, force: bool = False) -> np.ndarray:
+        """The value as a NumPy array sharing this tensor's memory (as PyTorch does).
+
+        bfloat16 tensors come back as float32 arrays (NumPy has no bfloat16).
+        """
+        if self._requires_grad and not force:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. "
+                               "Use tensor.detach().numpy() instead.")
+        return self._array()
+
+    def __array__(self, dtype=None, copy=None):
+        a = self._array()
+        if dtype is not None:
+            return a.astype(dtype)
+        return np.array(a) if copy else a
+
+    def item(self):
+        if self.numel() != 1:
+            raise RuntimeError(f"a Tensor with {self.numel()} elements cannot be converted "
+                               "to Scalar")
+        return self._array().reshape(()).item()
+
+    def tolist(self):
+        return self._array().tolist()
+
+    def data_ptr(self) -> int:
+        """The address of this tensor's first element (equal for views of one storage)."""
+        flat = self._storage.array()
+        return flat.__array_interface__["data"][0] + self._view.offset * flat.itemsize
+
+    def __repr__(self) -> str:
+        from .printing import format_tensor
+        fn = self._grad_fn
+        return format_tensor(self._array(), self.dtype,
+                             requires_grad=self._requires_grad and fn is None,
+                             grad_fn_name=fn.name() if fn is not None else None,
+                             device=self._storage.device)
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        if self.numel() != 1:
+            raise RuntimeError(f"Boolean value of Tensor with {self.numel()} elements is "
+                               "ambiguous")
+        return bool(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __index__(self) -> int:
+        if self.dtype.is_floating_point or self.numel() != 1:
+            raise TypeError("only integer tensors of a single element can be converted "
+                            "to an index")
+        return int(self.item())
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self._view.shape[0]
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self._view.shape[0]))
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __reduce_ex__(self, protocol):
+        return (_rebuild, (np.array(self._array()), self.dtype.name, self._requires_grad))
+
+    def __deepcopy__(self, memo):
+        t = from_array(np.array(self._array()), self.dtype, self._storage.device)
+        t._requires_grad = self._requires_grad
+        return t
+
+
+def _rebuild(arr, dtype_name, requires_grad):
+    t = from_array(arr, dt.to_dtype(dtype_name))
+    t._requires_grad = requires_grad
+    return t
+
+
+def _dim(dim: int, ndim: int) -> int:
+    lo, hi = -max(ndim, 1), max(ndim, 1) - 1
+    if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
+        raise TypeError(f"dim must be an int, got {type(dim).__name__}")
+    if dim < lo or dim > hi:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{lo}, {hi}], "
+                         f"but got {dim})")
+    return dim % max(ndim, 1)
+
+
+def _new(storage: Storage, view: View, dtype: dt.DType, base) -> Tensor:
+    t = object.__new__(Tensor)
+    t._storage = storage
+    t._view = view
+    t._base = base
+    t.dtype = dtype
+    t._requires_grad = False
+    t._grad_fn = None
+    t._grad = None
+    t._node = None
+    t._node_src = None
+    t._retains_grad = False
+    t._accum = None
+    t._fn_version = 0
+    return t
+
+
+def wrap_node(n: Node, device: str = "cpu") -> Tensor:
+    """A new base tensor whose value is node `n` (no autograd record)."""
+    flat = b.flat(n)
+    t = _new(Storage(flat, n.dtype, device), View.contiguous(n.shape), n.dtype, None)
+    t._node = n
+    t._node_src = flat
+    if options.eager:
+        realize_storages([t._storage])
+    return t
+
+
+def from_array(a: np.ndarray, dtype: dt.DType, device: str = "cpu") -> Tensor:
+    """A realised tensor over NumPy array `a` (shared, not copied, when possible)."""
+    if a.flags.c_contiguous:
+        storage = Storage.from_array(a.reshape(-1), dtype, device)
+        return _new(storage, View.contiguous(a.shape), dtype, None)
+    # NOTE: a strided array is shared through a flat view of the memory it spans.
+    item = a.itemsize
+    strides = tuple(s // item for s in a.strides)
+    lo = sum(st * (sz - 1) for st, sz in zip(strides, a.shape) if st < 0)
+    if lo < 0 or any(s % item for s in a.strides) or a.size == 0:
+        return from_array(np.ascontiguousarray(a), dtype, device)
+    span = 1 + sum(st * (sz - 1) for st, sz in zip(strides, a.shape))
+    base = np.lib.stride_tricks.as_strided(a, (span,), (item,))
+    storage = Storage.from_array(base, dtype, device)
+    return _new(storage, View(tuple(a.shape), strides, 0), dtype, None)
+
+
+def result(n: Node, inputs: tuple, name: str, in_nodes: tuple | None = None,
+           device: str | None = None) -> Tensor:
+    """Wrap node `n` as the result of an operation on `inputs` named `name`.
+
+    Records a GradFn when gradients are being recorded, `n` is floating point and
+    some input requires grad. `in_nodes` are the inputs' nodes as the operation
+    read them (default: their current nodes).
+    """
+    if device is None:
+        device = inputs[0]._storage.device if inputs else "cpu"
+    t = wrap_node(n, device)
+    if mode._grad_enabled[0] and n.dtype.category == 2:
+        for x in inputs:
+            if x._requires_grad:
+                from .autograd import record
+                record(t, name, inputs, in_nodes)
+                break
+    return t
