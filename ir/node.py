@@ -50,6 +50,7 @@ class Node:
 
 
 _TABLE: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+_REFS = _TABLE.data  # key -> weak reference; read directly on the hot path
 _set = object.__setattr__
 
 
@@ -63,7 +64,8 @@ def node(op: Op, inputs: tuple[Node, ...] = (), arg=None, dtype: dt.DType | None
     # NOTE: CONST args are keyed by repr so that -0.0 and 0.0 (equal, same hash)
     # stay distinct nodes, and NaN (unequal to itself) is shared.
     key = (op, inputs, repr(arg) if op is Op.CONST else arg, dtype, shape)
-    n = _TABLE.get(key)
+    ref = _REFS.get(key)
+    n = ref() if ref is not None else None
     if n is None:
         n = object.__new__(Node)
         _set(n, "op", op)

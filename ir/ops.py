@@ -108,6 +108,9 @@ class Op(Enum):
     def __repr__(self) -> str:
         return f"Op.{self.name}"
 
+    # NOTE: members are singletons; identity hashing keeps node keys cheap.
+    __hash__ = object.__hash__
+
 
 SOURCE = frozenset({Op.BUFFER, Op.CONST, Op.RAND, Op.ARANGE})
 UNARY = frozenset({Op.NEG, Op.EXP, Op.LOG, Op.SIN, Op.COS, Op.TAN, Op.TANH, Op.SQRT,

@@ -8,6 +8,7 @@ new shape (then the caller must copy), following PyTorch's `computeStride`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from math import prod
 
 __all__ = ["View", "contiguous_strides"]
@@ -22,6 +23,11 @@ def contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(reversed(strides))
 
 
+@lru_cache(maxsize=4096)
+def _contiguous(shape: tuple[int, ...]) -> View:
+    return View(shape, contiguous_strides(shape), 0)
+
+
 @dataclass(frozen=True, slots=True)
 class View:
     shape: tuple[int, ...]
@@ -30,8 +36,9 @@ class View:
 
     @staticmethod
     def contiguous(shape: tuple[int, ...], offset: int = 0) -> View:
-        shape = tuple(shape)
-        return View(shape, contiguous_strides(shape), offset)
+        if offset == 0:
+            return _contiguous(tuple(shape))
+        return View(tuple(shape), contiguous_strides(tuple(shape)), offset)
 
     @property
     def ndim(self) -> int:

@@ -18,7 +18,6 @@ from ..ir import build as b
 from ..ir import dtypes as dt
 from ..ir.node import Node, node
 from ..ir.ops import Op
-from . import mode
 from .tensor import Tensor, result, wrap_node
 
 __all__ = [
@@ -95,18 +94,55 @@ def _operand(x, raw: Node | None, dtype: dt.DType, shape) -> Node:
 def _apply(op: Op, operands, name: str, *, compute: dt.DType | None = None,
            out: dt.DType | None = None, build=None) -> Tensor:
     """Promote, broadcast and combine `operands` with `op` (or a custom `build`)."""
-    operands = [as_operand(x) for x in operands]
-    tensors = tuple(x for x in operands if isinstance(x, Tensor))
-    device = _check_device(tensors)
-    dtype = compute or _dtype_of(operands)
-    shape = broadcast_shapes(*(x.shape for x in tensors))
-    raws = {id(t): t.node for t in tensors}
-    nodes = [_operand(x, raws.get(id(x)) if isinstance(x, Tensor) else None, dtype, shape)
-             for x in operands]
+    fast = _fast_nodes(operands, compute)
+    if fast is not None:
+        tensors, raws, nodes = fast
+        device = tensors[0]._storage.device
+    else:
+        operands = [as_operand(x) for x in operands]
+        tensors = tuple(x for x in operands if isinstance(x, Tensor))
+        device = _check_device(tensors)
+        dtype = compute or _dtype_of(operands)
+        shape = broadcast_shapes(*(x.shape for x in tensors))
+        by_id = {id(t): t.node for t in tensors}
+        raws = tuple(by_id[id(t)] for t in tensors)
+        nodes = [_operand(x, by_id.get(id(x)) if isinstance(x, Tensor) else None, dtype, shape)
+                 for x in operands]
     n = build(*nodes) if build is not None else node(op, tuple(nodes))
     if out is not None:
         n = b.cast(n, out)
-    return result(n, tensors, name, tuple(raws[id(t)] for t in tensors), device)
+    return result(n, tensors, name, raws, device)
+
+
+_PY_CATEGORY = {bool: 0, int: 1, float: 2}
+
+
+def _fast_nodes(operands, compute):
+    """The common cases without the general machinery: one tensor, two tensors of one
+    shape and dtype, or a tensor and a Python scalar it absorbs. None otherwise."""
+    first = operands[0]
+    if type(first) is not Tensor:
+        return None
+    raw = first.node
+    if len(operands) == 1:
+        return (first,), (raw,), [raw if compute is None else b.cast(raw, compute)]
+    if len(operands) != 2:
+        return None
+    other = operands[1]
+    kind = type(other)
+    if kind is Tensor:
+        if other.dtype is not first.dtype or other._view.shape != first._view.shape or \
+                other._storage.device != first._storage.device:
+            return None
+        raw2 = other.node
+        if compute is not None:
+            return (first, other), (raw, raw2), [b.cast(raw, compute), b.cast(raw2, compute)]
+        return (first, other), (raw, raw2), [raw, raw2]
+    category = _PY_CATEGORY.get(kind)
+    if category is None or category > first.dtype.category:
+        return None
+    dtype = compute or first.dtype
+    return (first,), (raw,), [b.cast(raw, dtype), b.full(other, dtype, raw.shape)]
 
 
 def _float_dtype(operands) -> dt.DType:
@@ -425,7 +461,3 @@ def nan_to_num(input, nan: float = 0.0, posinf: float | None = None,
         n2 = b.where(node(Op.EQ, (n, b.like(n, math.inf))), b.like(n, hi), n2)
         return b.where(node(Op.EQ, (n, b.like(n, -math.inf))), b.like(n, lo), n2)
     return _apply(Op.WHERE, (x,), "NanToNumBackward0", build=build)
-
-
-def _grad_mode_enabled() -> bool:  # pragma: no cover - kept for symmetry with mode
-    return mode.is_grad_enabled()
