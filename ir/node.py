@@ -50,7 +50,9 @@ class Node:
 
 
 _TABLE: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
-_REFS = _TABLE.data  # key -> weak reference; read directly on the hot path
+_REFS = _TABLE.data  # key -> weak reference; read and written directly on the hot path
+_KeyedRef = weakref.KeyedRef
+_remove = _TABLE._remove
 _set = object.__setattr__
 
 
@@ -73,7 +75,7 @@ def node(op: Op, inputs: tuple[Node, ...] = (), arg=None, dtype: dt.DType | None
         _set(n, "arg", arg)
         _set(n, "dtype", dtype)
         _set(n, "shape", shape)
-        _TABLE[key] = n
+        _REFS[key] = _KeyedRef(n, _remove, key)
     return n
 
 
