@@ -175,6 +175,21 @@ def _check_versions(fn: GradFn, used: set[int]) -> None:
                 "before backward().")
 
 
+def _wanted(fn: GradFn) -> list[int]:
+    """The input positions of fn that get a cotangent: one per distinct input node.
+
+    NOTE: nodes are hash-consed, so `x * x` (or `x * x.view(...)`) reads one node at
+    two positions; the pass gives that node the cotangent of both uses, which must
+    reach the graph once, not once per position.
+    """
+    wanted, seen = [], set()
+    for i, e in enumerate(fn.edges):
+        if e is not None and id(fn.in_nodes[i]) not in seen:
+            seen.add(id(fn.in_nodes[i]))
+            wanted.append(i)
+    return wanted
+
+
 def _engine(roots, root_cots, create_graph: bool, retain_graph: bool, targets=None):
     """Propagate cotangents (Tensors) from roots; returns {edge id: (edge, cotangent)}.
 
@@ -206,11 +221,11 @@ def _engine(roots, root_cots, create_graph: bool, retain_graph: bool, targets=No
             g = entry[1]
             if fn.retained is not None and fn.retained() is not None:
                 retained.append((fn.retained(), g))
-            wanted = [i for i, e in enumerate(fn.edges) if e is not None]
+            wanted = _wanted(fn)
             if not wanted:
                 continue
             wrt = tuple(fn.in_nodes[i] for i in wanted)
-            grads, used = vjp(fn.out, g.node, wrt)
+            grads, used = vjp(fn.out, g.node, wrt, fn.in_nodes)
             _check_versions(fn, used)
             for i, gi in zip(wanted, grads):
                 if gi is None:

@@ -232,17 +232,24 @@ VJP = {
 }
 
 
-def vjp(out: Node, cot: Node, wrt: tuple[Node, ...]) -> tuple[list[Node | None], set[int]]:
+def vjp(out: Node, cot: Node, wrt: tuple[Node, ...], stop: tuple[Node, ...] = ()
+        ) -> tuple[list[Node | None], set[int]]:
     """Cotangents of `wrt` given the cotangent `cot` of `out`.
 
-    Returns the cotangents (None where a wrt node gets no gradient) and the ids of
-    the forward nodes the backward graph reads (for saved-value version checks).
+    `stop` are further inputs of `out` that get no gradient: the walk does not go
+    below them, so a `wrt` node that also feeds one of them (as `x` feeds
+    `x.detach() * 2`) gets no gradient through it. Returns the cotangents (None
+    where a wrt node gets no gradient) and the ids of the forward nodes the
+    backward graph reads (for saved-value version checks).
     """
     targets = {id(w) for w in wrt}
-    order = toposort([out], stop=lambda n: id(n) in targets)
+    leaves = targets | {id(s) for s in stop}
+    order = toposort([out], stop=lambda n: id(n) in leaves)
     depends: set[int] = set()
     for n in order:
-        if id(n) in targets or any(id(i) in depends for i in n.inputs):
+        if id(n) in targets:
+            depends.add(id(n))
+        elif id(n) not in leaves and any(id(i) in depends for i in n.inputs):
             depends.add(id(n))
     cots: dict[int, Node] = {id(out): cot} if id(out) in depends else {}
     for n in reversed(order):
