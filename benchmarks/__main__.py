@@ -1,0 +1,137 @@
+"""The command line: ``python -m benchmarks`` or ``ember-bench``.
+
+    python -m benchmarks --quick                    # a smoke run, under a minute on a CPU
+    python -m benchmarks --filter softmax --json out.json
+    python -m benchmarks --device cuda --plot bench.png
+
+Progress goes to stderr, the table to stdout. Unless EMBER_CACHE_DIR is set, ember's
+disk cache lives in a temporary folder for the run, so that no earlier run's cache
+turns a compile into a load (and no run leaves entries in the user's cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+
+from . import limits as limits_mod
+from .cases import select, size_label
+from .contenders import load_libraries, plan
+from .report import plot, print_table, to_json, write_json
+from .runner import CaseRun, Settings, run_case, summary
+
+__all__ = ["main", "parse_args"]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=(
+        "ember's kernel benchmark suite: every case with every available contender, "
+        "against the machine's limits."))
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--quick", action="store_true",
+                   help="smallest size of every case, fewer repeats, no torch.compile")
+    p.add_argument("--filter", metavar="NAME",
+                   help="only cases whose name contains NAME or matches it as a regex")
+    p.add_argument("--json", metavar="PATH", help="write every measurement to PATH")
+    p.add_argument("--plot", metavar="PATH", help="draw a PNG (needs matplotlib)")
+    p.add_argument("--repeats", type=int, help="timed samples per contender")
+    p.add_argument("--min-sample", type=float, metavar="SECONDS",
+                   help="each sample repeats the call until it lasts this long")
+    p.add_argument("--torch-threads", type=int, metavar="N",
+                   help="torch's intra-op threads (default: torch's own, or 1 where its "
+                        "threads are found starved)")
+    p.add_argument("--list", action="store_true", help="list the cases and their sizes")
+    p.add_argument("--strict", action="store_true",
+                   help="exit with 1 if a contender disagrees with NumPy or fails")
+    p.add_argument("-v", "--verbose", action="store_true", help="print tracebacks of failures")
+    return p.parse_args(argv)
+
+
+def _progress(text: str, end: str = "\n") -> None:
+    print(text, end=end, file=sys.stderr, flush=True)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings(quick=args.quick, repeats=5 if args.quick else 7,
+                        min_sample_s=0.005 if args.quick else 0.02, verbose=args.verbose)
+    if args.repeats:
+        settings.repeats = args.repeats
+    if args.min_sample:
+        settings.min_sample_s = args.min_sample
+    return settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the suite; returns the process exit code."""
+    args = parse_args(argv)
+    cases = select(args.filter)
+    if args.list:
+        for case in cases:
+            print(f"{case.name:<20} {case.group:<14} "
+                  f"{', '.join(size_label(s) for s in case.sizes):<40} {case.note}")
+        return 0
+    if not cases:
+        print(f"no case matches {args.filter!r}; try --list", file=sys.stderr)
+        return 2
+    cache_dir = None
+    if "EMBER_CACHE_DIR" not in os.environ:
+        cache_dir = tempfile.mkdtemp(prefix="ember-bench-cache-")
+        os.environ["EMBER_CACHE_DIR"] = cache_dir
+    try:
+        return _run(args, cases)
+    finally:
+        if cache_dir:
+            shutil.rmtree(cache_dir, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, cases: list) -> int:
+    started = time.perf_counter()
+    libs = load_libraries(args.device, args.quick, args.torch_threads)
+    if args.device == "cuda" and (libs.torch is None or not libs.torch.cuda.is_available()):
+        print("--device cuda needs torch with a CUDA device, and none was found", file=sys.stderr)
+        return 2
+    contenders = plan(libs)
+    notes = list(libs.notes)
+    notes += [f"{n}: {why}" for n, why in contenders.items() if why and n.startswith("torch")]
+    for note in notes:
+        _progress(f"note: {note}")
+    _progress("measuring the machine's limits ...", end=" ")
+    limits = limits_mod.measure(args.device, args.quick, libs.torch)
+    _progress(f"copy {limits.copy_gbs:.1f} GB/s, matmul {(limits.matmul_tflops or 0) * 1e3:.0f} "
+              f"GFLOP/s")
+    settings = _settings(args)
+    jobs = [(case, size) for case in cases for size in (case.sizes[:1] if args.quick else case.sizes)]
+    runs: list[CaseRun] = []
+    for i, (case, size) in enumerate(jobs, 1):
+        _progress(f"[{i}/{len(jobs)}] {case.name} {size_label(size)} ...", end=" ")
+        run = run_case(case, size, contenders, libs, settings)
+        runs.append(run)
+        _progress(f"{run.seconds:.1f} s: {summary(run)}")
+    print_table(runs, limits, libs.versions(), sys.stdout)
+    if args.json:
+        meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
+                "device": args.device, "quick": args.quick, "filter": args.filter,
+                "repeats": settings.repeats, "min_sample_s": settings.min_sample_s,
+                "cpu_count": os.cpu_count(), "platform": platform.platform(),
+                "processor": platform.processor() or platform.machine(),
+                "python": platform.python_version(), "versions": libs.versions(),
+                "torch_threads": libs.torch_threads,
+                "openblas_thread_timeout": os.environ.get("OPENBLAS_THREAD_TIMEOUT"),
+                "seconds": time.perf_counter() - started}
+        write_json(args.json, to_json(runs, limits, meta, contenders, notes))
+        _progress(f"measurements written to {args.json}")
+    if args.plot:
+        _progress(plot(runs, args.plot))
+    _progress(f"done in {time.perf_counter() - started:.0f} s")
+    failed = any(o.status in ("disagrees", "error") for r in runs for o in r.outcomes.values())
+    return 1 if args.strict and failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""The code of the training and overhead cases (the registry is in `cases`).
+
+Training steps update their trainable inputs in place and return nothing a caller
+needs: the runner compares the parameters after a call against NumPy's. The NumPy
+versions spell out the gradients by hand, as a NumPy user would.
+
+The compile-time case has its own contenders (`COMPILE_CONTENDERS`): ember building
+and realising a fresh 200-op graph every call (a cache miss: each call's op sequence
+comes from a new seed) and the same graph every call (a cache hit).
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from typing import Any
+
+import numpy as np
+
+from .contenders import Libraries, Runner, Unavailable, ember_force, ember_to_tensor, to_numpy
+
+__all__ = ["COMPILE_CONTENDERS"]
+
+# ---- Rosenbrock: f(x, y) = (a - x)^2 + b (y - x^2)^2, as in the examples -------------
+
+ROSEN_A, ROSEN_B, ROSEN_LR = 1.0, 5.0, 0.01
+
+
+def rosenbrock_inputs(size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    return {"x": np.array(-1.5, dtype=np.float32), "y": np.array(2.0, dtype=np.float32)}
+
+
+def rosenbrock(lib: Any, x: Any, y: Any) -> None:
+    loss = (ROSEN_A - x) ** 2 + ROSEN_B * (y - x**2) ** 2
+    loss.backward()
+    with lib.no_grad():
+        x -= ROSEN_LR * x.grad
+        y -= ROSEN_LR * y.grad
+    x.grad = None
+    y.grad = None
+
+
+def np_rosenbrock(x: np.ndarray, y: np.ndarray) -> None:
+    r, q = ROSEN_A - x, y - x * x
+    grad_x = -2 * r - 4 * ROSEN_B * x * q
+    grad_y = 2 * ROSEN_B * q
+    x -= ROSEN_LR * grad_x
+    y -= ROSEN_LR * grad_y
+
+
+# ---- linear regression: mean squared error, SGD --------------------------------------
+
+LINREG_LR = 0.1
+
+
+def linreg_inputs(size: tuple[int, int], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    n, d = size
+    features = rng.standard_normal((n, d), dtype=np.float32)
+    target = features @ rng.standard_normal(d).astype(np.float32) + 0.5
+    target += 0.1 * rng.standard_normal(n).astype(np.float32)
+    return {"features": features, "target": target.astype(np.float32),
+            "w": np.zeros(d, dtype=np.float32), "b": np.zeros(1, dtype=np.float32)}
+
+
+def linreg(lib: Any, features: Any, target: Any, w: Any, b: Any) -> None:
+    loss = ((features @ w + b - target) ** 2).mean()
+    loss.backward()
+    with lib.no_grad():
+        w -= LINREG_LR * w.grad
+        b -= LINREG_LR * b.grad
+    w.grad = None
+    b.grad = None
+
+
+def np_linreg(features: np.ndarray, target: np.ndarray, w: np.ndarray, b: np.ndarray) -> None:
+    residual = features @ w + b - target
+    scale = 2.0 / len(target)
+    w -= LINREG_LR * scale * (features.T @ residual)
+    b -= LINREG_LR * scale * residual.sum()
+
+
+# ---- MLP training step: 784-256-10, relu, cross-entropy via log_softmax, SGD ---------
+
+MLP_LR = 0.1
+
+
+def mlp_inputs(size: tuple[int, int, int, int], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    batch, n_in, hidden, n_out = size
+    onehot = np.zeros((batch, n_out), dtype=np.float32)
+    onehot[np.arange(batch), rng.integers(n_out, size=batch)] = 1
+    return {"x": rng.standard_normal((batch, n_in), dtype=np.float32), "onehot": onehot,
+            "w1": (rng.standard_normal((n_in, hidden)) / np.sqrt(n_in)).astype(np.float32),
+            "b1": np.zeros(hidden, dtype=np.float32),
+            "w2": (rng.standard_normal((hidden, n_out)) / np.sqrt(hidden)).astype(np.float32),
+            "b2": np.zeros(n_out, dtype=np.float32)}
+
+
+def mlp(lib: Any, x: Any, onehot: Any, w1: Any, b1: Any, w2: Any, b2: Any) -> None:
+    hidden = (x @ w1 + b1).relu()
+    log_probs = (hidden @ w2 + b2).log_softmax(dim=1)
+    loss = -(log_probs * onehot).sum(dim=1).mean()
+    loss.backward()
+    with lib.no_grad():
+        for p in (w1, b1, w2, b2):
+            p -= MLP_LR * p.grad
+    for p in (w1, b1, w2, b2):
+        p.grad = None
+
+
+def np_mlp(x: np.ndarray, onehot: np.ndarray, w1: np.ndarray, b1: np.ndarray,
+           w2: np.ndarray, b2: np.ndarray) -> None:
+    pre = x @ w1 + b1
+    hidden = np.maximum(pre, 0)
+    logits = hidden @ w2 + b2
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs = exp / exp.sum(axis=1, keepdims=True)
+    d_logits = (probs * onehot.sum(axis=1, keepdims=True) - onehot) / len(x)
+    d_pre = (d_logits @ w2.T) * (pre > 0)
+    w2 -= MLP_LR * (hidden.T @ d_logits)
+    b2 -= MLP_LR * d_logits.sum(axis=0)
+    w1 -= MLP_LR * (x.T @ d_pre)
+    b1 -= MLP_LR * d_pre.sum(axis=0)
+
+
+# ---- overhead on 1-element tensors ---------------------------------------------------
+
+def one_element(size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    return {"x": rng.uniform(-1, 1, 1).astype(np.float32)}
+
+
+def two_vectors(size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    return {"x": rng.uniform(-1, 1, size).astype(np.float32),
+            "y": rng.uniform(-1, 1, size).astype(np.float32)}
+
+
+def graph10(lib: Any, x: Any, y: Any) -> Any:
+    v = (x * y + x) * 0.5 - y
+    return v.abs().clamp(min=0.1) * x + y
+
+
+def np_graph10(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    v = (x * y + x) * 0.5 - y
+    return np.maximum(np.abs(v), 0.1) * x + y
+
+
+def build(lib: Any, x: Any) -> Any:
+    for _ in range(50):
+        x = x * 1.0001 + 0.0001
+    return x
+
+
+def np_build(x: np.ndarray) -> np.ndarray:
+    return build(np, x)
+
+
+# ---- compile time of a 200-op graph (ember only) -------------------------------------
+
+CHAIN_OPS = 200
+_NP_OPS = (lambda v: v * 0.5, lambda v: v + 0.25, lambda v: v - 0.25, np.abs, np.negative)
+_TENSOR_OPS = (lambda v: v * 0.5, lambda v: v + 0.25, lambda v: v - 0.25,
+               lambda v: v.abs(), lambda v: -v)
+
+
+def _op_sequence(seed: int) -> list[int]:
+    """The op indices of graph `seed`: each seed gives a graph of another structure."""
+    rng = random.Random(seed)
+    return [rng.randrange(len(_NP_OPS)) for _ in range(CHAIN_OPS)]
+
+
+def np_random_chain(x: np.ndarray, seed: int = 0) -> np.ndarray:
+    for i in _op_sequence(seed):
+        x = _NP_OPS[i](x)
+    return x
+
+
+def tensor_random_chain(x: Any, seed: int = 0) -> Any:
+    for i in _op_sequence(seed):
+        x = _TENSOR_OPS[i](x)
+    return x
+
+
+# NOTE: seeds of cache-miss graphs start at a random point so that no earlier run's disk
+# cache can hold them; seed 0 is the cache-hit graph and the one checked against NumPy.
+_fresh_seeds = itertools.count(random.SystemRandom().randrange(1, 1 << 40))
+
+
+def _compile_runner(miss: bool):
+    def make(case: Any, inputs: dict[str, np.ndarray], libs: Libraries) -> Runner:
+        if libs.em is None:
+            raise Unavailable(f"ember cannot be imported: {libs.em_error}")
+        x = ember_to_tensor(libs, inputs["x"], False)
+
+        def run() -> None:
+            ember_force(libs, [tensor_random_chain(x, next(_fresh_seeds) if miss else 0)])
+
+        def result() -> list[np.ndarray]:
+            out = tensor_random_chain(x, 0)
+            ember_force(libs, [out])
+            return [to_numpy(out)]
+
+        return Runner(run, result)
+    return make
+
+
+COMPILE_CONTENDERS = {"ember (cache miss)": _compile_runner(True),
+                      "ember (cache hit)": _compile_runner(False)}
