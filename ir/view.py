@@ -49,7 +49,9 @@ class View:
         return prod(self.shape)
 
     def is_contiguous(self) -> bool:
-        """PyTorch's rule: dims of size 1 may have any stride."""
+        """PyTorch's rule: dims of size 1 may have any stride; empty views are contiguous."""
+        if 0 in self.shape:
+            return True
         expected = 1
         for size, stride in zip(reversed(self.shape), reversed(self.strides)):
             if size == 1:
@@ -102,7 +104,7 @@ class View:
         shape = list(self.shape)
         strides = list(self.strides)
         shape[dim] = n
-        offset = self.offset + (start * strides[dim] if n else 0)
+        offset = self.offset + start * strides[dim]  # NOTE: kept when empty, as torch
         strides[dim] *= step
         return View(tuple(shape), tuple(strides), offset)
 

@@ -151,6 +151,8 @@ def linspace(start, end, steps: int, *, dtype=None, device=None,
     step = (end - start) / (steps - 1) if steps > 1 else 0.0
     half = steps // 2
     vals = np.where(i < half, start + step * i, end - step * (steps - 1 - i))
+    if steps == 1:
+        vals = np.full(1, start, np.float64)
     if d is dt.bfloat16:
         vals = dt.round_bf16(vals.astype(np.float32))
     return _finish(from_array(vals.astype(d.np), d, check_device(device)), requires_grad)

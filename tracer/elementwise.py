@@ -48,7 +48,7 @@ def as_operand(x, what: str = "operand"):
 
 def broadcast_shapes(*shapes) -> tuple[int, ...]:
     """The shape that `shapes` broadcast to, or PyTorch's error naming the dimension."""
-    shapes = [tuple(s) for s in shapes]
+    shapes = [(s,) if isinstance(s, int) else tuple(s) for s in shapes]
     ndim = max((len(s) for s in shapes), default=0)
     out = [1] * ndim
     for s in shapes:
@@ -150,6 +150,10 @@ def _float_dtype(operands) -> dt.DType:
     return d if d.is_floating_point else dt.default_float()
 
 
+def _is_bool(x) -> bool:
+    return x.dtype is dt.bool_ if isinstance(x, Tensor) else isinstance(x, (bool, np.bool_))
+
+
 def _no_bool(x, what: str) -> None:
     if isinstance(x, Tensor) and x.dtype is dt.bool_:
         raise RuntimeError(f"{what} on a bool tensor is not supported. If you are trying to "
@@ -166,8 +170,14 @@ def add(input, other, *, alpha=1) -> Tensor:
 
 
 def sub(input, other, *, alpha=1) -> Tensor:
-    """`input - alpha * other`."""
-    _no_bool(input, "Subtraction, the `-` operator,")
+    """`input - alpha * other` (bool operands, tensors or Python bools, are refused)."""
+    if _is_bool(input) or _is_bool(other):
+        if _is_bool(input) and _is_bool(other):
+            raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not "
+                               "supported. Use the `^` or `logical_xor()` operator instead.")
+        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. "
+                           "If you are trying to invert a mask, use the `~` or `logical_not()` "
+                           "operator instead.")
     if alpha != 1:
         other = mul(other, alpha) if isinstance(other, Tensor) else other * alpha
     name = "SubBackward0" if isinstance(as_operand(input), Tensor) else "RsubBackward1"
@@ -195,7 +205,7 @@ def div(input, other, *, rounding_mode=None) -> Tensor:
                           build=lambda x, y: node(Op.TRUNC, (node(Op.DIV, (x, y)),)))
         return _apply(Op.DIV, (input, other), "DivBackward1", compute=dt.float64,
                       out=d, build=lambda x, y: node(Op.TRUNC, (node(Op.DIV, (x, y)),)))
-    raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but "
+    raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but "
                      f"found '{rounding_mode}'")
 
 
@@ -236,7 +246,11 @@ def abs(input) -> Tensor:
 
 
 def square(input) -> Tensor:
-    return _apply(Op.MUL, (input,), "PowBackward0", build=lambda x: node(Op.MUL, (x, x)))
+    """`input * input`; bools square as int64, as `input ** 2` promotes them."""
+    x = as_operand(input)
+    compute = dt.int64 if isinstance(x, Tensor) and x.dtype is dt.bool_ else None
+    return _apply(Op.MUL, (x,), "PowBackward0", compute=compute,
+                  build=lambda n: node(Op.MUL, (n, n)))
 
 
 def _float_unary(op: Op, name: str, build=None):
@@ -303,7 +317,15 @@ def round(input, *, decimals: int = 0) -> Tensor:
 
 
 def sign(input) -> Tensor:
-    return _apply(Op.SIGN, (input,), "SignBackward0")
+    """-1, 0 or 1 by the sign of each element; NaN gives 0 and bools stay bools (as torch)."""
+    x = as_operand(input)
+    if isinstance(x, Tensor) and x.dtype is dt.bool_:
+        return x.clone()
+    if isinstance(x, Tensor) and x.dtype.is_floating_point:
+        # NOTE: torch's sign(NaN) is 0 where NumPy's (the SIGN primitive's) is NaN.
+        return _apply(Op.SIGN, (x,), "SignBackward0", build=lambda n: b.where(
+            node(Op.NE, (n, n)), b.like(n, 0), node(Op.SIGN, (n,))))
+    return _apply(Op.SIGN, (x,), "SignBackward0")
 
 
 def maximum(input, other) -> Tensor:

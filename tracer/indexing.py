@@ -40,8 +40,9 @@ def _expand_index(idx, ndim: int) -> list:
         if isinstance(it, (list, np.ndarray)) or (isinstance(it, Tensor)):
             it = _to_index_tensor(it)
         elif isinstance(it, (bool, np.bool_)):
-            it = _to_index_tensor([bool(it)])
-            items.append(("newaxis_mask", it))
+            # NOTE: a bool scalar is a new dim of size 1 selected (True) or emptied (False).
+            coords = from_array(np.zeros(1 if it else 0, np.int64), dt.int64)
+            items.append(("newaxis_mask", coords))
             continue
         elif isinstance(it, np.integer):
             it = int(it)
@@ -136,6 +137,7 @@ def _advanced(v: Tensor, advanced):
         raise IndexError(f"shape mismatch: indexing tensors could not be broadcast together "
                          f"with shapes {shapes}") from None
     adjacent = dims == list(range(dims[0], dims[0] + len(dims)))
+    in_dims = dims
     raw = v.node
     x = raw
     if not adjacent:
@@ -148,17 +150,17 @@ def _advanced(v: Tensor, advanced):
     merged = b.reshape(x, x.shape[:p] + (int(np.prod(sizes)),) + x.shape[p + k:])
     lin = linear_index([t.node for t in idx_tensors], sizes, bshape)
     # NOTE: bounds are checked per index dim here, since merged dims would hide them.
-    return node(Op.TAKE, (merged, _checked(lin, idx_tensors, sizes, bshape)), p), idx_tensors
+    return node(Op.TAKE, (merged, _checked(lin, idx_tensors, sizes, in_dims)), p), idx_tensors
 
 
-def _checked(lin: Node, idx_tensors, sizes, shape) -> Node:
-    for t, size in zip(idx_tensors, sizes):
+def _checked(lin: Node, idx_tensors, sizes, dims) -> Node:
+    for t, size, d in zip(idx_tensors, sizes, dims):
         if t._storage.is_realized and t.numel():
             a = np.asarray(t.numpy())
             bad = (a < -size) | (a >= size)
             if bad.any():
                 raise IndexError(f"index {int(a[bad].flat[0])} is out of bounds for dimension "
-                                 f"with size {size}")
+                                 f"{d} with size {size}")
     return lin
 
 
@@ -238,8 +240,23 @@ def take_along(x: Tensor, indices: Tensor, dim: int) -> Tensor:
 
 
 def gather(input: Tensor, dim: int, index: Tensor) -> Tensor:
-    """`torch.gather`."""
-    return take_along(input, index, dim)
+    """`torch.gather`: `out[i][j] = input[i][index[i][j]]` for dim=1; `index`'s shape is
+    the result's (it may be smaller than `input` in the other dims, never larger)."""
+    from .shape import narrow
+    from .tensor import _dim
+    d = _dim(dim, input.ndim)
+    if index.ndim != input.ndim:
+        raise RuntimeError("Index tensor must have the same number of dimensions as input "
+                           "tensor")
+    x = input
+    for i in range(input.ndim):
+        if i != d and index.shape[i] > input.shape[i]:
+            raise RuntimeError(f"Size does not match at dimension {i} expected index "
+                               f"{list(index.shape)} to be no larger than self "
+                               f"{list(input.shape)} apart from dimension {d}")
+        if i != d and index.shape[i] < input.shape[i]:
+            x = narrow(x, i, 0, index.shape[i])
+    return take_along(x, index, d)
 
 
 def index_select(input: Tensor, dim: int, index: Tensor) -> Tensor:

@@ -115,23 +115,31 @@ def prod(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tenso
     return result(n, (input,), "ProdBackward0" if dim is None else "ProdBackward1", (x,))
 
 
-def _nonempty(input: Tensor, axes, what: str) -> None:
-    for a in axes:
-        if input.shape[a] == 0:
-            raise IndexError(f"{what}(): Expected reduction dim {a} to have non-zero size.")
-    if not axes and input.numel() == 0:
+def _all_dims(dim) -> bool:
+    return dim is None or (isinstance(dim, (list, tuple)) and not dim)
+
+
+def _nonempty(input: Tensor, axes, what: str, all_dims: bool) -> None:
+    """PyTorch's errors for max-like reductions (no identity) over empty dims."""
+    if all_dims and input.numel() == 0:
         raise RuntimeError(f"{what}(): Expected reduction dim to be specified for "
                            "input.numel() == 0. Specify the reduction dim with the 'dim' "
                            "argument.")
+    for a in axes:
+        if input.shape[a] == 0:
+            raise IndexError(f"{what}(): Expected reduction dim {a} to have non-zero size.")
 
 
 def _extreme(op: Op, name: str):
     def amax_fn(input: Tensor, dim=(), keepdim: bool = False) -> Tensor:
         axes = _dims(dim, input.ndim)
-        _nonempty(input, axes if input.numel() else (), name)
+        _nonempty(input, axes, name, _all_dims(dim))
         x = input.node
-        return result(_reduce_node(op, x, axes, keepdim), (input,),
-                      name.capitalize() + "Backward0", (x,))
+        if input.numel() == 0:  # NOTE: nothing to reduce: the result is empty too
+            n = _finish(b.zeros(x.dtype, x.shape), axes, keepdim, x.shape)
+        else:
+            n = _reduce_node(op, x, axes, keepdim)
+        return result(n, (input,), name.capitalize() + "Backward0", (x,))
     amax_fn.__name__ = name
     return amax_fn
 
@@ -149,8 +157,10 @@ def _arg_extreme(input: Tensor, dim, keepdim: bool, largest: bool, what: str) ->
         axis = _dim(dim, input.ndim)
     if x.ndim == 0:
         return wrap_node(b.zeros(dt.int64, ()))
-    _nonempty(x, (axis,), what)
+    _nonempty(x, (axis,), what, dim is None)
     xn = x.node
+    if input.numel() == 0:  # an empty result: no reduction to build
+        return wrap_node(_finish(b.zeros(dt.int64, xn.shape), (axis,), keepdim, xn.shape))
     op = Op.REDUCE_MAX if largest else Op.REDUCE_MIN
     m = b.expand_to(b.reduce(op, xn, (axis,)), xn.shape)
     size = xn.shape[axis]
@@ -185,13 +195,17 @@ def _max_min(largest: bool):
             from .elementwise import maximum, minimum
             return (maximum if largest else minimum)(input, dim)
         if dim is None:
-            _nonempty(input, (), name)
+            _nonempty(input, (), name, True)
             out = full(input)
             if out._grad_fn is not None:
                 out._grad_fn._name = name.capitalize() + "Backward1"
             return out
         idx = _arg_extreme(input, dim, True, largest, name)
-        values = take_along_dim(input, idx, _dim(dim, input.ndim))
+        if input.ndim == 0:
+            _dim(dim, 0)
+            values = input.clone()
+        else:
+            values = take_along_dim(input, idx, _dim(dim, input.ndim))
         if values._grad_fn is not None:
             values._grad_fn._name = name.capitalize() + "Backward0"
         if not keepdim:
@@ -308,7 +322,8 @@ def logsumexp(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
                   (input.node,))
 
 
-def _softmax_input(input: Tensor, dim, dtype) -> tuple[Node, Node, int]:
+def _softmax_input(input: Tensor, dim, dtype) -> tuple[Node, Node, int, dt.DType]:
+    """(input node, node to compute on, axis, result dtype)."""
     if dim is None:
         raise TypeError("softmax() missing required argument 'dim' (PyTorch's implicit dim "
                         "choice is deprecated; pass dim=-1 for rows)")
@@ -316,46 +331,52 @@ def _softmax_input(input: Tensor, dim, dtype) -> tuple[Node, Node, int]:
     x = b.cast(raw, dt.to_dtype(dtype)) if dtype is not None else raw
     if not x.dtype.is_floating_point:
         raise RuntimeError(f"softmax: expected a floating point input, got {input.dtype}")
-    return raw, x, _dim(dim, input.ndim)
+    out = x.dtype
+    if out in (dt.float16, dt.bfloat16):
+        # NOTE: as torch, half precision is computed in float32 and rounded once: x - lse
+        # rounded step by step would lose all digits of small log-probabilities.
+        x = b.cast(x, dt.float32)
+    return raw, x, _dim(dim, input.ndim), out
 
 
 def softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
     """exp(x - max) / sum(exp(x - max)) along `dim`."""
-    raw, x, axis = _softmax_input(input, dim, dtype)
+    raw, x, axis, out = _softmax_input(input, dim, dtype)
     if x.ndim == 0:
-        return result(b.like(x, 1.0), (input,), "SoftmaxBackward0", (raw,))
+        return result(b.full(1.0, out, ()), (input,), "SoftmaxBackward0", (raw,))
     m = b.expand_to(b.reduce(Op.REDUCE_MAX, x, (axis,)), x.shape)
     e = node(Op.EXP, (node(Op.SUB, (x, m)),))
     s = b.expand_to(b.reduce(Op.REDUCE_SUM, e, (axis,)), x.shape)
-    return result(node(Op.DIV, (e, s)), (input,), "SoftmaxBackward0", (raw,))
+    return result(b.cast(node(Op.DIV, (e, s)), out), (input,), "SoftmaxBackward0", (raw,))
 
 
 def log_softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
     """x - logsumexp(x) along `dim`."""
-    raw, x, axis = _softmax_input(input, dim, dtype)
+    raw, x, axis, out = _softmax_input(input, dim, dtype)
     if x.ndim == 0:
-        return result(b.like(x, 0.0), (input,), "LogSoftmaxBackward0", (raw,))
+        return result(b.full(0.0, out, ()), (input,), "LogSoftmaxBackward0", (raw,))
     lse = _logsumexp_node(x, (axis,), True)
-    return result(node(Op.SUB, (x, b.expand_to(lse, x.shape))), (input,),
+    return result(b.cast(node(Op.SUB, (x, b.expand_to(lse, x.shape))), out), (input,),
                   "LogSoftmaxBackward0", (raw,))
+
+
+def _logical_reduce(op: Op, input: Tensor, dim, keepdim: bool) -> Tensor:
+    # NOTE: as torch: `dim=()` reduces nothing here, and uint8 inputs give uint8 (0 or 1).
+    axes = () if isinstance(dim, (list, tuple)) and not dim else _dims(dim, input.ndim)
+    x = input.node
+    nz = b.cast(x, dt.bool_) if x.dtype is not dt.bool_ else x
+    n = _reduce_node(op, b.cast(nz, dt.uint8), axes, keepdim)
+    return wrap_node(b.cast(n, dt.uint8 if x.dtype is dt.uint8 else dt.bool_))
 
 
 def all(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     """True where every element (along `dim`) is nonzero."""
-    axes = _dims(dim, input.ndim)
-    x = input.node
-    nz = b.cast(x, dt.bool_) if x.dtype is not dt.bool_ else x
-    n = _reduce_node(Op.REDUCE_MIN, b.cast(nz, dt.uint8), axes, keepdim)
-    return wrap_node(b.cast(n, dt.bool_))
+    return _logical_reduce(Op.REDUCE_MIN, input, dim, keepdim)
 
 
 def any(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     """True where some element (along `dim`) is nonzero."""
-    axes = _dims(dim, input.ndim)
-    x = input.node
-    nz = b.cast(x, dt.bool_) if x.dtype is not dt.bool_ else x
-    n = _reduce_node(Op.REDUCE_MAX, b.cast(nz, dt.uint8), axes, keepdim)
-    return wrap_node(b.cast(n, dt.bool_))
+    return _logical_reduce(Op.REDUCE_MAX, input, dim, keepdim)
 
 
 def count_nonzero(input: Tensor, dim=None) -> Tensor:

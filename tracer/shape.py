@@ -104,11 +104,16 @@ def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 
 
 def unflatten(x: Tensor, dim: int, sizes) -> Tensor:
+    """Split dim `dim` into `sizes` (one may be -1); a view when the strides allow."""
     d = _dim(dim, x.ndim)
-    sizes = _infer_size(tuple(sizes), x.shape[d])
-    return view(x, tuple(x.shape[:d]) + sizes + tuple(x.shape[d + 1:])) \
-        if x._view.reshape(tuple(x.shape[:d]) + sizes + tuple(x.shape[d + 1:])) is not None \
-        else reshape(x, tuple(x.shape[:d]) + sizes + tuple(x.shape[d + 1:]))
+    try:
+        sizes = _infer_size(tuple(sizes), x.shape[d])
+    except RuntimeError as e:
+        if "inferred" in str(e):
+            raise
+        raise RuntimeError(f"unflatten: Provided sizes {list(sizes)} don't multiply up to the "
+                           f"size of dim {dim} ({x.shape[d]}) in the input tensor") from None
+    return reshape(x, tuple(x.shape[:d]) + sizes + tuple(x.shape[d + 1:]))
 
 
 def squeeze(x: Tensor, dim=None) -> Tensor:
@@ -227,7 +232,8 @@ def narrow(x: Tensor, dim: int, start: int, length: int) -> Tensor:
     if start < 0:
         start += size
     if not (0 <= start <= size and 0 <= length and start + length <= size):
-        raise IndexError(f"start ({start}) + length ({length}) exceeds dimension size ({size}).")
+        raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size "
+                           f"({size}).")
     return slice_dim(x, d, start, start + length, 1, "NarrowBackward0")
 
 
@@ -293,11 +299,14 @@ def cat(tensors, dim: int = 0) -> Tensor:
     ref = parts[0]
     d = _dim(dim, ref.ndim)
     for i, x in enumerate(parts):
-        if x.ndim != ref.ndim or any(x.shape[j] != ref.shape[j]
-                                     for j in range(ref.ndim) if j != d):
-            raise RuntimeError(f"Sizes of tensors must match except in dimension {d}. Expected "
-                               f"size {ref.shape[j if x.ndim == ref.ndim else 0]} but got shape "
-                               f"{list(x.shape)} for tensor number {i} in the list.")
+        if x.ndim != ref.ndim:
+            raise RuntimeError(f"Tensors must have same number of dimensions: got {ref.ndim} "
+                               f"and {x.ndim}")
+        for j in range(ref.ndim):
+            if j != d and x.shape[j] != ref.shape[j]:
+                raise RuntimeError(f"Sizes of tensors must match except in dimension {d}. "
+                                   f"Expected size {ref.shape[j]} but got size {x.shape[j]} for "
+                                   f"tensor number {i} in the list.")
     dtype = ref.dtype
     for x in parts[1:]:
         dtype = dt.promote_types(dtype, x.dtype)
