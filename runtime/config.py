@@ -4,12 +4,16 @@
 than the environment. `EMBER_EAGER=1` starts in eager mode, `EMBER_DEBUG=1|2`
 prints kernels and timings (2: graphs and generated source too),
 `EMBER_CACHE_DIR` / `EMBER_CACHE=0` steer the disk cache, `EMBER_BACKEND`
-picks the back end, `EMBER_NUM_THREADS` sizes the CPU thread pool.
+picks the back end (`auto` or `numpy`: compiled NumPy kernels; `interpreter`:
+the reference interpreter), `EMBER_NUM_THREADS` sizes the CPU thread pool,
+`EMBER_TILE` sets the elements per tile, `EMBER_VERIFY=1` runs the graph
+verifier between passes (on by default under pytest).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 
 __all__ = ["Options", "options"]
@@ -31,6 +35,13 @@ class Options:
         os.environ.get("EMBER_NUM_THREADS", "0") or 0) or (os.cpu_count() or 1))
     # pending in-place writes a storage may stack up before it is realised
     max_pending_writes: int = 32
+    # compiled path: elements per tile, in-memory cache bounds, verifier
+    tile_elems: int = field(default_factory=lambda: int(os.environ.get("EMBER_TILE", "0") or 0)
+                            or 32768)
+    cache_entries: int = 1024
+    cache_bytes: int = 256 << 20
+    verify: bool = field(default_factory=lambda: _flag(
+        "EMBER_VERIFY", "1" if "pytest" in sys.modules else "0"))
 
 
 options = Options()

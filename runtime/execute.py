@@ -1,7 +1,11 @@
 """`run`: evaluate output nodes to arrays, on the path the options choose.
 
-Every realisation and every eager op comes through here; counters in `stats`
-let tests and `EMBER_DEBUG=1` see how often graphs ran and how big they were.
+Every realisation and every eager op comes through here. By default a graph
+runs compiled (runtime/compiled.py: passes, fusion, NumPy kernels, cached);
+eager mode (`options.eager`) and `EMBER_BACKEND=interpreter` run the reference
+interpreter node by node. Counters in `stats` let tests and `EMBER_DEBUG=1`
+see how often graphs ran; the compiled-graph cache has its own
+(`ember.runtime.cache.stats()`).
 """
 
 from __future__ import annotations
@@ -21,13 +25,25 @@ __all__ = ["run", "stats"]
 stats: Counter = Counter()
 
 
+def _compiled_path() -> bool:
+    return not options.eager and options.backend not in ("interpreter", "reference")
+
+
 def run(outputs: list[Node]) -> list[np.ndarray]:
     """The values of `outputs` (arrays of their shapes and storage dtypes)."""
     stats["runs"] += 1
     if options.debug:
         start = time.perf_counter()
-    values = evaluate(outputs)
+    if _compiled_path():
+        from .compiled import run_compiled
+        values = run_compiled(outputs)
+    else:
+        values = evaluate(outputs)
     if options.debug:
         ms = (time.perf_counter() - start) * 1e3
-        print(f"[ember] ran {len(outputs)} output(s) in {ms:.3f} ms", file=sys.stderr)
+        from . import cache
+        c = cache.stats()
+        print(f"[ember] ran {len(outputs)} output(s) in {ms:.3f} ms "
+              f"(cache: {c.hits} hits, {c.misses} misses, {c.compiles} compiles)",
+              file=sys.stderr)
     return values

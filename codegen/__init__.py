@@ -1,0 +1,1 @@
+"""Code generators: kernel descriptions to Python source (NumPy, Triton). Depends on ir/."""

@@ -1,0 +1,477 @@
+"""NumPy code generator: a `Program` to the source text of one Python module.
+
+The module defines one function per kernel and a driver, `program(inputs,
+params)`, that allocates buffers, calls the kernels and view/extern steps in
+order, and returns the outputs. The runtime `exec`s it once (see
+runtime/compiled.py for the names the source expects: `np`, `dt`, `Op`, `View`,
+`_extern`, `_strided`, `_bf16`, `_bf16_`, `_tiles`, `_Stub`).
+
+A kernel runs in one of two forms:
+
+* direct (small or untileable domains): one NumPy call per statement on whole
+  arrays, temporaries allocated by NumPy, results written with `out=`;
+* tiled: a `<name>_tile(lo, hi, ..., s)` function evaluates the statements on
+  the slice [lo, hi) of the tile axis with every temporary in a preallocated
+  scratch array (`s`, reused across tiles, calls and in place where a ufunc's
+  output may overwrite its input), and `_tiles` runs the tiles on a small
+  thread pool. MATMULs run whole before the tiles.
+
+Each statement reproduces the reference interpreter's rule exactly (same NumPy
+function on the same operand dtypes, then the same cast and bfloat16 rounding),
+so results are bit-identical wherever the operation order is the same.
+`EMIT`/`UFUNC` hold one rule per Op; a test checks that every Op has one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..ir import dtypes as dt
+from ..ir.ops import Op
+from .kernel import Kernel, Program, Ref, Stmt
+
+__all__ = ["EXTERN_OPS", "SPECIAL", "UFUNC", "VIEW", "covered_ops", "emit"]
+
+UFUNC = {
+    Op.NEG: "negative", Op.EXP: "exp", Op.LOG: "log", Op.SIN: "sin", Op.COS: "cos",
+    Op.TAN: "tan", Op.TANH: "tanh", Op.SQRT: "sqrt", Op.ABS: "absolute", Op.SIGN: "sign",
+    Op.FLOOR: "floor", Op.CEIL: "ceil", Op.TRUNC: "trunc", Op.LOG1P: "log1p",
+    Op.EXPM1: "expm1", Op.RECIP: "reciprocal",
+    Op.ADD: "add", Op.SUB: "subtract", Op.MUL: "multiply", Op.DIV: "true_divide",
+    Op.POW: "power", Op.MAX: "maximum", Op.MIN: "minimum", Op.LT: "less",
+    Op.LE: "less_equal", Op.EQ: "equal", Op.NE: "not_equal", Op.AND: "bitwise_and",
+    Op.OR: "bitwise_or", Op.XOR: "bitwise_xor", Op.FLOORDIV: "floor_divide",
+    Op.MOD: "remainder",
+}
+# kernel statements with a rule of their own (below, in `_Kernel.stmt`)
+SPECIAL = {Op.ROUND, Op.NOT, Op.CAST, Op.WHERE, Op.EXPAND, Op.REDUCE_SUM, Op.REDUCE_PROD,
+           Op.REDUCE_MAX, Op.REDUCE_MIN, Op.MATMUL}
+REDUCER = {Op.REDUCE_SUM: "add", Op.REDUCE_PROD: "multiply", Op.REDUCE_MAX: "maximum",
+           Op.REDUCE_MIN: "minimum"}
+# view steps: Op -> source template ({x} the operand, {a} the arg)
+VIEW = {
+    Op.RESHAPE: "np.reshape({x}, {a})",
+    Op.PERMUTE: "np.transpose({x}, {a})",
+    Op.EXPAND: "np.broadcast_to({x}, {a})",
+    Op.SLICE: "{x}[{a}]",
+    Op.FLIP: "np.flip({x}, {a})",
+    Op.AS_STRIDED: "_strided({x}, {a})",
+}
+# run through the reference interpreter's rule (`_extern`)
+EXTERN_OPS = {Op.TAKE, Op.SCATTER, Op.SCATTER_ADD, Op.ARGSORT, Op.CUMSUM, Op.WRITE, Op.RAND,
+              Op.ARANGE}
+
+
+def covered_ops() -> set[Op]:
+    """Every Op this generator has a rule for (BUFFER and CONST are leaves)."""
+    return set(UFUNC) | SPECIAL | set(VIEW) | EXTERN_OPS | {Op.BUFFER, Op.CONST}
+
+
+# ---------------------------------------------------------------------------
+# literals
+
+_DT_ATTR = {d: ("bool_" if d.name == "bool" else d.name) for d in dt.ALL_DTYPES}
+
+
+def np_type(d: dt.DType) -> str:
+    return {"bool": "np.bool_"}.get(d.np.name, f"np.{d.np.name}")
+
+
+def dtype_ref(d: dt.DType) -> str:
+    return f"dt.{_DT_ATTR[d]}"
+
+
+def _py(v) -> str:
+    if isinstance(v, float) and not math.isfinite(v):
+        return f"float('{v}')"
+    return repr(v)
+
+
+def literal(value, d: dt.DType) -> str:
+    """A NumPy scalar equal to the interpreter's CONST of `value` (bfloat16 rounded)."""
+    a = np.array(value, dtype=d.np)
+    if d is dt.bfloat16:
+        a = dt.round_bf16(a).reshape(())
+    return f"{np_type(d)}({_py(a.item())})"
+
+
+def arg_src(v) -> str:
+    """Source text that evaluates to the static arg `v`."""
+    if isinstance(v, tuple):
+        inner = ", ".join(arg_src(x) for x in v)
+        return f"({inner},)" if len(v) == 1 else f"({inner})"
+    if isinstance(v, float):
+        return _py(v)
+    return repr(v)
+
+
+def _index(axis: int, text: str) -> str:
+    return "[" + ":, " * axis + text + "]"
+
+
+def _natural(op: Op, dtypes) -> np.dtype:
+    """The dtype NumPy's ufunc gives for operands of `dtypes` (the interpreter's result)."""
+    return getattr(np, UFUNC[op]).resolve_dtypes(tuple(d.np for d in dtypes) + (None,))[-1]
+
+
+def _acc(d: dt.DType) -> np.dtype:
+    return np.dtype(np.float32) if d in (dt.float16, dt.bfloat16) else d.np
+
+
+# ---------------------------------------------------------------------------
+# kernels
+
+class _Kernel:
+    """Emits one kernel: direct when `tile` is None, else as a tile function."""
+
+    def __init__(self, k: Kernel, tiled: bool, tile_rows: int):
+        self.k = k
+        self.tiled = tiled
+        self.axis = k.tile_axis if tiled else None
+        self.rows = tile_rows
+        self.lines: list[str] = []
+        self.names: dict[int, str] = {}  # statement id -> expression
+        self.stored = {sid: f"o{j}" for j, (sid, _) in enumerate(k.stores)}
+        self.uses: dict[int, int] = {}  # statement id -> index of last statement reading it
+        for s in k.body:
+            for r in s.srcs:
+                if r.kind == "local":
+                    self.uses[r.index] = s.id
+        self.scratch: list[tuple[tuple, str]] = []  # (shape, dtype) per scratch array
+        self.free: dict[tuple, list[int]] = {}
+        self.held: dict[int, int] = {}  # statement id -> scratch index
+        self.pre = [s for s in k.body if s.op is Op.MATMUL] if tiled else []
+
+    # -- operands ----------------------------------------------------------------
+    def tile_shape(self, shape) -> str:
+        if self.axis is None:
+            return repr(tuple(shape))
+        parts = [("n" if a == self.axis else str(s)) for a, s in enumerate(shape)]
+        return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
+
+    def ref(self, r: Ref) -> str:
+        if r.kind == "const":
+            return literal(r.index, r.dtype)
+        if r.kind == "load":
+            return f"l{r.index}"
+        return self.names[r.index]
+
+    def full(self, r: Ref) -> str:
+        """The operand as an array of its own (tile) shape: broadcasts materialised."""
+        text = self.ref(r)
+        if r.kind == "const" or (r.kind == "local" and self.k.body[r.index].op is Op.EXPAND):
+            return f"np.broadcast_to({text}, {self.tile_shape(r.shape)})"
+        return text
+
+    # -- destinations --------------------------------------------------------------
+    def dest(self, s: Stmt, reuse: tuple[Ref, ...] = ()) -> str | None:
+        """Where statement s writes: its output tile, a scratch array, or None (direct)."""
+        if s.id in self.stored:
+            o = self.stored[s.id]
+            return o if self.axis is None else f"{o}{_index(self.axis, 'lo:hi')}"
+        if not self.tiled:
+            return None
+        key = (tuple(s.shape), s.dtype.np.str)
+        for r in reuse:  # NOTE: a ufunc may write over an operand of its exact shape
+            if (r.kind == "local" and self.uses.get(r.index) == s.id
+                    and r.index in self.held and r.shape == s.shape
+                    and r.dtype.np == s.dtype.np and r.index not in self.stored):
+                k = self.held.pop(r.index)
+                self.held[s.id] = k
+                return self._scratch_ref(k)
+        pool = self.free.get(key)
+        if pool:
+            k = pool.pop()
+        else:
+            k = len(self.scratch)
+            self.scratch.append((tuple(s.shape), s.dtype.np.str))
+        self.held[s.id] = k
+        return self._scratch_ref(k)
+
+    def _scratch_ref(self, k: int) -> str:
+        if self.axis is None:
+            return f"s[{k}]"
+        return f"s[{k}]{_index(self.axis, ':n')}"
+
+    def release(self, s: Stmt) -> None:
+        for r in s.srcs:
+            if r.kind == "local" and self.uses.get(r.index) == s.id and r.index in self.held:
+                k = self.held.pop(r.index)
+                shape, d = self.scratch[k]
+                self.free.setdefault((shape, d), []).append(k)
+
+    # -- statements ------------------------------------------------------------------
+    def stmt(self, s: Stmt) -> None:
+        op = s.op
+        if op is Op.EXPAND:
+            self.names[s.id] = self.ref(s.srcs[0])
+            if s.id in self.stored:
+                dst = self.dest(s)
+                self.lines.append(f"np.copyto({dst}, {self.names[s.id]})")
+                self.names[s.id] = dst
+            return
+        if op is Op.MATMUL and s in self.pre:
+            self.names[s.id] = f"m{s.id}"
+            return
+        args = [self.ref(r) for r in s.srcs]
+        want = s.dtype.np
+        if op in UFUNC:
+            if op is Op.POW and s.dtype.is_integer:
+                self.lines.append(f"if np.any(np.asarray({args[1]}) < 0): raise RuntimeError("
+                                  "'Integers to negative integer powers are not allowed.')")
+            fn = f"np.{UFUNC[op]}"
+            self.call(s, fn, args, _natural(op, [r.dtype for r in s.srcs]), s.srcs)
+        elif op is Op.NOT:
+            fn = "np.logical_not" if s.srcs[0].dtype.is_bool else "np.invert"
+            nat = np.dtype(np.bool_) if s.srcs[0].dtype.is_bool else s.srcs[0].dtype.np
+            self.call(s, fn, args, nat, s.srcs)
+        elif op is Op.ROUND:
+            self.call(s, "np.round", args, s.srcs[0].dtype.np, s.srcs)
+        elif op is Op.CAST:
+            self.assign(s, f"np.asarray({args[0]}).astype({np_type(s.dtype)})",
+                        copy_src=args[0])
+        elif op is Op.WHERE:
+            c, a, b = args
+            nat = np.result_type(s.srcs[1].dtype.np, s.srcs[2].dtype.np)
+            if nat == want and self.tiled or s.id in self.stored and nat == want:
+                dst = self.dest(s)
+                self.lines.append(f"np.copyto({dst}, {b})")
+                self.lines.append(f"np.copyto({dst}, {a}, where={c})")
+                self.finish(s, dst)
+            else:
+                expr = f"np.where({c}, {a}, {b})"
+                if nat != want:
+                    expr += f".astype({np_type(s.dtype)})"
+                self.assign(s, expr)
+        elif op in REDUCER:
+            self.reduce(s)
+        elif op is Op.MATMUL:
+            self.lines.extend(self.matmul_line(s, f"m{s.id}").split("\n"))
+            self.names[s.id] = f"m{s.id}"
+        else:  # pragma: no cover - covered_ops() is tested
+            raise NotImplementedError(f"no NumPy rule for {op}")
+        self.release(s)
+
+    def matmul_line(self, s: Stmt, name: str) -> str:
+        """`name = a @ b` as the interpreter computes it; written straight into the
+        output buffer when the matmul is stored and needs no cast."""
+        a, b = (self.full(r) for r in s.srcs)
+        acc = _acc(s.dtype)
+        a, b = (f"{x}.astype(np.{acc.name}, copy=False)" if r.dtype.np != acc else x
+                for x, r in zip((a, b), s.srcs))
+        if s.id in self.stored and acc == s.dtype.np and s.dtype is not dt.bfloat16:
+            o = self.stored[s.id]
+            return f"{name} = np.matmul({a}, {b}, out={o})"
+        line = f"{name} = np.matmul({a}, {b})"
+        if acc != s.dtype.np:
+            line += f".astype({np_type(s.dtype)})"
+        if s.dtype is dt.bfloat16:
+            line += f"\n{name} = _bf16({name})"
+        if s.id in self.stored:
+            line += f"\nnp.copyto({self.stored[s.id]}, {name})"
+        return line
+
+    def call(self, s: Stmt, fn: str, args, natural: np.dtype, srcs) -> None:
+        want = s.dtype.np
+        dst = self.dest(s, srcs)
+        if dst is None:
+            expr = f"{fn}({', '.join(args)})"
+            if natural != want:
+                expr = f"np.asarray({expr}).astype({np_type(s.dtype)})"
+            self.bind(s, expr)
+            return
+        cast = "" if natural == want else ", casting='unsafe'"
+        self.lines.append(f"{fn}({', '.join(args)}, out={dst}{cast})")
+        self.finish(s, dst)
+
+    def assign(self, s: Stmt, expr: str, copy_src: str | None = None) -> None:
+        """A statement computed by an expression (then copied to its destination)."""
+        dst = self.dest(s)
+        if dst is None:
+            self.bind(s, expr)
+            return
+        if copy_src is not None:
+            self.lines.append(f"np.copyto({dst}, {copy_src}, casting='unsafe')")
+        else:
+            self.lines.append(f"np.copyto({dst}, {expr}, casting='unsafe')")
+        self.finish(s, dst)
+
+    def bind(self, s: Stmt, expr: str) -> None:
+        name = f"t{s.id}"
+        if s.dtype is dt.bfloat16:
+            expr = f"_bf16({expr})"
+        self.lines.append(f"{name} = {expr}")
+        self.names[s.id] = name
+
+    def finish(self, s: Stmt, dst: str) -> None:
+        if s.dtype is dt.bfloat16:
+            self.lines.append(f"_bf16_({dst})")
+        self.names[s.id] = dst
+
+    def reduce(self, s: Stmt) -> None:
+        (r,) = s.srcs
+        x = self.full(r)
+        if r.shape and math.prod(r.shape) == 0 and s.op in (Op.REDUCE_MAX, Op.REDUCE_MIN):
+            msg = (f"max/min of an empty tensor of shape {tuple(r.shape)} over dims "
+                   f"{list(s.arg)}: the operation has no identity; specify a non-empty dim")
+            self.lines.append(f"raise RuntimeError({msg!r})")
+            self.names[s.id] = "None"
+            return
+        fn = f"np.{REDUCER[s.op]}.reduce"
+        kw = f"axis={arg_src(tuple(s.arg))}, keepdims=True"
+        acc = _acc(s.dtype)
+        if s.op in (Op.REDUCE_SUM, Op.REDUCE_PROD):
+            kw += f", dtype=np.{acc.name}"
+            natural = acc
+        else:
+            natural = r.dtype.np
+        dst = self.dest(s)
+        if dst is None:
+            expr = f"{fn}({x}, {kw})"
+            if natural != s.dtype.np:
+                expr = f"np.asarray({expr}).astype({np_type(s.dtype)})"
+            self.bind(s, expr)
+        elif natural == s.dtype.np:
+            self.lines.append(f"{fn}({x}, {kw}, out={dst})")
+            self.finish(s, dst)
+        else:
+            self.lines.append(f"np.copyto({dst}, {fn}({x}, {kw}), casting='unsafe')")
+            self.finish(s, dst)
+
+    # -- the function ------------------------------------------------------------------
+    def emit(self) -> str:
+        k = self.k
+        for s in k.body:
+            self.stmt(s)
+        loads = [f"l{j}" for j in range(len(k.loads))]
+        outs = [f"o{j}" for j in range(len(k.stores))]
+        if not self.tiled:
+            params = ", ".join(loads + outs)
+            body = self.lines or ["pass"]
+            return f"def {k.name}({params}):\n" + "".join(f"    {ln}\n" for ln in body)
+        pre = [f"m{s.id}" for s in self.pre]
+        a = self.axis
+        head = ["n = hi - lo"]
+        for j, r in enumerate(k.loads):
+            shape = self.load_shapes[j]
+            if len(shape) == len(k.domain) and shape[a] == k.domain[a] and shape[a] > 1:
+                head.append(f"l{j} = l{j}{_index(a, 'lo:hi')}")
+        for st in self.pre:
+            if st.shape[a] == k.domain[a] and st.shape[a] > 1:
+                head.append(f"m{st.id} = m{st.id}{_index(a, 'lo:hi')}")
+        params = ", ".join(["lo", "hi"] + loads + pre + outs + ["s"])
+        src = f"def {k.name}_tile({params}):\n"
+        src += "".join(f"    {ln}\n" for ln in head + self.lines)
+        outer = [self._pre_line(s) for s in self.pre]
+        spec = repr(tuple(self._scratch_spec()))
+        inner = k.numel // k.domain[a]
+        outer.append(f"_tiles({k.name}_tile, {k.domain[a]}, {self.rows}, {inner}, "
+                     f"({', '.join(loads + pre + outs)},), {spec}, _S_{k.name})")
+        src += f"_S_{k.name} = []\n"
+        src += f"def {k.name}({', '.join(loads + outs)}):\n"
+        src += "".join(f"    {ln}\n" for ln in outer)
+        return src
+
+    def _pre_line(self, s: Stmt) -> str:
+        saved, self.axis = self.axis, None
+        try:
+            line = self.matmul_line(s, f"m{s.id}")
+        finally:
+            self.axis = saved
+        return line.replace("\n", "\n    ")
+
+    def _scratch_spec(self):
+        for shape, d in self.scratch:
+            shape = list(shape)
+            if self.axis is not None:
+                shape[self.axis] = min(self.rows, shape[self.axis])
+            yield (tuple(shape), d)
+
+
+# ---------------------------------------------------------------------------
+# the program
+
+def _tile_rows(k: Kernel, tile_elems: int) -> int:
+    a = k.tile_axis
+    inner = math.prod(k.domain[a + 1:]) * math.prod(k.domain[:a])
+    return max(1, tile_elems // max(1, inner))
+
+
+def emit(prog: Program, tile_elems: int = 32768) -> str:
+    """The source text of a module whose `program(inputs, params)` runs `prog`."""
+    parts = ["# generated by ember.codegen.numpy_gen\n"]
+    vals = prog.values
+    stubs: list[str] = []
+    body: list[str] = []
+    for pos, v in prog.inputs:
+        body.append(f"v{v} = inputs[{pos}]")
+    if prog.slot_bytes:
+        body.append("slots = _POOL.pop() if _POOL else "
+                    f"[np.empty(b, np.uint8) for b in {list(prog.slot_bytes)!r}]")
+
+    def alloc(v: int) -> list[str]:
+        val = vals[v]
+        a = prog.allocs.get(v)
+        shape = repr(tuple(val.shape))
+        if a is None or a.kind == "fresh":
+            return [f"v{v} = np.empty({shape}, {np_type(val.dtype)})"]
+        if a.kind == "slot":
+            nb = math.prod(val.shape) * val.dtype.np.itemsize
+            view = f"slots[{a.slot}][:{nb}].view({np_type(val.dtype)})"
+            return [f"v{v} = {view}.reshape({shape})"]
+        base = vals[a.of]
+        return [f"v{a.of} = np.empty({tuple(base.shape)!r}, {np_type(base.dtype)})",
+                f"v{v} = v{a.of}.reshape({shape})"]
+
+    for step in prog.steps:
+        if step.kind == "kernel":
+            k = step.kernel
+            tiled = k.tile_axis is not None
+            gen = _Kernel(k, tiled, _tile_rows(k, tile_elems) if tiled else 0)
+            gen.load_shapes = [vals[v].shape for v in k.loads]
+            parts.append(gen.emit())
+            if gen.scratch and not tiled:  # pragma: no cover - direct kernels use none
+                raise AssertionError("direct kernel with scratch")
+            for _, v in k.stores:
+                body.extend(alloc(v))
+            args = [f"v{v}" for v in k.loads] + [f"v{v}" for _, v in k.stores]
+            body.append(f"{k.name}({', '.join(args)})")
+        elif step.kind == "view":
+            if prog.allocs.get(step.out, None) is not None and \
+                    prog.allocs[step.out].kind == "base":
+                continue
+            x = f"v{step.srcs[0]}"
+            if step.op is Op.SLICE:
+                a = ", ".join(f"{lo}:{hi}:{st}" for lo, hi, st in step.arg)
+            elif step.op is Op.AS_STRIDED:
+                v = step.arg
+                a = f"{tuple(v.shape)!r}, {tuple(v.strides)!r}, {v.offset}"
+            else:
+                a = arg_src(tuple(step.arg))
+            body.append(f"v{step.out} = " + VIEW[step.op].format(x=x, a=a))
+        elif step.kind == "const":
+            val = vals[step.out]
+            body.append(f"v{step.out} = np.full({tuple(val.shape)!r}, "
+                        f"{literal(step.arg, val.dtype)})")
+        else:
+            val = vals[step.out]
+            args = "".join(f", v{s}" for s in step.srcs)
+            if step.op is Op.RAND:
+                _, j, stream = step.arg
+                stub = (f"_Stub(Op.RAND, (params[{j}][0], params[{j}][1], {stream}), "
+                        f"{dtype_ref(val.dtype)}, {tuple(val.shape)!r})")
+                body.append(f"v{step.out} = _extern({stub})")
+            else:
+                name = f"_n{len(stubs)}"
+                stubs.append(f"{name} = _Stub(Op.{step.op.name}, {arg_src(step.arg)}, "
+                             f"{dtype_ref(val.dtype)}, {tuple(val.shape)!r})")
+                body.append(f"v{step.out} = _extern({name}{args})")
+    if prog.slot_bytes:
+        body.append("_POOL.append(slots)")
+    body.append("return [" + ", ".join(f"v{o}" for o in prog.outputs) + "]")
+    parts.extend(s + "\n" for s in stubs)
+    parts.append("_POOL = []\n")
+    parts.append("def program(inputs, params):\n" + "".join(f"    {ln}\n" for ln in body))
+    return "".join(parts)

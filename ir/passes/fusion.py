@@ -1,0 +1,265 @@
+"""`fuse`: partition a graph's nodes into kernels, view steps and extern steps.
+
+A *kernel* group is a set of nodes computed together over one iteration domain
+(the largest shape among them): elementwise ops, same-rank EXPANDs (free inside
+a kernel: NumPy and Triton broadcast), reductions (their prologue is whatever
+elementwise work produced their input in the group, their epilogue whatever
+consumes them; sibling reductions over the same rows land in the same group, so
+softmax and layer norm are one kernel), and MATMUL, which a kernel computes
+first, whole, before its elementwise epilogue. Every node belongs to at most one
+group, so no work is ever done twice; a value another group needs is stored.
+
+Other movement ops become *view* steps (no compute: a strided view of a stored
+value), and extern ops, WRITE, RAND and ARANGE become *extern* steps. Leaves
+(BUFFER, CONST) belong to no group: kernels read buffers and inline constants.
+
+Fusion is greedy, in topological order: a node joins the group of an input when
+
+* the shapes are compatible (same rank; each axis equal, or 1 on one side),
+* joining creates no cycle between groups (checked on the group dependency DAG),
+* joining does not take away the tiling of a large kernel (see `tile_axis`).
+
+Each refusal is recorded in `Fusion.notes` (shown with EMBER_DEBUG=2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import prod
+
+from ..graph import Graph
+from ..node import Node
+from ..ops import ELEMENTWISE, MOVEMENT, REDUCE, Op
+
+__all__ = ["KERNEL_OPS", "Fusion", "Group", "fuse", "tile_axis"]
+
+# ops that may be members of a kernel group (EXPAND only when its input is in it)
+KERNEL_OPS = ELEMENTWISE | REDUCE | {Op.MATMUL, Op.EXPAND}
+
+
+@dataclass(eq=False)
+class Group:
+    """A kernel, a view step or an extern step; `nodes` in topological order."""
+
+    id: int
+    kind: str  # "kernel" | "view" | "extern"
+    nodes: list[Node]
+    domain: tuple[int, ...] = ()
+    reduce_axes: frozenset = frozenset()
+    shapes: set = field(default_factory=set)  # shapes of computed (tiled) members
+    deps: set = field(default_factory=set)  # ids of groups this one reads from
+    tile_axis: int | None = None
+    outputs: list[Node] = field(default_factory=list)  # members read outside
+    loads: list[Node] = field(default_factory=list)  # non-members read (no CONSTs)
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} k{self.id} {len(self.nodes)} nodes domain={list(self.domain)}>"
+
+
+@dataclass
+class Fusion:
+    graph: Graph
+    groups: list[Group]
+    group_of: dict[int, Group]  # id(node) -> its group
+    notes: list[str]
+
+    @property
+    def kernels(self) -> list[Group]:
+        return [g for g in self.groups if g.kind == "kernel"]
+
+
+def tile_axis(domain, shapes, reduce_axes) -> int | None:
+    """The axis a kernel can be split along: every computed value spans it, none reduces it."""
+    for a, size in enumerate(domain):
+        if size > 1 and a not in reduce_axes and all(s[a] == size for s in shapes):
+            return a
+    return None
+
+
+def _compatible(a: tuple, b: tuple) -> bool:
+    return len(a) == len(b) and all(x == y or x == 1 or y == 1 for x, y in zip(a, b))
+
+
+def _extent(n: Node) -> tuple[int, ...]:
+    return n.inputs[0].shape if n.op in REDUCE else n.shape
+
+
+def _computed(n: Node) -> bool:
+    """Members that a tile computes (EXPAND is free; MATMUL runs whole before the tiles)."""
+    return n.op is not Op.EXPAND and n.op is not Op.MATMUL
+
+
+class _Fuser:
+    def __init__(self, graph: Graph, tile_elems: int):
+        self.graph = graph
+        self.tile_elems = tile_elems
+        self.index = {id(n): i for i, n in enumerate(graph.nodes)}
+        self.groups: dict[int, Group] = {}
+        self.parent: dict[int, int] = {}
+        self.group_of: dict[int, int] = {}
+        self.notes: list[str] = []
+
+    # -- union-find over groups ------------------------------------------------
+    def find(self, gid: int) -> int:
+        while self.parent[gid] != gid:
+            self.parent[gid] = self.parent[self.parent[gid]]
+            gid = self.parent[gid]
+        return gid
+
+    def group(self, n: Node) -> Group | None:
+        gid = self.group_of.get(id(n))
+        return None if gid is None else self.groups[self.find(gid)]
+
+    def new(self, kind: str, n: Node) -> Group:
+        g = Group(len(self.parent), kind, [n])
+        self.groups[g.id] = g
+        self.parent[g.id] = g.id
+        if kind == "kernel":
+            g.domain = _extent(n)
+            if n.op in REDUCE:
+                g.reduce_axes = frozenset(n.arg)
+            if _computed(n):
+                g.shapes.add(n.shape)
+        self.add_deps(g, n)
+        self.group_of[id(n)] = g.id
+        return g
+
+    def add_deps(self, g: Group, n: Node) -> None:
+        for i in n.inputs:
+            s = self.group(i)
+            if s is not None and s.id != g.id:
+                g.deps.add(s.id)
+
+    def depends(self, a: Group, b: Group) -> bool:
+        """Whether group a reads (transitively) from group b."""
+        stack, seen = [a.id], {a.id}
+        while stack:
+            for d in self.groups[stack.pop()].deps:
+                d = self.find(d)
+                if d == b.id:
+                    return True
+                if d not in seen:
+                    seen.add(d)
+                    stack.append(d)
+        return False
+
+    def name(self, n: Node) -> str:
+        return f"%{self.index[id(n)]} {n.op.name.lower()}"
+
+    # -- joining -----------------------------------------------------------------
+    def why_not(self, gs: list[Group], n: Node) -> str | None:
+        """None when n can join the union of gs, else the reason it cannot."""
+        extent = _extent(n)
+        domain = extent
+        for g in gs:
+            if not _compatible(g.domain, domain):
+                return f"shape {list(extent)} does not fit k{g.id}'s domain {list(g.domain)}"
+            domain = tuple(max(x, y) for x, y in zip(domain, g.domain))
+        for a in gs:
+            for b in gs:
+                if a is not b and self.depends(a, b):
+                    return f"k{a.id} reads k{b.id}"
+        members = {g.id for g in gs}
+        for i in n.inputs:
+            s = self.group(i)
+            if s is not None and s.id not in members and any(self.depends(s, g) for g in gs):
+                return f"{self.name(i)} (in k{s.id}) depends on the kernel: fusing makes a cycle"
+        if prod(domain) > self.tile_elems:
+            shapes = set().union(*(g.shapes for g in gs))
+            raxes = frozenset().union(*(g.reduce_axes for g in gs))
+            if _computed(n):
+                shapes = shapes | {n.shape}
+            if n.op in REDUCE:
+                raxes = raxes | frozenset(n.arg)
+            if tile_axis(domain, shapes, raxes) is None and any(
+                    tile_axis(g.domain, g.shapes, g.reduce_axes) is not None for g in gs):
+                return "joining would leave the large kernel without an axis to tile"
+        return None
+
+    def join(self, gs: list[Group], n: Node) -> Group:
+        g = gs[0]
+        for other in gs[1:]:
+            g.nodes += other.nodes
+            g.shapes |= other.shapes
+            g.deps |= other.deps
+            g.reduce_axes |= other.reduce_axes
+            g.domain = tuple(max(x, y) for x, y in zip(g.domain, other.domain))
+            self.parent[other.id] = g.id
+            del self.groups[other.id]
+        g.nodes.append(n)
+        g.domain = tuple(max(x, y) for x, y in zip(g.domain, _extent(n)))
+        if _computed(n):
+            g.shapes.add(n.shape)
+        if n.op in REDUCE:
+            g.reduce_axes |= frozenset(n.arg)
+        self.group_of[id(n)] = g.id
+        self.add_deps(g, n)
+        g.deps = {d for d in g.deps if self.find(d) != g.id}
+        return g
+
+    def place_kernel_node(self, n: Node) -> None:
+        cands: list[Group] = []
+        if n.op is not Op.MATMUL:
+            for i in n.inputs:
+                g = self.group(i)
+                if g is not None and g.kind == "kernel" and g not in cands:
+                    cands.append(g)
+        if n.op is Op.EXPAND and not cands:
+            self.new("view", n)
+            return
+        if len(cands) > 1 and self.why_not(cands, n) is None:
+            self.join(cands, n)
+            return
+        for g in cands:
+            reason = self.why_not([g], n)
+            if reason is None:
+                self.join([g], n)
+                return
+            self.notes.append(f"{self.name(n)} not fused into k{g.id}: {reason}")
+        if n.op is Op.EXPAND:
+            self.new("view", n)
+        else:
+            self.new("kernel", n)
+
+    def run(self) -> Fusion:
+        for n in self.graph.nodes:
+            if n.op is Op.BUFFER or n.op is Op.CONST:
+                continue
+            if n.op in KERNEL_OPS:
+                self.place_kernel_node(n)
+            elif n.op in MOVEMENT:
+                self.new("view", n)
+            else:
+                self.new("extern", n)
+        return self.finish()
+
+    def finish(self) -> Fusion:
+        users: dict[int, list[Node]] = {}
+        for n in self.graph.nodes:
+            for i in n.inputs:
+                users.setdefault(id(i), []).append(n)
+        outs = {id(o) for o in self.graph.outputs}
+        groups = sorted(self.groups.values(), key=lambda g: min(self.index[id(n)]
+                                                                 for n in g.nodes))
+        group_of = {}
+        for g in groups:
+            g.nodes.sort(key=lambda n: self.index[id(n)])
+            members = {id(n) for n in g.nodes}
+            for n in g.nodes:
+                group_of[id(n)] = g
+            g.outputs = [n for n in g.nodes if id(n) in outs or any(
+                id(u) not in members for u in users.get(id(n), ()))]
+            seen: set[int] = set()
+            for n in g.nodes:
+                for i in n.inputs:
+                    if id(i) not in members and i.op is not Op.CONST and id(i) not in seen:
+                        seen.add(id(i))
+                        g.loads.append(i)
+            if g.kind == "kernel" and g.shapes and prod(g.domain) > self.tile_elems:
+                g.tile_axis = tile_axis(g.domain, g.shapes, g.reduce_axes)
+        return Fusion(self.graph, groups, group_of, self.notes)
+
+
+def fuse(graph: Graph, tile_elems: int = 32768) -> Fusion:
+    """Group `graph`'s nodes into kernels (see the module docstring)."""
+    return _Fuser(graph, tile_elems).run()

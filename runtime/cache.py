@@ -1,0 +1,264 @@
+"""The compiled-graph cache: canonical keys, an LRU in memory, and a disk store.
+
+**Key.** `canonical(outputs)` rebuilds the pending graph in one traversal with
+its data replaced by positions: every BUFFER node, and every node whose value
+is already known (`runtime.realized`), becomes an input placeholder
+`BUFFER -1-i` (i: the input's position), and every RAND node's seed and
+sequence number become runtime parameter j (`arg = ("param", j, stream)`), so
+a loop that draws fresh random numbers each step still hits. What remains is
+structure: ops, dtypes, shapes, views and constant values. Nodes are
+hash-consed, so the canonical output nodes themselves are the key: equal
+structure gives the very same objects, and a lookup hashes a tuple of them.
+
+**Memory.** `MemoryCache` is bounded by entries and bytes (of generated
+source) with least-recently-used eviction; `stats()` returns its counters
+(hits, misses, compiles, evictions, disk hits/writes/rejects) and `clear()`
+empties it (and the counters).
+
+**Disk.** `DiskCache` keeps the generated source under
+`options.cache_dir/<ember version>-<numpy version>-<codegen version>/`, one
+file per graph, named by the SHA-256 of the canonical graph's text. A file is
+a header line with the SHA-256 of the source that follows; a file whose
+checksum does not match (truncated, edited) is rejected, recompiled and
+rewritten, never executed. Writes go to a temporary file in the same folder
+and are renamed into place (`os.replace`), so two processes compiling the
+same graph both write whole files and readers never see half of one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from ..ir.graph import Graph
+from ..ir.node import Node, node
+from ..ir.ops import Op
+from .buffers import lookup, realized
+from .config import options
+
+__all__ = [
+    "CODEGEN_VERSION",
+    "CacheStats",
+    "DiskCache",
+    "MemoryCache",
+    "canonical",
+    "clear",
+    "disk",
+    "memory",
+    "stats",
+]
+
+CODEGEN_VERSION = "1"
+
+
+# ---------------------------------------------------------------------------
+# canonical form
+
+def canonical(outputs) -> tuple[tuple[Node, ...], list[np.ndarray], list[tuple[int, int]]]:
+    """(canonical output nodes, input arrays by position, RAND parameters by position)."""
+    visit, inputs, params = _walker()
+    try:
+        outs = tuple([visit(o) for o in outputs])
+    except RecursionError:
+        # a graph deeper than the recursion limit: visit in topological order
+        # first, so every recursive call finds its inputs already memoised
+        from ..ir.graph import toposort
+        visit, inputs, params = _walker()
+        known = realized.data
+        for n in toposort(outputs, stop=lambda n: bool(known) and weakref.ref(n) in known):
+            visit(n)
+        outs = tuple([visit(o) for o in outputs])
+    return outs, inputs, params
+
+
+def _walker():
+    memo: dict[Node, Node] = {}
+    inputs: list[np.ndarray] = []
+    params: list[tuple[int, int]] = []
+    known = realized.data
+    ref = weakref.ref
+    get = memo.get
+
+    def visit(n: Node) -> Node:
+        c = get(n)
+        if c is not None:
+            return c
+        op = n.op
+        ins = n.inputs
+        if op is Op.BUFFER:
+            c = node(op, (), -1 - len(inputs), n.dtype, n.shape)
+            inputs.append(lookup(n.arg).array)
+        elif not ins:
+            if op is Op.RAND:
+                seed, seq, stream = n.arg
+                c = node(op, (), ("param", len(params), stream), n.dtype, n.shape)
+                params.append((seed, seq))
+            else:
+                c = n
+        elif known and ref(n) in known:
+            c = node(Op.BUFFER, (), -1 - len(inputs), n.dtype, n.shape)
+            inputs.append(known[ref(n)])
+        else:
+            new = tuple([visit(i) for i in ins])
+            c = n if new == ins else node(op, new, n.arg, n.dtype, n.shape)
+        memo[n] = c
+        return c
+
+    return visit, inputs, params
+
+
+def key_text(key: tuple[Node, ...]) -> str:
+    """The canonical graph's text form (what the disk key hashes)."""
+    return str(Graph(key))
+
+
+# ---------------------------------------------------------------------------
+# counters
+
+@dataclass
+class CacheStats:
+    hits: int = 0
+    misses: int = 0
+    compiles: int = 0
+    evictions: int = 0
+    disk_hits: int = 0
+    disk_writes: int = 0
+    disk_rejects: int = 0
+    entries: int = 0
+    bytes: int = 0
+
+    def reset(self) -> None:
+        for f in fields(self):
+            setattr(self, f.name, 0)
+
+
+class MemoryCache:
+    """An LRU map key -> compiled entry, bounded by entries and bytes."""
+
+    def __init__(self, max_entries: int, max_bytes: int):
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.entries: OrderedDict = OrderedDict()
+        self.stats = CacheStats()
+
+    def get(self, key):
+        entry = self.entries.get(key)
+        if entry is None:
+            self.stats.misses += 1
+            return None
+        self.entries.move_to_end(key)
+        self.stats.hits += 1
+        return entry
+
+    def put(self, key, entry) -> None:
+        old = self.entries.pop(key, None)
+        if old is not None:
+            self.stats.bytes -= old.nbytes
+        self.entries[key] = entry
+        self.stats.bytes += entry.nbytes
+        while self.entries and (len(self.entries) > self.max_entries
+                                or self.stats.bytes > self.max_bytes) and len(self.entries) > 1:
+            _, gone = self.entries.popitem(last=False)
+            self.stats.bytes -= gone.nbytes
+            self.stats.evictions += 1
+        self.stats.entries = len(self.entries)
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.stats.reset()
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+# ---------------------------------------------------------------------------
+# disk
+
+def _versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        ember = version("ember")
+    except PackageNotFoundError:  # pragma: no cover - running from a checkout
+        ember = "dev"
+    return f"ember{ember}-numpy{np.__version__}-cg{CODEGEN_VERSION}"
+
+
+_VERSIONS = [None]
+
+
+class DiskCache:
+    """Generated source on disk, checksummed, written atomically."""
+
+    HEADER = "# ember-cache sha256="
+
+    def __init__(self, stats: CacheStats):
+        self.stats = stats
+
+    @property
+    def folder(self) -> str:
+        if _VERSIONS[0] is None:
+            _VERSIONS[0] = _versions()
+        return os.path.join(options.cache_dir, _VERSIONS[0])
+
+    def path(self, digest: str) -> str:
+        return os.path.join(self.folder, digest + ".py")
+
+    def load(self, digest: str) -> str | None:
+        """The stored source, or None (absent, or rejected as corrupt)."""
+        try:
+            with open(self.path(digest), encoding="utf-8") as f:
+                text = f.read()
+        except (OSError, UnicodeDecodeError):
+            return None
+        head, _, source = text.partition("\n")
+        if not head.startswith(self.HEADER) or head[len(self.HEADER):] != \
+                hashlib.sha256(source.encode()).hexdigest():
+            self.stats.disk_rejects += 1
+            return None
+        self.stats.disk_hits += 1
+        return source
+
+    def store(self, digest: str, source: str) -> None:
+        folder = self.folder
+        try:
+            os.makedirs(folder, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".py", dir=folder)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as f:
+                    f.write(self.HEADER + hashlib.sha256(source.encode()).hexdigest() + "\n")
+                    f.write(source)
+                os.replace(tmp, self.path(digest))
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise
+        except OSError:
+            return  # a read-only or full disk only costs a recompile next time
+        self.stats.disk_writes += 1
+
+
+def digest_of(key: tuple[Node, ...]) -> str:
+    return hashlib.sha256((_VERSIONS[0] or _versions()) .encode() + b"\n"
+                          + key_text(key).encode()).hexdigest()
+
+
+memory = MemoryCache(options.cache_entries, options.cache_bytes)
+disk = DiskCache(memory.stats)
+
+
+def stats() -> CacheStats:
+    """The cache's counters: `ember.runtime.cache.stats().hits`, `.misses`, ..."""
+    return memory.stats
+
+
+def clear() -> None:
+    """Forget every compiled graph held in memory and reset the counters."""
+    memory.clear()

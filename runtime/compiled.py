@@ -1,0 +1,180 @@
+"""The compiled path: canonical key -> cached program -> run.
+
+`run_compiled(outputs)` canonicalises the pending graph (runtime/cache.py),
+looks the program up in memory, then on disk, and only on a double miss runs
+the pass pipeline (ir/passes/pipeline.py), builds the kernel description
+(codegen/kernel.py) and generates NumPy source (codegen/numpy_gen.py). The
+source is `exec`ed once into a namespace holding the helpers it names; the
+resulting `program(inputs, params)` is what a cache hit calls.
+
+A graph the generator cannot handle (a dtype combination NumPy has no loop
+for, say) is remembered as such and runs on the reference interpreter, which
+then raises the same error it always would.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+from ..codegen.kernel import build_program
+from ..codegen.numpy_gen import emit
+from ..ir import dtypes as dt
+from ..ir.graph import Graph
+from ..ir.node import Node
+from ..ir.ops import Op
+from ..ir.passes.pipeline import lower
+from ..ir.passes.schedule import describe
+from ..ir.view import View
+from . import cache, threads
+from .config import options
+from .interpreter import IMPL, _finish, evaluate
+
+__all__ = ["Compiled", "compile_key", "run_compiled"]
+
+
+class _Stub:
+    """What an interpreter rule reads of a node: op, arg, dtype, shape, numel."""
+
+    __slots__ = ("arg", "dtype", "op", "shape")
+
+    def __init__(self, op: Op, arg, dtype: dt.DType, shape: tuple[int, ...]):
+        self.op, self.arg, self.dtype, self.shape = op, arg, dtype, shape
+
+    @property
+    def numel(self) -> int:
+        n = 1
+        for s in self.shape:
+            n *= s
+        return n
+
+
+def _extern(n: _Stub, *args):
+    return _finish(n, IMPL[n.op](n, *args))
+
+
+def _strided(x: np.ndarray, shape, strides, offset) -> np.ndarray:
+    """The AS_STRIDED view of flat x (element strides), as the interpreter reads it."""
+    x = np.ascontiguousarray(x)
+    item = x.itemsize
+    try:
+        return np.ndarray(shape, x.dtype, x, offset * item, tuple(s * item for s in strides))
+    except (TypeError, ValueError):
+        from .interpreter import _strided as slow
+        return slow(x, View(tuple(shape), tuple(strides), offset))
+
+
+def _bf16(x):
+    return np.asarray(dt.round_bf16(x)).reshape(np.shape(x))
+
+
+def _bf16_(x: np.ndarray) -> None:
+    x[...] = dt.round_bf16(x).reshape(x.shape)
+
+
+NAMESPACE = {"np": np, "dt": dt, "Op": Op, "View": View, "_extern": _extern,
+             "_strided": _strided, "_bf16": _bf16, "_bf16_": _bf16_, "_tiles": threads.tiles,
+             "_Stub": _Stub}
+
+
+class Compiled:
+    """One cached program: the function, its source and what the compiler reported."""
+
+    __slots__ = ("fn", "kernels", "nbytes", "peak_bytes", "report", "source")
+
+    def __init__(self, fn, source: str, kernels: int = -1, peak_bytes: int = -1,
+                 report: str = ""):
+        self.fn = fn
+        self.source = source
+        self.kernels = kernels
+        self.peak_bytes = peak_bytes
+        self.report = report
+        self.nbytes = len(source) + 512
+
+    def __repr__(self) -> str:
+        return f"<Compiled {self.kernels} kernels, {len(self.source)} chars of source>"
+
+
+def _fold(n: Node):
+    """The value of elementwise node n over constant inputs, by the interpreter's rules."""
+    args = [_finish(_Stub(Op.CONST, i.arg, i.dtype, ()), np.array(i.arg, i.dtype.np))
+            for i in n.inputs]
+    stub = _Stub(n.op, n.arg, n.dtype, ())
+    with np.errstate(all="ignore"):
+        value = _finish(stub, IMPL[n.op](stub, *args))
+    return value.item()
+
+
+def _exec(source: str):
+    ns = dict(NAMESPACE)
+    exec(compile(source, "<ember-kernels>", "exec"), ns)  # noqa: S102 - our own generated code
+    return ns["program"]
+
+
+def compile_key(key: tuple[Node, ...]) -> Compiled:
+    """Compile a canonical graph (no cache involved)."""
+    start = time.perf_counter()
+    graph = Graph(key)
+    try:
+        plan = lower(graph, fold=_fold, tile_elems=options.tile_elems, check=options.verify)
+        prog = build_program(plan)
+        source = emit(prog, options.tile_elems)
+        fn = _exec(source)
+    except (NotImplementedError, TypeError) as e:
+        if options.debug:
+            print(f"[ember] not compiled ({e}); using the interpreter", file=sys.stderr)
+        return Compiled(None, "", 0, 0, f"not compiled: {e}")
+    report = describe(plan)
+    if plan.fusion.notes:
+        report += "\nnot fused:\n  " + "\n  ".join(plan.fusion.notes)
+    entry = Compiled(fn, source, len(prog.kernels), plan.peak_bytes, report)
+    if options.debug:
+        ms = (time.perf_counter() - start) * 1e3
+        print(f"[ember] compiled {len(graph)} nodes into {entry.kernels} kernels in "
+              f"{ms:.2f} ms", file=sys.stderr)
+        if options.debug >= 2:
+            print(f"{plan.graph}\n{report}\n{source}", file=sys.stderr)
+    return entry
+
+
+def _load_or_compile(key: tuple[Node, ...]) -> Compiled:
+    stats = cache.memory.stats
+    digest = None
+    if options.cache:
+        digest = cache.digest_of(key)
+        source = cache.disk.load(digest)
+        if source is not None:
+            try:
+                return Compiled(_exec(source), source)
+            except Exception:  # noqa: BLE001 - a stored file that fails to load is rewritten
+                stats.disk_rejects += 1
+                stats.disk_hits -= 1
+    stats.compiles += 1
+    entry = compile_key(key)
+    if digest is not None and entry.fn is not None:
+        cache.disk.store(digest, entry.source)
+    return entry
+
+
+def lookup(outputs) -> tuple[Compiled, list, list]:
+    """(cached program, inputs, params) for the graph behind `outputs`."""
+    key, inputs, params = cache.canonical(outputs)
+    memory = cache.memory
+    entry = memory.get(key)
+    if entry is None:
+        memory.max_entries = options.cache_entries
+        memory.max_bytes = options.cache_bytes
+        entry = _load_or_compile(key)
+        memory.put(key, entry)
+    return entry, inputs, params
+
+
+def run_compiled(outputs: list[Node]) -> list[np.ndarray]:
+    """The values of `outputs`, computed by the cached compiled program."""
+    entry, inputs, params = lookup(outputs)
+    if entry.fn is None:
+        return evaluate(outputs)
+    with np.errstate(all="ignore"):
+        return entry.fn(inputs, params)
