@@ -92,10 +92,17 @@ class View:
                     tuple(self.strides[i] for i in order), self.offset)
 
     def expand(self, shape: tuple[int, ...]) -> View:
+        """Broadcast to `shape` as PyTorch's `inferExpandGeometry`: grown dims get stride 0;
+        a new leading dim of size 1 gets the stride an unsqueeze would give it."""
         extra = len(shape) - self.ndim
-        strides = [0] * extra
-        for i, (old, new) in enumerate(zip(self.shape, shape[extra:])):
-            strides.append(self.strides[i] if old == new else 0)
+        strides = [0] * len(shape)
+        for i in range(len(shape) - 1, -1, -1):
+            if i >= extra:
+                size, stride = self.shape[i - extra], self.strides[i - extra]
+            else:
+                size = 1
+                stride = shape[i + 1] * strides[i + 1] if i + 1 < len(shape) else 0
+            strides[i] = stride if size == shape[i] else 0
         return View(tuple(shape), tuple(strides), self.offset)
 
     def slice(self, dim: int, start: int, stop: int, step: int) -> View:
@@ -130,11 +137,14 @@ class View:
         within itself can be split or merged freely.
         """
         shape = tuple(shape)
-        if shape == self.shape:
-            return self
-        if self.numel == 0 or self.is_contiguous():
-            return View.contiguous(shape, self.offset) if self.numel else View(
-                shape, contiguous_strides(shape), self.offset)
+        if self.numel == 0:
+            return self if shape == self.shape else View(shape, contiguous_strides(shape),
+                                                         self.offset)
+        if self.strides == _contiguous(self.shape).strides:
+            return View.contiguous(shape, self.offset)
+        # NOTE: no shortcut for other "contiguous" views: computeStride gives size-1 dims
+        # strides of their own (torch's view of a [1, 4] tensor with strides [1, 3] as
+        # [1, 4] has strides [12, 3]).
         new_strides = [0] * len(shape)
         view_d = len(shape) - 1
         chunk_base = self.strides[-1] if self.ndim else 1

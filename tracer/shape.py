@@ -204,11 +204,8 @@ def expand(x: Tensor, *sizes) -> Tensor:
                                f"{list(sizes)}.  Tensor sizes: {list(x.shape)}")
         shape.append(s)
     shape = tuple(shape)
-    raw = x.node
-    v = x._view
-    for _ in range(lead):
-        v = v.unsqueeze(0)
-    return make_view(x, v.expand(shape), b.expand_to(raw, shape), "ExpandBackward0")
+    # NOTE: new leading dims get stride 0 (as torch), even where their size is 1.
+    return make_view(x, x._view.expand(shape), b.expand_to(x.node, shape), "ExpandBackward0")
 
 
 def expand_as(x: Tensor, other: Tensor) -> Tensor:
