@@ -57,9 +57,17 @@ def _progress(text: str, end: str = "\n") -> None:
     print(text, end=end, file=sys.stderr, flush=True)
 
 
+def _load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on every platform
+        return None
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     settings = Settings(quick=args.quick, repeats=5 if args.quick else 7,
-                        min_sample_s=0.005 if args.quick else 0.02, verbose=args.verbose)
+                        min_sample_s=0.005 if args.quick else 0.02,
+                        max_case_s=10.0 if args.quick else 60.0, verbose=args.verbose)
     if args.repeats:
         settings.repeats = args.repeats
     if args.min_sample:
@@ -98,6 +106,10 @@ def _run(args: argparse.Namespace, cases: list) -> int:
         return 2
     contenders = plan(libs)
     notes = list(libs.notes)
+    load = _load_average()
+    if load is not None and load >= max(1.0, (os.cpu_count() or 1) / 2):
+        notes.append(f"the machine is busy (load average {load:.1f} on {os.cpu_count()} cores "
+                     "before the run): other processes share the cores, timings are noisy")
     notes += [f"{n}: {why}" for n, why in contenders.items() if why and n.startswith("torch")]
     for note in notes:
         _progress(f"note: {note}")
@@ -122,6 +134,7 @@ def _run(args: argparse.Namespace, cases: list) -> int:
                 "processor": platform.processor() or platform.machine(),
                 "python": platform.python_version(), "versions": libs.versions(),
                 "torch_threads": libs.torch_threads,
+                "load_average": {"start": load, "end": _load_average()},
                 "openblas_thread_timeout": os.environ.get("OPENBLAS_THREAD_TIMEOUT"),
                 "seconds": time.perf_counter() - started}
         write_json(args.json, to_json(runs, limits, meta, contenders, notes))

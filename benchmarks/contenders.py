@@ -128,10 +128,10 @@ def _set_torch_threads(libs: Libraries, threads: int | None) -> None:
         default, single = torch_thread_probe(torch)
         if default > 10 * single:
             libs.notes.append(
-                f"torch's {torch.get_num_threads()} OpenMP threads are starved on this machine "
+                f"torch's {torch.get_num_threads()} OpenMP threads are starved here "
                 f"(a 256x256 sum takes {default * 1e6:.0f} us with them, {single * 1e6:.1f} us "
-                "with one: the scheduler packs threads onto one core); torch runs with 1 "
-                "thread (override with --torch-threads)")
+                "with one: other processes or the scheduler keep them off a core of their own); "
+                "torch runs with 1 thread (override with --torch-threads)")
             torch.set_num_threads(1)
     libs.torch_threads = torch.get_num_threads()
 

@@ -30,14 +30,24 @@ def rosenbrock_inputs(size: int, rng: np.random.Generator) -> dict[str, np.ndarr
     return {"x": np.array(-1.5, dtype=np.float32), "y": np.array(2.0, dtype=np.float32)}
 
 
+def sgd(lib: Any, params: tuple[Any, ...], lr: float) -> None:
+    """One SGD update and `grad = None`, looping over the parameters as an optimizer does.
+
+    NOTE: written as separate statements (`x.grad = None; y.grad = None`), torch 2.13's
+    torch.compile kept the gradients after the graph break at backward(), so they
+    accumulated and its results disagreed with everyone else's.
+    """
+    with lib.no_grad():
+        for p in params:
+            p -= lr * p.grad
+    for p in params:
+        p.grad = None
+
+
 def rosenbrock(lib: Any, x: Any, y: Any) -> None:
     loss = (ROSEN_A - x) ** 2 + ROSEN_B * (y - x**2) ** 2
     loss.backward()
-    with lib.no_grad():
-        x -= ROSEN_LR * x.grad
-        y -= ROSEN_LR * y.grad
-    x.grad = None
-    y.grad = None
+    sgd(lib, (x, y), ROSEN_LR)
 
 
 def np_rosenbrock(x: np.ndarray, y: np.ndarray) -> None:
@@ -65,11 +75,7 @@ def linreg_inputs(size: tuple[int, int], rng: np.random.Generator) -> dict[str, 
 def linreg(lib: Any, features: Any, target: Any, w: Any, b: Any) -> None:
     loss = ((features @ w + b - target) ** 2).mean()
     loss.backward()
-    with lib.no_grad():
-        w -= LINREG_LR * w.grad
-        b -= LINREG_LR * b.grad
-    w.grad = None
-    b.grad = None
+    sgd(lib, (w, b), LINREG_LR)
 
 
 def np_linreg(features: np.ndarray, target: np.ndarray, w: np.ndarray, b: np.ndarray) -> None:
@@ -100,11 +106,7 @@ def mlp(lib: Any, x: Any, onehot: Any, w1: Any, b1: Any, w2: Any, b2: Any) -> No
     log_probs = (hidden @ w2 + b2).log_softmax(dim=1)
     loss = -(log_probs * onehot).sum(dim=1).mean()
     loss.backward()
-    with lib.no_grad():
-        for p in (w1, b1, w2, b2):
-            p -= MLP_LR * p.grad
-    for p in (w1, b1, w2, b2):
-        p.grad = None
+    sgd(lib, (w1, b1, w2, b2), MLP_LR)
 
 
 def np_mlp(x: np.ndarray, onehot: np.ndarray, w1: np.ndarray, b1: np.ndarray,

@@ -3,7 +3,8 @@
 For each contender: set it up, run it once and compare its result with NumPy's (a
 contender that disagrees is reported with its deviation and not timed), run it once
 more to warm up, then time one call to choose how many calls a sample holds (so that
-a sample lasts at least `Settings.min_sample_s`). Then `Settings.repeats` rounds, each
+a sample lasts at least `Settings.min_sample_s`). Then `Settings.repeats` rounds (fewer,
+but at least 3, where they would take more than `Settings.max_case_s`), each
 timing one sample of every contender, in an order rotated every round so that no
 contender always runs right after another. A time is per call, or per step/op for
 cases that do several in a call (`Case.per_call`).
@@ -38,6 +39,7 @@ class Settings:
     quick: bool = False
     repeats: int = 7
     min_sample_s: float = 0.02
+    max_case_s: float = 60.0  # fewer repeats (never under 3) when a case would take longer
     max_inner: int = 100_000
     verbose: bool = False
 
@@ -52,6 +54,7 @@ class Outcome:
     deviation: float | None = None  # max |out - numpy| / max(1, max |numpy|)
     times: list[float] = field(default_factory=list)  # seconds per call/step/op, per repeat
     inner: int = 0  # calls per sample
+    once: float = 0.0  # seconds of the calibration call
 
     def stat(self, q: float) -> float:
         return float(np.percentile(self.times, q))
@@ -157,9 +160,14 @@ def run_case(case: Case, size: Size, plan: dict[str, str | None], libs: Librarie
             outcomes[name] = _fail(name, exc, settings)
             del runners[name]
             continue
+        outcomes[name].once = once
         outcomes[name].inner = max(1, min(settings.max_inner, math.ceil(settings.min_sample_s / once)))
     order = list(runners)
-    for repeat in range(settings.repeats):
+    round_s = sum(outcomes[n].inner * outcomes[n].once for n in order)
+    repeats = settings.repeats
+    if round_s * repeats > settings.max_case_s:
+        repeats = max(3, int(settings.max_case_s / max(round_s, 1e-9)))
+    for repeat in range(repeats):
         shift = repeat % max(1, len(order))
         for name in order[shift:] + order[:shift]:
             if name not in runners:

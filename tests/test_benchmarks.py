@@ -112,7 +112,7 @@ def test_results_carry_times_rates_and_ratios(quick: tuple[dict[str, Any], str])
                 assert r.get("reason"), f"{entry['case']}: {name} {r['status']} without a reason"
                 continue
             assert 0 < r["min_s"] <= r["q1_s"] <= r["median_s"] <= r["q3_s"] <= r["max_s"]
-            assert len(r["times_s"]) == quick[0]["meta"]["repeats"]
+            assert 3 <= len(r["times_s"]) <= quick[0]["meta"]["repeats"]
             if entry["work"]:
                 assert r["rate"] > 0 and r["rate_unit"] in ("GB/s", "TFLOP/s")
                 assert r["share"] > 0
