@@ -67,12 +67,14 @@ class View:
 
     def has_overlap(self) -> bool:
         """True when two indices can address the same element (e.g. an expanded dim)."""
+        # NOTE: sorted by stride, each dim must step past everything the smaller ones reach
+        # (x[:, 1::3] of a (4, 5, 6) tensor has strides (30, 18, 1) and does not overlap).
         dims = sorted((abs(st), sz) for sz, st in zip(self.shape, self.strides) if sz > 1)
-        span = 1
+        extent = 1
         for stride, size in dims:
-            if stride < span:
+            if stride < extent:
                 return True
-            span = stride * size
+            extent += stride * (size - 1)
         return False
 
     def span(self) -> tuple[int, int]:
