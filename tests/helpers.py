@@ -113,6 +113,9 @@ def _tolerance(name: str, rtol, atol) -> tuple[float, float]:
 def assert_same(actual, expected, *, check_dtype: bool = True, rtol=None, atol=None,
                 what: str = "") -> None:
     """`actual` (ember) matches `expected` (torch, NumPy or a Python value)."""
+    if isinstance(actual, em.dtype):
+        assert actual.name == dtype_name(expected), (what, actual, expected)
+        return
     if not isinstance(actual, em.Tensor):
         if isinstance(expected, float) and math.isnan(expected):
             assert isinstance(actual, float) and math.isnan(actual), (what, actual)
