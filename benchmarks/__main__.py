@@ -136,7 +136,8 @@ def _run(args: argparse.Namespace, cases: list) -> int:
                 "torch_threads": libs.torch_threads,
                 "load_average": {"start": load, "end": _load_average()},
                 "openblas_thread_timeout": os.environ.get("OPENBLAS_THREAD_TIMEOUT"),
-                "seconds": time.perf_counter() - started}
+                "seconds": time.perf_counter() - started,
+                "cpu_seconds": time.process_time()}
         write_json(args.json, to_json(runs, limits, meta, contenders, notes))
         _progress(f"measurements written to {args.json}")
     if args.plot:

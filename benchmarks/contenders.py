@@ -59,6 +59,7 @@ class Unavailable(Exception):
 class Runner:
     run: Callable[[], object]
     result: Callable[[], list[np.ndarray]]
+    self_timed: bool = False  # run() returns the seconds it measured itself; one call a sample
 
 
 @dataclass

@@ -71,6 +71,9 @@ def verdict(run: CaseRun, limits: Limits) -> str:
     else:
         parts = [_ratio(o.median / ok[base].median, n) for n, o in ok.items() if n != base]
         text = f"{base} {format_time(ok[base].median)}{per}" + (": " + ", ".join(parts) if parts else "")
+        if run.case.group == "overhead" and base != NUMPY and NUMPY in ok:
+            extra = ok[base].median - ok[NUMPY].median
+            text += f"; {format_time(extra)} above numpy eager" if extra > 0 else ""
         achieved = rate(run, base, limits)
         if achieved and achieved[2] is not None:
             text += f", {achieved[2]:.0%} of {achieved[3]}"
@@ -96,19 +99,19 @@ def header(limits: Limits, versions: dict[str, str | None]) -> str:
     return "\n".join(lines)
 
 
-COLUMNS = f"{'case':<24}{'contender':<23}{'median':>10}{'IQR':>8}{'rate':>15}" \
+COLUMNS = f"{'case':<24}{'contender':<26}{'median':>10}{'IQR':>8}{'rate':>15}" \
           f"{'of limit':>10}{'vs base':>9}"
 
 
 def _row(run: CaseRun, name: str, o: Outcome, limits: Limits, base: str | None) -> str:
     if o.status != "ok":
-        return f"{'':<24}{name:<23}  {o.status}: {o.reason}"
+        return f"{'':<24}{name:<26}  {o.status}: {o.reason}"
     spread = (o.stat(75) - o.stat(25)) / 2 / o.median if o.median else 0.0
     achieved = rate(run, name, limits)
     rate_text = f"{achieved[0]:.3g} {achieved[1]}" if achieved else ""
     share = f"{achieved[2]:.0%}" if achieved and achieved[2] is not None else ""
     ratio = f"{o.median / run.outcomes[base].median:.2f}" if base else ""
-    return (f"{'':<24}{name:<23}{format_time(o.median):>10}{f'±{spread:.0%}':>8}"
+    return (f"{'':<24}{name:<26}{format_time(o.median):>10}{f'±{spread:.0%}':>8}"
             f"{rate_text:>15}{share:>10}{ratio:>9}")
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -100,10 +99,12 @@ def contenders_for(case: Case, plan: dict[str, str | None]) -> dict[str, str | N
     return {**names, **{name: None for name in case.custom}}
 
 
-def _sample(run: Callable[[], object], inner: int) -> float:
+def _sample(runner: Runner, inner: int) -> float:
+    if runner.self_timed:
+        return sum(runner.run() for _ in range(inner))
     start = time.perf_counter()
     for _ in range(inner):
-        run()
+        runner.run()
     return time.perf_counter() - start
 
 
@@ -114,7 +115,8 @@ def _fail(name: str, exc: BaseException, settings: Settings) -> Outcome:
         traceback.print_exception(exc)
     text = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:200]
     if isinstance(exc, Unavailable):
-        return Outcome(name, "unavailable", str(exc))
+        status = "skipped" if str(exc).startswith("skipped") else "unavailable"
+        return Outcome(name, status, str(exc))
     if name == TORCH_COMPILE:  # a torch.compile that cannot compile here is unavailable
         return Outcome(name, "unavailable", f"torch.compile failed here: {text}")
     return Outcome(name, "error", text)
@@ -155,13 +157,14 @@ def run_case(case: Case, size: Size, plan: dict[str, str | None], libs: Librarie
     for name, runner in list(runners.items()):
         try:
             runner.run()  # warm-up
-            once = max(_sample(runner.run, 1), 1e-7)
+            once = max(_sample(runner, 1), 1e-7)
         except Exception as exc:  # noqa: BLE001
             outcomes[name] = _fail(name, exc, settings)
             del runners[name]
             continue
         outcomes[name].once = once
-        outcomes[name].inner = max(1, min(settings.max_inner, math.ceil(settings.min_sample_s / once)))
+        inner = 1 if runner.self_timed else math.ceil(settings.min_sample_s / once)
+        outcomes[name].inner = max(1, min(settings.max_inner, inner))
     order = list(runners)
     round_s = sum(outcomes[n].inner * outcomes[n].once for n in order)
     repeats = settings.repeats
@@ -174,7 +177,7 @@ def run_case(case: Case, size: Size, plan: dict[str, str | None], libs: Librarie
                 continue
             outcome = outcomes[name]
             try:
-                seconds = _sample(runners[name].run, outcome.inner)
+                seconds = _sample(runners[name], outcome.inner)
             except Exception as exc:  # noqa: BLE001
                 outcomes[name] = _fail(name, exc, settings)
                 del runners[name]

@@ -133,7 +133,8 @@ def test_limits_and_meta(quick: tuple[dict[str, Any], str]) -> None:
     data = quick[0]
     assert data["limits"]["copy_gbs"] > 0 and data["limits"]["matmul_tflops"] > 0
     assert data["meta"]["quick"] is True and data["meta"]["cpu_count"] >= 1
-    assert data["meta"]["seconds"] < 60, "--quick must finish within a minute"
+    # NOTE: CPU time, not wall time: other processes on a shared CI machine stretch the latter
+    assert data["meta"]["cpu_seconds"] < 60, "--quick must finish within a minute"
 
 
 def test_table_has_a_verdict_per_case(quick: tuple[dict[str, Any], str]) -> None:
@@ -155,6 +156,19 @@ def test_filter_and_plot_without_matplotlib(tmp_path: Path,
         assert "matplotlib is not installed" in err and not png.exists()
     else:
         assert png.exists()
+
+
+@needs_ember
+def test_ember_compiled_contender_runs_when_compile_exists(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ember's `compile` (a stand-in where ember has none yet) a compiled contender runs."""
+    if not hasattr(EMBER, "compile"):
+        monkeypatch.setattr(EMBER, "compile", lambda fn, **options: fn, raising=False)
+    path = tmp_path / "compiled.json"
+    assert main(["--quick", "--filter", "^(chain4|rosenbrock)$", "--json", str(path)]) == 0
+    for entry in json.loads(path.read_text())["cases"]:
+        result = entry["results"]["ember compiled[numpy]"]
+        assert result["status"] == "ok", result
 
 
 def test_list_and_unknown_filter(capsys: pytest.CaptureFixture[str]) -> None:
