@@ -121,6 +121,9 @@ def _run(args: argparse.Namespace, cases: list) -> int:
     jobs = [(case, size) for case in cases for size in (case.sizes[:1] if args.quick else case.sizes)]
     runs: list[CaseRun] = []
     for i, (case, size) in enumerate(jobs, 1):
+        for note in libs.watch_threads():
+            notes.append(note)
+            _progress(f"note: {note}")
         _progress(f"[{i}/{len(jobs)}] {case.name} {size_label(size)} ...", end=" ")
         run = run_case(case, size, contenders, libs, settings)
         runs.append(run)
@@ -133,7 +136,7 @@ def _run(args: argparse.Namespace, cases: list) -> int:
                 "cpu_count": os.cpu_count(), "platform": platform.platform(),
                 "processor": platform.processor() or platform.machine(),
                 "python": platform.python_version(), "versions": libs.versions(),
-                "torch_threads": libs.torch_threads,
+                "threads": libs.threads(),
                 "load_average": {"start": load, "end": _load_average()},
                 "openblas_thread_timeout": os.environ.get("OPENBLAS_THREAD_TIMEOUT"),
                 "seconds": time.perf_counter() - started,

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from .threads import Pool, openblas_pool, torch_pool
+
 __all__ = [
     "EMBER",
     "EMBER_EAGER",
@@ -72,8 +74,21 @@ class Libraries:
     em_error: str = ""
     torch: ModuleType | None = None
     torch_error: str = ""
-    torch_threads: int | None = None
+    pools: list[Pool] = field(default_factory=list)  # thread pools watched for starvation
     notes: list[str] = field(default_factory=list)
+
+    def watch_threads(self) -> list[str]:
+        """Give a starved thread pool one thread from now on; returns notes saying so."""
+        notes = [note for pool in self.pools if (note := pool.check())]
+        self.notes += notes
+        return notes
+
+    def threads(self) -> dict[str, int]:
+        """The thread count of every pool the suite knows (torch's, OpenBLAS's)."""
+        counts = {pool.name: int(pool.get()) for pool in self.pools}
+        if self.torch is not None:
+            counts["torch"] = self.torch.get_num_threads()
+        return counts
 
     def sync(self) -> None:
         if self.device == "cuda" and self.torch is not None:
@@ -93,10 +108,13 @@ def _describe(exc: BaseException) -> str:
 def load_libraries(device: str, quick: bool, torch_threads: int | None = None) -> Libraries:
     """Import torch and ember if they are there; note why a library is missing.
 
-    `torch_threads` sets torch's intra-op threads; None keeps torch's default unless
-    the default starves (see `limits.torch_thread_probe`), when torch gets one thread.
+    `torch_threads` sets torch's intra-op threads; None keeps torch's default and
+    watches it (see `threads.Pool`), like NumPy's OpenBLAS.
     """
     libs = Libraries(device, quick)
+    blas = openblas_pool()
+    if blas is not None:
+        libs.pools.append(blas.start())
     try:
         import torch
 
@@ -106,9 +124,12 @@ def load_libraries(device: str, quick: bool, torch_threads: int | None = None) -
         libs.notes.append(f"torch not available ({libs.torch_error}): no torch contenders")
     else:
         _set_torch_threads(libs, torch_threads)
+    libs.watch_threads()
     try:
         import ember
 
+        if getattr(ember, "__file__", None) is None:  # a namespace package: no __init__.py
+            raise ImportError("ember/__init__.py does not exist yet")
         libs.em = ember
     except Exception as exc:  # noqa: BLE001
         libs.em_error = _describe(exc)
@@ -123,18 +144,8 @@ def _set_torch_threads(libs: Libraries, threads: int | None) -> None:
     if threads is not None:
         torch.set_num_threads(threads)
         libs.notes.append(f"torch runs with {threads} intra-op thread(s) (--torch-threads)")
-    elif libs.device == "cpu" and torch.get_num_threads() > 1:
-        from .limits import torch_thread_probe
-
-        default, single = torch_thread_probe(torch)
-        if default > 10 * single:
-            libs.notes.append(
-                f"torch's {torch.get_num_threads()} OpenMP threads are starved here "
-                f"(a 256x256 sum takes {default * 1e6:.0f} us with them, {single * 1e6:.1f} us "
-                "with one: other processes or the scheduler keep them off a core of their own); "
-                "torch runs with 1 thread (override with --torch-threads)")
-            torch.set_num_threads(1)
-    libs.torch_threads = torch.get_num_threads()
+    elif libs.device == "cpu":
+        libs.pools.append(torch_pool(torch).start())
 
 
 def plan(libs: Libraries) -> dict[str, str | None]:

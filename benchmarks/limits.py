@@ -37,7 +37,6 @@ __all__ = [
     "host_copy_bandwidth",
     "last_level_cache_bytes",
     "measure",
-    "torch_thread_probe",
 ]
 
 
@@ -184,25 +183,3 @@ def measure(device: str, quick: bool, torch: ModuleType | None = None) -> Limits
     if device == "cuda" and torch is not None:
         _cuda_limits(limits, torch, quick)
     return limits
-
-
-def torch_thread_probe(torch: ModuleType, calls: int = 30) -> tuple[float, float]:
-    """Seconds per small parallel torch op (a 256x256 sum) with torch's threads and with one.
-
-    Some virtual machines pack runnable threads onto one core; torch's OpenMP workers
-    then wait for a time slice at every parallel op, which makes a microsecond op take
-    milliseconds. The caller compares the two figures to detect that.
-    """
-    x = torch.ones(256, 256)
-    threads = torch.get_num_threads()
-
-    def per_op() -> float:
-        return best_time(lambda: [x.sum() for _ in range(calls)], 3) / calls
-
-    with_threads = per_op()
-    torch.set_num_threads(1)
-    try:
-        one_thread = per_op()
-    finally:
-        torch.set_num_threads(threads)
-    return with_threads, one_thread

@@ -163,6 +163,7 @@ def to_json(runs: list[CaseRun], limits: Limits, meta: dict[str, Any],
             "unit": run.case.unit, "per_call": run.case.per_call, "note": run.case.note,
             "work": {"kind": work[0], "amount": work[1]} if work else None,
             "baseline": base, "verdict": verdict(run, limits), "seconds": run.seconds,
+            "threads": run.threads,
             "results": {n: _outcome_json(run, o, limits, base) for n, o in run.outcomes.items()},
         })
     return {"meta": meta, "limits": limits.to_json(), "contenders": contenders,

@@ -69,6 +69,7 @@ class CaseRun:
     size: Size
     outcomes: dict[str, Outcome]
     seconds: float = 0.0  # wall time spent on this case and size
+    threads: dict[str, int] = field(default_factory=dict)  # thread pools' sizes while it ran
 
     @property
     def label(self) -> str:
@@ -183,7 +184,7 @@ def run_case(case: Case, size: Size, plan: dict[str, str | None], libs: Librarie
                 del runners[name]
                 continue
             outcome.times.append(seconds / outcome.inner / case.per_call)
-    return CaseRun(case, size, outcomes, time.perf_counter() - start)
+    return CaseRun(case, size, outcomes, time.perf_counter() - start, libs.threads())
 
 
 def summary(run: CaseRun) -> str:
