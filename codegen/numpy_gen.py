@@ -133,6 +133,7 @@ class _Kernel:
         self.rows = tile_rows
         self.lines: list[str] = []
         self.names: dict[int, str] = {}  # statement id -> expression
+        self.shapes: dict[int, tuple] = {}  # statement id -> its array's real shape
         self.stored = {sid: f"o{j}" for j, (sid, _) in enumerate(k.stores)}
         self.uses: dict[int, int] = {}  # statement id -> index of last statement reading it
         for s in k.body:
@@ -158,12 +159,28 @@ class _Kernel:
             return f"l{r.index}"
         return self.names[r.index]
 
+    def actual(self, r: Ref) -> tuple:
+        """The shape the operand's array really has (broadcasts are left implicit)."""
+        if r.kind == "const":
+            return ()
+        if r.kind == "load":
+            return tuple(self.load_shapes[r.index])
+        return self.shapes[r.index]
+
     def full(self, r: Ref) -> str:
-        """The operand as an array of its own (tile) shape: broadcasts materialised."""
+        """The operand as an array of its own (tile) shape, laid out as the interpreter's.
+
+        NOTE: the interpreter's EXPAND and CONST values are broadcast views, any
+        other value a fresh contiguous array; reductions and matmuls visit
+        elements in an order that depends on the layout, so it is reproduced.
+        """
         text = self.ref(r)
-        if r.kind == "const" or (r.kind == "local" and self.k.body[r.index].op is Op.EXPAND):
-            return f"np.broadcast_to({text}, {self.tile_shape(r.shape)})"
-        return text
+        if self.actual(r) == tuple(r.shape):
+            return text
+        view = f"np.broadcast_to({text}, {self.tile_shape(r.shape)})"
+        if r.kind == "const" or self.k.body[r.index].op is Op.EXPAND:
+            return view
+        return f"np.ascontiguousarray({view})"
 
     # -- destinations --------------------------------------------------------------
     def dest(self, s: Stmt, reuse: tuple[Ref, ...] = ()) -> str | None:
@@ -204,6 +221,19 @@ class _Kernel:
 
     # -- statements ------------------------------------------------------------------
     def stmt(self, s: Stmt) -> None:
+        self._stmt(s)
+        name = self.names.get(s.id, "")
+        if s.op is Op.EXPAND and s.id not in self.stored:
+            self.shapes[s.id] = self.actual(s.srcs[0])
+        elif name.startswith("t") and s.op not in REDUCER and s.op is not Op.MATMUL:
+            # NOTE: a direct elementwise result broadcasts its operands only: it
+            # may be smaller than its node's shape (an EXPAND upstream)
+            shapes = [self.actual(r) for r in s.srcs]
+            self.shapes[s.id] = tuple(np.broadcast_shapes(*shapes))
+        else:
+            self.shapes[s.id] = tuple(s.shape)
+
+    def _stmt(self, s: Stmt) -> None:
         op = s.op
         if op is Op.EXPAND:
             self.names[s.id] = self.ref(s.srcs[0])
@@ -228,7 +258,11 @@ class _Kernel:
             nat = np.dtype(np.bool_) if s.srcs[0].dtype.is_bool else s.srcs[0].dtype.np
             self.call(s, fn, args, nat, s.srcs)
         elif op is Op.ROUND:
-            self.call(s, "np.round", args, s.srcs[0].dtype.np, s.srcs)
+            nat = np.round(np.zeros(1, s.srcs[0].dtype.np)).dtype
+            if nat == want:
+                self.call(s, "np.round", args, nat, s.srcs)
+            else:
+                self.assign(s, f"np.round({args[0]}).astype({np_type(s.dtype)})")
         elif op is Op.CAST:
             self.assign(s, f"np.asarray({args[0]}).astype({np_type(s.dtype)})",
                         copy_src=args[0])

@@ -171,6 +171,18 @@ def lookup(outputs) -> tuple[Compiled, list, list]:
     return entry, inputs, params
 
 
+def compiled_for(*tensors) -> Compiled:
+    """The cached program that realising `tensors` runs (compiling it if needed).
+
+        >>> import ember as em
+        >>> x = em.tensor([1.0, 2.0])
+        >>> compiled_for((x * 2 + 1).exp()).kernels
+        1
+    """
+    outputs = [t._storage.node if hasattr(t, "_storage") else t for t in tensors]
+    return lookup(outputs)[0]
+
+
 def run_compiled(outputs: list[Node]) -> list[np.ndarray]:
     """The values of `outputs`, computed by the cached compiled program."""
     entry, inputs, params = lookup(outputs)

@@ -69,9 +69,17 @@ class Fusion:
 
 
 def tile_axis(domain, shapes, reduce_axes) -> int | None:
-    """The axis a kernel can be split along: every computed value spans it, none reduces it."""
-    for a, size in enumerate(domain):
-        if size > 1 and a not in reduce_axes and all(s[a] == size for s in shapes):
+    """The axis a kernel can be split along: every computed value spans it, and it
+    comes before every reduced axis.
+
+    NOTE: the second condition keeps tiled reductions bit-identical to whole-array
+    ones: a tile is then a block of whole reduction rows laid out as in the full
+    array, so NumPy reduces each row in the same order. A column block of a
+    reduction over rows is summed in another order, so such kernels run whole.
+    """
+    first_reduced = min(reduce_axes, default=len(domain))
+    for a, size in enumerate(domain[:first_reduced]):
+        if size > 1 and all(s[a] == size for s in shapes):
             return a
     return None
 
@@ -233,6 +241,32 @@ class _Fuser:
                 self.new("extern", n)
         return self.finish()
 
+    def contiguous(self, n: Node) -> bool:
+        """Whether n's stored value is a C-contiguous array (False: unknown)."""
+        if n.op is Op.BUFFER:
+            return True
+        g = self.group(n)
+        if g is not None and g.kind == "kernel":
+            return True
+        if n.op is Op.AS_STRIDED:
+            return n.arg.is_contiguous() and self.contiguous(n.inputs[0])
+        if n.op is Op.RESHAPE:
+            return self.contiguous(n.inputs[0])
+        return False
+
+    def reduce_reads_rows(self, n: Node, members: set[int]) -> bool:
+        """Whether a tile of reduction n reads the same layout as the whole array.
+
+        NOTE: NumPy orders a reduction's loops by the input's strides; a block
+        of rows of a contiguous array keeps that order (bit-identical sums), a
+        block of a transposed or broadcast view may not, so such kernels run
+        whole.
+        """
+        x = n.inputs[0]
+        if id(x) in members:
+            return x.op is not Op.EXPAND
+        return x.op is not Op.CONST and self.contiguous(x)
+
     def finish(self) -> Fusion:
         users: dict[int, list[Node]] = {}
         for n in self.graph.nodes:
@@ -255,7 +289,8 @@ class _Fuser:
                     if id(i) not in members and i.op is not Op.CONST and id(i) not in seen:
                         seen.add(id(i))
                         g.loads.append(i)
-            if g.kind == "kernel" and g.shapes and prod(g.domain) > self.tile_elems:
+            if g.kind == "kernel" and g.shapes and prod(g.domain) > self.tile_elems and all(
+                    self.reduce_reads_rows(n, members) for n in g.nodes if n.op in REDUCE):
                 g.tile_axis = tile_axis(g.domain, g.shapes, g.reduce_axes)
         return Fusion(self.graph, groups, group_of, self.notes)
 
