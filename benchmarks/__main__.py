@@ -128,7 +128,7 @@ def _run(args: argparse.Namespace, cases: list) -> int:
         run = run_case(case, size, contenders, libs, settings)
         runs.append(run)
         _progress(f"{run.seconds:.1f} s: {summary(run)}")
-    print_table(runs, limits, libs.versions(), sys.stdout)
+    print_table(runs, limits, libs.versions(), sys.stdout, notes)
     if args.json:
         meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
                 "device": args.device, "quick": args.quick, "filter": args.filter,

@@ -78,7 +78,7 @@ class Libraries:
     notes: list[str] = field(default_factory=list)
 
     def watch_threads(self) -> list[str]:
-        """Give a starved thread pool one thread from now on; returns notes saying so."""
+        """Give each pool its own thread count, or one where it starves; returns new notes."""
         notes = [note for pool in self.pools if (note := pool.check())]
         self.notes += notes
         return notes

@@ -11,6 +11,7 @@ did not run): above 1 the baseline is faster.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 from .cases import size_label
@@ -116,9 +117,11 @@ def _row(run: CaseRun, name: str, o: Outcome, limits: Limits, base: str | None) 
 
 
 def print_table(runs: list[CaseRun], limits: Limits, versions: dict[str, str | None],
-                out: TextIO) -> None:
+                out: TextIO, notes: Sequence[str] = ()) -> None:
     """The table for this run's device, with a verdict line after every case and size."""
     print(header(limits, versions), file=out)
+    for note in notes:
+        print(f"   note: {note}", file=out)
     print("   times are medians per call (per step/op where the case says so); "
           "IQR is half the interquartile range; 'vs base' is time / the baseline's time",
           file=out)

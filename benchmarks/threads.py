@@ -5,9 +5,9 @@ while they wait. Where other processes, or a virtual machine's scheduler, keep t
 workers off a core of their own, every parallel op waits for a time slice: a 256x256
 sum or a 128x128 matmul that takes microseconds takes milliseconds, and the library
 looks a thousand times slower than it is. A `Pool` times one small parallel op with one
-thread at start and with the pool's threads before every case; once the pool is
-starved (10x slower than one thread) it runs with one thread for the rest of the run,
-and a note says so. A fixed thread count (`--torch-threads`) switches the watch off.
+thread at start and with the pool's own threads before every case; a case where the
+pool is starved (10x slower than one thread) runs with one thread, the others with the
+pool's own, and a note says so. A fixed count (`--torch-threads`) switches the watch off.
 """
 
 from __future__ import annotations
@@ -32,36 +32,43 @@ class Pool:
     get: Callable[[], int]
     set: Callable[[int], None]
     probe: Callable[[], float]  # seconds per op with the current thread count
+    threads: int = 1  # the pool's own thread count, taken at start
     single_s: float | None = None  # the probe with one thread; None while not watched
+    starved_cases: int = 0
 
     def start(self) -> Pool:
         """Time the op with one thread, so `check` can compare; returns self."""
-        if self.get() > 1:
-            before = self.get()
+        self.threads = self.get()
+        if self.threads > 1:
             self.set(1)
             try:
                 self.single_s = self.probe()
             finally:
-                self.set(before)
+                self.set(self.threads)
         return self
 
     def check(self) -> str | None:
-        """Switch to one thread if the pool is starved now; returns the note if it did."""
+        """Choose the thread count for the next case: the pool's own, or one if it starves.
+
+        Returns a note the first time the pool is found starved.
+        """
         if self.single_s is None:
             return None
-        threads, single = self.get(), self.single_s
+        self.set(self.threads)
         now = self.probe()
-        if now < STARVED * single:
+        if now < STARVED * self.single_s:
             return None
         self.set(1)
-        self.single_s = None
-        return (f"{self.name}'s {threads} threads are starved here (a {self.op} takes "
-                f"{now * 1e6:.0f} us with them, {single * 1e6:.1f} us with one: other processes "
-                f"or the scheduler keep them off a core of their own); {self.name} runs with 1 "
-                "thread from here on")
+        self.starved_cases += 1
+        if self.starved_cases > 1:
+            return None
+        return (f"{self.name}'s {self.threads} threads are starved here (a {self.op} takes "
+                f"{now * 1e6:.0f} us with them, {self.single_s * 1e6:.1f} us with one: other "
+                f"processes or the scheduler keep them off a core of their own); {self.name} "
+                "runs with 1 thread in every case where that is so (see each case's threads)")
 
 
-def _per_op(op: Callable[[], object], calls: int = 10) -> float:
+def _per_op(op: Callable[[], object], calls: int = 3) -> float:
     return best_time(lambda: [op() for _ in range(calls)], 3) / calls
 
 
