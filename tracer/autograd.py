@@ -19,6 +19,7 @@ import weakref
 
 from ..ir import build as b
 from ..ir.passes.autodiff import vjp
+from ..ir.node import node
 from ..ir.ops import Op
 from ..runtime.buffers import owned
 from . import mode
@@ -104,7 +105,10 @@ def record(out: Tensor, name: str, inputs: tuple, in_nodes: tuple | None = None)
         in_nodes = tuple(x.node for x in inputs)
     edges = tuple(edge(x) for x in inputs)
     saved = tuple((x._storage, x._storage.version, _describe(x)) for x in inputs)
-    fn = GradFn(name, edges, in_nodes, out.node,
+    # NOTE: `_node` is the computation over in_nodes; `out.node` would be a BUFFER
+    # when eager mode has already realised out.
+    out_node = out._node if out._node is not None else out.node
+    fn = GradFn(name, edges, in_nodes, out_node,
                 saved, (out._storage, out._storage.version))
     out._grad_fn = fn
     out._requires_grad = True
@@ -369,7 +373,27 @@ def grad_of(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=
     return tuple(results)
 
 
-def _prepare_args(args, argnums):
+def _own_node(t: Tensor, name: str | None = None) -> Tensor:
+    """t's value on a node of its own: a fresh tensor, or (with `name`) a recorded alias.
+
+    NOTE: nodes are hash-consed, so a tensor on t's very node would be t itself to
+    the autodiff pass, and `f = lambda a: a * t` would differentiate both operands.
+    An identity reshape (a node no builder elides) keeps the two apart.
+    """
+    n = t.node
+    own = node(Op.RESHAPE, (n,), n.shape, n.dtype, n.shape)
+    if name is not None:
+        return result(own, (t,), name, (n,))
+    return wrap_node(own, t._storage.device)
+
+
+def _prepare_args(args, argnums, watching: bool):
+    """The arguments with those at `argnums` made differentiable; returns (args, nums).
+
+    An argument that requires grad while an outer grad is `watching` becomes an
+    alias recorded over it (gradients of gradients flow through); any other one a
+    fresh leaf.
+    """
     nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
     args = list(args)
     from .creation import tensor
@@ -379,36 +403,64 @@ def _prepare_args(args, argnums):
             a = tensor(a, dtype=None)
             if not a.dtype.is_floating_point:
                 a = a.float()
-        if a._requires_grad and mode.is_grad_enabled():
-            # an outer grad is watching: stay connected to it (a fresh edge of our own)
-            a = result(a.node, (a,), "AliasBackward0")
+        if a._requires_grad and watching:
+            a = _own_node(a, "AliasBackward0")
         else:
-            a = a.detach().requires_grad_()
+            a = _own_node(a.detach()).requires_grad_()
         args[i] = a
     return args, nums
 
 
+def _reaches_outside(out: Tensor, leaves) -> bool:
+    """Whether out's history reaches a tensor requiring grad other than `leaves`.
+
+    Such a tensor (an outer grad's argument, a closed-over parameter) needs the
+    gradient recorded (create_graph) so that an outer grad can differentiate it.
+    """
+    mine = {id(x._accum) for x in leaves if x._accum is not None}
+    stack, seen = [edge(out)], set()
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen or id(e) in mine:
+            continue
+        seen.add(id(e))
+        if isinstance(e, AccumulateGrad):
+            return True
+        stack.extend(e.edges)
+    return False
+
+
 def value_and_grad(fn, argnums=0):
-    """JAX's `value_and_grad`: a function returning (fn(*args), d fn / d args[argnums])."""
+    """JAX's `value_and_grad`: a function returning (fn(*args), d fn / d args[argnums]).
+
+    `argnums` is an int (one gradient) or a tuple (a tuple of gradients). The
+    arguments' `.grad` are left alone. Inside an outer `em.grad` (or with grad
+    enabled and inputs that require grad) the results stay differentiable, so
+    `em.grad(em.grad(f))` works.
+
+    >>> import ember as em
+    >>> em.value_and_grad(lambda x, y: (x * y).sum(), argnums=(0, 1))(
+    ...     em.tensor([1.0, 2.0]), em.tensor([3.0, 4.0]))[1][0]
+    tensor([3., 4.])
+    """
     def wrapped(*args, **kwargs):
+        watching = mode.is_grad_enabled()
         with mode.enable_grad():
-            args2, nums = _prepare_args(args, argnums)
-            outer = any(isinstance(args[i], Tensor) and args[i]._requires_grad for i in nums)
+            args2, nums = _prepare_args(args, argnums, watching)
             out = fn(*args2, **kwargs)
             if not isinstance(out, Tensor) or out.numel() != 1 or \
                     not out.dtype.is_floating_point:
                 shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
                 raise TypeError(f"grad requires a real scalar output from {_name(fn)}, "
                                 f"got {shape}")
+            ours = [args2[i] for i in nums]
+            outer = watching and _reaches_outside(out, ours)
             if not out._requires_grad:
-                grads = tuple(wrap_node(b.zeros(args2[i].dtype, tuple(args2[i].shape)))
-                              for i in nums)
+                grads = (None,) * len(ours)
             else:
-                grads = grad_of([out], [args2[i] for i in nums], create_graph=outer,
-                                allow_unused=True)
-                grads = tuple(g if g is not None else
-                              wrap_node(b.zeros(args2[i].dtype, tuple(args2[i].shape)))
-                              for g, i in zip(grads, nums))
+                grads = grad_of([out], ours, create_graph=outer, allow_unused=True)
+            grads = tuple(g if g is not None else wrap_node(b.zeros(x.dtype, tuple(x.shape)))
+                          for g, x in zip(grads, ours))
         value = out if outer else out.detach()
         return value, (grads[0] if isinstance(argnums, int) else grads)
     wrapped.__name__ = f"value_and_grad({_name(fn)})"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from ..ir import build as b
 from ..ir.node import Node
+from ..ir.ops import Op
 from ..runtime.config import options
 from . import mode
 from .storage import realize_storages
@@ -73,9 +74,20 @@ def inplace_node(x: Tensor, build, others: tuple = (), name: str = "CopySlices")
             x._node_src = storage.node
             record(x, name, (x,) + tuple(others), (x_old,) + other_nodes)
             x._grad_fn.saved = ((storage, None, ""),) + x._grad_fn.saved[1:]
-    if options.eager:
+    if options.eager or _folds_away(x, storage):
         realize_storages([storage])
     return x
+
+
+def _folds_away(x: Tensor, storage) -> bool:
+    """Whether a tensor that requires grad now reads a constant node.
+
+    NOTE: a constant (after `zero_()` or `fill_()` under no_grad) is folded into
+    the ops that broadcast or cast it, so the leaf would vanish from their graphs
+    and get no gradient; realising gives it a buffer node of its own.
+    """
+    owner = x._base if x._base is not None else x
+    return owner._requires_grad and storage.node.op is Op.CONST
 
 
 def inplace_op(x: Tensor, fn, *args, name: str | None = None, **kwargs) -> Tensor:

@@ -8,8 +8,9 @@ lives in `VJP`; composite operations get their gradients from their primitives.
 A rule takes (node, cotangent of node) and returns one cotangent per input
 (None where an input gets no gradient). Integer and bool values carry no
 gradient. Conventions at ties and kinks are PyTorch's: `abs`'(0) = 0, `maximum`
-splits the gradient evenly at ties, `amax` shares it among all maximal elements,
-`where` routes it by the condition.
+splits the gradient evenly at ties (and gives it to both operands where one is
+NaN), `amax` shares it among all maximal elements (the NaN ones when the
+maximum is NaN, as `max()` does), `where` routes it by the condition.
 """
 
 from __future__ import annotations
@@ -65,12 +66,14 @@ def _pow_vjp(n, g):
 def _minmax_vjp(n, g):
     x, y = n.inputs
     lo, hi = (y, x) if n.op is Op.MAX else (x, y)
-    x_wins = node(Op.LT, (lo, hi))
-    y_wins = node(Op.LT, (hi, lo))
+    # NOTE: PyTorch's masks: an operand gets g unless it strictly loses, half at a
+    # tie; so where one is NaN (no comparison holds) both operands get g.
+    x_loses = node(Op.LT, (hi, lo))
+    y_loses = node(Op.LT, (lo, hi))
     tie = node(Op.EQ, (x, y))
     half, zero = _mul(g, _c(g, 0.5)), _c(g, 0)
-    return [b.where(x_wins, g, b.where(tie, half, zero)),
-            b.where(y_wins, g, b.where(tie, half, zero))]
+    return [b.where(tie, half, b.where(x_loses, zero, g)),
+            b.where(tie, half, b.where(y_loses, zero, g))]
 
 
 def _slice_vjp(n, g):
@@ -119,7 +122,11 @@ def _reduce_sum_vjp(n, g):
 
 def _reduce_extreme_vjp(n, g):
     (x,) = n.inputs
-    hit = b.cast(node(Op.EQ, (x, b.expand_to(n, x.shape))), x.dtype)
+    m = b.expand_to(n, x.shape)
+    hit = node(Op.EQ, (x, m))
+    if x.dtype.is_floating_point:  # a NaN extreme: the NaN elements share g (as max())
+        hit = node(Op.OR, (hit, node(Op.AND, (node(Op.NE, (m, m)), node(Op.NE, (x, x))))))
+    hit = b.cast(hit, x.dtype)
     count = b.reduce(Op.REDUCE_SUM, hit, n.arg)
     share = _div(g, count)
     return [_mul(b.expand_to(share, x.shape), hit)]
@@ -239,8 +246,8 @@ def vjp(out: Node, cot: Node, wrt: tuple[Node, ...], stop: tuple[Node, ...] = ()
     `stop` are further inputs of `out` that get no gradient: the walk does not go
     below them, so a `wrt` node that also feeds one of them (as `x` feeds
     `x.detach() * 2`) gets no gradient through it. Returns the cotangents (None
-    where a wrt node gets no gradient) and the ids of the forward nodes the
-    backward graph reads (for saved-value version checks).
+    where a wrt node gets no gradient) and the ids of the forward nodes computed
+    from the inputs that the backward graph reads (for saved-value version checks).
     """
     targets = {id(w) for w in wrt}
     leaves = targets | {id(s) for s in stop}
@@ -264,10 +271,15 @@ def vjp(out: Node, cot: Node, wrt: tuple[Node, ...], stop: tuple[Node, ...] = ()
             prev = cots.get(id(x))
             cots[id(x)] = gx if prev is None else _add(prev, gx)
     results = [cots.get(id(w)) for w in wrt]
-    forward = {id(n) for n in order}
+    # the forward nodes whose values come from the inputs (constants need no check)
+    forward: set[int] = set()
+    for n in order:
+        if id(n) in leaves or any(id(i) in forward for i in n.inputs):
+            forward.add(id(n))
     used: set[int] = set()
     fresh = [r for r in results if r is not None]
-    for n in toposort(fresh, stop=lambda n: id(n) in forward or n is cot):
+    everything = {id(n) for n in order}
+    for n in toposort(fresh, stop=lambda n: id(n) in everything or n is cot):
         if id(n) in forward:
             used.add(id(n))
     return results, used
