@@ -223,8 +223,8 @@ def remainder(input, other) -> Tensor:
 def pow(input, exponent) -> Tensor:
     """`input ** exponent`; integer tensors to negative integer powers are an error."""
     base_t, exp_t = as_operand(input), as_operand(exponent)
-    if isinstance(base_t, Tensor) and base_t.dtype.is_integer and isinstance(exp_t, int) \
-            and not isinstance(exp_t, bool) and exp_t < 0:
+    if isinstance(base_t, Tensor) and not base_t.dtype.is_floating_point \
+            and isinstance(exp_t, int) and not isinstance(exp_t, bool) and exp_t < 0:
         raise RuntimeError("Integers to negative integer powers are not allowed.")
     if isinstance(base_t, Tensor):
         name = "PowBackward1" if isinstance(exp_t, Tensor) else "PowBackward0"

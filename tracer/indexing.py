@@ -248,6 +248,8 @@ def gather(input: Tensor, dim: int, index: Tensor) -> Tensor:
     if index.ndim != input.ndim:
         raise RuntimeError("Index tensor must have the same number of dimensions as input "
                            "tensor")
+    if input.ndim == 0:
+        return take_along(input.reshape(1), index.reshape(1), 0).reshape(())
     x = input
     for i in range(input.ndim):
         if i != d and index.shape[i] > input.shape[i]:

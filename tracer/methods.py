@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from ..ir import build as b
 from ..ir import dtypes as dt
+from ..ir.node import Node, node
+from ..ir.ops import Op
 from . import autograd, elementwise, indexing, inplace, reductions, shape
 from .device import check_device
 from .tensor import Tensor, _new, result
@@ -107,7 +109,8 @@ def to(self, *args, dtype=None, device=None, copy: bool = False, non_blocking=Fa
     if target is self.dtype and dev == self._storage.device and not copy:
         return self
     raw = self.node
-    return result(b.cast(raw, target), (self,), "ToCopyBackward0", (raw,), dev)
+    n = b.cast(raw, target) if target is not self.dtype else copy_node(raw)
+    return result(n, (self,), "ToCopyBackward0", (raw,), dev)
 
 
 def _cast_method(dtype):
@@ -143,10 +146,21 @@ def cuda(self, device=None) -> Tensor:
     return to(self, device=device or "cuda")
 
 
+def copy_node(raw: Node) -> Node:
+    """A node with `raw`'s value that is not a realised buffer itself.
+
+    NOTE: a new storage must not take over another storage's BUFFER node: it would look
+    realised without holding a buffer. A same-dtype CAST is an explicit copy.
+    """
+    if raw.op is Op.BUFFER:
+        return node(Op.CAST, (raw,), None, raw.dtype, raw.shape)
+    return raw
+
+
 def clone(self) -> Tensor:
     """A copy with its own storage (differentiable)."""
     raw = self.node
-    return result(raw, (self,), "CloneBackward0", (raw,))
+    return result(copy_node(raw), (self,), "CloneBackward0", (raw,))
 
 
 def detach(self) -> Tensor:

@@ -302,6 +302,10 @@ def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) ->
 
 
 def _logsumexp_node(x: Node, axes, keepdim: bool) -> Node:
+    if x.numel == 0:  # log(0) over empty dims; no max to shift by
+        return _finish(b.full(-math.inf, x.dtype, tuple(1 if i in axes else s for i, s in
+                                                       enumerate(x.shape))), axes, keepdim,
+                       x.shape)
     m = b.reduce(Op.REDUCE_MAX, x, axes)
     # NOTE: an all -inf row would give inf - inf = NaN; shift by 0 there instead.
     m = b.where(node(Op.EQ, (node(Op.ABS, (m,)), b.like(m, math.inf))), b.like(m, 0), m)
@@ -342,8 +346,8 @@ def _softmax_input(input: Tensor, dim, dtype) -> tuple[Node, Node, int, dt.DType
 def softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
     """exp(x - max) / sum(exp(x - max)) along `dim`."""
     raw, x, axis, out = _softmax_input(input, dim, dtype)
-    if x.ndim == 0:
-        return result(b.full(1.0, out, ()), (input,), "SoftmaxBackward0", (raw,))
+    if x.ndim == 0 or x.numel == 0:
+        return result(b.full(1.0, out, x.shape), (input,), "SoftmaxBackward0", (raw,))
     m = b.expand_to(b.reduce(Op.REDUCE_MAX, x, (axis,)), x.shape)
     e = node(Op.EXP, (node(Op.SUB, (x, m)),))
     s = b.expand_to(b.reduce(Op.REDUCE_SUM, e, (axis,)), x.shape)
@@ -364,8 +368,12 @@ def _logical_reduce(op: Op, input: Tensor, dim, keepdim: bool) -> Tensor:
     # NOTE: as torch: `dim=()` reduces nothing here, and uint8 inputs give uint8 (0 or 1).
     axes = () if isinstance(dim, (list, tuple)) and not dim else _dims(dim, input.ndim)
     x = input.node
-    nz = b.cast(x, dt.bool_) if x.dtype is not dt.bool_ else x
-    n = _reduce_node(op, b.cast(nz, dt.uint8), axes, keepdim)
+    if x.numel == 0:  # all() of nothing is True, any() False
+        kept = tuple(1 if i in axes else s for i, s in enumerate(x.shape))
+        n = _finish(b.full(op is Op.REDUCE_MIN, dt.uint8, kept), axes, keepdim, x.shape)
+    else:
+        nz = b.cast(x, dt.bool_) if x.dtype is not dt.bool_ else x
+        n = _reduce_node(op, b.cast(nz, dt.uint8), axes, keepdim)
     return wrap_node(b.cast(n, dt.uint8 if x.dtype is dt.uint8 else dt.bool_))
 
 

@@ -99,6 +99,8 @@ def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     s, e = _dim(start_dim, x.ndim), _dim(end_dim, x.ndim)
     if s > e:
         raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
+    if s == e:
+        return x  # as torch: nothing to merge (a reshape could change size-1 strides)
     shape = tuple(x.shape[:s]) + (prod(x.shape[s:e + 1]),) + tuple(x.shape[e + 1:])
     return reshape(x, shape)
 
@@ -224,6 +226,8 @@ def contiguous(x: Tensor) -> Tensor:
 
 
 def narrow(x: Tensor, dim: int, start: int, length: int) -> Tensor:
+    if x.ndim == 0:
+        raise RuntimeError("narrow() cannot be applied to a 0-dim tensor.")
     d = _dim(dim, x.ndim)
     size = x.shape[d]
     if start < 0:
@@ -242,6 +246,8 @@ def slice_dim(x: Tensor, d: int, start: int, stop: int, step: int,
 
 
 def select(x: Tensor, dim: int, index: int) -> Tensor:
+    if x.ndim == 0:
+        raise IndexError("select() cannot be applied to a 0-dim tensor.")
     d = _dim(dim, x.ndim)
     size = x.shape[d]
     if not -size <= index < size:
@@ -279,8 +285,10 @@ def diagonal(x: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor
 def flip(x: Tensor, dims) -> Tensor:
     dims = (dims,) if isinstance(dims, int) else tuple(dims)
     axes = tuple(sorted({_dim(d, x.ndim) for d in dims}))
+    if not axes or x.ndim == 0:
+        return x.clone()
     raw = x.node
-    return result(node(Op.FLIP, (raw,), axes) if axes else raw, (x,), "FlipBackward0", (raw,))
+    return result(node(Op.FLIP, (raw,), axes), (x,), "FlipBackward0", (raw,))
 
 
 def cat(tensors, dim: int = 0) -> Tensor:
@@ -292,6 +300,10 @@ def cat(tensors, dim: int = 0) -> Tensor:
         if not isinstance(x, Tensor):
             raise TypeError(f"expected Tensor as element {i} in argument 0, but got "
                             f"{type(x).__name__}")
+    for i, x in enumerate(tensors):
+        if x.ndim == 0:
+            raise RuntimeError(f"zero-dimensional tensor (at position {i}) cannot be "
+                               "concatenated")
     parts = [x for x in tensors if not (x.ndim == 1 and x.shape[0] == 0)] or tensors[:1]
     ref = parts[0]
     d = _dim(dim, ref.ndim)
@@ -315,7 +327,7 @@ def cat(tensors, dim: int = 0) -> Tensor:
     start = 0
     for raw in raws:
         size = raw.shape[d]
-        if size:
+        if raw.numel:  # an empty part writes nothing
             out = b.write(out, b.cast(raw, dtype), full.slice(d, start, start + size, 1))
         start += size
     return result(b.reshape(out, shape), tuple(parts), "CatBackward0", raws)
