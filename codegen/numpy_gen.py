@@ -208,9 +208,7 @@ class _Kernel:
         return self._scratch_ref(k)
 
     def _scratch_ref(self, k: int) -> str:
-        if self.axis is None:
-            return f"s[{k}]"
-        return f"s[{k}]{_index(self.axis, ':n')}"
+        return f"s{k}"  # bound at the top of the tile function
 
     def release(self, s: Stmt) -> None:
         for r in s.srcs:
@@ -395,6 +393,8 @@ class _Kernel:
         for st in self.pre:
             if st.shape[a] == k.domain[a] and st.shape[a] > 1:
                 head.append(f"m{st.id} = m{st.id}{_index(a, 'lo:hi')}")
+        for j, (shape, _) in enumerate(self.scratch):
+            head.append(f"s{j} = s[{j}]{_index(a, ':n')}" if shape[a] > 1 else f"s{j} = s[{j}]")
         params = ", ".join(["lo", "hi"] + loads + pre + outs + ["s"])
         src = f"def {k.name}_tile({params}):\n"
         src += "".join(f"    {ln}\n" for ln in head + self.lines)

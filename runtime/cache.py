@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import tempfile
 import weakref
 from collections import OrderedDict
@@ -113,6 +114,64 @@ def _walker():
     return visit, inputs, params
 
 
+def structure(outputs) -> tuple[tuple, list[np.ndarray], list[tuple[int, int]]]:
+    """(structural key, input arrays, RAND parameters): what a lookup needs, fast.
+
+    The key is a flat tuple with one entry per node in the order `canonical`
+    visits them: (op, arg, dtype, shape, input positions...), inputs and
+    realised nodes as (-1, dtype, shape), RAND as (op, stream, dtype, shape),
+    CONST args by repr (so -0.0 and NaN key correctly). It names the same graph
+    as `canonical`'s nodes, without building them (a node costs ~0.5 us here).
+    NOTE: ops enter the key as `id(op)`: `Enum.__hash__` runs Python code, and
+    this key never leaves the process (the disk key hashes the graph's text).
+    """
+    index: dict[Node, int] = {}
+    tokens: list[tuple] = []
+    inputs: list[np.ndarray] = []
+    params: list[tuple[int, int]] = []
+    known = realized.data
+    ref = weakref.ref
+    get = index.get
+    BUFFER, RAND, CONST = Op.BUFFER, Op.RAND, Op.CONST
+
+    def visit(n: Node) -> int:
+        i = get(n)
+        if i is not None:
+            return i
+        op = n.op
+        ins = n.inputs
+        if op is BUFFER:
+            tokens.append((-1, n.dtype, n.shape))
+            inputs.append(lookup(n.arg).array)
+        elif not ins:
+            if op is RAND:
+                seed, seq, stream = n.arg
+                tokens.append((id(op), stream, n.dtype, n.shape))
+                params.append((seed, seq))
+            else:
+                tokens.append((id(op), repr(n.arg) if op is CONST else n.arg, n.dtype,
+                               n.shape))
+        elif known and ref(n) in known:
+            tokens.append((-1, n.dtype, n.shape))
+            inputs.append(known[ref(n)])
+        elif len(ins) == 1:
+            tokens.append((id(op), n.arg, n.dtype, n.shape, visit(ins[0])))
+        elif len(ins) == 2:
+            a = visit(ins[0])
+            tokens.append((id(op), n.arg, n.dtype, n.shape, a, visit(ins[1])))
+        else:
+            tokens.append((id(op), n.arg, n.dtype, n.shape, *map(visit, ins)))
+        i = index[n] = len(tokens) - 1
+        return i
+
+    try:
+        outs = tuple([visit(o) for o in outputs])
+    except RecursionError:
+        return canonical(outputs)
+    tokens.append(outs)
+    return tuple(tokens), inputs, params
+
+
 def key_text(key: tuple[Node, ...]) -> str:
     """The canonical graph's text form (what the disk key hashes)."""
     return str(Graph(key))
@@ -180,13 +239,31 @@ class MemoryCache:
 # ---------------------------------------------------------------------------
 # disk
 
+# the compiler's source files, relative to this folder (the same in a checkout and
+# installed: ember.runtime, ember.codegen and ember.ir are sibling folders)
+_COMPILER_FILES = ("../codegen/kernel.py", "../codegen/numpy_gen.py", "../ir/passes/fusion.py",
+                   "../ir/passes/schedule.py", "../ir/passes/simplify.py", "compiled.py",
+                   "interpreter.py", "threads.py")
+
+
 def _versions() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        ember = version("ember")
-    except PackageNotFoundError:  # pragma: no cover - running from a checkout
-        ember = "dev"
-    return f"ember{ember}-numpy{np.__version__}-cg{CODEGEN_VERSION}"
+    """ember's and NumPy's versions, and a digest of the compiler's own source.
+
+    NOTE: the digest covers the passes, the code generator and this runtime, so
+    an edited compiler (in a checkout, between releases) never loads programs
+    an older one generated. The files are read, not imported, so that a disk
+    hit in a new process does not pay for importing the compiler.
+    """
+    ember = getattr(sys.modules.get("ember"), "__version__", "dev")
+    h = hashlib.sha256()
+    here = os.path.dirname(os.path.abspath(__file__))
+    for rel in _COMPILER_FILES:
+        try:
+            with open(os.path.join(here, rel), "rb") as f:
+                h.update(f.read())
+        except OSError:  # pragma: no cover - a zipped install: versions must do
+            h.update(rel.encode())
+    return f"ember{ember}-numpy{np.__version__}-cg{CODEGEN_VERSION}-{h.hexdigest()[:12]}"
 
 
 _VERSIONS = [None]
@@ -246,8 +323,9 @@ class DiskCache:
 
 
 def digest_of(key: tuple[Node, ...]) -> str:
-    return hashlib.sha256((_VERSIONS[0] or _versions()) .encode() + b"\n"
-                          + key_text(key).encode()).hexdigest()
+    if _VERSIONS[0] is None:
+        _VERSIONS[0] = _versions()
+    return hashlib.sha256(_VERSIONS[0].encode() + b"\n" + key_text(key).encode()).hexdigest()
 
 
 memory = MemoryCache(options.cache_entries, options.cache_bytes)

@@ -19,14 +19,10 @@ import time
 
 import numpy as np
 
-from ..codegen.kernel import build_program
-from ..codegen.numpy_gen import emit
 from ..ir import dtypes as dt
 from ..ir.graph import Graph
 from ..ir.node import Node
 from ..ir.ops import Op
-from ..ir.passes.pipeline import lower
-from ..ir.passes.schedule import describe
 from ..ir.view import View
 from . import cache, threads
 from .config import options
@@ -115,6 +111,13 @@ def _exec(source: str):
 
 def compile_key(key: tuple[Node, ...]) -> Compiled:
     """Compile a canonical graph (no cache involved)."""
+    # NOTE: imported here so that a process that only loads programs from the
+    # disk cache never imports the compiler
+    from ..codegen.kernel import build_program
+    from ..codegen.numpy_gen import emit
+    from ..ir.passes.pipeline import lower
+    from ..ir.passes.schedule import describe
+
     start = time.perf_counter()
     graph = Graph(key)
     try:
@@ -160,13 +163,16 @@ def _load_or_compile(key: tuple[Node, ...]) -> Compiled:
 
 def lookup(outputs) -> tuple[Compiled, list, list]:
     """(cached program, inputs, params) for the graph behind `outputs`."""
-    key, inputs, params = cache.canonical(outputs)
+    key, inputs, params = cache.structure(outputs)
     memory = cache.memory
     entry = memory.get(key)
     if entry is None:
         memory.max_entries = options.cache_entries
         memory.max_bytes = options.cache_bytes
-        entry = _load_or_compile(key)
+        # NOTE: `canonical` visits the nodes in the order `structure` does, so
+        # its input and parameter positions are the ones collected above.
+        nodes, _, _ = cache.canonical(outputs)
+        entry = _load_or_compile(nodes)
         memory.put(key, entry)
     return entry, inputs, params
 

@@ -11,7 +11,6 @@ takes a set from `cache` and gives it back, so runs reuse them.
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -30,8 +29,12 @@ def _init_worker() -> None:
     np.seterr(all="ignore")
 
 
-def pool(workers: int) -> ThreadPoolExecutor:
-    """The shared pool (recreated if the thread count changed)."""
+def pool(workers: int):
+    """The shared ThreadPoolExecutor (recreated if the thread count changed)."""
+    # NOTE: imported on first use: a process that never runs a large kernel
+    # does not pay for importing concurrent.futures
+    from concurrent.futures import ThreadPoolExecutor
+
     with _lock:
         if _pool[0] is None or _pool[1] != workers:
             if _pool[0] is not None:
