@@ -226,6 +226,16 @@ def test_backward_with_gradient_argument_and_retain_graph():
     np.testing.assert_allclose(x.grad.numpy(), [4.0, 6.0, 6.0])
 
 
+def test_a_gradient_owns_its_memory():
+    x = em.tensor([1.0, 2.0], requires_grad=True)
+    w = em.tensor([3.0, 4.0], requires_grad=True)
+    (x * w).sum().backward()  # x.grad is w's value, w.grad is x's
+    assert x.grad.tolist() == [3.0, 4.0] and w.grad.tolist() == [1.0, 2.0]
+    assert x.grad.data_ptr() != w.data_ptr() and w.grad.data_ptr() != x.data_ptr()
+    (g,) = em.autograd.grad((x * w).sum(), x)
+    assert g.tolist() == [3.0, 4.0] and g.data_ptr() != w.data_ptr()
+
+
 def test_autograd_grad_leaves_dot_grad_alone():
     x = em.tensor([1.0, 2.0], requires_grad=True)
     y = (x ** 3).sum()

@@ -21,7 +21,7 @@ from ..ir import build as b
 from ..ir.passes.autodiff import vjp
 from ..ir.node import node
 from ..ir.ops import Op
-from ..runtime.buffers import owned
+from ..runtime.buffers import lookup, owned
 from . import mode
 from .storage import realize_storages
 from .tensor import Tensor, from_array, result, wrap_node
@@ -160,6 +160,14 @@ def _order(roots) -> list[GradFn]:
     return order
 
 
+def _stale(fn: GradFn) -> bool:
+    """Whether an input or the output of fn was written in place since it was recorded."""
+    storage, version = fn.out_saved
+    if storage.version != version:
+        return True
+    return any(v is not None and s.version != v for s, v, _ in fn.saved)
+
+
 def _check_versions(fn: GradFn, used: set[int]) -> None:
     out_storage, out_version = fn.out_saved
     interior = used - {id(n) for n in fn.in_nodes} - {id(fn.out)}
@@ -194,10 +202,13 @@ def _wanted(fn: GradFn) -> list[int]:
     return wanted
 
 
-def _engine(roots, root_cots, create_graph: bool, retain_graph: bool, targets=None):
-    """Propagate cotangents (Tensors) from roots; returns {edge id: (edge, cotangent)}.
+def _engine(roots, root_cots, create_graph: bool, retain_graph: bool):
+    """Propagate cotangents from roots; returns ({edge id: (edge, cotangent)}, retained).
 
-    Everything is computed lazily; the caller realises what it keeps.
+    Only the entries of AccumulateGrad edges are returned (as Tensors), with the
+    (tensor, cotangent) pairs of the records that retain their grad. Without
+    create_graph the cotangents flow as nodes and become Tensors only there;
+    everything is lazy, and the caller realises what it keeps.
     """
     order = _order(roots)
     for fn in order:
@@ -212,10 +223,12 @@ def _engine(roots, root_cots, create_graph: bool, retain_graph: bool, targets=No
 
     def add(e, g):
         prev = cots.get(id(e))
-        cots[id(e)] = (e, g if prev is None else prev[1] + g)
+        if prev is not None:
+            g = prev[1] + g if create_graph else b.binary(Op.ADD, prev[1], g)
+        cots[id(e)] = (e, g)
 
     for r, g in zip(roots, root_cots):
-        add(r, g)
+        add(r, g if create_graph else g.node)
     retained = []
     with mode.set_grad_enabled(create_graph):
         for fn in order:
@@ -229,26 +242,41 @@ def _engine(roots, root_cots, create_graph: bool, retain_graph: bool, targets=No
             if not wanted:
                 continue
             wrt = tuple(fn.in_nodes[i] for i in wanted)
-            grads, used = vjp(fn.out, g.node, wrt, fn.in_nodes)
-            _check_versions(fn, used)
+            stale = _stale(fn)
+            grads, used = vjp(fn.out, g.node if create_graph else g, wrt, fn.in_nodes,
+                              reads=stale)
+            if stale:
+                _check_versions(fn, used)
             for i, gi in zip(wanted, grads):
-                if gi is None:
-                    continue
-                if create_graph:
-                    gt = _recorded_cotangent(fn, g, gi)
-                else:
-                    gt = wrap_node(gi)
-                add(fn.edges[i], gt)
+                if gi is not None:
+                    add(fn.edges[i], _recorded_cotangent(fn, g, gi) if create_graph else gi)
     if not retain_graph:
         for fn in order:
             fn.freed = True
             fn.in_nodes = fn.out = None
-    return cots, retained
+    leaves = {k: v for k, v in cots.items() if isinstance(v[0], AccumulateGrad)}
+    if not create_graph:
+        leaves = {k: (e, _as_tensor(g)) for k, (e, g) in leaves.items()}
+        retained = [(t, _as_tensor(g)) for t, g in retained]
+    return leaves, retained
+
+
+def _as_tensor(n) -> Tensor:
+    """A cotangent tensor whose value is node n.
+
+    NOTE: a cotangent can be a forward value itself (d(x * w)/dx is w); when that is
+    a realised buffer, the gradient gets a copy, so it owns its memory and never
+    aliases a parameter.
+    """
+    if n.op is Op.BUFFER:
+        buf = lookup(n.arg)
+        return from_array(buf.array.copy(), n.dtype, buf.device)
+    return wrap_node(n)
 
 
 def _recorded_cotangent(fn: GradFn, g: Tensor, gi) -> Tensor:
     """A cotangent whose own gradient can be taken (create_graph=True)."""
-    t = wrap_node(gi)
+    t = _as_tensor(gi)
     edges = (edge(g),) + fn.edges
     if any(e is not None for e in edges):
         saved = ((g._storage, g._storage.version, _describe(g)),) + fn.saved
@@ -271,7 +299,7 @@ def _root_cotangent(t: Tensor, gradient) -> Tensor:
         raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of "
                            f"{tuple(gradient.shape)} and output[0] has a shape of "
                            f"{tuple(t.shape)}.")
-    return gradient
+    return gradient if gradient.dtype is t.dtype else gradient.to(t.dtype)
 
 
 def _need_grad(t: Tensor) -> None:

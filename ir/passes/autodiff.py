@@ -28,7 +28,16 @@ def _c(x: Node, value) -> Node:
     return b.like(x, value)
 
 
+def _is_const(x: Node, value) -> bool:
+    return x.op is Op.CONST and x.arg == value and not x.dtype.is_bool
+
+
 def _mul(x, y):
+    # NOTE: the root cotangent is a constant 1; folding it keeps backward graphs small.
+    if _is_const(x, 1):
+        return y
+    if _is_const(y, 1):
+        return x
     return node(Op.MUL, (x, y))
 
 
@@ -37,6 +46,10 @@ def _div(x, y):
 
 
 def _add(x, y):
+    if _is_const(x, 0):
+        return y
+    if _is_const(y, 0):
+        return x
     return node(Op.ADD, (x, y))
 
 
@@ -54,6 +67,11 @@ def _zeros_like(x):
 
 def _pow_vjp(n, g):
     x, y = n.inputs
+    if y.op is Op.CONST:  # x ** c: c gets no gradient, and c == 0 is known now
+        if y.arg == 0:
+            return [_zeros_like(x), None]
+        dx = x if y.arg == 2 else node(Op.POW, (x, _c(y, y.arg - 1)))
+        return [_mul(g, _mul(y, dx)), None]
     zero_exp = node(Op.EQ, (y, _c(y, 0)))
     dx = _mul(g, _mul(y, node(Op.POW, (x, _sub(y, _c(y, 1))))))
     dx = b.where(zero_exp, _c(dx, 0), dx)
@@ -239,15 +257,16 @@ VJP = {
 }
 
 
-def vjp(out: Node, cot: Node, wrt: tuple[Node, ...], stop: tuple[Node, ...] = ()
-        ) -> tuple[list[Node | None], set[int]]:
+def vjp(out: Node, cot: Node, wrt: tuple[Node, ...], stop: tuple[Node, ...] = (),
+        reads: bool = True) -> tuple[list[Node | None], set[int]]:
     """Cotangents of `wrt` given the cotangent `cot` of `out`.
 
     `stop` are further inputs of `out` that get no gradient: the walk does not go
     below them, so a `wrt` node that also feeds one of them (as `x` feeds
     `x.detach() * 2`) gets no gradient through it. Returns the cotangents (None
     where a wrt node gets no gradient) and the ids of the forward nodes computed
-    from the inputs that the backward graph reads (for saved-value version checks).
+    from the inputs that the backward graph reads (for saved-value version checks;
+    an empty set when `reads` is False).
     """
     targets = {id(w) for w in wrt}
     leaves = targets | {id(s) for s in stop}
@@ -271,6 +290,8 @@ def vjp(out: Node, cot: Node, wrt: tuple[Node, ...], stop: tuple[Node, ...] = ()
             prev = cots.get(id(x))
             cots[id(x)] = gx if prev is None else _add(prev, gx)
     results = [cots.get(id(w)) for w in wrt]
+    if not reads:
+        return results, set()
     # the forward nodes whose values come from the inputs (constants need no check)
     forward: set[int] = set()
     for n in order:
