@@ -16,6 +16,7 @@ from ..ir import build as b
 from ..ir import dtypes as dt
 from ..ir.node import Node, node
 from ..ir.ops import Op
+from .storage import realize_storages
 from .tensor import Tensor, from_array, result, wrap_node
 
 __all__ = ["getitem", "setitem", "take_along", "nonzero", "index_select", "masked_fill",
@@ -115,13 +116,23 @@ def _basic(x: Tensor, items: list):
 
 
 def linear_index(idx_nodes: list[Node], sizes: list[int], shape) -> Node:
-    """Row-major linear index of (i0, i1, ...) into dims of `sizes` (negatives wrap)."""
-    total = None
+    """Row-major linear index of (i0, i1, ...) into dims of `sizes` (negatives wrap).
+
+    An index outside [-size, size) of its own dim gives the (out of range) index
+    prod(sizes), so the TAKE or SCATTER refuses it instead of reading a neighbouring row.
+    """
+    total = valid = None
     for i, size in zip(idx_nodes, sizes):
         i = b.expand_to(b.cast(i, dt.int64), shape)
+        if len(sizes) > 1:  # NOTE: a single dim's TAKE checks its own range
+            ok = node(Op.AND, (node(Op.LE, (b.like(i, -size), i)),
+                               node(Op.LT, (i, b.like(i, size)))))
+            valid = ok if valid is None else node(Op.AND, (valid, ok))
         i = b.where(node(Op.LT, (i, b.like(i, 0))), node(Op.ADD, (i, b.like(i, size))), i)
         total = i if total is None else node(Op.ADD, (node(Op.MUL, (total, b.like(i, size))),
                                                       i))
+    if valid is not None:
+        total = b.where(valid, total, b.like(total, int(np.prod(sizes))))
     return total
 
 
@@ -153,14 +164,15 @@ def _advanced(v: Tensor, advanced):
     return node(Op.TAKE, (merged, _checked(lin, idx_tensors, sizes, in_dims)), p), idx_tensors
 
 
-def _checked(lin: Node, idx_tensors, sizes, dims) -> Node:
+def _checked(lin: Node, idx_tensors, sizes, dims, error=IndexError) -> Node:
+    """`lin`, after checking the realised index tensors against their dims' sizes."""
     for t, size, d in zip(idx_tensors, sizes, dims):
         if t._storage.is_realized and t.numel():
             a = np.asarray(t.numpy())
             bad = (a < -size) | (a >= size)
             if bad.any():
-                raise IndexError(f"index {int(a[bad].flat[0])} is out of bounds for dimension "
-                                 f"{d} with size {size}")
+                raise error(f"index {int(a[bad].flat[0])} is out of bounds for dimension "
+                            f"{d} with size {size}")
     return lin
 
 
@@ -174,8 +186,17 @@ def getitem(x: Tensor, idx) -> Tensor:
 
 
 def setitem(x: Tensor, idx, value) -> None:
+    """`x[idx] = value`, written into x's storage (every view of it sees the change).
+
+    Lazy index tensors are computed first, so an out-of-range index raises here and
+    not at a later read: a failed assignment must leave x as it was.
+    """
     from .elementwise import as_operand
     from .inplace import inplace_node
+    pending = [t._storage for t in (idx if isinstance(idx, tuple) else (idx,))
+               if isinstance(t, Tensor) and not t._storage.is_realized]
+    if pending:
+        realize_storages(pending)
     items = _expand_index(idx, x.ndim)
     value = as_operand(value, "value")
     v, advanced = _basic(x, items)
@@ -220,6 +241,9 @@ def take_along(x: Tensor, indices: Tensor, dim: int) -> Tensor:
     if indices.ndim != x.ndim:
         raise RuntimeError("Index tensor must have the same number of dimensions as input "
                            "tensor")
+    if not indices.dtype.is_integer:
+        raise RuntimeError(f"gather(): Expected dtype int64 for index, got {indices.dtype}")
+    _checked(None, [indices], [x.shape[d]], [d], RuntimeError)  # torch's class for gather
     shape = list(broadcast_shapes(tuple(x.shape[:d]) + (1,) + tuple(x.shape[d + 1:]),
                                   tuple(indices.shape)))
     raw = x.node

@@ -35,7 +35,8 @@ def _dims(dim, ndim: int) -> tuple[int, ...]:
         if len(set(axes)) != len(axes):
             raise RuntimeError(f"dim {axes} appears multiple times in the list of dims")
         return tuple(sorted(axes))
-    return (_dim(dim, ndim),) if ndim else ()
+    axis = _dim(dim, ndim)  # a 0-d tensor takes dim 0 or -1
+    return (axis,) if ndim else ()
 
 
 def _finish(n: Node, axes, keepdim: bool, in_shape) -> Node:
