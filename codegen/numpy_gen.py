@@ -4,7 +4,7 @@ The module defines one function per kernel and a driver, `program(inputs,
 params)`, that allocates buffers, calls the kernels and view/extern steps in
 order, and returns the outputs. The runtime `exec`s it once (see
 runtime/compiled.py for the names the source expects: `np`, `dt`, `Op`, `View`,
-`_extern`, `_strided`, `_bf16`, `_bf16_`, `_tiles`, `_Stub`).
+`_extern`, `_strided`, `_write`, `_bf16`, `_bf16_`, `_tiles`, `_Stub`).
 
 A kernel runs in one of two forms:
 
@@ -492,7 +492,12 @@ def emit(prog: Program, tile_elems: int = 32768) -> str:
         else:
             val = vals[step.out]
             args = "".join(f", v{s}" for s in step.srcs)
-            if step.op is Op.RAND:
+            if step.op is Op.WRITE:
+                v = step.arg
+                dest, src = (f"v{x}" for x in step.srcs)
+                body.append(f"v{step.out} = _write({dest}, {src}, {tuple(v.shape)!r}, "
+                            f"{tuple(v.strides)!r}, {v.offset}, {val.dtype is dt.bfloat16})")
+            elif step.op is Op.RAND:
                 _, j, stream = step.arg
                 stub = (f"_Stub(Op.RAND, (params[{j}][0], params[{j}][1], {stream}), "
                         f"{dtype_ref(val.dtype)}, {tuple(val.shape)!r})")

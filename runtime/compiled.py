@@ -62,6 +62,19 @@ def _strided(x: np.ndarray, shape, strides, offset) -> np.ndarray:
         return slow(x, View(tuple(shape), tuple(strides), offset))
 
 
+def _write(dest: np.ndarray, src, shape, strides, offset, bf16: bool) -> np.ndarray:
+    """WRITE as the interpreter computes it: a copy of dest with the view's elements set."""
+    out = np.array(dest, copy=True)
+    item = out.itemsize
+    try:
+        target = np.ndarray(shape, out.dtype, out, offset * item, tuple(s * item for s in strides))
+    except (TypeError, ValueError):
+        from numpy.lib.stride_tricks import as_strided
+        target = as_strided(out[offset:], shape, tuple(s * item for s in strides))
+    target[...] = src
+    return _bf16(out) if bf16 else out
+
+
 def _bf16(x):
     return np.asarray(dt.round_bf16(x)).reshape(np.shape(x))
 
@@ -71,7 +84,7 @@ def _bf16_(x: np.ndarray) -> None:
 
 
 NAMESPACE = {"np": np, "dt": dt, "Op": Op, "View": View, "_extern": _extern,
-             "_strided": _strided, "_bf16": _bf16, "_bf16_": _bf16_, "_tiles": threads.tiles,
+             "_strided": _strided, "_write": _write, "_bf16": _bf16, "_bf16_": _bf16_, "_tiles": threads.tiles,
              "_Stub": _Stub}
 
 

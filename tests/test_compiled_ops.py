@@ -242,10 +242,12 @@ def test_movement_ops(tiling):
     check(*outs)
 
 
-def test_write(tiling):
-    dest = leaf(values(dt.float32, (20,)), dt.float32)
-    src = node(Op.EXP, (leaf(values(dt.float32, (2, 3), 1), dt.float32),))
-    check(node(Op.WRITE, (dest, src), View((2, 3), (6, 2), 1)))
+@pytest.mark.parametrize("dtype", [dt.float32, dt.bfloat16, dt.int16], ids=lambda d: d.name)
+def test_write(dtype, tiling):
+    dest = leaf(values(dtype, (20,)), dtype)
+    src = node(Op.NEG, (leaf(values(dtype, (2, 3), 1), dtype),))
+    check(node(Op.WRITE, (dest, src), View((2, 3), (6, 2), 1)),
+          node(Op.WRITE, (dest, src), View((2, 3), (-6, 1), 15)))
 
 
 def test_extern_ops(tiling):

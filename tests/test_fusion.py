@@ -151,3 +151,90 @@ def test_mlp_backward_matches_the_interpreter():
 def test_every_group_kind_is_described():
     from ember.ir.passes.fusion import KERNEL_OPS
     assert Op.MATMUL in KERNEL_OPS and Op.REDUCE_SUM in KERNEL_OPS
+
+
+# ---- the passes one by one -------------------------------------------------------------
+
+def _graph(*nodes):
+    from ember.ir.graph import Graph
+    return Graph(nodes)
+
+
+def _leaf(n=8, dtype=None):
+    from ember.ir import dtypes as dt
+    from ember.runtime import buffers
+    buf = buffers.Buffer(np.arange(n, dtype=np.float32))
+    _LEAVES.append(buf)
+    return buffers.buffer_node(buf, dtype or dt.float32)
+
+
+_LEAVES: list = []
+
+
+def _fold(n):
+    from ember.runtime.compiled import _fold as fold
+    return fold(n)
+
+
+def test_simplify_folds_constants_and_exact_identities():
+    from ember.ir import build as b
+    from ember.ir import dtypes as dt
+    from ember.ir.node import const, node
+    from ember.ir.passes.simplify import simplify
+    x = _leaf()
+    c = node(Op.ADD, (const(2.0, dt.float32, (8,)), const(3.0, dt.float32, (8,))))
+    y = node(Op.MUL, (node(Op.MUL, (x, c)), const(1.0, dt.float32, (8,))))
+    z = node(Op.NEG, (node(Op.NEG, (y,)),))
+    w = node(Op.ADD, (z, const(0.0, dt.float32, (8,))))  # x + 0.0 is not x for x = -0.0
+    g = simplify(_graph(w), fold=_fold)
+    assert [n.op for n in g.nodes] == [Op.BUFFER, Op.CONST, Op.MUL, Op.CONST, Op.ADD]
+    assert g.nodes[1].arg == 5.0
+    cast = b.cast(b.cast(x, dt.float64), dt.float32)  # a lossless round trip
+    assert simplify(_graph(cast)).outputs[0] is x
+    lossy = b.cast(b.cast(x, dt.float16), dt.float32)
+    assert simplify(_graph(lossy)).outputs[0] is lossy
+
+
+def test_simplify_composes_movement_chains_into_one_view():
+    from ember.ir import build as b
+    from ember.ir.node import node
+    from ember.ir.passes.simplify import simplify
+    x = _leaf(24)
+    chain = b.permute(b.reshape(x, (2, 3, 4)), (2, 0, 1))
+    y = node(Op.SLICE, (chain,), ((0, 4, 2), (0, 2, 1), (1, 3, 1)))
+    out = simplify(_graph(y)).outputs[0]
+    assert out.op is Op.AS_STRIDED and out.inputs[0] is x
+    assert out.arg.shape == (2, 2, 2) and out.arg.strides == (2, 12, 4) and out.arg.offset == 4
+
+
+def test_verifier_rejects_malformed_graphs_and_is_on_in_tests():
+    from ember.ir import dtypes as dt
+    from ember.ir.node import node
+    from ember.ir.passes.verify import GraphError, verify
+    assert options.verify
+    x = _leaf()
+    bad = node(Op.EXP, (x,), None, dt.float64, (8,))  # EXP keeps its input's dtype
+    with pytest.raises(GraphError, match="should be f32"):
+        verify(_graph(bad))
+    from ember.ir.view import View
+    out_of_bounds = node(Op.AS_STRIDED, (x,), View((4,), (3,), 0), dt.float32, (4,))
+    with pytest.raises(GraphError, match="reads"):
+        verify(_graph(out_of_bounds))
+
+
+def test_memory_plan_reuses_dead_intermediates_and_reports_peak():
+    from ember.ir.graph import Graph
+    from ember.ir.passes.pipeline import lower
+    x = rand(256, 512)
+    a = (x @ x.T).exp()      # 256x256, stored: the next matmul reads it
+    b = (a @ x).tanh()       # 256x512; a dies here
+    c = (b @ x.T).sin()      # 256x256: takes a's slot
+    d = (c @ x).cos()        # the output
+    nodes = [d._storage.node]
+    from ember.runtime import cache as rc
+    key, _, _ = rc.canonical(nodes)
+    plan = lower(Graph(key), tile_elems=options.tile_elems)
+    stored = [n for g in plan.steps if g.kind == "kernel" for n in g.outputs]
+    assert len(plan.slots) >= 2 and len(set(plan.slots.values())) < len(plan.slots)
+    assert plan.peak_bytes < sum(n.numel * 4 for n in stored)
+    agrees(d, rtol=1e-5)

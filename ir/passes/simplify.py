@@ -88,16 +88,15 @@ _VIEW_OF = {
 
 
 def compose_view(n: Node) -> tuple[Node, View] | None:
-    """(flat leaf, View) equal to the movement node `n`, or None."""
-    if n.op is Op.AS_STRIDED and _is_leaf_flat(n.inputs[0]):
-        return n.inputs[0], n.arg
-    src = n.inputs[0]
-    if _is_leaf_flat(src):
-        root, v = src, View.contiguous(src.shape)
-    elif src.op is Op.AS_STRIDED and _is_leaf_flat(src.inputs[0]):
-        root, v = src.inputs[0], src.arg
-    else:
+    """(flat leaf, View) equal to `n`, a chain of movement ops over a flat leaf, or None."""
+    if _is_leaf_flat(n):
+        return n, View.contiguous(n.shape)
+    if n.op not in _VIEW_OF:
         return None
+    inner = compose_view(n.inputs[0])
+    if inner is None:
+        return None
+    root, v = inner
     v = _VIEW_OF[n.op](v, n.arg)
     return None if v is None else (root, v)
 
