@@ -444,3 +444,18 @@ def test_repr_without_torch():
     assert repr(em.tensor(2.0, requires_grad=True)) == "tensor(2., requires_grad=True)"
     assert repr(em.ones(2, dtype=em.float64)) == "tensor([1., 1.], dtype=ember.float64)"
     assert "..." in repr(em.zeros(2000))
+
+
+def test_devices():
+    x = em.ones(2)
+    assert x.size(dim=0) == 2 and x.cpu() is x and x.to(em.device("cpu")) is x
+    assert em.device("cuda:1").index == 1 and str(em.device("cuda", 0)) == "cuda:0"
+    if not em.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA"):
+            x.cuda()
+        with pytest.raises(RuntimeError, match="CUDA"):
+            em.zeros(2, device="cuda")
+    with pytest.raises(RuntimeError, match="Expected one of cpu, cuda device type"):
+        em.device("tpu")
+    with pytest.raises(TypeError, match="create tensors with em.tensor"):
+        em.Tensor([1.0])

@@ -235,7 +235,7 @@ TENSOR_DATA = [
     (np.array([1, "a"], dtype=object), TypeError, r"dtype object"),
     (np.array(["a"]), TypeError, r"NumPy array of dtype <U1"),
     ([1j], TypeError, r"complex"),
-    ([2 ** 70], OverflowError, r""),
+    ([2 ** 70], OverflowError, r"does not fit in int64"),
 ]
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 
 import ember as em
 import numpy as np
@@ -53,7 +54,9 @@ def apply(t, op):
     if name == "select":
         return t.select(*args)
     if name == "T":
-        return t.T
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch deprecates .T on other than 2-D
+            return t.T
     if name == "squeeze":
         return t.squeeze() if args is None else t.squeeze(args)
     if name in ("view", "reshape", "expand"):
