@@ -26,16 +26,29 @@ import math
 import warnings
 from dataclasses import dataclass
 
-import ember as em
 import numpy as np
+
+import ember as em
 
 try:  # NOTE: torch is optional; every comparison with it is skipped without it.
     import torch
 except ImportError:  # pragma: no cover - exercised on machines without torch
     torch = None
 
-__all__ = ["Arg", "TOLERANCE", "torch", "check", "assert_same", "assert_view_like",
-           "to_ember", "to_torch", "to_numpy", "dtype_name", "flat_outputs", "needs_torch"]
+__all__ = [
+    "TOLERANCE",
+    "Arg",
+    "assert_same",
+    "assert_view_like",
+    "check",
+    "dtype_name",
+    "flat_outputs",
+    "needs_torch",
+    "to_ember",
+    "to_numpy",
+    "to_torch",
+    "torch",
+]
 
 # (rtol, atol) by result dtype name
 TOLERANCE = {

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import math
 
-import ember as em
 import numpy as np
 import pytest
 from helpers import check, needs_torch, torch
+
+import ember as em
 
 # ---------------------------------------------------------------- from data
 

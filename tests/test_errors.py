@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 
-import ember as em
 import numpy as np
 import pytest
 from helpers import torch
+
+import ember as em
 
 BROADCAST = (r"The size of tensor a \({a}\) must match the size of tensor b \({b}\) at "
              r"non-singleton dimension {d}: shapes \[{sa}\] and \[{sb}\]")
@@ -39,16 +40,16 @@ CASES = [
     ("matmul-batch", lambda M: M.matmul(M.ones(2, 2, 3), M.ones(3, 3, 4)), RuntimeError,
      _b(2, 3, 0, "2", "3")),
     ("expand", lambda M: M.ones(2, 3).expand(4, 3), RuntimeError,
-     r"The expanded size of the tensor \(4\) must match the existing size \(2\) at "
-     r"non-singleton dimension 0"),
+     (r"The expanded size of the tensor \(4\) must match the existing size \(2\) at "
+     r"non-singleton dimension 0")),
     ("inplace-broadcast", lambda M: M.ones(3).mul_(M.ones(2, 3)), RuntimeError,
      r"output with shape \[3\] doesn't match the broadcast shape \[2, 3\]"),
     ("setitem-shape", lambda M: M.ones(2, 3).__setitem__(M.tensor([0, 1]), M.ones(3, 3)),
-     RuntimeError, r"shape mismatch: value tensor of shape \[3, 3\] cannot be broadcast to "
-                   r"indexing result of shape \[2, 3\]"),
+     RuntimeError, (r"shape mismatch: value tensor of shape \[3, 3\] cannot be broadcast to "
+                   r"indexing result of shape \[2, 3\]")),
     ("index-broadcast", lambda M: M.ones(3, 3)[M.tensor([0, 1]), M.tensor([0, 1, 2])],
-     IndexError, r"shape mismatch: indexing tensors could not be broadcast together with "
-                 r"shapes \[2\], \[3\]"),
+     IndexError, (r"shape mismatch: indexing tensors could not be broadcast together with "
+                 r"shapes \[2\], \[3\]")),
     # out-of-range dims
     ("sum-dim", lambda M: M.ones(2, 3).sum(2), IndexError, DIM.format(lo=-2, hi=1, got=2)),
     ("sum-neg-dim", lambda M: M.ones(2, 3).sum(-3), IndexError, DIM.format(lo=-2, hi=1,
@@ -91,8 +92,8 @@ CASES = [
     ("float-index", lambda M: M.ones(2, 3)[M.tensor([0.0])], IndexError,
      r"tensors used as indices must be long, int, byte or bool tensors"),
     ("mask-shape", lambda M: M.ones(2, 3)[M.tensor([True, False, True])], IndexError,
-     r"The shape of the mask \[3\] at index 0 does not match the shape of the indexed "
-     r"tensor \[2, 3\] at index 0"),
+     (r"The shape of the mask \[3\] at index 0 does not match the shape of the indexed "
+     r"tensor \[2, 3\] at index 0")),
     ("negative-step", lambda M: M.ones(4)[::-1], ValueError, r"step must be greater than zero"),
     ("gather-index", lambda M: M.gather(M.ones(2, 3), 1, M.tensor([[3], [0]])), RuntimeError,
      r"index 3 is out of bounds for dimension 1 with size 3"),
@@ -111,8 +112,8 @@ CASES = [
                                                   M.ones(2, dtype=M.float64)), RuntimeError,
      r"bitwise_xor.*(float64|Double)"),
     ("invert-float", lambda M: ~M.ones(2), (RuntimeError, TypeError),
-     r"(bitwise_not is only supported for integer and bool tensors|only implemented on "
-     r"integer and Boolean-type tensors)"),
+     (r"(bitwise_not is only supported for integer and bool tensors|only implemented on "
+     r"integer and Boolean-type tensors)")),
     ("sub-bool", lambda M: M.ones(2, dtype=M.bool) - M.ones(2, dtype=M.bool), RuntimeError,
      r"Subtraction, the `-` operator, with two bool tensors is not supported"),
     ("sub-bool-scalar", lambda M: M.ones(2) - True, RuntimeError,
@@ -147,8 +148,8 @@ CASES = [
      r"expected .*same dtype"),
     # view failures
     ("view-strides", lambda M: M.ones(2, 3).t().view(6), RuntimeError,
-     r"view size is not compatible with input tensor's size and stride \(at least one "
-     r"dimension spans across two contiguous subspaces\).*Use \.reshape\(\.\.\.\) instead\."),
+     (r"view size is not compatible with input tensor's size and stride \(at least one "
+     r"dimension spans across two contiguous subspaces\).*Use \.reshape\(\.\.\.\) instead\.")),
     ("view-size", lambda M: M.ones(2, 3).view(4), RuntimeError,
      r"shape '\[4\]' is invalid for input of size 6"),
     ("view-two-holes", lambda M: M.ones(2, 3).view(-1, -1), RuntimeError,
@@ -158,15 +159,15 @@ CASES = [
     ("unflatten", lambda M: M.ones(2, 6).unflatten(1, (4, 2)), RuntimeError,
      r"unflatten: Provided sizes \[4, 2\] don't multiply up to the size of dim 1 \(6\)"),
     ("cat-shapes", lambda M: M.cat([M.ones(2, 3), M.ones(2, 4)]), RuntimeError,
-     r"Sizes of tensors must match except in dimension 0. Expected size 3 but got size 4 for "
-     r"tensor number 1 in the list"),
+     (r"Sizes of tensors must match except in dimension 0. Expected size 3 but got size 4 for "
+     r"tensor number 1 in the list")),
     ("cat-ndim", lambda M: M.cat([M.ones(2, 3), M.ones(3)]), RuntimeError,
      r"Tensors must have same number of dimensions: got 2 and 1"),
     ("cat-0d", lambda M: M.cat([M.tensor(1.0), M.tensor(2.0)]), RuntimeError,
      r"zero-dimensional tensor \(at position 0\) cannot be concatenated"),
     ("stack-shapes", lambda M: M.stack([M.ones(2, 3), M.ones(2, 4)]), RuntimeError,
-     r"stack expects each tensor to be equal size, but got \[2, 3\] at entry 0 and \[2, 4\] "
-     r"at entry 1"),
+     (r"stack expects each tensor to be equal size, but got \[2, 3\] at entry 0 and \[2, 4\] "
+     r"at entry 1")),
     ("split-sizes", lambda M: M.ones(5).split([2, 2]), RuntimeError,
      r"split_with_sizes expects split_sizes to sum exactly to 5"),
     ("narrow", lambda M: M.ones(5).narrow(0, 3, 4), RuntimeError,
@@ -196,8 +197,8 @@ CASES = [
     ("leaf-inplace", lambda M: M.ones(2, requires_grad=True).add_(1), RuntimeError,
      r"a leaf Variable that requires grad is being used in an in-place operation"),
     ("overlap-write", lambda M: M.zeros(1).expand(3).add_(1), RuntimeError,
-     r"unsupported operation: more than one element of the written-to tensor refers to a "
-     r"single memory location"),
+     (r"unsupported operation: more than one element of the written-to tensor refers to a "
+     r"single memory location")),
     ("clamp-none", lambda M: M.clamp(M.ones(2)), RuntimeError,
      r"At least one of 'min' or 'max' must not be None"),
     ("div-rounding", lambda M: M.div(M.ones(2), 2, rounding_mode="x"), RuntimeError,
@@ -220,16 +221,16 @@ def test_error_message(name, fn, kind, match):
 # ---------------------------------------------------------------- data to tensor()
 
 TENSOR_DATA = [
-    (["a", "b"], TypeError, r"tensor\(\): element at index \[0\] is a str \('a'\); expected a "
-                            r"number or bool"),
+    (["a", "b"], TypeError, (r"tensor\(\): element at index \[0\] is a str \('a'\); expected a "
+                            r"number or bool")),
     ([[1, 2], ["x", 4]], TypeError, r"element at index \[1\]\[0\] is a str"),
     ("text", TypeError, r"str"),
     (b"bytes", TypeError, r"bytes"),
     ([[1, 2], [3]], ValueError, r"expected sequence of length 2 at dim 1 \(got 1\)"),
-    ([[1, 2], 3], ValueError, r"element at index \[1\] is an int, but expected a sequence of "
-                              r"length 2"),
-    ([[[1], [2]], [[3], [4, 5]]], ValueError, r"expected sequence of length 1 at dim 2 "
-                                              r"\(got 2\)"),
+    ([[1, 2], 3], ValueError, (r"element at index \[1\] is an int, but expected a sequence of "
+                              r"length 2")),
+    ([[[1], [2]], [[3], [4, 5]]], ValueError, (r"expected sequence of length 1 at dim 2 "
+                                              r"\(got 2\)")),
     ([1, None], TypeError, r"element at index \[1\] is None"),
     ([object()], TypeError, r"element at index \[0\] is an object"),
     (np.array([1, "a"], dtype=object), TypeError, r"dtype object"),

@@ -10,10 +10,11 @@ values of another dtype, and in-place writes through views with torch's and NumP
 
 from __future__ import annotations
 
-import ember as em
 import numpy as np
 import pytest
 from helpers import check, torch
+
+import ember as em
 
 X = np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6) * 0.5 - 10
 

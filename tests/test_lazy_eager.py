@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import math
 
-import ember as em
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
+
+import ember as em
 
 ERRORS = (RuntimeError, TypeError, IndexError, ValueError)
 DTYPES = ["float32", "float64", "int64", "int32", "bool", "float16"]
@@ -85,8 +86,7 @@ def run_step(pool: list, step) -> object:
         out = apply_other(x, pool, name, idx, args)
         if name == "read":
             return out
-    for t in (out if isinstance(out, tuple) else (out,)):
-        pool.append(t)
+    pool.extend(out if isinstance(out, tuple) else (out,))
     return None
 
 

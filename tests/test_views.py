@@ -15,13 +15,14 @@ import math
 import re
 import warnings
 
-import ember as em
 import numpy as np
 import pytest
 from helpers import assert_view_like, torch
 from hypothesis import given
 from hypothesis import strategies as st
 from numpy.lib.stride_tricks import as_strided
+
+import ember as em
 
 OVERLAP = "more than one element of the written-to tensor refers to a single memory location"
 
