@@ -632,3 +632,140 @@ def test_create_graph_gradients_do_not_leak_into_the_next_step():
     x.grad = None
     (x ** 2).sum().backward()
     assert x.grad.tolist() == [4.0] and not x.grad.requires_grad
+
+
+# ---------------------------------------------------------------------------
+# scenarios run in ember and torch alike: results (or error types) must agree
+
+def _r(t):
+    return np.round(_np(t), 5).tolist()
+
+
+def _double_through_setitem(m):
+    x = m.tensor([1.0, 2.0, 3.0], dtype=m.float64, requires_grad=True)
+    y = x * 1
+    y[1:].mul_(x[:2])
+    (g,) = m.autograd.grad((y ** 2).sum(), x, create_graph=True)
+    (h,) = m.autograd.grad(g.sum(), x)
+    return _r(g), _r(h)
+
+
+def _backward_inputs(m):
+    x = m.tensor([1.0, 2.0], requires_grad=True)
+    w = m.tensor([3.0, 4.0], requires_grad=True)
+    (x * w).sum().backward(inputs=[x])
+    return _r(x.grad), w.grad
+
+
+def _grad_of_non_leaf(m):
+    x = m.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 3
+    (gy,) = m.autograd.grad((y * y).sum(), y)
+    return _r(gy)
+
+
+def _allow_unused(m):
+    x = m.tensor([1.0, 2.0], requires_grad=True)
+    w = m.tensor([3.0], requires_grad=True)
+    g = m.autograd.grad((x * 2).sum(), [x, w], allow_unused=True)
+    return _r(g[0]), g[1]
+
+
+def _in_place_into_a_constant(m):
+    w = m.tensor([1.0, 2.0], requires_grad=True)
+    y = m.zeros(2)
+    y.add_(w)
+    y.mul_(w)
+    y.sum().backward()
+    return _r(w.grad), y.grad_fn.name()
+
+
+def _view_after_base_write(m):
+    x = m.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    b = x * 1
+    v = b[0:2]
+    b.mul_(2)
+    name = v.grad_fn.name()
+    (v * 3).sum().backward()
+    return name, _r(x.grad)
+
+
+def _saved_view_then_base_write(m):
+    x = m.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    b = x * 1
+    v = b[0:2]
+    w = v * v
+    b.add_(1)
+    w.sum().backward()
+
+
+def _leaf_written_under_no_grad(m):
+    x = m.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 2  # saves nothing of x
+    with m.no_grad():
+        x.add_(1)
+    y.sum().backward()
+    z = x * x  # saves x
+    with m.no_grad():
+        x.add_(1)
+    z.sum().backward()
+
+
+def _retain_grad_follows_in_place(m):
+    x = m.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = x * 1
+    y.retain_grad()
+    y[0] = 5.0
+    (y * y).sum().backward()
+    return _r(x.grad), _r(y.grad)
+
+
+def _retain_graph_twice(m):
+    x = m.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    return _r(x.grad)
+
+
+def _in_place_on_expanded(m):
+    x = m.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    x.clone()[0].expand(2, 2).add_(1)
+
+
+def _higher_order_mix(m):
+    x = m.tensor([0.5, 1.5, -0.2], dtype=m.float64, requires_grad=True)
+    y = m.where(x > 1, x ** 2, x ** 3) + m.softmax(x, 0) * m.cumsum(x * x, 0)
+    y = y + m.sort(x).values * x[m.tensor([0, 0, 2])]
+    (g,) = m.autograd.grad(y.sum(), x, create_graph=True)
+    (h,) = m.autograd.grad((g * g).sum(), x)
+    return _r(g), _r(h)
+
+
+SCENARIOS = [_double_through_setitem, _backward_inputs, _grad_of_non_leaf, _allow_unused,
+             _in_place_into_a_constant, _view_after_base_write, _saved_view_then_base_write,
+             _leaf_written_under_no_grad, _retain_grad_follows_in_place, _retain_graph_twice,
+             _in_place_on_expanded, _higher_order_mix]
+
+
+@needs_torch
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda f: f.__name__.strip("_"))
+def test_scenario_matches_torch(scenario):
+    results = []
+    for m in (em, torch):
+        try:
+            results.append(scenario(m))
+        except RuntimeError as e:
+            results.append(("RuntimeError", "in-place" if "inplace" in str(e) or
+                            "single memory location" in str(e) else str(e)[:20]))
+    assert results[0] == results[1]
+
+
+def test_grad_of_an_unused_input_says_which():
+    x = em.tensor([1.0, 2.0], requires_grad=True)
+    w = em.tensor([3.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="Tensor at index 1 appears to not have been used in "
+                       "the graph. Set allow_unused=True"):
+        em.autograd.grad((x * 2).sum(), [x, w])
+    with pytest.raises(RuntimeError, match="One of the differentiated Tensors does not require"):
+        em.autograd.grad((x * 2).sum(), [em.tensor([1.0])])

@@ -512,6 +512,15 @@ def test_gradient(name, layout):
     check_grads(fn, _arrays(shapes, domains), layout=layout)
 
 
+@pytest.mark.parametrize("name", list(CASES))
+@settings(max_examples=3)
+@given(seed=st.integers(0, 2 ** 32 - 1))
+def test_gradient_random_values(name, seed):
+    """The same checks on values hypothesis draws (each case's own domain)."""
+    fn, shapes, domains = CASES[name]
+    check_grads(fn, _arrays(shapes, domains, seed), seed=seed)
+
+
 def _api_operation_names() -> set[str] | None:
     """Operation names in backticks in API.md's "Operations" section, if the file is here."""
     for root in (Path(__file__).resolve().parents[1], Path.cwd()):

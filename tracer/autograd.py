@@ -110,9 +110,19 @@ def record(out: Tensor, name: str, inputs: tuple, in_nodes: tuple | None = None)
     out_node = out._node if out._node is not None else out.node
     fn = GradFn(name, edges, in_nodes, out_node,
                 saved, (out._storage, out._storage.version))
-    out._grad_fn = fn
-    out._requires_grad = True
-    out._fn_version = out._storage.version
+    _set_grad_fn(out, fn)
+
+
+def _set_grad_fn(t: Tensor, fn: GradFn) -> None:
+    """Make fn t's record; a retained grad follows t to it (after an in-place op)."""
+    old = t._grad_fn
+    if t._retains_grad:
+        if old is not None and old.retained is not None and old.retained() is t:
+            old.retained = None
+        fn.retained = weakref.ref(t)
+    t._grad_fn = fn
+    t._requires_grad = True
+    t._fn_version = t._storage.version
 
 
 def current_grad_fn(t: Tensor):
@@ -128,9 +138,7 @@ def current_grad_fn(t: Tensor):
         fn = GradFn("AsStridedBackward0", (edge(base),), (base_node,), out,
                     ((base._storage, base._storage.version, _describe(base)),),
                     (t._storage, t._storage.version))
-        t._grad_fn = fn
-        t._requires_grad = True
-        t._fn_version = t._storage.version
+        _set_grad_fn(t, fn)
     return fn
 
 
@@ -392,9 +400,9 @@ def grad_of(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=
         else:
             g = found.get(id(x))
         if g is None and not allow_unused:
-            raise RuntimeError("One of the differentiated Tensors appears to not have been "
-                               "used in the graph. Set allow_unused=True if this is the "
-                               "desired behavior.")
+            raise RuntimeError(f"The differentiated Tensor at index {len(results)} appears to "
+                               "not have been used in the graph. Set allow_unused=True if "
+                               "this is the desired behavior.")
         results.append(g)
     if not create_graph:
         realize_storages([g._storage for g in results if g is not None])
