@@ -138,7 +138,9 @@ def compile_key(key: tuple[Node, ...]) -> Compiled:
         prog = build_program(plan)
         source = emit(prog, options.tile_elems)
         fn = _exec(source)
-    except (NotImplementedError, TypeError) as e:
+    except Exception as e:
+        if options.verify and not isinstance(e, (NotImplementedError, TypeError)):
+            raise
         if options.debug:
             print(f"[ember] not compiled ({e}); using the interpreter", file=sys.stderr)
         return Compiled(None, "", 0, 0, f"not compiled: {e}")
@@ -207,5 +209,18 @@ def run_compiled(outputs: list[Node]) -> list[np.ndarray]:
     entry, inputs, params = lookup(outputs)
     if entry.fn is None:
         return evaluate(outputs)
-    with np.errstate(all="ignore"):
-        return entry.fn(inputs, params)
+    try:
+        with np.errstate(all="ignore"):
+            return entry.fn(inputs, params)
+    except Exception:
+        # NOTE: the interpreter decides what an error is: it raises the error the
+        # user must see; if it succeeds, the program was wrong and is retired
+        # (in tests the failure surfaces instead).
+        values = evaluate(outputs)
+        if options.verify:
+            raise
+        entry.fn = None
+        if options.debug:
+            print("[ember] a compiled program failed; using the interpreter for it",
+                  file=sys.stderr)
+        return values
