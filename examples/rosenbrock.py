@@ -76,7 +76,7 @@ def main(argv=None) -> None:
     except ImportError:
         print("  torch is not installed: no torch timing")
         return
-    xt, t_torch = best(torch)
+    _, t_torch = best(torch)
     print(f"  torch eager {t_torch * 1e6:8.1f} us per iteration   "
           f"(ember lazy / torch eager = {lazy / t_torch:.1f}x)")
 

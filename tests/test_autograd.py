@@ -50,7 +50,7 @@ def _book():
 
 
 def test_book_example_values_and_gradients():
-    x1, x2, x3, x4, x5, x6, x7 = _book()
+    x1, x2, x3, _x4, x5, _x6, x7 = _book()
     for t in (x3, x5, x7):
         t.retain_grad()
     assert x7.item() == pytest.approx(-3.4)
@@ -63,7 +63,7 @@ def test_book_example_values_and_gradients():
 
 
 def test_book_example_grad_fns():
-    x1, x2, x3, x4, x5, x6, x7 = _book()
+    x1, _x2, x3, _x4, x5, x6, x7 = _book()
     assert x3.grad_fn.name() == "PowBackward0"
     assert x5.grad_fn.name() == "MulBackward0"
     assert (x5 + x6).grad_fn.name() == "AddBackward0"
@@ -187,9 +187,8 @@ def test_no_grad_and_enable_grad_as_context_managers_and_decorators():
 
 
 def test_no_grad_restores_the_mode_after_an_exception():
-    with pytest.raises(ValueError):
-        with em.no_grad():
-            raise ValueError("boom")
+    with pytest.raises(ValueError), em.no_grad():
+        raise ValueError("boom")
     assert em.is_grad_enabled()
 
 
@@ -352,23 +351,28 @@ CONVENTIONS = {
     "var of one": (lambda m, x: m.var(x), [[2.0]]),
 }
 KNOWN_BUGS = {
-    "norm at 0": ((lambda m, x: m.norm(x), [[0.0, 0.0, 0.0]]),
-                  "bug in tracer/reductions.py: norm's gradient at a zero vector is NaN "
-                  "(sqrt'(0) * 0), PyTorch's is 0"),
-    "norm dim zero row": ((lambda m, x: x.norm(dim=1), [[[0.0, 0.0], [3.0, 4.0]]]),
-                          "bug in tracer/reductions.py: norm's gradient at a zero row is NaN"),
-    "std of a constant": ((lambda m, x: m.std(x), [[1.0, 1.0, 1.0]]),
-                          "bug in tracer/reductions.py: std's gradient where std == 0 is NaN, "
-                          "PyTorch's is 0"),
-    "sigmoid far left": ((lambda m, x: m.sigmoid(x), [[-800.0, 800.0]]),
-                         "bug in tracer/elementwise.py: sigmoid as 1/(1+exp(-x)) has gradient "
-                         "NaN (0 * inf) for large negative x, PyTorch's is 0"),
-    "clamp NaN": ((lambda m, x: m.clamp(x, 0.0, 1.0), [[NAN, 0.5]]),
-                  "bug in tracer/elementwise.py: clamp passes the gradient through NaN inputs, "
-                  "PyTorch gives 0 there"),
-    "median ties": ((lambda m, x: m.median(x), [[1.0, 2.0, 2.0, 3.0]]),
-                    "bug in tracer/reductions.py: median() sends the gradient to one of tied "
-                    "elements, PyTorch shares it evenly"),
+    "norm at 0": (
+        (lambda m, x: m.norm(x), [[0.0, 0.0, 0.0]]),
+        ("bug in tracer/reductions.py: norm's gradient at a zero vector is NaN (sqrt'(0) * 0), "
+         "PyTorch's is 0")),
+    "norm dim zero row": (
+        (lambda m, x: x.norm(dim=1), [[[0.0, 0.0], [3.0, 4.0]]]),
+        "bug in tracer/reductions.py: norm's gradient at a zero row is NaN"),
+    "std of a constant": (
+        (lambda m, x: m.std(x), [[1.0, 1.0, 1.0]]),
+        "bug in tracer/reductions.py: std's gradient where std == 0 is NaN, PyTorch's is 0"),
+    "sigmoid far left": (
+        (lambda m, x: m.sigmoid(x), [[-800.0, 800.0]]),
+        ("bug in tracer/elementwise.py: sigmoid as 1/(1+exp(-x)) has gradient NaN (0 * inf) "
+         "for large negative x, PyTorch's is 0")),
+    "clamp NaN": (
+        (lambda m, x: m.clamp(x, 0.0, 1.0), [[NAN, 0.5]]),
+        ("bug in tracer/elementwise.py: clamp passes the gradient through NaN inputs, PyTorch "
+         "gives 0 there")),
+    "median ties": (
+        (lambda m, x: m.median(x), [[1.0, 2.0, 2.0, 3.0]]),
+        ("bug in tracer/reductions.py: median() sends the gradient to one of tied elements, "
+         "PyTorch shares it evenly")),
 }
 
 

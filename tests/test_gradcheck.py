@@ -284,7 +284,7 @@ def _chunk(m, x):
     return list(x.chunk(2, dim=0))
 
 
-C = {
+CASES = {
     # -- arithmetic ---------------------------------------------------------
     "add": (lambda m, x, y: m.add(x, y), [(2, 3), (2, 3)], "any"),
     "add[broadcast]": (lambda m, x, y: m.add(x, y), [(3, 1), (4,)], "any"),
@@ -470,10 +470,13 @@ C = {
     "inplace[read a view after base write]": (_inplace_view_then_use_view, [(2, 3)], "any"),
     "inplace[chain]": (_inplace_chain, [(2, 3), (3,)], "any"),
 }
-CASES = C
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
 
 # API.md's operations that have a gradient (by the name used in CASES)
-DIFFERENTIABLE = """
+DIFFERENTIABLE = _words("""
 add sub mul div pow neg abs square sqrt rsqrt exp log log1p expm1 sin cos tan tanh sigmoid
 relu maximum minimum clamp where sign floor ceil round reciprocal nan_to_num multiply
 __add__ __radd__ __sub__ __rsub__ __mul__ __rmul__ __truediv__ __rtruediv__ __pow__ __rpow__
@@ -485,13 +488,13 @@ view reshape flatten unflatten squeeze unsqueeze permute expand expand_as broadc
 contiguous cat stack split chunk flip clone double
 getitem setitem gather
 add_ sub_ mul_ div_ pow_ exp_ sqrt_ clamp_ copy_ zero_ fill_ inplace
-""".split()
+""")
 
 # API.md's operations without a gradient (integer, bool or index results)
-NOT_DIFFERENTIABLE = set("""
+NOT_DIFFERENTIABLE = set(_words("""
 eq ne lt le gt ge logical_and logical_or logical_not isnan isfinite argmax argmin all any
 broadcast_shapes
-""".split())
+"""))
 
 
 def _base(name: str) -> str:

@@ -18,22 +18,22 @@ from __future__ import annotations
 import weakref
 
 from ..ir import build as b
-from ..ir.passes.autodiff import vjp
 from ..ir.node import node
 from ..ir.ops import Op
+from ..ir.passes.autodiff import vjp
 from ..runtime.buffers import lookup, owned
 from . import mode
 from .storage import realize_storages
 from .tensor import Tensor, from_array, result, wrap_node
 
-__all__ = ["GradFn", "AccumulateGrad", "record", "backward", "grad_of", "grad",
-           "value_and_grad", "current_grad_fn"]
+__all__ = ["AccumulateGrad", "GradFn", "backward", "current_grad_fn", "grad", "grad_of",
+           "record", "value_and_grad"]
 
 
 class AccumulateGrad:
     """The edge into a leaf: gradients arriving here accumulate into `.grad`."""
 
-    __slots__ = ("_leaf", "__weakref__")
+    __slots__ = ("__weakref__", "_leaf")
 
     def __init__(self, leaf: Tensor):
         self._leaf = weakref.ref(leaf)
@@ -56,8 +56,8 @@ class AccumulateGrad:
 class GradFn:
     """The record of one operation: `out` as a function of `in_nodes`."""
 
-    __slots__ = ("_name", "edges", "in_nodes", "out", "saved", "out_saved", "retained",
-                 "freed", "__weakref__")
+    __slots__ = ("__weakref__", "_name", "edges", "freed", "in_nodes", "out", "out_saved",
+                 "retained", "saved")
 
     def __init__(self, name, edges, in_nodes, out, saved, out_saved):
         self._name = name
@@ -531,4 +531,4 @@ def retain_grad(t: Tensor) -> None:
         t._retains_grad = True
 
 
-__all__ += ["retain_grad", "edge"]
+__all__ += ["edge", "retain_grad"]

@@ -19,7 +19,7 @@ from . import mode
 from .storage import realize_storages
 from .tensor import Tensor, wrap_node
 
-__all__ = ["inplace_node", "inplace_op", "copy_", "zero_", "fill_", "INPLACE_METHODS"]
+__all__ = ["INPLACE_METHODS", "copy_", "fill_", "inplace_node", "inplace_op", "zero_"]
 
 
 def _check(x: Tensor, others) -> bool:

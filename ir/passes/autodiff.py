@@ -21,7 +21,7 @@ from ..node import Node, node
 from ..ops import Op
 from ..view import View
 
-__all__ = ["vjp", "VJP"]
+__all__ = ["VJP", "vjp"]
 
 
 def _c(x: Node, value) -> Node:
@@ -129,7 +129,7 @@ def _linear_index(view: View) -> Node:
 
 
 def _write_vjp(n, g):
-    dest, src = n.inputs
+    _dest, src = n.inputs
     view: View = n.arg
     return [b.write(g, _zeros_like(src), view), b.as_strided(g, view)]
 
@@ -183,7 +183,7 @@ def _take_vjp(n, g):
 
 
 def _scatter_vjp(n, g):
-    dest, idx, src = n.inputs
+    _dest, idx, src = n.inputs
     if n.op is Op.SCATTER:
         gdest = node(Op.SCATTER, (g, idx, _zeros_like(src)), n.arg)
     else:
@@ -273,9 +273,8 @@ def vjp(out: Node, cot: Node, wrt: tuple[Node, ...], stop: tuple[Node, ...] = ()
     order = toposort([out], stop=lambda n: id(n) in leaves)
     depends: set[int] = set()
     for n in order:
-        if id(n) in targets:
-            depends.add(id(n))
-        elif id(n) not in leaves and any(id(i) in depends for i in n.inputs):
+        inner = id(n) not in leaves and any(id(i) in depends for i in n.inputs)
+        if inner or id(n) in targets:
             depends.add(id(n))
     cots: dict[int, Node] = {id(out): cot} if id(out) in depends else {}
     for n in reversed(order):
