@@ -245,10 +245,9 @@ class _Kernel:
             return
         args = [self.ref(r) for r in s.srcs]
         want = s.dtype.np
-        if op in UFUNC:
-            if op is Op.POW and s.dtype.is_integer:
-                self.lines.append(f"if np.any(np.asarray({args[1]}) < 0): raise RuntimeError("
-                                  "'Integers to negative integer powers are not allowed.')")
+        if op is Op.POW and s.dtype.is_integer:
+            self.assign(s, f"_int_pow({args[0]}, {args[1]})")
+        elif op in UFUNC:
             fn = f"np.{UFUNC[op]}"
             self.call(s, fn, args, _natural(op, [r.dtype for r in s.srcs]), s.srcs)
         elif op is Op.NOT:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import weakref
 from math import prod
 
+import numpy as np
+
 from . import dtypes as dt
 from .ops import BINARY, COMPARISON, REDUCE, UNARY, Op
 
@@ -85,6 +87,9 @@ def const(value, dtype: dt.DType, shape: tuple[int, ...] = ()) -> Node:
         value = bool(value)
     elif dtype.is_integer:
         value = int(value)
+        info = np.iinfo(dtype.np)
+        if not info.min <= value <= info.max:  # wrap, as integer arithmetic does
+            value = int(np.array(value & 0xFFFFFFFFFFFFFFFF, np.uint64).astype(dtype.np))
     else:
         value = float(value)
     return node(Op.CONST, (), value, dtype, tuple(shape))

@@ -26,7 +26,7 @@ from ..ir.ops import Op
 from ..ir.view import View
 from . import cache, threads
 from .config import options
-from .interpreter import IMPL, _finish, evaluate
+from .interpreter import IMPL, _finish, evaluate, int_pow
 
 __all__ = ["Compiled", "compile_key", "run_compiled"]
 
@@ -85,7 +85,7 @@ def _bf16_(x: np.ndarray) -> None:
 
 NAMESPACE = {"np": np, "dt": dt, "Op": Op, "View": View, "_extern": _extern,
              "_strided": _strided, "_write": _write, "_bf16": _bf16, "_bf16_": _bf16_, "_tiles": threads.tiles,
-             "_Stub": _Stub}
+             "_Stub": _Stub, "_int_pow": int_pow}
 
 
 class Compiled:

@@ -43,7 +43,7 @@ def _acc(n):
 
 def _reduce(fn):
     def rule(n, x):
-        if x.size == 0 and fn in (np.max, np.min):
+        if fn in (np.max, np.min) and any(x.shape[a] == 0 for a in n.arg):
             raise RuntimeError(
                 f"max/min of an empty tensor of shape {x.shape} over dims {list(n.arg)}: "
                 "the operation has no identity; specify a non-empty dim")
@@ -102,10 +102,20 @@ def _not(n, x):
     return np.logical_not(x) if x.dtype == np.bool_ else np.invert(x)
 
 
+def int_pow(a, b):
+    """Integer power; as torch, x ** -k is 0 for |x| > 1, 1 for x = 1, +-1 for x = -1."""
+    a, b = np.asarray(a), np.asarray(b)
+    neg = b < 0
+    if not neg.any():
+        return np.power(a, b)
+    safe = np.power(a, np.where(neg, 0, b))
+    odd = np.remainder(b, 2) != 0
+    small = np.where(a == 1, 1, np.where(a == -1, np.where(odd, -1, 1), 0))
+    return np.where(neg, small.astype(safe.dtype), safe)
+
+
 def _pow(n, a, b):
-    if n.dtype.is_integer and b.size and (b < 0).any():
-        raise RuntimeError("Integers to negative integer powers are not allowed.")
-    return np.power(a, b)
+    return int_pow(a, b) if n.dtype.is_integer else np.power(a, b)
 
 
 IMPL = {

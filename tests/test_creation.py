@@ -112,9 +112,6 @@ def test_from_numpy_of_a_strided_array_shares_memory():
     assert t[2, 1].item() == -5
 
 
-@pytest.mark.xfail(strict=True, reason="tracer/storage.py realize_storages replaces the "
-                   "storage's buffer instead of writing into it, so in-place ops on a "
-                   "from_numpy tensor never reach the NumPy array (and data_ptr changes)")
 def test_from_numpy_shares_memory_tensor_to_numpy():
     a = np.zeros(4)
     t = em.from_numpy(a)

@@ -328,10 +328,6 @@ def test_index_errors_match_torch():
         assert type(e_info.value) is type(t_info.value), (idx, e_info.value, t_info.value)
 
 
-@pytest.mark.xfail(strict=True, reason="tracer/storage.py Storage.write takes the source's "
-                   "BUFFER node as its new value (ir/build.write returns the source for a full "
-                   "write): lazily the storage looks realised with no buffer, realised it keeps "
-                   "its stale buffer")
 def test_copy_from_a_realised_1d_tensor():
     x = em.tensor([1.0, 2.0])
     y = em.zeros(2)

@@ -730,28 +730,19 @@ def test_method_forms_exist_like_torch():
     assert not missing, missing
 
 
-# ---------------------------------------------------------------- known bugs elsewhere
+# ---------------------------------------------------------------- regressions
 
 
-@pytest.mark.xfail(strict=True, reason="tracer/tensor.py wrap_node: an op whose result node "
-                   "is a realised 1-D tensor's BUFFER node itself gives a storage that looks "
-                   "realised but has no buffer ('NoneType' object has no attribute 'array')")
 def test_results_that_are_their_realised_input_are_readable():
     x = em.tensor([5.0])
     assert x.sum(0, keepdim=True).tolist() == [5.0]
     assert em.cat([x]).tolist() == [5.0]
 
 
-@pytest.mark.xfail(strict=True, reason="runtime/interpreter.py _pow raises 'Integers to "
-                   "negative integer powers' when the graph runs (lazily: at the first read); "
-                   "torch computes integer tensor ** negative integer tensor")
 def test_integer_tensor_to_negative_integer_tensor_power():
     x = em.tensor([2, -1, 1, -2, 0]) ** em.tensor([-1, -1, -2, -3, 1])
     assert x.tolist() == [0, -1, 1, 0, 0]
 
 
-@pytest.mark.xfail(strict=True, reason="ir/node.py const keeps int(value) without wrapping it "
-                   "to the dtype, so the interpreter's np.array(200, int8) raises OverflowError "
-                   "when the graph runs; torch wraps a weak int scalar to the tensor's dtype")
 def test_weak_int_scalar_out_of_the_tensor_dtype_range_wraps():
     assert (em.ones(2, dtype=em.int8) + 200).tolist() == [-55, -55]

@@ -63,7 +63,7 @@ def scalar_tensor(value, dtype=None, device=None, requires_grad: bool = False) -
 def from_numpy(a: np.ndarray) -> Tensor:
     """A tensor sharing memory with NumPy array `a` (writes to either are seen by both)."""
     arr, d = from_numpy_shared(a)
-    return from_array(arr, d)
+    return from_array(arr, d, external=True)
 
 
 def _size(size) -> tuple[int, ...]:

@@ -13,11 +13,12 @@ pass reads them instead of computing them again.
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from ..ir import dtypes as dt
 from ..ir.node import Node
-from ..ir.ops import Op
 from ..runtime import buffers as rb
 from ..runtime.config import options
 from ..runtime.execute import run
@@ -26,20 +27,27 @@ __all__ = ["Storage", "realize_storages"]
 
 
 class Storage:
-    """A flat value of `numel` elements of `dtype` on `device`."""
+    """A flat value of `numel` elements of `dtype` on `device`.
 
-    __slots__ = ("node", "buffer", "version", "dtype", "numel", "device", "pending_writes",
-                 "__weakref__")
+    `external` storages share memory with an array the user holds (`from_numpy`,
+    `numpy()`): their in-place updates are written into that same memory, as
+    PyTorch's are. Other storages get a fresh buffer each time they are realised.
+    """
+
+    __slots__ = ("node", "buffer", "own", "version", "dtype", "numel", "device",
+                 "pending_writes", "external", "__weakref__")
 
     def __init__(self, node: Node, dtype: dt.DType, device: str = "cpu",
                  buffer: rb.Buffer | None = None):
         self.node = node
         self.buffer = buffer
+        self.own = node if buffer is not None else None  # the BUFFER node of `buffer`
         self.version = 0
         self.dtype = dtype
         self.numel = node.shape[0]
         self.device = device
         self.pending_writes = 0
+        self.external = False
 
     @classmethod
     def from_array(cls, flat: np.ndarray, dtype: dt.DType, device: str = "cpu") -> Storage:
@@ -48,7 +56,9 @@ class Storage:
 
     @property
     def is_realized(self) -> bool:
-        return self.node.op is Op.BUFFER
+        # NOTE: identity, not op: after a full write a storage's node can be the
+        # BUFFER node of another storage's buffer, which this storage does not own.
+        return self.node is self.own
 
     def write(self, new_node: Node) -> None:
         """Replace the storage's value (an in-place write): bump the version."""
@@ -60,9 +70,12 @@ class Storage:
 
     def set_array(self, flat: np.ndarray) -> None:
         """Replace the value by a realised flat array (an in-place write)."""
-        self.buffer = rb.Buffer(flat, self.device)
-        self.node = rb.buffer_node(self.buffer, self.dtype)
+        self._adopt(rb.Buffer(flat, self.device))
         self.version += 1
+
+    def _adopt(self, buf: rb.Buffer) -> None:
+        self.buffer = buf
+        self.own = self.node = rb.buffer_node(buf, self.dtype)
         self.pending_writes = 0
 
     def array(self) -> np.ndarray:
@@ -70,6 +83,21 @@ class Storage:
         if not self.is_realized:
             realize_storages([self])
         return self.buffer.array
+
+
+def _store(s: Storage, value: np.ndarray) -> None:
+    """Make `value` (flat) the storage's realised value."""
+    old = s.buffer
+    if s.external and old is not None and old.array.shape == value.shape:
+        # Write into the memory the user shares. Nodes that still read the old
+        # value (pending graphs, autograd records) keep a private copy of it.
+        old_node = weakref.ref(s.own)
+        s._adopt(rb.Buffer(old.array, s.device))
+        if old_node() is not None:
+            old.array = old.array.copy()
+        np.copyto(s.buffer.array, value)
+    else:
+        s._adopt(rb.Buffer(rb.owned(value), s.device))
 
 
 def realize_storages(storages, extra: tuple = ()) -> list[np.ndarray]:
@@ -86,13 +114,11 @@ def realize_storages(storages, extra: tuple = ()) -> list[np.ndarray]:
             todo.append(s)
     if not todo and not extra:
         return []
-    outputs = [s.node for s in todo] + list(extra)
-    values = run(outputs)
-    for s, value in zip(todo, values):
-        old = s.node
-        flat = rb.owned(value)
-        s.buffer = rb.Buffer(flat, s.device)
-        s.node = rb.buffer_node(s.buffer, s.dtype)
-        s.pending_writes = 0
-        rb.realized[old] = flat
+    chains = [s.node for s in todo]
+    values = run(chains + list(extra))
+    for s, chain, value in zip(todo, chains, values):
+        flat = value.reshape(-1)
+        rb.realized[chain] = flat if not s.external else flat.copy()
+        _store(s, flat)
+    del chains
     return values[len(todo):]

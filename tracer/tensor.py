@@ -192,7 +192,9 @@ class Tensor:
         if self._requires_grad and not force:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. "
                                "Use tensor.detach().numpy() instead.")
-        return self._array()
+        a = self._array()
+        self._storage.external = True  # later in-place updates must reach `a`
+        return a
 
     def __array__(self, dtype=None, copy=None):
         a = self._array()
@@ -308,10 +310,15 @@ def wrap_node(n: Node, device: str = "cpu") -> Tensor:
     return t
 
 
-def from_array(a: np.ndarray, dtype: dt.DType, device: str = "cpu") -> Tensor:
-    """A realised tensor over NumPy array `a` (shared, not copied, when possible)."""
+def from_array(a: np.ndarray, dtype: dt.DType, device: str = "cpu",
+               external: bool = False) -> Tensor:
+    """A realised tensor over NumPy array `a` (shared, not copied, when possible).
+
+    `external`: the caller keeps `a`, so in-place updates are written back into it.
+    """
     if a.flags.c_contiguous:
         storage = Storage.from_array(a.reshape(-1), dtype, device)
+        storage.external = external
         return _new(storage, View.contiguous(a.shape), dtype, None)
     # NOTE: a strided array is shared through a flat view of the memory it spans.
     item = a.itemsize
@@ -322,6 +329,7 @@ def from_array(a: np.ndarray, dtype: dt.DType, device: str = "cpu") -> Tensor:
     span = 1 + sum(st * (sz - 1) for st, sz in zip(strides, a.shape))
     base = np.lib.stride_tricks.as_strided(a, (span,), (item,))
     storage = Storage.from_array(base, dtype, device)
+    storage.external = external
     return _new(storage, View(tuple(a.shape), strides, 0), dtype, None)
 
 
