@@ -95,8 +95,14 @@ def edge(t: Tensor):
     return t._accum
 
 
-def _describe(t: Tensor) -> str:
-    return f"[ember.{t.dtype.name.capitalize()}Tensor [{', '.join(map(str, t.shape))}]]"
+def _describe(t: Tensor) -> tuple:
+    """What an error names a saved tensor by: (dtype, shape), formatted only then."""
+    return t.dtype, t._view.shape
+
+
+def _describe_text(desc) -> str:
+    dtype, shape = desc
+    return f"[ember.{dtype.name.capitalize()}Tensor [{', '.join(map(str, shape))}]]"
 
 
 def record(out: Tensor, name: str, inputs: tuple, in_nodes: tuple | None = None) -> None:
@@ -184,12 +190,13 @@ def _check_versions(fn: GradFn, used: set[int]) -> None:
         if id(node_) in used or interior:
             checks.append((storage, version, desc, "input"))
     if id(fn.out) in used:
-        checks.append((out_storage, out_version, "", "output"))
+        checks.append((out_storage, out_version, None, "output"))
     for storage, version, desc, kind in checks:
         if version is not None and storage.version != version:
+            what = _describe_text(desc) if desc else "the " + kind
             raise RuntimeError(
                 "one of the variables needed for gradient computation has been modified by "
-                f"an inplace operation: {desc or 'the ' + kind} of {fn.name()} is at version "
+                f"an inplace operation: {what} of {fn.name()} is at version "
                 f"{storage.version}; expected version {version} instead. Hint: the operation "
                 "that produced it or used it must not be followed by an in-place change "
                 "before backward().")

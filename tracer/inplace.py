@@ -63,7 +63,7 @@ def inplace_node(x: Tensor, build, others: tuple = (), name: str = "CopySlices")
         base._node = b.as_strided(new_flat, base._view)
         base._node_src = new_flat
         record(base, "CopySlices", (base,) + tuple(others), (base_node,) + other_nodes)
-        base._grad_fn.saved = ((storage, None, ""),) + base._grad_fn.saved[1:]
+        base._grad_fn.saved = ((storage, None, None),) + base._grad_fn.saved[1:]
         x._fn_version = -1  # the view's history is rebuilt from the base on demand
     else:
         x_old = x.node
@@ -73,7 +73,7 @@ def inplace_node(x: Tensor, build, others: tuple = (), name: str = "CopySlices")
             x._node = new_value
             x._node_src = storage.node
             record(x, name, (x,) + tuple(others), (x_old,) + other_nodes)
-            x._grad_fn.saved = ((storage, None, ""),) + x._grad_fn.saved[1:]
+            x._grad_fn.saved = ((storage, None, None),) + x._grad_fn.saved[1:]
     if options.eager or _folds_away(x, storage):
         realize_storages([storage])
     return x
