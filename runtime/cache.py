@@ -16,9 +16,10 @@ source) with least-recently-used eviction; `stats()` returns its counters
 empties it (and the counters).
 
 **Disk.** `DiskCache` keeps the generated source under
-`options.cache_dir/<ember version>-<numpy version>-<codegen version>/`, one
+`options.cache_dir/<ember version>-<numpy version>-<compiler digest>/`, one
 file per graph, named by the SHA-256 of the canonical graph's text. A file is
-a header line with the SHA-256 of the source that follows; a file whose
+a header line with the SHA-256 of what follows: a metadata line (JSON: kernel
+count, peak memory, the compiler's report) and the source; a file whose
 checksum does not match (truncated, edited) is rejected, recompiled and
 rewritten, never executed. Writes go to a temporary file in the same folder
 and are renamed into place (`os.replace`), so two processes compiling the
@@ -28,9 +29,11 @@ same graph both write whole files and readers never see half of one.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sys
 import tempfile
+import threading
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, fields
@@ -205,17 +208,25 @@ class MemoryCache:
         self.max_bytes = max_bytes
         self.entries: OrderedDict = OrderedDict()
         self.stats = CacheStats()
+        # NOTE: realisations may run on several threads; compiling happens outside
+        # the lock (two threads may compile the same graph; the last put wins)
+        self.lock = threading.Lock()
 
     def get(self, key):
-        entry = self.entries.get(key)
-        if entry is None:
-            self.stats.misses += 1
-            return None
-        self.entries.move_to_end(key)
-        self.stats.hits += 1
-        return entry
+        with self.lock:
+            entry = self.entries.get(key)
+            if entry is None:
+                self.stats.misses += 1
+                return None
+            self.entries.move_to_end(key)
+            self.stats.hits += 1
+            return entry
 
     def put(self, key, entry) -> None:
+        with self.lock:
+            self._put(key, entry)
+
+    def _put(self, key, entry) -> None:
         old = self.entries.pop(key, None)
         if old is not None:
             self.stats.bytes -= old.nbytes
@@ -229,8 +240,9 @@ class MemoryCache:
         self.stats.entries = len(self.entries)
 
     def clear(self) -> None:
-        self.entries.clear()
-        self.stats.reset()
+        with self.lock:
+            self.entries.clear()
+            self.stats.reset()
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -286,30 +298,37 @@ class DiskCache:
     def path(self, digest: str) -> str:
         return os.path.join(self.folder, digest + ".py")
 
-    def load(self, digest: str) -> str | None:
-        """The stored source, or None (absent, or rejected as corrupt)."""
+    def load(self, digest: str) -> tuple[str, dict] | None:
+        """(source, metadata) as stored, or None (absent, or rejected as corrupt)."""
         try:
             with open(self.path(digest), encoding="utf-8") as f:
                 text = f.read()
         except (OSError, UnicodeDecodeError):
             return None
-        head, _, source = text.partition("\n")
-        if not head.startswith(self.HEADER) or head[len(self.HEADER):] != \
-                hashlib.sha256(source.encode()).hexdigest():
+        head, _, body = text.partition("\n")
+        meta_line, _, source = body.partition("\n")
+        try:
+            if not head.startswith(self.HEADER) or head[len(self.HEADER):] != \
+                    hashlib.sha256(body.encode()).hexdigest():
+                raise ValueError("checksum")
+            meta = json.loads(meta_line[2:])
+        except ValueError:
             self.stats.disk_rejects += 1
             return None
         self.stats.disk_hits += 1
-        return source
+        return source, meta
 
-    def store(self, digest: str, source: str) -> None:
+    def store(self, digest: str, source: str, meta: dict | None = None) -> None:
+        """Write `source` and its `metadata` (JSON) atomically, with a checksum of both."""
+        body = "# " + json.dumps(meta or {}) + "\n" + source
         folder = self.folder
         try:
             os.makedirs(folder, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".py", dir=folder)
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    f.write(self.HEADER + hashlib.sha256(source.encode()).hexdigest() + "\n")
-                    f.write(source)
+                    f.write(self.HEADER + hashlib.sha256(body.encode()).hexdigest() + "\n")
+                    f.write(body)
                 os.replace(tmp, self.path(digest))
             except BaseException:
                 try:

@@ -162,17 +162,21 @@ def _load_or_compile(key: tuple[Node, ...]) -> Compiled:
     digest = None
     if options.cache:
         digest = cache.digest_of(key)
-        source = cache.disk.load(digest)
-        if source is not None:
+        stored = cache.disk.load(digest)
+        if stored is not None:
+            source, meta = stored
             try:
-                return Compiled(_exec(source), source)
+                return Compiled(_exec(source), source, meta.get("kernels", -1),
+                                meta.get("peak_bytes", -1), meta.get("report", ""))
             except Exception:  # noqa: BLE001 - a stored file that fails to load is rewritten
                 stats.disk_rejects += 1
                 stats.disk_hits -= 1
     stats.compiles += 1
     entry = compile_key(key)
     if digest is not None and entry.fn is not None:
-        cache.disk.store(digest, entry.source)
+        cache.disk.store(digest, entry.source, {"kernels": entry.kernels,
+                                                "peak_bytes": entry.peak_bytes,
+                                                "report": entry.report})
     return entry
 
 

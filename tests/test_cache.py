@@ -170,6 +170,9 @@ def test_disk_round_trip_in_a_new_process(tmp_path):
     second = run_script(tmp_path)
     assert second["compiles"] == 0 and second["disk_hits"] == 1
     assert second["value"] == first["value"]
+    (path,) = entries(tmp_path)
+    with open(path) as fh:
+        assert '"kernels": 1' in fh.read()  # metadata travels with the source
 
 
 @pytest.mark.parametrize("damage", ["truncate", "edit", "garbage"])
@@ -213,3 +216,34 @@ def test_two_processes_writing_the_same_entry(tmp_path):
 def test_compiled_for_reports_kernels():
     x = em.tensor([1.0, 2.0])
     assert compiled_for((x * 2 + 1).exp()).kernels == 1
+
+
+def test_realisations_on_several_threads():
+    import threading
+    options.cache = False
+    errors = []
+
+    def work(seed):
+        try:
+            rng = np.random.default_rng(seed)
+            for _ in range(30):
+                a = rng.standard_normal(5).astype(np.float32)
+                assert f(em.tensor(a)).item() == pytest.approx(
+                    float((np.exp(a * 3) + 1).sum()), rel=1e-5)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert cache.stats().hits + cache.stats().misses == 120
+
+
+def test_on_by_default():
+    from ember.runtime.config import Options
+    assert Options().backend in ("auto", "numpy") or "EMBER_BACKEND" in os.environ
+    f(em.tensor([1.0, 2.0])).item()
+    assert cache.stats().misses == 1
