@@ -4,7 +4,7 @@ The module defines one function per kernel and a driver, `program(inputs,
 params)`, that allocates buffers, calls the kernels and view/extern steps in
 order, and returns the outputs. The runtime `exec`s it once (see
 runtime/compiled.py for the names the source expects: `np`, `dt`, `Op`, `View`,
-`_extern`, `_strided`, `_write`, `_bf16`, `_bf16_`, `_tiles`, `_Stub`).
+`_extern`, `_strided`, `_write`, `_bf16`, `_bf16_`, `_tiles`, `_Stub`, `_int_pow`).
 
 A kernel runs in one of two forms:
 
@@ -344,7 +344,7 @@ class _Kernel:
     def reduce(self, s: Stmt) -> None:
         (r,) = s.srcs
         x = self.full(r)
-        if r.shape and math.prod(r.shape) == 0 and s.op in (Op.REDUCE_MAX, Op.REDUCE_MIN):
+        if s.op in (Op.REDUCE_MAX, Op.REDUCE_MIN) and any(r.shape[a] == 0 for a in s.arg):
             msg = (f"max/min of an empty tensor of shape {tuple(r.shape)} over dims "
                    f"{list(s.arg)}: the operation has no identity; specify a non-empty dim")
             self.lines.append(f"raise RuntimeError({msg!r})")

@@ -84,8 +84,8 @@ def _bf16_(x: np.ndarray) -> None:
 
 
 NAMESPACE = {"np": np, "dt": dt, "Op": Op, "View": View, "_extern": _extern,
-             "_strided": _strided, "_write": _write, "_bf16": _bf16, "_bf16_": _bf16_, "_tiles": threads.tiles,
-             "_Stub": _Stub, "_int_pow": int_pow}
+             "_strided": _strided, "_write": _write, "_bf16": _bf16, "_bf16_": _bf16_,
+             "_tiles": threads.tiles, "_Stub": _Stub, "_int_pow": int_pow}
 
 
 class Compiled:

@@ -211,6 +211,7 @@ def test_reduce_max_of_empty_raises_like_the_interpreter():
         evaluate([out])
     with pytest.raises(RuntimeError, match="no identity"):
         compiled.run_compiled([out])
+    check(node(Op.REDUCE_MAX, (x,), (0,)))  # over a non-empty axis: an empty result
 
 
 @pytest.mark.parametrize("dtype", [dt.float32, dt.float64, dt.float16, dt.bfloat16, dt.int64],
