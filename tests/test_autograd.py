@@ -264,14 +264,10 @@ def test_an_operand_used_twice(f, expected):
     assert _grad(f) == pytest.approx(expected)
 
 
-@pytest.mark.xfail(strict=True, reason="bug in tracer/tensor.py: x.detach() reads the same "
-                   "hash-consed node as x, so x * x.detach() differentiates both operands")
 def test_detached_operand_of_the_same_tensor():
     assert _grad(lambda x: x * x.detach()) == pytest.approx([1.0, 2.0])
 
 
-@pytest.mark.xfail(strict=True, reason="bug in tracer/tensor.py: x.detach().requires_grad_() "
-                   "is a new leaf on x's node, so two leaves share one node")
 def test_two_leaves_on_one_storage():
     x = em.tensor([1.0, 2.0], requires_grad=True)
     x2 = x.detach().requires_grad_()
@@ -279,9 +275,6 @@ def test_two_leaves_on_one_storage():
     assert x.grad.tolist() == [1.0, 2.0] and x2.grad.tolist() == [1.0, 2.0]
 
 
-@pytest.mark.xfail(strict=True, reason="bug in tracer/tensor.py (requires_grad_) / ir/build.py: "
-                   "a lazy constant leaf (em.zeros(..., requires_grad=True)) is folded into "
-                   "the broadcast that reads it and gets no gradient")
 def test_constant_leaf_broadcast():
     b = em.zeros(3, requires_grad=True)
     (em.ones(2, 3) + b).sum().backward()
@@ -349,30 +342,12 @@ CONVENTIONS = {
     "quantile ties": (lambda m, x: m.quantile(x, 0.5), [[1.0, 2.0, 2.0, 3.0]]),
     "norm inf ties": (lambda m, x: x.norm(p=INF), [[1.0, -3.0, 3.0]]),
     "var of one": (lambda m, x: m.var(x), [[2.0]]),
-}
-KNOWN_BUGS = {
-    "norm at 0": (
-        (lambda m, x: m.norm(x), [[0.0, 0.0, 0.0]]),
-        ("bug in tracer/reductions.py: norm's gradient at a zero vector is NaN (sqrt'(0) * 0), "
-         "PyTorch's is 0")),
-    "norm dim zero row": (
-        (lambda m, x: x.norm(dim=1), [[[0.0, 0.0], [3.0, 4.0]]]),
-        "bug in tracer/reductions.py: norm's gradient at a zero row is NaN"),
-    "std of a constant": (
-        (lambda m, x: m.std(x), [[1.0, 1.0, 1.0]]),
-        "bug in tracer/reductions.py: std's gradient where std == 0 is NaN, PyTorch's is 0"),
-    "sigmoid far left": (
-        (lambda m, x: m.sigmoid(x), [[-800.0, 800.0]]),
-        ("bug in tracer/elementwise.py: sigmoid as 1/(1+exp(-x)) has gradient NaN (0 * inf) "
-         "for large negative x, PyTorch's is 0")),
-    "clamp NaN": (
-        (lambda m, x: m.clamp(x, 0.0, 1.0), [[NAN, 0.5]]),
-        ("bug in tracer/elementwise.py: clamp passes the gradient through NaN inputs, PyTorch "
-         "gives 0 there")),
-    "median ties": (
-        (lambda m, x: m.median(x), [[1.0, 2.0, 2.0, 3.0]]),
-        ("bug in tracer/reductions.py: median() sends the gradient to one of tied elements, "
-         "PyTorch shares it evenly")),
+    "norm at 0": (lambda m, x: m.norm(x), [[0.0, 0.0, 0.0]]),
+    "norm dim zero row": (lambda m, x: x.norm(dim=1), [[[0.0, 0.0], [3.0, 4.0]]]),
+    "std of a constant": (lambda m, x: m.std(x), [[1.0, 1.0, 1.0]]),
+    "sigmoid far left": (lambda m, x: m.sigmoid(x), [[-800.0, 800.0]]),
+    "clamp NaN": (lambda m, x: m.clamp(x, 0.0, 1.0), [[NAN, 0.5]]),
+    "median ties": (lambda m, x: m.median(x), [[1.0, 2.0, 2.0, 3.0]]),
 }
 
 
@@ -394,13 +369,6 @@ def _conventions(fn, values):
 @pytest.mark.parametrize("name", list(CONVENTIONS))
 def test_conventions_match_torch(name):
     _conventions(*CONVENTIONS[name])
-
-
-@needs_torch
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=r))
-                                  for n, (_, r) in KNOWN_BUGS.items()])
-def test_conventions_known_differences(name):
-    _conventions(*KNOWN_BUGS[name][0])
 
 
 # ---------------------------------------------------------------------------

@@ -281,8 +281,16 @@ cos = _float_unary(Op.COS, "CosBackward0")
 tan = _float_unary(Op.TAN, "TanBackward0")
 tanh = _float_unary(Op.TANH, "TanhBackward0")
 reciprocal = _float_unary(Op.RECIP, "ReciprocalBackward0")
-sigmoid = _float_unary(Op.EXP, "SigmoidBackward0", build=lambda x: node(Op.RECIP, (
-    node(Op.ADD, (b.like(x, 1), node(Op.EXP, (node(Op.NEG, (x,)),)))),)))
+def _sigmoid(x: Node) -> Node:
+    # NOTE: exp(-|x|) never overflows, so neither the value nor the gradient of the
+    # branch `where` discards can be inf (whose 0 * inf would poison the gradient).
+    e = node(Op.EXP, (node(Op.NEG, (node(Op.ABS, (x,)),)),))
+    one_plus = node(Op.ADD, (b.like(x, 1), e))
+    return b.where(node(Op.LE, (b.like(x, 0), x)), node(Op.RECIP, (one_plus,)),
+                   node(Op.DIV, (e, one_plus)))
+
+
+sigmoid = _float_unary(Op.EXP, "SigmoidBackward0", build=_sigmoid)
 
 
 def relu(input) -> Tensor:
@@ -345,11 +353,18 @@ def clamp(input, min=None, max=None) -> Tensor:
     def build(x, *bounds):
         lo = bounds[0] if min is not None else None
         hi = bounds[-1] if max is not None else None
-        if lo is not None:
-            x = b.where(node(Op.LT, (x, lo)), lo, x)
+        out = b.like(x, math.nan) if x.dtype.is_floating_point else x
+        inside = None
         if hi is not None:
-            x = b.where(node(Op.LT, (hi, x)), hi, x)
-        return x
+            out = b.where(node(Op.LT, (hi, x)), hi, out)
+            inside = node(Op.LE, (x, hi))
+        if lo is not None:
+            floor = lo if hi is None else b.where(node(Op.LT, (hi, lo)), hi, lo)
+            out = b.where(node(Op.LT, (x, lo)), floor, out)  # min(max(x, lo), hi)
+            low_ok = node(Op.LE, (lo, x))
+            inside = low_ok if inside is None else node(Op.AND, (inside, low_ok))
+        # NOTE: NaN is inside no range: its gradient is 0 and its value NaN, as in torch.
+        return b.where(inside, x, out)
     return _apply(Op.WHERE, operands, "ClampBackward1", build=build)
 
 

@@ -165,7 +165,9 @@ def clone(self) -> Tensor:
 
 def detach(self) -> Tensor:
     """The same storage, cut from autograd's history."""
-    return _new(self._storage, self._view, self.dtype, self._base)
+    t = _new(self._storage, self._view, self.dtype, self._base)
+    t._detached = True
+    return t
 
 
 def detach_(self) -> Tensor:

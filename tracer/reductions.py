@@ -16,7 +16,7 @@ from ..ir.node import Node, node
 from ..ir.ops import Op
 from .tensor import Tensor, _dim, result, wrap_node
 
-__all__ = ["sum", "mean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "var",
+__all__ = ["take_along_dim", "sum", "mean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "var",
            "std", "norm", "logsumexp", "all", "any", "nansum", "nanmean", "cumsum", "sort",
            "argsort", "softmax", "log_softmax", "quantile", "nanquantile", "median",
            "count_nonzero", "var_mean", "std_mean"]
@@ -245,6 +245,12 @@ def _correction(unbiased, correction) -> float:
     return 1 if unbiased is None or unbiased else 0
 
 
+def _safe_sqrt(s: Node) -> Node:
+    """sqrt(s) whose gradient at s = 0 is 0 (as torch's norm and std give), not NaN."""
+    zero = node(Op.EQ, (s, b.like(s, 0)))
+    return b.where(zero, b.like(s, 0), node(Op.SQRT, (b.where(zero, b.like(s, 1), s),)))
+
+
 def var(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *,
         correction=None) -> Tensor:
     """Variance with Bessel's correction by default (`correction=1`)."""
@@ -263,7 +269,7 @@ def std(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *,
     _need_float(input, "std")
     axes = _dims(dim, input.ndim)
     x = input.node
-    n = node(Op.SQRT, (_var_node(x, axes, _correction(unbiased, correction), keepdim),))
+    n = _safe_sqrt(_var_node(x, axes, _correction(unbiased, correction), keepdim))
     return result(n, (input,), "StdBackward0", (x,))
 
 
@@ -284,7 +290,7 @@ def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) ->
     x = input.node
     a = node(Op.ABS, (x,))
     if p in ("fro", 2, 2.0):
-        n = node(Op.SQRT, (_reduce_node(Op.REDUCE_SUM, node(Op.MUL, (x, x)), axes, keepdim),))
+        n = _safe_sqrt(_reduce_node(Op.REDUCE_SUM, node(Op.MUL, (x, x)), axes, keepdim))
     elif p == math.inf:
         n = _reduce_node(Op.REDUCE_MAX, a, axes, keepdim)
     elif p == -math.inf:
@@ -496,9 +502,17 @@ def nanquantile(input: Tensor, q, dim=None, keepdim: bool = False, *,
 def median(input: Tensor, dim=None, keepdim: bool = False):
     """The lower median (PyTorch's convention); (values, indices) when `dim` is given."""
     if dim is None:
+        from .elementwise import where as where_
         flat = input.reshape(-1)
         k = (flat.shape[0] - 1) // 2
-        return sort(flat).values[k]
+        m = sort(flat.detach()).values[k]
+        hit = (flat == m) | (flat.isnan() & m.isnan())
+        # NOTE: m plus a sum of exact zeros keeps the value m; the gradient is shared
+        # evenly among the tied elements, as torch shares it.
+        out = m + where_(hit, flat - m, 0.0).sum() / hit.sum()
+        if out._grad_fn is not None:
+            out._grad_fn._name = "MedianBackward0"
+        return out
     axis = _dim(dim, input.ndim)
     k = (input.shape[axis] - 1) // 2
     s = sort(input, axis)

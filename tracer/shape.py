@@ -28,6 +28,7 @@ __all__ = ["view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "p
 def make_view(x: Tensor, new_view: View, n: Node, name: str) -> Tensor:
     """A tensor on x's storage read through `new_view`, whose value is node `n`."""
     out = _new(x._storage, new_view, x.dtype, x._base if x._base is not None else x)
+    out._detached = x._detached
     out._node = n
     out._node_src = x._storage.node
     if x._requires_grad and mode._grad_enabled[0]:

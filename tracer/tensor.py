@@ -18,7 +18,8 @@ import numpy as np
 
 from ..ir import build as b
 from ..ir import dtypes as dt
-from ..ir.node import Node
+from ..ir.node import Node, node
+from ..ir.ops import Op
 from ..ir.view import View
 from ..runtime.config import options
 from . import mode
@@ -45,7 +46,7 @@ class Tensor:
 
     __slots__ = ("_storage", "_view", "_base", "dtype", "_requires_grad", "_grad_fn",
                  "_grad", "_node", "_node_src", "_retains_grad", "_accum", "_fn_version",
-                 "__weakref__")
+                 "_detached", "__weakref__")
 
     # NOTE: make NumPy defer to Tensor's reflected operators (ndarray + Tensor).
     __array_priority__ = 1000
@@ -60,7 +61,12 @@ class Tensor:
         """The node computing this tensor's current value."""
         src = self._storage.node
         if self._node_src is not src:
-            self._node = b.as_strided(src, self._view)
+            n = b.as_strided(src, self._view)
+            if self._detached:
+                # NOTE: a detached alias reads the same value through a node of its own,
+                # so autograd never mistakes it for the tensor it was detached from.
+                n = node(Op.CAST, (n,), None, n.dtype, n.shape)
+            self._node = n
             self._node_src = src
         return self._node
 
@@ -135,6 +141,11 @@ class Tensor:
         if requires_grad and not (self.dtype.is_floating_point):
             raise RuntimeError(
                 f"only Tensors of floating point dtype can require gradients, got {self.dtype}")
+        if requires_grad and not self._requires_grad:
+            # A leaf's identity in the graph is its buffer: two lazy constants of one
+            # value would otherwise be the same node, and gradients could not tell them
+            # apart.
+            self.realize()
         self._requires_grad = bool(requires_grad)
         return self
 
@@ -296,6 +307,7 @@ def _new(storage: Storage, view: View, dtype: dt.DType, base) -> Tensor:
     t._retains_grad = False
     t._accum = None
     t._fn_version = 0
+    t._detached = False
     return t
 
 
