@@ -116,6 +116,38 @@ def _natural(op: Op, dtypes) -> np.dtype:
     return getattr(np, UFUNC[op]).resolve_dtypes(tuple(d.np for d in dtypes) + (None,))[-1]
 
 
+_SQUARE_EXACT: dict = {}
+
+
+def _square_is_exact(s: Stmt) -> bool:
+    """Whether x ** 2.0 may be emitted as x * x (about 4x faster) without changing a bit.
+
+    NOTE: that holds where the C library's powf/pow rounds x**2 exactly as the
+    product rounds, ties included; checked once per process and dtype on every
+    float whose low mantissa bits are zero (where ties are) and on random
+    floats. float32 and float16 were also checked exhaustively on the reference
+    machine; float64 is never rewritten.
+    """
+    c = s.srcs[1]
+    if c.kind != "const" or float(c.index) != 2.0 or s.dtype.np not in (np.float32, np.float16):
+        return False
+    d = s.dtype.np
+    if d not in _SQUARE_EXACT:
+        bits = np.uint16 if d == np.float16 else np.uint32
+        if d == np.float16:
+            x = np.arange(1 << 16, dtype=bits).view(d)
+        else:
+            grid = (np.arange(1 << 20, dtype=np.uint32) << np.uint32(12)).view(d)
+            rand = np.random.default_rng(0).integers(0, 1 << 32, 1 << 16,
+                                                     dtype=np.uint64).astype(np.uint32).view(d)
+            x = np.concatenate([grid, rand])
+        with np.errstate(all="ignore"):
+            a, b = np.power(x, np.broadcast_to(d.type(2), x.shape)), x * x
+        same = (a.view(bits) == b.view(bits)) | (np.isnan(a) & np.isnan(b))
+        _SQUARE_EXACT[d] = bool(same.all())
+    return _SQUARE_EXACT[d]
+
+
 def _acc(d: dt.DType) -> np.dtype:
     return np.dtype(np.float32) if d in (dt.float16, dt.bfloat16) else d.np
 
@@ -247,6 +279,9 @@ class _Kernel:
         want = s.dtype.np
         if op is Op.POW and s.dtype.is_integer:
             self.assign(s, f"_int_pow({args[0]}, {args[1]})")
+        elif op is Op.POW and _square_is_exact(s):
+            x = args[0]
+            self.call(s, "np.multiply", [x, x], want, s.srcs[:1])
         elif op in UFUNC:
             fn = f"np.{UFUNC[op]}"
             self.call(s, fn, args, _natural(op, [r.dtype for r in s.srcs]), s.srcs)

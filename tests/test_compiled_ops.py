@@ -311,3 +311,11 @@ def test_realized_nodes_are_inputs_not_recomputed():
         assert np.array_equal(got[0], fake + 1)
     finally:
         del buffers.realized[y]
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=lambda d: d.name)
+def test_power_of_two_is_bit_identical(dtype, tiling):
+    a = values(dtype, (7, 9))
+    ties = (1 + np.arange(63) * 2.0 ** -12).astype(np.float64)  # x*x lands on ties
+    x = leaf(np.concatenate([a.reshape(-1), ties.astype(a.dtype)]), dtype)
+    check(node(Op.POW, (x, b.like(x, 2.0))))
