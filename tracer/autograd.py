@@ -23,6 +23,7 @@ from ..ir.ops import Op
 from ..ir.passes.autodiff import vjp
 from ..runtime.buffers import lookup, owned
 from . import mode
+from . import storage
 from .storage import realize_storages
 from .tensor import Tensor, from_array, result, wrap_node
 
@@ -331,6 +332,7 @@ def backward(t: Tensor, gradient=None, retain_graph=None, create_graph: bool = F
         retain_graph = create_graph
     root_cot = _root_cotangent(t, gradient)
     root = edge(t)
+    mode.backward_passes[0] += 1
     cots, retained = _engine([root], [root_cot], create_graph, retain_graph)
     leaves = [(e.variable, g) for e, g in cots.values()
               if isinstance(e, AccumulateGrad) and e.variable is not None]
@@ -348,6 +350,16 @@ def _write_grads(pairs, create_graph: bool) -> None:
     if create_graph:
         for x, g in pairs:
             x._grad = g if x._grad is None else x._grad + g
+        return
+    if storage.tracing[0] is not None:  # em.compile is tracing: stay lazy
+        for x, g in pairs:
+            gnode = b.cast(g.node, x.dtype)
+            if x._grad is None:
+                x._grad = wrap_node(gnode)
+            else:
+                old = x._grad
+                old._storage.write(b.write(old._storage.node, b.binary(
+                    Op.ADD, b.cast(old.node, x.dtype), gnode), old._view))
         return
     nodes = []
     for x, g in pairs:
@@ -411,7 +423,7 @@ def grad_of(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=
                                "not have been used in the graph. Set allow_unused=True if "
                                "this is the desired behavior.")
         results.append(g)
-    if not create_graph:
+    if not create_graph and storage.tracing[0] is None:
         realize_storages([g._storage for g in results if g is not None])
     return tuple(results)
 

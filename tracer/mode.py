@@ -15,6 +15,8 @@ __all__ = ["is_grad_enabled", "set_grad_enabled", "no_grad", "enable_grad", "set
            "is_eager", "eager"]
 
 _grad_enabled = [True]
+# how many backward passes ran (a trace of em.compile notes whether its graph was consumed)
+backward_passes = [0]
 
 
 def is_grad_enabled() -> bool:

@@ -23,7 +23,11 @@ from ..runtime import buffers as rb
 from ..runtime.config import options
 from ..runtime.execute import run
 
-__all__ = ["Storage", "realize_storages"]
+__all__ = ["Storage", "realize_storages", "tracing"]
+
+# The trace em.compile is recording, if any (see tracer/compile.py): while it is
+# set, a realisation that reads a placeholder is a graph break.
+tracing: list = [None]
 
 
 class Storage:
@@ -65,12 +69,18 @@ class Storage:
         self.node = new_node
         self.version += 1
         self.pending_writes += 1
-        if self.pending_writes > options.max_pending_writes:
+        if self.pending_writes > options.max_pending_writes and tracing[0] is None:
             realize_storages([self])
 
     def set_array(self, flat: np.ndarray) -> None:
         """Replace the value by a realised flat array (an in-place write)."""
         self._adopt(rb.Buffer(flat, self.device))
+        self.version += 1
+
+    def assign(self, flat: np.ndarray) -> None:
+        """Set the whole value to `flat` (an in-place write, realised at once)."""
+        self.node = None
+        _store(self, np.asarray(flat, dtype=self.dtype.np).reshape(-1))
         self.version += 1
 
     def _adopt(self, buf: rb.Buffer) -> None:
@@ -115,6 +125,10 @@ def realize_storages(storages, extra: tuple = ()) -> list[np.ndarray]:
     if not todo and not extra:
         return []
     chains = [s.node for s in todo]
+    if tracing[0] is not None:
+        from .compile import depends_on_placeholders, graph_break
+        if depends_on_placeholders(chains + list(extra)):
+            graph_break()
     values = run(chains + list(extra))
     for s, chain, value in zip(todo, chains, values):
         flat = value.reshape(-1)
