@@ -32,7 +32,6 @@ import numpy as np
 
 from ..ir import build as b
 from ..ir.graph import toposort
-from ..ir.node import Node
 from ..ir.ops import Op
 from ..runtime import buffers as rb
 from ..runtime.config import options
@@ -104,6 +103,24 @@ def _signature(args, kwargs) -> tuple:
     return tuple(sorted(kwargs)), tuple(parts), mode.is_grad_enabled()
 
 
+def _fmt_part(p) -> str:
+    if isinstance(p, tuple) and p and p[0] == "T":
+        _, shape, dtype, device, requires_grad, grad, alias = p
+        text = f"{dtype.short}[{','.join(map(str, shape))}]"
+        if device != "cpu":
+            text += f"@{device}"
+        if requires_grad:
+            text += " requires_grad"
+        if grad is not None:
+            text += " with .grad"
+        return text
+    return repr(p)
+
+
+def _fmt_signature(sig: tuple) -> str:
+    return "(" + ", ".join(_fmt_part(p) for p in sig[1]) + ")"
+
+
 def _describe_guard(old: tuple, new: tuple) -> str:
     if old[0] != new[0]:
         return f"keyword arguments changed: {old[0]} -> {new[0]}"
@@ -111,7 +128,7 @@ def _describe_guard(old: tuple, new: tuple) -> str:
         return f"grad mode changed: {old[2]} -> {new[2]}"
     for i, (a, c) in enumerate(zip(old[1], new[1])):
         if a != c:
-            return f"argument {i} changed: {a!r} -> {c!r}"
+            return f"argument {i} changed: {_fmt_part(a)} -> {_fmt_part(c)}"
     return "the number of arguments changed"
 
 
@@ -341,12 +358,12 @@ class CompiledFunction:
                  f"{self.hits} cached call(s)"]
         for sig, p in self.programs.items():
             if isinstance(p, str):
-                lines.append(f"  signature {sig[1]}: runs uncompiled: {p}")
+                lines.append(f"  {_fmt_signature(sig)}: runs uncompiled: {p}")
             else:
                 if p.entry is None and not options.eager:
                     p._prepare()
                 kernels = getattr(p.entry, "kernels", -1)
-                lines.append(f"  signature {sig[1]}: one graph of {p.nodes} nodes, "
+                lines.append(f"  {_fmt_signature(sig)}: one graph of {p.nodes} nodes, "
                              f"{kernels} kernel(s); writes back {len(p.writes)} argument(s) "
                              f"and {len(p.grads)} .grad(s)")
         for r in self.reasons:
