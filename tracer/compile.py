@@ -285,7 +285,7 @@ def _trace(fn, args, kwargs) -> _Program | str:
 
 def _write_back(target: Tensor, value: np.ndarray) -> None:
     st = target._storage
-    flat = np.array(value).reshape(-1)  # NOTE: a copy: the program may reuse its memory
+    flat = value.reshape(-1)
     if target._view.is_full(st.numel):
         st.assign(flat)
     else:
@@ -340,16 +340,20 @@ class CompiledFunction:
         values = program.values(arrays, self.backend)
         if values is None:
             return self.fn(*args, **kwargs)
+        # NOTE: a program's outputs are fresh arrays, except where it returns an input
+        # (or a view of one): those are copied, so results never alias arguments.
+        values = [np.array(v) if any(np.may_share_memory(v, a) for a in arrays) else v
+                  for v in values]
         for k, i in program.writes:
             _write_back(positional[k], values[i])
         for k, i in program.grads:
             t = positional[k]
             if t._grad is None:
-                t._grad = from_array(np.array(values[i]).reshape(tuple(t.shape)), t.dtype)
+                t._grad = from_array(values[i].reshape(tuple(t.shape)), t.dtype)
             else:
                 _write_back(t._grad, values[i])
         tree, specs = program.structure
-        leaves = iter([from_array(np.array(values[i]).reshape(shape), dtype)
+        leaves = iter([from_array(values[i].reshape(shape), dtype)
                        for i, (dtype, shape) in enumerate(specs)])
         return _unflatten(tree, leaves)
 

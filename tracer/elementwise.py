@@ -18,6 +18,7 @@ from ..ir import build as b
 from ..ir import dtypes as dt
 from ..ir.node import Node, node
 from ..ir.ops import Op
+from . import mode
 from .tensor import Tensor, result, wrap_node
 
 __all__ = [
@@ -345,26 +346,31 @@ def minimum(input, other) -> Tensor:
 
 
 def clamp(input, min=None, max=None) -> Tensor:
-    """Clamp into [min, max]; the gradient flows where min <= input <= max."""
+    """Clamp into [min, max] (min(max(x, min), max)); the gradient flows where
+    min <= input <= max, NaN stays NaN with gradient 0, as in PyTorch."""
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     operands = [input] + [v for v in (min, max) if v is not None]
+    tracked = mode._grad_enabled[0] and any(
+        isinstance(o, Tensor) and o._requires_grad for o in operands)
 
     def build(x, *bounds):
         lo = bounds[0] if min is not None else None
         hi = bounds[-1] if max is not None else None
-        out = b.like(x, math.nan) if x.dtype.is_floating_point else x
+        v = x if lo is None else node(Op.MAX, (x, lo))
+        v = v if hi is None else node(Op.MIN, (v, hi))
+        if not tracked or not x.dtype.is_floating_point:
+            return v
+        # NOTE: the value is v everywhere; routing `inside` elements to x itself gives
+        # the gradient PyTorch gives at the bounds (1, not maximum's 1/2 at ties).
         inside = None
         if hi is not None:
-            out = b.where(node(Op.LT, (hi, x)), hi, out)
             inside = node(Op.LE, (x, hi))
         if lo is not None:
-            floor = lo if hi is None else b.where(node(Op.LT, (hi, lo)), hi, lo)
-            out = b.where(node(Op.LT, (x, lo)), floor, out)  # min(max(x, lo), hi)
             low_ok = node(Op.LE, (lo, x))
             inside = low_ok if inside is None else node(Op.AND, (inside, low_ok))
-        # NOTE: NaN is inside no range: its gradient is 0 and its value NaN, as in torch.
-        return b.where(inside, x, out)
+        outside = b.where(node(Op.NE, (x, x)), b.like(x, math.nan), v)  # NaN: no gradient
+        return b.where(inside, x, outside)
     return _apply(Op.WHERE, operands, "ClampBackward1", build=build)
 
 
