@@ -94,13 +94,15 @@ class Compiled:
     __slots__ = ("fn", "kernels", "nbytes", "peak_bytes", "report", "source")
 
     def __init__(self, fn, source: str, kernels: int = -1, peak_bytes: int = -1,
-                 report: str = ""):
+                 report: str = "", held_bytes: int = 0):
         self.fn = fn
         self.source = source
         self.kernels = kernels
         self.peak_bytes = peak_bytes
         self.report = report
-        self.nbytes = len(source) + 512
+        # NOTE: a program keeps its intermediate buffers (memory-plan slots)
+        # between runs; they count against the cache's byte bound with the source
+        self.nbytes = len(source) + 512 + held_bytes
 
     def __repr__(self) -> str:
         return f"<Compiled {self.kernels} kernels, {len(self.source)} chars of source>"
@@ -147,7 +149,8 @@ def compile_key(key: tuple[Node, ...]) -> Compiled:
     report = describe(plan)
     if plan.fusion.notes:
         report += "\nnot fused:\n  " + "\n  ".join(plan.fusion.notes)
-    entry = Compiled(fn, source, len(prog.kernels), plan.peak_bytes, report)
+    entry = Compiled(fn, source, len(prog.kernels), plan.peak_bytes, report,
+                     sum(prog.slot_bytes))
     if options.debug:
         ms = (time.perf_counter() - start) * 1e3
         print(f"[ember] compiled {len(graph)} nodes into {entry.kernels} kernels in "
@@ -167,7 +170,8 @@ def _load_or_compile(key: tuple[Node, ...]) -> Compiled:
             source, meta = stored
             try:
                 return Compiled(_exec(source), source, meta.get("kernels", -1),
-                                meta.get("peak_bytes", -1), meta.get("report", ""))
+                                meta.get("peak_bytes", -1), meta.get("report", ""),
+                                meta.get("held_bytes", 0))
             except Exception:  # noqa: BLE001 - a stored file that fails to load is rewritten
                 stats.disk_rejects += 1
                 stats.disk_hits -= 1
@@ -176,7 +180,9 @@ def _load_or_compile(key: tuple[Node, ...]) -> Compiled:
     if digest is not None and entry.fn is not None:
         cache.disk.store(digest, entry.source, {"kernels": entry.kernels,
                                                 "peak_bytes": entry.peak_bytes,
-                                                "report": entry.report})
+                                                "report": entry.report,
+                                                "held_bytes": entry.nbytes - 512
+                                                - len(entry.source)})
     return entry
 
 

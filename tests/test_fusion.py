@@ -237,4 +237,6 @@ def test_memory_plan_reuses_dead_intermediates_and_reports_peak():
     stored = [n for g in plan.steps if g.kind == "kernel" for n in g.outputs]
     assert len(plan.slots) >= 2 and len(set(plan.slots.values())) < len(plan.slots)
     assert plan.peak_bytes < sum(n.numel * 4 for n in stored)
+    # the program keeps its slots between runs: they count in the cache's bytes
+    assert compiled_for(d).nbytes >= sum(plan.slot_bytes)
     agrees(d, rtol=1e-5)
