@@ -160,10 +160,13 @@ class _Program:
         self.params = params
         self.entry = entry
 
-    def values(self, arrays: list[np.ndarray], backend: str) -> list[np.ndarray]:
+    def values(self, arrays: list[np.ndarray], backend: str) -> list[np.ndarray] | None:
+        """The outputs for these argument arrays; None where only the function can tell."""
+        use_compiled = "interpreter" not in (options.backend, backend)
+        if not use_compiled and self.n_random:
+            return None  # the interpreter cannot redraw: run the function itself
         seq0 = _rng["next"]
         _rng["next"] += self.n_random
-        use_compiled = "interpreter" not in (options.backend, backend)
         if use_compiled and self.entry is None:
             self._prepare()
         if use_compiled and self.entry.fn is not None:
@@ -171,8 +174,6 @@ class _Program:
             params = [(_rng["seed"], seq0 + seq - self.seq0) for _, seq in self.params]
             with np.errstate(all="ignore"):
                 return self.entry.fn(inputs, params)
-        if self.n_random:
-            return None  # the interpreter cannot redraw: run the function itself
         saved = [buf.array for _, buf, _ in self.placeholders]
         try:
             for (_, buf, _), a in zip(self.placeholders, arrays):
@@ -283,6 +284,19 @@ def _trace(fn, args, kwargs) -> _Program | str:
     return _Program(outputs, (tree, specs), placeholders, writes, grads, seq0, n_random)
 
 
+def _owned(v: np.ndarray, arrays: list[np.ndarray]) -> np.ndarray:
+    """v, or a copy where it is not memory a new tensor may own.
+
+    A compiled program's outputs are fresh arrays; a copy is needed only for an output
+    that is an input (or a view of one), or a read-only or broadcast view (the
+    interpreter returns those for constants and movement ops).
+    """
+    if not v.flags.writeable or not v.flags.c_contiguous or any(
+            np.may_share_memory(v, a) for a in arrays):
+        return np.array(v)
+    return v
+
+
 def _write_back(target: Tensor, value: np.ndarray) -> None:
     st = target._storage
     flat = value.reshape(-1)
@@ -340,10 +354,7 @@ class CompiledFunction:
         values = program.values(arrays, self.backend)
         if values is None:
             return self.fn(*args, **kwargs)
-        # NOTE: a program's outputs are fresh arrays, except where it returns an input
-        # (or a view of one): those are copied, so results never alias arguments.
-        values = [np.array(v) if any(np.may_share_memory(v, a) for a in arrays) else v
-                  for v in values]
+        values = [_owned(v, arrays) for v in values]
         for k, i in program.writes:
             _write_back(positional[k], values[i])
         for k, i in program.grads:
