@@ -124,6 +124,8 @@ def as_strided(flat_x: Node, view: View) -> Node:
 
 def write(flat_dest: Node, src: Node, view: View) -> Node:
     """flat_dest with the elements `view` addresses replaced by src."""
+    if view.numel == 0:
+        return flat_dest
     if view.offset == 0 and view.numel == flat_dest.numel and view.is_contiguous():
         return flat(cast(src, flat_dest.dtype))
     return node(Op.WRITE, (flat_dest, cast(src, flat_dest.dtype)), view)

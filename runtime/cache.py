@@ -69,6 +69,8 @@ def canonical(outputs) -> tuple[tuple[Node, ...], list[np.ndarray], list[tuple[i
     visit, inputs, params = _walker()
     try:
         outs = tuple([visit(o) for o in outputs])
+        _unlink(visit)
+        return outs, inputs, params
     except RecursionError:
         # a graph deeper than the recursion limit: visit in topological order
         # first, so every recursive call finds its inputs already memoised
@@ -78,7 +80,15 @@ def canonical(outputs) -> tuple[tuple[Node, ...], list[np.ndarray], list[tuple[i
         for n in toposort(outputs, stop=lambda n: bool(known) and weakref.ref(n) in known):
             visit(n)
         outs = tuple([visit(o) for o in outputs])
+        _unlink(visit)
     return outs, inputs, params
+
+
+def _unlink(fn) -> None:
+    """Break the cycle a recursive closure makes (fn -> its cell -> fn)."""
+    for cell in fn.__closure__ or ():
+        if cell.cell_contents is fn:
+            cell.cell_contents = None
 
 
 def _walker():
@@ -171,6 +181,10 @@ def structure(outputs) -> tuple[tuple, list[np.ndarray], list[tuple[int, int]]]:
         outs = tuple([visit(o) for o in outputs])
     except RecursionError:
         return canonical(outputs)
+    finally:
+        # NOTE: `visit` refers to itself through its closure cell; unbinding it breaks
+        # that cycle, so the graph is freed at once, not by the cycle collector.
+        visit = None  # noqa: F841
     tokens.append(outs)
     return tuple(tokens), inputs, params
 

@@ -80,8 +80,6 @@ def test_book_example_grad_fns():
     assert x1.grad_fn is None and x1.is_leaf and not x3.is_leaf
 
 
-@pytest.mark.xfail(strict=True, reason="bug in tracer/elementwise.py: an op with a Python "
-                   "scalar operand records no (None, 0) edge for it, unlike PyTorch")
 def test_book_example_next_functions_list_scalar_operands():
     *_, x7 = _book()
     assert _names(x7.grad_fn) == ["AddBackward0", None]

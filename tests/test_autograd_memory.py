@@ -96,9 +96,6 @@ def test_every_step_builds_the_same_graph(loop, monkeypatch):
         assert p.is_leaf and p.grad is not None and p._storage.pending_writes <= 1
 
 
-@pytest.mark.xfail(strict=True, reason="bug in runtime/cache.py: structure() builds a "
-                   "recursive closure (visit -> its own cell), a reference cycle per "
-                   "realisation that keeps the graph's nodes alive until the cycle collector runs")
 @pytest.mark.parametrize("loop", list(LOOPS))
 def test_a_step_frees_its_graph_without_the_cycle_collector(loop):
     step, _ = LOOPS[loop]()

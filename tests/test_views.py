@@ -385,16 +385,12 @@ def test_storage_version_counts_writes():
     assert x._storage.version == before + 2 and v._storage is x._storage
 
 
-@pytest.mark.xfail(strict=True, reason="tracer/inplace.py refuses fill_/zero_/setitem on "
-                   "views whose elements alias; torch writes the value to every alias")
 def test_fill_of_an_expanded_view_writes_every_alias():
     x = em.zeros(1)
     x.expand(3).fill_(2.0)
     assert x.item() == 2.0
 
 
-@pytest.mark.xfail(strict=True, reason="ir/passes/verify.py (or ir/build.write) rejects a "
-                   "WRITE of an empty view whose offset is past the end of an empty storage")
 def test_write_to_an_empty_view_past_the_storage_end():
     x = em.zeros(0, 2)
     v = x.select(1, 1)  # torch's storage offset: 1, although the storage is empty

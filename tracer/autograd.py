@@ -58,7 +58,7 @@ class GradFn:
     """The record of one operation: `out` as a function of `in_nodes`."""
 
     __slots__ = ("__weakref__", "_name", "edges", "freed", "in_nodes", "out", "out_saved",
-                 "retained", "saved")
+                 "retained", "saved", "scalars")
 
     def __init__(self, name, edges, in_nodes, out, saved, out_saved):
         self._name = name
@@ -69,13 +69,17 @@ class GradFn:
         self.out_saved = out_saved  # (storage, version) of the output
         self.retained = None        # weakref to a tensor that retains its grad
         self.freed = False
+        self.scalars = ()           # operand positions held by Python numbers (no edge)
 
     def name(self) -> str:
         return self._name
 
     @property
     def next_functions(self) -> tuple:
-        return tuple((e, 0) for e in self.edges)
+        out = [(e, 0) for e in self.edges]
+        for i in self.scalars:  # PyTorch lists a number operand as (None, 0)
+            out.insert(i, (None, 0))
+        return tuple(out)
 
     def __repr__(self) -> str:
         return f"<{self._name} object at {id(self):#x}>"
@@ -106,8 +110,12 @@ def _describe_text(desc) -> str:
     return f"[ember.{dtype.name.capitalize()}Tensor [{', '.join(map(str, shape))}]]"
 
 
-def record(out: Tensor, name: str, inputs: tuple, in_nodes: tuple | None = None) -> None:
-    """Give `out` a GradFn named `name` over `inputs` (Tensors)."""
+def record(out: Tensor, name: str, inputs: tuple, in_nodes: tuple | None = None,
+           scalars: tuple = ()) -> None:
+    """Give `out` a GradFn named `name` over `inputs` (Tensors).
+
+    `scalars`: the operand positions that held Python numbers (for next_functions).
+    """
     if in_nodes is None:
         in_nodes = tuple(x.node for x in inputs)
     edges = tuple(edge(x) for x in inputs)
@@ -117,6 +125,7 @@ def record(out: Tensor, name: str, inputs: tuple, in_nodes: tuple | None = None)
     out_node = out._node if out._node is not None else out.node
     fn = GradFn(name, edges, in_nodes, out_node,
                 saved, (out._storage, out._storage.version))
+    fn.scalars = scalars
     _set_grad_fn(out, fn)
 
 

@@ -99,6 +99,7 @@ def _apply(op: Op, operands, name: str, *, compute: dt.DType | None = None,
     if fast is not None:
         tensors, raws, nodes = fast
         device = tensors[0]._storage.device
+        scalars = (1,) if len(operands) == 2 and len(tensors) == 1 else ()
     else:
         operands = [as_operand(x) for x in operands]
         tensors = tuple(x for x in operands if isinstance(x, Tensor))
@@ -109,10 +110,12 @@ def _apply(op: Op, operands, name: str, *, compute: dt.DType | None = None,
         raws = tuple(by_id[id(t)] for t in tensors)
         nodes = [_operand(x, by_id.get(id(x)) if isinstance(x, Tensor) else None, dtype, shape)
                  for x in operands]
+        # NOTE: PyTorch lists the tensor operands first, whichever side a number was on
+        scalars = tuple(range(len(tensors), len(operands)))
     n = build(*nodes) if build is not None else node(op, tuple(nodes))
     if out is not None:
         n = b.cast(n, out)
-    return result(n, tensors, name, raws, device)
+    return result(n, tensors, name, raws, device, scalars)
 
 
 _PY_CATEGORY = {bool: 0, int: 1, float: 2}

@@ -43,9 +43,14 @@ def _base_flat(base: Tensor, base_node: Node) -> Node:
     return b.write(b.zeros(base.dtype, (base._storage.numel,)), base_node, base._view)
 
 
-def inplace_node(x: Tensor, build, others: tuple = (), name: str = "CopySlices") -> Tensor:
-    """Write `build(x_old_node, *other_nodes)` (x's shape) into x's elements."""
-    if x._view.has_overlap():
+def inplace_node(x: Tensor, build, others: tuple = (), name: str = "CopySlices",
+                 uniform: bool = False) -> Tensor:
+    """Write `build(x_old_node, *other_nodes)` (x's shape) into x's elements.
+
+    `uniform`: every element gets the same value (fill_, zero_), so a view whose
+    elements alias (an expanded dim) may be written, as PyTorch allows.
+    """
+    if not uniform and x._view.has_overlap():
         raise RuntimeError("unsupported operation: more than one element of the written-to "
                            "tensor refers to a single memory location. Please clone() the "
                            "tensor before performing the operation.")
@@ -135,11 +140,12 @@ def fill_(x: Tensor, value) -> Tensor:
                                f"with {value.ndim} dimensions.")
         return copy_(x, value)
     return inplace_node(x, lambda old: b.full(value, x.dtype, tuple(x.shape)), (),
-                        "FillBackward0")
+                        "FillBackward0", uniform=True)
 
 
 def zero_(x: Tensor) -> Tensor:
-    return inplace_node(x, lambda old: b.zeros(x.dtype, tuple(x.shape)), (), "ZeroBackward0")
+    return inplace_node(x, lambda old: b.zeros(x.dtype, tuple(x.shape)), (), "ZeroBackward0",
+                        uniform=True)
 
 
 def _make_inplace(fn_name: str, module):

@@ -346,12 +346,13 @@ def from_array(a: np.ndarray, dtype: dt.DType, device: str = "cpu",
 
 
 def result(n: Node, inputs: tuple, name: str, in_nodes: tuple | None = None,
-           device: str | None = None) -> Tensor:
+           device: str | None = None, scalars: tuple = ()) -> Tensor:
     """Wrap node `n` as the result of an operation on `inputs` named `name`.
 
     Records a GradFn when gradients are being recorded, `n` is floating point and
     some input requires grad. `in_nodes` are the inputs' nodes as the operation
-    read them (default: their current nodes).
+    read them (default: their current nodes); `scalars` the operand positions that
+    held Python numbers.
     """
     if device is None:
         device = inputs[0]._storage.device if inputs else "cpu"
@@ -360,6 +361,6 @@ def result(n: Node, inputs: tuple, name: str, in_nodes: tuple | None = None,
         for x in inputs:
             if x._requires_grad:
                 from .autograd import record
-                record(t, name, inputs, in_nodes)
+                record(t, name, inputs, in_nodes, scalars)
                 break
     return t
