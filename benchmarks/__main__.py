@@ -118,7 +118,8 @@ def _run(args: argparse.Namespace, cases: list) -> int:
     _progress(f"copy {limits.copy_gbs:.1f} GB/s, matmul {(limits.matmul_tflops or 0) * 1e3:.0f} "
               f"GFLOP/s")
     settings = _settings(args)
-    jobs = [(case, size) for case in cases for size in (case.sizes[:1] if args.quick else case.sizes)]
+    jobs = [(case, size) for case in cases
+            for size in (case.sizes[:1] if args.quick else case.sizes)]
     runs: list[CaseRun] = []
     for i, (case, size) in enumerate(jobs, 1):
         for note in libs.watch_threads():

@@ -168,7 +168,8 @@ def plan(libs: Libraries) -> dict[str, str | None]:
     elif not hasattr(libs.torch, "compile"):
         out[TORCH_COMPILE] = "this torch has no torch.compile"
     elif libs.quick:
-        out[TORCH_COMPILE] = "skipped under --quick: torch.compile spends seconds compiling each case"
+        out[TORCH_COMPILE] = ("skipped under --quick: torch.compile spends seconds compiling "
+                              "each case")
     else:
         out[TORCH_COMPILE] = None
     return out

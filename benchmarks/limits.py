@@ -3,8 +3,9 @@
 Every kernel's figure is reported as a share of one of these:
 
 - host memory copy bandwidth: `np.copyto` of a float32 array four times the size of
-  the last-level cache (at most 1 GiB), counting the bytes read and the bytes written, with one thread and with one thread per core (NumPy
-  releases the GIL while it copies); the limit is the best of the two;
+  the last-level cache (at most 1 GiB), counting the bytes read and the bytes written,
+  with one thread and with one thread per core (NumPy releases the GIL while it
+  copies); the limit is the best of the two;
 - best library matmul rate (float32 TFLOP/s) on the host: NumPy's and torch's
   `matmul` on square matrices, the best of them;
 - on CUDA: device copy bandwidth (`Tensor.copy_` between two device tensors) and the
@@ -74,7 +75,8 @@ class Limits:
         return data
 
 
-def best_time(fn: Callable[[], object], repeats: int, sync: Callable[[], None] | None = None) -> float:
+def best_time(fn: Callable[[], object], repeats: int,
+              sync: Callable[[], None] | None = None) -> float:
     """The fastest of `repeats` timed calls of `fn` (after one untimed call), in seconds."""
     fn()
     if sync:

@@ -35,7 +35,8 @@ def baseline_of(run: CaseRun) -> str | None:
 
 
 def rate(run: CaseRun, name: str, limits: Limits) -> tuple[float, str, float | None, str] | None:
-    """(rate, unit, share of the limit, the limit's name) of an ok contender, if the case has work."""
+    """(rate, unit, share of the limit, the limit's name) of an ok contender, if the case has
+    work."""
     outcome = run.outcomes[name]
     if run.case.work is None or outcome.status != "ok":
         return None
@@ -53,7 +54,8 @@ def rate(run: CaseRun, name: str, limits: Limits) -> tuple[float, str, float | N
 def _ratio(ratio: float, name: str) -> str:
     """'2.31x faster than numpy eager' for ratio 2.31, '1.25x slower than ...' for 0.8."""
     factor, word = (ratio, "faster") if ratio >= 1 else (1 / ratio, "slower")
-    return f"{factor:.2f}x {word} than {name}" if factor < 10 else f"{factor:.0f}x {word} than {name}"
+    digits = 2 if factor < 10 else 0
+    return f"{factor:.{digits}f}x {word} than {name}"
 
 
 def verdict(run: CaseRun, limits: Limits) -> str:
@@ -71,7 +73,8 @@ def verdict(run: CaseRun, limits: Limits) -> str:
         text = ", ".join(parts) or "nothing ran"
     else:
         parts = [_ratio(o.median / ok[base].median, n) for n, o in ok.items() if n != base]
-        text = f"{base} {format_time(ok[base].median)}{per}" + (": " + ", ".join(parts) if parts else "")
+        text = f"{base} {format_time(ok[base].median)}{per}"
+        text += ": " + ", ".join(parts) if parts else ""
         if run.case.group == "overhead" and base != NUMPY and NUMPY in ok:
             extra = ok[base].median - ok[NUMPY].median
             text += f"; {format_time(extra)} above numpy eager" if extra > 0 else ""

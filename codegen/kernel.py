@@ -88,7 +88,8 @@ class Step:
 
 @dataclass(frozen=True)
 class Alloc:
-    kind: str  # "fresh" | "slot" | "under" (a view of output `of`) | "base" (output allocated early)
+    # "fresh" | "slot" | "under" (a view of output `of`) | "base" (output allocated early)
+    kind: str
     slot: int = -1
     of: int = -1
 

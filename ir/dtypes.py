@@ -98,7 +98,8 @@ def to_dtype(x) -> DType:
     if isinstance(x, str):
         if x in _BY_NAME:
             return _BY_NAME[x]
-        raise TypeError(f"unknown dtype {x!r}; expected one of {sorted(d.name for d in ALL_DTYPES)}")
+        names = sorted(d.name for d in ALL_DTYPES)
+        raise TypeError(f"unknown dtype {x!r}; expected one of {names}")
     if x is bool:
         return bool_
     if x is int:

@@ -41,6 +41,7 @@ class Buffer:
         self.array = array
         self.device = device
         _registry[self.uid] = self
+        _roots[id(_root(array))] = weakref.ref(self)
 
     @property
     def nbytes(self) -> int:
@@ -57,9 +58,36 @@ def lookup(uid: int) -> Buffer:
         raise RuntimeError(f"buffer {uid} was freed while a graph still reads it") from None
 
 
+def _root(a: np.ndarray) -> np.ndarray:
+    """The array that owns a's memory (the end of its chain of bases)."""
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
+
+
+# id(root array) -> the Buffer whose memory it is (checked against the root on use)
+_roots: dict[int, weakref.ref] = {}
+
+
+def _in_a_buffer(root: np.ndarray) -> bool:
+    ref = _roots.get(id(root))
+    buf = ref() if ref is not None else None
+    if buf is None:
+        _roots.pop(id(root), None)
+        return False
+    return _root(buf.array) is root
+
+
 def owned(a: np.ndarray) -> np.ndarray:
-    """`a` flattened into memory of its own (never a view of another buffer)."""
-    if a.base is None and a.flags.c_contiguous and a.flags.writeable:
+    """`a` flattened into memory of its own (never memory another buffer holds).
+
+    A fresh result -- or a reshaped view of one -- is kept as it is; a view of a
+    buffer's memory, a read-only or broadcast array, or a small view of a larger
+    allocation is copied.
+    """
+    root = _root(a)
+    if (a.flags.c_contiguous and a.flags.writeable and root.base is None
+            and root.size == a.size and not _in_a_buffer(root)):
         return a.reshape(-1)
     return np.array(a, order="C").reshape(-1)
 

@@ -18,10 +18,10 @@ import weakref
 
 import numpy as np
 import pytest
-from ember.ir import Graph
-from ember.ir.node import live_nodes
 
 import ember as em
+from ember.ir import Graph
+from ember.ir.node import live_nodes
 
 storage_module = importlib.import_module("ember.tracer.storage")
 

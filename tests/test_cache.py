@@ -15,10 +15,10 @@ import textwrap
 
 import numpy as np
 import pytest
-from ember.runtime import cache, options
-from ember.runtime.compiled import compiled_for
 
 import ember as em
+from ember.runtime import cache, options
+from ember.runtime.compiled import compiled_for
 
 
 @pytest.fixture(autouse=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from ember.codegen import numpy_gen
 from ember.ir import build as b
 from ember.ir import dtypes as dt

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ember.runtime import cache, options
 from hypothesis import given
 from hypothesis import strategies as st
 
 import ember as em
+from ember.runtime import cache, options
 
 UNARY = ["exp", "tanh", "sin", "abs", "neg", "sigmoid", "relu", "square", "sqrt_abs"]
 BINARY = ["add", "sub", "mul", "div", "maximum", "minimum"]

@@ -12,11 +12,12 @@ import time
 
 import numpy as np
 import pytest
-from ember.ir import dtypes as D
-from ember.tracer.data import as_array, from_numpy_shared
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+
+from ember.ir import dtypes as D
+from ember.tracer.data import as_array, from_numpy_shared
 
 NAN, INF = float("nan"), float("inf")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+import ember as em
 from ember.ir.ops import Op
 from ember.runtime import cache, options
 from ember.runtime.compiled import compiled_for
 from ember.runtime.interpreter import evaluate
-
-import ember as em
 
 
 @pytest.fixture(autouse=True)

@@ -384,7 +384,8 @@ for _name, (_ref, _extra) in REDUCTIONS.items():
             continue
         _np = _ref(_kw)
         if _name in ("all", "any") and _kw.get("dim") == ():  # torch: dim=() reduces nothing
-            _np = lambda x: (x != 0).astype(np.uint8 if x.dtype == np.uint8 else bool)
+            def _np(x):
+                return (x != 0).astype(np.uint8 if x.dtype == np.uint8 else bool)
         for _d in ["float32", "float64"] + _extra:
             case(_name, _reduce(_name, _kw), R(2, 3, 4, dtype=_d, lo=0 if _name == "prod" else -3,
                                                hi=2 if _name == "prod" else 3),
@@ -570,8 +571,8 @@ _v("view", lambda M, x: x[:, :0].view(0, 5), lambda x: x[:, :0].reshape(0, 5), i
 _v("view", lambda M, x: x[0, 0, 0].view(1, 1), lambda x: x[0, 0, 0].reshape(1, 1), id="0d")
 _v("view", lambda M, x: x.view_as(M.ones(4, 6)), lambda x: x.reshape(4, 6), id="view_as")
 _v("reshape", lambda M, x: x.reshape(4, 6), lambda x: x.reshape(4, 6))
-_v("reshape", lambda M, x: x.transpose(0, 2).reshape(-1), lambda x: x.transpose(2, 1, 0).reshape(-1),
-   id="copy")
+_v("reshape", lambda M, x: x.transpose(0, 2).reshape(-1),
+   lambda x: x.transpose(2, 1, 0).reshape(-1), id="copy")
 _v("reshape", lambda M, x: x.transpose(1, 2).reshape(2, 12),
    lambda x: x.transpose(0, 2, 1).reshape(2, 12), id="copy2")
 _v("reshape", lambda M, x: M.reshape(x[:, ::2], (2, 2, 2, 2)),
@@ -693,7 +694,18 @@ for _shapes in [((2, 1), (3, 1, 4), (1,)), ((),), ((0, 1), (3,)), ((5,), 5), (3,
 # ---------------------------------------------------------------- running the registry
 
 # The names of API.md's "Operations" section, each of which must have a case above.
-API_OPERATIONS = ["add", "sub", "mul", "div", "pow", "neg", "abs", "square", "sqrt", "rsqrt", "exp", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "sigmoid", "relu", "maximum", "minimum", "clamp", "where", "sign", "floor", "ceil", "round", "reciprocal", "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_not", "isnan", "isfinite", "nan_to_num", "multiply", "@", "matmul", "mm", "bmm", "dot", "mv", "outer", "t", ".T", "transpose", "sum", "mean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "var", "std", "norm", "logsumexp", "all", "any", "quantile", "nanquantile", "nansum", "nanmean", "cumsum", "sort", "softmax", "log_softmax", "view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "permute", "transpose", "expand", "expand_as", "broadcast_to", "contiguous", "cat", "stack", "split", "chunk", "flip", "broadcast_shapes"]
+API_OPERATIONS = [
+    "add", "sub", "mul", "div", "pow", "neg", "abs", "square", "sqrt", "rsqrt", "exp", "log",
+    "log1p", "expm1", "sin", "cos", "tan", "tanh", "sigmoid", "relu", "maximum", "minimum",
+    "clamp", "where", "sign", "floor", "ceil", "round", "reciprocal", "eq", "ne", "lt", "le",
+    "gt", "ge", "logical_and", "logical_or", "logical_not", "isnan", "isfinite", "nan_to_num",
+    "multiply", "@", "matmul", "mm", "bmm", "dot", "mv", "outer", "t", ".T", "transpose", "sum",
+    "mean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "var", "std", "norm",
+    "logsumexp", "all", "any", "quantile", "nanquantile", "nansum", "nanmean", "cumsum", "sort",
+    "softmax", "log_softmax", "view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze",
+    "permute", "transpose", "expand", "expand_as", "broadcast_to", "contiguous", "cat", "stack",
+    "split", "chunk", "flip", "broadcast_shapes",
+]
 
 
 def test_every_api_operation_has_a_case():

@@ -12,6 +12,10 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
 from ember.ir import dtypes as D
 from ember.tracer.printing import (
     format_tensor,
@@ -19,9 +23,6 @@ from ember.tracer.printing import (
     printoptions,
     set_printoptions,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 torch = importlib.import_module("torch") if importlib.util.find_spec("torch") else None
 needs_torch = pytest.mark.skipif(torch is None, reason="torch is not installed")

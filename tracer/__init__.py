@@ -15,8 +15,15 @@ from .device import device
 from .elementwise import *  # noqa: F401,F403
 from .elementwise import __all__ as _elementwise_all
 from .indexing import gather, index_select, masked_fill, nonzero
-from .mode import eager, enable_grad, is_eager, is_grad_enabled, no_grad, set_eager, \
-    set_grad_enabled
+from .mode import (
+    eager,
+    enable_grad,
+    is_eager,
+    is_grad_enabled,
+    no_grad,
+    set_eager,
+    set_grad_enabled,
+)
 from .printing import get_printoptions, printoptions, set_printoptions
 from .reductions import *  # noqa: F401,F403
 from .reductions import __all__ as _reductions_all
@@ -36,7 +43,8 @@ def realize(*tensors: Tensor) -> tuple:
     return tensors
 
 
-__all__ = (["Tensor", "Size", "device", "realize", "compile", "explain", "GraphBreak", "backward", "grad", "grad_of",
+__all__ = (["Tensor", "Size", "device", "realize", "compile", "explain", "GraphBreak",
+            "backward", "grad", "grad_of",
             "value_and_grad", "eager", "enable_grad", "is_eager", "is_grad_enabled",
             "no_grad", "set_eager", "set_grad_enabled", "gather", "index_select",
             "masked_fill", "nonzero", "get_printoptions", "printoptions", "set_printoptions"]

@@ -22,8 +22,7 @@ from ..ir.node import node
 from ..ir.ops import Op
 from ..ir.passes.autodiff import vjp
 from ..runtime.buffers import lookup, owned
-from . import mode
-from . import storage
+from . import mode, storage
 from .storage import realize_storages
 from .tensor import Tensor, from_array, result, wrap_node
 
@@ -196,18 +195,18 @@ def _check_versions(fn: GradFn, used: set[int]) -> None:
     out_storage, out_version = fn.out_saved
     interior = used - {id(n) for n in fn.in_nodes} - {id(fn.out)}
     checks = []
-    for node_, (storage, version, desc) in zip(fn.in_nodes, fn.saved):
+    for node_, (st, version, desc) in zip(fn.in_nodes, fn.saved):
         if id(node_) in used or interior:
-            checks.append((storage, version, desc, "input"))
+            checks.append((st, version, desc, "input"))
     if id(fn.out) in used:
         checks.append((out_storage, out_version, None, "output"))
-    for storage, version, desc, kind in checks:
-        if version is not None and storage.version != version:
+    for st, version, desc, kind in checks:
+        if version is not None and st.version != version:
             what = _describe_text(desc) if desc else "the " + kind
             raise RuntimeError(
                 "one of the variables needed for gradient computation has been modified by "
                 f"an inplace operation: {what} of {fn.name()} is at version "
-                f"{storage.version}; expected version {version} instead. Hint: the operation "
+                f"{st.version}; expected version {version} instead. Hint: the operation "
                 "that produced it or used it must not be followed by an in-place change "
                 "before backward().")
 

@@ -16,7 +16,8 @@ from ..ir.node import Node, node
 from ..ir.ops import Op
 from .tensor import Tensor, _dim, result, wrap_node
 
-__all__ = ["take_along_dim", "sum", "mean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "var",
+__all__ = ["take_along_dim", "sum", "mean", "prod", "max", "min", "amax", "amin", "argmax",
+           "argmin", "var",
            "std", "norm", "logsumexp", "all", "any", "nansum", "nanmean", "cumsum", "sort",
            "argsort", "softmax", "log_softmax", "quantile", "nanquantile", "median",
            "count_nonzero", "var_mean", "std_mean"]
