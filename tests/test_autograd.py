@@ -739,3 +739,19 @@ def test_grad_of_an_unused_input_says_which():
         em.autograd.grad((x * 2).sum(), [x, w])
     with pytest.raises(RuntimeError, match="One of the differentiated Tensors does not require"):
         em.autograd.grad((x * 2).sum(), [em.tensor([1.0])])
+
+
+def test_a_value_recomputed_under_no_grad_is_a_constant_operand():
+    # y and z are the same node (hash-consed), but only y carries a gradient
+    x = em.tensor([1.0, 2.0], requires_grad=True)
+    with em.no_grad():
+        z = x * 2
+    y = x * 2
+    (y * z).sum().backward()
+    assert x.grad.tolist() == [4.0, 8.0]
+    x.grad = None
+    em.where(x > 0, x * 2, z).sum().backward()
+    assert x.grad.tolist() == [2.0, 2.0]
+    x.grad = None
+    (x @ x.detach()).backward()
+    assert x.grad.tolist() == [1.0, 2.0]

@@ -19,7 +19,7 @@ from ..ir import dtypes as dt
 from ..ir.node import Node, node
 from ..ir.ops import Op
 from . import mode
-from .tensor import Tensor, result, wrap_node
+from .tensor import Tensor, distinct_nodes, result, wrap_node
 
 __all__ = [
     "broadcast_shapes", "add", "sub", "mul", "multiply", "div", "divide", "true_divide",
@@ -106,8 +106,8 @@ def _apply(op: Op, operands, name: str, *, compute: dt.DType | None = None,
         device = _check_device(tensors)
         dtype = compute or _dtype_of(operands)
         shape = broadcast_shapes(*(x.shape for x in tensors))
-        by_id = {id(t): t.node for t in tensors}
-        raws = tuple(by_id[id(t)] for t in tensors)
+        raws = distinct_nodes(tensors, tuple(t.node for t in tensors))
+        by_id = {id(t): r for t, r in zip(tensors, raws)}
         nodes = [_operand(x, by_id.get(id(x)) if isinstance(x, Tensor) else None, dtype, shape)
                  for x in operands]
         # NOTE: PyTorch lists the tensor operands first, whichever side a number was on
@@ -139,6 +139,8 @@ def _fast_nodes(operands, compute):
                 other._storage.device != first._storage.device:
             return None
         raw2 = other.node
+        if raw2 is raw and other is not first:
+            raw2 = distinct_nodes((first, other), (raw, raw2))[1]
         if compute is not None:
             return (first, other), (raw, raw2), [b.cast(raw, compute), b.cast(raw2, compute)]
         return (first, other), (raw, raw2), [raw, raw2]
@@ -395,7 +397,7 @@ def where(condition, input=None, other=None) -> Tensor:
     tensors = tuple(t for t in (cond, x, y) if isinstance(t, Tensor))
     device = _check_device(tensors)
     shape = broadcast_shapes(*(t.shape for t in tensors))
-    raws = {id(t): t.node for t in tensors}
+    raws = dict(zip(map(id, tensors), distinct_nodes(tensors, tuple(t.node for t in tensors))))
     c = b.expand_to(raws[id(cond)], shape)
     nx = _operand(x, raws.get(id(x)) if isinstance(x, Tensor) else None, dtype, shape)
     ny = _operand(y, raws.get(id(y)) if isinstance(y, Tensor) else None, dtype, shape)

@@ -16,7 +16,7 @@ from ..ir.node import Node, node
 from ..ir.ops import Op
 from ..ir.view import View
 from . import mode
-from .tensor import Tensor, _dim, _new, result
+from .tensor import Tensor, _dim, _new, distinct_nodes, result
 
 __all__ = ["view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "permute",
            "transpose", "swapaxes", "t", "expand", "expand_as", "broadcast_to", "contiguous",
@@ -426,7 +426,7 @@ def matmul(a: Tensor, c: Tensor) -> Tensor:
     if a.ndim == 0 or c.ndim == 0:
         raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are "
                            f"{a.ndim}D and {c.ndim}D")
-    ra, rc = a.node, c.node
+    ra, rc = distinct_nodes((a, c), (a.node, c.node))
     x = b.reshape(ra, (1,) + ra.shape) if a.ndim == 1 else ra
     y = b.reshape(rc, rc.shape + (1,)) if c.ndim == 1 else rc
     if x.shape[-1] != y.shape[-2]:

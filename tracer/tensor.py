@@ -345,6 +345,32 @@ def from_array(a: np.ndarray, dtype: dt.DType, device: str = "cpu",
     return _new(storage, View(tuple(a.shape), strides, 0), dtype, None)
 
 
+def _identity(t: Tensor):
+    """What autograd sees of t: its record, itself for a leaf that requires grad, or None."""
+    if not t._requires_grad:
+        return None
+    return t._grad_fn if t._grad_fn is not None else t
+
+
+def distinct_nodes(tensors: tuple, raws: tuple) -> tuple:
+    """The operands' nodes, made distinct where two tensors with different autograd
+    identities read one (hash-consed) node.
+
+    NOTE: `x * x` reads one node twice and that is right; but `y * z` where z is
+    y's value computed under no_grad (or a same-shape view of y) would merge two
+    operands autograd must tell apart, so the later one reads its value through
+    an identity CAST node of its own.
+    """
+    out = list(raws)
+    for j in range(1, len(out)):
+        for i in range(j):
+            if out[j] is out[i] and _identity(tensors[j]) is not _identity(tensors[i]):
+                n = out[j]
+                out[j] = node(Op.CAST, (n,), None, n.dtype, n.shape)
+                break
+    return tuple(out)
+
+
 def result(n: Node, inputs: tuple, name: str, in_nodes: tuple | None = None,
            device: str | None = None, scalars: tuple = ()) -> Tensor:
     """Wrap node `n` as the result of an operation on `inputs` named `name`.
