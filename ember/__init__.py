@@ -14,6 +14,8 @@ from types import SimpleNamespace as _NS
 
 from .ir.dtypes import (  # noqa: F401
     DType as dtype,
+)
+from .ir.dtypes import (  # noqa: F401
     bfloat16,
     float16,
     float32,
@@ -22,11 +24,12 @@ from .ir.dtypes import (  # noqa: F401
     int16,
     int32,
     int64,
+    promote_types,
+    set_default_dtype,
     uint8,
 )
 from .ir.dtypes import bool_ as bool  # noqa: A001
 from .ir.dtypes import default_float as get_default_dtype  # noqa: F401
-from .ir.dtypes import promote_types, set_default_dtype  # noqa: F401
 from .tracer import *  # noqa: F401,F403
 from .tracer import __all__ as _tracer_all
 from .tracer.autograd import grad_of as _grad_of
