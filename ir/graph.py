@@ -16,10 +16,12 @@ from .ops import Op
 __all__ = ["Graph", "toposort"]
 
 
-def toposort(outputs: Iterable[Node], stop=None) -> list[Node]:
+def toposort(outputs: Iterable[Node], stop=None, inputs=None) -> list[Node]:
     """Every node the outputs depend on, each after its inputs (iterative DFS).
 
     `stop(node) -> bool` marks nodes whose inputs are not visited (they still appear).
+    `inputs(node)` replaces `node.inputs`, so any DAG can be ordered (autograd's
+    records are).
     """
     order: list[Node] = []
     seen: set[int] = set()
@@ -37,7 +39,7 @@ def toposort(outputs: Iterable[Node], stop=None) -> list[Node]:
             seen.add(id(n))
             stack.append((n, True))
             if stop is None or not stop(n):
-                for i in reversed(n.inputs):
+                for i in reversed(n.inputs if inputs is None else inputs(n)):
                     if id(i) not in seen:
                         stack.append((i, False))
     return order

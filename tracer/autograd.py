@@ -18,6 +18,7 @@ from __future__ import annotations
 import weakref
 
 from ..ir import build as b
+from ..ir.graph import toposort
 from ..ir.node import node
 from ..ir.ops import Op
 from ..ir.passes.autodiff import vjp
@@ -160,25 +161,13 @@ def current_grad_fn(t: Tensor):
 # ---------------------------------------------------------------------------
 # the engine
 
+def _records(fn: GradFn) -> list[GradFn]:
+    return [e for e in fn.edges if isinstance(e, GradFn)]
+
+
 def _order(roots) -> list[GradFn]:
     """GradFns reachable from roots, each before the GradFns it feeds into."""
-    order, seen = [], set()
-    for root in roots:
-        if not isinstance(root, GradFn) or id(root) in seen:
-            continue
-        stack = [(root, False)]
-        while stack:
-            fn, done = stack.pop()
-            if done:
-                order.append(fn)
-                continue
-            if id(fn) in seen:
-                continue
-            seen.add(id(fn))
-            stack.append((fn, True))
-            for e in fn.edges:
-                if isinstance(e, GradFn) and id(e) not in seen:
-                    stack.append((e, False))
+    order = toposort([r for r in roots if isinstance(r, GradFn)], inputs=_records)
     order.reverse()
     return order
 
