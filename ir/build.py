@@ -6,17 +6,14 @@ calls them), and each avoids building a node that would be an identity.
 
 from __future__ import annotations
 
-from math import prod
-
 from . import dtypes as dt
 from .node import Node, const, node
 from .ops import Op
 from .view import View
 
 __all__ = [
-    "full", "zeros", "ones", "like", "cast", "reshape", "flat", "expand_to", "broadcast_node",
-    "sum_to", "reduce", "permute", "binary", "unary", "where", "write", "as_strided",
-    "numel",
+    "full", "zeros", "ones", "like", "cast", "reshape", "flat", "expand_to",
+    "sum_to", "reduce", "permute", "binary", "where", "write", "as_strided",
 ]
 
 
@@ -79,8 +76,6 @@ def expand_to(x: Node, shape) -> Node:
     return node(Op.EXPAND, (x,), shape, x.dtype, shape)
 
 
-broadcast_node = expand_to
-
 
 def reduce(op: Op, x: Node, axes) -> Node:
     """A keepdim reduction over `axes` (skipped when they are all of size 1)."""
@@ -106,10 +101,6 @@ def binary(op: Op, a: Node, b: Node) -> Node:
     return node(op, (a, b))
 
 
-def unary(op: Op, x: Node) -> Node:
-    return node(op, (x,))
-
-
 def where(c: Node, a: Node, b: Node) -> Node:
     return node(Op.WHERE, (c, a, b))
 
@@ -129,7 +120,3 @@ def write(flat_dest: Node, src: Node, view: View) -> Node:
     if view.offset == 0 and view.numel == flat_dest.numel and view.is_contiguous():
         return flat(cast(src, flat_dest.dtype))
     return node(Op.WRITE, (flat_dest, cast(src, flat_dest.dtype)), view)
-
-
-def numel(shape) -> int:
-    return prod(shape)
