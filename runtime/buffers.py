@@ -41,7 +41,8 @@ class Buffer:
         self.array = array
         self.device = device
         _registry[self.uid] = self
-        _roots[id(_root(array))] = weakref.ref(self)
+        key = id(_root(array))
+        _roots[key] = weakref.ref(self, lambda ref, key=key: _forget(key, ref))
 
     @property
     def nbytes(self) -> int:
@@ -67,6 +68,12 @@ def _root(a: np.ndarray) -> np.ndarray:
 
 # id(root array) -> the Buffer whose memory it is (checked against the root on use)
 _roots: dict[int, weakref.ref] = {}
+
+
+def _forget(key: int, ref: weakref.ref) -> None:
+    """A buffer died: drop its entry (unless another buffer took the key since)."""
+    if _roots.get(key) is ref:
+        del _roots[key]
 
 
 def _in_a_buffer(root: np.ndarray) -> bool:

@@ -126,9 +126,15 @@ def test_backward_releases_the_graph():
 
 
 def _peaks(step, steps: int) -> np.ndarray:
-    """tracemalloc's peak (bytes) during each step."""
+    """tracemalloc's peak (bytes) during each step.
+
+    NOTE: the cycle collector is off while measuring: a step must free its graph by
+    reference counting alone (any cycle would show up as growth), and garbage left
+    by earlier tests cannot land in the window as a one-off spike.
+    """
     peaks = np.zeros(steps, dtype=np.int64)
     gc.collect()
+    gc.disable()
     tracemalloc.start()
     try:
         for i in range(steps):
@@ -137,6 +143,7 @@ def _peaks(step, steps: int) -> np.ndarray:
             peaks[i] = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+        gc.enable()
     return peaks
 
 

@@ -123,10 +123,20 @@ _PY_CATEGORY = {bool: 0, int: 1, float: 2}
 
 def _fast_nodes(operands, compute):
     """The common cases without the general machinery: one tensor, two tensors of one
-    shape and dtype, or a tensor and a Python scalar it absorbs. None otherwise."""
+    shape and dtype, or a tensor and a Python scalar it absorbs (on either side).
+    None otherwise."""
     first = operands[0]
     if type(first) is not Tensor:
-        return None
+        if len(operands) != 2 or type(operands[1]) is not Tensor:
+            return None
+        # a number on the left (1 - x, 2 * x): the tensor's dtype absorbs it
+        t = operands[1]
+        category = _PY_CATEGORY.get(type(first))
+        if category is None or category > t.dtype.category:
+            return None
+        dtype = compute or t.dtype
+        raw = t.node
+        return (t,), (raw,), [b.full(first, dtype, raw.shape), b.cast(raw, dtype)]
     raw = first.node
     if len(operands) == 1:
         return (first,), (raw,), [raw if compute is None else b.cast(raw, compute)]

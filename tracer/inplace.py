@@ -16,6 +16,7 @@ from ..ir.node import Node
 from ..ir.ops import Op
 from ..runtime.config import options
 from . import mode
+from .autograd import record
 from .storage import realize_storages
 from .tensor import Tensor, wrap_node
 
@@ -58,7 +59,6 @@ def inplace_node(x: Tensor, build, others: tuple = (), name: str = "CopySlices",
     storage = x._storage
     other_nodes = tuple(o.node for o in others)
     base = x._base
-    from .autograd import record
     if records and base is not None:
         base_node = base.node
         flat_old = _base_flat(base, base_node)

@@ -16,6 +16,7 @@ from ..ir.node import Node, node
 from ..ir.ops import Op
 from ..ir.view import View
 from . import mode
+from .autograd import record
 from .tensor import Tensor, _dim, _new, distinct_nodes, result
 
 __all__ = ["view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "permute",
@@ -32,7 +33,6 @@ def make_view(x: Tensor, new_view: View, n: Node, name: str) -> Tensor:
     out._node = n
     out._node_src = x._storage.node
     if x._requires_grad and mode._grad_enabled[0]:
-        from .autograd import record
         record(out, name, (x,), (x.node,))  # n was built from x.node
     return out
 

@@ -151,8 +151,7 @@ class Tensor:
 
     @property
     def grad_fn(self):
-        from .autograd import current_grad_fn
-        return current_grad_fn(self)
+        return _autograd().current_grad_fn(self)
 
     @property
     def grad(self):
@@ -345,6 +344,17 @@ def from_array(a: np.ndarray, dtype: dt.DType, device: str = "cpu",
     return _new(storage, View(tuple(a.shape), strides, 0), dtype, None)
 
 
+_AUTOGRAD = []
+
+
+def _autograd():
+    """tracer.autograd (imported on first use: it imports this module)."""
+    if not _AUTOGRAD:
+        from . import autograd
+        _AUTOGRAD.append(autograd)
+    return _AUTOGRAD[0]
+
+
 def _identity(t: Tensor):
     """What autograd sees of t: its record, itself for a leaf that requires grad, or None."""
     if not t._requires_grad:
@@ -386,7 +396,6 @@ def result(n: Node, inputs: tuple, name: str, in_nodes: tuple | None = None,
     if mode._grad_enabled[0] and n.dtype.category == 2:
         for x in inputs:
             if x._requires_grad:
-                from .autograd import record
-                record(t, name, inputs, in_nodes, scalars)
+                _autograd().record(t, name, inputs, in_nodes, scalars)
                 break
     return t
