@@ -141,6 +141,13 @@ def _set_grad_fn(t: Tensor, fn: GradFn) -> None:
     t._fn_version = t._storage.version
 
 
+def base_flat(base: Tensor, base_node):
+    """The base's whole storage as a flat node, expressed over `base_node`."""
+    if base._view.is_full(base._storage.numel):
+        return b.flat(base_node)
+    return b.write(b.zeros(base.dtype, (base._storage.numel,)), base_node, base._view)
+
+
 def current_grad_fn(t: Tensor):
     """t's GradFn, rebuilt for a view whose storage was written through another alias."""
     fn = t._grad_fn
@@ -148,9 +155,7 @@ def current_grad_fn(t: Tensor):
     if (base is not None and base._requires_grad and t._fn_version != t._storage.version
             and mode.is_grad_enabled()):
         base_node = base.node
-        flat = b.flat(base_node) if base._view.is_full(base._storage.numel) else b.write(
-            b.zeros(base.dtype, (base._storage.numel,)), base_node, base._view)
-        out = b.as_strided(flat, t._view)
+        out = b.as_strided(base_flat(base, base_node), t._view)
         fn = GradFn("AsStridedBackward0", (edge(base),), (base_node,), out,
                     ((base._storage, base._storage.version, _describe(base)),),
                     (t._storage, t._storage.version))

@@ -129,14 +129,7 @@ def _fast_nodes(operands, compute):
     if type(first) is not Tensor:
         if len(operands) != 2 or type(operands[1]) is not Tensor:
             return None
-        # a number on the left (1 - x, 2 * x): the tensor's dtype absorbs it
-        t = operands[1]
-        category = _PY_CATEGORY.get(type(first))
-        if category is None or category > t.dtype.category:
-            return None
-        dtype = compute or t.dtype
-        raw = t.node
-        return (t,), (raw,), [b.full(first, dtype, raw.shape), b.cast(raw, dtype)]
+        return _with_number(operands[1], first, compute, left=True)  # 1 - x, 2 * x
     raw = first.node
     if len(operands) == 1:
         return (first,), (raw,), [raw if compute is None else b.cast(raw, compute)]
@@ -154,11 +147,18 @@ def _fast_nodes(operands, compute):
         if compute is not None:
             return (first, other), (raw, raw2), [b.cast(raw, compute), b.cast(raw2, compute)]
         return (first, other), (raw, raw2), [raw, raw2]
-    category = _PY_CATEGORY.get(kind)
-    if category is None or category > first.dtype.category:
+    return _with_number(first, other, compute, left=False)
+
+
+def _with_number(t: Tensor, number, compute, left: bool):
+    """Tensor t with a Python number it absorbs (weak scalar), or None."""
+    category = _PY_CATEGORY.get(type(number))
+    if category is None or category > t.dtype.category:
         return None
-    dtype = compute or first.dtype
-    return (first,), (raw,), [b.cast(raw, dtype), b.full(other, dtype, raw.shape)]
+    dtype = compute or t.dtype
+    raw = t.node
+    nodes = [b.cast(raw, dtype), b.full(number, dtype, raw.shape)]
+    return (t,), (raw,), nodes[::-1] if left else nodes
 
 
 def _float_dtype(operands) -> dt.DType:

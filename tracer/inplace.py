@@ -16,7 +16,7 @@ from ..ir.node import Node
 from ..ir.ops import Op
 from ..runtime.config import options
 from . import mode
-from .autograd import record
+from .autograd import base_flat, record
 from .storage import realize_storages
 from .tensor import Tensor, wrap_node
 
@@ -38,12 +38,6 @@ def _check(x: Tensor, others) -> bool:
         o._requires_grad for o in others)
 
 
-def _base_flat(base: Tensor, base_node: Node) -> Node:
-    if base._view.is_full(base._storage.numel):
-        return b.flat(base_node)
-    return b.write(b.zeros(base.dtype, (base._storage.numel,)), base_node, base._view)
-
-
 def inplace_node(x: Tensor, build, others: tuple = (), name: str = "CopySlices",
                  uniform: bool = False) -> Tensor:
     """Write `build(x_old_node, *other_nodes)` (x's shape) into x's elements.
@@ -61,7 +55,7 @@ def inplace_node(x: Tensor, build, others: tuple = (), name: str = "CopySlices",
     base = x._base
     if records and base is not None:
         base_node = base.node
-        flat_old = _base_flat(base, base_node)
+        flat_old = base_flat(base, base_node)
         x_old = b.as_strided(flat_old, x._view)
         new_flat = b.write(flat_old, build(x_old, *other_nodes), x._view)
         storage.write(new_flat)
