@@ -358,7 +358,9 @@ class DiskCache:
 def digest_of(key: tuple[Node, ...]) -> str:
     if _VERSIONS[0] is None:
         _VERSIONS[0] = _versions()
-    return hashlib.sha256(_VERSIONS[0].encode() + b"\n" + key_text(key).encode()).hexdigest()
+    # NOTE: the tile size shapes the generated source, so it is part of the key
+    head = f"{_VERSIONS[0]}-tile{options.tile_elems}\n"
+    return hashlib.sha256(head.encode() + key_text(key).encode()).hexdigest()
 
 
 memory = MemoryCache(options.cache_entries, options.cache_bytes)

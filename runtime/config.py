@@ -16,6 +16,8 @@ import os
 import sys
 from dataclasses import dataclass, field
 
+from ..ir.passes.fusion import TILE_ELEMS
+
 __all__ = ["Options", "options"]
 
 
@@ -37,7 +39,7 @@ class Options:
     max_pending_writes: int = 32
     # compiled path: elements per tile, in-memory cache bounds, verifier
     tile_elems: int = field(default_factory=lambda: int(os.environ.get("EMBER_TILE", "0") or 0)
-                            or 32768)
+                            or TILE_ELEMS)
     cache_entries: int = 1024
     cache_bytes: int = 256 << 20
     verify: bool = field(default_factory=lambda: _flag(

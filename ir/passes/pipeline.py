@@ -13,7 +13,7 @@ from __future__ import annotations
 from functools import partial
 
 from ..graph import Graph
-from .fusion import fuse
+from .fusion import TILE_ELEMS, fuse
 from .schedule import Schedule, schedule
 from .simplify import Fold, eliminate_dead, simplify
 from .verify import check_same_outputs, verify
@@ -29,7 +29,7 @@ def graph_passes(fold: Fold | None = None) -> list:
     ]
 
 
-def lower(graph: Graph, *, fold: Fold | None = None, tile_elems: int = 32768,
+def lower(graph: Graph, *, fold: Fold | None = None, tile_elems: int = TILE_ELEMS,
           min_slot_bytes: int = 1 << 16, check: bool = False) -> Schedule:
     """Run the pipeline: simplified, fused and scheduled `graph`."""
     if check:
