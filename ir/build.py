@@ -105,18 +105,25 @@ def where(c: Node, a: Node, b: Node) -> Node:
     return node(Op.WHERE, (c, a, b))
 
 
-def as_strided(flat_x: Node, view: View) -> Node:
-    if view.shape == flat_x.shape and view.offset == 0 and view.is_contiguous():
-        return flat_x
-    if view.is_contiguous() and view.offset == 0 and view.numel == flat_x.numel:
-        return reshape(flat_x, view.shape)
-    return node(Op.AS_STRIDED, (flat_x,), view, flat_x.dtype, view.shape)
+def as_strided(x: Node, view: View) -> Node:
+    """The elements of x (read in row-major order, as a flat array) that `view` addresses."""
+    if view.shape == x.shape and view.offset == 0 and view.is_contiguous():
+        return x
+    if view.is_contiguous() and view.offset == 0 and view.numel == x.numel:
+        return reshape(x, view.shape)
+    x = flat(x)
+    return node(Op.AS_STRIDED, (x,), view, x.dtype, view.shape)
 
 
-def write(flat_dest: Node, src: Node, view: View) -> Node:
-    """flat_dest with the elements `view` addresses replaced by src."""
+def write(dest: Node, src: Node, view: View) -> Node:
+    """dest (read in row-major order) with the elements `view` addresses replaced by src.
+
+    A write of every element is src itself, cast and reshaped to dest's shape;
+    otherwise the result is flat.
+    """
     if view.numel == 0:
-        return flat_dest
-    if view.offset == 0 and view.numel == flat_dest.numel and view.is_contiguous():
-        return flat(cast(src, flat_dest.dtype))
-    return node(Op.WRITE, (flat_dest, cast(src, flat_dest.dtype)), view)
+        return dest
+    if view.offset == 0 and view.numel == dest.numel and view.is_contiguous():
+        return reshape(cast(src, dest.dtype), dest.shape)
+    dest = flat(dest)
+    return node(Op.WRITE, (dest, cast(src, dest.dtype)), view)

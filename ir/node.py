@@ -51,11 +51,21 @@ class Node:
         raise TypeError("Nodes are interned and cannot be pickled; pickle a Graph's text form")
 
 
-_TABLE: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
-_REFS = _TABLE.data  # key -> weak reference; read and written directly on the hot path
-_KeyedRef = weakref.KeyedRef
-_remove = _TABLE._remove
+class _Ref(weakref.ref):
+    """A weak reference to a Node that remembers the Node's key in the table."""
+
+    __slots__ = ("key",)
+
+
+# key -> _Ref; a dying Node's entry goes with it (unless the key was reused since)
+_REFS: dict = {}
 _set = object.__setattr__
+
+
+def _gone(ref: _Ref) -> None:
+    key = ref.key
+    if _REFS.get(key) is ref:
+        del _REFS[key]
 
 
 def node(op: Op, inputs: tuple[Node, ...] = (), arg=None, dtype: dt.DType | None = None,
@@ -69,15 +79,19 @@ def node(op: Op, inputs: tuple[Node, ...] = (), arg=None, dtype: dt.DType | None
     # stay distinct nodes, and NaN (unequal to itself) is shared.
     key = (op, inputs, repr(arg) if op is Op.CONST else arg, dtype, shape)
     ref = _REFS.get(key)
-    n = ref() if ref is not None else None
-    if n is None:
-        n = object.__new__(Node)
-        _set(n, "op", op)
-        _set(n, "inputs", inputs)
-        _set(n, "arg", arg)
-        _set(n, "dtype", dtype)
-        _set(n, "shape", shape)
-        _REFS[key] = _KeyedRef(n, _remove, key)
+    if ref is not None:
+        n = ref()
+        if n is not None:
+            return n
+    n = object.__new__(Node)
+    _set(n, "op", op)
+    _set(n, "inputs", inputs)
+    _set(n, "arg", arg)
+    _set(n, "dtype", dtype)
+    _set(n, "shape", shape)
+    ref = _Ref(n, _gone)
+    ref.key = key
+    _REFS[key] = ref
     return n
 
 
@@ -97,7 +111,7 @@ def const(value, dtype: dt.DType, shape: tuple[int, ...] = ()) -> Node:
 
 def live_nodes() -> int:
     """How many Nodes are alive (tests use it to check that graphs are released)."""
-    return len(_TABLE)
+    return len(_REFS)
 
 
 # ---------------------------------------------------------------------------

@@ -12,10 +12,10 @@ views' histories are rebuilt from it on demand.
 from __future__ import annotations
 
 from ..ir import build as b
-from ..ir.node import Node
+from ..ir.node import Node, node
 from ..ir.ops import Op
 from ..runtime.config import options
-from . import mode
+from . import elementwise, mode
 from .autograd import base_flat, record
 from .storage import realize_storages
 from .tensor import Tensor, wrap_node
@@ -67,10 +67,14 @@ def inplace_node(x: Tensor, build, others: tuple = (), name: str = "CopySlices",
     else:
         x_old = x.node
         new_value = build(x_old, *other_nodes)
-        storage.write(b.write(storage.node, new_value, x._view))
-        if records:
+        new_flat = b.write(storage.node, new_value, x._view)
+        storage.write(new_flat)
+        if records or (not x._detached and storage.node is new_flat
+                       and x._view.is_full(storage.numel)):
+            # x reads new_value itself, not new_value flattened and reshaped back
             x._node = new_value
             x._node_src = storage.node
+        if records:
             record(x, name, (x,) + tuple(others), (x_old,) + other_nodes)
             x._grad_fn.saved = ((storage, None, None),) + x._grad_fn.saved[1:]
     if options.eager or _folds_away(x, storage):
@@ -89,9 +93,39 @@ def _folds_away(x: Tensor, storage) -> bool:
     return owner._requires_grad and storage.node.op is Op.CONST
 
 
+# x op= y where y is a tensor of x's dtype and shape, or a number x's dtype absorbs:
+# the node is built directly (what the out-of-place op would build) without
+# wrapping x's old value and y in temporary tensors.
+_DIRECT = {elementwise.add: Op.ADD, elementwise.sub: Op.SUB, elementwise.mul: Op.MUL}
+_NUMBER_CATEGORY = {int: 1, float: 2}
+
+
+def _direct_build(x: Tensor, fn, args, kwargs):
+    """A build function for the common `x op= y`, or None for the general path."""
+    op = _DIRECT.get(fn)
+    if op is None and fn is elementwise.div and x.dtype.is_floating_point:
+        op = Op.DIV
+    if op is None or kwargs or len(args) != 1 or x.dtype.category == 0:
+        return None
+    other = args[0]
+    if type(other) is Tensor:
+        if other.dtype is not x.dtype or other._view.shape != x._view.shape or \
+                other._storage.device != x._storage.device:
+            return None
+        return lambda old, o: node(op, (old, o))
+    category = _NUMBER_CATEGORY.get(type(other))
+    if category is None or category > x.dtype.category:
+        return None
+    return lambda old: node(op, (old, b.full(other, x.dtype, old.shape)))
+
+
 def inplace_op(x: Tensor, fn, *args, name: str | None = None, **kwargs) -> Tensor:
     """Apply the out-of-place `fn(x, *args)` and write its result into x."""
     others = tuple(a for a in args if isinstance(a, Tensor))
+    name = name or fn.__name__.capitalize().rstrip("_") + "Backward0"
+    direct = _direct_build(x, fn, args, kwargs)
+    if direct is not None:
+        return inplace_node(x, direct, others, name)
 
     def build(x_old: Node, *other_nodes: Node) -> Node:
         with mode.no_grad():
@@ -109,8 +143,7 @@ def inplace_op(x: Tensor, fn, *args, name: str | None = None, **kwargs) -> Tenso
             raise RuntimeError(f"result type {out.dtype.name.capitalize()} can't be cast to the "
                                f"desired output type {x.dtype.name.capitalize()}")
         return b.cast(out.node, x.dtype)
-    return inplace_node(x, build, others,
-                        name or fn.__name__.capitalize().rstrip("_") + "Backward0")
+    return inplace_node(x, build, others, name)
 
 
 def copy_(x: Tensor, src) -> Tensor:

@@ -1,8 +1,9 @@
 """Storages: one flat value per storage, pending (a node) or realised (a buffer).
 
 Every tensor reads a Storage through its View. `Storage.node` is the storage's
-current value as a flat 1-D node: the pending computation, or a BUFFER node once
-realised. In-place writes are functionalised: the new value is a WRITE node over
+current value in row-major order: the pending computation (of any shape with
+`numel` elements: a result keeps the shape it was computed in, so reading it
+back costs no reshape), or a flat BUFFER node once realised. In-place writes are functionalised: the new value is a WRITE node over
 the old one, and `version` counts the writes (autograd checks it).
 
 `realize(*tensors)` evaluates the pending nodes behind a set of tensors as one
@@ -14,6 +15,7 @@ pass reads them instead of computing them again.
 from __future__ import annotations
 
 import weakref
+from math import prod
 
 import numpy as np
 
@@ -48,7 +50,7 @@ class Storage:
         self.own = node if buffer is not None else None  # the BUFFER node of `buffer`
         self.version = 0
         self.dtype = dtype
-        self.numel = node.shape[0]
+        self.numel = prod(node.shape)
         self.device = device
         self.pending_writes = 0
         self.external = False
@@ -131,8 +133,7 @@ def realize_storages(storages, extra: tuple = ()) -> list[np.ndarray]:
             graph_break()
     values = run(chains + list(extra))
     for s, chain, value in zip(todo, chains, values):
-        flat = value.reshape(-1)
-        rb.realized[chain] = flat if not s.external else flat.copy()
-        _store(s, flat)
+        rb.realized[chain] = value if not s.external else value.copy()
+        _store(s, value.reshape(-1))
     del chains
     return values[len(todo):]

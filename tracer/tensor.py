@@ -312,10 +312,9 @@ def _new(storage: Storage, view: View, dtype: dt.DType, base) -> Tensor:
 
 def wrap_node(n: Node, device: str = "cpu") -> Tensor:
     """A new base tensor whose value is node `n` (no autograd record)."""
-    flat = b.flat(n)
-    t = _new(Storage(flat, n.dtype, device), View.contiguous(n.shape), n.dtype, None)
+    t = _new(Storage(n, n.dtype, device), View.contiguous(n.shape), n.dtype, None)
     t._node = n
-    t._node_src = flat
+    t._node_src = n
     if options.eager:
         realize_storages([t._storage])
     return t
