@@ -42,6 +42,11 @@ KERNEL_OPS = ELEMENTWISE | REDUCE | {Op.MATMUL, Op.EXPAND}
 # smaller ones spend their time handing the GIL back and forth between ufunc
 # calls (32K: slower on two threads than on one).
 TILE_ELEMS = 1 << 17
+# Kernels over more elements than this run in tiles, with scratch arrays reused
+# between calls; smaller ones compute each value into a fresh array. (A fresh
+# array of 128 KiB or more comes from mmap and is page-faulted on every call:
+# a 16-op chain over 64K float32 elements took 6x longer computed that way.)
+TILED_ABOVE = 1 << 13
 
 
 @dataclass(eq=False)
@@ -108,6 +113,7 @@ class _Fuser:
     def __init__(self, graph: Graph, tile_elems: int):
         self.graph = graph
         self.tile_elems = tile_elems
+        self.tiled_above = min(TILED_ABOVE, tile_elems)
         self.index = {id(n): i for i, n in enumerate(graph.nodes)}
         self.groups: dict[int, Group] = {}
         self.parent: dict[int, int] = {}
@@ -179,7 +185,7 @@ class _Fuser:
             s = self.group(i)
             if s is not None and s.id not in members and any(self.depends(s, g) for g in gs):
                 return f"{self.name(i)} (in k{s.id}) depends on the kernel: fusing makes a cycle"
-        if prod(domain) > self.tile_elems:
+        if prod(domain) > self.tiled_above:
             shapes = set().union(*(g.shapes for g in gs))
             raxes = frozenset().union(*(g.reduce_axes for g in gs))
             if _computed(n):
@@ -296,7 +302,7 @@ class _Fuser:
                     if id(i) not in members and i.op is not Op.CONST and id(i) not in seen:
                         seen.add(id(i))
                         g.loads.append(i)
-            if g.kind == "kernel" and g.shapes and prod(g.domain) > self.tile_elems and all(
+            if g.kind == "kernel" and g.shapes and prod(g.domain) > self.tiled_above and all(
                     self.reduce_reads_rows(n, members) for n in g.nodes if n.op in REDUCE):
                 g.tile_axis = tile_axis(g.domain, g.shapes, g.reduce_axes)
         return Fusion(self.graph, groups, group_of, self.notes)
