@@ -95,8 +95,35 @@ def node(op: Op, inputs: tuple[Node, ...] = (), arg=None, dtype: dt.DType | None
     return n
 
 
+# Recently built constants, held strongly: a training step builds the same few
+# each time, and a constant holds no data. Cleared when it grows past its bound.
+_RECENT: dict = {}
+_RECENT_MAX = 1024
+
+
 def const(value, dtype: dt.DType, shape: tuple[int, ...] = ()) -> Node:
     """A constant of `shape`, every element `value` cast to `dtype`."""
+    # NOTE: only Python numbers, and no float zero: -0.0 equals 0.0 (and NaN is
+    # never stored), so any value equal to a key gives the node the key gave.
+    kind = type(value)
+    key = None
+    if (kind is float and value) or kind is int or kind is bool:
+        key = (value, dtype, shape)
+        try:
+            n = _RECENT.get(key)
+        except TypeError:  # an unhashable shape: the general path says what is wrong
+            n = key = None
+        if n is not None:
+            return n
+    n = _const(value, dtype, shape)
+    if key is not None and value == value:
+        if len(_RECENT) >= _RECENT_MAX:
+            _RECENT.clear()
+        _RECENT[key] = n
+    return n
+
+
+def _const(value, dtype: dt.DType, shape) -> Node:
     if dtype.is_bool:
         value = bool(value)
     elif dtype.is_integer:

@@ -21,7 +21,7 @@ from ..ir import build as b
 from ..ir.graph import toposort
 from ..ir.node import node
 from ..ir.ops import Op
-from ..ir.passes.autodiff import vjp
+from ..ir.passes.autodiff import VJP, accumulate, vjp
 from ..runtime.buffers import lookup, owned
 from . import mode, storage
 from .storage import realize_storages
@@ -220,6 +220,34 @@ def _wanted(fn: GradFn) -> list[int]:
     return wanted
 
 
+def _direct(fn: GradFn, g) -> list | None:
+    """The (edge, cotangent) pairs of a record that is one primitive over its inputs
+    (and constants): what `vjp` gives it, without a walk. None for any other record.
+
+    NOTE: a node read at several positions (x * x) gets the sum of their cotangents
+    once, on the edge of the first position that has one, as `vjp` gives it.
+    """
+    out = fn.out
+    ins = out.inputs
+    in_nodes = fn.in_nodes
+    if not ins or out in in_nodes:
+        return None
+    for i in ins:
+        if i.inputs and i not in in_nodes:
+            return None
+    edges = fn.edges
+    sums: dict[int, object] = {}
+    for i, gi in zip(ins, VJP[out.op](out, g)):
+        if gi is None or not i.dtype.is_floating_point:
+            continue
+        for j, x in enumerate(in_nodes):
+            if x is i and edges[j] is not None:
+                prev = sums.get(j)
+                sums[j] = gi if prev is None else accumulate(prev, gi)
+                break
+    return [(edges[j], gi) for j, gi in sums.items()]
+
+
 def _engine(roots, root_cots, create_graph: bool, retain_graph: bool):
     """Propagate cotangents from roots; returns ({edge id: (edge, cotangent)}, retained).
 
@@ -256,6 +284,12 @@ def _engine(roots, root_cots, create_graph: bool, retain_graph: bool):
             g = entry[1]
             if fn.retained is not None and fn.retained() is not None:
                 retained.append((fn.retained(), g))
+            if not create_graph and not _stale(fn):
+                direct = _direct(fn, g)
+                if direct is not None:
+                    for e, gi in direct:
+                        add(e, gi)
+                    continue
             wanted = _wanted(fn)
             if not wanted:
                 continue

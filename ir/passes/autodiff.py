@@ -21,7 +21,7 @@ from ..node import Node, node
 from ..ops import Op
 from ..view import View
 
-__all__ = ["VJP", "vjp"]
+__all__ = ["VJP", "accumulate", "vjp"]
 
 
 def _c(x: Node, value) -> Node:
@@ -46,11 +46,15 @@ def _div(x, y):
 
 
 def _add(x, y):
+    """x + y, skipping a constant zero (how cotangents of one node accumulate)."""
     if _is_const(x, 0):
         return y
     if _is_const(y, 0):
         return x
     return node(Op.ADD, (x, y))
+
+
+accumulate = _add
 
 
 def _sub(x, y):
