@@ -51,9 +51,17 @@ SPECIAL = {Op.ROUND, Op.NOT, Op.CAST, Op.WHERE, Op.EXPAND, Op.REDUCE_SUM, Op.RED
            Op.REDUCE_MAX, Op.REDUCE_MIN, Op.MATMUL}
 REDUCER = {Op.REDUCE_SUM: "add", Op.REDUCE_PROD: "multiply", Op.REDUCE_MAX: "maximum",
            Op.REDUCE_MIN: "minimum"}
+# one-element kernels compute on NumPy scalars (a ufunc on a scalar costs a third
+# of one on a 0-d array); these ops, on operands of their own float dtype, are
+# written as Python operators, which NumPy's float scalars round exactly as the
+# ufuncs do (IEEE arithmetic)
+OPERATOR = {"np.add": "({} + {})", "np.subtract": "({} - {})", "np.multiply": "({} * {})",
+            "np.true_divide": "({} / {})", "np.negative": "(-{})"}
+_SCALAR_OPS = set(UFUNC) | {Op.EXPAND, Op.NOT}
+_SCALAR_DTYPES = {np.dtype(np.float32), np.dtype(np.float64)}
 # view steps: Op -> source template ({x} the operand, {a} the arg)
 VIEW = {
-    Op.RESHAPE: "np.reshape({x}, {a})",
+    Op.RESHAPE: "{x}.reshape({a})",
     Op.PERMUTE: "np.transpose({x}, {a})",
     Op.EXPAND: "np.broadcast_to({x}, {a})",
     Op.SLICE: "{x}[{a}]",
@@ -106,6 +114,11 @@ def arg_src(v) -> str:
     if isinstance(v, float):
         return _py(v)
     return repr(v)
+
+
+def _first(shape) -> str:
+    """The index of the element of a one-element array of `shape`."""
+    return "()" if not shape else ", ".join("0" for _ in shape) + ","
 
 
 def _index(axis: int, text: str) -> str:
@@ -177,6 +190,7 @@ class _Kernel:
         self.free: dict[tuple, list[int]] = {}
         self.held: dict[int, int] = {}  # statement id -> scratch index
         self.pre = [s for s in k.body if s.op is Op.MATMUL] if tiled else []
+        self.scalar = False  # set by emit(): a one-element kernel on NumPy scalars
 
     # -- operands ----------------------------------------------------------------
     def tile_shape(self, shape) -> str:
@@ -218,6 +232,8 @@ class _Kernel:
     # -- destinations --------------------------------------------------------------
     def dest(self, s: Stmt, reuse: tuple[Ref, ...] = ()) -> str | None:
         """Where statement s writes: its output tile, a scratch array, or None (direct)."""
+        if self.scalar:
+            return None
         if s.id in self.stored:
             o = self.stored[s.id]
             return o if self.axis is None else f"{o}{_index(self.axis, 'lo:hi')}"
@@ -268,6 +284,11 @@ class _Kernel:
         op = s.op
         if op is Op.EXPAND:
             self.names[s.id] = self.ref(s.srcs[0])
+            if self.scalar:
+                if s.id in self.stored:
+                    self.lines.append(f"{self.stored[s.id]}[{_first(s.shape)}] = "
+                                      f"{self.names[s.id]}")
+                return
             if s.id in self.stored:
                 dst = self.dest(s)
                 self.lines.append(f"np.copyto({dst}, {self.names[s.id]})")
@@ -342,6 +363,9 @@ class _Kernel:
 
     def call(self, s: Stmt, fn: str, args, natural: np.dtype, srcs) -> None:
         want = s.dtype.np
+        if self.scalar and fn in OPERATOR and natural == want and want in _SCALAR_DTYPES:
+            self.bind(s, OPERATOR[fn].format(*args))
+            return
         dst = self.dest(s, srcs)
         if dst is None:
             expr = f"{fn}({', '.join(args)})"
@@ -371,6 +395,8 @@ class _Kernel:
             expr = f"_bf16({expr})"
         self.lines.append(f"{name} = {expr}")
         self.names[s.id] = name
+        if self.scalar and s.id in self.stored:
+            self.lines.append(f"{self.stored[s.id]}[{_first(s.shape)}] = {name}")
 
     def finish(self, s: Stmt, dst: str) -> None:
         if s.dtype is dt.bfloat16:
@@ -410,6 +436,12 @@ class _Kernel:
     # -- the function ------------------------------------------------------------------
     def emit(self) -> str:
         k = self.k
+        self.scalar = not self.tiled and k.numel == 1 and all(
+            s.op in _SCALAR_OPS and s.dtype is not dt.bfloat16 for s in k.body)
+        if self.scalar:
+            self.lines = [f"l{j} = l{j}[{_first(shape)}]"
+                          for j, shape in enumerate(self.load_shapes)]
+            self.load_shapes = [() for _ in self.load_shapes]
         for s in k.body:
             self.stmt(s)
         loads = [f"l{j}" for j in range(len(k.loads))]

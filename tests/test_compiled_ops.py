@@ -147,6 +147,40 @@ def test_binary(op, dtype, tiling):
     check(out)
 
 
+def _defined(op: Op, dtype: dt.DType) -> bool:
+    """Whether NumPy (and so the interpreter) has a loop for op on dtype."""
+    if op not in BINARY and op not in (Op.NEG, Op.ABS, Op.SIGN, Op.ROUND):
+        return dtype.is_floating_point
+    if dtype.is_bool and op in (Op.NEG, Op.SIGN, Op.SUB, Op.DIV, Op.POW, Op.FLOORDIV, Op.MOD):
+        return False
+    return not (op in BITS and dtype.is_floating_point)
+
+
+@pytest.mark.parametrize("op,dtype", [
+    (op, d) for op in UNARY_OPS + sorted(BINARY, key=lambda o: o.value) for d in ALL
+    if _defined(op, d)], ids=lambda v: getattr(v, "name", str(v)))
+def test_one_element_kernels_on_scalars(op, dtype):
+    """One-element kernels compute on NumPy scalars (and Python operators): every
+    special value, in every dtype, as the interpreter computes it on arrays."""
+    unary = op not in BINARY
+    a, c = values(dtype, (8,), seed=1), values(dtype, (8,), seed=2)
+    if op is Op.POW and dtype.is_integer:
+        c = (np.abs(c) % 3).astype(dtype.np)
+    outs = []
+    for i in range(8):
+        x, y = leaf(a[i:i + 1], dtype, ()), leaf(c[i:i + 1], dtype, ())
+        if unary:
+            outs.append(node(op, (node(Op.NEG, (x,)) if dtype.is_floating_point else x,)))
+        else:
+            outs.append(node(op, (x, y)))
+            if op not in COMPARISON and not dtype.is_bool and op not in BITS:
+                outs[-1] = node(op, (outs[-1], x))
+    for out in outs:
+        check(out)
+    if dtype is dt.float32 and op is Op.MUL:
+        assert "[()]" in compiled.lookup([outs[0]])[0].source  # the scalar form ran
+
+
 def test_integer_division_and_overflow_wrap(tiling):
     a = leaf(np.array([7, -7, 7, -7, 127, -128, 5, 0], np.int8), dt.int8)
     z = leaf(np.array([2, 2, -2, -2, 1, -1, 0, 0], np.int8), dt.int8)
