@@ -19,7 +19,7 @@ import numpy as np
 from . import dtypes as dt
 from .ops import BINARY, COMPARISON, REDUCE, UNARY, Op
 
-__all__ = ["Node", "node", "const", "infer", "live_nodes"]
+__all__ = ["Node", "node", "const", "infer", "live_nodes", "pin"]
 
 
 class Node:
@@ -52,9 +52,10 @@ class Node:
 
 
 class _Ref(weakref.ref):
-    """A weak reference to a Node that remembers the Node's key in the table."""
+    """A weak reference to a Node that remembers the Node's key in the table, and
+    whatever `pin` keeps alive for as long as the Node lives."""
 
-    __slots__ = ("key",)
+    __slots__ = ("key", "pin")
 
 
 # key -> _Ref; a dying Node's entry goes with it (unless the key was reused since)
@@ -101,6 +102,11 @@ _RECENT: dict = {}
 _RECENT_MAX = 1024
 
 
+def pin(n: Node, obj) -> None:
+    """Keep `obj` alive for as long as `n` lives (a BUFFER node pins its buffer)."""
+    _REFS[(n.op, n.inputs, repr(n.arg) if n.op is Op.CONST else n.arg, n.dtype, n.shape)].pin = obj
+
+
 def const(value, dtype: dt.DType, shape: tuple[int, ...] = ()) -> Node:
     """A constant of `shape`, every element `value` cast to `dtype`."""
     # NOTE: only Python numbers, and no float zero: -0.0 equals 0.0 (and NaN is
@@ -137,8 +143,9 @@ def _const(value, dtype: dt.DType, shape) -> Node:
 
 
 def live_nodes() -> int:
-    """How many Nodes are alive (tests use it to check that graphs are released)."""
-    return len(_REFS)
+    """How many Nodes are alive, not counting the constants kept for reuse (tests use
+    it to check that graphs are released)."""
+    return len(_REFS) - len(_RECENT)
 
 
 # ---------------------------------------------------------------------------

@@ -16,17 +16,33 @@ import weakref
 
 import numpy as np
 
-from ..ir.node import Node, node
+from ..ir.node import Node, node, pin
 from ..ir.ops import Op
 
 __all__ = ["Buffer", "lookup", "realized", "buffer_node", "owned"]
 
 _uids = itertools.count()
-_registry: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 realized: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-# NOTE: a BUFFER node names its buffer by uid only; this pins the buffer for as
-# long as the node lives, so a pending graph never loses its inputs.
-_pins: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+class _Entry(weakref.ref):
+    """A weak reference to a Buffer, with its uid and the id of its memory's root."""
+
+    __slots__ = ("uid", "root")
+
+
+# uid -> _Entry: the live buffers, for BUFFER nodes (which name theirs by uid)
+_registry: dict[int, _Entry] = {}
+# id(root array) -> _Entry: which buffer's memory an array is (checked against the root)
+_roots: dict[int, _Entry] = {}
+
+
+def _dead(entry: _Entry) -> None:
+    """A buffer died: drop its entries (unless a newer buffer took the key since)."""
+    if _registry.get(entry.uid) is entry:
+        del _registry[entry.uid]
+    if _roots.get(entry.root) is entry:
+        del _roots[entry.root]
 
 
 class Buffer:
@@ -37,12 +53,14 @@ class Buffer:
     def __init__(self, array: np.ndarray, device: str = "cpu"):
         if array.ndim != 1:
             raise ValueError(f"a Buffer holds a flat array, got shape {array.shape}")
-        self.uid = next(_uids)
+        self.uid = uid = next(_uids)
         self.array = array
         self.device = device
-        _registry[self.uid] = self
-        key = id(_root(array))
-        _roots[key] = weakref.ref(self, lambda ref, key=key: _forget(key, ref))
+        entry = _Entry(self, _dead)
+        entry.uid = uid
+        entry.root = root = id(_root(array))
+        _registry[uid] = entry
+        _roots[root] = entry
 
     @property
     def nbytes(self) -> int:
@@ -53,10 +71,11 @@ class Buffer:
 
 
 def lookup(uid: int) -> Buffer:
-    try:
-        return _registry[uid]
-    except KeyError:
-        raise RuntimeError(f"buffer {uid} was freed while a graph still reads it") from None
+    entry = _registry.get(uid)
+    buf = entry() if entry is not None else None
+    if buf is None:
+        raise RuntimeError(f"buffer {uid} was freed while a graph still reads it")
+    return buf
 
 
 def _root(a: np.ndarray) -> np.ndarray:
@@ -64,16 +83,6 @@ def _root(a: np.ndarray) -> np.ndarray:
     while isinstance(a.base, np.ndarray):
         a = a.base
     return a
-
-
-# id(root array) -> the Buffer whose memory it is (checked against the root on use)
-_roots: dict[int, weakref.ref] = {}
-
-
-def _forget(key: int, ref: weakref.ref) -> None:
-    """A buffer died: drop its entry (unless another buffer took the key since)."""
-    if _roots.get(key) is ref:
-        del _roots[key]
 
 
 def _in_a_buffer(root: np.ndarray) -> bool:
@@ -102,5 +111,5 @@ def owned(a: np.ndarray) -> np.ndarray:
 def buffer_node(buf: Buffer, dtype) -> Node:
     """The BUFFER node that reads `buf` (flat, of `dtype`)."""
     n = node(Op.BUFFER, (), buf.uid, dtype, (buf.array.size,))
-    _pins[n] = buf
+    pin(n, buf)  # a pending graph never loses its inputs
     return n
