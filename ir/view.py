@@ -7,7 +7,7 @@ new shape (then the caller must copy), following PyTorch's `computeStride`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from math import prod
 
@@ -23,6 +23,34 @@ def contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(reversed(strides))
 
 
+def _is_contiguous(shape, strides) -> bool:
+    if 0 in shape:
+        return True
+    expected = 1
+    for size, stride in zip(reversed(shape), reversed(strides)):
+        if size == 1:
+            continue
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def _has_overlap(shape, strides) -> bool:
+    # NOTE: sorted by stride, each dim must step past everything the smaller ones reach
+    # (x[:, 1::3] of a (4, 5, 6) tensor has strides (30, 18, 1) and does not overlap).
+    dims = sorted((abs(st), sz) for sz, st in zip(shape, strides) if sz > 1)
+    extent = 1
+    for stride, size in dims:
+        if stride < extent:
+            return True
+        extent += stride * (size - 1)
+    return False
+
+
+_set = object.__setattr__
+
+
 @lru_cache(maxsize=4096)
 def _contiguous(shape: tuple[int, ...]) -> View:
     return View(shape, contiguous_strides(shape), 0)
@@ -33,6 +61,16 @@ class View:
     shape: tuple[int, ...]
     strides: tuple[int, ...]
     offset: int = 0
+    # derived once, at construction: the tracer asks these on every op
+    _numel: int = field(init=False, repr=False, compare=False, hash=False)
+    _contiguous: bool = field(init=False, repr=False, compare=False, hash=False)
+    _overlap: bool = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self):
+        shape, strides = self.shape, self.strides
+        _set(self, "_numel", prod(shape))
+        _set(self, "_contiguous", _is_contiguous(shape, strides))
+        _set(self, "_overlap", _has_overlap(shape, strides))
 
     @staticmethod
     def contiguous(shape: tuple[int, ...], offset: int = 0) -> View:
@@ -46,36 +84,19 @@ class View:
 
     @property
     def numel(self) -> int:
-        return prod(self.shape)
+        return self._numel
 
     def is_contiguous(self) -> bool:
         """PyTorch's rule: dims of size 1 may have any stride; empty views are contiguous."""
-        if 0 in self.shape:
-            return True
-        expected = 1
-        for size, stride in zip(reversed(self.shape), reversed(self.strides)):
-            if size == 1:
-                continue
-            if stride != expected:
-                return False
-            expected *= size
-        return True
+        return self._contiguous
 
     def is_full(self, storage_numel: int) -> bool:
         """Contiguous, offset 0 and covering the whole storage."""
-        return self.offset == 0 and self.numel == storage_numel and self.is_contiguous()
+        return self.offset == 0 and self._numel == storage_numel and self._contiguous
 
     def has_overlap(self) -> bool:
         """True when two indices can address the same element (e.g. an expanded dim)."""
-        # NOTE: sorted by stride, each dim must step past everything the smaller ones reach
-        # (x[:, 1::3] of a (4, 5, 6) tensor has strides (30, 18, 1) and does not overlap).
-        dims = sorted((abs(st), sz) for sz, st in zip(self.shape, self.strides) if sz > 1)
-        extent = 1
-        for stride, size in dims:
-            if stride < extent:
-                return True
-            extent += stride * (size - 1)
-        return False
+        return self._overlap
 
     def span(self) -> tuple[int, int]:
         """The lowest and one past the highest flat index this view reads."""
