@@ -5,9 +5,12 @@ contender that disagrees is reported with its deviation and not timed), run it o
 more to warm up, then time one call to choose how many calls a sample holds (so that
 a sample lasts at least `Settings.min_sample_s`). Then `Settings.repeats` rounds (fewer,
 but at least 3, where they would take more than `Settings.max_case_s`), each
-timing one sample of every contender, in an order rotated every round so that no
-contender always runs right after another. A time is per call, or per step/op for
-cases that do several in a call (`Case.per_call`).
+timing one sample of every contender, in an order shuffled every round (seeded) so
+that no contender always runs right after another. Each sample starts with one
+untimed call: the first call after another library ran pays for that library's
+threads going idle and for cold caches (measured here: a softmax timed right after
+torch's took twice as long), which is not the contender's own cost. A time is per
+call, or per step/op for cases that do several in a call (`Case.per_call`).
 """
 
 from __future__ import annotations
@@ -100,7 +103,10 @@ def contenders_for(case: Case, plan: dict[str, str | None]) -> dict[str, str | N
     return {**names, **{name: None for name in case.custom}}
 
 
-def _sample(runner: Runner, inner: int) -> float:
+def _sample(runner: Runner, inner: int, settle: bool = False) -> float:
+    """Seconds for `inner` calls (after one untimed call when `settle`)."""
+    if settle:
+        runner.run()
     if runner.self_timed:
         return sum(runner.run() for _ in range(inner))
     start = time.perf_counter()
@@ -171,14 +177,15 @@ def run_case(case: Case, size: Size, plan: dict[str, str | None], libs: Librarie
     repeats = settings.repeats
     if round_s * repeats > settings.max_case_s:
         repeats = max(3, int(settings.max_case_s / max(round_s, 1e-9)))
-    for repeat in range(repeats):
-        shift = repeat % max(1, len(order))
-        for name in order[shift:] + order[:shift]:
+    shuffle = np.random.default_rng(0).permutation
+    for _ in range(repeats):
+        for i in shuffle(len(order)):
+            name = order[i]
             if name not in runners:
                 continue
             outcome = outcomes[name]
             try:
-                seconds = _sample(runners[name], outcome.inner)
+                seconds = _sample(runners[name], outcome.inner, settle=True)
             except Exception as exc:  # noqa: BLE001
                 outcomes[name] = _fail(name, exc, settings)
                 del runners[name]
