@@ -352,14 +352,19 @@ def _softmax_input(input: Tensor, dim, dtype) -> tuple[Node, Node, int, dt.DType
 
 
 def softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
-    """exp(x - max) / sum(exp(x - max)) along `dim`."""
+    """exp(x - max) * (1 / sum(exp(x - max))) along `dim`.
+
+    As PyTorch's CPU kernel does, the row's sum is inverted once and multiplied in
+    (a product is cheaper than a quotient on every element; within 1 ulp of it).
+    """
     raw, x, axis, out = _softmax_input(input, dim, dtype)
     if x.ndim == 0 or x.numel == 0:
         return result(b.full(1.0, out, x.shape), (input,), "SoftmaxBackward0", (raw,))
     m = b.expand_to(b.reduce(Op.REDUCE_MAX, x, (axis,)), x.shape)
     e = node(Op.EXP, (node(Op.SUB, (x, m)),))
-    s = b.expand_to(b.reduce(Op.REDUCE_SUM, e, (axis,)), x.shape)
-    return result(b.cast(node(Op.DIV, (e, s)), out), (input,), "SoftmaxBackward0", (raw,))
+    r = node(Op.RECIP, (b.reduce(Op.REDUCE_SUM, e, (axis,)),))
+    return result(b.cast(node(Op.MUL, (e, b.expand_to(r, x.shape))), out), (input,),
+                  "SoftmaxBackward0", (raw,))
 
 
 def log_softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
