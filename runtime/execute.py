@@ -25,8 +25,15 @@ __all__ = ["run", "stats"]
 stats: Counter = Counter()
 
 
-def _compiled_path() -> bool:
-    return not options.eager and options.backend not in ("interpreter", "reference")
+_COMPILED: list = []
+
+
+def _run_compiled():
+    """compiled.run_compiled (imported on first use: the compiler is not needed before)."""
+    if not _COMPILED:
+        from .compiled import run_compiled
+        _COMPILED.append(run_compiled)
+    return _COMPILED[0]
 
 
 def run(outputs: list[Node]) -> list[np.ndarray]:
@@ -34,9 +41,8 @@ def run(outputs: list[Node]) -> list[np.ndarray]:
     stats["runs"] += 1
     if options.debug:
         start = time.perf_counter()
-    if _compiled_path():
-        from .compiled import run_compiled
-        values = run_compiled(outputs)
+    if not options.eager and options.backend not in ("interpreter", "reference"):
+        values = (_COMPILED[0] if _COMPILED else _run_compiled())(outputs)
     else:
         values = evaluate(outputs)
     if options.debug:

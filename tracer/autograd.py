@@ -19,7 +19,7 @@ import weakref
 
 from ..ir import build as b
 from ..ir.graph import toposort
-from ..ir.node import node
+from ..ir.node import Node, node
 from ..ir.ops import Op
 from ..ir.passes.autodiff import VJP, accumulate, vjp
 from ..runtime.buffers import lookup, owned
@@ -248,7 +248,7 @@ def _direct(fn: GradFn, g) -> list | None:
     return [(edges[j], gi) for j, gi in sums.items()]
 
 
-def _engine(roots, root_cots, create_graph: bool, retain_graph: bool):
+def _engine(roots, root_cots, create_graph: bool, retain_graph: bool, as_nodes: bool = False):
     """Propagate cotangents from roots; returns ({edge id: (edge, cotangent)}, retained).
 
     Only the entries of AccumulateGrad edges are returned (as Tensors), with the
@@ -307,7 +307,7 @@ def _engine(roots, root_cots, create_graph: bool, retain_graph: bool):
             fn.freed = True
             fn.in_nodes = fn.out = None
     leaves = {k: v for k, v in cots.items() if isinstance(v[0], AccumulateGrad)}
-    if not create_graph:
+    if not create_graph and not as_nodes:
         leaves = {k: (e, _as_tensor(g)) for k, (e, g) in leaves.items()}
         retained = [(t, _as_tensor(g)) for t, g in retained]
     return leaves, retained
@@ -369,7 +369,9 @@ def backward(t: Tensor, gradient=None, retain_graph=None, create_graph: bool = F
     root_cot = _root_cotangent(t, gradient)
     root = edge(t)
     mode.backward_passes[0] += 1
-    cots, retained = _engine([root], [root_cot], create_graph, retain_graph)
+    # NOTE: gradients realised at once are read as nodes; tensors only where they stay lazy
+    as_nodes = not create_graph and storage.tracing[0] is None
+    cots, retained = _engine([root], [root_cot], create_graph, retain_graph, as_nodes)
     leaves = [(e.variable, g) for e, g in cots.values()
               if isinstance(e, AccumulateGrad) and e.variable is not None]
     if inputs is not None:
@@ -398,8 +400,8 @@ def _write_grads(pairs, create_graph: bool) -> None:
                     Op.ADD, b.cast(old.node, x.dtype), gnode), old._view))
         return
     nodes = []
-    for x, g in pairs:
-        gnode = b.cast(g.node, x.dtype)
+    for x, g in pairs:  # g: a node (from backward) or a tensor
+        gnode = b.cast(g if isinstance(g, Node) else g.node, x.dtype)
         if x._grad is not None:
             gnode = b.binary(Op.ADD, b.cast(x._grad.node, x.dtype), gnode)
         nodes.append(gnode)
