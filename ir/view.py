@@ -75,7 +75,7 @@ class View:
     @staticmethod
     def contiguous(shape: tuple[int, ...], offset: int = 0) -> View:
         if offset == 0:
-            return _contiguous(tuple(shape))
+            return _contiguous(shape if type(shape) is tuple else tuple(shape))
         return View(tuple(shape), contiguous_strides(tuple(shape)), offset)
 
     @property

@@ -52,10 +52,13 @@ __all__ = [
     "DiskCache",
     "MemoryCache",
     "canonical",
+    "canonical_over",
     "clear",
     "disk",
     "memory",
     "stats",
+    "structure",
+    "walk",
 ]
 
 CODEGEN_VERSION = "1"
@@ -91,8 +94,8 @@ def _unlink(fn) -> None:
             cell.cell_contents = None
 
 
-def _walker():
-    memo: dict[Node, Node] = {}
+def _walker(memo: dict | None = None):
+    memo = {} if memo is None else memo
     inputs: list[np.ndarray] = []
     params: list[tuple[int, int]] = []
     known = realized.data
@@ -138,10 +141,22 @@ def structure(outputs) -> tuple[tuple, list[np.ndarray], list[tuple[int, int]]]:
     NOTE: ops enter the key as `id(op)`: `Enum.__hash__` runs Python code, and
     this key never leaves the process (the disk key hashes the graph's text).
     """
+    walked = walk(outputs)
+    if walked is None:
+        return canonical(outputs)
+    return walked[:3]
+
+
+def walk(outputs):
+    """`structure`'s (key, inputs, params), then where each node is in the key
+    (node -> position), the nodes the inputs come from and the RAND nodes, in
+    order; None for a graph deeper than the recursion limit."""
     index: dict[Node, int] = {}
     tokens: list[tuple] = []
     inputs: list[np.ndarray] = []
     params: list[tuple[int, int]] = []
+    sources: list[Node] = []
+    rands: list[Node] = []
     known = realized.data
     ref = weakref.ref
     get = index.get
@@ -156,17 +171,20 @@ def structure(outputs) -> tuple[tuple, list[np.ndarray], list[tuple[int, int]]]:
         if op is BUFFER:
             tokens.append((-1, n.dtype, n.shape))
             inputs.append(lookup(n.arg).array)
+            sources.append(n)
         elif not ins:
             if op is RAND:
                 seed, seq, stream = n.arg
                 tokens.append((id(op), stream, n.dtype, n.shape))
                 params.append((seed, seq))
+                rands.append(n)
             else:
                 tokens.append((id(op), repr(n.arg) if op is CONST else n.arg, n.dtype,
                                n.shape))
         elif known and ref(n) in known:
             tokens.append((-1, n.dtype, n.shape))
             inputs.append(known[ref(n)])
+            sources.append(n)
         elif len(ins) == 1:
             tokens.append((id(op), n.arg, n.dtype, n.shape, visit(ins[0])))
         elif len(ins) == 2:
@@ -180,13 +198,30 @@ def structure(outputs) -> tuple[tuple, list[np.ndarray], list[tuple[int, int]]]:
     try:
         outs = tuple([visit(o) for o in outputs])
     except RecursionError:
-        return canonical(outputs)
+        return None
     finally:
         # NOTE: `visit` refers to itself through its closure cell; unbinding it breaks
         # that cycle, so the graph is freed at once, not by the cycle collector.
         visit = None  # noqa: F841
     tokens.append(outs)
-    return tuple(tokens), inputs, params
+    return tuple(tokens), inputs, params, index, sources, rands
+
+
+def canonical_over(outputs, sources, rands) -> tuple[Node, ...] | None:
+    """`canonical(outputs)` with the inputs and parameters numbered as `walk` numbered
+    `sources` and `rands` (of another graph over the same data); None where the
+    outputs read an input or a RAND node not among them."""
+    memo = {n: node(Op.BUFFER, (), -1 - k, n.dtype, n.shape) for k, n in enumerate(sources)}
+    for j, n in enumerate(rands):
+        memo[n] = node(Op.RAND, (), ("param", j, n.arg[2]), n.dtype, n.shape)
+    visit, inputs, params = _walker(memo)
+    try:
+        outs = tuple([visit(o) for o in outputs])
+    except RecursionError:
+        return None
+    finally:
+        _unlink(visit)
+    return None if inputs or params else outs
 
 
 def key_text(key: tuple[Node, ...]) -> str:

@@ -29,7 +29,7 @@ from . import cache, threads
 from .config import options
 from .interpreter import IMPL, _finish, evaluate, int_pow
 
-__all__ = ["Compiled", "compile_key", "run_compiled"]
+__all__ = ["Compiled", "compile_key", "compiled_for", "lookup", "program_for", "run_compiled"]
 
 
 class _Stub:
@@ -188,6 +188,14 @@ def _load_or_compile(key: tuple[Node, ...]) -> Compiled:
                                                 "held_bytes": entry.nbytes - 512
                                                 - len(entry.source)})
     return entry
+
+
+def program_for(canonical_outputs: tuple[Node, ...]) -> Compiled:
+    """The program for canonical output nodes (`cache.canonical_over`): loaded from
+    the disk cache or compiled. The caller keeps it (the in-memory cache is keyed
+    by structure)."""
+    cache.memory.stats.misses += 1
+    return _load_or_compile(canonical_outputs)
 
 
 def lookup(outputs) -> tuple[Compiled, list, list]:

@@ -7,7 +7,8 @@ prints kernels and timings (2: graphs and generated source too),
 picks the back end (`auto` or `numpy`: compiled NumPy kernels; `interpreter`:
 the reference interpreter), `EMBER_NUM_THREADS` sizes the CPU thread pool,
 `EMBER_TILE` sets the elements per tile, `EMBER_VERIFY=1` runs the graph
-verifier between passes (on by default under pytest).
+verifier between passes (on by default under pytest), `EMBER_PLANS=0` makes
+every backward pass take the general path (no replayed plans: tracer/plans.py).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class Options:
     # compiled path: elements per tile, in-memory cache bounds, verifier
     tile_elems: int = field(default_factory=lambda: int(os.environ.get("EMBER_TILE", "0") or 0)
                             or TILE_ELEMS)
+    # backward passes replay the plan their structure left (tracer/plans.py)
+    plans: bool = field(default_factory=lambda: _flag("EMBER_PLANS", "1"))
     cache_entries: int = 1024
     cache_bytes: int = 256 << 20
     verify: bool = field(default_factory=lambda: _flag(

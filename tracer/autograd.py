@@ -92,7 +92,7 @@ def edge(t: Tensor):
     """The autograd edge into tensor t: its GradFn, its AccumulateGrad, or None."""
     if not t._requires_grad:
         return None
-    fn = current_grad_fn(t)
+    fn = current_grad_fn(t) if t._base is not None else t._grad_fn
     if fn is not None:
         return fn
     if t._accum is None:
@@ -117,9 +117,9 @@ def record(out: Tensor, name: str, inputs: tuple, in_nodes: tuple | None = None,
     `scalars`: the operand positions that held Python numbers (for next_functions).
     """
     if in_nodes is None:
-        in_nodes = tuple(x.node for x in inputs)
-    edges = tuple(edge(x) for x in inputs)
-    saved = tuple((x._storage, x._storage.version, _describe(x)) for x in inputs)
+        in_nodes = tuple([x.node for x in inputs])
+    edges = tuple([edge(x) for x in inputs])
+    saved = tuple([(x._storage, x._storage.version, (x.dtype, x._view.shape)) for x in inputs])
     # NOTE: `_node` is the computation over in_nodes; `out.node` would be a BUFFER
     # when eager mode has already realised out.
     out_node = out._node if out._node is not None else out.node
@@ -366,6 +366,12 @@ def backward(t: Tensor, gradient=None, retain_graph=None, create_graph: bool = F
     _need_grad(t)
     if retain_graph is None:
         retain_graph = create_graph
+    # a plain pass replays the plan its structure left last time (tracer/plans.py)
+    probe = plans.probe(t) if gradient is None and not create_graph and inputs is None \
+        else None
+    if probe is not None and probe.replay(retain_graph):
+        mode.backward_passes[0] += 1
+        return
     root_cot = _root_cotangent(t, gradient)
     root = edge(t)
     mode.backward_passes[0] += 1
@@ -377,6 +383,8 @@ def backward(t: Tensor, gradient=None, retain_graph=None, create_graph: bool = F
     if inputs is not None:
         keep = {id(x) for x in (inputs if isinstance(inputs, (list, tuple)) else [inputs])}
         leaves = [(x, g) for x, g in leaves if id(x) in keep]
+    if probe is not None and not retained and probe.learn(leaves):
+        return
     _write_grads(leaves + retained, create_graph)
 
 
@@ -399,16 +407,24 @@ def _write_grads(pairs, create_graph: bool) -> None:
                 old._storage.write(b.write(old._storage.node, b.binary(
                     Op.ADD, b.cast(old.node, x.dtype), gnode), old._view))
         return
-    nodes = []
-    for x, g in pairs:  # g: a node (from backward) or a tensor
-        gnode = b.cast(g if isinstance(g, Node) else g.node, x.dtype)
-        if x._grad is not None:
-            gnode = b.binary(Op.ADD, b.cast(x._grad.node, x.dtype), gnode)
-        nodes.append(gnode)
+    nodes = [grad_total(x, g if isinstance(g, Node) else g.node) for x, g in pairs]
     # the leaves' pending in-place updates are realised in the same graph
     pending = [x._storage for x, _ in pairs if not x._storage.is_realized]
     values = realize_storages(pending, extra=tuple(nodes))
-    for (x, _), value in zip(pairs, values):
+    set_grads([x for x, _ in pairs], values)
+
+
+def grad_total(x: Tensor, g: Node) -> Node:
+    """The node of x's .grad once cotangent g is added to it."""
+    g = b.cast(g, x.dtype)
+    if x._grad is not None:
+        g = b.binary(Op.ADD, b.cast(x._grad.node, x.dtype), g)
+    return g
+
+
+def set_grads(tensors, values) -> None:
+    """Make each realised value its tensor's .grad (updating an existing .grad in place)."""
+    for x, value in zip(tensors, values):
         old = x._grad
         if old is not None and not old._requires_grad and old._view.is_full(
                 old._storage.numel) and old.dtype is x.dtype:
@@ -589,3 +605,6 @@ def retain_grad(t: Tensor) -> None:
 
 
 __all__ += ["edge", "retain_grad"]
+
+
+from . import plans  # noqa: E402 - it reads the engine's names above

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..ir import build as b
 from ..ir import dtypes as dt
-from ..ir.node import Node, node
+from ..ir.node import Node, const, node
 from ..ir.ops import Op
 from . import mode
 from .tensor import Tensor, distinct_nodes, result, wrap_node
@@ -155,10 +155,12 @@ def _with_number(t: Tensor, number, compute, left: bool):
     category = _PY_CATEGORY.get(type(number))
     if category is None or category > t.dtype.category:
         return None
-    dtype = compute or t.dtype
     raw = t.node
-    nodes = [b.cast(raw, dtype), b.full(number, dtype, raw.shape)]
-    return (t,), (raw,), nodes[::-1] if left else nodes
+    if compute is None or compute is t.dtype:
+        operand, c = raw, const(number, t.dtype, raw.shape)
+    else:
+        operand, c = b.cast(raw, compute), const(number, compute, raw.shape)
+    return (t,), (raw,), [c, operand] if left else [operand, c]
 
 
 def _float_dtype(operands) -> dt.DType:

@@ -3,8 +3,9 @@
 Every tensor reads a Storage through its View. `Storage.node` is the storage's
 current value in row-major order: the pending computation (of any shape with
 `numel` elements: a result keeps the shape it was computed in, so reading it
-back costs no reshape), or a flat BUFFER node once realised. In-place writes are functionalised: the new value is a WRITE node over
-the old one, and `version` counts the writes (autograd checks it).
+back costs no reshape), or a flat BUFFER node once realised. In-place writes
+are functionalised: the new value is a WRITE node over the old one, and
+`version` counts the writes (autograd checks it).
 
 `realize(*tensors)` evaluates the pending nodes behind a set of tensors as one
 graph, stores the results in buffers and drops the graph behind them. Nodes that
@@ -25,7 +26,7 @@ from ..runtime import buffers as rb
 from ..runtime.config import options
 from ..runtime.execute import run
 
-__all__ = ["Storage", "realize_storages", "tracing"]
+__all__ = ["Storage", "commit", "realize_storages", "tracing"]
 
 # The trace em.compile is recording, if any (see tracer/compile.py): while it is
 # set, a realisation that reads a placeholder is a graph break.
@@ -132,8 +133,13 @@ def realize_storages(storages, extra: tuple = ()) -> list[np.ndarray]:
         if depends_on_placeholders(chains + list(extra)):
             graph_break()
     values = run(chains + list(extra))
-    for s, chain, value in zip(todo, chains, values):
-        rb.realized[chain] = value if not s.external else value.copy()
-        _store(s, value.reshape(-1))
+    commit(todo, chains, values)
     del chains
     return values[len(todo):]
+
+
+def commit(storages, chains, values) -> None:
+    """Make each value the realised value of its storage, whose pending node was its chain."""
+    for s, chain, value in zip(storages, chains, values):
+        rb.realized[chain] = value if not s.external else value.copy()
+        _store(s, value.reshape(-1))

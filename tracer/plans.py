@@ -1,0 +1,163 @@
+"""Backward plans: a training step's backward pass, replayed from its structure.
+
+A loop that builds the same step each iteration hands `backward()` the same
+records over the same forward structure every time; only the data differ. The
+general pass walks the records, builds the backward graph from the VJP rules,
+then walks that graph again to find its compiled program. A plan skips both:
+
+- `probe(t)` checks that the pass is plain (no record freed, retaining its
+  grad or stale) and walks the forward graph once: from the root's output, each
+  leaf's pending in-place update and each existing `.grad`. The key is that
+  walk's structure (`runtime.cache.walk`) with the records' signature: for each
+  record, in the engine's order, the positions of its output and of the nodes
+  it read, and whether each edge is a leaf, a record or nothing. The backward
+  graph is a function of exactly these (the VJP rules read nodes, never data),
+  so an equal key means an equal graph; a record whose nodes the walk does not
+  reach (a value already realised) takes the general pass.
+- `Probe.replay()` finds the plan for the key and runs its program on the walk's
+  inputs: it computes the leaves' pending values and gradients, exactly as the
+  general pass's graph would (it is that graph, compiled once).
+- On a miss, the general pass runs, and `Probe.learn()` turns the graph it built
+  into the plan: the same outputs, with inputs numbered in the walk's order.
+
+Everything else (create_graph, an explicit gradient, `inputs=`, eager mode, the
+interpreter back end, em.compile's tracing, `EMBER_PLANS=0`) takes the general
+pass. The plans held are bounded (`MAX_PLANS`, least recently used first out).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from ..runtime import cache
+from ..runtime.compiled import program_for
+from ..runtime.config import options
+from . import storage
+from .autograd import AccumulateGrad, _order, _stale, grad_total, set_grads
+
+__all__ = ["Probe", "clear", "probe", "stats"]
+
+_PLANS: OrderedDict = OrderedDict()  # key -> (compiled program, pending count)
+MAX_PLANS = 256
+# passes that replayed a plan, and plans made (tests and EMBER_DEBUG read them)
+stats = {"replayed": 0, "learned": 0}
+
+
+def clear() -> None:
+    """Forget every plan (and reset the counters)."""
+    _PLANS.clear()
+    stats.update(replayed=0, learned=0)
+
+
+class Probe:
+    """One backward pass's key, and what running its plan needs."""
+
+    __slots__ = ("key", "inputs", "params", "sources", "rands", "order", "leaves",
+                 "pending", "chains")
+
+    def replay(self, retain_graph: bool) -> bool:
+        """Run the cached plan; False (nothing changed) when there is none or it fails."""
+        plan = _PLANS.get(self.key)
+        if plan is None:
+            return False
+        _PLANS.move_to_end(self.key)
+        entry, _ = plan
+        if not self._run(entry):
+            return False
+        cache.memory.stats.hits += 1
+        stats["replayed"] += 1
+        _free(self.order, retain_graph)
+        return True
+
+    def learn(self, grads: list[tuple]) -> bool:
+        """Make a plan of the general pass's gradients `grads` ((leaf, node) pairs) and
+        run it; False (nothing changed) when they do not fit the probe."""
+        by_leaf = {id(x): g for x, g in grads}
+        if len(by_leaf) != len(self.leaves) or any(id(x) not in by_leaf for x in self.leaves):
+            return False
+        outputs = self.chains + [grad_total(x, by_leaf[id(x)]) for x in self.leaves]
+        canonical = cache.canonical_over(outputs, self.sources, self.rands)
+        if canonical is None:
+            return False
+        entry = program_for(canonical)
+        if entry.fn is None or not self._run(entry):
+            return False
+        _PLANS[self.key] = (entry, len(self.chains))
+        stats["learned"] += 1
+        while len(_PLANS) > MAX_PLANS:
+            _PLANS.popitem(last=False)
+        return True
+
+    def _run(self, entry) -> bool:
+        try:
+            with np.errstate(all="ignore"):
+                values = entry.fn(self.inputs, self.params)
+        except Exception:  # noqa: BLE001 - the general pass says what is wrong
+            return False
+        n = len(self.chains)
+        storage.commit(self.pending, self.chains, values[:n])
+        set_grads(self.leaves, values[n:])
+        return True
+
+
+def probe(t) -> Probe | None:
+    """The probe of `t.backward()`, or None where the pass must take the general path."""
+    root = t._grad_fn
+    if (root is None or t._base is not None or not options.plans or options.eager
+            or storage.tracing[0] is not None or options.backend in ("interpreter", "reference")):
+        return None
+    order = _order([root])
+    leaves: list = []
+    leaf_of: dict[int, int] = {}
+    at = {id(f): i for i, f in enumerate(order)}
+    for f in order:
+        if f.freed or f.retained is not None or _stale(f):
+            return None
+        for e in f.edges:
+            if type(e) is AccumulateGrad and id(e) not in leaf_of:
+                leaf = e.variable
+                if leaf is None:
+                    return None
+                leaf_of[id(e)] = len(leaves)
+                leaves.append(leaf)
+    outputs = [root.out]
+    pending, chains, flags = [], [], []
+    for x in leaves:
+        st = x._storage
+        waits = not st.is_realized and all(st is not p for p in pending)
+        if waits:
+            pending.append(st)
+            chains.append(st.node)
+            outputs.append(st.node)
+        if x._grad is not None:
+            outputs.append(x._grad.node)
+        flags.append((waits, x._grad is not None, x.dtype))
+    walked = cache.walk(outputs)
+    if walked is None:
+        return None
+    tokens, inputs, params, index, sources, rands = walked
+    records = []
+    for f in order:
+        out = index.get(f.out)
+        reads = []
+        for x, e in zip(f.in_nodes, f.edges):
+            i = index.get(x)
+            if out is None or i is None:
+                return None
+            reads.append((i, None if e is None else
+                          -1 - leaf_of[id(e)] if type(e) is AccumulateGrad else at[id(e)]))
+        records.append((out, tuple(reads)))
+    p = Probe()
+    p.key = (tokens, tuple(records), tuple(flags))
+    p.inputs, p.params, p.sources, p.rands = inputs, params, sources, rands
+    p.order, p.leaves, p.pending, p.chains = order, leaves, pending, chains
+    return p
+
+
+def _free(order, retain_graph: bool) -> None:
+    if not retain_graph:
+        for fn in order:
+            fn.freed = True
+            fn.in_nodes = fn.out = None
