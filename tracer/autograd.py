@@ -18,7 +18,6 @@ from __future__ import annotations
 import weakref
 
 from ..ir import build as b
-from ..ir.graph import toposort
 from ..ir.node import Node, node
 from ..ir.ops import Op
 from ..ir.passes.autodiff import VJP, accumulate, vjp
@@ -166,13 +165,26 @@ def current_grad_fn(t: Tensor):
 # ---------------------------------------------------------------------------
 # the engine
 
-def _records(fn: GradFn) -> list[GradFn]:
-    return [e for e in fn.edges if isinstance(e, GradFn)]
-
-
 def _order(roots) -> list[GradFn]:
-    """GradFns reachable from roots, each before the GradFns it feeds into."""
-    order = toposort([r for r in roots if isinstance(r, GradFn)], inputs=_records)
+    """GradFns reachable from roots, each before the GradFns it feeds into (the
+    reverse of a depth-first post-order over their edges)."""
+    order: list[GradFn] = []
+    seen: set[int] = set()
+    for root in roots:
+        if type(root) is not GradFn or id(root) in seen:
+            continue
+        seen.add(id(root))
+        stack = [(root, iter(root.edges))]
+        while stack:
+            fn, edges = stack[-1]
+            for e in edges:
+                if type(e) is GradFn and id(e) not in seen:
+                    seen.add(id(e))
+                    stack.append((e, iter(e.edges)))
+                    break
+            else:
+                stack.pop()
+                order.append(fn)
     order.reverse()
     return order
 
@@ -182,7 +194,10 @@ def _stale(fn: GradFn) -> bool:
     storage, version = fn.out_saved
     if storage.version != version:
         return True
-    return any(v is not None and s.version != v for s, v, _ in fn.saved)
+    for s, v, _ in fn.saved:
+        if v is not None and s.version != v:
+            return True
+    return False
 
 
 def _check_versions(fn: GradFn, used: set[int]) -> None:
