@@ -507,7 +507,11 @@ def emit(prog: Program, tile_elems: int = TILE_ELEMS) -> str:
     stubs: list[str] = []
     body: list[str] = []
     for pos, v in prog.inputs:
-        body.append(f"v{v} = inputs[{pos}]")
+        # NOTE: buffers arrive flat; a shaped BUFFER node (or a realised value) reads
+        # them in its shape
+        shape = tuple(vals[v].shape)
+        body.append(f"v{v} = inputs[{pos}]" if len(shape) == 1 else
+                    f"v{v} = inputs[{pos}].reshape({shape!r})")
     if prog.slot_bytes:
         body.append("slots = _POOL.pop() if _POOL else "
                     f"[np.empty(b, np.uint8) for b in {list(prog.slot_bytes)!r}]")

@@ -108,8 +108,12 @@ def owned(a: np.ndarray) -> np.ndarray:
     return np.array(a, order="C").reshape(-1)
 
 
-def buffer_node(buf: Buffer, dtype) -> Node:
-    """The BUFFER node that reads `buf` (flat, of `dtype`)."""
-    n = node(Op.BUFFER, (), buf.uid, dtype, (buf.array.size,))
+def buffer_node(buf: Buffer, dtype, shape: tuple[int, ...] | None = None) -> Node:
+    """The BUFFER node that reads `buf` as `dtype`, in `shape` (default: flat).
+
+    The buffer's array is flat; a shaped BUFFER node reads it row-major, so a
+    realised result keeps its shape without a reshape node around it.
+    """
+    n = node(Op.BUFFER, (), buf.uid, dtype, (buf.array.size,) if shape is None else shape)
     pin(n, buf)  # a pending graph never loses its inputs
     return n

@@ -119,7 +119,7 @@ def _pow(n, a, b):
 
 
 IMPL = {
-    Op.BUFFER: lambda n: lookup(n.arg).array,
+    Op.BUFFER: lambda n: lookup(n.arg).array.reshape(n.shape),
     Op.CONST: _const,
     Op.RAND: _rand,
     Op.ARANGE: _arange,

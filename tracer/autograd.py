@@ -337,7 +337,7 @@ def _as_tensor(n) -> Tensor:
     """
     if n.op is Op.BUFFER:
         buf = lookup(n.arg)
-        return from_array(buf.array.copy(), n.dtype, buf.device)
+        return from_array(buf.array.reshape(n.shape).copy(), n.dtype, buf.device)
     return wrap_node(n)
 
 

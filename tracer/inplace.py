@@ -51,7 +51,7 @@ def inplace_node(x: Tensor, build, others: tuple = (), name: str = "CopySlices",
                            "tensor before performing the operation.")
     records = _check(x, others)
     storage = x._storage
-    other_nodes = tuple(o.node for o in others)
+    other_nodes = tuple([o.node for o in others])
     base = x._base
     if records and base is not None:
         base_node = base.node
@@ -119,10 +119,16 @@ def _direct_build(x: Tensor, fn, args, kwargs):
     return lambda old: node(op, (old, b.full(other, x.dtype, old.shape)))
 
 
+_NAMES: dict = {}  # fn -> the name of its in-place record
+
+
 def inplace_op(x: Tensor, fn, *args, name: str | None = None, **kwargs) -> Tensor:
     """Apply the out-of-place `fn(x, *args)` and write its result into x."""
-    others = tuple(a for a in args if isinstance(a, Tensor))
-    name = name or fn.__name__.capitalize().rstrip("_") + "Backward0"
+    others = tuple([a for a in args if type(a) is Tensor or isinstance(a, Tensor)])
+    if name is None:
+        name = _NAMES.get(fn)
+        if name is None:
+            name = _NAMES[fn] = fn.__name__.capitalize().rstrip("_") + "Backward0"
     direct = _direct_build(x, fn, args, kwargs)
     if direct is not None:
         return inplace_node(x, direct, others, name)

@@ -57,9 +57,11 @@ class Storage:
         self.external = False
 
     @classmethod
-    def from_array(cls, flat: np.ndarray, dtype: dt.DType, device: str = "cpu") -> Storage:
+    def from_array(cls, flat: np.ndarray, dtype: dt.DType, device: str = "cpu",
+                   shape: tuple[int, ...] | None = None) -> Storage:
+        """A realised storage over `flat`, read as `shape` (default: flat)."""
         buf = rb.Buffer(flat, device)
-        return cls(rb.buffer_node(buf, dtype), dtype, device, buf)
+        return cls(rb.buffer_node(buf, dtype, shape), dtype, device, buf)
 
     @property
     def is_realized(self) -> bool:
@@ -77,7 +79,7 @@ class Storage:
 
     def set_array(self, flat: np.ndarray) -> None:
         """Replace the value by a realised flat array (an in-place write)."""
-        self._adopt(rb.Buffer(flat, self.device))
+        self._adopt(rb.Buffer(flat, self.device), self.node.shape)
         self.version += 1
 
     def assign(self, flat: np.ndarray) -> None:
@@ -86,9 +88,9 @@ class Storage:
         _store(self, np.asarray(flat, dtype=self.dtype.np).reshape(-1))
         self.version += 1
 
-    def _adopt(self, buf: rb.Buffer) -> None:
+    def _adopt(self, buf: rb.Buffer, shape: tuple[int, ...] | None = None) -> None:
         self.buffer = buf
-        self.own = self.node = rb.buffer_node(buf, self.dtype)
+        self.own = self.node = rb.buffer_node(buf, self.dtype, shape)
         self.pending_writes = 0
 
     def array(self) -> np.ndarray:
@@ -98,19 +100,19 @@ class Storage:
         return self.buffer.array
 
 
-def _store(s: Storage, value: np.ndarray) -> None:
-    """Make `value` (flat) the storage's realised value."""
+def _store(s: Storage, value: np.ndarray, shape: tuple[int, ...] | None = None) -> None:
+    """Make `value` (flat) the storage's realised value, read as `shape` (default: flat)."""
     old = s.buffer
     if s.external and old is not None and old.array.shape == value.shape:
         # Write into the memory the user shares. Nodes that still read the old
         # value (pending graphs, autograd records) keep a private copy of it.
         old_node = weakref.ref(s.own)
-        s._adopt(rb.Buffer(old.array, s.device))
+        s._adopt(rb.Buffer(old.array, s.device), shape)
         if old_node() is not None:
             old.array = old.array.copy()
         np.copyto(s.buffer.array, value)
     else:
-        s._adopt(rb.Buffer(rb.owned(value), s.device))
+        s._adopt(rb.Buffer(rb.owned(value), s.device), shape)
 
 
 def realize_storages(storages, extra: tuple = ()) -> list[np.ndarray]:
@@ -142,4 +144,4 @@ def commit(storages, chains, values) -> None:
     """Make each value the realised value of its storage, whose pending node was its chain."""
     for s, chain, value in zip(storages, chains, values):
         rb.realized[chain] = value if not s.external else value.copy()
-        _store(s, value.reshape(-1))
+        _store(s, value.reshape(-1), chain.shape)

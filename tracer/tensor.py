@@ -327,7 +327,7 @@ def from_array(a: np.ndarray, dtype: dt.DType, device: str = "cpu",
     `external`: the caller keeps `a`, so in-place updates are written back into it.
     """
     if a.flags.c_contiguous:
-        storage = Storage.from_array(a.reshape(-1), dtype, device)
+        storage = Storage.from_array(a.reshape(-1), dtype, device, a.shape)
         storage.external = external
         return _new(storage, View.contiguous(a.shape), dtype, None)
     # NOTE: a strided array is shared through a flat view of the memory it spans.

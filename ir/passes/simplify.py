@@ -45,8 +45,9 @@ def _is_const(n: Node, value=None) -> bool:
     return n.arg == value and repr(float(n.arg)) == repr(float(value))
 
 
-def _is_leaf_flat(n: Node) -> bool:
-    return n.op is Op.BUFFER and n.ndim == 1
+def _is_leaf(n: Node) -> bool:
+    """A BUFFER: row-major memory of its own, whatever shape it is read in."""
+    return n.op is Op.BUFFER
 
 
 # ---------------------------------------------------------------------------
@@ -88,8 +89,9 @@ _VIEW_OF = {
 
 
 def compose_view(n: Node) -> tuple[Node, View] | None:
-    """(flat leaf, View) equal to `n`, a chain of movement ops over a flat leaf, or None."""
-    if _is_leaf_flat(n):
+    """(leaf, View of its row-major memory) equal to `n`, a chain of movement ops over
+    a BUFFER leaf, or None."""
+    if _is_leaf(n):
         return n, View.contiguous(n.shape)
     if n.op not in _VIEW_OF:
         return None
