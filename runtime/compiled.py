@@ -194,7 +194,6 @@ def program_for(canonical_outputs: tuple[Node, ...]) -> Compiled:
     """The program for canonical output nodes (`cache.canonical_over`): loaded from
     the disk cache or compiled. The caller keeps it (the in-memory cache is keyed
     by structure)."""
-    cache.memory.stats.misses += 1
     return _load_or_compile(canonical_outputs)
 
 

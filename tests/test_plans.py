@@ -213,3 +213,17 @@ def test_backward_twice_without_retain_graph_still_raises():
     y.backward()
     with pytest.raises(RuntimeError, match="backward through the graph a second time"):
         y.backward()
+
+
+def test_plans_live_in_the_bounded_compiled_graph_cache():
+    from ember.runtime import cache
+    x = em.tensor([1.0, 2.0], requires_grad=True)
+    for _ in range(3):
+        (x * x + 1.0).sum().backward()
+        x.grad = None
+    assert plans.stats == {"replayed": 2, "learned": 1}
+    assert sum(1 for k in cache.memory.entries if k[0] == "plan") == 1
+    cache.clear()  # forgets plans with everything else
+    (x * x + 1.0).sum().backward()
+    assert plans.stats["learned"] == 2
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 4.0])

@@ -22,12 +22,11 @@ then walks that graph again to find its compiled program. A plan skips both:
 
 Everything else (create_graph, an explicit gradient, `inputs=`, eager mode, the
 interpreter back end, em.compile's tracing, `EMBER_PLANS=0`) takes the general
-pass. The plans held are bounded (`MAX_PLANS`, least recently used first out).
+pass. Plans live in the compiled-graph cache (`runtime.cache.memory`, under keys
+that start with "plan"), within its bounds, and count as its hits and misses.
 """
 
 from __future__ import annotations
-
-from collections import OrderedDict
 
 import numpy as np
 
@@ -39,15 +38,17 @@ from .autograd import AccumulateGrad, _order, _stale, grad_total, set_grads
 
 __all__ = ["Probe", "clear", "probe", "stats"]
 
-_PLANS: OrderedDict = OrderedDict()  # key -> (compiled program, pending count)
-MAX_PLANS = 256
-# passes that replayed a plan, and plans made (tests and EMBER_DEBUG read them)
+# passes that replayed a plan, and plans made (tests read them)
 stats = {"replayed": 0, "learned": 0}
 
 
 def clear() -> None:
     """Forget every plan (and reset the counters)."""
-    _PLANS.clear()
+    memory = cache.memory
+    with memory.lock:
+        for key in [k for k in memory.entries if k[0] == "plan"]:
+            memory.stats.bytes -= memory.entries.pop(key).nbytes
+        memory.stats.entries = len(memory.entries)
     stats.update(replayed=0, learned=0)
 
 
@@ -59,14 +60,9 @@ class Probe:
 
     def replay(self, retain_graph: bool) -> bool:
         """Run the cached plan; False (nothing changed) when there is none or it fails."""
-        plan = _PLANS.get(self.key)
-        if plan is None:
+        entry = cache.memory.get(self.key)
+        if entry is None or not self._run(entry):
             return False
-        _PLANS.move_to_end(self.key)
-        entry, _ = plan
-        if not self._run(entry):
-            return False
-        cache.memory.stats.hits += 1
         stats["replayed"] += 1
         _free(self.order, retain_graph)
         return True
@@ -81,13 +77,14 @@ class Probe:
         canonical = cache.canonical_over(outputs, self.sources, self.rands)
         if canonical is None:
             return False
-        entry = program_for(canonical)
+        try:
+            entry = program_for(canonical)
+        except Exception:  # noqa: BLE001 - the general pass says what is wrong
+            return False
         if entry.fn is None or not self._run(entry):
             return False
-        _PLANS[self.key] = (entry, len(self.chains))
+        cache.memory.put(self.key, entry)
         stats["learned"] += 1
-        while len(_PLANS) > MAX_PLANS:
-            _PLANS.popitem(last=False)
         return True
 
     def _run(self, entry) -> bool:
@@ -150,7 +147,7 @@ def probe(t) -> Probe | None:
                           -1 - leaf_of[id(e)] if type(e) is AccumulateGrad else at[id(e)]))
         records.append((out, tuple(reads)))
     p = Probe()
-    p.key = (tokens, tuple(records), tuple(flags))
+    p.key = ("plan", tokens, tuple(records), tuple(flags))
     p.inputs, p.params, p.sources, p.rands = inputs, params, sources, rands
     p.order, p.leaves, p.pending, p.chains = order, leaves, pending, chains
     return p
