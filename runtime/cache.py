@@ -331,12 +331,18 @@ _VERSIONS = [None]
 
 
 class DiskCache:
-    """Generated source on disk, checksummed, written atomically."""
+    """Generated source on disk, checksummed, written atomically, bounded.
+
+    A load touches the file; every `PRUNE_EVERY` writes the folder is cut back to
+    `options.disk_cache_entries` files, least recently used first (by mtime).
+    """
 
     HEADER = "# ember-cache sha256="
+    PRUNE_EVERY = 64
 
     def __init__(self, stats: CacheStats):
         self.stats = stats
+        self.writes = 0
 
     @property
     def folder(self) -> str:
@@ -365,6 +371,10 @@ class DiskCache:
             self.stats.disk_rejects += 1
             return None
         self.stats.disk_hits += 1
+        try:
+            os.utime(self.path(digest))  # recently used: pruned last
+        except OSError:
+            pass
         return source, meta
 
     def store(self, digest: str, source: str, meta: dict | None = None) -> None:
@@ -388,6 +398,28 @@ class DiskCache:
         except OSError:
             return  # a read-only or full disk only costs a recompile next time
         self.stats.disk_writes += 1
+        self.writes += 1
+        if self.writes % self.PRUNE_EVERY == 0:
+            self.prune()
+
+    def prune(self, keep: int | None = None) -> int:
+        """Remove the least recently used files beyond `keep` (default
+        `options.disk_cache_entries`); returns how many went."""
+        keep = options.disk_cache_entries if keep is None else keep
+        try:
+            files = [(e.stat().st_mtime, e.path) for e in os.scandir(self.folder)
+                     if e.name.endswith(".py") and not e.name.startswith(".tmp-")]
+        except OSError:
+            return 0
+        files.sort()
+        gone = 0
+        for _, path in files[:max(0, len(files) - keep)]:
+            try:
+                os.unlink(path)
+                gone += 1
+            except OSError:  # another process removed it first
+                pass
+        return gone
 
 
 def digest_of(key: tuple[Node, ...]) -> str:

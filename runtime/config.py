@@ -45,6 +45,7 @@ class Options:
     plans: bool = field(default_factory=lambda: _flag("EMBER_PLANS", "1"))
     cache_entries: int = 1024
     cache_bytes: int = 256 << 20
+    disk_cache_entries: int = 4096  # files kept per compiler version (LRU by mtime)
     verify: bool = field(default_factory=lambda: _flag(
         "EMBER_VERIFY", "1" if "pytest" in sys.modules else "0"))
 

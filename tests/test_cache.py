@@ -247,3 +247,26 @@ def test_on_by_default():
     assert Options().backend in ("auto", "numpy") or "EMBER_BACKEND" in os.environ
     f(em.tensor([1.0, 2.0])).item()
     assert cache.stats().misses == 1
+
+
+def test_disk_cache_keeps_the_most_recently_used_files(monkeypatch):
+    monkeypatch.setattr(options, "disk_cache_entries", 3)
+    monkeypatch.setattr(cache.DiskCache, "PRUNE_EVERY", 1)  # prune on every write
+    x = em.tensor([0.5, 1.5])
+
+    def graph(k):
+        return (x * (k + 2.0)).exp().sum()
+    written = {}
+    for k in range(6):  # six graphs, written one after another
+        before = set(entries(options.cache_dir))
+        graph(k).item()
+        (new,) = set(entries(options.cache_dir)) - before
+        os.utime(new, (1000.0 + k, 1000.0 + k))  # distinct, increasing use times
+        written[k] = new
+    assert sorted(entries(options.cache_dir)) == sorted(written[k] for k in (3, 4, 5))
+    # loading a graph touches its file: it outlives files used before it
+    cache.clear()
+    graph(3).item()
+    assert cache.stats().disk_hits == 1
+    assert cache.disk.prune(keep=1) == 2
+    assert entries(options.cache_dir) == [written[3]]
