@@ -323,7 +323,15 @@ class _Kernel:
         elif op is Op.WHERE:
             c, a, b = args
             nat = np.result_type(s.srcs[1].dtype.np, s.srcs[2].dtype.np)
-            if nat == want and self.tiled or s.id in self.stored and nat == want:
+            if s.srcs[1].dtype.np == want and s.srcs[2].dtype.np == want:
+                # a branch-free select of bits (runtime/compiled.py `_select`)
+                dst = self.dest(s)
+                if dst is None:
+                    self.bind(s, f"_where({c}, {a}, {b}, {np_type(s.dtype)})")
+                else:
+                    self.lines.append(f"_select({c}, {a}, {b}, {dst})")
+                    self.finish(s, dst)
+            elif nat == want and self.tiled or s.id in self.stored and nat == want:
                 dst = self.dest(s)
                 self.lines.append(f"np.copyto({dst}, {b})")
                 self.lines.append(f"np.copyto({dst}, {a}, where={c})")

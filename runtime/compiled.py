@@ -84,9 +84,42 @@ def _bf16_(x: np.ndarray) -> None:
     x[...] = dt.round_bf16(x).reshape(x.shape)
 
 
+_UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def _bits(x, u):
+    """x's bits as unsigned integers of the same size (a view; a scalar's own bits)."""
+    return x.view(u) if isinstance(x, (np.ndarray, np.generic)) else x
+
+
+def _select(c, a, b, out: np.ndarray) -> np.ndarray:
+    """out = where(c, a, b), bit for bit, with no branch per element.
+
+    NOTE: NumPy's masked copies branch on every element; on a random mask that
+    costs ~6 ns an element here, 20x an arithmetic op. Selecting the bits,
+    b ^ ((a ^ b) & -c), gives the same result (NaN payloads and -0.0 included).
+    """
+    u = _UINT[out.dtype.itemsize]
+    m = np.asarray(c).astype(u)
+    np.negative(m, out=m)  # 1 -> all ones
+    o = out.view(u)
+    a, b = _bits(a, u), _bits(b, u)
+    np.bitwise_xor(a, b, out=o)
+    np.bitwise_and(o, m, out=o)
+    np.bitwise_xor(o, b, out=o)
+    return out
+
+
+def _where(c, a, b, dtype) -> np.ndarray:
+    """where(c, a, b) into a fresh array of the operands' broadcast shape."""
+    shape = np.broadcast_shapes(np.shape(c), np.shape(a), np.shape(b))
+    return _select(c, a, b, np.empty(shape, dtype))
+
+
 NAMESPACE = {"np": np, "dt": dt, "Op": Op, "View": View, "_extern": _extern,
              "_strided": _strided, "_write": _write, "_bf16": _bf16, "_bf16_": _bf16_,
-             "_tiles": threads.tiles, "_Stub": _Stub, "_int_pow": int_pow}
+             "_tiles": threads.tiles, "_Stub": _Stub, "_int_pow": int_pow,
+             "_select": _select, "_where": _where}
 
 
 class Compiled:

@@ -216,13 +216,31 @@ def test_cast(src, dst, tiling):
     check(node(Op.CAST, (node(Op.MUL, (x, b.like(x, 1))),), None, dst, x.shape))
 
 
-@pytest.mark.parametrize("dtype", [dt.float32, dt.bfloat16, dt.int32, dt.bool_],
-                         ids=lambda d: d.name)
+@pytest.mark.parametrize("dtype", ALL, ids=lambda d: d.name)
 def test_where(dtype, tiling):
     c = leaf(values(dt.bool_, (6, 6)), dt.bool_)
     x = leaf(values(dtype, (6, 6), 1), dtype)
     y = leaf(values(dtype, (6, 6), 2), dtype)
-    check(node(Op.WHERE, (c, x, y)), node(Op.WHERE, (c, b.like(x, 1), y)))
+    row = leaf(values(dtype, (6,), 3), dtype, (1, 6))
+    check(node(Op.WHERE, (c, x, y)), node(Op.WHERE, (c, b.like(x, 1), y)),
+          node(Op.WHERE, (c, y, b.expand_to(row, (6, 6)))),  # a broadcast operand
+          node(Op.MUL, (node(Op.WHERE, (c, b.like(x, -0.0), x)), b.like(x, 1))))
+
+
+def test_select_copies_bits():
+    """The branch-free select keeps NaN payloads, -0.0 and infinities bit for bit."""
+    from ember.runtime.compiled import _select
+    rng = np.random.default_rng(0)
+    for dtype in (np.float16, np.float32, np.float64):
+        u = {2: np.uint16, 4: np.uint32, 8: np.uint64}[np.dtype(dtype).itemsize]
+        a = rng.integers(0, np.iinfo(u).max, 500, dtype=u).view(dtype)  # every bit pattern
+        bb = np.array([np.nan, -0.0, np.inf, -np.inf, 1.5] * 100, dtype=dtype)
+        c = rng.random(500) < 0.5
+        got = _select(c, a, bb, np.empty(500, dtype))
+        assert np.array_equal(got.view(u), np.where(c, a.view(u), bb.view(u)))
+        got = _select(c, dtype(-0.0), bb, np.empty(500, dtype))  # a scalar operand
+        assert np.array_equal(got.view(u), np.where(c, np.array(-0.0, dtype).view(u),
+                                                    bb.view(u)))
 
 
 @pytest.mark.parametrize("dtype", ALL, ids=lambda d: d.name)
