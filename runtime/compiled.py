@@ -100,10 +100,15 @@ def _select(c, a, b, out: np.ndarray) -> np.ndarray:
     b ^ ((a ^ b) & -c), gives the same result (NaN payloads and -0.0 included).
     """
     u = _UINT[out.dtype.itemsize]
-    m = np.asarray(c).astype(u)
-    np.negative(m, out=m)  # 1 -> all ones
     o = out.view(u)
     a, b = _bits(a, u), _bits(b, u)
+    # NOTE: a cast then an in-place op: a ufunc casting bool itself is 3x slower
+    m = np.asarray(c).astype(u)
+    if isinstance(a, np.generic) and not a:  # where(c, 0, b) (relu): b & (c - 1)
+        np.subtract(m, u(1), out=m)  # True -> 0, False -> all ones
+        np.bitwise_and(b, m, out=o)
+        return out
+    np.negative(m, out=m)  # True -> all ones, False -> 0
     np.bitwise_xor(a, b, out=o)
     np.bitwise_and(o, m, out=o)
     np.bitwise_xor(o, b, out=o)
