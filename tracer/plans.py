@@ -28,6 +28,8 @@ that start with "plan"), within its bounds, and count as its hits and misses.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from ..runtime import cache
@@ -64,6 +66,9 @@ class Probe:
         if entry is None or not self._run(entry):
             return False
         stats["replayed"] += 1
+        if options.debug:
+            print(f"[ember] backward replayed its plan ({entry.kernels} kernels, "
+                  f"{len(self.order)} records)", file=sys.stderr)
         _free(self.order, retain_graph)
         return True
 
@@ -85,6 +90,9 @@ class Probe:
             return False
         cache.memory.put(self.key, entry)
         stats["learned"] += 1
+        if options.debug:
+            print(f"[ember] backward made a plan ({entry.kernels} kernels, "
+                  f"{len(self.order)} records)", file=sys.stderr)
         return True
 
     def _run(self, entry) -> bool:
