@@ -138,9 +138,10 @@ def _fast_nodes(operands, compute):
     other = operands[1]
     kind = type(other)
     if kind is Tensor:
-        if other.dtype is not first.dtype or other._view.shape != first._view.shape or \
-                other._storage.device != first._storage.device:
+        if other.dtype is not first.dtype or other._storage.device != first._storage.device:
             return None
+        if other._view.shape != first._view.shape:
+            return _broadcast_pair(first, other, raw, compute)
         raw2 = other.node
         if raw2 is raw and other is not first:
             raw2 = distinct_nodes((first, other), (raw, raw2))[1]
@@ -148,6 +149,25 @@ def _fast_nodes(operands, compute):
             return (first, other), (raw, raw2), [b.cast(raw, compute), b.cast(raw2, compute)]
         return (first, other), (raw, raw2), [raw, raw2]
     return _with_number(first, other, compute, left=False)
+
+
+def _broadcast_pair(first: Tensor, other: Tensor, raw: Node, compute):
+    """Two tensors of one dtype and device whose shapes broadcast (None otherwise: the
+    general path raises the error)."""
+    a, c = first._view.shape, other._view.shape
+    n = max(len(a), len(c))
+    a, c = (1,) * (n - len(a)) + a, (1,) * (n - len(c)) + c
+    shape = []
+    for x, y in zip(a, c):
+        if x != y and x != 1 and y != 1:
+            return None
+        shape.append(y if x == 1 else x)
+    shape = tuple(shape)
+    raw2 = other.node
+    if compute is not None:
+        return (first, other), (raw, raw2), [b.expand_to(b.cast(raw, compute), shape),
+                                            b.expand_to(b.cast(raw2, compute), shape)]
+    return (first, other), (raw, raw2), [b.expand_to(raw, shape), b.expand_to(raw2, shape)]
 
 
 def _with_number(t: Tensor, number, compute, left: bool):
