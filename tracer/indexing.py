@@ -177,6 +177,11 @@ def _checked(lin: Node, idx_tensors, sizes, dims, error=IndexError) -> Node:
 
 
 def getitem(x: Tensor, idx) -> Tensor:
+    kind = type(idx)
+    if (kind is int or kind is slice) and x._view.shape:
+        # x[i] and x[a:b:c] (the commonest) skip the general normalisation
+        v, _ = _basic(x, [idx])
+        return v
     items = _expand_index(idx, x.ndim)
     v, advanced = _basic(x, items)
     if not advanced:

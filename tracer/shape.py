@@ -241,20 +241,22 @@ def narrow(x: Tensor, dim: int, start: int, length: int) -> Tensor:
 
 def slice_dim(x: Tensor, d: int, start: int, stop: int, step: int,
               name: str = "SliceBackward0") -> Tensor:
-    arg = tuple((start, stop, step) if i == d else (0, s, 1) for i, s in enumerate(x.shape))
+    arg = tuple([(start, stop, step) if i == d else (0, s, 1)
+                 for i, s in enumerate(x._view.shape)])
     return make_view(x, x._view.slice(d, start, stop, step), node(Op.SLICE, (x.node,), arg),
                      name)
 
 
 def select(x: Tensor, dim: int, index: int) -> Tensor:
-    if x.ndim == 0:
+    shape = x._view.shape
+    if not shape:
         raise IndexError("select() cannot be applied to a 0-dim tensor.")
-    d = _dim(dim, x.ndim)
-    size = x.shape[d]
+    d = _dim(dim, len(shape))
+    size = shape[d]
     if not -size <= index < size:
         raise IndexError(f"index {index} is out of bounds for dimension {d} with size {size}")
     index %= size
-    arg = tuple((index, index + 1, 1) if i == d else (0, s, 1) for i, s in enumerate(x.shape))
+    arg = tuple([(index, index + 1, 1) if i == d else (0, s, 1) for i, s in enumerate(shape)])
     v = x._view.select(d, index)
     n = b.reshape(node(Op.SLICE, (x.node,), arg), v.shape)
     return make_view(x, v, n, "SelectBackward0")
