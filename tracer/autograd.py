@@ -165,7 +165,7 @@ def current_grad_fn(t: Tensor):
 # ---------------------------------------------------------------------------
 # the engine
 
-def _order(roots) -> list[GradFn]:
+def record_order(roots) -> list[GradFn]:
     """GradFns reachable from roots, each before the GradFns it feeds into (the
     reverse of a depth-first post-order over their edges)."""
     order: list[GradFn] = []
@@ -189,7 +189,7 @@ def _order(roots) -> list[GradFn]:
     return order
 
 
-def _stale(fn: GradFn) -> bool:
+def is_stale(fn: GradFn) -> bool:
     """Whether an input or the output of fn was written in place since it was recorded."""
     storage, version = fn.out_saved
     if storage.version != version:
@@ -271,7 +271,7 @@ def _engine(roots, root_cots, create_graph: bool, retain_graph: bool, as_nodes: 
     create_graph the cotangents flow as nodes and become Tensors only there;
     everything is lazy, and the caller realises what it keeps.
     """
-    order = _order(roots)
+    order = record_order(roots)
     for fn in order:
         if fn.freed:
             raise RuntimeError(
@@ -299,7 +299,7 @@ def _engine(roots, root_cots, create_graph: bool, retain_graph: bool, as_nodes: 
             g = entry[1]
             if fn.retained is not None and fn.retained() is not None:
                 retained.append((fn.retained(), g))
-            if not create_graph and not _stale(fn):
+            if not create_graph and not is_stale(fn):
                 direct = _direct(fn, g)
                 if direct is not None:
                     for e, gi in direct:
@@ -309,7 +309,7 @@ def _engine(roots, root_cots, create_graph: bool, retain_graph: bool, as_nodes: 
             if not wanted:
                 continue
             wrt = tuple(fn.in_nodes[i] for i in wanted)
-            stale = _stale(fn)
+            stale = is_stale(fn)
             grads, used = vjp(fn.out, g.node if create_graph else g, wrt, fn.in_nodes,
                               reads=stale)
             if stale:

@@ -36,7 +36,7 @@ from ..runtime import cache
 from ..runtime.compiled import program_for
 from ..runtime.config import options
 from . import storage
-from .autograd import AccumulateGrad, _order, _stale, grad_total, set_grads
+from .autograd import AccumulateGrad, grad_total, is_stale, record_order, set_grads
 
 __all__ = ["Probe", "clear", "probe", "stats"]
 
@@ -113,12 +113,12 @@ def probe(t) -> Probe | None:
     if (root is None or t._base is not None or not options.plans or options.eager
             or storage.tracing[0] is not None or options.backend in ("interpreter", "reference")):
         return None
-    order = _order([root])
+    order = record_order([root])
     leaves: list = []
     leaf_of: dict[int, int] = {}
     at = {id(f): i for i, f in enumerate(order)}
     for f in order:
-        if f.freed or f.retained is not None or _stale(f):
+        if f.freed or f.retained is not None or is_stale(f):
             return None
         for e in f.edges:
             if type(e) is AccumulateGrad and id(e) not in leaf_of:
