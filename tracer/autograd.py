@@ -122,10 +122,15 @@ def record(out: Tensor, name: str, inputs: tuple, in_nodes: tuple | None = None,
     # NOTE: `_node` is the computation over in_nodes; `out.node` would be a BUFFER
     # when eager mode has already realised out.
     out_node = out._node if out._node is not None else out.node
-    fn = GradFn(name, edges, in_nodes, out_node,
-                saved, (out._storage, out._storage.version))
+    storage = out._storage
+    fn = GradFn(name, edges, in_nodes, out_node, saved, (storage, storage.version))
     fn.scalars = scalars
-    _set_grad_fn(out, fn)
+    if out._grad_fn is None and not out._retains_grad:  # a fresh result: the common case
+        out._grad_fn = fn
+        out._requires_grad = True
+        out._fn_version = storage.version
+    else:
+        _set_grad_fn(out, fn)
 
 
 def _set_grad_fn(t: Tensor, fn: GradFn) -> None:

@@ -34,6 +34,9 @@ __all__ = [
 
 def as_operand(x, what: str = "operand"):
     """A Tensor or a Python number; anything else becomes a tensor or a TypeError."""
+    kind = type(x)
+    if kind is Tensor or kind is float or kind is int:
+        return x
     if isinstance(x, Tensor):
         return x
     if isinstance(x, (bool, numbers.Number, np.bool_)) and not isinstance(x, complex):
@@ -189,6 +192,9 @@ def _float_dtype(operands) -> dt.DType:
 
 
 def _is_bool(x) -> bool:
+    kind = type(x)
+    if kind is float or kind is int:
+        return False
     return x.dtype is dt.bool_ if isinstance(x, Tensor) else isinstance(x, (bool, np.bool_))
 
 

@@ -16,6 +16,7 @@ from ..ir import build as b
 from ..ir import dtypes as dt
 from ..ir.node import Node, node
 from ..ir.ops import Op
+from .shape import select, slice_dim, unsqueeze
 from .storage import realize_storages
 from .tensor import Tensor, from_array, result, wrap_node
 
@@ -71,7 +72,6 @@ def _basic(x: Tensor, items: list):
 
     Returns (view tensor, [(output dim, index tensor), ...]).
     """
-    from .shape import select, slice_dim, unsqueeze
     out = x
     dim = 0
     advanced = []

@@ -251,14 +251,15 @@ def select(x: Tensor, dim: int, index: int) -> Tensor:
     shape = x._view.shape
     if not shape:
         raise IndexError("select() cannot be applied to a 0-dim tensor.")
-    d = _dim(dim, len(shape))
+    d = dim if type(dim) is int and 0 <= dim < len(shape) else _dim(dim, len(shape))
     size = shape[d]
     if not -size <= index < size:
         raise IndexError(f"index {index} is out of bounds for dimension {d} with size {size}")
     index %= size
     arg = tuple([(index, index + 1, 1) if i == d else (0, s, 1) for i, s in enumerate(shape)])
     v = x._view.select(d, index)
-    n = b.reshape(node(Op.SLICE, (x.node,), arg), v.shape)
+    one = shape[:d] + (1,) + shape[d + 1:]
+    n = b.reshape(node(Op.SLICE, (x.node,), arg, x.dtype, one), v.shape)
     return make_view(x, v, n, "SelectBackward0")
 
 
