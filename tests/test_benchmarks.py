@@ -1,4 +1,4 @@
-"""The benchmark suite: a quick run's JSON is complete and no contender disagrees with NumPy.
+"""The benchmark suite: a quick run's JSON is complete and no ember contender disagrees with NumPy.
 
 One module-scoped `python -m benchmarks --quick --json` run in a subprocess (a few
 seconds on a 2-core CPU) feeds most tests; a few run `main` in-process with a filter.
@@ -86,8 +86,11 @@ def test_every_available_contender_is_reported(quick: tuple[dict[str, Any], str]
         assert not missing, f"{case.name}: no result for {sorted(missing)}"
 
 
-def test_no_numpy_or_torch_contender_disagrees(quick: tuple[dict[str, Any], str]) -> None:
-    failures = _failures(quick[0], ember=False)
+def test_no_numpy_or_torch_contender_fails(quick: tuple[dict[str, Any], str]) -> None:
+    """torch's own results may disagree with NumPy's beyond a case's tolerance (its
+    float32 transcendental chain at 64K did in some runs, by 1e-4): the suite reports
+    that and does not time it, which is what it is for; an error is a suite bug."""
+    failures = [f for f in _failures(quick[0], ember=False) if "disagrees" not in f]
     assert not failures, "\n".join(failures)
 
 
