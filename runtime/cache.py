@@ -147,10 +147,13 @@ def structure(outputs) -> tuple[tuple, list[np.ndarray], list[tuple[int, int]]]:
     return walked[:3]
 
 
-def walk(outputs):
+def walk(outputs, through_known: bool = False):
     """`structure`'s (key, inputs, params), then where each node is in the key
     (node -> position), the nodes the inputs come from and the RAND nodes, in
-    order; None for a graph deeper than the recursion limit."""
+    order; None for a graph deeper than the recursion limit.
+
+    `through_known`: a node whose value is known is still an input, but the walk
+    goes on below it too (a backward pass reads the values that computed it)."""
     index: dict[Node, int] = {}
     tokens: list[tuple] = []
     inputs: list[np.ndarray] = []
@@ -182,7 +185,11 @@ def walk(outputs):
                 tokens.append((id(op), repr(n.arg) if op is CONST else n.arg, n.dtype,
                                n.shape))
         elif known and ref(n) in known:
-            tokens.append((-1, n.dtype, n.shape))
+            if through_known:
+                below = tuple([visit(i) for i in ins])
+                tokens.append((-2, n.dtype, n.shape, *below))
+            else:
+                tokens.append((-1, n.dtype, n.shape))
             inputs.append(known[ref(n)])
             sources.append(n)
         elif len(ins) == 1:

@@ -268,3 +268,33 @@ def test_parameters_shared_with_numpy_are_updated_in_place():
     assert plans.stats["replayed"] >= 2
     np.testing.assert_array_equal(results[False], results[True])
     assert not np.array_equal(results[True], [0.5, -1.0, 2.0])
+
+
+@pytest.mark.parametrize("loop", ["rosenbrock_indexed", "mlp", "shared_and_reused"])
+def test_steps_that_print_their_loss_replay_exactly(loop):
+    """A loss realised before backward (`loss.item()` for a log line, on some steps)
+    is an input of the plan; the values below it are computed again from the leaves."""
+    loss_fn, make_params, make_data = LOOPS[loop]
+    results = {}
+    for use_plans in (False, True):
+        options.plans = use_plans
+        rng = np.random.default_rng(0)
+        params = {k: em.tensor(np.asarray(v, dtype=np.float32), requires_grad=True)
+                  for k, v in make_params(rng).items()}
+        data = tuple(em.tensor(np.asarray(a, dtype=np.float32)) for a in make_data(rng)) \
+            if make_data else ()
+        out = []
+        for step in range(6):
+            loss = loss_fn(params, data)
+            if step % 3 != 1:
+                out.append(loss.item())
+            loss.backward()
+            with em.no_grad():
+                for p in params.values():
+                    p -= 0.01 * p.grad
+                    p.grad.zero_()
+            out.extend(_arr(p) for p in params.values())
+        results[use_plans] = out
+    assert plans.stats["replayed"] >= 2
+    for a, b in zip(results[False], results[True]):
+        np.testing.assert_array_equal(a, b)

@@ -12,8 +12,9 @@ then walks that graph again to find its compiled program. A plan skips both:
   record, in the engine's order, the positions of its output and of the nodes
   it read, and whether each edge is a leaf, a record or nothing. The backward
   graph is a function of exactly these (the VJP rules read nodes, never data),
-  so an equal key means an equal graph; a record whose nodes the walk does not
-  reach (a value already realised) takes the general pass.
+  so an equal key means an equal graph. A value already realised (a loss
+  printed with `.item()`) is an input of the plan, and the walk goes on below it,
+  where the records' nodes are.
 - `Probe.replay()` finds the plan for the key and runs its program on the walk's
   inputs: it computes the leaves' pending values and gradients, exactly as the
   general pass's graph would (it is that graph, compiled once).
@@ -139,7 +140,7 @@ def probe(t) -> Probe | None:
         if x._grad is not None:
             outputs.append(x._grad.node)
         flags.append((waits, x._grad is not None, x.dtype))
-    walked = cache.walk(outputs)
+    walked = cache.walk(outputs, through_known=True)
     if walked is None:
         return None
     tokens, inputs, params, index, sources, rands = walked
