@@ -37,7 +37,7 @@ from ..runtime import cache
 from ..runtime.compiled import program_for
 from ..runtime.config import options
 from . import storage
-from .autograd import AccumulateGrad, grad_total, is_stale, record_order, set_grads
+from .autograd import AccumulateGrad, grad_total, record_order, set_grads
 
 __all__ = ["Probe", "clear", "probe", "stats"]
 
@@ -119,8 +119,14 @@ def probe(t) -> Probe | None:
     leaf_of: dict[int, int] = {}
     at = {id(f): i for i, f in enumerate(order)}
     for f in order:
-        if f.freed or f.retained is not None or is_stale(f):
+        if f.freed or f.retained is not None:
             return None
+        st, version = f.out_saved
+        if st.version != version:
+            return None
+        for st, version, _ in f.saved:
+            if version is not None and st.version != version:
+                return None  # a stale record: the general pass says which
         for e in f.edges:
             if type(e) is AccumulateGrad and id(e) not in leaf_of:
                 leaf = e.variable
@@ -145,16 +151,14 @@ def probe(t) -> Probe | None:
         return None
     tokens, inputs, params, index, sources, rands = walked
     records = []
+    get = index.get
     for f in order:
-        out = index.get(f.out)
-        reads = []
-        for x, e in zip(f.in_nodes, f.edges):
-            i = index.get(x)
-            if out is None or i is None:
-                return None
-            reads.append((i, None if e is None else
-                          -1 - leaf_of[id(e)] if type(e) is AccumulateGrad else at[id(e)]))
-        records.append((out, tuple(reads)))
+        nodes = [get(f.out)] + [get(x) for x in f.in_nodes]
+        if None in nodes:  # a node the walk did not reach
+            return None
+        nodes += [None if e is None else -1 - leaf_of[id(e)]
+                  if type(e) is AccumulateGrad else at[id(e)] for e in f.edges]
+        records.append(tuple(nodes))
     p = Probe()
     p.key = ("plan", tokens, tuple(records), tuple(flags))
     p.inputs, p.params, p.sources, p.rands = inputs, params, sources, rands
