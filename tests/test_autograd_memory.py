@@ -4,8 +4,8 @@ Two loops: the Rosenbrock descent of examples/rosenbrock.py and a small linear
 regression. Every step must realise the very same graph once (its text, with
 buffer ids masked, is identical from step to step; or, once the backward pass
 has a plan, the same plan), the number of live nodes must stay put, autograd's
-records must be released, and (slow) tracemalloc's peak over steps 500-1000
-must not exceed the peak over steps 100-500 by more than a small margin.
+records must be released, and (slow) tracemalloc's peak over steps 3200-4000
+must not exceed the peak over steps 2500-3200 by more than a small margin.
 """
 
 from __future__ import annotations
@@ -158,7 +158,11 @@ def _peaks(step, steps: int) -> np.ndarray:
 @pytest.mark.parametrize("loop", list(LOOPS))
 def test_memory_stays_flat(loop):
     step, _ = LOOPS[loop]()
-    peaks = _peaks(step, 1000)
-    early, late = int(peaks[100:500].max()), int(peaks[500:].max())
+    # NOTE: CPython's free lists (tuples, floats, ...) keep what they hold traced, so
+    # the traced total climbs while they fill with objects allocated under tracing
+    # (the linear regression's for ~2,500 steps; then flat at 225 KB to step 20,000):
+    # the windows compared come after that.
+    peaks = _peaks(step, 4000)
+    early, late = int(peaks[2500:3200].max()), int(peaks[3200:].max())
     assert late <= early * 1.05 + 32 * 1024, (
-        f"{loop}: peak memory grew from {early} B (steps 100-500) to {late} B (500-1000)")
+        f"{loop}: peak memory grew from {early} B (steps 2500-3200) to {late} B (3200-4000)")
