@@ -304,17 +304,17 @@ def _engine(roots, root_cots, create_graph: bool, retain_graph: bool, as_nodes: 
             g = entry[1]
             if fn.retained is not None and fn.retained() is not None:
                 retained.append((fn.retained(), g))
-            if not create_graph and not is_stale(fn):
-                direct = _direct(fn, g)
+            stale = is_stale(fn)
+            if not stale:
+                direct = _direct(fn, g.node if create_graph else g)
                 if direct is not None:
                     for e, gi in direct:
-                        add(e, gi)
+                        add(e, _recorded_cotangent(fn, g, gi) if create_graph else gi)
                     continue
             wanted = _wanted(fn)
             if not wanted:
                 continue
             wrt = tuple(fn.in_nodes[i] for i in wanted)
-            stale = is_stale(fn)
             grads, used = vjp(fn.out, g.node if create_graph else g, wrt, fn.in_nodes,
                               reads=stale)
             if stale:

@@ -37,7 +37,7 @@ from ..runtime import cache
 from ..runtime.compiled import program_for
 from ..runtime.config import options
 from . import storage
-from .autograd import AccumulateGrad, grad_total, record_order, set_grads
+from .autograd import AccumulateGrad, grad_total, is_stale, record_order, set_grads
 
 __all__ = ["Probe", "clear", "probe", "stats"]
 
@@ -121,12 +121,8 @@ def probe(t) -> Probe | None:
     for f in order:
         if f.freed or f.retained is not None:
             return None
-        st, version = f.out_saved
-        if st.version != version:
-            return None
-        for st, version, _ in f.saved:
-            if version is not None and st.version != version:
-                return None  # a stale record: the general pass says which
+        if is_stale(f):
+            return None  # the general pass says which input changed
         for e in f.edges:
             if type(e) is AccumulateGrad and id(e) not in leaf_of:
                 leaf = e.variable

@@ -274,15 +274,6 @@ def vjp(out: Node, cot: Node, wrt: tuple[Node, ...], stop: tuple[Node, ...] = ()
     """
     targets = {id(w) for w in wrt}
     leaves = targets | {id(s) for s in stop}
-    if not reads and out.inputs and id(out) not in leaves and all(
-            id(i) in leaves or not i.inputs for i in out.inputs):
-        # NOTE: most records are one primitive over their inputs: no walk needed.
-        direct: dict[int, Node] = {}
-        for x, gx in zip(out.inputs, VJP[out.op](out, cot)):
-            if gx is not None and id(x) in targets and x.dtype.is_floating_point:
-                prev = direct.get(id(x))
-                direct[id(x)] = gx if prev is None else _add(prev, gx)
-        return [direct.get(id(w)) for w in wrt], set()
     order = toposort([out], stop=lambda n: id(n) in leaves)
     depends: set[int] = set()
     for n in order:
