@@ -61,16 +61,16 @@ class View:
     shape: tuple[int, ...]
     strides: tuple[int, ...]
     offset: int = 0
-    # derived once, at construction: the tracer asks these on every op
+    # derived once: the tracer asks these on every op (overlap only of views written to)
     _numel: int = field(init=False, repr=False, compare=False, hash=False)
     _contiguous: bool = field(init=False, repr=False, compare=False, hash=False)
-    _overlap: bool = field(init=False, repr=False, compare=False, hash=False)
+    _overlap: bool | None = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self):
         shape, strides = self.shape, self.strides
         _set(self, "_numel", prod(shape))
         _set(self, "_contiguous", _is_contiguous(shape, strides))
-        _set(self, "_overlap", _has_overlap(shape, strides))
+        _set(self, "_overlap", None)
 
     @staticmethod
     def contiguous(shape: tuple[int, ...], offset: int = 0) -> View:
@@ -96,6 +96,8 @@ class View:
 
     def has_overlap(self) -> bool:
         """True when two indices can address the same element (e.g. an expanded dim)."""
+        if self._overlap is None:
+            _set(self, "_overlap", _has_overlap(self.shape, self.strides))
         return self._overlap
 
     def span(self) -> tuple[int, int]:

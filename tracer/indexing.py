@@ -178,9 +178,10 @@ def _checked(lin: Node, idx_tensors, sizes, dims, error=IndexError) -> Node:
 
 def getitem(x: Tensor, idx) -> Tensor:
     kind = type(idx)
-    if (kind is int or kind is slice) and x._view.shape:
-        # x[i] and x[a:b:c] (the commonest) skip the general normalisation
-        v, _ = _basic(x, [idx])
+    if kind is int and x._view.shape:
+        return select(x, 0, idx)  # x[i], the commonest: the same checks and errors
+    if kind is slice and x._view.shape:
+        v, _ = _basic(x, [idx])  # x[a:b:c] skips the general normalisation
         return v
     items = _expand_index(idx, x.ndim)
     v, advanced = _basic(x, items)
