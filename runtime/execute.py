@@ -42,7 +42,7 @@ def run(outputs: list[Node]) -> list[np.ndarray]:
     if options.debug:
         start = time.perf_counter()
     if not options.eager and options.backend not in ("interpreter", "reference"):
-        values = (_COMPILED[0] if _COMPILED else _run_compiled())(outputs)
+        values = _run_compiled()(outputs)
     else:
         values = evaluate(outputs)
     if options.debug:

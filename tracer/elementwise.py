@@ -155,22 +155,11 @@ def _fast_nodes(operands, compute):
 
 
 def _broadcast_pair(first: Tensor, other: Tensor, raw: Node, compute):
-    """Two tensors of one dtype and device whose shapes broadcast (None otherwise: the
-    general path raises the error)."""
-    a, c = first._view.shape, other._view.shape
-    n = max(len(a), len(c))
-    a, c = (1,) * (n - len(a)) + a, (1,) * (n - len(c)) + c
-    shape = []
-    for x, y in zip(a, c):
-        if x != y and x != 1 and y != 1:
-            return None
-        shape.append(y if x == 1 else x)
-    shape = tuple(shape)
+    """Two tensors of one dtype and device, of shapes that must broadcast."""
+    shape = broadcast_shapes(first._view.shape, other._view.shape)
     raw2 = other.node
-    if compute is not None:
-        return (first, other), (raw, raw2), [b.expand_to(b.cast(raw, compute), shape),
-                                            b.expand_to(b.cast(raw2, compute), shape)]
-    return (first, other), (raw, raw2), [b.expand_to(raw, shape), b.expand_to(raw2, shape)]
+    nodes = (raw, raw2) if compute is None else (b.cast(raw, compute), b.cast(raw2, compute))
+    return (first, other), (raw, raw2), [b.expand_to(n, shape) for n in nodes]
 
 
 def _with_number(t: Tensor, number, compute, left: bool):

@@ -124,7 +124,7 @@ _NAMES: dict = {}  # fn -> the name of its in-place record
 
 def inplace_op(x: Tensor, fn, *args, name: str | None = None, **kwargs) -> Tensor:
     """Apply the out-of-place `fn(x, *args)` and write its result into x."""
-    others = tuple([a for a in args if type(a) is Tensor or isinstance(a, Tensor)])
+    others = tuple([a for a in args if isinstance(a, Tensor)])
     if name is None:
         name = _NAMES.get(fn)
         if name is None:

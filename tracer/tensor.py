@@ -395,7 +395,6 @@ def result(n: Node, inputs: tuple, name: str, in_nodes: tuple | None = None,
     if mode._grad_enabled[0] and n.dtype.category == 2:
         for x in inputs:
             if x._requires_grad:
-                (_AUTOGRAD[0] if _AUTOGRAD else _autograd()).record(
-                    t, name, inputs, in_nodes, scalars)
+                _autograd().record(t, name, inputs, in_nodes, scalars)
                 break
     return t
