@@ -59,6 +59,20 @@ OPERATOR = {"np.add": "({} + {})", "np.subtract": "({} - {})", "np.multiply": "(
             "np.true_divide": "({} / {})", "np.negative": "(-{})"}
 _SCALAR_OPS = set(UFUNC) | {Op.EXPAND, Op.NOT}
 _SCALAR_DTYPES = {np.dtype(np.float32), np.dtype(np.float64)}
+# NumPy's SIMD loops for these take two contiguous arrays; with a scalar operand
+# they fall back to a loop 1.7x slower (64K float32: 16 us against 9.6 us), so a
+# tiled kernel passes the constant as an array filled once (same bits: checked
+# by the tests against the interpreter)
+_FILL_CONST = {Op.MAX, Op.MIN}
+# NumPy's ufunc buffer (elements): the default, and the generated `_bufsize(n)`
+# that sets it. An elementwise op with an operand broadcast along the last axis
+# (x - rowmax, e * (1 / rowsum)) runs through buffers of this size, copying the
+# broadcast operand out chunk by chunk; with a buffer no longer than one row it
+# runs row by row on NumPy's scalar-operand SIMD loop instead (a 128x1024 float32
+# tile: 57 us -> 19 us). Elementwise results do not depend on the buffer size; a
+# reduction's do (one that casts, such as a float16 sum, adds in buffer-sized
+# runs), so reductions always run at the default.
+DEFAULT_BUFSIZE = 8192
 # view steps: Op -> source template ({x} the operand, {a} the arg)
 VIEW = {
     Op.RESHAPE: "{x}.reshape({a})",
@@ -190,6 +204,9 @@ class _Kernel:
         self.free: dict[tuple, list[int]] = {}
         self.held: dict[int, int] = {}  # statement id -> scratch index
         self.pre = [s for s in k.body if s.op is Op.MATMUL] if tiled else []
+        self.fills: dict[tuple, int] = {}  # (tile shape, dtype, literal) -> fill index
+        self.bufsize = DEFAULT_BUFSIZE  # the ufunc buffer size the emitted lines leave set
+        self.resized = False  # whether any line changes it (the tile function restores it)
         self.scalar = False  # set by emit(): a one-element kernel on NumPy scalars
 
     # -- operands ----------------------------------------------------------------
@@ -256,6 +273,12 @@ class _Kernel:
         self.held[s.id] = k
         return self._scratch_ref(k)
 
+    def filled(self, r: Ref, shape) -> str:
+        """A tile-shaped array of the constant r (made once, when the module loads)."""
+        key = (tuple(shape), r.dtype.np.str, literal(r.index, r.dtype))
+        j = self.fills.setdefault(key, len(self.fills))
+        return f"f{j}"
+
     def _scratch_ref(self, k: int) -> str:
         return f"s{k}"  # bound at the top of the tile function
 
@@ -306,6 +329,10 @@ class _Kernel:
             self.call(s, "np.multiply", [x, x], want, s.srcs[:1])
         elif op in UFUNC:
             fn = f"np.{UFUNC[op]}"
+            self.buffer_for(s)
+            if op in _FILL_CONST and self.tiled:
+                args = [self.filled(r, s.shape) if r.kind == "const" else a
+                        for a, r in zip(args, s.srcs)]
             self.call(s, fn, args, _natural(op, [r.dtype for r in s.srcs]), s.srcs)
         elif op is Op.NOT:
             fn = "np.logical_not" if s.srcs[0].dtype.is_bool else "np.invert"
@@ -411,8 +438,24 @@ class _Kernel:
             self.lines.append(f"_bf16_({dst})")
         self.names[s.id] = dst
 
+    def buffer_for(self, s: Stmt) -> None:
+        """Set the ufunc buffer for an elementwise statement of a tile (see DEFAULT_BUFSIZE)."""
+        last = s.shape[-1] if s.shape else 0
+        if not self.tiled or not 16 <= last < DEFAULT_BUFSIZE:
+            return
+        if any(r.kind != "const" and len(self.actual(r)) == len(s.shape)
+               and self.actual(r)[-1] == 1 for r in s.srcs):
+            self.set_bufsize(last // 16 * 16)  # NumPy takes multiples of 16
+
+    def set_bufsize(self, size: int) -> None:
+        if size != self.bufsize:
+            self.lines.append(f"np.setbufsize({size})")
+            self.bufsize = size
+            self.resized = True
+
     def reduce(self, s: Stmt) -> None:
         (r,) = s.srcs
+        self.set_bufsize(DEFAULT_BUFSIZE)
         x = self.full(r)
         if s.op in (Op.REDUCE_MAX, Op.REDUCE_MIN) and any(r.shape[a] == 0 for a in s.arg):
             msg = (f"max/min of an empty tensor of shape {tuple(r.shape)} over dims "
@@ -470,14 +513,26 @@ class _Kernel:
                 head.append(f"m{st.id} = m{st.id}{_index(a, 'lo:hi')}")
         for j, (shape, _) in enumerate(self.scratch):
             head.append(f"s{j} = s[{j}]{_index(a, ':n')}" if shape[a] > 1 else f"s{j} = s[{j}]")
+        fills = []
+        for (shape, d, value), j in self.fills.items():
+            name = f"_F_{k.name}_{j}"
+            fills.append(f"{name} = np.full({self._tile_spec(shape)!r}, {value})\n")
+            head.append(f"f{j} = {name}{_index(a, ':n')}" if shape[a] > 1 else f"f{j} = {name}")
         params = ", ".join(["lo", "hi"] + loads + pre + outs + ["s"])
-        src = f"def {k.name}_tile({params}):\n"
-        src += "".join(f"    {ln}\n" for ln in head + self.lines)
+        src = "".join(fills) + f"def {k.name}_tile({params}):\n"
+        if self.resized:
+            # NOTE: restored even when a line raises: a worker thread keeps its setting
+            body = (["try:"] + [f"    {ln}" for ln in self.lines]
+                    + ["finally:", f"    np.setbufsize({DEFAULT_BUFSIZE})"])
+        else:
+            body = self.lines
+        src += "".join(f"    {ln}\n" for ln in head + body)
         outer = [self._pre_line(s) for s in self.pre]
         spec = repr(tuple(self._scratch_spec()))
         inner = k.numel // k.domain[a]
+        whole = not self.scratch and not self.fills
         outer.append(f"_tiles({k.name}_tile, {k.domain[a]}, {self.rows}, {inner}, "
-                     f"({', '.join(loads + pre + outs)},), {spec}, _S_{k.name})")
+                     f"({', '.join(loads + pre + outs)},), {spec}, _S_{k.name}, {whole})")
         src += f"_S_{k.name} = []\n"
         src += f"def {k.name}({', '.join(loads + outs)}):\n"
         src += "".join(f"    {ln}\n" for ln in outer)
@@ -491,12 +546,16 @@ class _Kernel:
             self.axis = saved
         return line.replace("\n", "\n    ")
 
+    def _tile_spec(self, shape) -> tuple:
+        """`shape` with its tile axis cut to one tile."""
+        shape = list(shape)
+        if self.axis is not None:
+            shape[self.axis] = min(self.rows, shape[self.axis])
+        return tuple(shape)
+
     def _scratch_spec(self):
         for shape, d in self.scratch:
-            shape = list(shape)
-            if self.axis is not None:
-                shape[self.axis] = min(self.rows, shape[self.axis])
-            yield (tuple(shape), d)
+            yield (self._tile_spec(shape), d)
 
 
 # ---------------------------------------------------------------------------

@@ -1,11 +1,13 @@
 """A small thread pool that runs a kernel's tiles (NumPy releases the GIL in ufuncs).
 
-`tiles(fn, size, rows, inner, args, spec, cache)` calls `fn(lo, hi, *args, scratch)`
-for every tile [lo, hi) of `rows` along the tile axis. The tiles are split into
-one contiguous run per worker (`options.num_threads`, from EMBER_NUM_THREADS,
-default the core count); small kernels run in the calling thread. `scratch` is
-a list of arrays allocated from `spec` ((shape, dtype) pairs); each worker
-takes a set from `cache` and gives it back, so runs reuse them.
+`tiles(fn, size, rows, inner, args, spec, cache, whole)` calls `fn(lo, hi, *args,
+scratch)` for every tile [lo, hi) of `rows` along the tile axis (with `whole`,
+once for each worker's run of tiles: the kernel holds no tile-sized arrays).
+The tiles are split into one contiguous run per worker (`options.num_threads`,
+from EMBER_NUM_THREADS, default the core count); small kernels run in the
+calling thread. `scratch` is a list of arrays allocated from `spec` ((shape,
+dtype) pairs); each worker takes a set from `cache` and gives it back, so runs
+reuse them.
 """
 
 from __future__ import annotations
@@ -52,11 +54,11 @@ def _scratch(spec, cache: list) -> list:
         return [np.empty(shape, dtype) for shape, dtype in spec]
 
 
-def _run(fn, size, rows, args, spec, cache, first, last) -> None:
-    if not spec:
-        # NOTE: a kernel without scratch buffers computes each row on its own, so
-        # one call over the worker's whole run of tiles gives the same result with
-        # one NumPy call per op instead of one per tile.
+def _run(fn, size, rows, args, spec, cache, first, last, whole) -> None:
+    if whole:
+        # NOTE: a kernel without scratch or filled arrays computes each row on its
+        # own, so one call over the worker's whole run of tiles gives the same
+        # result with one NumPy call per op instead of one per tile.
         fn(first * rows, min(size, last * rows), *args, [])
         return
     s = _scratch(spec, cache)
@@ -68,19 +70,20 @@ def _run(fn, size, rows, args, spec, cache, first, last) -> None:
         cache.append(s)
 
 
-def tiles(fn, size: int, rows: int, inner: int, args: tuple, spec, cache: list) -> None:
+def tiles(fn, size: int, rows: int, inner: int, args: tuple, spec, cache: list,
+          whole: bool = False) -> None:
     """Run fn over the tiles of [0, size) (`inner` elements per index of the tile axis)."""
     ntiles = -(-size // rows)
     workers = min(options.num_threads, ntiles, max(1, size * inner // MIN_PARALLEL_ELEMS))
     if workers <= 1:
-        _run(fn, size, rows, args, spec, cache, 0, ntiles)
+        _run(fn, size, rows, args, spec, cache, 0, ntiles, whole)
         return
     bounds = [ntiles * w // workers for w in range(workers + 1)]
     ex = pool(options.num_threads)
-    futures = [ex.submit(_run, fn, size, rows, args, spec, cache, bounds[w], bounds[w + 1])
-               for w in range(1, workers)]
+    futures = [ex.submit(_run, fn, size, rows, args, spec, cache, bounds[w], bounds[w + 1],
+                         whole) for w in range(1, workers)]
     try:
-        _run(fn, size, rows, args, spec, cache, bounds[0], bounds[1])
+        _run(fn, size, rows, args, spec, cache, bounds[0], bounds[1], whole)
     finally:
         for f in futures:
             f.result()

@@ -240,3 +240,57 @@ def test_memory_plan_reuses_dead_intermediates_and_reports_peak():
     # the program keeps its slots between runs: they count in the cache's bytes
     assert compiled_for(d).nbytes >= sum(plan.slot_bytes)
     agrees(d, rtol=1e-5)
+
+
+SPECIAL_VALUES = [0.0, -0.0, np.nan, np.inf, -np.inf, 1.5, -1.5, 0.25]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "int32"])
+def test_max_min_with_a_constant_read_a_filled_tile_and_stay_bit_identical(dtype):
+    # NumPy's maximum/minimum are 1.7x slower with a scalar operand than with
+    # an array, so a tiled kernel passes constants as filled arrays
+    options.tile_elems = 256
+    values = np.resize(np.array(SPECIAL_VALUES), 3000)
+    if dtype == "int32":
+        values = np.arange(-1500, 1500)
+    x = em.tensor(values.astype(dtype))
+    bounds = [0, 1] if dtype == "int32" else [0.0, -0.0, 0.25, float("nan")]
+    for c in bounds:
+        ys = [x.clamp(min=c), x.clamp(max=c), x.clamp(min=c, max=2)]
+        assert "_F_k" in compiled_for(*ys).source
+        em.realize(*ys)
+        agrees(*ys)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_row_broadcasts_run_with_row_sized_buffers_and_reductions_stay_exact(dtype):
+    # x - rowmax with NumPy's default ufunc buffer copies the broadcast operand
+    # chunk by chunk; a row-sized buffer runs row by row. A reduction that casts
+    # (a float16 sum) adds in buffer-sized runs, so it must run at the default:
+    # these sums follow a row broadcast in the same tile, on two worker threads.
+    options.tile_elems, saved_threads = 1 << 14, options.num_threads
+    options.num_threads = 2
+    try:
+        rng = np.random.default_rng(1)
+        x = em.tensor(rng.standard_normal((512, 1000)).astype(dtype))
+        y = x.softmax(dim=1)
+        z = (x - x.amax(1, keepdim=True)).exp().sum(1)
+        w = (x - x.mean(1, keepdim=True)).square().sum(1)
+        for t in (y, z, w):
+            size = None  # the buffer size each line of the tile function runs with
+            for line in compiled_for(t).source.splitlines():
+                line = line.strip()
+                if line.startswith("np.setbufsize("):
+                    size = int(line[len("np.setbufsize("):-1])
+                elif ".reduce(" in line:
+                    assert size in (None, 8192), line
+                elif "np.subtract(l0, s0" in line:
+                    assert size == 992, line
+        before = np.getbufsize()
+        for _ in range(2):  # the second pass finds the workers as the first left them
+            y, z, w = em.realize(x.softmax(dim=1), (x - x.amax(1, keepdim=True)).exp().sum(1),
+                                 (x - x.mean(1, keepdim=True)).square().sum(1))
+            agrees(y, z, w)
+        assert np.getbufsize() == before
+    finally:
+        options.num_threads = saved_threads
