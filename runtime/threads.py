@@ -3,48 +3,98 @@
 `tiles(fn, size, rows, inner, args, spec, cache, whole)` calls `fn(lo, hi, *args,
 scratch)` for every tile [lo, hi) of `rows` along the tile axis (with `whole`,
 once for each worker's run of tiles: the kernel holds no tile-sized arrays).
-The tiles are split into one contiguous run per worker (`options.num_threads`,
-from EMBER_NUM_THREADS, default the core count); small kernels run in the
-calling thread. `scratch` is a list of arrays allocated from `spec` ((shape,
-dtype) pairs); each worker takes a set from `cache` and gives it back, so runs
-reuse them.
+The tiles are split into one contiguous run per thread (`options.num_threads`,
+from EMBER_NUM_THREADS, default the core count): the calling thread runs the
+first and `num_threads - 1` pool threads the others; small kernels run in the
+calling thread alone. `scratch` is a list of arrays allocated from `spec`
+((shape, dtype) pairs); each thread takes a set from `cache` and gives it back,
+so runs reuse them.
+
+Each pool thread waits on a lock of its own and reports on another: a round
+trip costs ~80 us on a 2-core VM (the time a sleeping core takes to wake),
+against ~90 us through `concurrent.futures`' queue and condition variable. One
+kernel uses the pool at a time; a kernel started meanwhile (from another
+thread) runs in its caller's thread. A forked child starts a pool of its own.
 """
 
 from __future__ import annotations
 
+import os
 import threading
+from functools import partial
 
 import numpy as np
 
 from .config import options
 
-__all__ = ["pool", "tiles"]
+__all__ = ["MIN_PARALLEL_ELEMS", "tiles"]
 
-# below this many elements per worker, threads cost more than they save
+# below this many elements per thread, threads cost more than they save
 MIN_PARALLEL_ELEMS = 1 << 17
 
-_pool: list = [None, 0]
-_lock = threading.Lock()
+
+class _Worker:
+    """One pool thread: `start(task)` hands it a task, `join()` waits for it."""
+
+    __slots__ = ("task", "error", "go", "done")
+
+    def __init__(self, index: int):
+        self.task = None
+        self.error: BaseException | None = None
+        self.go = threading.Lock()
+        self.done = threading.Lock()
+        self.go.acquire()
+        self.done.acquire()
+        threading.Thread(target=self._loop, name=f"ember-{index}", daemon=True).start()
+
+    def _loop(self) -> None:
+        np.seterr(all="ignore")
+        while True:
+            self.go.acquire()
+            task, self.task = self.task, None
+            if task is None:  # stop()
+                return
+            try:
+                task()
+            except BaseException as e:  # noqa: BLE001 - re-raised by join() in the caller
+                self.error = e
+            self.done.release()
+
+    def start(self, task) -> None:
+        self.task = task
+        self.go.release()
+
+    def join(self) -> None:
+        self.done.acquire()
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+    def stop(self) -> None:
+        self.task = None
+        self.go.release()
 
 
-def _init_worker() -> None:
-    np.seterr(all="ignore")
+_workers: list[_Worker] = []
+_busy = threading.Lock()  # held by the kernel using the pool
 
 
-def pool(workers: int):
-    """The shared ThreadPoolExecutor (recreated if the thread count changed)."""
-    # NOTE: imported on first use: a process that never runs a large kernel
-    # does not pay for importing concurrent.futures
-    from concurrent.futures import ThreadPoolExecutor
+def _pool(n: int) -> list[_Worker]:
+    """The pool's first n threads (started on first use; _busy is held)."""
+    while len(_workers) < n:
+        _workers.append(_Worker(len(_workers) + 1))
+    return _workers[:n]
 
-    with _lock:
-        if _pool[0] is None or _pool[1] != workers:
-            if _pool[0] is not None:
-                _pool[0].shutdown(wait=False)
-            _pool[0] = ThreadPoolExecutor(workers, thread_name_prefix="ember",
-                                          initializer=_init_worker)
-            _pool[1] = workers
-        return _pool[0]
+
+def _forget_after_fork() -> None:
+    # a forked child has none of the parent's threads
+    global _busy
+    _workers.clear()
+    _busy = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def _scratch(spec, cache: list) -> list:
@@ -57,7 +107,7 @@ def _scratch(spec, cache: list) -> list:
 def _run(fn, size, rows, args, spec, cache, first, last, whole) -> None:
     if whole:
         # NOTE: a kernel without scratch or filled arrays computes each row on its
-        # own, so one call over the worker's whole run of tiles gives the same
+        # own, so one call over the thread's whole run of tiles gives the same
         # result with one NumPy call per op instead of one per tile.
         fn(first * rows, min(size, last * rows), *args, [])
         return
@@ -74,16 +124,20 @@ def tiles(fn, size: int, rows: int, inner: int, args: tuple, spec, cache: list,
           whole: bool = False) -> None:
     """Run fn over the tiles of [0, size) (`inner` elements per index of the tile axis)."""
     ntiles = -(-size // rows)
-    workers = min(options.num_threads, ntiles, max(1, size * inner // MIN_PARALLEL_ELEMS))
-    if workers <= 1:
+    n = min(options.num_threads, ntiles, max(1, size * inner // MIN_PARALLEL_ELEMS))
+    if n <= 1 or not _busy.acquire(blocking=False):
         _run(fn, size, rows, args, spec, cache, 0, ntiles, whole)
         return
-    bounds = [ntiles * w // workers for w in range(workers + 1)]
-    ex = pool(options.num_threads)
-    futures = [ex.submit(_run, fn, size, rows, args, spec, cache, bounds[w], bounds[w + 1],
-                         whole) for w in range(1, workers)]
     try:
-        _run(fn, size, rows, args, spec, cache, bounds[0], bounds[1], whole)
+        bounds = [ntiles * w // n for w in range(n + 1)]
+        helpers = _pool(n - 1)
+        for w, worker in enumerate(helpers, 1):
+            worker.start(partial(_run, fn, size, rows, args, spec, cache,
+                                 bounds[w], bounds[w + 1], whole))
+        try:
+            _run(fn, size, rows, args, spec, cache, bounds[0], bounds[1], whole)
+        finally:
+            for worker in helpers:
+                worker.join()
     finally:
-        for f in futures:
-            f.result()
+        _busy.release()
