@@ -56,9 +56,16 @@ def flat(x: Node) -> Node:
 
 
 def permute(x: Node, order) -> Node:
+    """x with its dims in `order` (dim i of the result is dim order[i] of x); a move
+    of size-1 dims only is a reshape, a constant is rebuilt in the new shape."""
     order = tuple(order)
     if order == tuple(range(x.ndim)):
         return x
+    shape = tuple(x.shape[d] for d in order)
+    if x.op is Op.CONST:
+        return const(x.arg, x.dtype, shape)
+    if [d for d in order if x.shape[d] != 1] == [d for d in range(x.ndim) if x.shape[d] != 1]:
+        return reshape(x, shape)
     return node(Op.PERMUTE, (x,), order)
 
 

@@ -238,7 +238,7 @@ def _inplace_view_transposed(m, x):
 
 
 def _inplace_view_flat(m, x, w):
-    y = x.clone()
+    y = x.contiguous().clone()  # a clone keeps a transposed input's layout: no flat view
     flat = y.view(-1)
     flat[1:5:2].add_(w)
     return y, flat

@@ -284,14 +284,26 @@ def _trace(fn, args, kwargs) -> _Program | str:
     return _Program(outputs, (tree, specs), placeholders, writes, grads, seq0, n_random)
 
 
+def _dense(v: np.ndarray) -> bool:
+    """Whether v's elements fill one block of memory (in some order of its dims)."""
+    expected = v.itemsize
+    for stride, size in sorted(zip(v.strides, v.shape)):
+        if size != 1:
+            if stride != expected:
+                return False
+            expected *= size
+    return True
+
+
 def _owned(v: np.ndarray, arrays: list[np.ndarray]) -> np.ndarray:
     """v, or a copy where it is not memory a new tensor may own.
 
     A compiled program's outputs are fresh arrays; a copy is needed only for an output
     that is an input (or a view of one), or a read-only or broadcast view (the
-    interpreter returns those for constants and movement ops).
+    interpreter returns those for constants and movement ops). A fresh result laid
+    out as a transposed input is (`x.T * 2`) is kept as it is, as a lazy one is.
     """
-    if not v.flags.writeable or not v.flags.c_contiguous or any(
+    if not v.flags.writeable or not (v.flags.c_contiguous or _dense(v)) or any(
             np.may_share_memory(v, a) for a in arrays):
         return np.array(v)
     return v

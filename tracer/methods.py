@@ -14,6 +14,7 @@ from ..ir.node import Node, node
 from ..ir.ops import Op
 from . import autograd, elementwise, indexing, inplace, reductions, shape
 from .device import check_device
+from .elementwise import laid_out
 from .tensor import Tensor, _new, result
 
 _FUNCTION_METHODS = {
@@ -109,8 +110,9 @@ def to(self, *args, dtype=None, device=None, copy: bool = False, non_blocking=Fa
     if target is self.dtype and dev == self._storage.device and not copy:
         return self
     raw = self.node
-    n = b.cast(raw, target) if target is not self.dtype else copy_node(raw)
-    return result(n, (self,), "ToCopyBackward0", (raw,), dev)
+    order, (n,) = laid_out((self,), (raw,))  # PyTorch's preserve_format
+    n = b.cast(n, target) if target is not self.dtype else copy_node(n)
+    return result(n, (self,), "ToCopyBackward0", (raw,), dev, order=order)
 
 
 def _cast_method(dtype):
@@ -158,9 +160,11 @@ def copy_node(raw: Node) -> Node:
 
 
 def clone(self) -> Tensor:
-    """A copy with its own storage (differentiable)."""
+    """A copy with its own storage (differentiable), laid out as self is (PyTorch's
+    preserve_format: the copy of a transposed tensor is transposed)."""
     raw = self.node
-    return result(copy_node(raw), (self,), "CloneBackward0", (raw,))
+    order, (n,) = laid_out((self,), (raw,))
+    return result(copy_node(n), (self,), "CloneBackward0", (raw,), order=order)
 
 
 def detach(self) -> Tensor:

@@ -310,11 +310,22 @@ def _new(storage: Storage, view: View, dtype: dt.DType, base) -> Tensor:
     return t
 
 
-def wrap_node(n: Node, device: str = "cpu") -> Tensor:
-    """A new base tensor whose value is node `n` (no autograd record)."""
-    t = _new(Storage(n, n.dtype, device), View.contiguous(n.shape), n.dtype, None)
-    t._node = n
-    t._node_src = n
+def wrap_node(n: Node, device: str = "cpu", order: tuple[int, ...] | None = None) -> Tensor:
+    """A new base tensor whose value is node `n` (no autograd record).
+
+    `order`: n is laid out in memory with the tensor's dims in this order
+    (outermost first); the tensor reads it through the inverse permutation.
+    """
+    if order is None:
+        t = _new(Storage(n, n.dtype, device), View.contiguous(n.shape), n.dtype, None)
+        t._node = n
+        t._node_src = n
+    else:
+        inverse = [0] * len(order)
+        for i, d in enumerate(order):
+            inverse[d] = i
+        view = View.contiguous(n.shape).permute(tuple(inverse))
+        t = _new(Storage(n, n.dtype, device), view, n.dtype, None)
     if options.eager:
         realize_storages([t._storage])
     return t
@@ -381,17 +392,18 @@ def distinct_nodes(tensors: tuple, raws: tuple) -> tuple:
 
 
 def result(n: Node, inputs: tuple, name: str, in_nodes: tuple | None = None,
-           device: str | None = None, scalars: tuple = ()) -> Tensor:
+           device: str | None = None, scalars: tuple = (),
+           order: tuple[int, ...] | None = None) -> Tensor:
     """Wrap node `n` as the result of an operation on `inputs` named `name`.
 
     Records a GradFn when gradients are being recorded, `n` is floating point and
     some input requires grad. `in_nodes` are the inputs' nodes as the operation
     read them (default: their current nodes); `scalars` the operand positions that
-    held Python numbers.
+    held Python numbers; `order` the result's memory layout (see `wrap_node`).
     """
     if device is None:
         device = inputs[0]._storage.device if inputs else "cpu"
-    t = wrap_node(n, device)
+    t = wrap_node(n, device, order)
     if mode._grad_enabled[0] and n.dtype.category == 2:
         for x in inputs:
             if x._requires_grad:

@@ -9,8 +9,9 @@ Op (`RULES`), are
   with the reference interpreter so folding can never disagree with it);
 * movement ops of constants are constants of the new shape;
 * a chain of movement ops over a flat leaf (an input buffer) becomes one
-  AS_STRIDED with the composed View; reshape of reshape, permute of permute and
-  expand of expand collapse; identity movements vanish;
+  AS_STRIDED with the composed View; a chain over a computed value that reads it
+  in row-major order becomes that value (reshaped); reshape of reshape, permute
+  of permute and expand of expand collapse; identity movements vanish;
 * algebraic identities that are exact for every value: x*1, x/1, x-0, x+(-0.0)
   (x+0 for integers), x*0 for integers and bools, -(-x), where with a constant
   condition, casts to the same dtype and cast chains through a lossless
@@ -103,6 +104,19 @@ def compose_view(n: Node) -> tuple[Node, View] | None:
     return None if v is None else (root, v)
 
 
+def _chain(n: Node) -> tuple[Node, View] | None:
+    """(base, View of its row-major value) equal to `n`, a chain of movement ops over
+    the first node that is not one (any op), or None."""
+    if n.op not in _VIEW_OF:
+        return n, View.contiguous(n.shape)
+    inner = _chain(n.inputs[0])
+    if inner is None:
+        return None
+    base, v = inner
+    v = _VIEW_OF[n.op](v, n.arg)
+    return None if v is None else (base, v)
+
+
 def _movement(n: Node, fold: Fold | None) -> Node:
     x = n.inputs[0]
     if x.op is Op.CONST:
@@ -118,6 +132,13 @@ def _movement(n: Node, fold: Fold | None) -> Node:
     if composed is not None:
         root, view = composed
         return b.as_strided(root, view)
+    chained = _chain(n)
+    if chained is not None:
+        # a chain that reads a computed value in its own order is no step at all
+        # (a transposed result read back through its transposing view)
+        base, view = chained
+        if view.offset == 0 and view.is_contiguous() and view.numel == base.numel:
+            return b.reshape(base, n.shape)
     if n.op is Op.RESHAPE and x.op is Op.RESHAPE:
         return b.reshape(x.inputs[0], n.shape)
     if n.op is Op.PERMUTE and x.op is Op.PERMUTE:

@@ -1,0 +1,113 @@
+"""Result layouts: an elementwise result is laid out as PyTorch lays it out.
+
+`x.T * 2` keeps x's memory order (strides (1, n)), as torch's TensorIterator
+does, so its kernel reads x in order instead of across; the first operand
+decides unless it broadcasts, `clone()` and `to(dtype)` preserve the layout,
+reductions and `contiguous()` give row-major results.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import torch
+
+import ember as em
+from ember.runtime import cache, options
+from ember.runtime.compiled import compiled_for
+
+X = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+Y = np.random.default_rng(1).standard_normal((3, 4)).astype(np.float32)
+Z = np.random.default_rng(2).standard_normal((2, 3, 4)).astype(np.float32)
+
+# name: (fn(m, x, y, z), ember's strides (as torch gives them))
+CASES = {
+    "unary on x.T": (lambda m, x, y, z: x.T * 2, (1, 4)),
+    "x.T + contiguous": (lambda m, x, y, z: x.T + y.T.contiguous(), (1, 4)),
+    "contiguous + x.T": (lambda m, x, y, z: y.T.contiguous() + x.T, (3, 1)),
+    "x.T + row": (lambda m, x, y, z: x.T + y[0, :3], (1, 4)),
+    "row + x.T": (lambda m, x, y, z: y[0, :3] + x.T, (1, 4)),
+    "x.T + column": (lambda m, x, y, z: x.T + y.T[:, :1], (1, 4)),
+    "number - x.T": (lambda m, x, y, z: 1 - x.T, (1, 4)),
+    "strided, not permuted": (lambda m, x, y, z: x[:, ::2] * 2, (2, 1)),
+    "permuted, not dense": (lambda m, x, y, z: x.T[1:] * 2, (1, 3)),
+    "chain": (lambda m, x, y, z: ((x.T * 2).exp() + 1).sigmoid(), (1, 4)),
+    "where": (lambda m, x, y, z: m.where(x.T > 0.5, x.T, 0.0), (1, 4)),
+    "clamp": (lambda m, x, y, z: x.T.clamp(min=0.3), (1, 4)),
+    "compare": (lambda m, x, y, z: x.T > 0.5, (1, 4)),
+    "relu": (lambda m, x, y, z: x.T.relu(), (1, 4)),
+    "clone": (lambda m, x, y, z: x.T.clone(), (1, 4)),
+    "to(dtype)": (lambda m, x, y, z: x.T.double(), (1, 4)),
+    "contiguous": (lambda m, x, y, z: x.T.contiguous(), (3, 1)),
+    "reduction": (lambda m, x, y, z: (x.T * 2).sum(0), (1,)),
+    "transposed back": (lambda m, x, y, z: x.T.abs().T, (4, 1)),
+    "3-d permute": (lambda m, x, y, z: z.permute(2, 0, 1) * 2, (1, 12, 4)),
+    "3-d permutes": (lambda m, x, y, z: z.permute(1, 2, 0).sin() + z.permute(1, 2, 0),
+                     (4, 1, 12)),
+    "size-1 dim": (lambda m, x, y, z: z[:, :1].permute(2, 1, 0) * 3, (1, 4, 4)),
+}
+
+
+def _run(m, fn):
+    make = em.from_numpy if m is em else torch.from_numpy
+    return fn(m, make(X.copy()), make(Y.copy()), make(Z.copy()))
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_elementwise_results_are_laid_out_as_pytorch_lays_them_out(name):
+    fn, strides = CASES[name]
+    got = _run(em, fn)
+    assert got.stride() == strides
+    with em.eager():  # the reference interpreter, op by op
+        ref = _run(em, fn)
+    assert ref.stride() == strides
+    np.testing.assert_array_equal(got.numpy(), ref.numpy())
+    if torch is not None:
+        ref = _run(torch, fn)
+        assert got.stride() == tuple(ref.stride())
+        np.testing.assert_allclose(got.numpy(), ref.numpy(), rtol=1e-6)
+
+
+def test_a_transposed_chain_is_one_kernel_reading_memory_in_order(tmp_path, monkeypatch):
+    monkeypatch.setattr(options, "cache_dir", str(tmp_path))
+    cache.clear()
+    a = np.random.default_rng(3).standard_normal((300, 200)).astype(np.float32)
+    x = em.from_numpy(a)
+    y = ((x.T * 1.5 + 0.5).clamp(min=-0.25)).abs()
+    entry = compiled_for(y)
+    assert entry.kernels == 1
+    assert "transpose" not in entry.source and "_strided" not in entry.source
+    want = np.abs(np.maximum(a.T * np.float32(1.5) + np.float32(0.5), np.float32(-0.25)))
+    np.testing.assert_array_equal(y.numpy(), want)
+    assert y.stride() == (1, 200)
+
+
+def test_a_permuted_result_is_no_flat_view_but_reshapes_and_contiguous_copies():
+    y = em.from_numpy(X.copy()).T * 2
+    with pytest.raises(RuntimeError, match="view size is not compatible"):
+        y.view(-1)
+    np.testing.assert_array_equal(y.reshape(-1).numpy(), (X.T * 2).reshape(-1))
+    c = y.contiguous()
+    assert c.stride() == (3, 1) and c.is_contiguous() and not y.is_contiguous()
+
+
+def test_layouts_in_eager_mode_and_under_compile_match_lazy():
+    x = em.from_numpy(X.copy())
+    lazy = ((x.T * 2).exp() + 1)
+    with em.eager():
+        eager = ((x.T * 2).exp() + 1)
+    compiled = em.compile(lambda v: (v.T * 2).exp() + 1)(x)
+    for t in (eager, compiled):
+        assert t.stride() == lazy.stride() == (1, 4)
+        np.testing.assert_array_equal(t.numpy(), lazy.numpy())
+
+
+def test_gradients_flow_through_permuted_results():
+    a = em.tensor(X.astype(np.float64), requires_grad=True)
+    w = em.tensor(Y.T.astype(np.float64).copy(), requires_grad=True)
+    loss = ((a.T * w).exp() * a.T.sin()).sum()
+    loss.backward()
+    ga = (np.exp(X.T * Y.T) * Y.T * np.sin(X.T) + np.exp(X.T * Y.T) * np.cos(X.T)).T
+    gw = X.T * np.exp(X.T * Y.T) * np.sin(X.T)
+    np.testing.assert_allclose(a.grad.numpy(), ga, rtol=1e-6)
+    np.testing.assert_allclose(w.grad.numpy(), gw, rtol=1e-6)
