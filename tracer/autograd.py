@@ -57,7 +57,7 @@ class GradFn:
     """The record of one operation: `out` as a function of `in_nodes`."""
 
     __slots__ = ("__weakref__", "_name", "edges", "freed", "in_nodes", "out", "out_saved",
-                 "retained", "saved", "scalars")
+                 "retained", "saved", "scalars", "stops")
 
     def __init__(self, name, edges, in_nodes, out, saved, out_saved):
         self._name = name
@@ -69,6 +69,7 @@ class GradFn:
         self.retained = None        # weakref to a tensor that retains its grad
         self.freed = False
         self.scalars = ()           # operand positions held by Python numbers (no edge)
+        self.stops = ()             # nodes of `out` the gradient does not flow through
 
     def name(self) -> str:
         return self._name
@@ -110,10 +111,13 @@ def _describe_text(desc) -> str:
 
 
 def record(out: Tensor, name: str, inputs: tuple, in_nodes: tuple | None = None,
-           scalars: tuple = ()) -> None:
+           scalars: tuple = (), stops: tuple = ()) -> None:
     """Give `out` a GradFn named `name` over `inputs` (Tensors).
 
-    `scalars`: the operand positions that held Python numbers (for next_functions).
+    `scalars`: the operand positions that held Python numbers (for next_functions);
+    `stops`: nodes computed from the inputs that the gradient treats as constants
+    (a softmax's row maximum: its gradient cancels exactly, and PyTorch's formula
+    leaves it out).
     """
     if in_nodes is None:
         in_nodes = tuple([x.node for x in inputs])
@@ -125,6 +129,7 @@ def record(out: Tensor, name: str, inputs: tuple, in_nodes: tuple | None = None,
     storage = out._storage
     fn = GradFn(name, edges, in_nodes, out_node, saved, (storage, storage.version))
     fn.scalars = scalars
+    fn.stops = stops
     if out._grad_fn is None and not out._retains_grad:  # a fresh result: the common case
         out._grad_fn = fn
         out._requires_grad = True
@@ -315,8 +320,8 @@ def _engine(roots, root_cots, create_graph: bool, retain_graph: bool, as_nodes: 
             if not wanted:
                 continue
             wrt = tuple(fn.in_nodes[i] for i in wanted)
-            grads, used = vjp(fn.out, g.node if create_graph else g, wrt, fn.in_nodes,
-                              reads=stale)
+            grads, used = vjp(fn.out, g.node if create_graph else g, wrt,
+                              fn.in_nodes + fn.stops if fn.stops else fn.in_nodes, reads=stale)
             if stale:
                 _check_versions(fn, used)
             for i, gi in zip(wanted, grads):
@@ -326,6 +331,7 @@ def _engine(roots, root_cots, create_graph: bool, retain_graph: bool, as_nodes: 
         for fn in order:
             fn.freed = True
             fn.in_nodes = fn.out = None
+            fn.stops = ()
     leaves = {k: v for k, v in cots.items() if isinstance(v[0], AccumulateGrad)}
     if not create_graph and not as_nodes:
         leaves = {k: (e, _as_tensor(g)) for k, (e, g) in leaves.items()}

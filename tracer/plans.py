@@ -150,6 +150,8 @@ def probe(t) -> Probe | None:
     get = index.get
     for f in order:
         nodes = [get(f.out)] + [get(x) for x in f.in_nodes]
+        if f.stops:
+            nodes += ["stops"] + [get(x) for x in f.stops]
         if None in nodes:  # a node the walk did not reach
             return None
         nodes += [None if e is None else -1 - leaf_of[id(e)]
@@ -167,3 +169,4 @@ def _free(order, retain_graph: bool) -> None:
         for fn in order:
             fn.freed = True
             fn.in_nodes = fn.out = None
+            fn.stops = ()

@@ -314,12 +314,21 @@ def _logsumexp_node(x: Node, axes, keepdim: bool) -> Node:
         return _finish(b.full(-math.inf, x.dtype, tuple(1 if i in axes else s for i, s in
                                                        enumerate(x.shape))), axes, keepdim,
                        x.shape)
-    m = b.reduce(Op.REDUCE_MAX, x, axes)
-    # NOTE: an all -inf row would give inf - inf = NaN; shift by 0 there instead.
-    m = b.where(node(Op.EQ, (node(Op.ABS, (m,)), b.like(m, math.inf))), b.like(m, 0), m)
+    m = _shift(x, axes)
     e = node(Op.EXP, (node(Op.SUB, (x, b.expand_to(m, x.shape))),))
     s = node(Op.ADD, (node(Op.LOG, (b.reduce(Op.REDUCE_SUM, e, axes),)), m))
     return _finish(s, axes, keepdim, x.shape)
+
+
+def _shift(x: Node, axes) -> Node:
+    """The max over `axes` that logsumexp subtracts before exp (0 where it is infinite).
+
+    Its gradient cancels exactly (the result does not depend on it), so the records
+    of logsumexp and log_softmax stop there (`stops`), as PyTorch's formulas do.
+    """
+    m = b.reduce(Op.REDUCE_MAX, x, axes)
+    # NOTE: an all -inf row would give inf - inf = NaN; shift by 0 there instead.
+    return b.where(node(Op.EQ, (node(Op.ABS, (m,)), b.like(m, math.inf))), b.like(m, 0), m)
 
 
 def logsumexp(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
@@ -331,7 +340,7 @@ def logsumexp(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
         x = b.cast(x, dt.default_float())
     axes = _dims(dim, input.ndim)
     return result(_logsumexp_node(x, axes, keepdim), (input,), "LogsumexpBackward0",
-                  (input.node,))
+                  (input.node,), stops=(_shift(x, axes),) if x.numel else ())
 
 
 def _softmax_input(input: Tensor, dim, dtype) -> tuple[Node, Node, int, dt.DType]:
@@ -360,11 +369,13 @@ def softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
     raw, x, axis, out = _softmax_input(input, dim, dtype)
     if x.ndim == 0 or x.numel == 0:
         return result(b.full(1.0, out, x.shape), (input,), "SoftmaxBackward0", (raw,))
-    m = b.expand_to(b.reduce(Op.REDUCE_MAX, x, (axis,)), x.shape)
-    e = node(Op.EXP, (node(Op.SUB, (x, m)),))
+    m = b.reduce(Op.REDUCE_MAX, x, (axis,))
+    e = node(Op.EXP, (node(Op.SUB, (x, b.expand_to(m, x.shape))),))
     r = node(Op.RECIP, (b.reduce(Op.REDUCE_SUM, e, (axis,)),))
+    # NOTE: the gradient through the row max cancels exactly; PyTorch's formula
+    # (and this record) leaves it out
     return result(b.cast(node(Op.MUL, (e, b.expand_to(r, x.shape))), out), (input,),
-                  "SoftmaxBackward0", (raw,))
+                  "SoftmaxBackward0", (raw,), stops=(m,))
 
 
 def log_softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
@@ -373,8 +384,9 @@ def log_softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
     if x.ndim == 0:
         return result(b.full(0.0, out, ()), (input,), "LogSoftmaxBackward0", (raw,))
     lse = _logsumexp_node(x, (axis,), True)
+    stops = (_shift(x, (axis,)),) if x.numel else ()
     return result(b.cast(node(Op.SUB, (x, b.expand_to(lse, x.shape))), out), (input,),
-                  "LogSoftmaxBackward0", (raw,))
+                  "LogSoftmaxBackward0", (raw,), stops=stops)
 
 
 def _logical_reduce(op: Op, input: Tensor, dim, keepdim: bool) -> Tensor:

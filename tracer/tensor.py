@@ -393,13 +393,14 @@ def distinct_nodes(tensors: tuple, raws: tuple) -> tuple:
 
 def result(n: Node, inputs: tuple, name: str, in_nodes: tuple | None = None,
            device: str | None = None, scalars: tuple = (),
-           order: tuple[int, ...] | None = None) -> Tensor:
+           order: tuple[int, ...] | None = None, stops: tuple = ()) -> Tensor:
     """Wrap node `n` as the result of an operation on `inputs` named `name`.
 
     Records a GradFn when gradients are being recorded, `n` is floating point and
     some input requires grad. `in_nodes` are the inputs' nodes as the operation
     read them (default: their current nodes); `scalars` the operand positions that
-    held Python numbers; `order` the result's memory layout (see `wrap_node`).
+    held Python numbers; `order` the result's memory layout (see `wrap_node`);
+    `stops` nodes the gradient treats as constants (see autograd.record).
     """
     if device is None:
         device = inputs[0]._storage.device if inputs else "cpu"
@@ -407,6 +408,6 @@ def result(n: Node, inputs: tuple, name: str, in_nodes: tuple | None = None,
     if mode._grad_enabled[0] and n.dtype.category == 2:
         for x in inputs:
             if x._requires_grad:
-                _autograd().record(t, name, inputs, in_nodes, scalars)
+                _autograd().record(t, name, inputs, in_nodes, scalars, stops)
                 break
     return t
