@@ -69,9 +69,11 @@ _FILL_CONST = {Op.MAX, Op.MIN}
 # (x - rowmax, e * (1 / rowsum)) runs through buffers of this size, copying the
 # broadcast operand out chunk by chunk; with a buffer no longer than one row it
 # runs row by row on NumPy's scalar-operand SIMD loop instead (a 128x1024 float32
-# tile: 57 us -> 19 us). Elementwise results do not depend on the buffer size; a
-# reduction's do (one that casts, such as a float16 sum, adds in buffer-sized
-# runs), so reductions always run at the default.
+# tile: 57 us -> 19 us). Elementwise results do not depend on the buffer size,
+# nor do those of reductions that cast nothing; one that casts (a float16 sum in
+# float32) adds in buffer-sized runs, so it always runs at the default. A kernel
+# that needs one size throughout has its threads set it once per run of tiles
+# (`_tiles(..., bufsize)`); otherwise its tile function switches around the casts.
 DEFAULT_BUFSIZE = 8192
 # view steps: Op -> source template ({x} the operand, {a} the arg)
 VIEW = {
@@ -206,7 +208,8 @@ class _Kernel:
         self.pre = [s for s in k.body if s.op is Op.MATMUL] if tiled else []
         self.fills: dict[tuple, int] = {}  # (tile shape, dtype, literal) -> fill index
         self.bufsize = DEFAULT_BUFSIZE  # the ufunc buffer size the emitted lines leave set
-        self.resized = False  # whether any line changes it (the tile function restores it)
+        self.resized: list[int] = []  # the sizes lines set, in order
+        self.casting = False  # whether a reduction casts (it must run at the default)
         self.scalar = False  # set by emit(): a one-element kernel on NumPy scalars
 
     # -- operands ----------------------------------------------------------------
@@ -451,11 +454,13 @@ class _Kernel:
         if size != self.bufsize:
             self.lines.append(f"np.setbufsize({size})")
             self.bufsize = size
-            self.resized = True
+            self.resized.append(size)
 
     def reduce(self, s: Stmt) -> None:
         (r,) = s.srcs
-        self.set_bufsize(DEFAULT_BUFSIZE)
+        if s.op in (Op.REDUCE_SUM, Op.REDUCE_PROD) and r.dtype.np != _acc(s.dtype):
+            self.set_bufsize(DEFAULT_BUFSIZE)  # it casts: its result depends on the size
+            self.casting = True
         x = self.full(r)
         if s.op in (Op.REDUCE_MAX, Op.REDUCE_MIN) and any(r.shape[a] == 0 for a in s.arg):
             msg = (f"max/min of an empty tensor of shape {tuple(r.shape)} over dims "
@@ -520,7 +525,11 @@ class _Kernel:
             head.append(f"f{j} = {name}{_index(a, ':n')}" if shape[a] > 1 else f"f{j} = {name}")
         params = ", ".join(["lo", "hi"] + loads + pre + outs + ["s"])
         src = "".join(fills) + f"def {k.name}_tile({params}):\n"
-        if self.resized:
+        bufsize = 0  # set by the threads around their runs of tiles (0: left as it is)
+        if len(self.resized) == 1 and not self.casting:
+            bufsize = self.resized[0]
+            body = [ln for ln in self.lines if ln != f"np.setbufsize({bufsize})"]
+        elif self.resized:
             # NOTE: restored even when a line raises: a worker thread keeps its setting
             body = (["try:"] + [f"    {ln}" for ln in self.lines]
                     + ["finally:", f"    np.setbufsize({DEFAULT_BUFSIZE})"])
@@ -532,7 +541,8 @@ class _Kernel:
         inner = k.numel // k.domain[a]
         whole = not self.scratch and not self.fills
         outer.append(f"_tiles({k.name}_tile, {k.domain[a]}, {self.rows}, {inner}, "
-                     f"({', '.join(loads + pre + outs)},), {spec}, _S_{k.name}, {whole})")
+                     f"({', '.join(loads + pre + outs)},), {spec}, _S_{k.name}, {whole}, "
+                     f"{bufsize})")
         src += f"_S_{k.name} = []\n"
         src += f"def {k.name}({', '.join(loads + outs)}):\n"
         src += "".join(f"    {ln}\n" for ln in outer)

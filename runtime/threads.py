@@ -1,8 +1,9 @@
 """A small thread pool that runs a kernel's tiles (NumPy releases the GIL in ufuncs).
 
-`tiles(fn, size, rows, inner, args, spec, cache, whole)` calls `fn(lo, hi, *args,
-scratch)` for every tile [lo, hi) of `rows` along the tile axis (with `whole`,
-once for each worker's run of tiles: the kernel holds no tile-sized arrays).
+`tiles(fn, size, rows, inner, args, spec, cache, whole, bufsize)` calls `fn(lo, hi,
+*args, scratch)` for every tile [lo, hi) of `rows` along the tile axis (with
+`whole`, once for each worker's run of tiles: the kernel holds no tile-sized
+arrays; with `bufsize`, under that NumPy ufunc buffer size, restored after).
 The tiles are split into one contiguous run per thread (`options.num_threads`,
 from EMBER_NUM_THREADS, default the core count): the calling thread runs the
 first and `num_threads - 1` pool threads the others; small kernels run in the
@@ -104,7 +105,14 @@ def _scratch(spec, cache: list) -> list:
         return [np.empty(shape, dtype) for shape, dtype in spec]
 
 
-def _run(fn, size, rows, args, spec, cache, first, last, whole) -> None:
+def _run(fn, size, rows, args, spec, cache, first, last, whole, bufsize=0) -> None:
+    if bufsize:
+        old = np.setbufsize(bufsize)
+        try:
+            _run(fn, size, rows, args, spec, cache, first, last, whole)
+        finally:
+            np.setbufsize(old)
+        return
     if whole:
         # NOTE: a kernel without scratch or filled arrays computes each row on its
         # own, so one call over the thread's whole run of tiles gives the same
@@ -121,21 +129,21 @@ def _run(fn, size, rows, args, spec, cache, first, last, whole) -> None:
 
 
 def tiles(fn, size: int, rows: int, inner: int, args: tuple, spec, cache: list,
-          whole: bool = False) -> None:
+          whole: bool = False, bufsize: int = 0) -> None:
     """Run fn over the tiles of [0, size) (`inner` elements per index of the tile axis)."""
     ntiles = -(-size // rows)
     n = min(options.num_threads, ntiles, max(1, size * inner // MIN_PARALLEL_ELEMS))
     if n <= 1 or not _busy.acquire(blocking=False):
-        _run(fn, size, rows, args, spec, cache, 0, ntiles, whole)
+        _run(fn, size, rows, args, spec, cache, 0, ntiles, whole, bufsize)
         return
     try:
         bounds = [ntiles * w // n for w in range(n + 1)]
         helpers = _pool(n - 1)
         for w, worker in enumerate(helpers, 1):
             worker.start(partial(_run, fn, size, rows, args, spec, cache,
-                                 bounds[w], bounds[w + 1], whole))
+                                 bounds[w], bounds[w + 1], whole, bufsize))
         try:
-            _run(fn, size, rows, args, spec, cache, bounds[0], bounds[1], whole)
+            _run(fn, size, rows, args, spec, cache, bounds[0], bounds[1], whole, bufsize)
         finally:
             for worker in helpers:
                 worker.join()

@@ -92,3 +92,18 @@ def test_a_forked_child_runs_kernels_on_a_pool_of_its_own():
             os._exit(2)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_buffer_size_holds_in_every_thread_for_its_tiles_and_is_restored():
+    seen = set()
+
+    def tile(lo, hi, s):
+        seen.add((threading.current_thread().name, np.getbufsize()))
+
+    before = np.getbufsize()
+    threads.tiles(tile, 100, 10, 1, (), (), [], True, 1024)
+    assert {size for _, size in seen} == {1024} and len(seen) == 3
+    assert np.getbufsize() == before
+    seen.clear()
+    threads.tiles(tile, 100, 10, 1, (), (), [], True)  # the pool threads are back too
+    assert {size for _, size in seen} == {before}
