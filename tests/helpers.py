@@ -44,6 +44,7 @@ __all__ = [
     "dtype_name",
     "flat_outputs",
     "needs_torch",
+    "on_threads",
     "to_ember",
     "to_numpy",
     "to_torch",
@@ -67,6 +68,26 @@ class Arg:
 
     array: np.ndarray
     dtype: str
+
+
+def on_threads(work, n: int = 4) -> list[BaseException]:
+    """Run `work(i)` for i in range(n), each on a thread of its own; the errors raised."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def run(i):
+        try:
+            work(i)
+        except Exception as e:  # noqa: BLE001 - returned to the test
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
 
 
 def dtype_name(d) -> str:

@@ -15,6 +15,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from helpers import on_threads
 
 import ember as em
 from ember.runtime import cache, options
@@ -219,26 +220,16 @@ def test_compiled_for_reports_kernels():
 
 
 def test_realisations_on_several_threads():
-    import threading
     options.cache = False
-    errors = []
 
     def work(seed):
-        try:
-            rng = np.random.default_rng(seed)
-            for _ in range(30):
-                a = rng.standard_normal(5).astype(np.float32)
-                assert f(em.tensor(a)).item() == pytest.approx(
-                    float((np.exp(a * 3) + 1).sum()), rel=1e-5)
-        except Exception as e:  # noqa: BLE001 - reported below
-            errors.append(e)
+        rng = np.random.default_rng(seed)
+        for _ in range(30):
+            a = rng.standard_normal(5).astype(np.float32)
+            assert f(em.tensor(a)).item() == pytest.approx(
+                float((np.exp(a * 3) + 1).sum()), rel=1e-5)
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    assert not on_threads(work)
     assert cache.stats().hits + cache.stats().misses == 120
 
 

@@ -89,32 +89,18 @@ _VIEW_OF = {
 }
 
 
-def compose_view(n: Node) -> tuple[Node, View] | None:
+def compose_view(n: Node, any_base: bool = False) -> tuple[Node, View] | None:
     """(leaf, View of its row-major memory) equal to `n`, a chain of movement ops over
-    a BUFFER leaf, or None."""
-    if _is_leaf(n):
-        return n, View.contiguous(n.shape)
+    a BUFFER leaf (with `any_base`: over the first node that is not a movement op,
+    whatever it is), or None."""
     if n.op not in _VIEW_OF:
-        return None
-    inner = compose_view(n.inputs[0])
+        return (n, View.contiguous(n.shape)) if any_base or _is_leaf(n) else None
+    inner = compose_view(n.inputs[0], any_base)
     if inner is None:
         return None
     root, v = inner
     v = _VIEW_OF[n.op](v, n.arg)
     return None if v is None else (root, v)
-
-
-def _chain(n: Node) -> tuple[Node, View] | None:
-    """(base, View of its row-major value) equal to `n`, a chain of movement ops over
-    the first node that is not one (any op), or None."""
-    if n.op not in _VIEW_OF:
-        return n, View.contiguous(n.shape)
-    inner = _chain(n.inputs[0])
-    if inner is None:
-        return None
-    base, v = inner
-    v = _VIEW_OF[n.op](v, n.arg)
-    return None if v is None else (base, v)
 
 
 def _movement(n: Node, fold: Fold | None) -> Node:
@@ -132,7 +118,7 @@ def _movement(n: Node, fold: Fold | None) -> Node:
     if composed is not None:
         root, view = composed
         return b.as_strided(root, view)
-    chained = _chain(n)
+    chained = compose_view(n, any_base=True)
     if chained is not None:
         # a chain that reads a computed value in its own order is no step at all
         # (a transposed result read back through its transposing view)
