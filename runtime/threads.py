@@ -53,8 +53,6 @@ class _Worker:
         while True:
             self.go.acquire()
             task, self.task = self.task, None
-            if task is None:  # stop()
-                return
             try:
                 task()
             except BaseException as e:  # noqa: BLE001 - re-raised by join() in the caller
@@ -70,10 +68,6 @@ class _Worker:
         if self.error is not None:
             error, self.error = self.error, None
             raise error
-
-    def stop(self) -> None:
-        self.task = None
-        self.go.release()
 
 
 _workers: list[_Worker] = []

@@ -117,7 +117,7 @@ def _apply(op: Op, operands, name: str, *, compute: dt.DType | None = None,
         # NOTE: PyTorch lists the tensor operands first, whichever side a number was on
         scalars = tuple(range(len(tensors), len(operands)))
     order = None
-    for t in tensors:
+    for t in tensors:  # NOTE: the common all-contiguous case without a call (hot path)
         if not t._view._contiguous:
             order, nodes = laid_out(tensors, nodes, raws)
             break
@@ -141,7 +141,8 @@ def laid_out(tensors, nodes, raws=None) -> tuple:
             order = memory_order(tensors, nodes[0].shape)
             if order is None:
                 break
-            stop = {id(r) for r in (raws if raws is not None else [t.node for t in tensors])}
+            own = raws if raws is not None else [x.node for x in tensors]
+            stop = {id(r) for r in own}
 
             def permuted(x: Node) -> Node:
                 if id(x) not in stop:
