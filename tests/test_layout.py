@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import ember as em
 from ember.runtime import cache, options
@@ -111,3 +113,68 @@ def test_gradients_flow_through_permuted_results():
     gw = X.T * np.exp(X.T * Y.T) * np.sin(X.T)
     np.testing.assert_allclose(a.grad.numpy(), ga, rtol=1e-6)
     np.testing.assert_allclose(w.grad.numpy(), gw, rtol=1e-6)
+
+
+# -- property: random operands in random layouts -------------------------------------
+
+OPS = ["add", "mul", "rsub", "where", "clamp", "exp_add", "maximum", "double", "sum_back"]
+
+
+@st.composite
+def layouts(draw):
+    nd = draw(st.integers(2, 3))
+    shape = tuple(draw(st.integers(1, 4)) for _ in range(nd))
+    perm = tuple(draw(st.permutations(range(nd))))
+    keep = [draw(st.booleans()) for _ in range(nd)]
+    other = tuple(s if k else 1 for s, k in zip(shape, keep))[draw(st.integers(0, 1)):]
+    other_perm = tuple(draw(st.permutations(range(len(other)))))
+    return shape, perm, other, other_perm, draw(st.sampled_from(OPS)), draw(st.integers(0, 99))
+
+
+def _program(m, make, case):
+    shape, perm, other, other_perm, op, seed = case
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal([shape[p] for p in np.argsort(perm)])
+    b = rng.standard_normal([other[p] for p in np.argsort(other_perm)])
+    leaf = make(a)
+    x = leaf.permute(*perm)
+    y = make(b).permute(*other_perm) if other else make(b)
+    if op == "add":
+        return leaf, x + y
+    if op == "mul":
+        return leaf, y * x
+    if op == "rsub":
+        return leaf, 2.0 - x
+    if op == "where":
+        return leaf, m.where(y > 0, x, y)
+    if op == "clamp":
+        return leaf, x.clamp(min=-0.5, max=0.5)
+    if op == "exp_add":
+        return leaf, (x.exp() + y).sin()
+    if op == "maximum":
+        return leaf, m.maximum(x * 2, x)
+    if op == "double":
+        return leaf, x.float() * 3
+    return leaf, (x * x.sum(-1, keepdim=True)).transpose(0, -1)
+
+
+@given(case=layouts())
+@settings(deadline=None)
+def test_random_layouts_match_the_interpreter_and_torch(case):
+    make = lambda v: em.tensor(v, requires_grad=True)  # noqa: E731
+    x, got = _program(em, make, case)
+    (got.square().sum()).backward()
+    with em.eager():
+        xe, ref = _program(em, make, case)
+        (ref.square().sum()).backward()
+    np.testing.assert_array_equal(got.detach().numpy(), ref.detach().numpy())
+    assert got.stride() == ref.stride()
+    np.testing.assert_allclose(x.grad.numpy(), xe.grad.numpy(), rtol=1e-12)
+    if torch is not None:
+        tmake = lambda v: torch.tensor(v, requires_grad=True)  # noqa: E731
+        tx, want = _program(torch, tmake, case)
+        (want.square().sum()).backward()
+        np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-12)
+        # PyTorch gives a size-1 dim whatever stride; the others must agree
+        assert all(s == w for s, w, n in zip(got.stride(), want.stride(), want.shape) if n > 1)
+        np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-10)

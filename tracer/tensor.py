@@ -326,6 +326,10 @@ def wrap_node(n: Node, device: str = "cpu", order: tuple[int, ...] | None = None
             inverse[d] = i
         view = View.contiguous(n.shape).permute(tuple(inverse))
         t = _new(Storage(n, n.dtype, device), view, n.dtype, None)
+        # NOTE: the value as a computation (autograd records it: once eager mode has
+        # realised the storage, reading the storage would give a BUFFER instead)
+        t._node = b.as_strided(n, view)
+        t._node_src = n
     if options.eager:
         realize_storages([t._storage])
     return t
