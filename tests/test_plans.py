@@ -80,15 +80,21 @@ LOOPS = {
 }
 
 
-def _train(loop: str, use_plans: bool, steps: int, zero: str, lr: float = 0.01):
-    """The parameters and gradients after each step of `loop`."""
-    options.plans = use_plans
+def _setup(loop: str):
+    """(loss function, parameters, data) of `loop`, drawn from seed 0."""
     loss_fn, make_params, make_data = LOOPS[loop]
     rng = np.random.default_rng(0)
     params = {k: em.tensor(np.asarray(v, dtype=np.float32), requires_grad=True)
               for k, v in make_params(rng).items()}
     data = tuple(em.tensor(np.asarray(a, dtype=np.float32)) for a in make_data(rng)) \
         if make_data else ()
+    return loss_fn, params, data
+
+
+def _train(loop: str, use_plans: bool, steps: int, zero: str, lr: float = 0.01):
+    """The parameters and gradients after each step of `loop`."""
+    options.plans = use_plans
+    loss_fn, params, data = _setup(loop)
     history = []
     for _ in range(steps):
         loss = loss_fn(params, data)
@@ -274,15 +280,10 @@ def test_parameters_shared_with_numpy_are_updated_in_place():
 def test_steps_that_print_their_loss_replay_exactly(loop):
     """A loss realised before backward (`loss.item()` for a log line, on some steps)
     is an input of the plan; the values below it are computed again from the leaves."""
-    loss_fn, make_params, make_data = LOOPS[loop]
     results = {}
     for use_plans in (False, True):
         options.plans = use_plans
-        rng = np.random.default_rng(0)
-        params = {k: em.tensor(np.asarray(v, dtype=np.float32), requires_grad=True)
-                  for k, v in make_params(rng).items()}
-        data = tuple(em.tensor(np.asarray(a, dtype=np.float32)) for a in make_data(rng)) \
-            if make_data else ()
+        loss_fn, params, data = _setup(loop)
         out = []
         for step in range(6):
             loss = loss_fn(params, data)
