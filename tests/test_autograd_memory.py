@@ -1,9 +1,10 @@
 """Training loops run in bounded memory and build the same graph every step.
 
-Two loops: the Rosenbrock descent of examples/rosenbrock.py and a small linear
-regression. Every step must realise the very same graph once (its text, with
-buffer ids masked, is identical from step to step; or, once the backward pass
-has a plan, the same plan), the number of live nodes must stay put, autograd's
+Two loops, run with the examples' own code: the Rosenbrock descent of
+examples/rosenbrock.py and the linear regression of examples/linear_regression.py.
+Every step must realise the very same graph once (its text, with buffer ids
+masked, is identical from step to step; or, once the backward pass has a plan,
+the same plan), the number of live nodes must stay put, autograd's
 records must be released, and (slow) tracemalloc's peak over steps 3200-4000
 must not exceed the peak over steps 2500-3200 by more than a small margin.
 """
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import gc
 import importlib
+import importlib.util
+import pathlib
 import re
 import tracemalloc
 import weakref
@@ -27,11 +30,21 @@ storage_module = importlib.import_module("ember.tracer.storage")
 plans = importlib.import_module("ember.tracer.plans")
 
 
+def _example(name: str):
+    """The module of examples/<name>.py (the loops below run the examples' own code)."""
+    path = pathlib.Path(__file__).resolve().parents[1] / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"ember_example_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def rosenbrock_loop(lr: float = 0.01):
+    rosenbrock = _example("rosenbrock").rosenbrock
     x = em.tensor([-1.0, 1.0], requires_grad=True)
 
     def step():
-        f = (1 - x[0]) ** 2 + 5 * (x[1] - x[0] ** 2) ** 2
+        f = rosenbrock(x)
         f.backward()
         with em.no_grad():
             x.sub_(lr * x.grad)
@@ -40,24 +53,12 @@ def rosenbrock_loop(lr: float = 0.01):
     return step, [x]
 
 
-def linear_regression_loop(lr: float = 0.05, n: int = 64, features: int = 3):
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((n, features)).astype(np.float32)
-    y = X @ np.array([1.0, -2.0, 0.5], dtype=np.float32) + np.float32(0.3)
-    X, y = em.tensor(X), em.tensor(y)
-    w = em.tensor([0.0] * features, requires_grad=True)
+def linear_regression_loop(lr: float = 0.05):
+    example = _example("linear_regression")
+    X, y, _, _ = example.make_data(n=64, features=3)
+    w = em.tensor([0.0] * 3, requires_grad=True)
     b = em.tensor(0.0, requires_grad=True)
-
-    def step():
-        loss = ((X @ w + b - y) ** 2).mean()
-        loss.backward()
-        with em.no_grad():
-            w.sub_(lr * w.grad)
-            b.sub_(lr * b.grad)
-            w.grad.zero_()
-            b.grad.zero_()
-        return loss
-    return step, [w, b]
+    return (lambda: example.step(X, y, w, b, lr)), [w, b]
 
 
 LOOPS = {"rosenbrock": rosenbrock_loop, "linear_regression": linear_regression_loop}
