@@ -64,8 +64,8 @@ _SCALAR_DTYPES = {np.dtype(np.float32), np.dtype(np.float64)}
 # tiled kernel passes the constant as an array filled once (same bits: checked
 # by the tests against the interpreter)
 _FILL_CONST = {Op.MAX, Op.MIN}
-# NumPy's ufunc buffer (elements): the default, and the generated `_bufsize(n)`
-# that sets it. An elementwise op with an operand broadcast along the last axis
+# NumPy's default ufunc buffer (elements; the generated code sets another with
+# `np.setbufsize`). An elementwise op with an operand broadcast along the last axis
 # (x - rowmax, e * (1 / rowsum)) runs through buffers of this size, copying the
 # broadcast operand out chunk by chunk; with a buffer no longer than one row it
 # runs row by row on NumPy's scalar-operand SIMD loop instead (a 128x1024 float32
@@ -516,13 +516,17 @@ class _Kernel:
         for st in self.pre:
             if st.shape[a] == k.domain[a] and st.shape[a] > 1:
                 head.append(f"m{st.id} = m{st.id}{_index(a, 'lo:hi')}")
+        def this_tile(name: str, array: str, shape) -> str:
+            """`name = array`, cut to this tile's n rows where it spans the tile axis."""
+            return f"{name} = {array}{_index(a, ':n')}" if shape[a] > 1 else f"{name} = {array}"
+
         for j, (shape, _) in enumerate(self.scratch):
-            head.append(f"s{j} = s[{j}]{_index(a, ':n')}" if shape[a] > 1 else f"s{j} = s[{j}]")
+            head.append(this_tile(f"s{j}", f"s[{j}]", shape))
         fills = []
         for (shape, d, value), j in self.fills.items():
             name = f"_F_{k.name}_{j}"
             fills.append(f"{name} = np.full({self._tile_spec(shape)!r}, {value})\n")
-            head.append(f"f{j} = {name}{_index(a, ':n')}" if shape[a] > 1 else f"f{j} = {name}")
+            head.append(this_tile(f"f{j}", name, shape))
         params = ", ".join(["lo", "hi"] + loads + pre + outs + ["s"])
         src = "".join(fills) + f"def {k.name}_tile({params}):\n"
         bufsize = 0  # set by the threads around their runs of tiles (0: left as it is)
