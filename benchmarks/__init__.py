@@ -1,8 +1,8 @@
 """ember's kernel benchmark suite.
 
-Run it as ``python -m benchmarks`` (or the ``ember-bench`` script). It measures the
+Run it as ``python -m ember.benchmarks`` (or the ``ember-bench`` script). It measures the
 machine's limits (memory copy bandwidth, the best library matmul), then runs every
-case of the registry (`benchmarks.cases.CASES`) with every contender available on
+case of the registry (`ember.benchmarks.cases.CASES`) with every contender available on
 the machine (ember lazy, ember compiled per back end, ember eager, NumPy eager,
 torch eager, torch.compile), interleaved in one process, after a warm-up, and
 reports medians, spreads, achieved bandwidth or FLOP rate, the share of the
@@ -19,24 +19,10 @@ Layout, in the order a run goes through it:
 - `__main__`: the command line.
 """
 
-import os as _os
-import sys as _sys
-
 __all__ = ["main"]
-
-# NOTE: OpenBLAS's worker threads spin for about 2^28 cycles after each BLAS call. On a
-# machine with few cores that spinning thread shares a core with torch's OpenMP worker,
-# and every parallel torch op then waits for a scheduler time slice: a 256x256 sum took
-# 6 ms instead of 8 us on a 2-core machine. 2^4 cycles keeps NumPy's matmul as fast and
-# the contenders out of each other's way. It only works if NumPy is not imported yet;
-# `__main__` records whether it was.
-OPENBLAS_TIMEOUT_SET = "numpy" not in _sys.modules and "OPENBLAS_THREAD_TIMEOUT" not in _os.environ
-if OPENBLAS_TIMEOUT_SET:
-    _os.environ["OPENBLAS_THREAD_TIMEOUT"] = "4"
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the suite with command-line arguments `argv`; returns the exit code."""
     from .__main__ import main as _main
-
     return _main(argv)

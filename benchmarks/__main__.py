@@ -1,8 +1,8 @@
-"""The command line: ``python -m benchmarks`` or ``ember-bench``.
+"""The command line: ``python -m ember.benchmarks`` or ``ember-bench``.
 
-    python -m benchmarks --quick                    # a smoke run, under a minute on a CPU
-    python -m benchmarks --filter softmax --json out.json
-    python -m benchmarks --device cuda --plot bench.png
+    python -m ember.benchmarks --quick              # a smoke run, under a minute on a CPU
+    python -m ember.benchmarks --filter softmax --json out.json
+    python -m ember.benchmarks --device cuda --plot bench.png
 
 Progress goes to stderr, the table to stdout. Unless EMBER_CACHE_DIR is set, ember's
 disk cache lives in a temporary folder for the run, so that no earlier run's cache
@@ -30,7 +30,7 @@ __all__ = ["main", "parse_args"]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m benchmarks", description=(
+    p = argparse.ArgumentParser(prog="python -m ember.benchmarks", description=(
         "ember's kernel benchmark suite: every case with every available contender, "
         "against the machine's limits."))
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
@@ -151,5 +151,26 @@ def _run(args: argparse.Namespace, cases: list) -> int:
     return 1 if args.strict and failed else 0
 
 
+# NOTE: OpenBLAS's worker threads spin for about 2^28 cycles after each BLAS call. On a
+# machine with few cores that spinning thread shares a core with torch's OpenMP worker,
+# and every parallel torch op then waits for a scheduler time slice: a 256x256 sum took
+# 6 ms instead of 8 us on a 2-core machine. 2^4 cycles keeps NumPy's matmul as fast and
+# the contenders out of each other's way. OpenBLAS reads the variable when NumPy loads,
+# which importing this package has already done, so the command line sets it and starts
+# itself again once; importing the package changes no environment variable.
+OPENBLAS_TIMEOUT = "4"
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """The command line's entry: `main` in a process whose OpenBLAS threads stop spinning."""
+    argv = sys.argv[1:] if argv is None else argv
+    if "OPENBLAS_THREAD_TIMEOUT" not in os.environ:
+        env = {**os.environ, "OPENBLAS_THREAD_TIMEOUT": OPENBLAS_TIMEOUT}
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execve(sys.executable, [sys.executable, "-m", "ember.benchmarks", *argv], env)
+    return main(argv)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

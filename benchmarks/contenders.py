@@ -128,8 +128,6 @@ def load_libraries(device: str, quick: bool, torch_threads: int | None = None) -
     try:
         import ember
 
-        if getattr(ember, "__file__", None) is None:  # a namespace package: no __init__.py
-            raise ImportError("ember/__init__.py does not exist yet")
         libs.em = ember
     except Exception as exc:  # noqa: BLE001
         libs.em_error = _describe(exc)

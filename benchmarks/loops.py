@@ -13,7 +13,6 @@ built and realised in a new process (its compiled code comes from the disk cache
 from __future__ import annotations
 
 import itertools
-import os
 import random
 import subprocess
 import sys
@@ -218,7 +217,7 @@ _NEW_PROCESS = """
 import sys, time
 import numpy as np
 import ember as em
-from benchmarks.loops import tensor_random_chain
+from ember.benchmarks.loops import tensor_random_chain
 x = em.from_numpy(np.array([{value!r}], dtype=np.float32))
 em.realize(x * 2)  # NOTE: ember's one-time set-up in a process is not part of the load
 start = time.perf_counter()
@@ -239,13 +238,10 @@ def disk_cache_new_process(case: Any, inputs: dict[str, np.ndarray], libs: Libra
         raise Unavailable("skipped under --quick: every sample starts a new Python process")
     if libs.device != "cpu":
         raise Unavailable("measured on the CPU only")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (root, os.environ.get("PYTHONPATH")) if p)}
     code = _NEW_PROCESS.format(value=float(inputs["x"][0]))
 
     def run(x: Any) -> float:
-        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True,
                               text=True, timeout=120, check=False)
         if done.returncode != 0:
             raise RuntimeError(f"the new process failed: {done.stderr.strip()[-300:]}")

@@ -1,6 +1,6 @@
 """The benchmark suite: a quick run's JSON is complete and no ember contender disagrees with NumPy.
 
-One module-scoped `python -m benchmarks --quick --json` run in a subprocess (a few
+One module-scoped `python -m ember.benchmarks --quick --json` run in a subprocess (a few
 seconds on a 2-core CPU) feeds most tests; a few run `main` in-process with a filter.
 Tests of ember's contenders skip when ember cannot be imported.
 """
@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from benchmarks.__main__ import main
-from benchmarks.cases import CASES, select, size_label
-from benchmarks.runner import deviation
+from ember.benchmarks.__main__ import main
+from ember.benchmarks.cases import CASES, select, size_label
+from ember.benchmarks.runner import deviation
 
 ROOT = Path(__file__).resolve().parents[1]
 STANDARD = ("ember", "ember eager", "numpy eager", "torch eager", "torch.compile")
@@ -41,7 +41,7 @@ needs_ember = pytest.mark.skipif(EMBER is None, reason="ember cannot be imported
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
     path = tmp_path_factory.mktemp("bench") / "quick.json"
-    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--json", str(path)],
+    proc = subprocess.run([sys.executable, "-m", "ember.benchmarks", "--quick", "--json", str(path)],
                           cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(path.read_text()), proc.stdout
