@@ -19,6 +19,8 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from typing import Any
 
 from . import limits as limits_mod
 from .cases import select, size_label
@@ -29,26 +31,69 @@ from .runner import CaseRun, Settings, run_case, summary
 __all__ = ["main", "parse_args"]
 
 
+def _positive(kind: type) -> Callable[[str], Any]:
+    """An argparse type: a number of `kind` above zero, or a message saying what was wrong."""
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not 0 < value < float("inf"):
+            raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+        return value
+    return parse
+
+
+def _writable_file(path: str) -> str:
+    """An argparse type: a file path whose folder exists and can be written, checked
+    before the run instead of after it."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(f"the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise argparse.ArgumentTypeError(f"the folder {folder} is not writable")
+    if os.path.isdir(path):
+        raise argparse.ArgumentTypeError(f"{path} is a folder, not a file")
+    return path
+
+
+class _DefaultsHelp(argparse.HelpFormatter):
+    """Help text that ends with the flag's default, unless the text already says it or
+    the flag is a switch."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m ember.benchmarks", description=(
         "ember's kernel benchmark suite: every case with every available contender, "
-        "against the machine's limits."))
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+        "against the machine's limits."), formatter_class=_DefaultsHelp)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="where the cases run")
     p.add_argument("--quick", action="store_true",
                    help="smallest size of every case, fewer repeats, no torch.compile")
     p.add_argument("--filter", metavar="NAME",
-                   help="only cases whose name contains NAME or matches it as a regex")
-    p.add_argument("--json", metavar="PATH", help="write every measurement to PATH")
-    p.add_argument("--plot", metavar="PATH", help="draw a PNG (needs matplotlib)")
-    p.add_argument("--repeats", type=int, help="timed samples per contender")
-    p.add_argument("--min-sample", type=float, metavar="SECONDS",
-                   help="each sample repeats the call until it lasts this long")
-    p.add_argument("--torch-threads", type=int, metavar="N",
+                   help="only cases whose name contains NAME or matches it as a regex "
+                        "(default: every case)")
+    p.add_argument("--json", metavar="PATH", type=_writable_file,
+                   help="write every measurement to PATH (default: none written)")
+    p.add_argument("--plot", metavar="PATH", type=_writable_file,
+                   help="draw a PNG (needs matplotlib; default: none drawn)")
+    p.add_argument("--repeats", type=_positive(int),
+                   help="timed samples per contender (default: 5 with --quick, else 7)")
+    p.add_argument("--min-sample", type=_positive(float), metavar="SECONDS",
+                   help="each sample repeats the call until it lasts this long "
+                        "(default: 0.005 with --quick, else 0.02)")
+    p.add_argument("--torch-threads", type=_positive(int), metavar="N",
                    help="torch's intra-op threads (default: torch's own, or 1 where its "
                         "threads are found starved)")
     p.add_argument("--list", action="store_true", help="list the cases and their sizes")
     p.add_argument("--strict", action="store_true",
-                   help="exit with 1 if a contender disagrees with NumPy or fails")
+                   help="exit with 1 if a contender disagrees with NumPy or fails (default: exit 0)")
     p.add_argument("-v", "--verbose", action="store_true", help="print tracebacks of failures")
     return p.parse_args(argv)
 
@@ -145,7 +190,9 @@ def _run(args: argparse.Namespace, cases: list) -> int:
         write_json(args.json, to_json(runs, limits, meta, contenders, notes))
         _progress(f"measurements written to {args.json}")
     if args.plot:
-        _progress(plot(runs, args.plot))
+        title = (f"ember benchmarks, {args.device}: {platform.processor() or platform.machine()}, "
+                 f"{os.cpu_count()} cores, {datetime.date.today().isoformat()}")
+        _progress(plot(runs, args.plot, title))
     _progress(f"done in {time.perf_counter() - started:.0f} s")
     failed = any(o.status in ("disagrees", "error") for r in runs for o in r.outcomes.values())
     return 1 if args.strict and failed else 0

@@ -182,8 +182,9 @@ def write_json(path: str, data: dict[str, Any]) -> None:
         f.write("\n")
 
 
-def plot(runs: list[CaseRun], path: str) -> str:
-    """Draw every contender's time relative to the baseline's; returns a one-line message."""
+def plot(runs: list[CaseRun], path: str, title: str = "ember benchmarks") -> str:
+    """Draw every contender's time relative to the baseline's, under `title` (the machine
+    and the date); returns a one-line message."""
     try:
         import matplotlib
 
@@ -194,7 +195,10 @@ def plot(runs: list[CaseRun], path: str) -> str:
     rows = [(run, baseline_of(run)) for run in runs]
     rows = [(run, base) for run, base in rows if base]
     names = sorted({n for run, _ in rows for n, o in run.outcomes.items() if o.status == "ok"})
-    fig, ax = plt.subplots(figsize=(max(8, 0.45 * len(rows)), 5))
+    # NOTE: a bar group per case and a fixed width per group keep labels readable at any
+    # number of cases; the legend goes outside the axes so it never hides bars.
+    fig, ax = plt.subplots(figsize=(max(8, 0.45 * len(rows)), 5.5))
+    ax.set_title(title, fontsize=9)
     width = 0.8 / max(1, len(names))
     for k, name in enumerate(names):
         xs, ys = [], []
@@ -209,7 +213,7 @@ def plot(runs: list[CaseRun], path: str) -> str:
     ax.set_xticks([i + 0.4 - width / 2 for i in range(len(rows))])
     ax.set_xticklabels([run.label for run, _ in rows], rotation=70, ha="right", fontsize=7)
     ax.set_ylabel("time / baseline time (above 1: baseline faster)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

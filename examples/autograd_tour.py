@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 
 import ember as em
+from _cli import parser as make_parser
 
 
 def section(title: str) -> None:
@@ -110,6 +111,7 @@ def errors() -> None:
 
 
 def main() -> None:
+    make_parser(__doc__).parse_args()  # --help says what the tour shows
     print(__doc__.split("\n\n")[0])
     worked_example()
     propagation()

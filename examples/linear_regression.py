@@ -11,12 +11,13 @@ beside the true ones.
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
 
 import ember as em
+from _cli import parser as make_parser
+from _cli import positive_float, positive_int
 
 
 def make_data(n: int = 256, features: int = 4, seed: int = 0):
@@ -41,10 +42,11 @@ def step(X, y, w, b, lr: float):
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=300, help="gradient steps (300)")
-    parser.add_argument("--lr", type=float, default=0.02, help="learning rate (0.02)")
-    parser.add_argument("--every", type=int, default=50, help="print the loss every N steps")
+    parser = make_parser(__doc__)
+    parser.add_argument("--steps", type=positive_int, default=300, help="gradient steps")
+    parser.add_argument("--lr", type=positive_float, default=0.02, help="learning rate")
+    parser.add_argument("--every", type=positive_int, default=50,
+                        help="print the loss every N steps")
     args = parser.parse_args(argv)
 
     X, y, w_true, b_true = make_data()

@@ -7,11 +7,12 @@ is one compiled function: after the first calls it runs as a cached program, wit
 no Python tracing. `--compare` also times the same step uncompiled (lazy) and eager.
 """
 
-import argparse
 import math
 import time
 
 import ember as em
+from _cli import parser as make_parser
+from _cli import positive_float, positive_int
 
 
 def spirals(n_per_class: int, classes: int = 3, noise: float = 0.2):
@@ -67,11 +68,12 @@ def train(steps: int, hidden: int, lr: float, fn, every: int, quiet: bool = Fals
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--hidden", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=0.5)
-    ap.add_argument("--every", type=int, default=50)
+    ap = make_parser(__doc__)
+    ap.add_argument("--steps", type=positive_int, default=300, help="compiled SGD steps")
+    ap.add_argument("--hidden", type=positive_int, default=64, help="hidden units")
+    ap.add_argument("--lr", type=positive_float, default=0.5, help="learning rate")
+    ap.add_argument("--every", type=positive_int, default=50,
+                    help="print loss and accuracy every N steps")
     ap.add_argument("--compare", action="store_true",
                     help="also time the uncompiled (lazy) and eager steps")
     args = ap.parse_args()

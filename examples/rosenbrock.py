@@ -6,7 +6,7 @@ starts at (-1, 1) and should approach the minimum at (a, a^2) = (1, 1).
 
     python examples/rosenbrock.py                     # 1000 iterations, lr 0.01
     python examples/rosenbrock.py --lr 0.02 --iters 500
-    python examples/rosenbrock.py --compare           # lazy vs eager (vs torch) timings
+    python examples/rosenbrock.py --compare           # lazy, compiled, eager (torch) timings
 
 Each iteration builds the same graph: the loss, its backward, and the update of x
 (which stays pending until backward() realises it with the next gradients).
@@ -14,10 +14,11 @@ Each iteration builds the same graph: the loss, its backward, and the update of 
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import ember as em
+from _cli import parser as make_parser
+from _cli import positive_float, positive_int
 
 A, B = 1.0, 5.0
 
@@ -43,12 +44,33 @@ def descend(lib, lr: float, iters: int, report: int = 0):
     return x, (time.perf_counter() - start) / iters
 
 
+def step(x, lr: float):
+    """One descent step as a function, for em.compile: the loss, backward, the update."""
+    f = rosenbrock(x)
+    f.backward()
+    with em.no_grad():
+        x.sub_(lr * x.grad)
+        x.grad.zero_()
+    return f.detach()
+
+
+def descend_compiled(lr: float, iters: int):
+    """The same loop with its step compiled; returns (x, seconds per iteration)."""
+    compiled = em.compile(step)
+    x = em.tensor([-1.0, 1.0], requires_grad=True)
+    start = time.perf_counter()
+    for _ in range(iters):
+        compiled(x, lr)
+    x.detach().tolist()
+    return x, (time.perf_counter() - start) / iters
+
+
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--lr", type=float, default=0.01, help="learning rate (0.01)")
-    parser.add_argument("--iters", type=int, default=1000, help="iterations (1000)")
+    parser = make_parser(__doc__)
+    parser.add_argument("--lr", type=positive_float, default=0.01, help="learning rate")
+    parser.add_argument("--iters", type=positive_int, default=1000, help="iterations")
     parser.add_argument("--compare", action="store_true",
-                        help="also run the loop in eager mode (and in torch) and time both")
+                        help="also time the loop compiled, in eager mode and in torch")
     args = parser.parse_args(argv)
 
     print(f"Rosenbrock f(x1, x2) = ({A:g} - x1)^2 + {B:g} * (x2 - x1^2)^2, from (-1, 1), "
@@ -59,26 +81,31 @@ def main(argv=None) -> None:
     if not args.compare:
         return
 
-    def best(lib, repeats: int = 3):
+    def best(run, repeats: int = 3):
         """The final x and the best per-iteration time of a few silent runs."""
-        runs = [descend(lib, args.lr, args.iters) for _ in range(repeats)]
+        runs = [run() for _ in range(repeats)]
         return runs[0][0], min(t for _, t in runs)
 
+    def same(other) -> bool:
+        return other.detach().tolist() == x.detach().tolist()
+
     print(f"\ntiming {args.iters} silent iterations (best of 3 runs):")
-    _, lazy = best(em)
+    _, lazy = best(lambda: descend(em, args.lr, args.iters))
+    xc, compiled = best(lambda: descend_compiled(args.lr, args.iters))
     with em.eager():
-        xe, eager = best(em)
-    same = xe.detach().tolist() == x.detach().tolist()
-    print(f"  ember lazy  {lazy * 1e6:8.1f} us per iteration")
-    print(f"  ember eager {eager * 1e6:8.1f} us per iteration   (same final x: {same})")
+        xe, eager = best(lambda: descend(em, args.lr, args.iters))
+    print(f"  ember lazy     {lazy * 1e6:8.1f} us per iteration")
+    print(f"  ember compiled {compiled * 1e6:8.1f} us per iteration   (same final x: {same(xc)})")
+    print(f"  ember eager    {eager * 1e6:8.1f} us per iteration   (same final x: {same(xe)})")
     try:
         import torch
     except ImportError:
         print("  torch is not installed: no torch timing")
         return
-    _, t_torch = best(torch)
-    print(f"  torch eager {t_torch * 1e6:8.1f} us per iteration   "
-          f"(ember lazy / torch eager = {lazy / t_torch:.1f}x)")
+    _, t_torch = best(lambda: descend(torch, args.lr, args.iters))
+    print(f"  torch eager    {t_torch * 1e6:8.1f} us per iteration   "
+          f"(ember lazy / torch eager = {lazy / t_torch:.1f}x, "
+          f"compiled / torch eager = {compiled / t_torch:.2f}x)")
 
 
 if __name__ == "__main__":
