@@ -15,6 +15,7 @@ import gc
 import importlib
 import importlib.util
 import pathlib
+import sys
 import re
 import tracemalloc
 import weakref
@@ -31,11 +32,16 @@ plans = importlib.import_module("ember.tracer.plans")
 
 
 def _example(name: str):
-    """The module of examples/<name>.py (the loops below run the examples' own code)."""
-    path = pathlib.Path(__file__).resolve().parents[1] / "examples" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"ember_example_{name}", path)
+    """The module of examples/<name>.py (the loops below run the examples' own code),
+    loaded with its folder on sys.path as running the script puts it (for `_cli`)."""
+    folder = pathlib.Path(__file__).resolve().parents[1] / "examples"
+    spec = importlib.util.spec_from_file_location(f"ember_example_{name}", folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(folder))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(folder))
     return module
 
 
