@@ -47,7 +47,12 @@ autograd = _NS(grad=_grad_of, backward=backward)  # noqa: F405
 
 __version__ = "0.1.0"
 
-__all__ = list(_tracer_all) + [
+# NOTE: the tracer's helpers that other modules of ember share (grad_of, laid_out,
+# memory_order) are importable from their modules, never from `ember`.
+_INTERNAL = {"grad_of", "laid_out", "memory_order"}
+for _name in _INTERNAL:
+    globals().pop(_name, None)
+__all__ = [n for n in _tracer_all if n not in _INTERNAL] + [
     "dtype", "bfloat16", "float16", "float32", "float64", "int8", "int16", "int32", "int64",
     "uint8", "bool", "float", "double", "half", "long", "int", "short", "get_default_dtype",
     "set_default_dtype", "promote_types", "cuda", "autograd", "__version__",
