@@ -331,3 +331,13 @@ def test_error_messages_name_the_shapes_and_how_to_fix():
     with pytest.raises(RuntimeError, match=re.escape("shapes [2, 3] and [4] cannot be "
                                                      "broadcast together")):
         em.ones(2, 3) + em.ones(4)
+
+
+@pytest.mark.parametrize("fn, message", [
+    (lambda: em.ones(2, 3).permute(0), r"^permute\(\): number of dimensions"),
+    (lambda: em.cat([]), r"^cat\(\): expected a non-empty list of Tensors"),
+])
+def test_errors_speak_of_ember(fn, message):
+    with pytest.raises(RuntimeError, match=message) as info:
+        fn()
+    assert "torch" not in str(info.value).lower() and "sparse" not in str(info.value)

@@ -60,6 +60,6 @@ def check_device(spec) -> str:
     if d.type == "cpu":
         return "cpu"
     if not cuda_available():
-        raise RuntimeError("Torch not compiled with CUDA enabled: no CUDA device is available "
-                           "to ember on this machine (em.cuda.is_available() is False)")
+        raise RuntimeError("no CUDA device is available to ember on this machine "
+                           "(em.cuda.is_available() is False): create the tensor on the CPU")
     raise NotImplementedError("ember's GPU path is not built yet: tensors live on the CPU")

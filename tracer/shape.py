@@ -141,7 +141,7 @@ def unsqueeze(x: Tensor, dim: int) -> Tensor:
 def permute(x: Tensor, *dims) -> Tensor:
     dims = _shape_arg(dims)
     if len(dims) != x.ndim:
-        raise RuntimeError(f"permute(sparse_coo): number of dimensions in the tensor input "
+        raise RuntimeError(f"permute(): number of dimensions in the tensor input "
                            f"does not match the length of the desired ordering of dimensions "
                            f"i.e. input.dim() = {x.ndim} is not equal to len(dims) = {len(dims)}")
     order = tuple(_dim(d, x.ndim) for d in dims)
@@ -299,7 +299,7 @@ def cat(tensors, dim: int = 0) -> Tensor:
     """Join tensors along an existing dim (1-D empty tensors are skipped, as in PyTorch)."""
     tensors = list(tensors)
     if not tensors:
-        raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
+        raise RuntimeError("cat(): expected a non-empty list of Tensors")
     for i, x in enumerate(tensors):
         if not isinstance(x, Tensor):
             raise TypeError(f"expected Tensor as element {i} in argument 0, but got "
