@@ -135,8 +135,9 @@ def structure(outputs) -> tuple[tuple, list[np.ndarray], list[tuple[int, int]]]:
 
     The key is a flat tuple with one entry per node in the order `canonical`
     visits them: (op, arg, dtype, shape, input positions...), inputs and
-    realised nodes as (-1, dtype, shape), RAND as (op, stream, dtype, shape),
-    CONST args by repr (so -0.0 and NaN key correctly). It names the same graph
+    realised nodes as (-1, dtype, shape) (the program reads their values),
+    RAND as (op, stream, dtype, shape), CONST args by repr (so -0.0 and NaN key
+    correctly). It names the same graph
     as `canonical`'s nodes, without building them (a node costs ~0.5 us here).
     NOTE: ops enter the key as `id(op)`: `Enum.__hash__` runs Python code, and
     this key never leaves the process (the disk key hashes the graph's text).
@@ -153,7 +154,9 @@ def walk(outputs, through_known: bool = False):
     order; None for a graph deeper than the recursion limit.
 
     `through_known`: a node whose value is known is still an input, but the walk
-    goes on below it too (a backward pass reads the values that computed it)."""
+    goes on below it too (a backward pass reads the values that computed it), and
+    its token is its whole structure marked as known, `(-2, token)`: a backward
+    pass depends on the op that computed a value, not only on its shape."""
     index: dict[Node, int] = {}
     tokens: list[tuple] = []
     inputs: list[np.ndarray] = []
@@ -184,21 +187,27 @@ def walk(outputs, through_known: bool = False):
             else:
                 tokens.append((id(op), repr(n.arg) if op is CONST else n.arg, n.dtype,
                                n.shape))
-        elif known and ref(n) in known:
-            if through_known:
-                below = tuple([visit(i) for i in ins])
-                tokens.append((-2, n.dtype, n.shape, *below))
-            else:
-                tokens.append((-1, n.dtype, n.shape))
+        elif known and not through_known and ref(n) in known:
+            tokens.append((-1, n.dtype, n.shape))
             inputs.append(known[ref(n)])
             sources.append(n)
-        elif len(ins) == 1:
-            tokens.append((id(op), n.arg, n.dtype, n.shape, visit(ins[0])))
-        elif len(ins) == 2:
-            a = visit(ins[0])
-            tokens.append((id(op), n.arg, n.dtype, n.shape, a, visit(ins[1])))
         else:
-            tokens.append((id(op), n.arg, n.dtype, n.shape, *map(visit, ins)))
+            # NOTE: every computed node's token is built here and nowhere else, so
+            # it always carries the node's op, arg, dtype, shape and inputs: two
+            # graphs get one key only where their whole structure is equal.
+            if len(ins) == 1:
+                token = (id(op), n.arg, n.dtype, n.shape, visit(ins[0]))
+            elif len(ins) == 2:
+                a = visit(ins[0])
+                token = (id(op), n.arg, n.dtype, n.shape, a, visit(ins[1]))
+            else:
+                token = (id(op), n.arg, n.dtype, n.shape, *map(visit, ins))
+            if through_known and known and ref(n) in known:
+                # computed already: an input of the program, under its own structure
+                token = (-2, token)
+                inputs.append(known[ref(n)])
+                sources.append(n)
+            tokens.append(token)
         i = index[n] = len(tokens) - 1
         return i
 
