@@ -407,8 +407,9 @@ def _untrusted(st: os.stat_result, path: str, kind: str) -> tuple[str, str] | No
                 "remove it, or set EMBER_CACHE_DIR to a folder of your own")
     if uid is not None and st.st_mode & 0o022:
         mode = stat.S_IMODE(st.st_mode)
+        recursive = "-R " if kind == "folder" else ""
         return (f"{path} is writable by group or others (mode {mode:o})",
-                f"run `chmod go-w {path}`")
+                f"run `chmod {recursive}go-w {path}`")
     return None
 
 

@@ -332,7 +332,7 @@ def test_a_group_writable_cache_folder_is_refused(new_disk, tmp_path):
     root.chmod(0o775)
     options.cache_dir = str(root)
     message = _refused_once(tmp_path, str(root))
-    assert "chmod go-w" in message
+    assert f"chmod -R go-w {root}" in message
     assert entries(root) == []
 
 
