@@ -17,7 +17,14 @@ empties it (and the counters).
 
 **Disk.** `DiskCache` keeps the generated source under
 `options.cache_dir/<ember version>-<numpy version>-<compiler digest>/`, one
-file per graph, named by the SHA-256 of the canonical graph's text. A file is
+file per graph, named by the SHA-256 of the canonical graph's text. The
+compiler digest hashes every module of the compiler's packages (ir/, its
+passes, codegen/, runtime/), so any edit to them starts a new folder. The
+cache `exec`s what it loads: it is used only while its folders and files are
+the current user's and writable by no one else (it makes them 0700 and 0600),
+never through a symbolic link; otherwise it warns once and is not used. A
+program loaded from it is checked on its first call: outputs of other shapes
+or dtypes than its graph's discard it (runtime/compiled.py). A file is
 a header line with the SHA-256 of what follows: a metadata line (JSON: kernel
 count, peak memory, the compiler's report) and the source; a file whose
 checksum does not match (truncated, edited) is rejected, recompiled and
@@ -31,9 +38,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import sys
 import tempfile
 import threading
+import warnings
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, fields
@@ -44,7 +53,7 @@ from ..ir.graph import Graph
 from ..ir.node import Node, node
 from ..ir.ops import Op
 from .buffers import lookup, realized
-from .config import options
+from .config import default_cache_dir, options
 
 __all__ = [
     "CODEGEN_VERSION",
@@ -54,6 +63,7 @@ __all__ = [
     "canonical",
     "canonical_over",
     "clear",
+    "compiler_digest",
     "disk",
     "memory",
     "stats",
@@ -135,8 +145,9 @@ def structure(outputs) -> tuple[tuple, list[np.ndarray], list[tuple[int, int]]]:
 
     The key is a flat tuple with one entry per node in the order `canonical`
     visits them: (op, arg, dtype, shape, input positions...), inputs and
-    realised nodes as (-1, dtype, shape), RAND as (op, stream, dtype, shape),
-    CONST args by repr (so -0.0 and NaN key correctly). It names the same graph
+    realised nodes as (-1, dtype, shape) (the program reads their values),
+    RAND as (op, stream, dtype, shape), CONST args by repr (so -0.0 and NaN key
+    correctly). It names the same graph
     as `canonical`'s nodes, without building them (a node costs ~0.5 us here).
     NOTE: ops enter the key as `id(op)`: `Enum.__hash__` runs Python code, and
     this key never leaves the process (the disk key hashes the graph's text).
@@ -153,7 +164,9 @@ def walk(outputs, through_known: bool = False):
     order; None for a graph deeper than the recursion limit.
 
     `through_known`: a node whose value is known is still an input, but the walk
-    goes on below it too (a backward pass reads the values that computed it)."""
+    goes on below it too (a backward pass reads the values that computed it), and
+    its token is its whole structure marked as known, `(-2, token)`: a backward
+    pass depends on the op that computed a value, not only on its shape."""
     index: dict[Node, int] = {}
     tokens: list[tuple] = []
     inputs: list[np.ndarray] = []
@@ -184,21 +197,27 @@ def walk(outputs, through_known: bool = False):
             else:
                 tokens.append((id(op), repr(n.arg) if op is CONST else n.arg, n.dtype,
                                n.shape))
-        elif known and ref(n) in known:
-            if through_known:
-                below = tuple([visit(i) for i in ins])
-                tokens.append((-2, n.dtype, n.shape, *below))
-            else:
-                tokens.append((-1, n.dtype, n.shape))
+        elif known and not through_known and ref(n) in known:
+            tokens.append((-1, n.dtype, n.shape))
             inputs.append(known[ref(n)])
             sources.append(n)
-        elif len(ins) == 1:
-            tokens.append((id(op), n.arg, n.dtype, n.shape, visit(ins[0])))
-        elif len(ins) == 2:
-            a = visit(ins[0])
-            tokens.append((id(op), n.arg, n.dtype, n.shape, a, visit(ins[1])))
         else:
-            tokens.append((id(op), n.arg, n.dtype, n.shape, *map(visit, ins)))
+            # NOTE: every computed node's token is built here and nowhere else, so
+            # it always carries the node's op, arg, dtype, shape and inputs: two
+            # graphs get one key only where their whole structure is equal.
+            if len(ins) == 1:
+                token = (id(op), n.arg, n.dtype, n.shape, visit(ins[0]))
+            elif len(ins) == 2:
+                a = visit(ins[0])
+                token = (id(op), n.arg, n.dtype, n.shape, a, visit(ins[1]))
+            else:
+                token = (id(op), n.arg, n.dtype, n.shape, *map(visit, ins))
+            if through_known and known and ref(n) in known:
+                # computed already: an input of the program, under its own structure
+                token = (-2, token)
+                inputs.append(known[ref(n)])
+                sources.append(n)
+            tokens.append(token)
         i = index[n] = len(tokens) - 1
         return i
 
@@ -307,34 +326,109 @@ class MemoryCache:
 # ---------------------------------------------------------------------------
 # disk
 
-# the compiler's source files, relative to this folder (the same in a checkout and
-# installed: ember.runtime, ember.codegen and ember.ir are sibling folders)
-_COMPILER_FILES = ("../codegen/kernel.py", "../codegen/numpy_gen.py", "../ir/passes/fusion.py",
-                   "../ir/passes/schedule.py", "../ir/passes/simplify.py", "compiled.py",
-                   "interpreter.py", "threads.py")
+# the packages the compiler consists of, relative to ember's package folder (the
+# same in a checkout and installed: ember.ir, ember.codegen and ember.runtime are
+# sibling folders). NOTE: tracer/ is left out: it decides which graph is built,
+# and the graph is the key; how a graph is compiled is decided here.
+_COMPILER_PACKAGES = ("ir", "codegen", "runtime")
+_EMBER_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def compiler_digest(base: str = _EMBER_DIR, packages=_COMPILER_PACKAGES) -> str:
+    """SHA-256 of every module of the compiler's packages (their paths and contents),
+    walked under `base`, so that any edit to the compiler, or a module added to it,
+    gives a new digest.
+
+    NOTE: the files are read, not imported, so that a disk hit in a new process
+    does not pay for importing the compiler; it costs ~1 ms, once per process.
+    """
+    h = hashlib.sha256()
+    found = 0
+    for package in packages:
+        paths = []
+        for folder, subfolders, names in os.walk(os.path.join(base, package)):
+            subfolders[:] = sorted(d for d in subfolders
+                                   if d != "__pycache__" and not d.startswith("."))
+            paths += [os.path.join(folder, n) for n in names if n.endswith(".py")]
+        for path in sorted(paths):
+            try:
+                with open(path, "rb") as f:
+                    data = f.read()
+            except OSError:
+                continue
+            rel = os.path.relpath(path, base).replace(os.sep, "/")
+            h.update(f"{rel}\0{len(data)}\0".encode())
+            h.update(data)
+            found += 1
+    if not found:  # pragma: no cover - a zipped install: versions must do
+        h.update(repr(packages).encode())
+    return h.hexdigest()
 
 
 def _versions() -> str:
-    """ember's and NumPy's versions, and a digest of the compiler's own source.
-
-    NOTE: the digest covers the passes, the code generator and this runtime, so
-    an edited compiler (in a checkout, between releases) never loads programs
-    an older one generated. The files are read, not imported, so that a disk
-    hit in a new process does not pay for importing the compiler.
-    """
+    """ember's and NumPy's versions, and a digest of the compiler's own source."""
     ember = getattr(sys.modules.get("ember"), "__version__", "dev")
-    h = hashlib.sha256()
-    here = os.path.dirname(os.path.abspath(__file__))
-    for rel in _COMPILER_FILES:
-        try:
-            with open(os.path.join(here, rel), "rb") as f:
-                h.update(f.read())
-        except OSError:  # pragma: no cover - a zipped install: versions must do
-            h.update(rel.encode())
-    return f"ember{ember}-numpy{np.__version__}-cg{CODEGEN_VERSION}-{h.hexdigest()[:12]}"
+    digest = compiler_digest()
+    return f"ember{ember}-numpy{np.__version__}-cg{CODEGEN_VERSION}-{digest[:16]}"
 
 
 _VERSIONS = [None]
+
+
+def versions() -> str:
+    """`_versions()`, computed once per process."""
+    if _VERSIONS[0] is None:
+        _VERSIONS[0] = _versions()
+    return _VERSIONS[0]
+
+
+# NOTE: O_NOFOLLOW: a symbolic link planted in the cache is refused, never followed;
+# O_NONBLOCK: a FIFO planted there cannot hang the open (it is refused below)
+_OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+               | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+
+
+def _uid() -> int | None:
+    """The current user's id (None where the system has none: Windows)."""
+    getuid = getattr(os, "getuid", None)
+    return None if getuid is None else getuid()
+
+
+def _untrusted(st: os.stat_result, path: str, kind: str) -> tuple[str, str] | None:
+    """(what is wrong, how to fix it) where a folder or file of the disk cache with
+    status `st` must not be used, else None: the cache runs the code it holds, so
+    it must be the current user's alone."""
+    is_kind = stat.S_ISDIR if kind == "folder" else stat.S_ISREG
+    if not is_kind(st.st_mode):
+        return (f"{path} is not a regular {kind}", f"remove {path}")
+    uid = _uid()
+    if uid is not None and st.st_uid != uid:
+        return (f"{path} belongs to user {st.st_uid}, not to you (user {uid})",
+                "remove it, or set EMBER_CACHE_DIR to a folder of your own")
+    if uid is not None and st.st_mode & 0o022:
+        mode = stat.S_IMODE(st.st_mode)
+        recursive = "-R " if kind == "folder" else ""
+        return (f"{path} is writable by group or others (mode {mode:o})",
+                f"run `chmod {recursive}go-w {path}`")
+    return None
+
+
+def _make_folders(path: str) -> None:
+    """Create `path` and its missing parents, each 0700 whatever the umask."""
+    missing = []
+    p = path
+    while not os.path.lexists(p):
+        missing.append(p)
+        parent = os.path.dirname(p)
+        if parent == p:
+            break
+        p = parent
+    for p in reversed(missing):
+        try:
+            os.mkdir(p, 0o700)
+        except FileExistsError:
+            continue  # made by another process meanwhile: checked by the caller
+        os.chmod(p, 0o700)  # NOTE: mkdir's mode is cut by the umask, never widened
 
 
 class DiskCache:
@@ -342,6 +436,13 @@ class DiskCache:
 
     A load touches the file; every `PRUNE_EVERY` writes the folder is cut back to
     `options.disk_cache_entries` files, least recently used first (by mtime).
+
+    The cache `exec`s what it loads, so it is used only while its folder, the
+    versioned folder in it and every file read are the current user's and not
+    writable by group or others; it creates them 0700 and 0600. Anything else
+    (another owner, a group-writable folder, a symbolic link or a FIFO in it)
+    is refused with one warning naming the path and the fix, and the process
+    goes on without the disk cache in that folder.
     """
 
     HEADER = "# ember-cache sha256="
@@ -350,23 +451,86 @@ class DiskCache:
     def __init__(self, stats: CacheStats):
         self.stats = stats
         self.writes = 0
+        self.trusted: str | None = None  # the versioned folder checked (this process)
+        self.refused: set[str] = set()  # cache folders refused (and warned about)
+
+    @property
+    def root(self) -> str:
+        return options.cache_dir or default_cache_dir()
 
     @property
     def folder(self) -> str:
-        if _VERSIONS[0] is None:
-            _VERSIONS[0] = _versions()
-        return os.path.join(options.cache_dir, _VERSIONS[0])
+        return os.path.join(self.root, versions())
 
     def path(self, digest: str) -> str:
         return os.path.join(self.folder, digest + ".py")
 
-    def load(self, digest: str) -> tuple[str, dict] | None:
-        """(source, metadata) as stored, or None (absent, or rejected as corrupt)."""
-        try:
-            with open(self.path(digest), encoding="utf-8") as f:
-                text = f.read()
-        except (OSError, UnicodeDecodeError):
+    def refuse(self, problem: tuple[str, str]) -> None:
+        """Stop using the disk cache in this folder, with one warning."""
+        root = self.root
+        if root in self.refused:
+            return
+        self.refused.add(root)
+        what, fix = problem
+        warnings.warn(f"ember: not using the disk cache in {root}: {what}. To use it, {fix}. "
+                      "Programs are compiled in this process instead.", RuntimeWarning,
+                      stacklevel=4)
+
+    def ready(self, create: bool) -> str | None:
+        """The versioned folder, checked (and made, if `create`), or None where the
+        disk cache is not to be used (refused, or absent and not `create`)."""
+        root, folder = self.root, self.folder
+        if root in self.refused:
             return None
+        if folder == self.trusted:
+            return folder
+        try:
+            # NOTE: the cache folder itself may be a link the user made (stat follows
+            # it); the versioned folder inside may not (lstat)
+            for path, look in ((root, os.stat), (folder, os.lstat)):
+                try:
+                    st = look(path)
+                except FileNotFoundError:
+                    if not create:
+                        return None
+                    _make_folders(path)
+                    st = look(path)
+                problem = _untrusted(st, path, "folder")
+                if problem is not None:
+                    self.refuse(problem)
+                    return None
+        except OSError:
+            return None  # a read-only or full disk only costs a recompile
+        self.trusted = folder
+        return folder
+
+    def load(self, digest: str) -> tuple[str, dict] | None:
+        """(source, metadata) as stored, or None (absent, refused, or rejected as corrupt)."""
+        folder = self.ready(create=False)
+        if folder is None:
+            return None
+        path = os.path.join(folder, digest + ".py")
+        try:
+            fd = os.open(path, _OPEN_FLAGS)
+        except FileNotFoundError:
+            return None
+        except OSError:
+            if os.path.islink(path):
+                self.refuse((f"{path} is a symbolic link", f"remove {path}"))
+            return None
+        with os.fdopen(fd, "rb") as f:
+            problem = _untrusted(os.fstat(fd), path, "file")
+            if problem is not None:
+                self.refuse(problem)
+                return None
+            try:
+                text = f.read().decode("utf-8")
+            except (OSError, UnicodeDecodeError):
+                return None
+            try:
+                os.utime(fd)  # recently used: pruned last
+            except (OSError, NotImplementedError):
+                pass
         head, _, body = text.partition("\n")
         meta_line, _, source = body.partition("\n")
         try:
@@ -378,24 +542,24 @@ class DiskCache:
             self.stats.disk_rejects += 1
             return None
         self.stats.disk_hits += 1
-        try:
-            os.utime(self.path(digest))  # recently used: pruned last
-        except OSError:
-            pass
         return source, meta
 
     def store(self, digest: str, source: str, meta: dict | None = None) -> None:
         """Write `source` and its `metadata` (JSON) atomically, with a checksum of both."""
         body = "# " + json.dumps(meta or {}) + "\n" + source
-        folder = self.folder
+        folder = self.ready(create=True)
+        if folder is None:
+            return
         try:
-            os.makedirs(folder, exist_ok=True)
+            # NOTE: mkstemp creates the file itself (O_EXCL, never through a link)
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".py", dir=folder)
             try:
+                if hasattr(os, "fchmod"):
+                    os.fchmod(fd, 0o600)
                 with os.fdopen(fd, "w", encoding="utf-8") as f:
                     f.write(self.HEADER + hashlib.sha256(body.encode()).hexdigest() + "\n")
                     f.write(body)
-                os.replace(tmp, self.path(digest))
+                os.replace(tmp, os.path.join(folder, digest + ".py"))
             except BaseException:
                 try:
                     os.unlink(tmp)
@@ -413,9 +577,13 @@ class DiskCache:
         """Remove the least recently used files beyond `keep` (default
         `options.disk_cache_entries`); returns how many went."""
         keep = options.disk_cache_entries if keep is None else keep
+        folder = self.ready(create=False)
+        if folder is None:
+            return 0
         try:
-            files = [(e.stat().st_mtime, e.path) for e in os.scandir(self.folder)
-                     if e.name.endswith(".py") and not e.name.startswith(".tmp-")]
+            files = [(e.stat(follow_symlinks=False).st_mtime, e.path) for e in os.scandir(folder)
+                     if e.name.endswith(".py") and not e.name.startswith(".tmp-")
+                     and e.is_file(follow_symlinks=False)]
         except OSError:
             return 0
         files.sort()
@@ -430,10 +598,8 @@ class DiskCache:
 
 
 def digest_of(key: tuple[Node, ...]) -> str:
-    if _VERSIONS[0] is None:
-        _VERSIONS[0] = _versions()
     # NOTE: the tile size shapes the generated source, so it is part of the key
-    head = f"{_VERSIONS[0]}-tile{options.tile_elems}\n"
+    head = f"{versions()}-tile{options.tile_elems}\n"
     return hashlib.sha256(head.encode() + key_text(key).encode()).hexdigest()
 
 

@@ -29,7 +29,8 @@ from . import cache, threads
 from .config import options
 from .interpreter import IMPL, _finish, evaluate, int_pow
 
-__all__ = ["Compiled", "compile_key", "compiled_for", "lookup", "program_for", "run_compiled"]
+__all__ = ["Compiled", "compile_key", "compiled_for", "fits", "lookup", "program_for",
+           "run_compiled"]
 
 
 class _Stub:
@@ -128,13 +129,17 @@ NAMESPACE = {"np": np, "dt": dt, "Op": Op, "View": View, "_extern": _extern,
 
 
 class Compiled:
-    """One cached program: the function, its source and what the compiler reported."""
+    """One cached program: the function, its source and what the compiler reported.
 
-    __slots__ = ("fn", "kernels", "nbytes", "peak_bytes", "report", "source")
+    `graph`: the canonical graph it was built from, kept where the verifier is on
+    (options.verify), which then checks every hit against it."""
+
+    __slots__ = ("fn", "graph", "kernels", "nbytes", "peak_bytes", "report", "source")
 
     def __init__(self, fn, source: str, kernels: int = -1, peak_bytes: int = -1,
                  report: str = "", held_bytes: int = 0):
         self.fn = fn
+        self.graph = None
         self.source = source
         self.kernels = kernels
         self.peak_bytes = peak_bytes
@@ -211,13 +216,21 @@ def _load_or_compile(key: tuple[Node, ...]) -> Compiled:
         if stored is not None:
             source, meta = stored
             try:
-                return Compiled(_exec(source), source, meta.get("kernels", -1),
-                                meta.get("peak_bytes", -1), meta.get("report", ""),
-                                meta.get("held_bytes", 0))
+                entry = Compiled(_exec(source), source, meta.get("kernels", -1),
+                                 meta.get("peak_bytes", -1), meta.get("report", ""),
+                                 meta.get("held_bytes", 0))
             except Exception:  # noqa: BLE001 - a stored file that fails to load is rewritten
                 stats.disk_rejects += 1
                 stats.disk_hits -= 1
-    stats.compiles += 1
+            else:
+                entry.fn = _checked_first_call(entry, key, digest)
+                return entry
+    return _compile_and_store(key, digest)
+
+
+def _compile_and_store(key: tuple[Node, ...], digest: str | None) -> Compiled:
+    """Compile `key`, and write the program to the disk cache under `digest` (if any)."""
+    cache.memory.stats.compiles += 1
     entry = compile_key(key)
     if digest is not None and entry.fn is not None:
         cache.disk.store(digest, entry.source, {"kernels": entry.kernels,
@@ -226,6 +239,47 @@ def _load_or_compile(key: tuple[Node, ...]) -> Compiled:
                                                 "held_bytes": entry.nbytes - 512
                                                 - len(entry.source)})
     return entry
+
+
+def fits(values, key: tuple[Node, ...]) -> bool:
+    """Whether a program's `values` have the shapes and dtypes of the graph's outputs."""
+    if not isinstance(values, (list, tuple)) or len(values) != len(key):
+        return False
+    for v, n in zip(values, key):
+        if not isinstance(v, np.ndarray) or v.shape != n.shape or v.dtype != n.dtype.np:
+            return False
+    return True
+
+
+def _checked_first_call(entry: Compiled, key: tuple[Node, ...], digest: str):
+    """The loaded program of `entry`, wrapped so that its first call checks its outputs
+    against the graph's; a program that does not fit is discarded, and `key` is
+    compiled again (and rewritten on disk) in its place.
+
+    NOTE: a stored program is checksummed, but the checksum only says the file is
+    whole, not that it was generated for this graph; the first call replaces the
+    wrapper with the program itself, so later calls pay nothing."""
+    loaded = entry.fn
+
+    def first_call(inputs, params):
+        values = loaded(inputs, params)
+        if fits(values, key):
+            entry.fn = loaded
+            return values
+        cache.memory.stats.disk_rejects += 1
+        if options.debug:
+            print("[ember] a program loaded from the disk cache gave outputs of other "
+                  "shapes or dtypes than its graph's; compiling it again", file=sys.stderr)
+        fresh = _compile_and_store(key, digest)
+        # NOTE: nbytes stays: the memory cache counted the entry's bytes when it was put
+        for name in ("fn", "kernels", "peak_bytes", "report", "source"):
+            setattr(entry, name, getattr(fresh, name))
+        if entry.fn is None:
+            raise RuntimeError("a program loaded from the disk cache was wrong, and its "
+                               "graph does not compile")
+        return entry.fn(inputs, params)
+
+    return first_call
 
 
 def program_for(canonical_outputs: tuple[Node, ...]) -> Compiled:
@@ -247,8 +301,23 @@ def lookup(outputs) -> tuple[Compiled, list, list]:
         # its input and parameter positions are the ones collected above.
         nodes, _, _ = cache.canonical(outputs)
         entry = _load_or_compile(nodes)
+        if options.verify:
+            entry.graph = nodes
         memory.put(key, entry)
+    elif options.verify and entry.graph is not None:
+        _check_hit(entry, outputs)
     return entry, inputs, params
+
+
+def _check_hit(entry: Compiled, outputs) -> None:
+    """Raise unless the program found for `outputs` was built from their very graph.
+
+    NOTE: a lookup compares structural keys (`cache.structure`), which must name
+    the graph as fully as the canonical nodes do; the verifier checks that they did."""
+    nodes, _, _ = cache.canonical(outputs)
+    if nodes != entry.graph:
+        raise AssertionError(f"the compiled-graph cache served the program of\n"
+                             f"{cache.key_text(entry.graph)}\nfor\n{cache.key_text(nodes)}")
 
 
 def compiled_for(*tensors) -> Compiled:

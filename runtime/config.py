@@ -3,23 +3,29 @@
 `options` is the single mutable options object; everything else reads it rather
 than the environment. `EMBER_EAGER=1` starts in eager mode, `EMBER_DEBUG=1|2`
 prints kernels and timings (2: graphs and generated source too),
-`EMBER_CACHE_DIR` / `EMBER_CACHE=0` steer the disk cache, `EMBER_BACKEND`
+`EMBER_CACHE_DIR` / `EMBER_CACHE=0` steer the disk cache (an empty
+`EMBER_CACHE_DIR` means the default, `~/.cache/ember`), `EMBER_BACKEND`
 picks the back end (`auto` or `numpy`: compiled NumPy kernels; `interpreter`:
 the reference interpreter), `EMBER_NUM_THREADS` sizes the CPU thread pool,
 `EMBER_TILE` sets the elements per tile, `EMBER_VERIFY=1` runs the graph
-verifier between passes (on by default under pytest), `EMBER_PLANS=0` makes
+verifier between passes and checks every compiled-graph cache hit against the
+graph it was built from (the test suite turns it on), `EMBER_PLANS=0` makes
 every backward pass take the general path (no replayed plans: tracer/plans.py).
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field
 
 from ..ir.passes.fusion import TILE_ELEMS
 
-__all__ = ["Options", "options"]
+__all__ = ["Options", "default_cache_dir", "options"]
+
+
+def default_cache_dir() -> str:
+    """Where the disk cache lives when EMBER_CACHE_DIR is unset or empty."""
+    return os.path.join(os.path.expanduser("~"), ".cache", "ember")
 
 
 def _flag(name: str, default: str = "0") -> bool:
@@ -31,8 +37,9 @@ class Options:
     eager: bool = field(default_factory=lambda: _flag("EMBER_EAGER"))
     debug: int = field(default_factory=lambda: int(os.environ.get("EMBER_DEBUG", "0") or 0))
     cache: bool = field(default_factory=lambda: _flag("EMBER_CACHE", "1"))
-    cache_dir: str = field(default_factory=lambda: os.environ.get(
-        "EMBER_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "ember")))
+    # NOTE: an empty EMBER_CACHE_DIR means unset (not the current directory)
+    cache_dir: str = field(default_factory=lambda: os.environ.get("EMBER_CACHE_DIR", "")
+                           or default_cache_dir())
     backend: str = field(default_factory=lambda: os.environ.get("EMBER_BACKEND", "auto"))
     num_threads: int = field(default_factory=lambda: int(
         os.environ.get("EMBER_NUM_THREADS", "0") or 0) or (os.cpu_count() or 1))
@@ -46,8 +53,7 @@ class Options:
     cache_entries: int = 1024
     cache_bytes: int = 256 << 20
     disk_cache_entries: int = 4096  # files kept per compiler version (LRU by mtime)
-    verify: bool = field(default_factory=lambda: _flag(
-        "EMBER_VERIFY", "1" if "pytest" in sys.modules else "0"))
+    verify: bool = field(default_factory=lambda: _flag("EMBER_VERIFY"))
 
 
 options = Options()

@@ -1,9 +1,25 @@
-"""Shared test fixtures: hypothesis profiles and an optional torch."""
+"""Shared test fixtures: hypothesis profiles, the test environment and an optional torch.
 
+The tests take the code paths users take, with two options set here, before
+ember is imported (it reads the environment once): the verifier on
+(EMBER_VERIFY=1: the graph verifier between passes, every cache hit checked
+against its graph), and a disk cache in a temporary folder of this session's
+own (EMBER_CACHE_DIR), removed at the end, never the user's.
+"""
+
+import atexit
 import os
+import shutil
+import tempfile
 
-import pytest
-from hypothesis import HealthCheck, settings
+# NOTE: set before anything imports ember; subprocesses that tests start inherit both
+_CACHE_DIR = tempfile.mkdtemp(prefix="ember-test-cache-")
+atexit.register(shutil.rmtree, _CACHE_DIR, ignore_errors=True)
+os.environ["EMBER_CACHE_DIR"] = _CACHE_DIR
+os.environ["EMBER_VERIFY"] = "1"
+
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 settings.register_profile("ci", max_examples=40, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])

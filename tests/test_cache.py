@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -261,3 +262,197 @@ def test_disk_cache_keeps_the_most_recently_used_files(monkeypatch):
     assert cache.stats().disk_hits == 1
     assert cache.disk.prune(keep=1) == 2
     assert entries(options.cache_dir) == [written[3]]
+
+
+# ---------------------------------------------------------------------------
+# the disk cache runs the code it loads: it trusts only what is the user's alone
+
+def _compile_one(k: float = 3.0) -> float:
+    return ((em.tensor([0.5, 1.5]) * k).exp() + 1).sum().item()
+
+
+def _fresh_process():
+    """Forget what this process holds, as a new process would have."""
+    cache.clear()
+    cache.disk.trusted = None
+    cache.disk.refused.clear()
+
+
+@pytest.fixture
+def new_disk():
+    _fresh_process()
+    yield
+    _fresh_process()
+
+
+def test_the_tests_use_a_temporary_cache_and_the_verifier():
+    from ember.runtime.config import Options
+    env = Options()
+    assert env.cache_dir == os.environ["EMBER_CACHE_DIR"]
+    assert not env.cache_dir.startswith(os.path.expanduser("~") + os.sep)
+    assert env.verify
+
+
+def test_an_empty_cache_dir_means_the_default(monkeypatch):
+    from ember.runtime.config import Options, default_cache_dir
+    monkeypatch.setenv("EMBER_CACHE_DIR", "")
+    assert Options().cache_dir == default_cache_dir()
+    assert default_cache_dir() == os.path.join(os.path.expanduser("~"), ".cache", "ember")
+
+
+def test_folders_and_files_are_private_whatever_the_umask(new_disk, tmp_path):
+    options.cache_dir = str(tmp_path / "a" / "b")
+    old = os.umask(0)
+    try:
+        _compile_one()
+    finally:
+        os.umask(old)
+    (path,) = entries(tmp_path)
+    assert oct(os.stat(path).st_mode & 0o777) == oct(0o600)
+    for folder in (tmp_path / "a", tmp_path / "a" / "b", os.path.dirname(path)):
+        assert oct(os.stat(folder).st_mode & 0o777) == oct(0o700), folder
+
+
+def _refused_once(tmp_path, what: str):
+    """Two graphs compile with the disk cache refused: one warning, naming `what`."""
+    with pytest.warns(RuntimeWarning) as caught:
+        a = _compile_one(3.0)
+        b = _compile_one(4.0)
+    messages = [str(w.message) for w in caught if "disk cache" in str(w.message)]
+    assert len(messages) == 1 and what in messages[0], messages
+    assert a == pytest.approx(np.exp(1.5) + np.exp(4.5) + 2, rel=1e-5)
+    assert b == pytest.approx(np.exp(2.0) + np.exp(6.0) + 2, rel=1e-5)
+    assert cache.stats().disk_hits == 0 and cache.stats().disk_writes == 0
+    return messages[0]
+
+
+def test_a_group_writable_cache_folder_is_refused(new_disk, tmp_path):
+    root = tmp_path / "cache"
+    root.mkdir()
+    root.chmod(0o775)
+    options.cache_dir = str(root)
+    message = _refused_once(tmp_path, str(root))
+    assert f"chmod -R go-w {root}" in message
+    assert entries(root) == []
+
+
+def test_a_cache_folder_of_another_user_is_refused(new_disk, tmp_path, monkeypatch):
+    root = tmp_path / "cache"
+    root.mkdir(mode=0o700)
+    options.cache_dir = str(root)
+    monkeypatch.setattr(cache, "_uid", lambda: os.getuid() + 1)
+    message = _refused_once(tmp_path, str(root))
+    assert "EMBER_CACHE_DIR" in message
+
+
+def _planted(tmp_path):
+    """The file of `_compile_one()`'s program, written, then forgotten in memory."""
+    options.cache_dir = str(tmp_path / "cache")
+    value = _compile_one()
+    (path,) = entries(tmp_path / "cache")
+    cache.clear()
+    return path, value
+
+
+def test_a_file_of_another_user_is_not_run(new_disk, tmp_path, monkeypatch):
+    path, value = _planted(tmp_path)
+    # NOTE: the folders were checked when the file was written; only the file's
+    # owner differs (as if another user had put it there)
+    monkeypatch.setattr(cache, "_uid", lambda: os.getuid() + 1)
+    with pytest.warns(RuntimeWarning, match="belongs to user"):
+        assert _compile_one() == value
+    assert cache.stats().disk_hits == 0 and cache.stats().compiles == 1
+
+
+def test_a_group_writable_file_is_not_run(new_disk, tmp_path):
+    path, value = _planted(tmp_path)
+    os.chmod(path, 0o664)
+    with pytest.warns(RuntimeWarning, match="writable by group or others"):
+        assert _compile_one() == value
+    assert cache.stats().disk_hits == 0 and cache.stats().compiles == 1
+
+
+def test_a_symbolic_link_planted_in_the_cache_is_not_followed(new_disk, tmp_path):
+    path, value = _planted(tmp_path)
+    elsewhere = tmp_path / "elsewhere.py"
+    os.replace(path, elsewhere)  # a valid program, reached through a link
+    os.symlink(elsewhere, path)
+    with pytest.warns(RuntimeWarning, match="symbolic link"):
+        assert _compile_one() == value
+    assert cache.stats().disk_hits == 0 and cache.stats().compiles == 1
+    assert os.path.islink(path)  # nothing was written through it either
+
+
+def test_a_linked_version_folder_is_not_followed(new_disk, tmp_path):
+    path, value = _planted(tmp_path)
+    folder = os.path.dirname(path)
+    os.replace(folder, tmp_path / "moved")
+    os.symlink(tmp_path / "moved", folder)
+    _fresh_process()
+    with pytest.warns(RuntimeWarning, match="not a regular folder"):
+        assert _compile_one() == value
+    assert cache.stats().disk_hits == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_planted_in_the_cache_does_not_hang_the_load(new_disk, tmp_path):
+    path, value = _planted(tmp_path)
+    os.unlink(path)
+    os.mkfifo(path, 0o600)
+    with pytest.warns(RuntimeWarning, match="not a regular file"):
+        assert _compile_one() == value
+
+
+# ---------------------------------------------------------------------------
+# what a stored program is keyed by, and what a loaded one must give
+
+def _copy_compiler(dest):
+    for package in cache._COMPILER_PACKAGES:
+        shutil.copytree(os.path.join(cache._EMBER_DIR, package), dest / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+
+
+@pytest.mark.parametrize("change", ["ir/build.py", "ir/passes/pipeline.py", "ir/node.py",
+                                    "ir/view.py", "codegen/numpy_gen.py", "runtime/threads.py",
+                                    "new ir/passes/extra.py", "new codegen/more.py"])
+def test_every_compiler_module_is_in_the_key(tmp_path, change):
+    _copy_compiler(tmp_path)
+    before = cache.compiler_digest(str(tmp_path))
+    assert before == cache.compiler_digest()  # the copy is the compiler, byte for byte
+    if change.startswith("new "):
+        (tmp_path / change[4:]).write_text("X = 1\n")
+    else:
+        with open(tmp_path / change, "a") as fh:
+            fh.write("\n# an edit\n")
+    assert cache.compiler_digest(str(tmp_path)) != before
+    assert cache.versions().endswith(before[:16])
+
+
+def test_a_loaded_program_that_gives_the_wrong_outputs_is_recompiled(new_disk, tmp_path):
+    options.cache_dir = str(tmp_path / "cache")
+    x = em.tensor([0.5, 1.5])
+    want = f(x).item()  # a scalar
+    (path,) = entries(tmp_path / "cache")
+    ((x * 3).exp() + 1).numpy()  # the same without the sum: a program with one output of (2,)
+    (other,) = set(entries(tmp_path / "cache")) - {path}
+    shutil.copyfile(other, path)  # whole and checksummed, but another graph's
+    cache.clear()
+    assert f(em.tensor([0.5, 1.5])).item() == want
+    s = cache.stats()
+    assert (s.disk_hits, s.disk_rejects, s.compiles) == (1, 1, 1)
+    cache.clear()  # it was rewritten: the next process loads the right one
+    assert f(em.tensor([0.5, 1.5])).item() == want
+    assert (cache.stats().disk_hits, cache.stats().compiles) == (1, 0)
+
+
+def test_the_verifier_checks_every_hit_against_its_graph(monkeypatch):
+    """The structural key must name the graph fully; were it to leave something out,
+    the verifier (on in the tests) says which graph was served for which."""
+    assert options.verify
+    options.cache = False
+    f(em.tensor([1.0, 2.0])).item()
+    monkeypatch.setattr(cache, "structure", lambda outputs: (("same",), *cache.canonical(
+        outputs)[1:]))
+    f(em.tensor([1.0, 2.0])).item()  # the same graph: fine
+    with pytest.raises(AssertionError, match="served the program"):
+        ((em.tensor([1.0, 2.0]) * 4).exp() + 1).sum().item()

@@ -299,3 +299,154 @@ def test_steps_that_print_their_loss_replay_exactly(loop):
     assert plans.stats["replayed"] >= 2
     for a, b in zip(results[False], results[True]):
         np.testing.assert_array_equal(a, b)
+
+
+# Pairs of graphs of one shape and dtype that differ in one op or one arg: each
+# element reads `x` (3 x 3, float32) and gives a 3 x 3 float32 result, in ember or
+# in torch (`_lib` picks the module). Every graph below must get its own key, with
+# or without its value computed before backward(), and its own gradient.
+def _lib(x):
+    if isinstance(x, em.Tensor):
+        return em
+    import torch
+    return torch
+
+
+def _op(name):
+    return lambda x: getattr(_lib(x), name)(x)
+
+
+def _via(name):
+    return lambda x: x.to(getattr(_lib(x), name)).to(_lib(x).float32)
+
+
+VARIANTS = {
+    "op": [_op(name) for name in ("exp", "sin", "cos", "tanh", "abs", "neg", "sigmoid",
+                                  "relu", "square", "sqrt")],
+    "const": [lambda x: x * 2.0, lambda x: x * 3.0, lambda x: x + 0.0, lambda x: x + -0.0,
+              lambda x: x ** 2, lambda x: x ** 3],
+    "clamp": [lambda x: x.clamp(min=0.0), lambda x: x.clamp(min=0.5),
+              lambda x: x.clamp(max=0.5)],
+    "axis": [lambda x: x.softmax(0), lambda x: x.softmax(1), lambda x: x.cumsum(0),
+             lambda x: x.cumsum(1), lambda x: x.flip(0), lambda x: x.flip(1),
+             lambda x: x - x.sum(0, keepdim=True), lambda x: x - x.sum(1, keepdim=True)],
+    "shape": [lambda x: x.reshape(9).reshape(3, 3) * 2, lambda x: x.reshape(1, 9).reshape(3, 3) * 2,
+              lambda x: x.reshape(9)[:3].expand(3, 3), lambda x: x.reshape(9)[3:6].expand(3, 3)],
+    "dtype": [_via("float64"), _via("float16"), _via("bfloat16")],
+    "view": [lambda x: x * 1.5, lambda x: x.t() * 1.5, lambda x: x.flip(0).t() * 1.5,
+             lambda x: x[:, [2, 0, 1]], lambda x: x[[1, 2, 0]]],
+}
+ALL_VARIANTS = [(group, i) for group, fs in VARIANTS.items() for i in range(len(fs))]
+X0 = np.array([[0.5, 1.0, 2.0], [-0.3, 0.7, 1.1], [0.2, 1.9, 0.4]], dtype=np.float32)
+
+
+def _probe_key(f, read_first: bool):
+    """The plan key of `f(x).sum().backward()` (x fresh), after reading f(x) if asked."""
+    x = em.tensor(X0, requires_grad=True)
+    seen = f(x) if read_first else None
+    if read_first:
+        # a metric printed before backward(), and kept: the node's value is known
+        seen.detach().numpy()
+    out = f(x)
+    p = plans.probe((out * em.tensor(X0)).sum())
+    assert p is not None
+    return p.key, out
+
+
+@pytest.mark.parametrize("read_first", [False, True])
+def test_graphs_differing_in_one_op_or_arg_get_distinct_keys(read_first):
+    from ember.runtime import cache
+    plan_keys, structure_keys = {}, {}
+    for group, i in ALL_VARIANTS:
+        f = VARIANTS[group][i]
+        key, out = _probe_key(f, read_first)
+        assert out.shape == (3, 3) and out.dtype == em.float32, (group, i)
+        assert key not in plan_keys, f"{(group, i)} shares a plan key with {plan_keys[key]}"
+        plan_keys[key] = (group, i)
+        if not read_first:  # (a computed value is an input of the forward program)
+            skey = cache.structure([(out * 2).sum().node])[0]
+            assert skey not in structure_keys, (group, i, structure_keys[skey])
+            structure_keys[skey] = (group, i)
+        # the same graph built again has the same key (so plans do replay)
+        assert _probe_key(f, read_first)[0] == key
+
+
+def _grads(f, x0, read_first: bool, backend: str):
+    """x.grad of `(f(x) * w).sum().backward()` in ember (or torch)."""
+    if backend == "torch":
+        import torch
+        x = torch.tensor(x0, requires_grad=True)
+        f(x).mul(torch.tensor(x0)).sum().backward()
+        return x.grad.numpy()
+    x = em.tensor(x0, requires_grad=True)
+    seen = f(x) if read_first else None
+    if read_first:
+        seen.detach().numpy()  # kept alive: its value is known when backward() runs
+    (f(x) * em.tensor(x0)).sum().backward()
+    return x.grad.numpy()
+
+
+@pytest.mark.parametrize("read_first", [False, True])
+def test_many_programs_in_one_process_get_their_own_gradients(read_first):
+    """Every variant, one after another, twice over (the second round replays
+    plans): gradients as torch's and as the general pass's (plans off)."""
+    pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    for rnd in range(2):
+        for group, i in ALL_VARIANTS:
+            f = VARIANTS[group][i]
+            x0 = (X0 + rng.uniform(0.01, 0.1, X0.shape)).astype(np.float32)
+            options.plans = True
+            got = _grads(f, x0, read_first, "ember")
+            options.plans = False
+            general = _grads(f, x0, read_first, "ember")
+            want = _grads(f, x0, read_first, "torch")
+            where = f"round {rnd}, {group} variant {i}"
+            np.testing.assert_array_equal(got, general, err_msg=where)
+            np.testing.assert_allclose(got, want, rtol=2e-2 if group == "dtype" else 1e-5,
+                                       atol=1e-6, err_msg=where)
+    assert plans.stats["replayed"] >= len(ALL_VARIANTS)
+
+
+@pytest.mark.parametrize("fs", [("exp", "sin"), ("abs", "neg")])
+def test_a_kept_result_does_not_hand_its_plan_to_another_function(fs):
+    """`out = f(x); print(out); f(x).sum().backward()` for two functions in turn:
+    the second must not replay the first one's gradient."""
+    torch = pytest.importorskip("torch")
+    for name in fs:
+        x = em.tensor([0.5, -1.0, 2.0], requires_grad=True)
+        out = getattr(em, name)(x)
+        repr(out)
+        getattr(em, name)(x).sum().backward()
+        tx = torch.tensor([0.5, -1.0, 2.0], requires_grad=True)
+        getattr(torch, name)(tx).sum().backward()
+        np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_composed_programs_one_after_another(seed):
+    """Seeded chains of two or three variants, run one after another without
+    clearing any cache, some reading a value before backward(): gradients equal
+    the general pass's bit for bit, and torch's."""
+    pytest.importorskip("torch")
+    rng = np.random.default_rng(seed)
+    for _ in range(12):
+        chain = [ALL_VARIANTS[k] for k in rng.integers(0, len(ALL_VARIANTS), rng.integers(2, 4))]
+
+        def f(x, chain=chain):
+            for group, i in chain:
+                x = VARIANTS[group][i](x)
+            return x
+        read_first = bool(rng.integers(0, 2))
+        x0 = rng.uniform(0.1, 1.0, (3, 3)).astype(np.float32)
+        results = []
+        for use_plans in (True, False, True):  # the second run with plans replays
+            options.plans = use_plans
+            results.append(_grads(f, x0, read_first, "ember"))
+        want = _grads(f, x0, read_first, "torch")
+        where = f"chain {chain}, read first: {read_first}"
+        np.testing.assert_array_equal(results[0], results[1], err_msg=where)
+        np.testing.assert_array_equal(results[2], results[1], err_msg=where)
+        loose = any(group == "dtype" for group, _ in chain)
+        np.testing.assert_allclose(results[0], want, rtol=3e-2 if loose else 1e-4,
+                                   atol=1e-3 if loose else 1e-5, equal_nan=True, err_msg=where)

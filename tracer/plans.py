@@ -14,7 +14,9 @@ then walks that graph again to find its compiled program. A plan skips both:
   graph is a function of exactly these (the VJP rules read nodes, never data),
   so an equal key means an equal graph. A value already realised (a loss
   printed with `.item()`) is an input of the plan, and the walk goes on below it,
-  where the records' nodes are.
+  where the records' nodes are; its token is still its whole structure (op, arg,
+  dtype, shape, inputs), since the backward of exp(x) and of sin(x) differ
+  though both values are known and of one shape.
 - `Probe.replay()` finds the plan for the key and runs its program on the walk's
   inputs: it computes the leaves' pending values and gradients, exactly as the
   general pass's graph would (it is that graph, compiled once).
