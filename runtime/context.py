@@ -28,7 +28,8 @@ import threading
 
 from .config import options
 
-__all__ = ["Context", "Generator", "current", "default_generator", "switch"]
+__all__ = ["Context", "Generator", "current", "default_generator", "swap_eager", "swap_grad",
+           "switch"]
 
 DEFAULT_SEED = 67280421310721
 
@@ -81,6 +82,9 @@ class Generator:
 default_generator = Generator()
 
 
+_SAME = object()  # a field `Context.replace` keeps
+
+
 class Context:
     """One thread's modes; immutable: `replace` makes a changed copy.
 
@@ -92,21 +96,19 @@ class Context:
     __slots__ = ("grad_enabled", "eager", "trace", "generator")
 
     def __init__(self, grad_enabled: bool, eager: bool, trace, generator: Generator):
-        set_ = object.__setattr__
-        set_(self, "grad_enabled", grad_enabled)
-        set_(self, "eager", eager)
-        set_(self, "trace", trace)
-        set_(self, "generator", generator)
+        # NOTE: the slots' own setters, since __setattr__ refuses (a switch builds a
+        # Context, so this stays cheap)
+        _set_grad(self, grad_enabled)
+        _set_eager(self, eager)
+        _set_trace(self, trace)
+        _set_generator(self, generator)
 
-    def replace(self, **changes) -> Context:
-        """A copy with the given fields changed (names are checked)."""
-        fields = {name: getattr(self, name) for name in self.__slots__}
-        unknown = set(changes) - set(fields)
-        if unknown:
-            raise TypeError(f"Context has no field(s) {sorted(unknown)}; "
-                            f"expected some of {list(self.__slots__)}")
-        fields.update(changes)
-        return Context(**fields)
+    def replace(self, grad_enabled=_SAME, eager=_SAME, trace=_SAME, generator=_SAME) -> Context:
+        """A copy with the given fields changed."""
+        return Context(self.grad_enabled if grad_enabled is _SAME else grad_enabled,
+                       self.eager if eager is _SAME else eager,
+                       self.trace if trace is _SAME else trace,
+                       self.generator if generator is _SAME else generator)
 
     def __setattr__(self, name, value):
         raise AttributeError("a Context is immutable: switch modes with em.no_grad(), "
@@ -117,8 +119,20 @@ class Context:
                 f"trace={self.trace!r}, generator={self.generator!r})")
 
 
+_set_grad, _set_eager, _set_trace, _set_generator = (
+    getattr(Context, name).__set__ for name in Context.__slots__)
+
+# NOTE: the four contexts that trace nothing and draw from the default generator, by
+# (grad_enabled, eager): switching grad or eager mode outside a trace (every
+# `with em.no_grad():`, every backward pass) builds no new Context
+_PLAIN = {(g, e): Context(g, e, None, default_generator) for g in (False, True)
+          for e in (False, True)}
+_PLAIN_GRAD = {e: {g: _PLAIN[g, e] for g in (False, True)} for e in (False, True)}
+_PLAIN_EAGER = {g: {e: _PLAIN[g, e] for e in (False, True)} for g in (False, True)}
+
 _var: contextvars.ContextVar[Context] = contextvars.ContextVar(
-    "ember_context", default=Context(True, options.eager_default, None, default_generator))
+    "ember_context", default=_PLAIN[True, options.eager_default])
+_get, _set = _var.get, _var.set
 
 # NOTE: the calling thread's Context; bound once so the per-op read of grad mode
 # (`current().grad_enabled`) costs one C call and one slot load.
@@ -130,3 +144,23 @@ def switch(**changes) -> Context:
     old = _var.get()
     _var.set(old.replace(**changes))
     return old
+
+
+def swap_grad(flag: bool) -> bool:
+    """Set the calling thread's grad mode (a bool); returns the one it had."""
+    old = _get()
+    if old.trace is None and old.generator is default_generator:
+        _set(_PLAIN_GRAD[old.eager][flag])
+    else:
+        _set(old.replace(grad_enabled=flag))
+    return old.grad_enabled
+
+
+def swap_eager(flag: bool) -> bool:
+    """Set the calling thread's eager mode (a bool); returns the one it had."""
+    old = _get()
+    if old.trace is None and old.generator is default_generator:
+        _set(_PLAIN_EAGER[old.grad_enabled][flag])
+    else:
+        _set(old.replace(eager=flag))
+    return old.eager

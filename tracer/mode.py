@@ -15,7 +15,7 @@ import functools
 import inspect
 import sys
 
-from ..runtime.context import current, switch
+from ..runtime.context import current, swap_eager, swap_grad
 
 __all__ = ["is_grad_enabled", "set_grad_enabled", "no_grad", "enable_grad", "set_eager",
            "is_eager", "eager"]
@@ -65,15 +65,19 @@ class _Mode:
     outlives the block, as in PyTorch.
     """
 
-    field: str
     mode: bool
 
+    @staticmethod
+    def _swap(flag: bool) -> bool:
+        """Set the mode this switch is about; return the one before."""
+        raise NotImplementedError
+
     def __enter__(self):
-        self._prev = getattr(switch(**{self.field: self.mode}), self.field)
+        self._prev = self._swap(self.mode)
         return self
 
     def __exit__(self, *exc):
-        switch(**{self.field: self._prev})
+        self._swap(self._prev)
         return False
 
     def _fresh(self) -> _Mode:
@@ -96,20 +100,20 @@ class _NoArgMode(_Mode):
 
     def __new__(cls, orig_func=None):
         if orig_func is None:
-            return super().__new__(cls)
+            return object.__new__(cls)
         return cls()(orig_func)
 
 
 class no_grad(_NoArgMode):
     """Disable gradient recording in this thread: `with em.no_grad(): x.sub_(lr * x.grad)`."""
 
-    field, mode = "grad_enabled", False
+    _swap, mode = staticmethod(swap_grad), False
 
 
 class enable_grad(_NoArgMode):
     """Enable gradient recording (in this thread) inside a `no_grad` region."""
 
-    field, mode = "grad_enabled", True
+    _swap, mode = staticmethod(swap_grad), True
 
 
 class set_grad_enabled(_Mode):
@@ -119,11 +123,11 @@ class set_grad_enabled(_Mode):
     a decorator (the call sets nothing then; the decorated function runs in the mode).
     """
 
-    field = "grad_enabled"
+    _swap = staticmethod(swap_grad)
 
     def __init__(self, mode: bool):
         self.mode = _check_bool("set_grad_enabled", mode)
-        self._prev = getattr(switch(grad_enabled=self.mode), "grad_enabled")
+        self._prev = swap_grad(self.mode)
 
     def __enter__(self):
         return self
@@ -132,7 +136,7 @@ class set_grad_enabled(_Mode):
         return set_grad_enabled(self.mode)
 
     def __call__(self, fn):
-        switch(grad_enabled=self._prev)  # as a decorator it changes nothing now
+        swap_grad(self._prev)  # as a decorator it changes nothing now
         return super().__call__(fn)
 
 
@@ -140,7 +144,7 @@ def set_eager(flag: bool) -> None:
     """Run every operation of the calling thread at once through the reference
     interpreter (True) or lazily (False). Other threads keep their own mode; a new
     thread starts in the mode `EMBER_EAGER` says."""
-    switch(eager=_check_bool("set_eager", flag))
+    swap_eager(_check_bool("set_eager", flag))
 
 
 def is_eager() -> bool:
@@ -151,4 +155,4 @@ def is_eager() -> bool:
 class eager(_Mode):
     """`with em.eager():` runs the block eagerly (in this thread); also a decorator."""
 
-    field, mode = "eager", True
+    _swap, mode = staticmethod(swap_eager), True
