@@ -132,23 +132,23 @@ _PLAIN_EAGER = {g: {e: _PLAIN[g, e] for e in (False, True)} for g in (False, Tru
 
 _var: contextvars.ContextVar[Context] = contextvars.ContextVar(
     "ember_context", default=_PLAIN[True, options.eager_default])
-_get, _set = _var.get, _var.set
 
 # NOTE: the calling thread's Context; bound once so the per-op read of grad mode
 # (`current().grad_enabled`) costs one C call and one slot load.
 current = _var.get
+_set = _var.set
 
 
 def switch(**changes) -> Context:
     """Set the calling thread's context to a copy with `changes`; returns the old one."""
-    old = _var.get()
-    _var.set(old.replace(**changes))
+    old = current()
+    _set(old.replace(**changes))
     return old
 
 
 def swap_grad(flag: bool) -> bool:
     """Set the calling thread's grad mode (a bool); returns the one it had."""
-    old = _get()
+    old = current()
     if old.trace is None and old.generator is default_generator:
         _set(_PLAIN_GRAD[old.eager][flag])
     else:
@@ -158,7 +158,7 @@ def swap_grad(flag: bool) -> bool:
 
 def swap_eager(flag: bool) -> bool:
     """Set the calling thread's eager mode (a bool); returns the one it had."""
-    old = _get()
+    old = current()
     if old.trace is None and old.generator is default_generator:
         _set(_PLAIN_EAGER[old.grad_enabled][flag])
     else:
