@@ -183,6 +183,7 @@ def _draw() -> tuple[int, int]:
     """(seed, sequence number) of one random op, taken from the thread's generator."""
     return current().generator.draw()
 
+
 def _float_dtype(dtype) -> dt.DType:
     d = dt.to_dtype(dtype) if dtype is not None else dt.default_float()
     if not d.is_floating_point:

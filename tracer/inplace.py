@@ -14,7 +14,7 @@ from __future__ import annotations
 from ..ir import build as b
 from ..ir.node import Node, node
 from ..ir.ops import Op
-from ..runtime.context import current, switch
+from ..runtime.context import current, swap_eager, swap_grad
 from . import elementwise
 from .autograd import base_flat, record
 from .storage import realize_storages
@@ -134,13 +134,14 @@ def inplace_op(x: Tensor, fn, *args, name: str | None = None, **kwargs) -> Tenso
         return inplace_node(x, direct, others, name)
 
     def build(x_old: Node, *other_nodes: Node) -> Node:
-        prev = switch(grad_enabled=False, eager=False)
+        grad_was, eager_was = swap_grad(False), swap_eager(False)
         try:
             it = iter(other_nodes)
             temp_args = [wrap_node(next(it)) if isinstance(a, Tensor) else a for a in args]
             out = fn(wrap_node(x_old), *temp_args, **kwargs)
         finally:
-            switch(grad_enabled=prev.grad_enabled, eager=prev.eager)
+            swap_eager(eager_was)
+            swap_grad(grad_was)
         if tuple(out.shape) != tuple(x.shape):
             raise RuntimeError(f"output with shape {list(x.shape)} doesn't match the broadcast "
                                f"shape {list(out.shape)}")
