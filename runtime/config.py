@@ -1,9 +1,12 @@
 """ember's options, read from the environment in this one place.
 
-`options` is the single mutable options object; everything else reads it rather
-than the environment. `EMBER_EAGER=1` starts in eager mode, `EMBER_DEBUG=1|2`
-prints kernels and timings (2: graphs and generated source too),
-`EMBER_CACHE_DIR` / `EMBER_CACHE=0` steer the disk cache (an empty
+`options` holds the environment's options, read once at import; everything else
+reads it rather than the environment. It carries no mode: grad mode, eager mode,
+em.compile's trace and the random generator are per-thread state in
+runtime/context.py. `EMBER_EAGER=1` makes eager mode the default every thread
+starts with (`options.eager_default`; `em.set_eager` switches the calling
+thread), `EMBER_DEBUG=1|2` prints kernels and timings (2: graphs and generated
+source too), `EMBER_CACHE_DIR` / `EMBER_CACHE=0` steer the disk cache (an empty
 `EMBER_CACHE_DIR` means the default, `~/.cache/ember`), `EMBER_BACKEND`
 picks the back end (`auto` or `numpy`: compiled NumPy kernels; `interpreter`:
 the reference interpreter), `EMBER_NUM_THREADS` sizes the CPU thread pool,
@@ -34,7 +37,8 @@ def _flag(name: str, default: str = "0") -> bool:
 
 @dataclass
 class Options:
-    eager: bool = field(default_factory=lambda: _flag("EMBER_EAGER"))
+    # the eager mode every thread starts in (em.set_eager switches one thread)
+    eager_default: bool = field(default_factory=lambda: _flag("EMBER_EAGER"))
     debug: int = field(default_factory=lambda: int(os.environ.get("EMBER_DEBUG", "0") or 0))
     cache: bool = field(default_factory=lambda: _flag("EMBER_CACHE", "1"))
     # NOTE: an empty EMBER_CACHE_DIR means unset (not the current directory)

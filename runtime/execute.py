@@ -2,10 +2,10 @@
 
 Every realisation and every eager op comes through here. By default a graph
 runs compiled (runtime/compiled.py: passes, fusion, NumPy kernels, cached);
-eager mode (`options.eager`) and `EMBER_BACKEND=interpreter` run the reference
-interpreter node by node. Counters in `stats` let tests and `EMBER_DEBUG=1`
-see how often graphs ran; the compiled-graph cache has its own
-(`ember.runtime.cache.stats()`).
+eager mode (the calling thread's, runtime/context.py) and
+`EMBER_BACKEND=interpreter` run the reference interpreter node by node.
+Counters in `stats` let tests and `EMBER_DEBUG=1` see how often graphs ran;
+the compiled-graph cache has its own (`ember.runtime.cache.stats()`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 
 from ..ir.node import Node
 from .config import options
+from .context import current
 from .interpreter import evaluate
 
 __all__ = ["run", "stats"]
@@ -41,7 +42,7 @@ def run(outputs: list[Node]) -> list[np.ndarray]:
     stats["runs"] += 1
     if options.debug:
         start = time.perf_counter()
-    if not options.eager and options.backend not in ("interpreter", "reference"):
+    if not current().eager and options.backend not in ("interpreter", "reference"):
         values = _run_compiled()(outputs)
     else:
         values = evaluate(outputs)

@@ -32,10 +32,9 @@ settings.load_profile(os.environ.get("EMBER_HYPOTHESIS_PROFILE", "ci"))
 def _lazy_mode():
     """Every test starts lazy with grad enabled, whatever the one before did."""
     import ember as em
-    from ember.tracer import mode
     prev = em.is_eager()
     em.set_eager(False)
-    mode._grad_enabled[0] = True
+    em.set_grad_enabled(True)
     yield
     em.set_eager(prev)
-    mode._grad_enabled[0] = True
+    em.set_grad_enabled(True)

@@ -22,7 +22,8 @@ from ..ir.node import Node, node
 from ..ir.ops import Op
 from ..ir.passes.autodiff import VJP, accumulate, vjp
 from ..runtime.buffers import lookup, owned
-from . import mode, storage
+from ..runtime.context import current
+from . import mode
 from .storage import realize_storages
 from .tensor import Tensor, from_array, result, wrap_node
 
@@ -301,7 +302,7 @@ def _engine(roots, root_cots, create_graph: bool, retain_graph: bool, as_nodes: 
     for r, g in zip(roots, root_cots):
         add(r, g if create_graph else g.node)
     retained = []
-    with mode.set_grad_enabled(create_graph):
+    with mode.set_grad_enabled(bool(create_graph)):
         for fn in order:
             entry = cots.get(id(fn))
             if entry is None:
@@ -395,14 +396,15 @@ def backward(t: Tensor, gradient=None, retain_graph=None, create_graph: bool = F
     # a plain pass replays the plan its structure left last time (tracer/plans.py)
     probe = plans.probe(t) if gradient is None and not create_graph and inputs is None \
         else None
+    trace = current().trace
+    if trace is not None:
+        trace.backward_ran = True  # em.compile: the trace's graph was consumed
     if probe is not None and probe.replay(retain_graph):
-        mode.backward_passes[0] += 1
         return
     root_cot = _root_cotangent(t, gradient)
     root = edge(t)
-    mode.backward_passes[0] += 1
     # NOTE: gradients realised at once are read as nodes; tensors only where they stay lazy
-    as_nodes = not create_graph and storage.tracing[0] is None
+    as_nodes = not create_graph and trace is None
     cots, retained = _engine([root], [root_cot], create_graph, retain_graph, as_nodes)
     leaves = [(e.variable, g) for e, g in cots.values()
               if isinstance(e, AccumulateGrad) and e.variable is not None]
@@ -423,7 +425,7 @@ def _write_grads(pairs, create_graph: bool) -> None:
         for x, g in pairs:
             x._grad = g if x._grad is None else x._grad + g
         return
-    if storage.tracing[0] is not None:  # em.compile is tracing: stay lazy
+    if current().trace is not None:  # em.compile is tracing: stay lazy
         for x, g in pairs:
             gnode = b.cast(g.node, x.dtype)
             if x._grad is None:
@@ -503,7 +505,7 @@ def grad_of(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=
                                "not have been used in the graph. Set allow_unused=True if "
                                "this is the desired behavior.")
         results.append(g)
-    if not create_graph and storage.tracing[0] is None:
+    if not create_graph and current().trace is None:
         realize_storages([g._storage for g in results if g is not None])
     return tuple(results)
 

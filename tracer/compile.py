@@ -35,9 +35,9 @@ from ..ir.graph import toposort
 from ..ir.ops import Op
 from ..runtime import buffers as rb
 from ..runtime.config import options
+from ..runtime.context import current, switch
 from ..runtime.execute import run
-from . import mode, storage
-from .creation import _rng
+from . import mode
 from .tensor import Tensor, from_array
 
 __all__ = ["compile", "explain", "GraphBreak"]
@@ -53,10 +53,11 @@ class _Trace:
 
     uids: set = field(default_factory=set)       # placeholder buffer uids
     broke: str | None = None
+    backward_ran: bool = False                   # a backward() consumed the graph
 
 
 def depends_on_placeholders(nodes) -> bool:
-    trace = storage.tracing[0]
+    trace = current().trace
     if trace is None:
         return False
     uids = trace.uids
@@ -78,7 +79,7 @@ def _user_line() -> str:
 def graph_break() -> None:
     """Called when a traced function needs a value: abort the trace."""
     line = _user_line()
-    storage.tracing[0].broke = line
+    current().trace.broke = line
     raise GraphBreak(f"graph break: a concrete value was needed while tracing, at {line}")
 
 
@@ -165,13 +166,12 @@ class _Program:
         use_compiled = "interpreter" not in (options.backend, backend)
         if not use_compiled and self.n_random:
             return None  # the interpreter cannot redraw: run the function itself
-        seq0 = _rng["next"]
-        _rng["next"] += self.n_random
+        seed, seq0 = current().generator.draw(self.n_random)
         if use_compiled and self.entry is None:
             self._prepare()
         if use_compiled and self.entry.fn is not None:
             inputs = [arrays[k] if kind == "arg" else k for kind, k in self.inputs]
-            params = [(_rng["seed"], seq0 + seq - self.seq0) for _, seq in self.params]
+            params = [(seed, seq0 + seq - self.seq0) for _, seq in self.params]
             with np.errstate(all="ignore"):
                 return self.entry.fn(inputs, params)
         saved = [buf.array for _, buf, _ in self.placeholders]
@@ -248,21 +248,20 @@ def _trace(fn, args, kwargs) -> _Program | str:
     call_kwargs = dict(zip(sorted(kwargs), proxies[n_args:]))
     before = {k: (p._storage.node, p._grad, None if p._grad is None else p._grad._storage.node)
               for k, p in enumerate(proxies) if isinstance(p, Tensor)}
-    seq0 = _rng["next"]
-    storage.tracing[0] = trace
-    prev_eager, options.eager = options.eager, False
-    backward_ran = mode.backward_passes[0]
+    # NOTE: the trace draws from a generator of its own, starting where the thread's one
+    # stands: that one (shared by all threads) moves only when the replay (or, after a
+    # graph break, the function itself) draws, so no other thread's draws are repeated
+    generator = current().generator.fork()
+    seq0 = generator.position()[1]
+    prev = switch(trace=trace, eager=False, generator=generator)
     try:
         result = fn(*call_args, **call_kwargs)
     except GraphBreak:
-        _rng["next"] = seq0  # the function runs again, drawing the same numbers
         return f"graph break at {trace.broke}"
     finally:
-        storage.tracing[0] = None
-        options.eager = prev_eager
-    n_random = _rng["next"] - seq0
-    _rng["next"] = seq0  # the replay that follows draws them
-    consumed = mode.backward_passes[0] != backward_ran
+        switch(trace=prev.trace, eager=prev.eager, generator=prev.generator)
+    n_random = generator.position()[1] - seq0
+    consumed = trace.backward_ran
     leaves: list[Tensor] = []
     tree = _flatten(result, leaves)
     if mode.is_grad_enabled() and not consumed and any(t._requires_grad for t in leaves):
@@ -336,7 +335,7 @@ class CompiledFunction:
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args, **kwargs):
-        if options.eager:
+        if current().eager:
             return self.fn(*args, **kwargs)
         sig = _signature(args, kwargs)
         program = self.programs.get(sig)
@@ -387,7 +386,7 @@ class CompiledFunction:
             if isinstance(p, str):
                 lines.append(f"  {_fmt_signature(sig)}: runs uncompiled: {p}")
             else:
-                if p.entry is None and not options.eager:
+                if p.entry is None and not current().eager:
                     p._prepare()
                 kernels = getattr(p.entry, "kernels", -1)
                 lines.append(f"  {_fmt_signature(sig)}: one graph of {p.nodes} nodes, "

@@ -19,6 +19,7 @@ from ..ir import build as b
 from ..ir import dtypes as dt
 from ..ir.node import node
 from ..ir.ops import Op
+from ..runtime.context import current, default_generator
 from .data import as_array, from_numpy_shared
 from .device import check_device
 from .tensor import Tensor, from_array, wrap_node
@@ -160,22 +161,17 @@ def linspace(start, end, steps: int, *, dtype=None, device=None,
 
 # -- random ---------------------------------------------------------------------
 
-_DEFAULT_SEED = 67280421310721
-_rng = {"seed": _DEFAULT_SEED, "next": 0}
-
-
 def manual_seed(seed: int):
-    """Seed the generator: the random numbers that follow are a function of the seed."""
-    seed = int(seed)
-    if seed < 0:
-        seed &= 0xFFFFFFFFFFFFFFFF
-    _rng["seed"] = seed
-    _rng["next"] = 0
-    return _rng["seed"]
+    """Seed the generator: the random numbers that follow are a function of the seed.
+
+    As PyTorch's default generator, it is one for the whole process: a seed set in
+    one thread seeds the draws of all threads (runtime/context.py).
+    """
+    return default_generator.manual_seed(seed)
 
 
 def initial_seed() -> int:
-    return _rng["seed"]
+    return default_generator.initial_seed()
 
 
 def seed() -> int:
@@ -183,10 +179,9 @@ def seed() -> int:
     return manual_seed(int.from_bytes(np.random.default_rng().bytes(8), "little") >> 1)
 
 
-def _next_sequence() -> int:
-    seq = _rng["next"]
-    _rng["next"] = seq + 1
-    return seq
+def _draw() -> tuple[int, int]:
+    """(seed, sequence number) of one random op, taken from the thread's generator."""
+    return current().generator.draw()
 
 
 def _float_dtype(dtype) -> dt.DType:
@@ -196,9 +191,9 @@ def _float_dtype(dtype) -> dt.DType:
     return d
 
 
-def _uniform(shape, d: dt.DType, stream: int = 0, seq: int | None = None):
-    seq = _next_sequence() if seq is None else seq
-    return node(Op.RAND, (), (_rng["seed"], seq, stream), d, shape)
+def _uniform(shape, d: dt.DType, stream: int = 0, drawn: tuple[int, int] | None = None):
+    seed, seq = _draw() if drawn is None else drawn
+    return node(Op.RAND, (), (seed, seq, stream), d, shape)
 
 
 def rand(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
@@ -211,10 +206,10 @@ def randn(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor
     """Standard normal random numbers (Box-Muller over two Philox streams)."""
     d = _float_dtype(dtype)
     shape = _size(size)
-    seq = _next_sequence()
+    drawn = _draw()
     work = dt.float64 if d is dt.float64 else dt.float32
-    u1 = _uniform(shape, work, 0, seq)
-    u2 = _uniform(shape, work, 1, seq)
+    u1 = _uniform(shape, work, 0, drawn)
+    u2 = _uniform(shape, work, 1, drawn)
     r = node(Op.SQRT, (node(Op.MUL, (b.like(u1, -2.0),
                                       node(Op.LOG, (node(Op.SUB, (b.like(u1, 1.0), u1)),)))),))
     z = node(Op.MUL, (r, node(Op.COS, (node(Op.MUL, (b.like(u2, 2 * math.pi), u2)),))))

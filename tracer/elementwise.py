@@ -18,7 +18,7 @@ from ..ir import build as b
 from ..ir import dtypes as dt
 from ..ir.node import Node, const, node
 from ..ir.ops import Op
-from . import mode
+from ..runtime.context import current
 from .tensor import Tensor, distinct_nodes, result, wrap_node
 
 __all__ = [
@@ -470,7 +470,7 @@ def clamp(input, min=None, max=None) -> Tensor:
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     operands = [input] + [v for v in (min, max) if v is not None]
-    tracked = mode._grad_enabled[0] and any(
+    tracked = current().grad_enabled and any(
         isinstance(o, Tensor) and o._requires_grad for o in operands)
 
     def build(x, *bounds):

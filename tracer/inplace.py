@@ -14,8 +14,8 @@ from __future__ import annotations
 from ..ir import build as b
 from ..ir.node import Node, node
 from ..ir.ops import Op
-from ..runtime.config import options
-from . import elementwise, mode
+from ..runtime.context import current, swap_eager, swap_grad
+from . import elementwise
 from .autograd import base_flat, record
 from .storage import realize_storages
 from .tensor import Tensor, wrap_node
@@ -25,7 +25,7 @@ __all__ = ["INPLACE_METHODS", "copy_", "fill_", "inplace_node", "inplace_op", "z
 
 def _check(x: Tensor, others) -> bool:
     """Validate an in-place write on x; True when autograd must record it."""
-    if not mode._grad_enabled[0]:
+    if not current().grad_enabled:
         return False
     if x._requires_grad and x._grad_fn is None:
         raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
@@ -77,7 +77,7 @@ def inplace_node(x: Tensor, build, others: tuple = (), name: str = "CopySlices",
         if records:
             record(x, name, (x,) + tuple(others), (x_old,) + other_nodes)
             x._grad_fn.saved = ((storage, None, None),) + x._grad_fn.saved[1:]
-    if options.eager or _folds_away(x, storage):
+    if current().eager or _folds_away(x, storage):
         realize_storages([storage])
     return x
 
@@ -134,14 +134,14 @@ def inplace_op(x: Tensor, fn, *args, name: str | None = None, **kwargs) -> Tenso
         return inplace_node(x, direct, others, name)
 
     def build(x_old: Node, *other_nodes: Node) -> Node:
-        with mode.no_grad():
-            prev, options.eager = options.eager, False
-            try:
-                it = iter(other_nodes)
-                temp_args = [wrap_node(next(it)) if isinstance(a, Tensor) else a for a in args]
-                out = fn(wrap_node(x_old), *temp_args, **kwargs)
-            finally:
-                options.eager = prev
+        grad_was, eager_was = swap_grad(False), swap_eager(False)
+        try:
+            it = iter(other_nodes)
+            temp_args = [wrap_node(next(it)) if isinstance(a, Tensor) else a for a in args]
+            out = fn(wrap_node(x_old), *temp_args, **kwargs)
+        finally:
+            swap_eager(eager_was)
+            swap_grad(grad_was)
         if tuple(out.shape) != tuple(x.shape):
             raise RuntimeError(f"output with shape {list(x.shape)} doesn't match the broadcast "
                                f"shape {list(out.shape)}")

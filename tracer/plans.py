@@ -38,6 +38,7 @@ import numpy as np
 from ..runtime import cache
 from ..runtime.compiled import program_for
 from ..runtime.config import options
+from ..runtime.context import current
 from . import storage
 from .autograd import AccumulateGrad, grad_total, is_stale, record_order, set_grads
 
@@ -113,8 +114,8 @@ class Probe:
 def probe(t) -> Probe | None:
     """The probe of `t.backward()`, or None where the pass must take the general path."""
     root = t._grad_fn
-    if (root is None or t._base is not None or not options.plans or options.eager
-            or storage.tracing[0] is not None or options.backend in ("interpreter", "reference")):
+    if (root is None or t._base is not None or not options.plans or current().eager
+            or current().trace is not None or options.backend in ("interpreter", "reference")):
         return None
     order = record_order([root])
     leaves: list = []

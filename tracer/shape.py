@@ -15,7 +15,7 @@ from ..ir import dtypes as dt
 from ..ir.node import Node, node
 from ..ir.ops import Op
 from ..ir.view import View
-from . import mode
+from ..runtime.context import current
 from .autograd import record
 from .tensor import Tensor, _dim, _new, distinct_nodes, result
 
@@ -32,7 +32,7 @@ def make_view(x: Tensor, new_view: View, n: Node, name: str) -> Tensor:
     out._detached = x._detached
     out._node = n
     out._node_src = x._storage.node
-    if x._requires_grad and mode._grad_enabled[0]:
+    if x._requires_grad and current().grad_enabled:
         record(out, name, (x,), (x.node,))  # n was built from x.node
     return out
 

@@ -24,13 +24,10 @@ from ..ir import dtypes as dt
 from ..ir.node import Node
 from ..runtime import buffers as rb
 from ..runtime.config import options
+from ..runtime.context import current
 from ..runtime.execute import run
 
-__all__ = ["Storage", "commit", "realize_storages", "tracing"]
-
-# The trace em.compile is recording, if any (see tracer/compile.py): while it is
-# set, a realisation that reads a placeholder is a graph break.
-tracing: list = [None]
+__all__ = ["Storage", "commit", "realize_storages"]
 
 
 class Storage:
@@ -74,7 +71,7 @@ class Storage:
         self.node = new_node
         self.version += 1
         self.pending_writes += 1
-        if self.pending_writes > options.max_pending_writes and tracing[0] is None:
+        if self.pending_writes > options.max_pending_writes and current().trace is None:
             realize_storages([self])
 
     def set_array(self, flat: np.ndarray) -> None:
@@ -130,7 +127,9 @@ def realize_storages(storages, extra: tuple = ()) -> list[np.ndarray]:
     if not todo and not extra:
         return []
     chains = [s.node for s in todo]
-    if tracing[0] is not None:
+    # NOTE: while em.compile traces (in this thread), a realisation that reads a
+    # placeholder is a graph break (tracer/compile.py)
+    if current().trace is not None:
         from .compile import depends_on_placeholders, graph_break
         if depends_on_placeholders(chains + list(extra)):
             graph_break()

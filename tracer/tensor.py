@@ -21,8 +21,7 @@ from ..ir import dtypes as dt
 from ..ir.node import Node, node
 from ..ir.ops import Op
 from ..ir.view import View
-from ..runtime.config import options
-from . import mode
+from ..runtime.context import current
 from .storage import Storage, realize_storages
 
 __all__ = ["Tensor", "Size", "result", "wrap_node", "from_array"]
@@ -330,7 +329,7 @@ def wrap_node(n: Node, device: str = "cpu", order: tuple[int, ...] | None = None
         # realised the storage, reading the storage would give a BUFFER instead)
         t._node = b.as_strided(n, view)
         t._node_src = n
-    if options.eager:
+    if current().eager:
         realize_storages([t._storage])
     return t
 
@@ -409,7 +408,7 @@ def result(n: Node, inputs: tuple, name: str, in_nodes: tuple | None = None,
     if device is None:
         device = inputs[0]._storage.device if inputs else "cpu"
     t = wrap_node(n, device, order)
-    if mode._grad_enabled[0] and n.dtype.category == 2:
+    if current().grad_enabled and n.dtype.category == 2:
         for x in inputs:
             if x._requires_grad:
                 _autograd().record(t, name, inputs, in_nodes, scalars, stops)
