@@ -150,16 +150,25 @@ def _compare(fn, columns, dtype: str) -> None:
                         f"torch {w[~close]}")
 
 
+@pytest.fixture(params=["lazy", "eager"])
+def exec_mode(request):
+    """Each table row runs lazily and in eager mode."""
+    prev = em.is_eager()
+    em.set_eager(request.param == "eager")
+    yield request.param
+    em.set_eager(prev)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", list(UNARY))
-def test_unary_special_points_match_torch(name, dtype):
+def test_unary_special_points_match_torch(name, dtype, exec_mode):
     fn, values = UNARY[name]
     _compare(fn, [values], dtype)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", list(BINARY))
-def test_binary_special_points_match_torch(name, dtype):
+def test_binary_special_points_match_torch(name, dtype, exec_mode):
     xs, ys = zip(*_PAIRS)
     _compare(BINARY[name], [list(xs), list(ys)], dtype)
 
