@@ -212,6 +212,8 @@ SAVED_OK = {
     "div by a constant saves no numerator": "y = a * 1; q = y / c; y.add_(1); out = q",
     "pow saves its input": "q = a ** 2; q.add_(1); out = q",
     "sum saves nothing": "y = a * 1; q = y.sum(); y.add_(1); out = q",
+    "max(dim) saves its indices": "y = a * 1; q = y.max(0)[0]; y.add_(1); out = q",
+    "reciprocal saves its output": "y = a * 1; q = y.reciprocal(); y.add_(1); out = q",
 }
 
 SAVED_RAISES = {
@@ -230,6 +232,10 @@ SAVED_RAISES = {
     "max()'s output": "q = a.max(); q.add_(1); out = q",
     "clamp's input": "y = a * 1; q = y.clamp(0, 1.5); y.add_(1); out = q",
     "norm's input": "y = a * 1; q = y.norm(); y.add_(1); out = q",
+    "norm's output": "q = a.norm(); q.add_(1); out = q",
+    "prod's output": "q = a.prod(); q.add_(1); out = q",
+    "std's output": "q = a.std(); q.add_(1); out = q",
+    "pow's output, with a tensor exponent": "q = a ** b; q.add_(1); out = q",
 }
 
 

@@ -227,6 +227,12 @@ SAVES = {
     "AminBackward0": (0, "out"),
     "MaxBackward1": (0, "out"),
     "MinBackward1": (0, "out"),
+    "MaxBackward0": (),  # max(dim): the indices (a node of the record, never written)
+    "MinBackward0": (),
+    "NormBackward1": (0, "out"),
+    "ProdBackward0": (0, "out"),
+    "ProdBackward1": (0, "out"),
+    "StdBackward0": (0, "out"),
 }
 
 
