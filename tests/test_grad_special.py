@@ -214,6 +214,8 @@ SAVED_OK = {
     "sum saves nothing": "y = a * 1; q = y.sum(); y.add_(1); out = q",
     "max(dim) saves its indices": "y = a * 1; q = y.max(0)[0]; y.add_(1); out = q",
     "reciprocal saves its output": "y = a * 1; q = y.reciprocal(); y.add_(1); out = q",
+    "rsqrt saves its output": "y = a * 1; q = y.rsqrt(); y.add_(1); out = q",
+    "sort saves its indices": "y = a * 1; q = y.sort()[0]; y.add_(1); out = q",
 }
 
 SAVED_RAISES = {
@@ -236,6 +238,7 @@ SAVED_RAISES = {
     "prod's output": "q = a.prod(); q.add_(1); out = q",
     "std's output": "q = a.std(); q.add_(1); out = q",
     "pow's output, with a tensor exponent": "q = a ** b; q.add_(1); out = q",
+    "rsqrt's output": "q = a.rsqrt(); q.add_(1); out = q",
 }
 
 

@@ -233,6 +233,8 @@ SAVES = {
     "ProdBackward0": (0, "out"),
     "ProdBackward1": (0, "out"),
     "StdBackward0": (0, "out"),
+    "RsqrtBackward0": ("out",),
+    "SortBackward0": (),  # the indices, as max(dim)
 }
 
 
