@@ -216,6 +216,11 @@ SAVED_OK = {
     "reciprocal saves its output": "y = a * 1; q = y.reciprocal(); y.add_(1); out = q",
     "rsqrt saves its output": "y = a * 1; q = y.rsqrt(); y.add_(1); out = q",
     "sort saves its indices": "y = a * 1; q = y.sort()[0]; y.add_(1); out = q",
+    "dot saves the other operand": "y = a * 1; q = y.dot(c); y.add_(1); out = q",
+    "matrix @ vector saves the other operand":
+        "y = a * 1; m = c.reshape(2, 1).expand(2, 2); q = y @ m; y.add_(1); out = q",
+    "vector @ matrix saves the other operand":
+        "y = a.reshape(2, 1) * c; q = c @ y; y.add_(1); out = q",
 }
 
 SAVED_RAISES = {
@@ -239,6 +244,9 @@ SAVED_RAISES = {
     "std's output": "q = a.std(); q.add_(1); out = q",
     "pow's output, with a tensor exponent": "q = a ** b; q.add_(1); out = q",
     "rsqrt's output": "q = a.rsqrt(); q.add_(1); out = q",
+    "pow's output, with an exponent that needs no gradient":
+        "y = a * 1; q = y ** c; q.add_(1); out = q",
+    "dot's other operand": "y = a * 1; q = b.dot(y); y.add_(1); out = q",
 }
 
 

@@ -235,7 +235,12 @@ SAVES = {
     "StdBackward0": (0, "out"),
     "RsqrtBackward0": ("out",),
     "SortBackward0": (),  # the indices, as max(dim)
+    "PowBackward1": (0, 1, "out"),
 }
+# a product of two operands saves each for the other's gradient (matmul's records;
+# "UnsafeViewBackward0" is also reshape's, whose one input this saves nothing of)
+SAVES.update(dict.fromkeys(("MmBackward0", "DotBackward0", "MvBackward0", "BmmBackward0",
+                            "UnsafeViewBackward0"), ((0, 1), (1, 0))))
 
 
 def _saved_positions(fn: GradFn, used: set[int], wanted) -> tuple[set[int], bool]:
