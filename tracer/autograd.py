@@ -8,6 +8,13 @@ walks the records from the root in dependency order and asks the autodiff pass
 backward computation is one graph of ordinary nodes, realised at once with any
 pending updates of the leaves it writes into.
 
+A record can name a rule of the pass instead (`GradFn.rule`: PyTorch's formula
+where it differs from the primitives'). An input the gradient does not reach gets
+zeros, so only a leaf that no record reaches keeps a `.grad` of None. Before a
+record whose inputs or output were written in place is differentiated, the
+versions of what PyTorch's formula saves are checked (`SAVES`), not of every node
+the gradient happens to read.
+
 With `create_graph=True` the cotangents are themselves recorded (a cotangent is
 the output of a GradFn whose inputs are the incoming cotangent and the forward
 inputs), so gradients of gradients work, as does `em.grad(em.grad(f))`.
