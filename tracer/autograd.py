@@ -8,6 +8,13 @@ walks the records from the root in dependency order and asks the autodiff pass
 backward computation is one graph of ordinary nodes, realised at once with any
 pending updates of the leaves it writes into.
 
+A record can name a rule of the pass instead (`GradFn.rule`: PyTorch's formula
+where it differs from the primitives'). An input the gradient does not reach gets
+zeros, so only a leaf that no record reaches keeps a `.grad` of None. Before a
+record whose inputs or output were written in place is differentiated, the
+versions of what PyTorch's formula saves are checked (`SAVES`), not of every node
+the gradient happens to read.
+
 With `create_graph=True` the cotangents are themselves recorded (a cotangent is
 the output of a GradFn whose inputs are the incoming cotangent and the forward
 inputs), so gradients of gradients work, as does `em.grad(em.grad(f))`.
@@ -20,7 +27,7 @@ import weakref
 from ..ir import build as b
 from ..ir.node import Node, node
 from ..ir.ops import Op
-from ..ir.passes.autodiff import VJP, accumulate, vjp
+from ..ir.passes.autodiff import RULES, VJP, accumulate, vjp
 from ..runtime.buffers import lookup, owned
 from ..runtime.context import current
 from . import mode
@@ -58,7 +65,7 @@ class GradFn:
     """The record of one operation: `out` as a function of `in_nodes`."""
 
     __slots__ = ("__weakref__", "_name", "edges", "freed", "in_nodes", "out", "out_saved",
-                 "retained", "saved", "scalars", "stops")
+                 "retained", "rule", "saved", "scalars", "stops")
 
     def __init__(self, name, edges, in_nodes, out, saved, out_saved):
         self._name = name
@@ -71,6 +78,7 @@ class GradFn:
         self.freed = False
         self.scalars = ()           # operand positions held by Python numbers (no edge)
         self.stops = ()             # nodes of `out` the gradient does not flow through
+        self.rule = None            # (name in autodiff.RULES, *args): a formula, not the walk
 
     def name(self) -> str:
         return self._name
@@ -211,14 +219,62 @@ def is_stale(fn: GradFn) -> bool:
     return False
 
 
-def _check_versions(fn: GradFn, used: set[int]) -> None:
+# What PyTorch's formula saves for backward, by record name, where the nodes ember's
+# gradient reads say otherwise (a composite reads its interior nodes; `a / b` reads
+# its result). Entries: "out" (the result), i (input i), or (i, j) (input i, saved
+# when input j gets a gradient). Positions beyond the record's inputs (a Python
+# number operand) save nothing.
+SAVES = {
+    "SigmoidBackward0": ("out",),
+    "ReluBackward0": ("out",),
+    "SoftmaxBackward0": ("out",),
+    "LogSoftmaxBackward0": ("out",),
+    "DivBackward0": ((0, 1), 1),
+    "LogsumexpBackward0": (0, "out"),
+    "AmaxBackward0": (0, "out"),
+    "AminBackward0": (0, "out"),
+    "MaxBackward1": (0, "out"),
+    "MinBackward1": (0, "out"),
+    "MaxBackward0": (),  # max(dim): the indices (a node of the record, never written)
+    "MinBackward0": (),
+    "NormBackward1": (0, "out"),
+    "ProdBackward0": (0, "out"),
+    "ProdBackward1": (0, "out"),
+    "StdBackward0": (0, "out"),
+    "RsqrtBackward0": ("out",),
+    "SortBackward0": (),  # the indices, as max(dim)
+    "PowBackward1": (0, 1, "out"),
+}
+# a product of two operands saves each for the other's gradient (matmul's records;
+# "UnsafeViewBackward0" is also reshape's, whose one input this saves nothing of)
+SAVES.update(dict.fromkeys(("MmBackward0", "DotBackward0", "MvBackward0", "BmmBackward0",
+                            "UnsafeViewBackward0"), ((0, 1), (1, 0))))
+
+
+def _saved_positions(fn: GradFn, used: set[int], wanted) -> tuple[set[int], bool]:
+    """(input positions, whether the output) whose versions backward of fn checks."""
+    spec = SAVES.get(fn._name)
+    if spec is None:  # what the gradient's graph reads (any interior node: all inputs)
+        interior = used - {id(n) for n in fn.in_nodes} - {id(fn.out)}
+        inputs = {i for i, n in enumerate(fn.in_nodes) if id(n) in used or interior}
+        return inputs, id(fn.out) in used
+    inputs, count = set(), len(fn.in_nodes)
+    for entry in spec:
+        if isinstance(entry, tuple):
+            i, j = entry
+            if j < count and any(fn.in_nodes[k] is fn.in_nodes[j] for k in wanted):
+                inputs.add(i)
+        elif entry != "out":
+            inputs.add(entry)
+    return {i for i in inputs if i < count}, "out" in spec
+
+
+def _check_versions(fn: GradFn, used: set[int], wanted) -> None:
     out_storage, out_version = fn.out_saved
-    interior = used - {id(n) for n in fn.in_nodes} - {id(fn.out)}
-    checks = []
-    for node_, (st, version, desc) in zip(fn.in_nodes, fn.saved):
-        if id(node_) in used or interior:
-            checks.append((st, version, desc, "input"))
-    if id(fn.out) in used:
+    positions, out = _saved_positions(fn, used, wanted)
+    checks = [(st, version, desc, "input") for i, (st, version, desc) in enumerate(fn.saved)
+              if i in positions]
+    if out:
         checks.append((out_storage, out_version, None, "output"))
     for st, version, desc, kind in checks:
         if version is not None and st.version != version:
@@ -271,7 +327,31 @@ def _direct(fn: GradFn, g) -> list | None:
                 prev = sums.get(j)
                 sums[j] = gi if prev is None else accumulate(prev, gi)
                 break
+    for j in _wanted(fn):  # an input the result does not read: zeros, as in `_cotangents`
+        if j not in sums and all(in_nodes[k] is not in_nodes[j] for k in sums):
+            sums[j] = b.zeros(in_nodes[j].dtype, in_nodes[j].shape)
     return [(edges[j], gi) for j, gi in sums.items()]
+
+
+def _cotangents(fn: GradFn, g, wanted: list[int], reads: bool) -> tuple[list, set[int]]:
+    """The cotangents of fn's inputs at positions `wanted` given g (fn's rule, or the
+    walk of its graph), and the forward nodes they read (see `vjp`).
+
+    An input that the gradient does not reach gets zeros, as PyTorch's formulas give
+    (an empty part of a `cat`, a branch whose every element was replaced); only a
+    leaf that no record reaches keeps a `.grad` of None.
+    """
+    if fn.rule is not None:
+        name, *args = fn.rule
+        grads = RULES[name](fn.out, g, fn.in_nodes, *args)
+        grads = [grads[i] for i in wanted]
+        used = {id(fn.out)} | {id(n) for n in fn.in_nodes}
+    else:
+        wrt = tuple(fn.in_nodes[i] for i in wanted)
+        grads, used = vjp(fn.out, g, wrt,
+                          fn.in_nodes + fn.stops if fn.stops else fn.in_nodes, reads=reads)
+    return [gi if gi is not None else b.zeros(fn.in_nodes[i].dtype, fn.in_nodes[i].shape)
+            for i, gi in zip(wanted, grads)], used
 
 
 def _engine(roots, root_cots, create_graph: bool, retain_graph: bool, as_nodes: bool = False):
@@ -311,7 +391,7 @@ def _engine(roots, root_cots, create_graph: bool, retain_graph: bool, as_nodes: 
             if fn.retained is not None and fn.retained() is not None:
                 retained.append((fn.retained(), g))
             stale = is_stale(fn)
-            if not stale:
+            if not stale and fn.rule is None:
                 direct = _direct(fn, g.node if create_graph else g)
                 if direct is not None:
                     for e, gi in direct:
@@ -320,14 +400,11 @@ def _engine(roots, root_cots, create_graph: bool, retain_graph: bool, as_nodes: 
             wanted = _wanted(fn)
             if not wanted:
                 continue
-            wrt = tuple(fn.in_nodes[i] for i in wanted)
-            grads, used = vjp(fn.out, g.node if create_graph else g, wrt,
-                              fn.in_nodes + fn.stops if fn.stops else fn.in_nodes, reads=stale)
+            grads, used = _cotangents(fn, g.node if create_graph else g, wanted, stale)
             if stale:
-                _check_versions(fn, used)
+                _check_versions(fn, used, wanted)
             for i, gi in zip(wanted, grads):
-                if gi is not None:
-                    add(fn.edges[i], _recorded_cotangent(fn, g, gi) if create_graph else gi)
+                add(fn.edges[i], _recorded_cotangent(fn, g, gi) if create_graph else gi)
     if not retain_graph:
         for fn in order:
             fn.freed = True

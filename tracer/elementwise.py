@@ -97,8 +97,12 @@ def _operand(x, raw: Node | None, dtype: dt.DType, shape) -> Node:
 
 
 def _apply(op: Op, operands, name: str, *, compute: dt.DType | None = None,
-           out: dt.DType | None = None, build=None) -> Tensor:
-    """Promote, broadcast and combine `operands` with `op` (or a custom `build`)."""
+           out: dt.DType | None = None, build=None, stops=()) -> Tensor:
+    """Promote, broadcast and combine `operands` with `op` (or a custom `build`).
+
+    `stops`: nodes the gradient treats as constants (see autograd.record); a list
+    that `build` fills is read after it ran.
+    """
     fast = _fast_nodes(operands, compute)
     if fast is not None:
         tensors, raws, nodes = fast
@@ -124,7 +128,7 @@ def _apply(op: Op, operands, name: str, *, compute: dt.DType | None = None,
     n = build(*nodes) if build is not None else node(op, tuple(nodes))
     if out is not None:
         n = b.cast(n, out)
-    return result(n, tensors, name, raws, device, scalars, order)
+    return result(n, tensors, name, raws, device, scalars, order, tuple(stops))
 
 
 def laid_out(tensors, nodes, raws=None) -> tuple:
@@ -404,10 +408,12 @@ reciprocal = _float_unary(Op.RECIP, "ReciprocalBackward0")
 def _sigmoid(x: Node) -> Node:
     # NOTE: exp(-|x|) never overflows, so neither the value nor the gradient of the
     # branch `where` discards can be inf (whose 0 * inf would poison the gradient).
-    e = node(Op.EXP, (node(Op.NEG, (node(Op.ABS, (x,)),)),))
+    # -|x| is taken by the branch's condition, not by ABS, whose gradient sign(0) = 0
+    # would make sigmoid'(0) 0 instead of 1/4.
+    nonneg = node(Op.LE, (b.like(x, 0), x))
+    e = node(Op.EXP, (b.where(nonneg, node(Op.NEG, (x,)), x),))
     one_plus = node(Op.ADD, (b.like(x, 1), e))
-    return b.where(node(Op.LE, (b.like(x, 0), x)), node(Op.RECIP, (one_plus,)),
-                   node(Op.DIV, (e, one_plus)))
+    return b.where(nonneg, node(Op.RECIP, (one_plus,)), node(Op.DIV, (e, one_plus)))
 
 
 sigmoid = _float_unary(Op.EXP, "SigmoidBackward0", build=_sigmoid)
@@ -472,25 +478,64 @@ def clamp(input, min=None, max=None) -> Tensor:
     operands = [input] + [v for v in (min, max) if v is not None]
     tracked = current().grad_enabled and any(
         isinstance(o, Tensor) and o._requires_grad for o in operands)
+    return _clamp(operands, min is not None, max is not None, tracked)
+
+
+def clamp_graded(input, min=None, max=None, *, stops: list) -> Tensor:
+    """`clamp` built so that its gradient is PyTorch's whatever the grad mode: what an
+    in-place `clamp_` that autograd records writes (its build runs without grad, so
+    the nodes its record must stop at are appended to `stops`)."""
+    if min is None and max is None:
+        raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    return _clamp([input] + [v for v in (min, max) if v is not None], min is not None,
+                  max is not None, True, stops)
+
+
+clamp_graded.__name__ = "clamp"
+
+
+def _clamp(operands, has_min: bool, has_max: bool, tracked: bool,
+           stops: list | None = None) -> Tensor:
+    """clamp of operands (input, then the bounds given); `tracked`: the gradient's form.
+
+    Tracked, the value is routed by `where` so that the gradient is PyTorch's: the
+    input gets it where min <= input <= max (1 at a bound, not maximum's 1/2 at a
+    tie), a tensor min where input < min < max, a tensor max where input > max or
+    max < min; nothing else gets it (a NaN input or bound, min == max < input).
+    There the value is min(max(x, min), max), a node the gradient stops at.
+    """
+    stops = [] if stops is None else stops
 
     def build(x, *bounds):
-        lo = bounds[0] if min is not None else None
-        hi = bounds[-1] if max is not None else None
+        lo = bounds[0] if has_min else None
+        hi = bounds[-1] if has_max else None
         v = x if lo is None else node(Op.MAX, (x, lo))
         v = v if hi is None else node(Op.MIN, (v, hi))
         if not tracked or not x.dtype.is_floating_point:
             return v
-        # NOTE: the value is v everywhere; routing `inside` elements to x itself gives
-        # the gradient PyTorch gives at the bounds (1, not maximum's 1/2 at ties).
+        stops.append(v)
         inside = None
         if hi is not None:
             inside = node(Op.LE, (x, hi))
         if lo is not None:
             low_ok = node(Op.LE, (lo, x))
             inside = low_ok if inside is None else node(Op.AND, (inside, low_ok))
-        outside = b.where(node(Op.NE, (x, x)), b.like(x, math.nan), v)  # NaN: no gradient
-        return b.where(inside, x, outside)
-    return _apply(Op.WHERE, operands, "ClampBackward1", build=build)
+        rest = v
+        if hi is not None and hi.op is not Op.CONST:
+            hi_wins, hi_value = node(Op.LT, (hi, x)), hi
+            if lo is not None:
+                hi_wins = node(Op.OR, (hi_wins, node(Op.LT, (hi, lo))))
+                # NOTE: max < min wins even over a NaN input, whose value stays NaN
+                nan = b.where(node(Op.NE, (x, x)), b.like(x, math.nan), b.like(x, 0))
+                hi_value = node(Op.ADD, (hi, nan))
+            rest = b.where(hi_wins, hi_value, rest)
+        if lo is not None and lo.op is not Op.CONST:
+            lo_wins = node(Op.LT, (x, lo))
+            if hi is not None:
+                lo_wins = node(Op.AND, (lo_wins, node(Op.LT, (lo, hi))))
+            rest = b.where(lo_wins, lo, rest)
+        return b.where(inside, x, rest)
+    return _apply(Op.WHERE, operands, "ClampBackward1", build=build, stops=stops)
 
 
 clip = clamp

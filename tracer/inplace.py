@@ -34,16 +34,24 @@ def _check(x: Tensor, others) -> bool:
     if base is not None and base._requires_grad and base._grad_fn is None:
         raise RuntimeError("a view of a leaf Variable that requires grad is being used in an "
                            "in-place operation.")
+    return _tracks(x, others)
+
+
+def _tracks(x: Tensor, others) -> bool:
+    """Whether x or an operand of its in-place write requires grad."""
+    base = x._base
     return x._requires_grad or (base is not None and base._requires_grad) or any(
         o._requires_grad for o in others)
 
 
 def inplace_node(x: Tensor, build, others: tuple = (), name: str = "CopySlices",
-                 uniform: bool = False) -> Tensor:
+                 uniform: bool = False, stops=()) -> Tensor:
     """Write `build(x_old_node, *other_nodes)` (x's shape) into x's elements.
 
     `uniform`: every element gets the same value (fill_, zero_), so a view whose
-    elements alias (an expanded dim) may be written, as PyTorch allows.
+    elements alias (an expanded dim) may be written, as PyTorch allows. `stops`:
+    nodes the gradient treats as constants (see autograd.record), a list `build`
+    may fill.
     """
     if not uniform and x._view.has_overlap():
         raise RuntimeError("unsupported operation: more than one element of the written-to "
@@ -61,7 +69,8 @@ def inplace_node(x: Tensor, build, others: tuple = (), name: str = "CopySlices",
         storage.write(new_flat)
         base._node = b.as_strided(new_flat, base._view)
         base._node_src = new_flat
-        record(base, "CopySlices", (base,) + tuple(others), (base_node,) + other_nodes)
+        record(base, "CopySlices", (base,) + tuple(others), (base_node,) + other_nodes,
+               stops=tuple(stops))
         base._grad_fn.saved = ((storage, None, None),) + base._grad_fn.saved[1:]
         x._fn_version = -1  # the view's history is rebuilt from the base on demand
     else:
@@ -75,7 +84,8 @@ def inplace_node(x: Tensor, build, others: tuple = (), name: str = "CopySlices",
             x._node = new_value
             x._node_src = storage.node
         if records:
-            record(x, name, (x,) + tuple(others), (x_old,) + other_nodes)
+            record(x, name, (x,) + tuple(others), (x_old,) + other_nodes,
+                   stops=tuple(stops))
             x._grad_fn.saved = ((storage, None, None),) + x._grad_fn.saved[1:]
     if current().eager or _folds_away(x, storage):
         realize_storages([storage])
@@ -121,10 +131,16 @@ def _direct_build(x: Tensor, fn, args, kwargs):
 
 _NAMES: dict = {}  # fn -> the name of its in-place record
 
+# fn -> the form it takes when autograd records the write (the build runs without
+# grad, where `clamp` leaves out what its gradient needs)
+_GRADED = {elementwise.clamp: elementwise.clamp_graded}
+
 
 def inplace_op(x: Tensor, fn, *args, name: str | None = None, **kwargs) -> Tensor:
     """Apply the out-of-place `fn(x, *args)` and write its result into x."""
-    others = tuple([a for a in args if isinstance(a, Tensor)])
+    # NOTE: a tensor passed by keyword (`clamp_(min=t)`) is an operand too
+    others = tuple([a for a in args if isinstance(a, Tensor)]
+                   + [v for v in kwargs.values() if isinstance(v, Tensor)])
     if name is None:
         name = _NAMES.get(fn)
         if name is None:
@@ -132,13 +148,19 @@ def inplace_op(x: Tensor, fn, *args, name: str | None = None, **kwargs) -> Tenso
     direct = _direct_build(x, fn, args, kwargs)
     if direct is not None:
         return inplace_node(x, direct, others, name)
+    stops: list = []
+    if fn in _GRADED and current().grad_enabled and _tracks(x, others):
+        kwargs = dict(kwargs, stops=stops)
+        fn = _GRADED[fn]
 
     def build(x_old: Node, *other_nodes: Node) -> Node:
         grad_was, eager_was = swap_grad(False), swap_eager(False)
         try:
             it = iter(other_nodes)
             temp_args = [wrap_node(next(it)) if isinstance(a, Tensor) else a for a in args]
-            out = fn(wrap_node(x_old), *temp_args, **kwargs)
+            temp_kwargs = {k: wrap_node(next(it)) if isinstance(v, Tensor) else v
+                           for k, v in kwargs.items()}
+            out = fn(wrap_node(x_old), *temp_args, **temp_kwargs)
         finally:
             swap_eager(eager_was)
             swap_grad(grad_was)
@@ -149,7 +171,7 @@ def inplace_op(x: Tensor, fn, *args, name: str | None = None, **kwargs) -> Tenso
             raise RuntimeError(f"result type {out.dtype.name.capitalize()} can't be cast to the "
                                f"desired output type {x.dtype.name.capitalize()}")
         return b.cast(out.node, x.dtype)
-    return inplace_node(x, build, others, name)
+    return inplace_node(x, build, others, name, stops=stops)
 
 
 def copy_(x: Tensor, src) -> Tensor:

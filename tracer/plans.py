@@ -10,7 +10,8 @@ then walks that graph again to find its compiled program. A plan skips both:
   leaf's pending in-place update and each existing `.grad`. The key is that
   walk's structure (`runtime.cache.walk`) with the records' signature: for each
   record, in the engine's order, the positions of its output and of the nodes
-  it read, and whether each edge is a leaf, a record or nothing. The backward
+  it read, its rule if it has one, and whether each edge is a leaf, a record or
+  nothing. The backward
   graph is a function of exactly these (the VJP rules read nodes, never data),
   so an equal key means an equal graph. A value already realised (a loss
   printed with `.item()`) is an input of the plan, and the walk goes on below it,
@@ -155,6 +156,8 @@ def probe(t) -> Probe | None:
         nodes = [get(f.out)] + [get(x) for x in f.in_nodes]
         if f.stops:
             nodes += ["stops"] + [get(x) for x in f.stops]
+        if f.rule is not None:  # the rule, not the graph's walk, makes its gradient
+            nodes.append(("rule", f.rule))
         if None in nodes:  # a node the walk did not reach
             return None
         nodes += [None if e is None else -1 - leaf_of[id(e)]

@@ -201,6 +201,7 @@ def _max_min(largest: bool):
             out = full(input)
             if out._grad_fn is not None:
                 out._grad_fn._name = name.capitalize() + "Backward1"
+                out._grad_fn.rule = ("evenly",)  # a NaN result: the NaN elements share g
             return out
         idx = _arg_extreme(input, dim, True, largest, name)
         if input.ndim == 0:
@@ -240,10 +241,24 @@ def _var_node(x: Node, axes, correction, keepdim: bool) -> Node:
     return node(Op.DIV, (s, b.like(s, count - correction)))
 
 
+def _var_stops(x: Node, axes) -> tuple[Node]:
+    """The mean a variance subtracts, as a node its gradient stops at: the gradient
+    through it is sum(x - mean) * ... = 0 exactly, and PyTorch's formula leaves it
+    out (so an infinite element gives -inf to the others, not NaN)."""
+    return (_mean_node(x, axes, True),)
+
+
 def _correction(unbiased, correction) -> float:
     if correction is not None:
         return correction
     return 1 if unbiased is None or unbiased else 0
+
+
+def _safe_root(s: Node, p: float) -> Node:
+    """s ** (1 / p) whose gradient at s = 0 is 0 (torch's norm at 0), not inf * 0."""
+    zero = node(Op.EQ, (s, b.like(s, 0)))
+    root = node(Op.POW, (b.where(zero, b.like(s, 1), s), b.like(s, 1.0 / p)))
+    return b.where(zero, b.like(s, 0), root)
 
 
 def _safe_sqrt(s: Node) -> Node:
@@ -262,7 +277,7 @@ def var(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *,
     axes = _dims(dim, input.ndim)
     x = input.node
     n = _var_node(x, axes, _correction(unbiased, correction), keepdim)
-    return result(n, (input,), "VarBackward0", (x,))
+    return result(n, (input,), "VarBackward0", (x,), stops=_var_stops(x, axes))
 
 
 def std(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *,
@@ -271,7 +286,7 @@ def std(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *,
     axes = _dims(dim, input.ndim)
     x = input.node
     n = _safe_sqrt(_var_node(x, axes, _correction(unbiased, correction), keepdim))
-    return result(n, (input,), "StdBackward0", (x,))
+    return result(n, (input,), "StdBackward0", (x,), stops=_var_stops(x, axes))
 
 
 def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
@@ -303,10 +318,13 @@ def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) ->
         n = _reduce_node(Op.REDUCE_SUM, a, axes, keepdim)
     elif isinstance(p, (int, float)):
         s = _reduce_node(Op.REDUCE_SUM, node(Op.POW, (a, b.like(a, p))), axes, keepdim)
-        n = node(Op.POW, (s, b.like(s, 1.0 / p)))
+        n = _safe_root(s, p)
     else:
         raise ValueError(f"norm: unsupported p={p!r}; use a number, inf, -inf or 'fro'")
-    return result(n, (input,), "NormBackward1", (x,))
+    out = result(n, (input,), "NormBackward1", (x,))
+    if p in (math.inf, -math.inf) and out._grad_fn is not None:
+        out._grad_fn.rule = ("norm_inf", axes)
+    return out
 
 
 def _logsumexp_node(x: Node, axes, keepdim: bool) -> Node:

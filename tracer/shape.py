@@ -323,7 +323,12 @@ def cat(tensors, dim: int = 0) -> Tensor:
     dtype = ref.dtype
     for x in parts[1:]:
         dtype = dt.promote_types(dtype, x.dtype)
-    raws = tuple(x.node for x in parts)
+    # NOTE: the skipped empty tensors are inputs too: as in PyTorch, their gradient is
+    # an empty tensor, not None
+    inputs = tuple(tensors)
+    in_nodes = distinct_nodes(inputs, tuple(x.node for x in inputs))
+    by_id = {id(x): n for x, n in zip(inputs, in_nodes)}
+    raws = tuple(by_id[id(x)] for x in parts)
     total = sum(x.shape[d] for x in parts)
     shape = tuple(total if j == d else s for j, s in enumerate(ref.shape))
     out = b.zeros(dtype, (prod(shape),))
@@ -334,7 +339,7 @@ def cat(tensors, dim: int = 0) -> Tensor:
         if raw.numel:  # an empty part writes nothing
             out = b.write(out, b.cast(raw, dtype), full.slice(d, start, start + size, 1))
         start += size
-    return result(b.reshape(out, shape), tuple(parts), "CatBackward0", raws)
+    return result(b.reshape(out, shape), inputs, "CatBackward0", in_nodes)
 
 
 concat = cat

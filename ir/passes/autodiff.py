@@ -7,10 +7,15 @@ lives in `VJP`; composite operations get their gradients from their primitives.
 
 A rule takes (node, cotangent of node) and returns one cotangent per input
 (None where an input gets no gradient). Integer and bool values carry no
-gradient. Conventions at ties and kinks are PyTorch's: `abs`'(0) = 0, `maximum`
-splits the gradient evenly at ties (and gives it to both operands where one is
-NaN), `amax` shares it among all maximal elements (the NaN ones when the
-maximum is NaN, as `max()` does), `where` routes it by the condition.
+gradient. Conventions at ties and kinks are PyTorch's: `abs`'(0) = 0 and
+`abs`'(NaN) = 0, `maximum` splits the gradient evenly at ties (and gives it to
+both operands where one is NaN), `amax` shares it among all maximal elements
+(and gives NaN to every element of a slice whose maximum is NaN), `where`
+routes it by the condition.
+
+A record can name a rule of `RULES` instead (PyTorch's formula where it differs
+from the primitives': `max()` of a whole tensor shares the gradient among the NaN
+elements when the maximum is NaN).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from ..node import Node, node
 from ..ops import Op
 from ..view import View
 
-__all__ = ["VJP", "accumulate", "vjp"]
+__all__ = ["RULES", "VJP", "accumulate", "vjp"]
 
 
 def _c(x: Node, value) -> Node:
@@ -74,7 +79,12 @@ def _pow_vjp(n, g):
     if y.op is Op.CONST:  # x ** c: c gets no gradient, and c == 0 is known now
         if y.arg == 0:
             return [_zeros_like(x), None]
-        dx = x if y.arg == 2 else node(Op.POW, (x, _c(y, y.arg - 1)))
+        if y.arg == 2:
+            dx = x
+        elif y.arg == 0.5:  # NOTE: PyTorch's x ** -0.5 is rsqrt: -inf at -0, NaN at -inf
+            dx = node(Op.RECIP, (node(Op.SQRT, (x,)),))
+        else:
+            dx = node(Op.POW, (x, _c(y, y.arg - 1)))
         return [_mul(g, _mul(y, dx)), None]
     zero_exp = node(Op.EQ, (y, _c(y, 0)))
     dx = _mul(g, _mul(y, node(Op.POW, (x, _sub(y, _c(y, 1))))))
@@ -143,15 +153,64 @@ def _reduce_sum_vjp(n, g):
 
 
 def _reduce_extreme_vjp(n, g):
+    """amax/amin: the maximal elements share g; a NaN maximum gives NaN to its slice.
+
+    NOTE: no element equals a NaN maximum, so its count is 0 and g / 0 * 0 is NaN,
+    as PyTorch's amax gives.
+    """
     (x,) = n.inputs
-    m = b.expand_to(n, x.shape)
+    return [_share(x, b.expand_to(n, x.shape), g, n.arg, nan_hits=False)]
+
+
+def _share(x: Node, m: Node, g: Node, axes, nan_hits: bool) -> Node:
+    """g (reduced over `axes`) shared evenly among the elements of x equal to m (x's
+    shape); with `nan_hits`, a NaN m is shared among the NaN elements instead."""
     hit = node(Op.EQ, (x, m))
-    if x.dtype.is_floating_point:  # a NaN extreme: the NaN elements share g (as max())
+    if nan_hits:
         hit = node(Op.OR, (hit, node(Op.AND, (node(Op.NE, (m, m)), node(Op.NE, (x, x))))))
     hit = b.cast(hit, x.dtype)
-    count = b.reduce(Op.REDUCE_SUM, hit, n.arg)
+    count = b.reduce(Op.REDUCE_SUM, hit, axes)
     share = _div(g, count)
-    return [_mul(b.expand_to(share, x.shape), hit)]
+    return _mul(b.expand_to(share, x.shape), hit)
+
+
+def _kept(x: Node, axes) -> tuple[int, ...]:
+    """x's shape with `axes` reduced to 1 (a keepdim reduction's shape)."""
+    return tuple(1 if i in axes else s for i, s in enumerate(x.shape))
+
+
+def _evenly_rule(out: Node, g: Node, ins: tuple) -> list:
+    """`max()`/`min()` of a whole tensor (PyTorch's evenly_distribute_backward): the
+    elements equal to the result share g, the NaN ones when it is NaN."""
+    (x,) = ins
+    axes = tuple(range(x.ndim))
+    m = b.expand_to(b.reshape(out, (1,) * x.ndim), x.shape)
+    return [_share(x, m, b.reshape(g, (1,) * x.ndim), axes, nan_hits=True)]
+
+
+def _norm_inf_rule(out: Node, g: Node, ins: tuple, axes: tuple) -> list:
+    """`norm(x, ±inf, axes)`: the elements whose |x| is the norm, or NaN, share g
+    with their sign (PyTorch's formula, whose sign of NaN is 0)."""
+    (x,) = ins
+    kept = _kept(x, axes)
+    a = node(Op.ABS, (x,))
+    share = _share(a, b.expand_to(b.reshape(out, kept), x.shape), b.reshape(g, kept), axes,
+                   nan_hits=True)
+    return [_mul(_sgn(x), share)]
+
+
+# rule name -> (out, cotangent of out, input nodes, *the rule's arguments) -> one
+# cotangent per input
+RULES = {"evenly": _evenly_rule, "norm_inf": _norm_inf_rule}
+
+
+def _sgn(x: Node) -> Node:
+    """PyTorch's sign: 0 at NaN (NumPy's, the SIGN primitive's, is NaN)."""
+    return b.where(node(Op.NE, (x, x)), _c(x, 0), node(Op.SIGN, (x,)))
+
+
+def _abs_vjp(n, g):
+    return [_mul(g, _sgn(n.inputs[0]))]
 
 
 def _reduce_prod_vjp(n, g):
@@ -222,7 +281,7 @@ VJP = {
     Op.TAN: lambda n, g: [_mul(g, _add(_c(n, 1), _mul(n, n)))],
     Op.TANH: lambda n, g: [_mul(g, _sub(_c(n, 1), _mul(n, n)))],
     Op.SQRT: lambda n, g: [_div(g, _mul(_c(n, 2), n))],
-    Op.ABS: lambda n, g: [_mul(g, node(Op.SIGN, n.inputs))],
+    Op.ABS: _abs_vjp,
     Op.SIGN: _zero, Op.FLOOR: _zero, Op.CEIL: _zero, Op.ROUND: _zero, Op.TRUNC: _zero,
     Op.LOG1P: lambda n, g: [_div(g, _add(_c(n, 1), n.inputs[0]))],
     Op.EXPM1: lambda n, g: [_mul(g, _add(n, _c(n, 1)))],
@@ -238,7 +297,8 @@ VJP = {
     Op.MIN: _minmax_vjp,
     Op.LT: _none, Op.LE: _none, Op.EQ: _none, Op.NE: _none,
     Op.AND: _none, Op.OR: _none, Op.XOR: _none, Op.FLOORDIV: _zero,
-    Op.MOD: lambda n, g: [g, _neg(_mul(g, node(Op.FLOOR, (_div(*n.inputs),))))],
+    # NOTE: floor(x / y) is not x // y at infinities (1 // -inf is -1, inf // 1 NaN)
+    Op.MOD: lambda n, g: [g, _neg(_mul(g, node(Op.FLOORDIV, n.inputs)))],
     Op.WHERE: lambda n, g: [None, b.where(n.inputs[0], g, _c(g, 0)),
                             b.where(n.inputs[0], _c(g, 0), g)],
     Op.RESHAPE: lambda n, g: [b.reshape(g, n.inputs[0].shape)],
