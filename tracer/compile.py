@@ -23,22 +23,26 @@ scope are constants of the trace, as in JAX: pass tensors that change as argumen
 from __future__ import annotations
 
 import functools
+import gc
+import linecache
 import os
+import sys
 import traceback
 import warnings
-from dataclasses import dataclass, field
+import weakref
 
 import numpy as np
 
 from ..ir import build as b
 from ..ir.graph import toposort
 from ..ir.ops import Op
+from ..ir.view import View
 from ..runtime import buffers as rb
 from ..runtime.config import options
 from ..runtime.execute import run
 from . import mode, storage
 from .creation import _rng
-from .tensor import Tensor, from_array
+from .tensor import Tensor, _new, from_array
 
 __all__ = ["compile", "explain", "GraphBreak"]
 
@@ -47,24 +51,106 @@ class GraphBreak(RuntimeError):
     """A traced function needed a concrete value (raised with `fullgraph=True`)."""
 
 
-@dataclass
+class _Seen:
+    """A storage from outside the trace that the function read, and its state before."""
+
+    __slots__ = ("storage", "node", "buffer", "version", "pending_writes")
+
+    def __init__(self, st: storage.Storage):
+        self.storage = st
+        self.node = st.node
+        self.buffer = st.buffer
+        self.version = st.version
+        self.pending_writes = st.pending_writes
+
+    def restore(self) -> None:
+        """Undo what the trace did to the storage (its writes hold placeholder values)."""
+        st = self.storage
+        if st.buffer is not self.buffer:
+            st._adopt(self.buffer, self.node.shape)
+        st.node = self.node
+        st.version = self.version
+        st.pending_writes = self.pending_writes
+
+
 class _Trace:
-    """What a trace found: placeholders, outputs, and how to write them back."""
+    """What a trace sees: the storages it makes and the outside tensors it reads.
 
-    uids: set = field(default_factory=set)       # placeholder buffer uids
-    broke: str | None = None
+    `start`: buffers numbered below it existed before the trace (the placeholders
+    and every tensor the function captures); reading one's value is a graph break.
+    """
+
+    def __init__(self):
+        self.start = 0
+        self.broke: str | None = None
+        self.inputs: set[int] = set()   # ids of the placeholders' storages
+        self.created: dict[int, tuple] = {}  # id(storage) -> (weak ref, user line)
+        self.seen: dict[int, _Seen] = {}     # id(storage) -> its state before the trace
+        self.roots: dict[int, tuple] = {}    # id(tensor) -> (tensor, requires_grad, .grad)
+
+    def made(self, st: storage.Storage) -> None:
+        """A storage was made while tracing (see Storage.__init__)."""
+        self.created[id(st)] = (weakref.ref(st), _user_frame())
+
+    def read(self, t: Tensor) -> None:
+        """The function read t's value (see Tensor.node): note it if it is captured."""
+        st = t._storage
+        key = id(st)
+        if key in self.created or key in self.inputs:
+            return
+        if key not in self.seen:
+            if not st.is_realized:
+                # NOTE: a storage made before the trace cannot depend on the placeholders:
+                # its pending value is computed now, as the uncompiled call would.
+                storage.tracing[0] = None
+                try:
+                    storage.realize_storages([st])
+                finally:
+                    storage.tracing[0] = self
+            self.seen[key] = _Seen(st)
+        root = t._base if t._base is not None else t
+        if id(root) not in self.roots and not root._detached:
+            self.roots[id(root)] = (root, root._requires_grad, root._grad)
+
+    def value_read(self, st: storage.Storage) -> None:
+        """A realised storage's value is read (see Storage.array)."""
+        if st.buffer.uid < self.start:
+            graph_break()
+
+    def restore(self) -> None:
+        for seen in self.seen.values():
+            seen.restore()
+        for root, _, grad in self.roots.values():
+            root._grad = grad
 
 
-def depends_on_placeholders(nodes) -> bool:
+def depends_on_inputs(nodes) -> bool:
+    """Whether computing `nodes` reads a placeholder or a captured tensor of the trace."""
     trace = storage.tracing[0]
     if trace is None:
         return False
-    uids = trace.uids
-    return any(n.op is Op.BUFFER and n.arg in uids for n in toposort(nodes))
+    start = trace.start
+    return any(n.op is Op.BUFFER and n.arg < start for n in toposort(nodes))
 
 
 _PACKAGE_DIRS = tuple(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))), d) + os.sep for d in ("tracer", "ir", "runtime", "codegen", "ember"))
+_in_package: dict = {}  # code object -> whether it is ember's own code
+
+
+def _user_frame() -> tuple[str, int]:
+    """(file, line) of the innermost frame of user code (cheap: no source is read)."""
+    f = sys._getframe(1)
+    while f is not None:
+        code = f.f_code
+        inside = _in_package.get(code)
+        if inside is None:
+            inside = _in_package[code] = os.path.abspath(code.co_filename).startswith(
+                _PACKAGE_DIRS)
+        if not inside:
+            return code.co_filename, f.f_lineno
+        f = f.f_back
+    return "<unknown>", 0
 
 
 def _user_line() -> str:
@@ -73,6 +159,10 @@ def _user_line() -> str:
         if not os.path.abspath(frame.filename).startswith(_PACKAGE_DIRS):
             return f"{frame.filename}:{frame.lineno}: {frame.line}"
     return "<unknown line>"
+
+
+def _line_text(filename: str, lineno: int) -> str:
+    return f"{filename}:{lineno}: {linecache.getline(filename, lineno).strip()}"
 
 
 def graph_break() -> None:
@@ -121,6 +211,25 @@ def _fmt_signature(sig: tuple) -> str:
     return "(" + ", ".join(_fmt_part(p) for p in sig[1]) + ")"
 
 
+_FIELDS = ("shape", "dtype", "device", "requires_grad")
+
+
+def _describe_part(i: int, a, c) -> str:
+    """Why argument i's guard failed, naming the field that changed."""
+    if isinstance(a, tuple) and isinstance(c, tuple) and a[:1] == c[:1] == ("T",):
+        for name, x, y in zip(_FIELDS, a[1:5], c[1:5]):
+            if x != y:
+                return f"argument {i}: {name} changed {x} -> {y}"
+        if a[5] != c[5]:
+            return f"argument {i} changed its .grad: {_fmt_grad(a[5])} -> {_fmt_grad(c[5])}"
+        return f"argument {i}: which arguments share memory changed"
+    return f"argument {i} changed: {_fmt_part(a)} -> {_fmt_part(c)}"
+
+
+def _fmt_grad(g) -> str:
+    return "None" if g is None else f"{g[1].short}[{','.join(map(str, g[0]))}]"
+
+
 def _describe_guard(old: tuple, new: tuple) -> str:
     if old[0] != new[0]:
         return f"keyword arguments changed: {old[0]} -> {new[0]}"
@@ -128,40 +237,92 @@ def _describe_guard(old: tuple, new: tuple) -> str:
         return f"grad mode changed: {old[2]} -> {new[2]}"
     for i, (a, c) in enumerate(zip(old[1], new[1])):
         if a != c:
-            return f"argument {i} changed: {_fmt_part(a)} -> {_fmt_part(c)}"
+            return _describe_part(i, a, c)
     return "the number of arguments changed"
 
 
 # -- one traced program ---------------------------------------------------------
 
 class _Program:
-    """A traced signature: output nodes, placeholders and write-backs."""
+    """A traced signature: output nodes, where its inputs come from, and write-backs.
 
-    def __init__(self, outputs, structure, placeholders, writes, grads, seq0, n_random):
-        self.outputs = outputs            # nodes: returned tensors, writes, grads
-        self.structure = structure        # (treedef, [("tensor", i, dtype, shape) | value])
+    Inputs are the placeholders' buffers (arguments and their `.grad`s), then the
+    captures: ("storage", weak ref) reads a captured storage's current value,
+    ("grad", r) the `.grad` of captured tensor r. `roots` guard the captured
+    tensors: (weak ref, requires_grad, .grad's (shape, dtype) or None, needed).
+    """
+
+    def __init__(self, outputs, structure, placeholders, cap_sources, writes, grads, seq0,
+                 n_random, captures, roots, cap_writes, root_grads):
+        self.outputs = outputs            # nodes: fresh storages, writes, grads
+        self.structure = structure        # (treedef, leaf specs: see _record)
         self.placeholders = placeholders  # [(argument index, Buffer, is_grad)]
+        # the Buffers read at trace time, by input position: placeholders, then captures
+        self.sources = [buf for _, buf, _ in placeholders] + cap_sources
         self.writes = writes              # [(argument index, output index)]
         self.grads = grads                # [(argument index, output index)]
+        self.captures = captures          # [("storage", weak ref) | ("grad", root index)]
+        self.roots = roots                # [(weak ref, requires_grad, grad spec, needed)]
+        self.cap_writes = cap_writes      # [(capture index, output index)]
+        self.root_grads = root_grads      # [(root index, output index)]
         self.seq0 = seq0                  # the first random sequence number of the trace
         self.n_random = n_random          # random ops the function draws per call
         self.entry = None                 # the cached compiled program, once looked up
         self.inputs = None                # program input i <- ("arg", k) or ("const", array)
         self.params = None                # RAND parameters (seed, sequence) at trace time
+        self.views: dict = {}             # (argument view, leaf view) -> composed view
         self.nodes = len(toposort(outputs))
 
     def _prepare(self) -> None:
         """Find the compiled program once, and where each of its inputs comes from."""
         from ..runtime.compiled import lookup
         entry, inputs, params = lookup(self.outputs)
-        by_array = {id(buf.array): k for k, (_, buf, _) in enumerate(self.placeholders)}
+        by_array = {id(buf.array): k for k, buf in enumerate(self.sources)}
         self.inputs = [("arg", by_array[id(a)]) if id(a) in by_array else ("const", a)
                        for a in inputs]
         self.params = params
         self.entry = entry
 
+    def bind(self, arg_storages) -> tuple | str:
+        """(capture arrays, captured storages, captured tensors) now, or why they do not fit.
+
+        A reason starting with "freed" means the program can never fit again.
+        """
+        roots = []
+        for i, (ref, requires_grad, grad, needed) in enumerate(self.roots):
+            t = ref()
+            if t is None:
+                if needed:
+                    return "freed: a captured tensor was freed"
+                roots.append(None)
+                continue
+            if t._requires_grad is not requires_grad:
+                return (f"captured tensor {i}: requires_grad changed {requires_grad} -> "
+                        f"{t._requires_grad}")
+            g = t._grad
+            if g is None if grad is None else (
+                    g is not None and g._view.shape == grad[0] and g.dtype is grad[1]):
+                roots.append(t)
+                continue
+            now = None if g is None else (tuple(g.shape), g.dtype)
+            return f"captured tensor {i} changed its .grad: {_fmt_grad(grad)} -> {_fmt_grad(now)}"
+        arrays, storages = [], []
+        for kind, x in self.captures:
+            if kind == "storage":
+                st = x()
+                if st is None:
+                    return "freed: a captured tensor was freed"
+                if id(st) in arg_storages:
+                    return "a captured tensor is also passed as an argument"
+                arrays.append(st.array())
+                storages.append(st)
+            else:
+                arrays.append(_arg_array(roots[x]._grad))
+                storages.append(None)
+        return arrays, storages, roots
+
     def values(self, arrays: list[np.ndarray], backend: str) -> list[np.ndarray] | None:
-        """The outputs for these argument arrays; None where only the function can tell."""
+        """The outputs for these input arrays; None where only the function can tell."""
         use_compiled = "interpreter" not in (options.backend, backend)
         if not use_compiled and self.n_random:
             return None  # the interpreter cannot redraw: run the function itself
@@ -174,14 +335,35 @@ class _Program:
             params = [(_rng["seed"], seq0 + seq - self.seq0) for _, seq in self.params]
             with np.errstate(all="ignore"):
                 return self.entry.fn(inputs, params)
-        saved = [buf.array for _, buf, _ in self.placeholders]
+        saved = [buf.array for buf in self.sources]
         try:
-            for (_, buf, _), a in zip(self.placeholders, arrays):
+            for buf, a in zip(self.sources, arrays):
                 buf.array = a
             return run(self.outputs)
         finally:
-            for (_, buf, _), a in zip(self.placeholders, saved):
+            for buf, a in zip(self.sources, saved):
                 buf.array = a
+
+    def describe(self) -> str:
+        """The captured tensors, for `em.explain`."""
+        parts = []
+        for kind, x in self.captures:
+            if kind == "storage":
+                st = x()
+                if st is None:
+                    parts.append("(freed)")
+                    continue
+                text = f"{st.dtype.short}[{st.numel}]"
+                owners = [r for r, _, _, _ in self.roots
+                          if r() is not None and r()._storage is st]
+                if owners:
+                    t = owners[0]()
+                    text = f"{t.dtype.short}[{','.join(map(str, t.shape))}]"
+                    text += " requires_grad" if t._requires_grad else ""
+                parts.append(text)
+            else:
+                parts.append(f".grad of captured tensor {x}")
+        return ", ".join(parts)
 
 
 def _flatten(obj, leaves: list):
@@ -211,7 +393,7 @@ def _unflatten(tree, leaves):
 def _placeholder(t: Tensor, trace: _Trace) -> tuple[Tensor, rb.Buffer]:
     arr = np.zeros(t.numel(), dtype=t.dtype.np)
     p = from_array(arr.reshape(tuple(t.shape)), t.dtype, t._storage.device)
-    trace.uids.add(p._storage.buffer.uid)
+    trace.inputs.add(id(p._storage))
     return p, p._storage.buffer
 
 
@@ -243,6 +425,7 @@ def _trace(fn, args, kwargs) -> _Program | str:
             p._grad = g
             placeholders.append((k, gbuf, True))
         proxies.append(p)
+    trace.start = next(rb._uids)  # NOTE: every buffer made before the trace has a lower uid
     n_args = len(args)
     call_args = proxies[:n_args]
     call_kwargs = dict(zip(sorted(kwargs), proxies[n_args:]))
@@ -253,22 +436,37 @@ def _trace(fn, args, kwargs) -> _Program | str:
     prev_eager, options.eager = options.eager, False
     backward_ran = mode.backward_passes[0]
     try:
-        result = fn(*call_args, **call_kwargs)
-    except GraphBreak:
-        _rng["next"] = seq0  # the function runs again, drawing the same numbers
-        return f"graph break at {trace.broke}"
+        try:
+            result = fn(*call_args, **call_kwargs)
+        except GraphBreak:
+            _rng["next"] = seq0  # the function runs again, drawing the same numbers
+            return f"graph break at {trace.broke}"
+        finally:
+            storage.tracing[0] = None
+            options.eager = prev_eager
+        n_random = _rng["next"] - seq0
+        _rng["next"] = seq0  # the replay that follows draws them
+        consumed = mode.backward_passes[0] != backward_ran
+        leaves: list[Tensor] = []
+        tree = _flatten(result, leaves)
+        del result
+        if mode.is_grad_enabled() and not consumed and any(t._requires_grad for t in leaves):
+            return "a returned tensor requires grad and no backward() ran inside the function"
+        program = _record(trace, tree, leaves, proxies, before, placeholders, seq0, n_random)
     finally:
-        storage.tracing[0] = None
-        options.eager = prev_eager
-    n_random = _rng["next"] - seq0
-    _rng["next"] = seq0  # the replay that follows draws them
-    consumed = mode.backward_passes[0] != backward_ran
-    leaves: list[Tensor] = []
-    tree = _flatten(result, leaves)
-    if mode.is_grad_enabled() and not consumed and any(t._requires_grad for t in leaves):
-        return "a returned tensor requires grad and no backward() ran inside the function"
-    outputs = [t.node for t in leaves]
-    writes, grads = [], []
+        trace.restore()
+    if isinstance(program, str):
+        return program
+    escaped = _escaped(trace, leaves, proxies)
+    return program if escaped is None else (
+        f"graph break at {_line_text(*escaped)}: a tensor computed inside the function is "
+        "kept outside it (pass it in or return it instead)")
+
+
+def _record(trace: _Trace, tree, leaves, proxies, before, placeholders, seq0, n_random):
+    """The _Program of a finished trace (before the captured storages are restored)."""
+    writes, grads, cap_writes, root_grads = [], [], [], []
+    outputs: list = []
     for k, (node_before, grad_before, grad_node_before) in before.items():
         p = proxies[k]
         if p._storage.node is not node_before:
@@ -280,8 +478,97 @@ def _trace(fn, args, kwargs) -> _Program | str:
                 return "a .grad was set to None inside the function"
             grads.append((k, len(outputs)))
             outputs.append(b.cast(p._grad.node, p.dtype))
-    specs = [(t.dtype, tuple(t.shape)) for t in leaves]
-    return _Program(outputs, (tree, specs), placeholders, writes, grads, seq0, n_random)
+    # the captured tensors, and which of their storages hold a captured tensor's .grad
+    roots = [r for r in trace.roots.values() if id(r[0]._storage) in trace.seen]
+    root_index = {id(r[0]): i for i, r in enumerate(roots)}
+    grad_of = {}
+    for i, (root, _, grad) in enumerate(roots):
+        if grad is not None and grad._view.is_full(grad._storage.numel) and \
+                id(grad._storage) in trace.seen:
+            grad_of.setdefault(id(grad._storage), i)
+        if root._grad is not grad:
+            if root._grad is None:
+                return "a .grad was set to None inside the function"
+            root_grads.append((i, len(outputs)))
+            outputs.append(b.cast(root._grad.node, root.dtype))
+    for i, (root, _, _) in enumerate(roots):
+        if id(root._storage) in grad_of:  # a .grad: its object may change between calls
+            roots[i] = None
+    captures, cap_sources, cap_index = [], [], {}
+    for key, seen in trace.seen.items():
+        st = seen.storage
+        cap_index[key] = len(captures)
+        if key in grad_of:
+            captures.append(("grad", grad_of[key]))
+        else:
+            captures.append(("storage", weakref.ref(st)))
+        cap_sources.append(seen.buffer)
+        if st.node is not seen.node:
+            cap_writes.append((cap_index[key], len(outputs)))
+            outputs.append(b.reshape(st.node, (st.numel,)))
+    specs, fresh = [], {}
+    arg_of = {id(p._storage): k for k, p in enumerate(proxies) if isinstance(p, Tensor)}
+    arg_grad_of = {id(p._grad._storage): k for k, p in enumerate(proxies)
+                   if isinstance(p, Tensor) and p._grad is not None}
+    root_grad_of = {id(r[0]._grad._storage): i for i, r in enumerate(roots)
+                    if r is not None and r[0]._grad is not None}
+    for t in leaves:
+        key = id(t._storage)
+        if key in arg_of:
+            k = arg_of[key]
+            spec = ("arg", k, proxies[k] is t)
+        elif key in arg_grad_of:
+            k = arg_grad_of[key]
+            spec = ("arggrad", k, proxies[k]._grad is t)
+        elif key in root_grad_of or key in grad_of:
+            r = root_grad_of.get(key, grad_of.get(key))
+            spec = ("rootgrad", r, roots[r] is not None and roots[r][0]._grad is t)
+        elif key in trace.seen:
+            r = root_index.get(id(t))
+            spec = ("root", r, True) if r is not None and roots[r] is not None else (
+                "capture", cap_index[key], False)
+        else:
+            if key not in fresh:
+                fresh[key] = len(outputs)
+                outputs.append(b.reshape(t._storage.node, (t._storage.numel,)))
+            spec = ("out", fresh[key], t._storage.node.shape)
+        specs.append(spec + (t._view, t.dtype, t._detached))
+    needed = {r for kind, r, *_ in specs if kind in ("root", "rootgrad")}
+    needed |= {r for r, _ in root_grads} | {x for kind, x in captures if kind == "grad"}
+    guards = [None if r is None else (weakref.ref(r[0]), r[1],
+                                      None if r[2] is None else (tuple(r[2].shape), r[2].dtype),
+                                      i in needed)
+              for i, r in enumerate(roots)]
+    # NOTE: a .grad storage's own guard is its tensor's; it never needs one of its own
+    guards = [g if g is not None else (_ALWAYS, False, None, False) for g in guards]
+    return _Program(outputs, (tree, specs), placeholders, cap_sources, writes, grads, seq0,
+                    n_random, captures, guards, cap_writes, root_grads)
+
+
+def _always():
+    return None
+
+
+_ALWAYS = _always  # a guard slot that always passes (its tensor is a captured .grad)
+
+
+def _escaped(trace: _Trace, leaves, proxies) -> tuple[str, int] | None:
+    """Where a tensor the trace computed was made, if it is still held outside the call."""
+    keep = {id(t._storage) for t in leaves}
+    keep |= {id(p._grad._storage) for p in proxies if isinstance(p, Tensor) and
+             p._grad is not None}
+
+    def alive():
+        for key, (ref, line) in trace.created.items():
+            st = ref()
+            if st is not None and key not in keep and not st.is_realized:
+                return line
+        return None
+
+    if alive() is None:
+        return None
+    gc.collect()  # NOTE: autograd records form cycles; only a live holder counts
+    return alive()
 
 
 def _dense(v: np.ndarray) -> bool:
@@ -295,17 +582,22 @@ def _dense(v: np.ndarray) -> bool:
     return True
 
 
-def _owned(v: np.ndarray, arrays: list[np.ndarray]) -> np.ndarray:
+def _owned(v: np.ndarray, arrays: list[np.ndarray], roots: set[int]) -> np.ndarray:
     """v, or a copy where it is not memory a new tensor may own.
 
     A compiled program's outputs are fresh arrays; a copy is needed only for an output
-    that is an input (or a view of one), or a read-only or broadcast view (the
-    interpreter returns those for constants and movement ops). A fresh result laid
-    out as a transposed input is (`x.T * 2`) is kept as it is, as a lazy one is.
+    that is an input (or a view of one), memory an earlier output took (`roots`: ids
+    of the arrays owning it), or a read-only or broadcast view (the interpreter returns
+    those for constants and movement ops). A fresh result laid out as a transposed
+    input is (`x.T * 2`) is kept as it is, as a lazy one is.
     """
-    if not v.flags.writeable or not (v.flags.c_contiguous or _dense(v)) or any(
+    root = rb._root(v)
+    if id(root) in roots or not v.flags.writeable or not (
+            v.flags.c_contiguous or _dense(v)) or any(
             np.may_share_memory(v, a) for a in arrays):
-        return np.array(v)
+        v = np.array(v)
+        root = v
+    roots.add(id(root))
     return v
 
 
@@ -320,103 +612,254 @@ def _write_back(target: Tensor, value: np.ndarray) -> None:
             copy_(target, from_array(np.array(flat).reshape(tuple(target.shape)), target.dtype))
 
 
+def _set_grad(t: Tensor, value: np.ndarray) -> None:
+    """Make value t's .grad (written into the existing .grad, as backward() does)."""
+    if t._grad is None:
+        t._grad = from_array(value.reshape(tuple(t.shape)), t.dtype)
+    else:
+        _write_back(t._grad, value)
+
+
+def _compose(outer: View, inner: View) -> View | None:
+    """The view of outer's storage that `inner` (a view of outer's elements laid out
+    contiguously) reads, or None where no strided view can say it."""
+    if outer.is_contiguous():
+        return View(inner.shape, inner.strides, inner.offset + outer.offset)
+    if inner.numel == 0:
+        return None
+    from ..runtime.interpreter import _strided
+    where = np.zeros(outer.shape, dtype=np.int64) + outer.offset
+    for d, (size, stride) in enumerate(zip(outer.shape, outer.strides)):
+        where += (np.arange(size) * stride).reshape((size,) + (1,) * (outer.ndim - d - 1))
+    picked = _strided(where.reshape(-1), inner)
+    offset = int(picked.flat[0])
+    strides = tuple(int(picked[(0,) * d + (1,) + (0,) * (inner.ndim - d - 1)]) - offset
+                    if size > 1 else 0 for d, size in enumerate(inner.shape))
+    view = View(inner.shape, strides, offset)
+    expect = np.zeros(inner.shape, dtype=np.int64) + offset
+    for d, (size, stride) in enumerate(zip(inner.shape, strides)):
+        expect += (np.arange(size) * stride).reshape((size,) + (1,) * (inner.ndim - d - 1))
+    return view if np.array_equal(expect, picked) else None
+
+
+def _alias(program: _Program, real: Tensor, view: View, dtype, detached: bool) -> Tensor:
+    """A tensor reading `view` of real's elements (as laid out contiguously)."""
+    key = (real._view, view)
+    composed = program.views.get(key, key)
+    if composed is key:
+        composed = program.views[key] = _compose(real._view, view)
+    if composed is None:  # NOTE: the uncompiled op would have copied too (reshape)
+        from ..runtime.interpreter import _strided
+        flat = np.ascontiguousarray(real._array()).reshape(-1)
+        return from_array(np.array(_strided(flat, view)), dtype, real._storage.device)
+    out = _new(real._storage, composed, dtype, real._base if real._base is not None else real)
+    out._detached = detached
+    return out
+
+
+def _leaf(program, spec, positional, storages, roots, values, fresh) -> Tensor:
+    """The returned tensor `spec` describes (see _record), for this call."""
+    kind, i, whole, view, dtype, detached = spec
+    if kind == "out":
+        st = fresh.get(i)
+        if st is None:
+            st = fresh[i] = storage.Storage.from_array(values[i], dtype, "cpu", whole)
+        out = _new(st, view, dtype, None)
+        out._detached = detached
+        return out
+    if kind == "capture":
+        st = storages[i]
+        out = _new(st, view, dtype, None)
+        out._detached = detached
+        return out
+    if kind == "root":
+        return roots[i]
+    real = positional[i] if kind == "arg" else positional[i]._grad if kind == "arggrad" \
+        else roots[i]._grad
+    return real if whole else _alias(program, real, view, dtype, detached)
+
+
 class CompiledFunction:
     """A function compiled by `em.compile`: call it like the original."""
 
-    def __init__(self, fn, fullgraph: bool, backend: str, dynamic: bool):
+    def __init__(self, fn, fullgraph: bool, backend: str, dynamic: bool,
+                 recompile_limit: int = 8):
         self.fn = fn
         self.fullgraph = fullgraph
         self.backend = backend
         self.dynamic = dynamic
-        self.programs: dict[tuple, _Program | str] = {}
+        self.recompile_limit = recompile_limit
+        self.programs: dict[tuple, list[_Program] | str] = {}
         self.traces = 0
         self.hits = 0
         self.reasons: list[str] = []
         self._last: tuple | None = None
+        self._limited = False
         functools.update_wrapper(self, fn)
+
+    def _name(self) -> str:
+        return getattr(self.fn, "__name__", "function")
 
     def __call__(self, *args, **kwargs):
         if options.eager:
             return self.fn(*args, **kwargs)
         sig = _signature(args, kwargs)
-        program = self.programs.get(sig)
-        if program is None:
-            if self._last is not None:
-                self.reasons.append(_describe_guard(self._last, sig))
-            self._last = sig
-            self.traces += 1
-            program = _trace(self.fn, args, kwargs)
-            if isinstance(program, str):
-                if self.fullgraph:
-                    raise GraphBreak(f"{getattr(self.fn, '__name__', 'function')}: "
-                                     f"{program} (fullgraph=True)")
-                warnings.warn(f"em.compile: {getattr(self.fn, '__name__', 'function')} runs "
-                              f"uncompiled for this signature: {program}", stacklevel=2)
-            self.programs[sig] = program
-        else:
-            self.hits += 1
-        if isinstance(program, str):
+        entries = self.programs.get(sig)
+        if isinstance(entries, str):
             return self.fn(*args, **kwargs)
-        return self._replay(program, args, kwargs)
+        reason = None
+        if entries:
+            found = self._find(entries, args, kwargs)
+            if not isinstance(found, str):
+                self.hits += 1
+                return self._replay(found[0], args, kwargs, found[1])
+            reason = found
+        elif self._last is not None:
+            reason = _describe_guard(self._last, sig)
+        program = self._retrace(sig, reason, args, kwargs)
+        if program is None:
+            return self.fn(*args, **kwargs)
+        bound = program.bind(_arg_storages(args, kwargs))
+        if isinstance(bound, str):
+            return self.fn(*args, **kwargs)
+        return self._replay(program, args, kwargs, bound)
 
-    def _replay(self, program: _Program, args, kwargs):
+    def _find(self, entries: list, args, kwargs) -> tuple | str:
+        """(program, bound captures) of the first entry whose guards pass, or why none."""
+        arg_storages = _arg_storages(args, kwargs) if entries[0].captures else ()
+        reason = None
+        for program in list(entries):
+            bound = program.bind(arg_storages)
+            if not isinstance(bound, str):
+                return program, bound
+            if bound.startswith("freed: "):
+                entries.remove(program)
+                bound = bound[len("freed: "):]
+            reason = reason or bound
+        return reason
+
+    def _retrace(self, sig, reason, args, kwargs) -> _Program | None:
+        """Trace for this call (None: run it uncompiled), within the recompile limit."""
+        if self.traces >= self.recompile_limit:
+            if not self._limited:
+                self._limited = True
+                warnings.warn(f"em.compile: {self._name()} reached its recompile limit "
+                              f"({self.recompile_limit}) and runs uncompiled where no traced "
+                              f"program fits; the guard that kept failing: {reason}",
+                              stacklevel=3)
+            return None
+        if reason is not None:
+            self.reasons.append(reason)
+        self._last = sig
+        self.traces += 1
+        program = _trace(self.fn, args, kwargs)
+        if isinstance(program, str):
+            if self.fullgraph:
+                raise GraphBreak(f"{self._name()}: {program} (fullgraph=True)")
+            warnings.warn(f"em.compile: {self._name()} runs uncompiled for this signature: "
+                          f"{program}", stacklevel=3)
+            if not self.programs.get(sig):
+                self.programs[sig] = program
+            return None
+        entries = self.programs.get(sig)
+        if not isinstance(entries, list):
+            entries = self.programs[sig] = []
+        entries.insert(0, program)
+        return program
+
+    def _replay(self, program: _Program, args, kwargs, bound):
+        cap_arrays, storages, roots = bound
         positional = list(args) + [kwargs[k] for k in sorted(kwargs)]
         arrays = [_arg_array(positional[k]._grad if is_grad else positional[k])
                   for k, _, is_grad in program.placeholders]
+        arrays += cap_arrays
         values = program.values(arrays, self.backend)
         if values is None:
             return self.fn(*args, **kwargs)
-        values = [_owned(v, arrays) for v in values]
+        roots_seen: set[int] = set()
+        values = [_owned(v, arrays, roots_seen) for v in values]
         for k, i in program.writes:
             _write_back(positional[k], values[i])
         for k, i in program.grads:
-            t = positional[k]
-            if t._grad is None:
-                t._grad = from_array(values[i].reshape(tuple(t.shape)), t.dtype)
+            _set_grad(positional[k], values[i])
+        for j, i in program.cap_writes:
+            st = storages[j]
+            if st is None:
+                _write_back(roots[program.captures[j][1]]._grad, values[i])
             else:
-                _write_back(t._grad, values[i])
+                st.assign(values[i].reshape(-1))
+        for r, i in program.root_grads:
+            _set_grad(roots[r], values[i])
         tree, specs = program.structure
-        leaves = iter([from_array(values[i].reshape(shape), dtype)
-                       for i, (dtype, shape) in enumerate(specs)])
+        fresh: dict = {}
+        leaves = iter([_leaf(program, spec, positional, storages, roots, values, fresh)
+                       for spec in specs])
         return _unflatten(tree, leaves)
 
     def explain(self) -> str:
-        lines = [f"{getattr(self.fn, '__name__', 'function')}: {self.traces} trace(s), "
-                 f"{self.hits} cached call(s)"]
-        for sig, p in self.programs.items():
-            if isinstance(p, str):
-                lines.append(f"  {_fmt_signature(sig)}: runs uncompiled: {p}")
-            else:
+        lines = [f"{self._name()}: {self.traces} trace(s), {self.hits} cached call(s)"]
+        for sig, entries in self.programs.items():
+            if isinstance(entries, str):
+                lines.append(f"  {_fmt_signature(sig)}: runs uncompiled: {entries}")
+                continue
+            for p in entries:
                 if p.entry is None and not options.eager:
                     p._prepare()
                 kernels = getattr(p.entry, "kernels", -1)
                 lines.append(f"  {_fmt_signature(sig)}: one graph of {p.nodes} nodes, "
                              f"{kernels} kernel(s); writes back {len(p.writes)} argument(s) "
                              f"and {len(p.grads)} .grad(s)")
+                if p.captures:
+                    lines.append(f"    captures {len(p.captures)} tensor(s) it reads without "
+                                 f"receiving them: {p.describe()}; writes back "
+                                 f"{len(p.cap_writes)} of them and {len(p.root_grads)} new "
+                                 f".grad(s)")
         for r in self.reasons:
             lines.append(f"  recompiled because {r}")
+        if self._limited:
+            lines.append(f"  reached the recompile limit ({self.recompile_limit}): runs "
+                         "uncompiled where no traced program fits")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        return f"<compiled {getattr(self.fn, '__name__', 'function')}>"
+        return f"<compiled {self._name()}>"
+
+
+def _arg_storages(args, kwargs) -> set[int]:
+    """ids of the argument tensors' storages (a captured tensor must be none of them)."""
+    out = {id(a._storage) for a in args if isinstance(a, Tensor)}
+    if kwargs:
+        out |= {id(a._storage) for a in kwargs.values() if isinstance(a, Tensor)}
+    return out
 
 
 def compile(fn=None, *, fullgraph: bool = False, backend: str = "auto",
-            dynamic: bool = False):
+            dynamic: bool = False, recompile_limit: int = 8):
     """Compile `fn` (also usable as `@em.compile` or `@em.compile(fullgraph=True)`).
 
-    Each signature is traced once and replayed afterwards (see the module's
-    docstring for the guards, graph breaks and write-backs). Shapes are always
-    specialised: `dynamic=True` is accepted for PyTorch compatibility and traces
-    each new shape like `dynamic=False` does. `backend` picks the back end
-    ("auto": the compiled NumPy path on the CPU).
+    Each signature is traced once and replayed afterwards: see the module's
+    docstring for the guards, graph breaks and write-backs. Tensors the function
+    reaches without receiving them (closures, globals, attributes, containers,
+    module parameters) are captured: each call reads their current value, their
+    in-place updates and new `.grad`s are written back, and they are guarded like
+    arguments. Python numbers, strings and shapes it reads stay constants of the
+    trace. Shapes are always specialised: `dynamic=True` is accepted for PyTorch
+    compatibility and traces each new shape like `dynamic=False` does. After
+    `recompile_limit` traces the function runs uncompiled wherever no traced
+    program fits, with one warning naming the guard that failed. `backend` picks
+    the back end ("auto": the compiled NumPy path on the CPU).
 
     >>> import ember as em
+    >>> w = em.tensor([1.0, 2.0])
     >>> @em.compile
     ... def f(x):
-    ...     return (x * 2 + 1).exp().sum()
-    >>> f(em.ones(3)).item() == f(em.ones(3)).item()
-    True
+    ...     return (x * w).sum()
+    >>> f(em.ones(2)).item()
+    3.0
+    >>> w.add_(10)
+    tensor([11., 12.])
+    >>> f(em.ones(2)).item()  # w is read at each call, not frozen in the trace
+    23.0
     """
     if backend not in ("auto", "numpy", "triton", "interpreter"):
         raise ValueError(f"unknown backend {backend!r}; expected 'auto', 'numpy' or 'triton'")
@@ -424,21 +867,25 @@ def compile(fn=None, *, fullgraph: bool = False, backend: str = "auto",
         from .device import cuda_available
         if not cuda_available():
             raise RuntimeError("backend='triton' needs a CUDA device; none is available")
+    if isinstance(recompile_limit, bool) or not isinstance(recompile_limit, int) or \
+            recompile_limit < 1:
+        raise ValueError(f"recompile_limit must be a positive int, got {recompile_limit!r}")
     if fn is None:
-        return lambda f: CompiledFunction(f, fullgraph, backend, dynamic)
-    return CompiledFunction(fn, fullgraph, backend, dynamic)
+        return lambda f: CompiledFunction(f, fullgraph, backend, dynamic, recompile_limit)
+    return CompiledFunction(fn, fullgraph, backend, dynamic, recompile_limit)
 
 
 def explain(fn, *args, **kwargs) -> str:
-    """How `fn` compiles for these arguments: graph breaks, graph size, kernels, recompiles."""
+    """How `fn` compiles for these arguments: graph breaks, graph size, kernels, captured
+    tensors and recompiles."""
     target = fn if isinstance(fn, CompiledFunction) else CompiledFunction(fn, False, "auto",
                                                                           False)
     if args or kwargs:
         sig = _signature(args, kwargs)
-        if sig not in target.programs:
-            if target._last is not None:
-                target.reasons.append(_describe_guard(target._last, sig))
-            target._last = sig
-            target.traces += 1
-            target.programs[sig] = _trace(target.fn, args, kwargs)
+        entries = target.programs.get(sig)
+        if not entries:
+            reason = None if target._last is None else _describe_guard(target._last, sig)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                target._retrace(sig, reason, args, kwargs)
     return target.explain()

@@ -29,7 +29,8 @@ from ..runtime.execute import run
 __all__ = ["Storage", "commit", "realize_storages", "tracing"]
 
 # The trace em.compile is recording, if any (see tracer/compile.py): while it is
-# set, a realisation that reads a placeholder is a graph break.
+# set, it notes the storages made, and reading the value of one of the trace's
+# inputs (a placeholder or a tensor captured from outside) is a graph break.
 tracing: list = [None]
 
 
@@ -55,6 +56,8 @@ class Storage:
         self.device = device
         self.pending_writes = 0
         self.external = False
+        if tracing[0] is not None:
+            tracing[0].made(self)
 
     @classmethod
     def from_array(cls, flat: np.ndarray, dtype: dt.DType, device: str = "cpu",
@@ -97,6 +100,8 @@ class Storage:
         """The realised flat array (realising first if needed)."""
         if not self.is_realized:
             realize_storages([self])
+        elif tracing[0] is not None:
+            tracing[0].value_read(self)  # a graph break when self is an input of the trace
         return self.buffer.array
 
 
@@ -131,8 +136,8 @@ def realize_storages(storages, extra: tuple = ()) -> list[np.ndarray]:
         return []
     chains = [s.node for s in todo]
     if tracing[0] is not None:
-        from .compile import depends_on_placeholders, graph_break
-        if depends_on_placeholders(chains + list(extra)):
+        from .compile import depends_on_inputs, graph_break
+        if depends_on_inputs(chains + list(extra)):
             graph_break()
     values = run(chains + list(extra))
     commit(todo, chains, values)

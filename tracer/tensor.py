@@ -23,7 +23,7 @@ from ..ir.ops import Op
 from ..ir.view import View
 from ..runtime.config import options
 from . import mode
-from .storage import Storage, realize_storages
+from .storage import Storage, realize_storages, tracing
 
 __all__ = ["Tensor", "Size", "result", "wrap_node", "from_array"]
 
@@ -59,6 +59,8 @@ class Tensor:
     @property
     def node(self) -> Node:
         """The node computing this tensor's current value."""
+        if tracing[0] is not None:
+            tracing[0].read(self)  # em.compile notes the tensors a traced function reads
         src = self._storage.node
         if self._node_src is not src:
             n = b.as_strided(src, self._view)
