@@ -112,6 +112,13 @@ class _Trace:
         if id(root) not in self.roots and not root._detached:
             self.roots[id(root)] = (root, root._requires_grad, root._grad)
 
+    def touch(self, t: Tensor) -> None:
+        """The function reads or sets t's .grad (see Tensor.grad): note t's state before."""
+        key = id(t._storage)
+        if key not in self.created and key not in self.inputs and id(t) not in self.roots \
+                and not t._detached:
+            self.roots[id(t)] = (t, t._requires_grad, t._grad)
+
     def value_read(self, st: storage.Storage) -> None:
         """A realised storage's value is read (see Storage.array)."""
         if st.buffer.uid < self.start:
@@ -243,6 +250,11 @@ def _describe_guard(old: tuple, new: tuple) -> str:
 
 # -- one traced program ---------------------------------------------------------
 
+# NOTE: the trace took the argument and the captured tensor for two tensors: such a
+# call runs uncompiled (tracing again would give a program no other call could use)
+_ALSO_PASSED = "a captured tensor is also passed as an argument"
+
+
 class _Program:
     """A traced signature: output nodes, where its inputs come from, and write-backs.
 
@@ -313,7 +325,7 @@ class _Program:
                 if st is None:
                     return "freed: a captured tensor was freed"
                 if id(st) in arg_storages:
-                    return "a captured tensor is also passed as an argument"
+                    return _ALSO_PASSED
                 arrays.append(st.array())
                 storages.append(st)
             else:
@@ -465,6 +477,8 @@ def _trace(fn, args, kwargs) -> _Program | str:
 
 def _record(trace: _Trace, tree, leaves, proxies, before, placeholders, seq0, n_random):
     """The _Program of a finished trace (before the captured storages are restored)."""
+    for t in leaves:
+        trace.read(t)  # NOTE: a tensor from outside returned unread is captured too
     writes, grads, cap_writes, root_grads = [], [], [], []
     outputs: list = []
     for k, (node_before, grad_before, grad_node_before) in before.items():
@@ -472,25 +486,25 @@ def _record(trace: _Trace, tree, leaves, proxies, before, placeholders, seq0, n_
         if p._storage.node is not node_before:
             writes.append((k, len(outputs)))
             outputs.append(b.reshape(p._storage.node, (p._storage.numel,)))
-        if p._grad is not grad_before or (p._grad is not None and
-                                          p._grad._storage.node is not grad_node_before):
-            if p._grad is None:
-                return "a .grad was set to None inside the function"
+        if p._grad is None:
+            if grad_before is not None:
+                grads.append((k, None))  # set to None inside the function
+        elif p._grad is not grad_before or p._grad._storage.node is not grad_node_before:
             grads.append((k, len(outputs)))
             outputs.append(b.cast(p._grad.node, p.dtype))
     # the captured tensors, and which of their storages hold a captured tensor's .grad
-    roots = [r for r in trace.roots.values() if id(r[0]._storage) in trace.seen]
+    roots = [r for r in trace.roots.values()
+             if id(r[0]._storage) in trace.seen or r[0]._grad is not r[2]]
     root_index = {id(r[0]): i for i, r in enumerate(roots)}
     grad_of = {}
     for i, (root, _, grad) in enumerate(roots):
         if grad is not None and grad._view.is_full(grad._storage.numel) and \
                 id(grad._storage) in trace.seen:
             grad_of.setdefault(id(grad._storage), i)
-        if root._grad is not grad:
-            if root._grad is None:
-                return "a .grad was set to None inside the function"
-            root_grads.append((i, len(outputs)))
-            outputs.append(b.cast(root._grad.node, root.dtype))
+        if root._grad is not grad:  # a new .grad object, or None
+            root_grads.append((i, None if root._grad is None else len(outputs)))
+            if root._grad is not None:
+                outputs.append(b.cast(root._grad.node, root.dtype))
     for i, (root, _, _) in enumerate(roots):
         if id(root._storage) in grad_of:  # a .grad: its object may change between calls
             roots[i] = None
@@ -713,6 +727,8 @@ class CompiledFunction:
             if not isinstance(found, str):
                 self.hits += 1
                 return self._replay(found[0], args, kwargs, found[1])
+            if found == _ALSO_PASSED:
+                return self.fn(*args, **kwargs)
             reason = found
         elif self._last is not None:
             reason = _describe_guard(self._last, sig)
@@ -781,7 +797,10 @@ class CompiledFunction:
         for k, i in program.writes:
             _write_back(positional[k], values[i])
         for k, i in program.grads:
-            _set_grad(positional[k], values[i])
+            if i is None:
+                positional[k]._grad = None
+            else:
+                _set_grad(positional[k], values[i])
         for j, i in program.cap_writes:
             st = storages[j]
             if st is None:
@@ -789,7 +808,9 @@ class CompiledFunction:
             else:
                 st.assign(values[i].reshape(-1))
         for r, i in program.root_grads:
-            _set_grad(roots[r], values[i])
+            t = roots[r]
+            t._grad = None if i is None else from_array(values[i].reshape(tuple(t.shape)),
+                                                         t.dtype)
         tree, specs = program.structure
         fresh: dict = {}
         leaves = iter([_leaf(program, spec, positional, storages, roots, values, fresh)

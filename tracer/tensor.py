@@ -157,6 +157,8 @@ class Tensor:
 
     @property
     def grad(self):
+        if tracing[0] is not None:
+            tracing[0].touch(self)  # em.compile guards and writes back a captured .grad
         if self._grad is None and self._grad_fn is not None and not self._retains_grad:
             warnings.warn(
                 "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. "
@@ -174,6 +176,8 @@ class Tensor:
             if tuple(value.shape) != tuple(self.shape):
                 raise RuntimeError(f"assigned grad has data of a different size: "
                                    f"{tuple(value.shape)} vs {tuple(self.shape)}")
+        if tracing[0] is not None:
+            tracing[0].touch(self)
         self._grad = value
 
     @property
