@@ -8,16 +8,37 @@ whose guards match skip Python entirely: they look up the cached program, run it
 on the arguments' buffers and write the results back, so an optimiser step
 (forward, backward and update) can be compiled as one.
 
-Guards: each tensor argument's shape, dtype, device, requires_grad and whether
-it has a `.grad`; other arguments by value; grad mode. A mismatch traces again;
-`em.explain(fn, *args)` says why.
+Captured tensors. A tensor the function reads without receiving it (a closure
+cell, a global, an attribute, a list, a module's parameters) is found from the
+trace itself: a storage that existed before the trace and that the function read
+(`Tensor.node` and `Tensor.grad` tell the trace, see `_Trace`). It becomes an input
+of the program held by a weak reference to its storage, never a constant: each
+call reads its current value (a pending one is computed first), its in-place
+updates and the `.grad` a `backward()` inside gives it are written back as an
+argument's are, and the trace leaves it as it found it. A captured `.grad` is read
+through its tensor at each call, so `zero_grad()` replacing it costs no retrace.
 
-What needs a value while tracing (`.item()`, `bool(t)`, `.numpy()`, `print`) is a
-graph break: the function then runs as ordinary lazy code for that signature,
-with one warning naming the line (`fullgraph=True` raises instead). So does a
-result that still needs autograd after the call (a returned tensor that requires
-grad when no backward ran inside). Tensors the function reads from its enclosing
-scope are constants of the trace, as in JAX: pass tensors that change as arguments.
+Guards: each tensor argument's shape, dtype, device, requires_grad and whether
+it has a `.grad`; other arguments by value; grad mode; each captured tensor's
+requires_grad and `.grad` (shape and dtype), and that its storage is alive (a
+freed one retires the program). A signature keeps one program per state of its
+captured tensors. A mismatch traces again, at most `recompile_limit` times per
+function (then it runs uncompiled, with one warning naming the failing guard);
+`em.explain(fn, *args)` says why. Python numbers, strings and shapes stay
+constants of the trace.
+
+What needs a value of an input while tracing (`.item()`, `bool(t)`, `.numpy()`,
+`.tolist()`, `print`, indexing with it; of an argument or a captured tensor, or
+of anything computed from one) is a graph break: the function then runs as
+ordinary lazy code for that signature, with one warning naming the line
+(`fullgraph=True` raises instead). So does a result that still needs autograd
+after the call (a returned tensor that requires grad when no backward ran
+inside), and a tensor the function computes and keeps outside itself
+(`self.cache = t`), which a replay could not update.
+
+Outputs alias as the uncompiled call's do: a returned argument or captured
+tensor is that tensor, a view of one (or a no-op conversion) shares its memory,
+and outputs that share a storage while tracing share one after a replay.
 """
 
 from __future__ import annotations
