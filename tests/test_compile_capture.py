@@ -181,6 +181,16 @@ def test_a_captured_tensor_that_was_freed_is_traced_again():
     assert "a captured tensor was freed" in em.explain(f)
 
 
+def test_rebinding_a_closure_tensor_is_seen_while_the_old_one_lives():
+    w = em.tensor([1.0, 2.0])
+    f = em.compile(lambda x: x * w)
+    assert f(em.ones(2)).tolist() == [1.0, 2.0]
+    old = w  # noqa: F841 - kept alive
+    w = em.tensor([3.0, 4.0])
+    assert f(em.ones(2)).tolist() == [3.0, 4.0]
+    assert "the tensor bound to 'w' changed" in em.explain(f)
+
+
 def test_a_captured_tensor_passed_as_an_argument_too_runs_correctly():
     w = em.tensor([1.0, 2.0])
 
@@ -353,6 +363,42 @@ def test_a_value_stored_outside_the_function_is_a_graph_break():
     assert cache.value.tolist() == [2.0, 4.0]
     cf(em.tensor([3.0, 4.0]))
     assert cache.value.tolist() == [6.0, 8.0]
+
+
+def test_state_made_on_the_first_call_and_kept_is_traced_once_more():
+    class Adamish:
+        def __init__(self, params):
+            self.params, self.state = params, {}
+
+        def step(self):
+            with em.no_grad():
+                for p in self.params:
+                    if id(p) not in self.state:  # made lazily, as torch's optimizers do
+                        self.state[id(p)] = em.zeros_like(p)
+                    m = self.state[id(p)]
+                    m.mul_(0.9).add_(p.grad)
+                    p.sub_(0.1 * m)
+
+    def run(compiled):
+        w = em.tensor([1.0, -2.0], requires_grad=True)
+        opt = Adamish([w])
+
+        def step(x):
+            loss = (x * w).pow(2).sum()
+            loss.backward()
+            opt.step()
+            w.grad = None
+            return loss.detach()
+
+        f = em.compile(step) if compiled else step
+        losses = [f(em.tensor([1.0, 0.5])).item() for _ in range(5)]
+        return losses, w.detach().tolist(), f
+
+    with pytest.warns(UserWarning, match="kept outside"):
+        got, w_got, f = run(True)
+    want, w_want, _ = run(False)
+    assert got == want and w_got == w_want
+    assert f.traces == 2 and f.hits == 3
 
 
 # -- the recompile limit --------------------------------------------------------------

@@ -304,6 +304,7 @@ class _Program:
         self.inputs = None                # program input i <- ("arg", k) or ("const", array)
         self.params = None                # RAND parameters (seed, sequence) at trace time
         self.views: dict = {}             # (argument view, leaf view) -> composed view
+        self.bindings: list = []          # [(name, read the name now, weak ref at trace)]
         self.nodes = len(toposort(outputs))
 
     def _prepare(self) -> None:
@@ -321,6 +322,9 @@ class _Program:
 
         A reason starting with "freed" means the program can never fit again.
         """
+        for name, read, ref in self.bindings:
+            if read() is not ref():
+                return f"the tensor bound to {name!r} changed"
         roots = []
         for i, (ref, requires_grad, grad, needed) in enumerate(self.roots):
             t = ref()
@@ -491,9 +495,17 @@ def _trace(fn, args, kwargs) -> _Program | str:
     if isinstance(program, str):
         return program
     escaped = _escaped(trace, leaves, proxies)
-    return program if escaped is None else (
+    return program if escaped is None else _Escape(
         f"graph break at {_line_text(*escaped)}: a tensor computed inside the function is "
         "kept outside it (pass it in or return it instead)")
+
+
+class _Escape(str):
+    """The reason a trace failed because a value it made outlives the call.
+
+    NOTE: state made on the first call and kept afterwards (an optimizer's lazily
+    created buffers) escapes only once, so such a signature is traced once more.
+    """
 
 
 def _record(trace: _Trace, tree, leaves, proxies, before, placeholders, seq0, n_random):
@@ -730,6 +742,7 @@ class CompiledFunction:
         self.reasons: list[str] = []
         self._last: tuple | None = None
         self._limited = False
+        self._escapes: dict[tuple, str] = {}  # signatures whose trace kept a value outside
         functools.update_wrapper(self, fn)
 
     def _name(self) -> str:
@@ -793,11 +806,16 @@ class CompiledFunction:
         if isinstance(program, str):
             if self.fullgraph:
                 raise GraphBreak(f"{self._name()}: {program} (fullgraph=True)")
-            warnings.warn(f"em.compile: {self._name()} runs uncompiled for this signature: "
-                          f"{program}", stacklevel=3)
-            if not self.programs.get(sig):
+            retry = isinstance(program, _Escape) and sig not in self._escapes
+            if self._escapes.get(sig) != program:
+                warnings.warn(f"em.compile: {self._name()} runs uncompiled for this "
+                              f"signature: {program}", stacklevel=3)
+            if retry:
+                self._escapes[sig] = program
+            elif not self.programs.get(sig):
                 self.programs[sig] = program
             return None
+        program.bindings = _bindings(self.fn)
         entries = self.programs.get(sig)
         if not isinstance(entries, list):
             entries = self.programs[sig] = []
@@ -865,6 +883,31 @@ class CompiledFunction:
 
     def __repr__(self) -> str:
         return f"<compiled {self._name()}>"
+
+
+def _bindings(fn) -> list:
+    """The tensors fn names directly (closure cells, globals), to guard their identity.
+
+    NOTE: a captured tensor is known by its storage; rebinding `w = em.tensor(...)`
+    while the old tensor lives on elsewhere is seen only through these guards.
+    """
+    code = getattr(fn, "__code__", None)
+    out = []
+    for name, cell in zip(getattr(code, "co_freevars", ()), getattr(fn, "__closure__", None)
+                          or ()):
+        try:
+            value = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        if isinstance(value, Tensor):
+            out.append((name, functools.partial(getattr, cell, "cell_contents"),
+                        weakref.ref(value)))
+    scope = getattr(fn, "__globals__", {})
+    for name in getattr(code, "co_names", ()):
+        value = scope.get(name)
+        if isinstance(value, Tensor):
+            out.append((name, functools.partial(scope.get, name), weakref.ref(value)))
+    return out
 
 
 def _arg_storages(args, kwargs) -> set[int]:
