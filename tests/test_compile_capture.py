@@ -159,6 +159,32 @@ def test_the_same_loop_in_torch_agrees():
         np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=1e-4, atol=1e-6)
 
 
+def test_accumulated_grads_and_partial_writes_of_captured_tensors_match():
+    def make():
+        w = em.tensor([1.0, 2.0], requires_grad=True)
+        buf = em.zeros(3)
+
+        def step(x, k):
+            loss = (x * w).sum() * k
+            loss.backward()  # accumulates into .grad: no zero_grad
+            with em.no_grad():
+                buf[1] = buf[1] + loss.detach()
+            return w.grad, buf[0:2]
+        return w, buf, step
+
+    (w1, b1, s1), (w2, b2, s2) = make(), make()
+    compiled = em.compile(s1)
+    for i in range(4):
+        x = em.tensor([1.0, float(i)])
+        (g1, v1), (g2, v2) = compiled(x, 2.0), s2(x, 2.0)
+        assert g1 is w1.grad and g1.tolist() == g2.tolist()
+        assert v1.tolist() == v2.tolist() and b1.tolist() == b2.tolist()
+        v1.add_(100)
+        v2.add_(100)  # the returned view is buf's memory in both
+        assert b1.tolist() == b2.tolist()
+    assert compiled.traces == 2 and compiled.hits == 2
+
+
 def test_guards_of_a_captured_tensor_retrace():
     w = em.tensor([1.0, 2.0])
     f = em.compile(lambda x: x * w)
