@@ -1,6 +1,7 @@
 """em.compile over tensors the function reaches without receiving them, value reads
 while tracing, output aliasing, escaping values and the recompile limit."""
 
+import importlib
 import re
 import warnings
 
@@ -172,7 +173,7 @@ def test_accumulated_grads_and_partial_writes_of_captured_tensors_match():
             return w.grad, buf[0:2]
         return w, buf, step
 
-    (w1, b1, s1), (w2, b2, s2) = make(), make()
+    (w1, b1, s1), (_, b2, s2) = make(), make()
     compiled = em.compile(s1)
     for i in range(4):
         x = em.tensor([1.0, float(i)])
@@ -331,6 +332,16 @@ def test_no_op_conversions_return_the_argument_or_its_memory(fn):
         out = f(x)
     assert out.data_ptr() == x.data_ptr()
     assert (out is x) == (fn(x) is x)
+
+
+def test_a_pending_tensor_returned_unread_is_computed_and_returned():
+    w = em.tensor([1.0, 2.0])
+    v = w * 3  # pending when the trace starts
+    f = em.compile(lambda x: (x + 1, v))
+    for _ in range(2):
+        out, same_v = f(em.ones(2))
+    assert same_v is v and v.tolist() == [3.0, 6.0] and out.tolist() == [2.0, 2.0]
+    assert importlib.import_module("ember.tracer.storage").tracing[0] is None
 
 
 def test_a_returned_captured_tensor_is_that_tensor():

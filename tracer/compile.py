@@ -123,11 +123,11 @@ class _Trace:
             if not st.is_realized:
                 # NOTE: a storage made before the trace cannot depend on the placeholders:
                 # its pending value is computed now, as the uncompiled call would.
-                storage.tracing[0] = None
+                active, storage.tracing[0] = storage.tracing[0], None
                 try:
                     storage.realize_storages([st])
                 finally:
-                    storage.tracing[0] = self
+                    storage.tracing[0] = active
             self.seen[key] = _Seen(st)
         root = t._base if t._base is not None else t
         if id(root) not in self.roots and not root._detached:
@@ -512,7 +512,7 @@ def _record(trace: _Trace, tree, leaves, proxies, before, placeholders, seq0, n_
     """The _Program of a finished trace (before the captured storages are restored)."""
     for t in leaves:
         trace.read(t)  # NOTE: a tensor from outside returned unread is captured too
-    writes, grads, cap_writes, root_grads = [], [], [], []
+    writes, grads, root_grads = [], [], []
     outputs: list = []
     for k, (node_before, grad_before, grad_node_before) in before.items():
         p = proxies[k]
@@ -541,17 +541,11 @@ def _record(trace: _Trace, tree, leaves, proxies, before, placeholders, seq0, n_
     for i, (root, _, _) in enumerate(roots):
         if id(root._storage) in grad_of:  # a .grad: its object may change between calls
             roots[i] = None
-    captures, cap_sources, cap_index = [], [], {}
+    written = []
     for key, seen in trace.seen.items():
         st = seen.storage
-        cap_index[key] = len(captures)
-        if key in grad_of:
-            captures.append(("grad", grad_of[key]))
-        else:
-            captures.append(("storage", weakref.ref(st)))
-        cap_sources.append(seen.buffer)
         if st.node is not seen.node:
-            cap_writes.append((cap_index[key], len(outputs)))
+            written.append((key, len(outputs)))
             outputs.append(b.reshape(st.node, (st.numel,)))
     specs, fresh = [], {}
     arg_of = {id(p._storage): k for k, p in enumerate(proxies) if isinstance(p, Tensor)}
@@ -573,13 +567,27 @@ def _record(trace: _Trace, tree, leaves, proxies, before, placeholders, seq0, n_
         elif key in trace.seen:
             r = root_index.get(id(t))
             spec = ("root", r, True) if r is not None and roots[r] is not None else (
-                "capture", cap_index[key], False)
+                "capture", key, False)
         else:
             if key not in fresh:
                 fresh[key] = len(outputs)
                 outputs.append(b.reshape(t._storage.node, (t._storage.numel,)))
             spec = ("out", fresh[key], t._storage.node.shape)
         specs.append(spec + (t._view, t.dtype, t._detached))
+    # the captures: storages the program reads, writes or returns
+    used = {n.arg for n in toposort(outputs) if n.op is Op.BUFFER}
+    keep = {key for key, _ in written} | {spec[1] for spec in specs if spec[0] == "capture"}
+    captures, cap_sources, cap_index = [], [], {}
+    for key, seen in trace.seen.items():
+        if key not in keep and seen.buffer.uid not in used:
+            continue
+        cap_index[key] = len(captures)
+        captures.append(("grad", grad_of[key]) if key in grad_of else
+                        ("storage", weakref.ref(seen.storage)))
+        cap_sources.append(seen.buffer)
+    cap_writes = [(cap_index[key], i) for key, i in written]
+    specs = [(kind, cap_index[i] if kind == "capture" else i, *rest)
+             for kind, i, *rest in specs]
     needed = {r for kind, r, *_ in specs if kind in ("root", "rootgrad")}
     needed |= {r for r, _ in root_grads} | {x for kind, x in captures if kind == "grad"}
     guards = [None if r is None else (weakref.ref(r[0]), r[1],
@@ -776,7 +784,8 @@ class CompiledFunction:
 
     def _find(self, entries: list, args, kwargs) -> tuple | str:
         """(program, bound captures) of the first entry whose guards pass, or why none."""
-        arg_storages = _arg_storages(args, kwargs) if entries[0].captures else ()
+        arg_storages = _arg_storages(args, kwargs) if any(p.captures for p in entries) \
+            else ()
         reason = None
         for program in list(entries):
             bound = program.bind(arg_storages)
