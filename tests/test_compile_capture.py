@@ -270,11 +270,17 @@ def test_every_value_read_of_an_argument_is_a_graph_break(fn, capsys):
         em.compile(fn, fullgraph=True)(em.tensor([2.0, 3.0]))
 
 
-def test_indexing_with_an_argument_gives_the_uncompiled_values():
-    f = em.compile(lambda x, i: x[i] * 2)
-    with pytest.warns(UserWarning, match="graph break"):  # the bounds check reads i
-        assert f(em.tensor([5.0, 6.0, 7.0]), em.tensor([2, 0])).tolist() == [14.0, 10.0]
-    assert f(em.tensor([5.0, 6.0, 7.0]), em.tensor([1, 1])).tolist() == [12.0, 12.0]
+@pytest.mark.parametrize("fn", [lambda x, i: x[i] * 2,
+                                lambda x, i: x.gather(0, i) * 2,
+                                lambda x, i: x.index_select(0, i) * 2])
+def test_indexing_with_an_argument_needs_no_value_and_gives_the_uncompiled_values(fn):
+    f = em.compile(fn)
+    x = em.tensor([5.0, 6.0, 7.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an index is a graph input: no graph break
+        assert f(x, em.tensor([2, 0])).tolist() == [14.0, 10.0]
+        assert f(x, em.tensor([1, 1])).tolist() == [12.0, 12.0]
+    assert f.traces == 1
 
 
 def test_the_issue_example_gives_the_uncompiled_values():

@@ -140,9 +140,13 @@ class _Trace:
                 and not t._detached:
             self.roots[id(t)] = (t, t._requires_grad, t._grad)
 
+    def is_input(self, st: storage.Storage) -> bool:
+        """Whether realised `st` is a placeholder or a captured tensor (value unknown)."""
+        return st.buffer.uid < self.start
+
     def value_read(self, st: storage.Storage) -> None:
         """A realised storage's value is read (see Storage.array)."""
-        if st.buffer.uid < self.start:
+        if self.is_input(st):
             graph_break()
 
     def restore(self) -> None:
