@@ -294,6 +294,11 @@ CASES: tuple[Case, ...] = (
          tensor=loops.build, per_call=100, unit="op", realize=False,
          only=("ember", "ember eager", "numpy eager", "torch eager"),
          note="100 ops on a 1-element tensor; ember builds the graph, the others compute"),
+    Case("compile_capture", "overhead", (16,), loops.scale_shift_inputs,
+         numpy=loops.np_scale_shift, tensor=loops.scale_shift, only=("torch eager",),
+         custom=loops.CAPTURE_CONTENDERS,
+         note="a cache hit of em.compile(x * w + 1): w passed, or captured from the "
+              "enclosing scope (at most 5 us more)"),
     Case("compile200", "overhead", (200,), loops.one_element, numpy=loops.np_random_chain,
          only=(), custom=loops.COMPILE_CONTENDERS, tol=1e-5,
          note="a fresh 200-op graph (cache miss) and the same graph again (cache hit)"),

@@ -23,7 +23,7 @@ import numpy as np
 
 from .contenders import Libraries, Runner, Unavailable, ember_force, ember_to_tensor, to_numpy
 
-__all__ = ["COMPILE_CONTENDERS"]
+__all__ = ["CAPTURE_CONTENDERS", "COMPILE_CONTENDERS"]
 
 # ---- Rosenbrock: f(x, y) = (a - x)^2 + b (y - x^2)^2, as in the examples -------------
 
@@ -157,6 +157,49 @@ def build(lib: Any, x: Any) -> Any:
 
 def np_build(x: np.ndarray) -> np.ndarray:
     return build(np, x)
+
+
+# ---- em.compile: a captured parameter against the same one passed as an argument ----
+
+def scale_shift_inputs(size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    return {"x": rng.uniform(-1, 1, size).astype(np.float32),
+            "w": rng.uniform(-1, 1, size).astype(np.float32)}
+
+
+def scale_shift(lib: Any, x: Any, w: Any) -> Any:
+    return x * w + 1
+
+
+def np_scale_shift(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    return x * w + 1
+
+
+def _compiled_scale_shift(libs: Libraries, inputs: dict[str, np.ndarray],
+                          captured: bool) -> Runner:
+    """`x * w + 1` compiled, w passed as an argument or read from the enclosing scope."""
+    if libs.em is None:
+        raise Unavailable(f"ember cannot be imported: {libs.em_error}")
+    x, w = (ember_to_tensor(libs, inputs[k], False) for k in ("x", "w"))
+    if captured:
+        f = libs.em.compile(lambda x: x * w + 1)
+        call = lambda: f(x)  # noqa: E731
+    else:
+        g = libs.em.compile(lambda x, w: x * w + 1)
+        call = lambda: g(x, w)  # noqa: E731
+    call()  # the trace: every timed call is a cache hit
+    return Runner(lambda: ember_force(libs, [call()]), lambda: [to_numpy(call())])
+
+
+def compiled_argument(case: Any, inputs: dict[str, np.ndarray], libs: Libraries) -> Runner:
+    return _compiled_scale_shift(libs, inputs, False)
+
+
+def compiled_captured(case: Any, inputs: dict[str, np.ndarray], libs: Libraries) -> Runner:
+    return _compiled_scale_shift(libs, inputs, True)
+
+
+CAPTURE_CONTENDERS = {"ember compiled (w an argument)": compiled_argument,
+                      "ember compiled (w captured)": compiled_captured}
 
 
 # ---- compile time of a 200-op graph (ember only) -------------------------------------

@@ -425,6 +425,9 @@ def _as_tensor(n) -> Tensor:
     aliases a parameter.
     """
     if n.op is Op.BUFFER:
+        if current().trace is not None:
+            # em.compile is tracing: the buffer may be an input, whose value is not known
+            return wrap_node(node(Op.CAST, (n,), None, n.dtype, n.shape))
         buf = lookup(n.arg)
         return from_array(buf.array.reshape(n.shape).copy(), n.dtype, buf.device)
     return wrap_node(n)

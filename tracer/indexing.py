@@ -16,6 +16,7 @@ from ..ir import build as b
 from ..ir import dtypes as dt
 from ..ir.node import Node, node
 from ..ir.ops import Op
+from ..runtime.context import current
 from .shape import select, slice_dim, unsqueeze
 from .storage import realize_storages
 from .tensor import Tensor, from_array, result, wrap_node
@@ -165,9 +166,15 @@ def _advanced(v: Tensor, advanced):
 
 
 def _checked(lin: Node, idx_tensors, sizes, dims, error=IndexError) -> Node:
-    """`lin`, after checking the realised index tensors against their dims' sizes."""
+    """`lin`, after checking the realised index tensors against their dims' sizes.
+
+    NOTE: while em.compile traces, an index that is an input of the trace has no known
+    value: like a pending index, it is not checked (reading it would be a graph break).
+    """
+    trace = current().trace
     for t, size, d in zip(idx_tensors, sizes, dims):
-        if t._storage.is_realized and t.numel():
+        if t._storage.is_realized and t.numel() and (trace is None or
+                                                     not trace.is_input(t._storage)):
             a = np.asarray(t.numpy())
             bad = (a < -size) | (a >= size)
             if bad.any():

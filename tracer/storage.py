@@ -52,6 +52,9 @@ class Storage:
         self.device = device
         self.pending_writes = 0
         self.external = False
+        trace = current().trace
+        if trace is not None:
+            trace.made(self)
 
     @classmethod
     def from_array(cls, flat: np.ndarray, dtype: dt.DType, device: str = "cpu",
@@ -94,6 +97,8 @@ class Storage:
         """The realised flat array (realising first if needed)."""
         if not self.is_realized:
             realize_storages([self])
+        elif (trace := current().trace) is not None:
+            trace.value_read(self)  # a graph break when self is an input of the trace
         return self.buffer.array
 
 
@@ -127,11 +132,9 @@ def realize_storages(storages, extra: tuple = ()) -> list[np.ndarray]:
     if not todo and not extra:
         return []
     chains = [s.node for s in todo]
-    # NOTE: while em.compile traces (in this thread), a realisation that reads a
-    # placeholder is a graph break (tracer/compile.py)
     if current().trace is not None:
-        from .compile import depends_on_placeholders, graph_break
-        if depends_on_placeholders(chains + list(extra)):
+        from .compile import depends_on_inputs, graph_break
+        if depends_on_inputs(chains + list(extra)):
             graph_break()
     values = run(chains + list(extra))
     commit(todo, chains, values)

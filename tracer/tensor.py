@@ -58,6 +58,9 @@ class Tensor:
     @property
     def node(self) -> Node:
         """The node computing this tensor's current value."""
+        trace = current().trace
+        if trace is not None:
+            trace.read(self)  # em.compile notes the tensors a traced function reads
         src = self._storage.node
         if self._node_src is not src:
             n = b.as_strided(src, self._view)
@@ -154,6 +157,9 @@ class Tensor:
 
     @property
     def grad(self):
+        trace = current().trace
+        if trace is not None:
+            trace.touch(self)  # em.compile guards and writes back a captured .grad
         if self._grad is None and self._grad_fn is not None and not self._retains_grad:
             warnings.warn(
                 "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. "
@@ -171,6 +177,9 @@ class Tensor:
             if tuple(value.shape) != tuple(self.shape):
                 raise RuntimeError(f"assigned grad has data of a different size: "
                                    f"{tuple(value.shape)} vs {tuple(self.shape)}")
+        trace = current().trace
+        if trace is not None:
+            trace.touch(self)
         self._grad = value
 
     @property
