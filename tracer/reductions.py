@@ -7,6 +7,7 @@ argmax, quantile and friends are composed here from primitives.
 
 from __future__ import annotations
 
+import builtins
 import math
 from collections import namedtuple
 
@@ -81,6 +82,16 @@ def _mean_node(x: Node, axes, keepdim: bool) -> Node:
     return node(Op.DIV, (s, b.like(s, count)))
 
 
+def _widened(x: Node) -> Node:
+    """x in float32 when it is float16 or bfloat16, else x itself.
+
+    NOTE: as torch, composite reductions of half types (mean, var, std, norm) compute
+    in float32 and round once at the end: float16 partial results (a sum, a square)
+    overflow to inf where the result is finite.
+    """
+    return b.cast(x, dt.float32) if x.dtype in (dt.float16, dt.bfloat16) else x
+
+
 def _need_float(x: Tensor, what: str, dtype=None) -> dt.DType:
     d = dt.to_dtype(dtype) if dtype is not None else x.dtype
     if not d.is_floating_point:
@@ -94,7 +105,7 @@ def mean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tenso
     d = _need_float(input, "mean", dtype)
     axes = _dims(dim, input.ndim)
     x = input.node
-    n = _mean_node(b.cast(x, d), axes, keepdim)
+    n = b.cast(_mean_node(_widened(b.cast(x, d)), axes, keepdim), d)
     return result(n, (input,), "MeanBackward0" if dim is None else "MeanBackward1", (x,))
 
 
@@ -237,7 +248,9 @@ def _var_node(x: Node, axes, correction, keepdim: bool) -> Node:
     m = b.expand_to(_mean_node(x, axes, True), x.shape)
     d = node(Op.SUB, (x, m))
     s = _reduce_node(Op.REDUCE_SUM, node(Op.MUL, (d, d)), axes, keepdim)
-    return node(Op.DIV, (s, b.like(s, count - correction)))
+    # NOTE: as torch, no degrees of freedom left (correction >= N) divide by 0: inf
+    # for a positive sum of squares, NaN for zero (an empty or constant input)
+    return node(Op.DIV, (s, b.like(s, builtins.max(0, count - correction))))
 
 
 def _correction(unbiased, correction) -> float:
@@ -261,7 +274,8 @@ def var(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *,
     _need_float(input, "var")
     axes = _dims(dim, input.ndim)
     x = input.node
-    n = _var_node(x, axes, _correction(unbiased, correction), keepdim)
+    n = b.cast(_var_node(_widened(x), axes, _correction(unbiased, correction), keepdim),
+               x.dtype)
     return result(n, (input,), "VarBackward0", (x,))
 
 
@@ -270,8 +284,8 @@ def std(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *,
     _need_float(input, "std")
     axes = _dims(dim, input.ndim)
     x = input.node
-    n = _safe_sqrt(_var_node(x, axes, _correction(unbiased, correction), keepdim))
-    return result(n, (input,), "StdBackward0", (x,))
+    n = _safe_sqrt(_var_node(_widened(x), axes, _correction(unbiased, correction), keepdim))
+    return result(b.cast(n, x.dtype), (input,), "StdBackward0", (x,))
 
 
 def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
@@ -288,7 +302,8 @@ def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) ->
     """Vector p-norm over `dim` (2 / 'fro' by default; also inf, -inf, 0, 1, any p)."""
     _need_float(input, "norm", dtype)
     axes = _dims(dim, input.ndim)
-    x = input.node
+    raw = input.node
+    x = _widened(raw)
     a = node(Op.ABS, (x,))
     if p in ("fro", 2, 2.0):
         n = _safe_sqrt(_reduce_node(Op.REDUCE_SUM, node(Op.MUL, (x, x)), axes, keepdim))
@@ -306,7 +321,7 @@ def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) ->
         n = node(Op.POW, (s, b.like(s, 1.0 / p)))
     else:
         raise ValueError(f"norm: unsupported p={p!r}; use a number, inf, -inf or 'fro'")
-    return result(n, (input,), "NormBackward1", (x,))
+    return result(b.cast(n, raw.dtype), (input,), "NormBackward1", (raw,))
 
 
 def _logsumexp_node(x: Node, axes, keepdim: bool) -> Node:
