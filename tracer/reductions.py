@@ -358,21 +358,36 @@ def logsumexp(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
                   (input.node,), stops=(_shift(x, axes),) if x.numel else ())
 
 
-def _softmax_input(input: Tensor, dim, dtype) -> tuple[Node, Node, int, dt.DType]:
-    """(input node, node to compute on, axis, result dtype)."""
+def _softmax_input(input: Tensor, dim, dtype, what: str):
+    """(input node, node to compute on, axis, result dtype), or the result itself for an
+    empty integer input (returned as is, as torch returns it)."""
     if dim is None:
-        raise TypeError("softmax() missing required argument 'dim' (PyTorch's implicit dim "
+        raise TypeError(f"{what}() missing required argument 'dim' (PyTorch's implicit dim "
                         "choice is deprecated; pass dim=-1 for rows)")
     raw = input.node
     x = b.cast(raw, dt.to_dtype(dtype)) if dtype is not None else raw
+    axis = _dim(dim, input.ndim)
     if not x.dtype.is_floating_point:
-        raise RuntimeError(f"softmax: expected a floating point input, got {input.dtype}")
+        if x.numel == 0:
+            return wrap_node(b.zeros(x.dtype, x.shape))
+        raise NotImplementedError(f"{what}(): not implemented for {x.dtype} input; pass "
+                                  f"dtype=em.float32 or convert the input with .float()")
     out = x.dtype
     if out in (dt.float16, dt.bfloat16):
         # NOTE: as torch, half precision is computed in float32 and rounded once: x - lse
         # rounded step by step would lose all digits of small log-probabilities.
         x = b.cast(x, dt.float32)
-    return raw, x, _dim(dim, input.ndim), out
+    return raw, x, axis, out
+
+
+def _shifted(x: Node, axis: int) -> tuple[Node, Node]:
+    """(x - max along axis, that max).
+
+    NOTE: as torch, an infinite max is subtracted too (inf - inf is NaN): a row
+    holding +inf, or only -inf, gives NaN everywhere, and so does a 0-d or size-1 NaN.
+    """
+    m = b.reduce(Op.REDUCE_MAX, x, (axis,)) if x.ndim else x
+    return node(Op.SUB, (x, b.expand_to(m, x.shape))), m
 
 
 def softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
@@ -381,12 +396,16 @@ def softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
     As PyTorch's CPU kernel does, the row's sum is inverted once and multiplied in
     (a product is cheaper than a quotient on every element; within 1 ulp of it).
     """
-    raw, x, axis, out = _softmax_input(input, dim, dtype)
-    if x.ndim == 0 or x.numel == 0:
+    got = _softmax_input(input, dim, dtype, "softmax")
+    if isinstance(got, Tensor):
+        return got
+    raw, x, axis, out = got
+    if x.numel == 0:
         return result(b.full(1.0, out, x.shape), (input,), "SoftmaxBackward0", (raw,))
-    m = b.reduce(Op.REDUCE_MAX, x, (axis,))
-    e = node(Op.EXP, (node(Op.SUB, (x, b.expand_to(m, x.shape))),))
-    r = node(Op.RECIP, (b.reduce(Op.REDUCE_SUM, e, (axis,)),))
+    d, m = _shifted(x, axis)
+    e = node(Op.EXP, (d,))
+    axes = (axis,) if x.ndim else ()
+    r = node(Op.RECIP, (b.reduce(Op.REDUCE_SUM, e, axes),))
     # NOTE: the gradient through the row max cancels exactly; PyTorch's formula
     # (and this record) leaves it out
     return result(b.cast(node(Op.MUL, (e, b.expand_to(r, x.shape))), out), (input,),
@@ -394,14 +413,18 @@ def softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
 
 
 def log_softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
-    """x - logsumexp(x) along `dim`."""
-    raw, x, axis, out = _softmax_input(input, dim, dtype)
-    if x.ndim == 0:
-        return result(b.full(0.0, out, ()), (input,), "LogSoftmaxBackward0", (raw,))
-    lse = _logsumexp_node(x, (axis,), True)
-    stops = (_shift(x, (axis,)),) if x.numel else ()
-    return result(b.cast(node(Op.SUB, (x, b.expand_to(lse, x.shape))), out), (input,),
-                  "LogSoftmaxBackward0", (raw,), stops=stops)
+    """(x - max) - log(sum(exp(x - max))) along `dim`."""
+    got = _softmax_input(input, dim, dtype, "log_softmax")
+    if isinstance(got, Tensor):
+        return got
+    raw, x, axis, out = got
+    if x.numel == 0:
+        return result(b.zeros(out, x.shape), (input,), "LogSoftmaxBackward0", (raw,))
+    d, m = _shifted(x, axis)
+    axes = (axis,) if x.ndim else ()
+    lse = node(Op.LOG, (b.reduce(Op.REDUCE_SUM, node(Op.EXP, (d,)), axes),))
+    return result(b.cast(node(Op.SUB, (d, b.expand_to(lse, x.shape))), out), (input,),
+                  "LogSoftmaxBackward0", (raw,), stops=(m,))
 
 
 def _logical_reduce(op: Op, input: Tensor, dim, keepdim: bool) -> Tensor:
