@@ -12,8 +12,11 @@ Where torch has no rule, or ember's differs:
   datetime64[unit] and timedelta64[unit] become int64 counts since the epoch in that
   unit, NaT the int64 minimum (what `a.view(np.int64)` gives). Complex raises.
 - Arrays in non-native byte order are converted (torch refuses them).
-- Under an explicit dtype, out-of-range values follow NumPy's cast (300 -> uint8 is
-  44, NaN -> int64 is the int64 minimum) where torch raises for Python data.
+- Under an explicit integer dtype, Python data (numbers, and anything inside a list)
+  that does not fit raises torch's RuntimeError ("value cannot be converted to type
+  uint8 without overflow"; NaN and inf too; uint8 takes -255..255, negatives wrapping,
+  as in torch); a NumPy array or tensor given whole follows NumPy's cast (300 -> uint8
+  is 44), as torch's does. Floats are never checked (1e300 -> float32 is inf).
 - A Python int outside int64 raises OverflowError unless the result is floating or bool.
 - Sequences may hold NumPy arrays, NumPy scalars, 0-d arrays and tensors; their dtypes
   join inference as in torch (`[np.float64(1), 2.0]` is float64, `[np.int32(1), 2]` int64).
@@ -42,7 +45,7 @@ from ..ir.dtypes import (
     to_dtype,
 )
 
-__all__ = ["as_array", "from_numpy_shared"]
+__all__ = ["as_array", "check_fits", "from_numpy_shared"]
 
 _PY_NUMBER = {bool, int, float}
 # NOTE: how `_walk` groups the innermost elements: Python numbers by whether they are
@@ -72,13 +75,41 @@ def as_array(data: Any, dtype: DType | None = None) -> tuple[np.ndarray, DType]:
     target = None if dtype is None else to_dtype(dtype)
     if _is_array_like(data):
         arr, inferred = _array_leaf(data, (), target)
+        if isinstance(data, np.generic) and target is not None:
+            check_fits(arr, target)  # NOTE: torch checks NumPy scalars as Python numbers
         return _cast(arr, target or inferred, copy=True), target or inferred
     if _is_sequence(data):
         fast = _fast_sequence(data, target)
         if fast is not None:
             arr, inferred = fast
+            if target is not None:
+                check_fits(arr, target)
             return _cast(arr, target or inferred, copy=False, from_python=True), target or inferred
     return _slow(data, target)
+
+
+def check_fits(values: np.ndarray, target: DType, located: bool = True) -> None:
+    """Raise torch's overflow error if some of `values` does not fit integer dtype `target`.
+
+    As torch's check: floats must lie within the range (NaN and inf never do) and are
+    then truncated; integers too, except that an unsigned target also takes negatives
+    down to minus its maximum (they wrap: -1 is 255 in uint8). Bools always fit, and
+    floating and bool targets check nothing. `located`: the error names the
+    element's index in `values`.
+    """
+    if not target.is_integer or values.dtype == np.bool_ or values.size == 0:
+        return
+    info = np.iinfo(target.np)
+    lo = -int(info.max) if info.min == 0 and values.dtype.kind in "iu" else int(info.min)
+    with np.errstate(invalid="ignore"):
+        bad = ~((values >= lo) & (values <= int(info.max)))
+    if not bad.any():
+        return
+    where = np.unravel_index(int(np.argmax(bad)), values.shape)
+    value = values[where].item()
+    at = f" (element at index {_path(tuple(int(i) for i in where))})" if located and values.ndim else ""
+    raise RuntimeError(f"value cannot be converted to type {target.name} without overflow: "
+                       f"{value!r}{at}")
 
 
 def from_numpy_shared(a: np.ndarray) -> tuple[np.ndarray, DType]:
@@ -346,6 +377,8 @@ def _slow(data: Any, target: DType | None) -> tuple[np.ndarray, DType]:
                             "pass dtype=em.float64 to keep it as a float")
     parts = []
     for p in out.pieces:
+        if target is not None:
+            check_fits(np.asarray(p), target, located=False)
         if isinstance(p, np.ndarray):
             parts.append(_cast(p, dtype, copy=False).ravel())
         elif dtype.is_bool:
