@@ -107,7 +107,9 @@ def check_fits(values: np.ndarray, target: DType, located: bool = True) -> None:
         return
     where = np.unravel_index(int(np.argmax(bad)), values.shape)
     value = values[where].item()
-    at = f" (element at index {_path(tuple(int(i) for i in where))})" if located and values.ndim else ""
+    at = ""
+    if located and values.ndim:
+        at = f" (element at index {_path(tuple(int(i) for i in where))})"
     raise RuntimeError(f"value cannot be converted to type {target.name} without overflow: "
                        f"{value!r}{at}")
 
