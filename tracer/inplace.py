@@ -120,11 +120,16 @@ def _direct_build(x: Tensor, fn, args, kwargs):
 
 
 _NAMES: dict = {}  # fn -> the name of its in-place record
+_DIVISIONS = (elementwise.floor_divide, elementwise.remainder, elementwise.div)
 
 
 def inplace_op(x: Tensor, fn, *args, name: str | None = None, **kwargs) -> Tensor:
     """Apply the out-of-place `fn(x, *args)` and write its result into x."""
     others = tuple([a for a in args if isinstance(a, Tensor)])
+    if fn in _DIVISIONS and args and (fn is not elementwise.div or kwargs.get("rounding_mode")):
+        # NOTE: checked before anything is written: a zero found later would leave x
+        # holding a value that can never be computed
+        elementwise.check_int_divisor(x, args[0], now=True)
     if name is None:
         name = _NAMES.get(fn)
         if name is None:
