@@ -333,7 +333,7 @@ class _Kernel:
             self.call(s, "np.multiply", [x, x], want, s.srcs[:1])
         elif op in UFUNC:
             fn = f"np.{UFUNC[op]}"
-            if op in (Op.FLOORDIV, Op.MOD) and s.dtype.is_integer:
+            if op in (Op.FLOORDIV, Op.MOD) and s.dtype.is_integer and math.prod(s.shape):
                 # NOTE: an integer divisor of zero raises, as the interpreter's rule does
                 self.lines.append(f"_check_divisor({args[1]})")
             self.buffer_for(s)
