@@ -21,7 +21,8 @@ from helpers import assert_same, needs_torch, torch
 import ember as em
 from ember.runtime.config import options
 
-pytestmark = needs_torch
+pytestmark = [needs_torch,
+              pytest.mark.filterwarnings("ignore:.*degrees of freedom is <= 0:UserWarning")]
 
 MODES = ("lazy", "eager", "compiled")
 NAN, INF = float("nan"), float("inf")
@@ -202,6 +203,23 @@ def test_python_values_that_fit_convert_as_torch(data, dtype):
 def test_arrays_given_whole_follow_numpys_cast_as_torch():
     like_torch(lambda M: M.tensor(np.array([300, -1, 2**40]), dtype=M.uint8))
     like_torch(lambda M: M.tensor(np.array([300.0]), dtype=M.uint8))
+
+
+def test_fill_checks_its_value_as_torch():
+    for make in (lambda M: M.zeros(2, dtype=M.uint8).fill_(300),
+                 lambda M: M.zeros(2, dtype=M.int32).fill_(float("nan"))):
+        with pytest.raises(RuntimeError, match="without overflow"):
+            make(torch)
+        with pytest.raises(RuntimeError, match="without overflow"):
+            make(em)
+    like_torch(lambda M: M.zeros(2, dtype=M.uint8).fill_(-1))
+
+
+def test_var_warns_as_torch_when_no_degrees_of_freedom_are_left():
+    with pytest.warns(UserWarning, match="degrees of freedom is <= 0"):
+        em.tensor([1.0, 2.0]).var(correction=2)
+    with pytest.warns(UserWarning, match=r"std\(\): degrees of freedom"):
+        em.zeros(2, 3).std(1, correction=3)
 
 
 def test_full_checks_its_value_as_torch():

@@ -20,7 +20,7 @@ from ..ir import dtypes as dt
 from ..ir.node import node
 from ..ir.ops import Op
 from ..runtime.buffers import check_size
-from .data import as_array, check_fits, from_numpy_shared
+from .data import as_array, check_scalar, from_numpy_shared
 from .device import check_device
 from .tensor import Tensor, from_array, wrap_node
 
@@ -89,21 +89,6 @@ def _lazy(n, device, requires_grad: bool) -> Tensor:
     return _finish(wrap_node(n, check_device(device)), requires_grad)
 
 
-def _check_fill(value, d: dt.DType) -> None:
-    """torch's check of a fill value: it must fit `d` (see `check_fits`; a finite float
-    must not round to inf), and a Python int must fit in int64 whatever `d` is."""
-    if isinstance(value, (bool, np.bool_)) or d.is_bool:
-        return
-    if isinstance(value, int) and not -2**63 <= value < 2**63:
-        raise OverflowError(f"full(): fill value {value} does not fit in int64")
-    if d.is_integer:
-        check_fits(np.array(value), d)
-    elif isinstance(value, (float, np.floating)) and math.isfinite(value) and \
-            not math.isfinite(dt.cast_scalar(value, dt.float64, d)):
-        raise RuntimeError(f"value cannot be converted to type {d.name} without overflow: "
-                           f"{value!r}")
-
-
 def full(size, fill_value, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A tensor of `size` filled with `fill_value` (dtype inferred from it by default).
 
@@ -111,7 +96,7 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad: bool = Fal
     dtype=em.uint8)`: "value cannot be converted to type uint8 without overflow").
     """
     d = dt.to_dtype(dtype) if dtype is not None else dt.scalar_dtype(fill_value)
-    _check_fill(fill_value, d)
+    check_scalar(fill_value, d)
     return _lazy(b.full(fill_value, d, _size((size,) if isinstance(size, int) else (size,))),
                  device, requires_grad)
 
@@ -173,7 +158,7 @@ def linspace(start, end, steps: int, *, dtype=None, device=None,
         raise NotImplementedError("linspace(): not implemented for dtype bool; make the "
                                   "values in another dtype and compare them instead")
     for bound in (start, end):  # NOTE: torch converts both bounds to the dtype first
-        _check_fill(bound, d)
+        check_scalar(bound, d)
     check_size((steps,), d)
     i = np.arange(steps, dtype=np.float64)
     step = (end - start) / (steps - 1) if steps > 1 else 0.0

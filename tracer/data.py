@@ -24,6 +24,7 @@ Where torch has no rule, or ember's differs:
 
 from __future__ import annotations
 
+import math
 import reprlib
 from collections.abc import Sequence
 from itertools import chain, groupby
@@ -36,6 +37,7 @@ from ..ir.dtypes import (
     DType,
     bfloat16,
     bool_,
+    cast_scalar,
     default_float,
     float64,
     from_numpy_dtype,
@@ -45,7 +47,7 @@ from ..ir.dtypes import (
     to_dtype,
 )
 
-__all__ = ["as_array", "check_fits", "from_numpy_shared"]
+__all__ = ["as_array", "check_fits", "check_scalar", "from_numpy_shared"]
 
 _PY_NUMBER = {bool, int, float}
 # NOTE: how `_walk` groups the innermost elements: Python numbers by whether they are
@@ -146,6 +148,24 @@ def from_numpy_shared(a: np.ndarray) -> tuple[np.ndarray, DType]:
             f"only supported types are {_NATIVE}. Use em.tensor(a) to copy and convert "
             "it") from None
     return np.asarray(a), dtype
+
+
+def check_scalar(value: Any, target: DType) -> None:
+    """torch's check of a fill value (`full`, `fill_`, linspace's bounds) against `target`.
+
+    It must fit (see `check_fits`; for a floating target, a finite value must not
+    round to inf), and a Python int must fit in int64 whatever `target` is.
+    """
+    if isinstance(value, (bool, np.bool_)) or target.is_bool:
+        return
+    if isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:
+        raise OverflowError(f"value {value} does not fit in int64")
+    if target.is_integer:
+        check_fits(np.array(value), target)
+    elif isinstance(value, (float, np.floating)) and math.isfinite(value) and \
+            not math.isfinite(cast_scalar(value, float64, target)):
+        raise RuntimeError(f"value cannot be converted to type {target.name} without "
+                           f"overflow: {value!r}")
 
 
 # ---------------------------------------------------------------- classification

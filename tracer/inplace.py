@@ -17,6 +17,7 @@ from ..ir.ops import Op
 from ..runtime.config import options
 from . import elementwise, mode
 from .autograd import base_flat, record
+from .data import check_scalar
 from .storage import realize_storages
 from .tensor import Tensor, wrap_node
 
@@ -177,6 +178,7 @@ def fill_(x: Tensor, value) -> Tensor:
             raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor "
                                f"with {value.ndim} dimensions.")
         return copy_(x, value)
+    check_scalar(value, x.dtype)
     return inplace_node(x, lambda old: b.full(value, x.dtype, tuple(x.shape)), (),
                         "FillBackward0", uniform=True)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import math
+import warnings
 from collections import namedtuple
 
 from ..ir import build as b
@@ -253,6 +254,14 @@ def _var_node(x: Node, axes, correction, keepdim: bool) -> Node:
     return node(Op.DIV, (s, b.like(s, builtins.max(0, count - correction))))
 
 
+def _dof_warning(what: str, x: Node, axes, correction) -> None:
+    count = math.prod(x.shape[a] for a in axes)
+    if count - correction <= 0:
+        warnings.warn(f"{what}(): degrees of freedom is <= 0. Correction should be strictly "
+                      "less than the reduction factor (input numel divided by output numel).",
+                      UserWarning, stacklevel=3)
+
+
 def _correction(unbiased, correction) -> float:
     if correction is not None:
         return correction
@@ -274,8 +283,9 @@ def var(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *,
     _need_float(input, "var")
     axes = _dims(dim, input.ndim)
     x = input.node
-    n = b.cast(_var_node(_widened(x), axes, _correction(unbiased, correction), keepdim),
-               x.dtype)
+    c = _correction(unbiased, correction)
+    _dof_warning("var", x, axes, c)
+    n = b.cast(_var_node(_widened(x), axes, c, keepdim), x.dtype)
     return result(n, (input,), "VarBackward0", (x,))
 
 
@@ -284,7 +294,9 @@ def std(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *,
     _need_float(input, "std")
     axes = _dims(dim, input.ndim)
     x = input.node
-    n = _safe_sqrt(_var_node(_widened(x), axes, _correction(unbiased, correction), keepdim))
+    c = _correction(unbiased, correction)
+    _dof_warning("std", x, axes, c)
+    n = _safe_sqrt(_var_node(_widened(x), axes, c, keepdim))
     return result(b.cast(n, x.dtype), (input,), "StdBackward0", (x,))
 
 
