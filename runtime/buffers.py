@@ -121,11 +121,22 @@ def buffer_node(buf: Buffer, dtype, shape: tuple[int, ...] | None = None) -> Nod
 
 
 def _machine_bytes() -> int | None:
-    """The machine's physical memory in bytes (None where the OS does not say)."""
+    """The machine's memory in bytes, physical and swap (None where the OS does not say).
+
+    NOTE: what Linux's default overcommit rule lets one allocation have at most.
+    """
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):
         return None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("SwapTotal:"):
+                    total += int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return total
 
 
 MACHINE_BYTES = _machine_bytes()
