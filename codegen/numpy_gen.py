@@ -4,7 +4,8 @@ The module defines one function per kernel and a driver, `program(inputs,
 params)`, that allocates buffers, calls the kernels and view/extern steps in
 order, and returns the outputs. The runtime `exec`s it once (see
 runtime/compiled.py for the names the source expects: `np`, `dt`, `Op`, `View`,
-`_extern`, `_strided`, `_write`, `_bf16`, `_bf16_`, `_tiles`, `_Stub`, `_int_pow`).
+`_extern`, `_strided`, `_write`, `_bf16`, `_bf16_`, `_tiles`, `_Stub`, `_int_pow`,
+`_check_divisor`).
 
 A kernel runs in one of two forms:
 
@@ -332,6 +333,9 @@ class _Kernel:
             self.call(s, "np.multiply", [x, x], want, s.srcs[:1])
         elif op in UFUNC:
             fn = f"np.{UFUNC[op]}"
+            if op in (Op.FLOORDIV, Op.MOD) and s.dtype.is_integer and math.prod(s.shape):
+                # NOTE: an integer divisor of zero raises, as the interpreter's rule does
+                self.lines.append(f"_check_divisor({args[1]})")
             self.buffer_for(s)
             if op in _FILL_CONST and self.tiled:
                 args = [self.filled(r, s.shape) if r.kind == "const" else a

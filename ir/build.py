@@ -38,7 +38,7 @@ def cast(x: Node, dtype: dt.DType) -> Node:
     if x.dtype is dtype:
         return x
     if x.op is Op.CONST:
-        return const(x.arg, dtype, x.shape)
+        return const(dt.cast_scalar(x.arg, x.dtype, dtype), dtype, x.shape)
     return node(Op.CAST, (x,), None, dtype, x.shape)
 
 

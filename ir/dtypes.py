@@ -24,6 +24,7 @@ __all__ = [
     "DType", "float32", "float64", "float16", "bfloat16", "int64", "int32", "int16",
     "int8", "uint8", "bool_", "ALL_DTYPES", "promote_types", "result_type",
     "default_float", "from_numpy_dtype", "to_dtype", "round_bf16", "scalar_dtype",
+    "cast_scalar",
 ]
 
 
@@ -188,3 +189,20 @@ def round_bf16(a: np.ndarray) -> np.ndarray:
     out = ((bits + rounding) & np.uint32(0xFFFF0000)).view(np.float32)
     # NOTE: NaN must stay NaN; rounding a NaN payload could carry it into infinity.
     return np.where(np.isnan(a), a, out)
+
+
+def cast_scalar(value, src: DType, dst: DType):
+    """`value` (a constant of dtype `src`) cast to `dst` as a tensor cast computes it.
+
+    NOTE: the value NumPy's cast gives, which the interpreter and the compiled
+    kernels give too: NaN and out-of-range floats to integers give the platform's
+    value (INT_MIN on x86), where Python's `int()` would raise or wrap.
+    """
+    with np.errstate(all="ignore"):
+        a = np.array(value, dtype=src.np)
+        if src is bfloat16:
+            a = round_bf16(a).reshape(())
+        out = a.astype(dst.np)
+    if dst is bfloat16:
+        out = round_bf16(out).reshape(())
+    return out.item()

@@ -133,7 +133,9 @@ def _const(value, dtype: dt.DType, shape) -> Node:
     if dtype.is_bool:
         value = bool(value)
     elif dtype.is_integer:
-        value = int(value)
+        # NOTE: a float goes through NumPy's cast (NaN gives INT_MIN, as a tensor cast)
+        value = int(value) if not isinstance(value, float) else dt.cast_scalar(
+            value, dt.float64, dtype)
         info = np.iinfo(dtype.np)
         if not info.min <= value <= info.max:  # wrap, as integer arithmetic does
             value = int(np.array(value & 0xFFFFFFFFFFFFFFFF, np.uint64).astype(dtype.np))

@@ -49,6 +49,7 @@ def _has_overlap(shape, strides) -> bool:
 
 
 _set = object.__setattr__
+_INT64_MAX = 2**63 - 1
 
 
 @lru_cache(maxsize=4096)
@@ -69,6 +70,9 @@ class View:
     def __post_init__(self):
         shape, strides = self.shape, self.strides
         _set(self, "_numel", prod(shape))
+        if self._numel > _INT64_MAX:
+            raise RuntimeError(f"numel: integer multiplication overflow: the shape "
+                               f"{list(shape)} has more elements than 64 bits can count")
         _set(self, "_contiguous", _is_contiguous(shape, strides))
         _set(self, "_overlap", None)
 

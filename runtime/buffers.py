@@ -12,6 +12,7 @@ computing them again. Its keys are weak: the entry goes with the node.
 from __future__ import annotations
 
 import itertools
+import os
 import weakref
 
 import numpy as np
@@ -19,7 +20,7 @@ import numpy as np
 from ..ir.node import Node, node, pin
 from ..ir.ops import Op
 
-__all__ = ["Buffer", "lookup", "realized", "buffer_node", "owned"]
+__all__ = ["Buffer", "lookup", "realized", "buffer_node", "owned", "check_size"]
 
 _uids = itertools.count()
 realized: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -117,3 +118,56 @@ def buffer_node(buf: Buffer, dtype, shape: tuple[int, ...] | None = None) -> Nod
     n = node(Op.BUFFER, (), buf.uid, dtype, (buf.array.size,) if shape is None else shape)
     pin(n, buf)  # a pending graph never loses its inputs
     return n
+
+
+def _machine_bytes() -> int | None:
+    """The machine's memory in bytes, physical and swap (None where the OS does not say).
+
+    NOTE: what Linux's default overcommit rule lets one allocation have at most.
+    """
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("SwapTotal:"):
+                    total += int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return total
+
+
+MACHINE_BYTES = _machine_bytes()
+_INT64_MAX = 2**63 - 1
+
+
+def _human(nbytes: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if nbytes < 1024 or unit == "PiB":
+            return f"{nbytes:.2f} {unit}" if unit != "bytes" else f"{nbytes} bytes"
+        nbytes /= 1024
+    return ""  # pragma: no cover
+
+
+def check_size(shape: tuple[int, ...], dtype) -> None:
+    """Refuse, before anything is built or allocated, a tensor no buffer could hold.
+
+    As torch: an element or byte count beyond 64 bits is a RuntimeError naming the
+    sizes; more bytes than the machine has is a MemoryError naming them (torch raises
+    when it fails to allocate; a lazy ember tensor would otherwise fail, or run for
+    hours over a broadcast constant, only when computed).
+    """
+    numel = span = 1
+    for s in shape:
+        numel *= s
+        span *= max(s, 1)  # NOTE: strides count as if empty dims had size 1, as torch's
+    nbytes = numel * dtype.np.itemsize
+    if span * dtype.np.itemsize > _INT64_MAX:
+        raise RuntimeError(f"Storage size calculation overflowed with sizes={list(shape)}: "
+                           f"a {dtype.name} tensor of that shape needs more than 2**63 bytes")
+    if MACHINE_BYTES is not None and nbytes > MACHINE_BYTES:
+        raise MemoryError(f"cannot allocate a tensor of shape {list(shape)} and dtype "
+                          f"{dtype.name}: it needs {nbytes} bytes ({_human(nbytes)}), more than "
+                          f"this machine's memory ({_human(MACHINE_BYTES)})")

@@ -19,7 +19,7 @@ from ..ir.ops import MOVEMENT, Op
 from . import philox
 from .buffers import lookup, realized
 
-__all__ = ["evaluate", "IMPL"]
+__all__ = ["evaluate", "IMPL", "IntegerDivisionByZero", "check_divisor"]
 
 
 def _strided(flat: np.ndarray, view) -> np.ndarray:
@@ -118,6 +118,26 @@ def _pow(n, a, b):
     return int_pow(a, b) if n.dtype.is_integer else np.power(a, b)
 
 
+class IntegerDivisionByZero(RuntimeError, ZeroDivisionError):
+    """An integer `//` or `%` by zero: torch's RuntimeError("ZeroDivisionError"), which
+    `except ZeroDivisionError` catches too."""
+
+
+def check_divisor(b) -> None:
+    """Raise IntegerDivisionByZero if integer divisor `b` holds a zero."""
+    if not np.all(b):
+        raise IntegerDivisionByZero("ZeroDivisionError: integer division or modulo by zero")
+
+
+def _int_div(fn):
+    """floor_divide / remainder; integers by zero raise, as in torch (NumPy gives 0)."""
+    def rule(n, a, b):
+        if n.dtype.is_integer:
+            check_divisor(b)
+        return fn(a, b)
+    return rule
+
+
 IMPL = {
     Op.BUFFER: lambda n: lookup(n.arg).array.reshape(n.shape),
     Op.CONST: _const,
@@ -156,8 +176,8 @@ IMPL = {
     Op.AND: lambda n, a, b: np.bitwise_and(a, b),
     Op.OR: lambda n, a, b: np.bitwise_or(a, b),
     Op.XOR: lambda n, a, b: np.bitwise_xor(a, b),
-    Op.FLOORDIV: lambda n, a, b: np.floor_divide(a, b),
-    Op.MOD: lambda n, a, b: np.remainder(a, b),
+    Op.FLOORDIV: _int_div(np.floor_divide),
+    Op.MOD: _int_div(np.remainder),
     Op.WHERE: lambda n, c, a, b: np.where(c, a, b),
     Op.RESHAPE: lambda n, x: np.reshape(x, n.arg),
     Op.PERMUTE: lambda n, x: np.transpose(x, n.arg),

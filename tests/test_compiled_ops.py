@@ -140,11 +140,29 @@ def test_binary(op, dtype, tiling):
     if op is Op.POW and dtype.is_integer:
         c = np.abs(c) % 3
         c = c.astype(dtype.np)
+    if op in (Op.FLOORDIV, Op.MOD) and dtype.is_integer:
+        c = np.where(c == 0, 3, c).astype(dtype.np)  # a zero divisor raises (tested below)
     x, y = leaf(a, dtype), leaf(c, dtype)
     out = node(op, (x, y))
     if op not in COMPARISON and not dtype.is_bool and op not in BITS:
         out = node(op, (out, y))  # two in a row: a fused chain
     check(out)
+
+
+@pytest.mark.parametrize("dtype", INTS, ids=lambda d: d.name)
+@pytest.mark.parametrize("op", [Op.FLOORDIV, Op.MOD], ids=lambda o: o.name)
+def test_integer_division_by_zero_raises_in_every_path(op, dtype, tiling):
+    # as torch's RuntimeError("ZeroDivisionError"), where NumPy would give 0
+    from ember.runtime.interpreter import IntegerDivisionByZero
+    a = values(dtype, (5, 8), seed=1)
+    c = np.where(values(dtype, (5, 8), seed=2) == 0, 3, values(dtype, (5, 8), seed=2))
+    c = c.astype(dtype.np)
+    c[4, 7] = 0
+    out = node(op, (leaf(a, dtype), leaf(c, dtype)))
+    with pytest.raises(IntegerDivisionByZero, match="ZeroDivisionError"):
+        evaluate([out])
+    with pytest.raises(ZeroDivisionError):
+        compiled.run_compiled([out])
 
 
 def _defined(op: Op, dtype: dt.DType) -> bool:
@@ -166,6 +184,8 @@ def test_one_element_kernels_on_scalars(op, dtype):
     a, c = values(dtype, (8,), seed=1), values(dtype, (8,), seed=2)
     if op is Op.POW and dtype.is_integer:
         c = (np.abs(c) % 3).astype(dtype.np)
+    if op in (Op.FLOORDIV, Op.MOD) and dtype.is_integer:  # both divide (a zero raises)
+        a, c = (np.where(v == 0, 3, v).astype(dtype.np) for v in (a, c))
     outs = []
     for i in range(8):
         x, y = leaf(a[i:i + 1], dtype, ()), leaf(c[i:i + 1], dtype, ())
@@ -182,8 +202,9 @@ def test_one_element_kernels_on_scalars(op, dtype):
 
 
 def test_integer_division_and_overflow_wrap(tiling):
+    # (a zero divisor raises: test_integer_division_by_zero_raises_in_every_path)
     a = leaf(np.array([7, -7, 7, -7, 127, -128, 5, 0], np.int8), dt.int8)
-    z = leaf(np.array([2, 2, -2, -2, 1, -1, 0, 0], np.int8), dt.int8)
+    z = leaf(np.array([2, 2, -2, -2, 1, -1, 3, -3], np.int8), dt.int8)
     check(node(Op.FLOORDIV, (a, z)), node(Op.MOD, (a, z)),
           node(Op.ADD, (a, b.like(a, 100))), node(Op.MUL, (a, b.like(a, 3))),
           node(Op.DIV, (b.cast(a, dt.float32), b.cast(z, dt.float32))))

@@ -131,12 +131,17 @@ def test_explicit_dtype_like_torch(torch, data, dtype):
     assert_like_torch(torch, data, dtype)
 
 
-def test_out_of_range_values_follow_numpys_cast():
-    # torch raises "value cannot be converted to type uint8 without overflow" here.
-    assert as_array([300, -1], D.uint8)[0].tolist() == [44, 255]
+def test_out_of_range_python_values_raise_and_arrays_follow_numpys_cast():
+    # as torch: Python data is checked ("value cannot be converted to type uint8 without
+    # overflow"; -1 wraps into uint8), an array given whole is cast as NumPy casts it
+    assert as_array([255, -1], D.uint8)[0].tolist() == [255, 255]
+    for data, d in (([300, -1], D.uint8), ([NAN], D.int64), ([1.0, 2**40], D.int32)):
+        with pytest.raises(RuntimeError, match=f"converted to type {d.name} without overflow"):
+            as_array(data, d)
+    assert as_array(np.array([300, -1]), D.uint8)[0].tolist() == [44, 255]
     with np.errstate(invalid="ignore"):
         nan_as_int = np.array([NAN]).astype(np.int64)
-    np.testing.assert_array_equal(as_array([NAN], D.int64)[0], nan_as_int)
+    np.testing.assert_array_equal(as_array(np.array([NAN]), D.int64)[0], nan_as_int)
     assert as_array([1e10], D.float16)[0].tolist() == [INF]
 
 
@@ -214,7 +219,7 @@ def test_numpy_dtypes_ember_lacks(a):
 @given(a=numpy_arrays(NATIVE_NP + OTHER_NP), dtype=st.sampled_from(D.ALL_DTYPES))
 def test_numpy_arrays_cast_like_numpy(a, dtype):
     if a.dtype == np.uint64:
-        a = a // 2  # keep it inside int64
+        a = np.asarray(a // 2)  # inside int64, and an array (a NumPy scalar is checked)
     source, _ = expected_from_numpy(a)
     with np.errstate(invalid="ignore", over="ignore"):
         ref = source.astype(dtype.np)

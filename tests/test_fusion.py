@@ -275,8 +275,9 @@ def test_row_broadcasts_run_with_row_sized_buffers_and_reductions_stay_exact(dty
         x = em.tensor(rng.standard_normal((512, 1000)).astype(dtype))
         y = x.softmax(dim=1)
         z = (x - x.amax(1, keepdim=True)).exp().sum(1)
-        w = (x - x.mean(1, keepdim=True)).square().sum(1)
-        v = x - x.mean(1, keepdim=True)  # a cast sum before the only broadcast
+        # (sums, not means: a float16 mean sums in float32, casting nothing)
+        w = (x - x.sum(1, keepdim=True)).square().sum(1)
+        v = x - x.sum(1, keepdim=True)  # a cast sum before the only broadcast
         for t, casts in ((y, False), (z, dtype == "float16"), (w, dtype == "float16"),
                          (v, dtype == "float16")):
             source = compiled_for(t).source
@@ -293,7 +294,7 @@ def test_row_broadcasts_run_with_row_sized_buffers_and_reductions_stay_exact(dty
         before = np.getbufsize()
         for _ in range(2):  # the second pass finds the workers as the first left them
             y, z, w = em.realize(x.softmax(dim=1), (x - x.amax(1, keepdim=True)).exp().sum(1),
-                                 (x - x.mean(1, keepdim=True)).square().sum(1))
+                                 (x - x.sum(1, keepdim=True)).square().sum(1))
             agrees(y, z, w)
         assert np.getbufsize() == before
     finally:

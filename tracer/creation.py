@@ -19,8 +19,9 @@ from ..ir import build as b
 from ..ir import dtypes as dt
 from ..ir.node import node
 from ..ir.ops import Op
+from ..runtime.buffers import check_size
 from ..runtime.context import current, default_generator
-from .data import as_array, from_numpy_shared
+from .data import as_array, check_scalar, from_numpy_shared
 from .device import check_device
 from .tensor import Tensor, from_array, wrap_node
 
@@ -85,12 +86,18 @@ def _size(size) -> tuple[int, ...]:
 
 
 def _lazy(n, device, requires_grad: bool) -> Tensor:
+    check_size(n.shape, n.dtype)
     return _finish(wrap_node(n, check_device(device)), requires_grad)
 
 
 def full(size, fill_value, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    """A tensor of `size` filled with `fill_value` (dtype inferred from it by default)."""
+    """A tensor of `size` filled with `fill_value` (dtype inferred from it by default).
+
+    A value the dtype cannot hold raises, as in torch (`em.full((2,), 300,
+    dtype=em.uint8)`: "value cannot be converted to type uint8 without overflow").
+    """
     d = dt.to_dtype(dtype) if dtype is not None else dt.scalar_dtype(fill_value)
+    check_scalar(fill_value, d)
     return _lazy(b.full(fill_value, d, _size((size,) if isinstance(size, int) else (size,))),
                  device, requires_grad)
 
@@ -148,6 +155,12 @@ def linspace(start, end, steps: int, *, dtype=None, device=None,
     if steps < 0:
         raise RuntimeError("number of steps must be non-negative")
     d = dt.to_dtype(dtype) if dtype is not None else dt.default_float()
+    if d.is_bool:
+        raise NotImplementedError("linspace(): not implemented for dtype bool; make the "
+                                  "values in another dtype and compare them instead")
+    for bound in (start, end):  # NOTE: torch converts both bounds to the dtype first
+        check_scalar(bound, d)
+    check_size((steps,), d)
     i = np.arange(steps, dtype=np.float64)
     step = (end - start) / (steps - 1) if steps > 1 else 0.0
     half = steps // 2

@@ -12,8 +12,11 @@ Where torch has no rule, or ember's differs:
   datetime64[unit] and timedelta64[unit] become int64 counts since the epoch in that
   unit, NaT the int64 minimum (what `a.view(np.int64)` gives). Complex raises.
 - Arrays in non-native byte order are converted (torch refuses them).
-- Under an explicit dtype, out-of-range values follow NumPy's cast (300 -> uint8 is
-  44, NaN -> int64 is the int64 minimum) where torch raises for Python data.
+- Under an explicit integer dtype, Python data (numbers, and anything inside a list)
+  that does not fit raises torch's RuntimeError ("value cannot be converted to type
+  uint8 without overflow"; NaN and inf too; uint8 takes -255..255, negatives wrapping,
+  as in torch); a NumPy array or tensor given whole follows NumPy's cast (300 -> uint8
+  is 44), as torch's does. Floats are never checked (1e300 -> float32 is inf).
 - A Python int outside int64 raises OverflowError unless the result is floating or bool.
 - Sequences may hold NumPy arrays, NumPy scalars, 0-d arrays and tensors; their dtypes
   join inference as in torch (`[np.float64(1), 2.0]` is float64, `[np.int32(1), 2]` int64).
@@ -21,6 +24,7 @@ Where torch has no rule, or ember's differs:
 
 from __future__ import annotations
 
+import math
 import reprlib
 from collections.abc import Sequence
 from itertools import chain, groupby
@@ -33,6 +37,7 @@ from ..ir.dtypes import (
     DType,
     bfloat16,
     bool_,
+    cast_scalar,
     default_float,
     float64,
     from_numpy_dtype,
@@ -42,7 +47,7 @@ from ..ir.dtypes import (
     to_dtype,
 )
 
-__all__ = ["as_array", "from_numpy_shared"]
+__all__ = ["as_array", "check_fits", "check_scalar", "from_numpy_shared"]
 
 _PY_NUMBER = {bool, int, float}
 # NOTE: how `_walk` groups the innermost elements: Python numbers by whether they are
@@ -72,13 +77,43 @@ def as_array(data: Any, dtype: DType | None = None) -> tuple[np.ndarray, DType]:
     target = None if dtype is None else to_dtype(dtype)
     if _is_array_like(data):
         arr, inferred = _array_leaf(data, (), target)
+        if isinstance(data, np.generic) and target is not None:
+            check_fits(arr, target)  # NOTE: torch checks NumPy scalars as Python numbers
         return _cast(arr, target or inferred, copy=True), target or inferred
     if _is_sequence(data):
         fast = _fast_sequence(data, target)
         if fast is not None:
             arr, inferred = fast
+            if target is not None:
+                check_fits(arr, target)
             return _cast(arr, target or inferred, copy=False, from_python=True), target or inferred
     return _slow(data, target)
+
+
+def check_fits(values: np.ndarray, target: DType, located: bool = True) -> None:
+    """Raise torch's overflow error if some of `values` does not fit integer dtype `target`.
+
+    As torch's check: floats must lie within the range (NaN and inf never do) and are
+    then truncated; integers too, except that an unsigned target also takes negatives
+    down to minus its maximum (they wrap: -1 is 255 in uint8). Bools always fit, and
+    floating and bool targets check nothing. `located`: the error names the
+    element's index in `values`.
+    """
+    if not target.is_integer or values.dtype == np.bool_ or values.size == 0:
+        return
+    info = np.iinfo(target.np)
+    lo = -int(info.max) if info.min == 0 and values.dtype.kind in "iu" else int(info.min)
+    with np.errstate(invalid="ignore"):
+        bad = ~((values >= lo) & (values <= int(info.max)))
+    if not bad.any():
+        return
+    where = np.unravel_index(int(np.argmax(bad)), values.shape)
+    value = values[where].item()
+    at = ""
+    if located and values.ndim:
+        at = f" (element at index {_path(tuple(int(i) for i in where))})"
+    raise RuntimeError(f"value cannot be converted to type {target.name} without overflow: "
+                       f"{value!r}{at}")
 
 
 def from_numpy_shared(a: np.ndarray) -> tuple[np.ndarray, DType]:
@@ -113,6 +148,24 @@ def from_numpy_shared(a: np.ndarray) -> tuple[np.ndarray, DType]:
             f"only supported types are {_NATIVE}. Use em.tensor(a) to copy and convert "
             "it") from None
     return np.asarray(a), dtype
+
+
+def check_scalar(value: Any, target: DType) -> None:
+    """torch's check of a fill value (`full`, `fill_`, linspace's bounds) against `target`.
+
+    It must fit (see `check_fits`; for a floating target, a finite value must not
+    round to inf), and a Python int must fit in int64 whatever `target` is.
+    """
+    if isinstance(value, (bool, np.bool_)) or target.is_bool:
+        return
+    if isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:
+        raise OverflowError(f"value {value} does not fit in int64")
+    if target.is_integer:
+        check_fits(np.array(value), target)
+    elif isinstance(value, (float, np.floating)) and math.isfinite(value) and \
+            not math.isfinite(cast_scalar(value, float64, target)):
+        raise RuntimeError(f"value cannot be converted to type {target.name} without "
+                           f"overflow: {value!r}")
 
 
 # ---------------------------------------------------------------- classification
@@ -346,6 +399,8 @@ def _slow(data: Any, target: DType | None) -> tuple[np.ndarray, DType]:
                             "pass dtype=em.float64 to keep it as a float")
     parts = []
     for p in out.pieces:
+        if target is not None:
+            check_fits(np.asarray(p), target, located=False)
         if isinstance(p, np.ndarray):
             parts.append(_cast(p, dtype, copy=False).ravel())
         elif dtype.is_bool:

@@ -19,6 +19,7 @@ from ..ir import dtypes as dt
 from ..ir.node import Node, const, node
 from ..ir.ops import Op
 from ..runtime.context import current
+from ..runtime.interpreter import check_divisor
 from .tensor import Tensor, distinct_nodes, result, wrap_node
 
 __all__ = [
@@ -29,7 +30,7 @@ __all__ = [
     "round", "trunc", "reciprocal", "eq", "ne", "lt", "le", "gt", "ge", "logical_and",
     "logical_or", "logical_xor", "logical_not", "bitwise_and", "bitwise_or", "bitwise_xor",
     "bitwise_not", "isnan", "isfinite", "isinf", "nan_to_num", "lerp", "as_operand",
-    "laid_out", "memory_order",
+    "laid_out", "memory_order", "check_int_divisor",
 ]
 
 
@@ -327,6 +328,9 @@ def div(input, other, *, rounding_mode=None) -> Tensor:
         if d.is_floating_point:
             return _apply(Op.DIV, (input, other), "DivBackward1",
                           build=lambda x, y: node(Op.TRUNC, (node(Op.DIV, (x, y)),)))
+        if d.is_integer:
+            check_int_divisor(input, other)
+            return _apply(Op.DIV, (input, other), "DivBackward1", build=_trunc_int)
         return _apply(Op.DIV, (input, other), "DivBackward1", compute=dt.float64,
                       out=d, build=lambda x, y: node(Op.TRUNC, (node(Op.DIV, (x, y)),)))
     raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but "
@@ -336,12 +340,47 @@ def div(input, other, *, rounding_mode=None) -> Tensor:
 divide = true_divide = div
 
 
+def check_int_divisor(input, other, now: bool = False) -> None:
+    """Raise torch's error for an integer division (`//`, `%`, rounded `div`) by zero.
+
+    A divisor known to be zero (a Python 0, a constant tensor of zeros) raises here;
+    any other zero raises when the quotient is computed. `now`: read the divisor's
+    value at once (an in-place division checks before it writes anything).
+    """
+    x, y = as_operand(input), as_operand(other)
+    if not _dtype_of([x, y]).is_integer:
+        return
+    shape = broadcast_shapes(*(t.shape for t in (x, y) if isinstance(t, Tensor)))
+    if math.prod(shape) == 0:
+        return
+    if not isinstance(y, Tensor):
+        check_divisor(np.asarray(y))
+    elif now:
+        check_divisor(y.detach().numpy())
+    elif y.node.op is Op.CONST:
+        check_divisor(np.asarray(y.node.arg))
+
+
 def floor_divide(input, other) -> Tensor:
+    """`input // other`, rounded toward -inf; an integer division by zero raises."""
+    check_int_divisor(input, other)
     return _apply(Op.FLOORDIV, (input, other), "FloorDivideBackward0")
 
 
 def remainder(input, other) -> Tensor:
+    """`input % other`, with the sign of `other`; an integer division by zero raises."""
+    check_int_divisor(input, other)
     return _apply(Op.MOD, (input, other), "RemainderBackward0")
+
+
+def _trunc_int(x: Node, y: Node) -> Node:
+    """Integer division rounded toward zero: the floor quotient, plus one where the
+    exact quotient is negative and not whole (exact for every int64, unlike a float
+    quotient; a zero divisor raises through FLOORDIV)."""
+    q = node(Op.FLOORDIV, (x, y))
+    inexact = node(Op.NE, (node(Op.MOD, (x, y)), b.like(x, 0)))
+    negative = node(Op.NE, (node(Op.LT, (x, b.like(x, 0))), node(Op.LT, (y, b.like(y, 0)))))
+    return b.where(node(Op.AND, (inexact, negative)), node(Op.ADD, (q, b.like(q, 1))), q)
 
 
 def pow(input, exponent) -> Tensor:

@@ -314,6 +314,8 @@ def nonzero(input: Tensor, *, as_tuple: bool = False):
     """Indices of nonzero elements (needs the value: it computes it)."""
     a = np.asarray(input.detach().numpy())
     coords = np.nonzero(a) if a.ndim else np.nonzero(a.reshape(1))
+    if not as_tuple and a.ndim == 0:  # as torch: one row (or none) of no coordinates
+        return from_array(np.zeros((int(coords[0].size), 0), np.int64), dt.int64)
     if as_tuple:
         return tuple(from_array(c.astype(np.int64), dt.int64) for c in coords)
     return from_array(np.stack(coords, axis=1).astype(np.int64) if coords else

@@ -17,6 +17,7 @@ from ..ir.ops import Op
 from ..runtime.context import current, swap_eager, swap_grad
 from . import elementwise
 from .autograd import base_flat, record
+from .data import check_scalar
 from .storage import realize_storages
 from .tensor import Tensor, wrap_node
 
@@ -130,6 +131,7 @@ def _direct_build(x: Tensor, fn, args, kwargs):
 
 
 _NAMES: dict = {}  # fn -> the name of its in-place record
+_DIVISIONS = (elementwise.floor_divide, elementwise.remainder, elementwise.div)
 
 # fn -> the form it takes when autograd records the write (the build runs without
 # grad, where `clamp` leaves out what its gradient needs)
@@ -141,6 +143,10 @@ def inplace_op(x: Tensor, fn, *args, name: str | None = None, **kwargs) -> Tenso
     # NOTE: a tensor passed by keyword (`clamp_(min=t)`) is an operand too
     others = tuple([a for a in args if isinstance(a, Tensor)]
                    + [v for v in kwargs.values() if isinstance(v, Tensor)])
+    if fn in _DIVISIONS and args and (fn is not elementwise.div or kwargs.get("rounding_mode")):
+        # NOTE: checked before anything is written: a zero found later would leave x
+        # holding a value that can never be computed
+        elementwise.check_int_divisor(x, args[0], now=True)
     if name is None:
         name = _NAMES.get(fn)
         if name is None:
@@ -194,6 +200,7 @@ def fill_(x: Tensor, value) -> Tensor:
             raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor "
                                f"with {value.ndim} dimensions.")
         return copy_(x, value)
+    check_scalar(value, x.dtype)
     return inplace_node(x, lambda old: b.full(value, x.dtype, tuple(x.shape)), (),
                         "FillBackward0", uniform=True)
 

@@ -79,6 +79,8 @@ _OPERATORS = {
     "__invert__": elementwise.bitwise_not,
     "__iadd__": _inplace_operator("add_"), "__isub__": _inplace_operator("sub_"),
     "__imul__": _inplace_operator("mul_"), "__itruediv__": _inplace_operator("div_"),
+    "__ifloordiv__": _inplace_operator("floor_divide_"),
+    "__imod__": _inplace_operator("remainder_"),
 }
 for _name, _fn in _OPERATORS.items():
     setattr(Tensor, _name, _fn)

@@ -7,7 +7,9 @@ argmax, quantile and friends are composed here from primitives.
 
 from __future__ import annotations
 
+import builtins
 import math
+import warnings
 from collections import namedtuple
 
 from ..ir import build as b
@@ -81,6 +83,16 @@ def _mean_node(x: Node, axes, keepdim: bool) -> Node:
     return node(Op.DIV, (s, b.like(s, count)))
 
 
+def _widened(x: Node) -> Node:
+    """x in float32 when it is float16 or bfloat16, else x itself.
+
+    NOTE: as torch, composite reductions of half types (mean, var, std, norm) compute
+    in float32 and round once at the end: float16 partial results (a sum, a square)
+    overflow to inf where the result is finite.
+    """
+    return b.cast(x, dt.float32) if x.dtype in (dt.float16, dt.bfloat16) else x
+
+
 def _need_float(x: Tensor, what: str, dtype=None) -> dt.DType:
     d = dt.to_dtype(dtype) if dtype is not None else x.dtype
     if not d.is_floating_point:
@@ -94,7 +106,7 @@ def mean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tenso
     d = _need_float(input, "mean", dtype)
     axes = _dims(dim, input.ndim)
     x = input.node
-    n = _mean_node(b.cast(x, d), axes, keepdim)
+    n = b.cast(_mean_node(_widened(b.cast(x, d)), axes, keepdim), d)
     return result(n, (input,), "MeanBackward0" if dim is None else "MeanBackward1", (x,))
 
 
@@ -238,7 +250,17 @@ def _var_node(x: Node, axes, correction, keepdim: bool) -> Node:
     m = b.expand_to(_mean_node(x, axes, True), x.shape)
     d = node(Op.SUB, (x, m))
     s = _reduce_node(Op.REDUCE_SUM, node(Op.MUL, (d, d)), axes, keepdim)
-    return node(Op.DIV, (s, b.like(s, count - correction)))
+    # NOTE: as torch, no degrees of freedom left (correction >= N) divide by 0: inf
+    # for a positive sum of squares, NaN for zero (an empty or constant input)
+    return node(Op.DIV, (s, b.like(s, builtins.max(0, count - correction))))
+
+
+def _dof_warning(what: str, x: Node, axes, correction) -> None:
+    count = math.prod(x.shape[a] for a in axes)
+    if count - correction <= 0:
+        warnings.warn(f"{what}(): degrees of freedom is <= 0. Correction should be strictly "
+                      "less than the reduction factor (input numel divided by output numel).",
+                      UserWarning, stacklevel=3)
 
 
 def _var_stops(x: Node, axes) -> tuple[Node]:
@@ -276,8 +298,11 @@ def var(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *,
     _need_float(input, "var")
     axes = _dims(dim, input.ndim)
     x = input.node
-    n = _var_node(x, axes, _correction(unbiased, correction), keepdim)
-    return result(n, (input,), "VarBackward0", (x,), stops=_var_stops(x, axes))
+    c = _correction(unbiased, correction)
+    _dof_warning("var", x, axes, c)
+    w = _widened(x)
+    n = b.cast(_var_node(w, axes, c, keepdim), x.dtype)
+    return result(n, (input,), "VarBackward0", (x,), stops=_var_stops(w, axes))
 
 
 def std(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *,
@@ -285,8 +310,11 @@ def std(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *,
     _need_float(input, "std")
     axes = _dims(dim, input.ndim)
     x = input.node
-    n = _safe_sqrt(_var_node(x, axes, _correction(unbiased, correction), keepdim))
-    return result(n, (input,), "StdBackward0", (x,), stops=_var_stops(x, axes))
+    c = _correction(unbiased, correction)
+    _dof_warning("std", x, axes, c)
+    w = _widened(x)
+    n = _safe_sqrt(_var_node(w, axes, c, keepdim))
+    return result(b.cast(n, x.dtype), (input,), "StdBackward0", (x,), stops=_var_stops(w, axes))
 
 
 def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
@@ -303,7 +331,8 @@ def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) ->
     """Vector p-norm over `dim` (2 / 'fro' by default; also inf, -inf, 0, 1, any p)."""
     _need_float(input, "norm", dtype)
     axes = _dims(dim, input.ndim)
-    x = input.node
+    raw = input.node
+    x = _widened(raw)
     a = node(Op.ABS, (x,))
     if p in ("fro", 2, 2.0):
         n = _safe_sqrt(_reduce_node(Op.REDUCE_SUM, node(Op.MUL, (x, x)), axes, keepdim))
@@ -321,7 +350,7 @@ def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) ->
         n = _safe_root(s, p)
     else:
         raise ValueError(f"norm: unsupported p={p!r}; use a number, inf, -inf or 'fro'")
-    out = result(n, (input,), "NormBackward1", (x,))
+    out = result(b.cast(n, raw.dtype), (input,), "NormBackward1", (raw,))
     if p in (math.inf, -math.inf) and out._grad_fn is not None:
         out._grad_fn.rule = ("norm_inf", axes)
     return out
@@ -361,21 +390,36 @@ def logsumexp(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
                   (input.node,), stops=(_shift(x, axes),) if x.numel else ())
 
 
-def _softmax_input(input: Tensor, dim, dtype) -> tuple[Node, Node, int, dt.DType]:
-    """(input node, node to compute on, axis, result dtype)."""
+def _softmax_input(input: Tensor, dim, dtype, what: str):
+    """(input node, node to compute on, axis, result dtype), or the result itself for an
+    empty integer input (returned as is, as torch returns it)."""
     if dim is None:
-        raise TypeError("softmax() missing required argument 'dim' (PyTorch's implicit dim "
+        raise TypeError(f"{what}() missing required argument 'dim' (PyTorch's implicit dim "
                         "choice is deprecated; pass dim=-1 for rows)")
     raw = input.node
     x = b.cast(raw, dt.to_dtype(dtype)) if dtype is not None else raw
+    axis = _dim(dim, input.ndim)
     if not x.dtype.is_floating_point:
-        raise RuntimeError(f"softmax: expected a floating point input, got {input.dtype}")
+        if x.numel == 0:
+            return wrap_node(b.zeros(x.dtype, x.shape))
+        raise NotImplementedError(f"{what}(): not implemented for {x.dtype} input; pass "
+                                  f"dtype=em.float32 or convert the input with .float()")
     out = x.dtype
     if out in (dt.float16, dt.bfloat16):
         # NOTE: as torch, half precision is computed in float32 and rounded once: x - lse
         # rounded step by step would lose all digits of small log-probabilities.
         x = b.cast(x, dt.float32)
-    return raw, x, _dim(dim, input.ndim), out
+    return raw, x, axis, out
+
+
+def _shifted(x: Node, axis: int) -> tuple[Node, Node]:
+    """(x - max along axis, that max).
+
+    NOTE: as torch, an infinite max is subtracted too (inf - inf is NaN): a row
+    holding +inf, or only -inf, gives NaN everywhere, and so does a 0-d or size-1 NaN.
+    """
+    m = b.reduce(Op.REDUCE_MAX, x, (axis,)) if x.ndim else x
+    return node(Op.SUB, (x, b.expand_to(m, x.shape))), m
 
 
 def softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
@@ -384,12 +428,16 @@ def softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
     As PyTorch's CPU kernel does, the row's sum is inverted once and multiplied in
     (a product is cheaper than a quotient on every element; within 1 ulp of it).
     """
-    raw, x, axis, out = _softmax_input(input, dim, dtype)
-    if x.ndim == 0 or x.numel == 0:
+    got = _softmax_input(input, dim, dtype, "softmax")
+    if isinstance(got, Tensor):
+        return got
+    raw, x, axis, out = got
+    if x.numel == 0:
         return result(b.full(1.0, out, x.shape), (input,), "SoftmaxBackward0", (raw,))
-    m = b.reduce(Op.REDUCE_MAX, x, (axis,))
-    e = node(Op.EXP, (node(Op.SUB, (x, b.expand_to(m, x.shape))),))
-    r = node(Op.RECIP, (b.reduce(Op.REDUCE_SUM, e, (axis,)),))
+    d, m = _shifted(x, axis)
+    e = node(Op.EXP, (d,))
+    axes = (axis,) if x.ndim else ()
+    r = node(Op.RECIP, (b.reduce(Op.REDUCE_SUM, e, axes),))
     # NOTE: the gradient through the row max cancels exactly; PyTorch's formula
     # (and this record) leaves it out
     return result(b.cast(node(Op.MUL, (e, b.expand_to(r, x.shape))), out), (input,),
@@ -397,14 +445,18 @@ def softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
 
 
 def log_softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
-    """x - logsumexp(x) along `dim`."""
-    raw, x, axis, out = _softmax_input(input, dim, dtype)
-    if x.ndim == 0:
-        return result(b.full(0.0, out, ()), (input,), "LogSoftmaxBackward0", (raw,))
-    lse = _logsumexp_node(x, (axis,), True)
-    stops = (_shift(x, (axis,)),) if x.numel else ()
-    return result(b.cast(node(Op.SUB, (x, b.expand_to(lse, x.shape))), out), (input,),
-                  "LogSoftmaxBackward0", (raw,), stops=stops)
+    """(x - max) - log(sum(exp(x - max))) along `dim`."""
+    got = _softmax_input(input, dim, dtype, "log_softmax")
+    if isinstance(got, Tensor):
+        return got
+    raw, x, axis, out = got
+    if x.numel == 0:
+        return result(b.zeros(out, x.shape), (input,), "LogSoftmaxBackward0", (raw,))
+    d, m = _shifted(x, axis)
+    axes = (axis,) if x.ndim else ()
+    lse = node(Op.LOG, (b.reduce(Op.REDUCE_SUM, node(Op.EXP, (d,)), axes),))
+    return result(b.cast(node(Op.SUB, (d, b.expand_to(lse, x.shape))), out), (input,),
+                  "LogSoftmaxBackward0", (raw,), stops=(m,))
 
 
 def _logical_reduce(op: Op, input: Tensor, dim, keepdim: bool) -> Tensor:

@@ -288,7 +288,11 @@ def diagonal(x: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor
 
 def flip(x: Tensor, dims) -> Tensor:
     dims = (dims,) if isinstance(dims, int) else tuple(dims)
-    axes = tuple(sorted({_dim(d, x.ndim) for d in dims}))
+    axes = sorted(_dim(d, x.ndim) for d in dims)
+    for a, a2 in zip(axes, axes[1:]):
+        if a == a2:
+            raise RuntimeError(f"dim {a} appears multiple times in the list of dims")
+    axes = tuple(axes)
     if not axes or x.ndim == 0:
         return x.clone()
     raw = x.node

@@ -21,6 +21,7 @@ from ..ir import dtypes as dt
 from ..ir.node import Node, node
 from ..ir.ops import Op
 from ..ir.view import View
+from ..runtime.buffers import check_size
 from ..runtime.context import current
 from .storage import Storage, realize_storages
 
@@ -324,6 +325,8 @@ def wrap_node(n: Node, device: str = "cpu", order: tuple[int, ...] | None = None
     `order`: n is laid out in memory with the tensor's dims in this order
     (outermost first); the tensor reads it through the inverse permutation.
     """
+    if n.numel > 1 << 24:  # NOTE: the count alone on the hot path; check_size says more
+        check_size(n.shape, n.dtype)
     if order is None:
         t = _new(Storage(n, n.dtype, device), View.contiguous(n.shape), n.dtype, None)
         t._node = n

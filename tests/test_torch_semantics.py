@@ -1,0 +1,347 @@
+"""ember against torch where their semantics used to differ.
+
+Each case runs as torch, and as ember lazy, eager and compiled (`em.compile`), on a
+small input and on one large enough (with small tiles) for the tiled kernels; the
+results, or the errors, must be torch's. Cases: var/std with no degrees of freedom
+left, integer division by zero, out-of-range Python values at creation, half
+precision reductions, NaN and inf cast to integers, softmax at infinities and on
+integers, shapes too large to hold, and a few small ones (0-d nonzero, flip with a
+repeated dim, linspace to bool).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import pytest
+from helpers import assert_same, needs_torch, torch
+
+import ember as em
+from ember.runtime.config import options
+
+pytestmark = [needs_torch,
+              pytest.mark.filterwarnings("ignore:.*degrees of freedom is <= 0:UserWarning")]
+
+MODES = ("lazy", "eager", "compiled")
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.fixture(params=["small", "tiled"])
+def size(request):
+    """An element count: small (direct kernels), or > 8K elements cut into tiles."""
+    saved = options.tile_elems
+    if request.param == "tiled":
+        options.tile_elems = 1024
+    yield 6 if request.param == "small" else 12_000
+    options.tile_elems = saved
+
+
+def _run(fn, arrays, mode):
+    """fn(em, *tensors) as ember runs it in `mode`: ("ok", outputs) or ("raise", error)."""
+    tensors = [em.tensor(a) for a in arrays]
+    try:
+        if mode == "compiled":
+            out = em.compile(lambda *ts: fn(em, *ts))(*tensors)
+        elif mode == "eager":
+            with em.eager():
+                out = fn(em, *tensors)
+        else:
+            out = fn(em, *tensors)
+        outs = out if isinstance(out, tuple) else (out,)
+        em.realize(*outs)
+        return "ok", outs
+    except Exception as e:  # noqa: BLE001 - compared with torch's outcome
+        return "raise", e
+
+
+def _torch(fn, arrays):
+    try:
+        out = fn(torch, *[torch.from_numpy(np.array(a)) for a in arrays])
+        return "ok", out if isinstance(out, tuple) else (out,)
+    except Exception as e:  # noqa: BLE001
+        return "raise", e
+
+
+def like_torch(fn, *arrays, match: str | None = None, bits: bool = False, **tol):
+    """ember gives torch's values (or raises where torch does) in every mode.
+
+    `match`: a pattern both errors must match (default: the same exception type);
+    `bits`: lazy, eager and compiled also agree bit for bit.
+    """
+    kind, want = _torch(fn, arrays)
+    got = {}
+    for mode in MODES:
+        k, out = _run(fn, arrays, mode)
+        if kind == "raise":
+            assert k == "raise", f"{mode}: torch raised {want!r}, ember gave {out}"
+            assert isinstance(out, type(want)) or isinstance(want, type(out)), (mode, out, want)
+            if match is not None:
+                assert any(__import__("re").search(match, str(e)) for e in (out,)), (mode, out)
+            continue
+        assert k == "ok", f"{mode}: ember raised {out!r}; torch gave {want}"
+        assert len(out) == len(want)
+        for i, (e, t) in enumerate(zip(out, want)):
+            assert_same(e, t, what=f"{mode} output {i}", **tol)
+        got[mode] = [o.numpy() if o.dtype is not em.bfloat16 else o.float().numpy()
+                     for o in out]
+    if bits and got:
+        for mode in MODES[1:]:
+            for a, b in zip(got["lazy"], got[mode]):
+                assert a.tobytes() == b.tobytes(), f"lazy and {mode} differ: {a} {b}"
+
+
+# -- var / std: correction >= N ------------------------------------------------------------
+
+@pytest.mark.parametrize("extra", [-1, 0, 1, 0.5])
+def test_var_and_std_without_degrees_of_freedom_are_inf_or_nan(size, extra):
+    # torch divides by max(0, N - correction): inf for a positive sum of squares, NaN
+    # for zero (a constant or empty input), never a negative variance
+    x = np.linspace(-1, 2, size).astype(np.float32)
+    c = size + extra
+    like_torch(lambda M, x: (x.var(correction=c), x.std(correction=c),
+                             M.ones_like(x).var(correction=c),
+                             x.reshape(2, -1).var(1, correction=c / 2)), x)
+    like_torch(lambda M, x: (x[:0].var(), x[:0].std(correction=0),
+                             x.reshape(2, -1)[:, :0].var(1)), x)
+
+
+# -- integer // and % by zero ---------------------------------------------------------------
+
+def _ints(size, zero_at=None):
+    a = (np.arange(size, dtype=np.int64) * 7919) % 23 - 11
+    if zero_at is not None:
+        a[zero_at] = 0
+    else:
+        a[a == 0] = 5
+    return a
+
+
+@pytest.mark.parametrize("op", ["//", "%", "trunc", "floor"])
+def test_integer_division_by_zero_raises_as_torch(size, op):
+    fns = {"//": lambda M, a, b: a // b, "%": lambda M, a, b: a % b,
+           "trunc": lambda M, a, b: M.div(a, b, rounding_mode="trunc"),
+           "floor": lambda M, a, b: M.div(a, b, rounding_mode="floor")}
+    fn = fns[op]
+    a, ok, bad = _ints(size), _ints(size)[::-1].copy(), _ints(size, zero_at=size - 1)
+    like_torch(fn, a, ok)
+    like_torch(fn, a, bad, match="ZeroDivisionError")
+    like_torch(lambda M, a: fn(M, a, 0), a, match="ZeroDivisionError")
+    like_torch(lambda M, a: fn(M, 7, a), bad, match="ZeroDivisionError")
+    like_torch(lambda M, a: fn(M, a.to(M.uint8), M.zeros_like(a).to(M.uint8)), ok,
+               match="ZeroDivisionError")
+    like_torch(lambda M, a: fn(M, a[:0], 0), a)  # nothing divided: no error
+    like_torch(lambda M, a: fn(M, a.double(), 0.0), a)  # floats: inf / nan
+
+
+def test_integer_division_by_zero_is_also_a_python_zero_division_error():
+    with pytest.raises(ZeroDivisionError):
+        print(em.tensor([1, 2]) // em.tensor([1, 0]))
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        em.tensor([1, 2]) % 0
+
+
+@pytest.mark.parametrize("eager", [False, True])
+def test_in_place_integer_division_by_zero_changes_nothing(eager):
+    x = em.tensor([5, 7, -3])
+    view = x[1:]
+    em.set_eager(eager)
+    for divide in (lambda t: t.floor_divide_(em.tensor([1, 0, 1])),
+                   lambda t: t.remainder_(0),
+                   lambda t: t.div_(em.tensor([2, 2, 0]), rounding_mode="trunc")):
+        with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+            divide(x)
+        assert x.tolist() == [5, 7, -3] and view.tolist() == [7, -3]
+    t = torch.tensor([5, 7, -3])
+    x //= em.tensor([2, 3, 2])
+    t //= torch.tensor([2, 3, 2])
+    x %= 3
+    t %= 3
+    assert x.tolist() == t.tolist() and view.tolist() == t[1:].tolist()  # in place, as torch
+
+
+def test_integer_trunc_division_is_exact_beyond_float_precision():
+    a = [2**62 + 1, -(2**62) - 3, -7, 7, -7, 7, 0]
+    b = [3, 7, 2, -2, -2, 2, -5]
+    like_torch(lambda M, a, b: M.div(a, b, rounding_mode="trunc"), np.array(a), np.array(b))
+
+
+# -- creation: values that do not fit ---------------------------------------------------------
+
+@pytest.mark.parametrize("data,dtype", [
+    ([2**40], "int32"), ([300], "uint8"), ([-256], "uint8"), ([-0.5], "uint8"),
+    ([255.9], "uint8"), ([NAN], "int32"), ([INF], "int64"), ([-INF], "int16"),
+    ([9.3e18], "int64"), ([1, 2**40], "int32"), ([[1], [128]], "int8"),
+    ([1.5, 2**31], "int32"),
+])
+def test_python_values_that_do_not_fit_raise_as_torch(data, dtype):
+    for make in (lambda M: M.tensor(data, dtype=getattr(M, dtype)),
+                 lambda M: M.tensor(np.array(data).flat[-1].item(), dtype=getattr(M, dtype)),
+                 lambda M: M.full((2,), np.array(data).flat[-1].item(),
+                                  dtype=getattr(M, dtype))):
+        with pytest.raises(RuntimeError, match=r"value cannot be converted to type \w+ without "
+                                               "overflow"):
+            make(torch)
+        with pytest.raises(RuntimeError, match=f"value cannot be converted to type {dtype} "
+                                               "without overflow"):
+            make(em)
+
+
+@pytest.mark.parametrize("data,dtype", [
+    ([-1, -255, 255], "uint8"), ([3.7, -3.7, -1.5], "int32"), ([True, False], "int8"),
+    ([2, 0, 0.5, NAN], "bool"), ([1e5, 1e300], "float16"), ([2**31 - 1, -2**31], "int32"),
+    ([float(2**63)], "int64"),
+])
+def test_python_values_that_fit_convert_as_torch(data, dtype):
+    like_torch(lambda M: M.tensor(data, dtype=getattr(M, dtype)))
+    for v in data:
+        if dtype != "float16":
+            like_torch(lambda M: M.full((3,), v, dtype=getattr(M, dtype)))
+
+
+def test_arrays_given_whole_follow_numpys_cast_as_torch():
+    like_torch(lambda M: M.tensor(np.array([300, -1, 2**40]), dtype=M.uint8))
+    like_torch(lambda M: M.tensor(np.array([300.0]), dtype=M.uint8))
+
+
+def test_fill_checks_its_value_as_torch():
+    for make in (lambda M: M.zeros(2, dtype=M.uint8).fill_(300),
+                 lambda M: M.zeros(2, dtype=M.int32).fill_(float("nan"))):
+        with pytest.raises(RuntimeError, match="without overflow"):
+            make(torch)
+        with pytest.raises(RuntimeError, match="without overflow"):
+            make(em)
+    like_torch(lambda M: M.zeros(2, dtype=M.uint8).fill_(-1))
+
+
+def test_var_warns_as_torch_when_no_degrees_of_freedom_are_left():
+    with pytest.warns(UserWarning, match="degrees of freedom is <= 0"):
+        em.tensor([1.0, 2.0]).var(correction=2)
+    with pytest.warns(UserWarning, match=r"std\(\): degrees of freedom"):
+        em.zeros(2, 3).std(1, correction=3)
+
+
+def test_full_checks_its_value_as_torch():
+    for value, dtype in ((1e300, "float32"), (1e5, "float16"), (2**63, "int64")):
+        with pytest.raises((RuntimeError, OverflowError)):
+            torch.full((2,), value, dtype=getattr(torch, dtype))
+        with pytest.raises((RuntimeError, OverflowError), match="overflow|does not fit"):
+            em.full((2,), value, dtype=getattr(em, dtype))
+    like_torch(lambda M: M.full_like(M.zeros(2, dtype=M.uint8), 255))
+    with pytest.raises(RuntimeError, match="uint8 without overflow"):
+        em.full_like(em.zeros(2, dtype=em.uint8), 256)
+
+
+# -- half precision reductions accumulate in float32 -----------------------------------------
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_reductions_stay_finite_as_torch(size, dtype):
+    x = np.full(size * 20, 300.0, np.float32)
+    x[1::2] = -300.0
+
+    def fn(M, x):
+        h = x.to(getattr(M, dtype))
+        return (h.abs().mean(), h.norm(), h.norm(p=1), h.norm(p=3), h.norm(p=0),
+                h.norm(p=INF), (h / 2).var(), h.std(), h.reshape(-1, 4).abs().mean(0),
+                h.reshape(4, -1).std(1), h.abs().sum(), M.softmax(h, 0)[:3])
+    like_torch(fn, x, bits=True)
+
+
+# -- NaN and inf cast to integers -------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "int16", "int8", "uint8", "bool"])
+def test_nan_and_inf_cast_to_integers_as_eager_and_torch(size, dtype):
+    x = np.resize(np.array([NAN, INF, -INF, 1e20, -1e20, 3e9, 2.5, -1.0], np.float32), size)
+
+    def fn(M, x):
+        d = getattr(M, dtype)
+        return (x.to(d), (x * 2).to(d), M.full((size,), NAN).to(d), M.full((3,), INF).to(d),
+                M.full((3,), 3e9).to(d), x.half().to(d), x.double().to(d))
+    like_torch(fn, x, bits=True)
+
+
+# -- softmax and log_softmax ------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_softmax_at_infinities_and_nan_as_torch(size, name):
+    row = np.resize(np.array([1.0, 2.0, -1.0], np.float32), size)
+    rows = np.stack([row, row, row, row, row])
+    rows[0, 1] = INF
+    rows[1, :] = -INF
+    rows[2, 0] = NAN
+    rows[3, 2] = -INF
+
+    def fn(M, x):
+        f = getattr(M, name)
+        return (f(x, 1), f(x, 0), f(x[:, :1], 1), f(x[0, 1], 0), f(x[2, 0], -1),
+                f(x[4, 0], 0), f(x.half(), 1), f(x[:, :0], 1), f(x[:0], 0))
+    like_torch(fn, rows, bits=True)
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("dtype", ["int64", "int32", "bool"])
+def test_softmax_of_integers_as_torch(name, dtype):
+    x = np.array([1, 0, 1])
+    like_torch(lambda M, x: getattr(M, name)(x.to(getattr(M, dtype))[:0], 0), x)
+    like_torch(lambda M, x: getattr(M, name)(x.to(getattr(M, dtype)), 0), x)
+    like_torch(lambda M, x: getattr(M, name)(x.to(getattr(M, dtype)), 0, dtype=M.float32), x)
+
+
+# -- shapes too large to hold -------------------------------------------------------------------
+
+@pytest.mark.parametrize("make", [
+    lambda M: M.zeros(2**40, 2**40), lambda M: M.ones(2**62, 4), lambda M: M.rand(2**40, 2**40),
+    lambda M: M.full((2**40, 2**40), 1.0), lambda M: M.zeros(0, 2**40, 2**40),
+    lambda M: M.arange(2**62, dtype=M.float32), lambda M: M.zeros(1).expand(2**40, 2**40),
+    lambda M: M.eye(2**40),
+])
+@pytest.mark.parametrize("eager", [False, True])
+def test_shapes_beyond_64_bits_raise_at_creation_naming_them(make, eager):
+    with pytest.raises(RuntimeError, match="overflow"):
+        make(torch)
+    em.set_eager(eager)
+    with pytest.raises(RuntimeError, match=r"overflow.*\[[0-9, ]*1099511627776|overflow.*"
+                                           r"4611686018427387904"):
+        make(em)
+
+
+def _machine_bytes() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return 0
+
+
+@pytest.mark.skipif(not 0 < _machine_bytes() < 4 * 10**12,
+                    reason="needs a machine that says it has less than 4 TB of memory")
+@pytest.mark.parametrize("eager", [False, True])
+def test_a_tensor_larger_than_memory_raises_memory_error_before_allocating(eager):
+    em.set_eager(eager)
+    with pytest.raises(MemoryError, match=r"shape \[1000000000000\].*4000000000000 bytes"):
+        em.zeros(10**12).sum()
+    with pytest.raises(MemoryError, match=r"\[1000000, 1000000\]"):
+        (em.ones(10**6, 1) * em.ones(1, 10**6)).sum()
+    assert em.zeros(1).expand(10**12).shape == (10**12,)  # a view allocates nothing
+
+
+# -- small ones -----------------------------------------------------------------------------------
+
+def test_nonzero_of_a_0d_tensor_as_torch():
+    for v in (2.5, 0.0):
+        like_torch(lambda M: M.tensor(v).nonzero())
+        like_torch(lambda M: M.tensor(v).nonzero(as_tuple=True))
+
+
+def test_flip_with_a_repeated_dim_raises_as_torch():
+    for dims in ((0, 0), (0, -2), (1, 0, 1)):
+        like_torch(lambda M, x: x.flip(dims), np.zeros((2, 3)),
+                   match="appears multiple times in the list of dims")
+    like_torch(lambda M, x: x.flip((1, 0)), np.arange(6.0).reshape(2, 3))
+
+
+def test_linspace_as_torch():
+    like_torch(lambda M: M.linspace(0, 1, 5, dtype=M.bool))  # NotImplementedError
+    like_torch(lambda M: M.linspace(0, 300, 5, dtype=M.uint8), match="overflow")
+    like_torch(lambda M: M.linspace(-3, 10, 7, dtype=M.int64))
+    assert math.isfinite(em.linspace(0, 1, 3).sum().item())
