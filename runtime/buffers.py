@@ -7,6 +7,12 @@ live buffers weakly: a buffer no tensor holds is freed.
 `realized` maps nodes that were computed while autograd still holds them to
 their values, so a backward pass reads a printed loss's intermediates instead of
 computing them again. Its keys are weak: the entry goes with the node.
+
+A buffer is *shared* (`share`) when the user holds its memory as a NumPy array
+(`em.from_numpy`, `Tensor.numpy()`): NumPy can change those bytes behind ember's
+back, and a node over the buffer names it by uid, not by what it held, so no value
+computed from a shared buffer may be kept in `realized` (`reads_shared` says which
+are), and sharing a buffer forgets the kept values computed from it.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ import numpy as np
 from ..ir.node import Node, node, pin
 from ..ir.ops import Op
 
-__all__ = ["Buffer", "lookup", "realized", "buffer_node", "owned"]
+__all__ = ["Buffer", "lookup", "realized", "buffer_node", "owned", "reads_shared", "share",
+           "unshare"]
 
 _uids = itertools.count()
 realized: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -35,6 +42,8 @@ class _Entry(weakref.ref):
 _registry: dict[int, _Entry] = {}
 # id(root array) -> _Entry: which buffer's memory an array is (checked against the root)
 _roots: dict[int, _Entry] = {}
+# uids of the live buffers whose memory the user shares as a NumPy array
+_shared: set[int] = set()
 
 
 def _dead(entry: _Entry) -> None:
@@ -43,6 +52,7 @@ def _dead(entry: _Entry) -> None:
         del _registry[entry.uid]
     if _roots.get(entry.root) is entry:
         del _roots[entry.root]
+    _shared.discard(entry.uid)
 
 
 class Buffer:
@@ -117,3 +127,60 @@ def buffer_node(buf: Buffer, dtype, shape: tuple[int, ...] | None = None) -> Nod
     n = node(Op.BUFFER, (), buf.uid, dtype, (buf.array.size,) if shape is None else shape)
     pin(n, buf)  # a pending graph never loses its inputs
     return n
+
+
+# ---------------------------------------------------------------- memory NumPy shares
+
+
+def share(buf: Buffer, new: bool = False) -> None:
+    """Mark `buf`'s memory as shared with a NumPy array the user holds.
+
+    Kept values that were computed from `buf`, or that are its memory, are forgotten:
+    from now on NumPy may change those bytes. `new`: no node has read `buf` yet, so
+    only the second kind can exist.
+    """
+    if buf.uid in _shared:
+        return
+    _shared.add(buf.uid)
+    if not realized:
+        return
+    seen: set[int] = set()
+    for n, value in list(realized.items()):
+        if np.may_share_memory(value, buf.array) or (
+                not new and _reads((n,), seen, stop_at_known=False)):
+            realized.pop(n, None)
+
+
+def unshare(buf: Buffer) -> None:
+    """`buf` no longer holds memory NumPy shares (it got a private copy)."""
+    _shared.discard(buf.uid)
+
+
+def reads_shared(n: Node, seen: set[int]) -> bool:
+    """Whether computing node `n` reads a shared buffer.
+
+    `seen`: ids of nodes already found not to (share it across calls over one live
+    graph). NOTE: the walk stops at kept values: none of them reads a shared buffer.
+    """
+    return bool(_shared) and _reads((n,), seen, stop_at_known=True)
+
+
+def _reads(roots, seen: set[int], stop_at_known: bool) -> bool:
+    """Whether a shared buffer is below `roots`; on False, adds the nodes walked to `seen`."""
+    walked: set[int] = set()
+    stack = list(roots)
+    known = realized.data
+    ref = weakref.ref
+    while stack:
+        n = stack.pop()
+        i = id(n)
+        if i in walked or i in seen:
+            continue
+        walked.add(i)
+        if n.op is Op.BUFFER:
+            if n.arg in _shared:
+                return True
+        elif not (stop_at_known and known and ref(n) in known):
+            stack.extend(n.inputs)
+    seen |= walked
+    return False

@@ -203,14 +203,17 @@ class Tensor:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. "
                                "Use tensor.detach().numpy() instead.")
         a = self._array()
-        self._storage.external = True  # later in-place updates must reach `a`
+        self._storage.share()  # later in-place updates must reach `a`; NumPy may write it
         return a
 
     def __array__(self, dtype=None, copy=None):
         a = self._array()
         if dtype is not None:
             return a.astype(dtype)
-        return np.array(a) if copy else a
+        if copy:
+            return np.array(a)
+        self._storage.share()  # NOTE: `np.asarray(t)` shares t's memory, as `t.numpy()` does
+        return a
 
     def item(self):
         if self.numel() != 1:
@@ -343,7 +346,8 @@ def from_array(a: np.ndarray, dtype: dt.DType, device: str = "cpu",
     """
     if a.flags.c_contiguous:
         storage = Storage.from_array(a.reshape(-1), dtype, device, a.shape)
-        storage.external = external
+        if external:
+            storage.share(new=True)
         return _new(storage, View.contiguous(a.shape), dtype, None)
     # NOTE: a strided array is shared through a flat view of the memory it spans.
     item = a.itemsize
@@ -354,7 +358,8 @@ def from_array(a: np.ndarray, dtype: dt.DType, device: str = "cpu",
     span = 1 + sum(st * (sz - 1) for st, sz in zip(strides, a.shape))
     base = np.lib.stride_tricks.as_strided(a, (span,), (item,))
     storage = Storage.from_array(base, dtype, device)
-    storage.external = external
+    if external:
+        storage.share(new=True)
     return _new(storage, View(tuple(a.shape), strides, 0), dtype, None)
 
 
