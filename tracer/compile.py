@@ -361,6 +361,8 @@ class CompiledFunction:
 
     def _replay(self, program: _Program, args, kwargs):
         positional = list(args) + [kwargs[k] for k in sorted(kwargs)]
+        for k, _ in program.writes:
+            positional[k]._storage.check_writable()  # before anything runs or changes
         arrays = [_arg_array(positional[k]._grad if is_grad else positional[k])
                   for k, _, is_grad in program.placeholders]
         values = program.values(arrays, self.backend)

@@ -17,7 +17,7 @@ from ..ir.ops import Op
 from ..runtime.config import options
 from . import elementwise, mode
 from .autograd import base_flat, record
-from .storage import realize_storages
+from .storage import realize_storages, tracing
 from .tensor import Tensor, wrap_node
 
 __all__ = ["INPLACE_METHODS", "copy_", "fill_", "inplace_node", "inplace_op", "zero_"]
@@ -49,8 +49,9 @@ def inplace_node(x: Tensor, build, others: tuple = (), name: str = "CopySlices",
         raise RuntimeError("unsupported operation: more than one element of the written-to "
                            "tensor refers to a single memory location. Please clone() the "
                            "tensor before performing the operation.")
-    records = _check(x, others)
     storage = x._storage
+    storage.check_writable()
+    records = _check(x, others)
     other_nodes = tuple([o.node for o in others])
     base = x._base
     if records and base is not None:
@@ -79,6 +80,11 @@ def inplace_node(x: Tensor, build, others: tuple = (), name: str = "CopySlices",
             x._grad_fn.saved = ((storage, None, None),) + x._grad_fn.saved[1:]
     if options.eager or _folds_away(x, storage):
         realize_storages([storage])
+    elif storage.external and tracing[0] is None:
+        # NOTE: NumPy shares this memory: the write reaches it before the call returns,
+        # and x reads the storage again (its new value as a node would read a snapshot).
+        realize_storages([storage])
+        x._node = x._node_src = None
     return x
 
 
