@@ -47,7 +47,7 @@ class Storage:
     """
 
     __slots__ = ("node", "buffer", "own", "version", "dtype", "numel", "device",
-                 "pending_writes", "external", "__weakref__")
+                 "pending_writes", "external", "user_array", "__weakref__")
 
     def __init__(self, node: Node, dtype: dt.DType, device: str = "cpu",
                  buffer: rb.Buffer | None = None):
@@ -60,6 +60,7 @@ class Storage:
         self.device = device
         self.pending_writes = 0
         self.external = False
+        self.user_array = None  # the array `from_numpy` shares: its flags say if ember may write
 
     @classmethod
     def from_array(cls, flat: np.ndarray, dtype: dt.DType, device: str = "cpu",
@@ -90,27 +91,40 @@ class Storage:
             self._adopt(rb.Buffer(flat, self.device), self.node.shape)
         self.version += 1
 
-    def share(self, new: bool = False) -> None:
+    def share(self, new: bool = False, user_array: np.ndarray | None = None) -> None:
         """Mark this storage's memory as shared with a NumPy array the user holds.
 
         Its in-place updates are written into that memory from now on, and no value
         computed from it is kept for reuse (NumPy may change it behind ember's back).
-        `new`: no node has read the storage yet.
+        `new`: no node has read the storage yet. `user_array`: the array `from_numpy`
+        was given; ember writes only while its `flags.writeable` is set.
         """
         if not self.is_realized:
             realize_storages([self])
+        if user_array is not None:
+            self.user_array = user_array
         if not self.external:
             self.external = True
             rb.share(self.buffer, new)
 
     def check_writable(self) -> None:
         """Raise before an in-place write into memory shared with a read-only NumPy array."""
-        if self.external and self.buffer is not None and not _writable(self.buffer.array):
-            raise RuntimeError(
-                "cannot write in place into a tensor that shares memory with a read-only "
-                "NumPy array (em.from_numpy of an array whose flags.writeable is False); "
-                "make the array writable first (a.flags.writeable = True), or write into "
-                "a copy (em.tensor(a) or t.clone())")
+        user = self.user_array
+        if user is None or not self.external:
+            return
+        if user.flags.writeable:
+            try:
+                # NOTE: the array may have been made writable after from_numpy; ember's flat
+                # view of it was made read-only then, and may follow it now
+                self.buffer.array.flags.writeable = True
+                return
+            except ValueError:
+                pass
+        raise RuntimeError(
+            "cannot write in place into a tensor that shares memory with a read-only "
+            "NumPy array (em.from_numpy of an array whose flags.writeable is False); "
+            "make the array writable first (a.flags.writeable = True), or write into "
+            "a copy (em.tensor(a) or t.clone())")
 
     def assign(self, flat: np.ndarray) -> None:
         """Set the whole value to `flat` (an in-place write, realised at once)."""
@@ -128,17 +142,6 @@ class Storage:
         if not self.is_realized:
             realize_storages([self])
         return self.buffer.array
-
-
-def _writable(a: np.ndarray) -> bool:
-    """Whether `a`'s memory may be written (the user may have made it writable since)."""
-    if a.flags.writeable:
-        return True
-    try:
-        a.flags.writeable = True  # NOTE: allowed only where the memory's owner is writable
-    except ValueError:
-        return False
-    return True
 
 
 def _store(s: Storage, value: np.ndarray, shape: tuple[int, ...] | None = None) -> None:

@@ -342,12 +342,13 @@ def from_array(a: np.ndarray, dtype: dt.DType, device: str = "cpu",
                external: bool = False) -> Tensor:
     """A realised tensor over NumPy array `a` (shared, not copied, when possible).
 
-    `external`: the caller keeps `a`, so in-place updates are written back into it.
+    `external`: the caller keeps `a`, so in-place updates are written back into it
+    (while `a` is writable).
     """
     if a.flags.c_contiguous:
         storage = Storage.from_array(a.reshape(-1), dtype, device, a.shape)
         if external:
-            storage.share(new=True)
+            storage.share(new=True, user_array=a)
         return _new(storage, View.contiguous(a.shape), dtype, None)
     # NOTE: a strided array is shared through a flat view of the memory it spans.
     item = a.itemsize
@@ -359,7 +360,7 @@ def from_array(a: np.ndarray, dtype: dt.DType, device: str = "cpu",
     base = np.lib.stride_tricks.as_strided(a, (span,), (item,))
     storage = Storage.from_array(base, dtype, device)
     if external:
-        storage.share(new=True)
+        storage.share(new=True, user_array=a)
     return _new(storage, View(tuple(a.shape), strides, 0), dtype, None)
 
 
