@@ -197,7 +197,11 @@ class Tensor:
     def numpy(self, *, force: bool = False) -> np.ndarray:
         """The value as a NumPy array sharing this tensor's memory (as PyTorch does).
 
-        bfloat16 tensors come back as float32 arrays (NumPy has no bfloat16).
+        From then on the tensor's in-place operations are written into the array
+        before they return, and a write into the array is seen by every value computed
+        after it, including lazy expressions built before it (eager mode computes them
+        at once, in torch's order); see `em.from_numpy`. bfloat16 tensors come back as
+        float32 arrays (NumPy has no bfloat16).
         """
         if self._requires_grad and not force:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. "
