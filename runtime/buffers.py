@@ -145,10 +145,12 @@ def share(buf: Buffer, new: bool = False) -> None:
     if not realized:
         return
     seen: set[int] = set()
-    for n, value in list(realized.items()):
-        if np.may_share_memory(value, buf.array) or (
-                not new and _reads((n,), seen, stop_at_known=False)):
-            realized.pop(n, None)
+    # NOTE: the dict under the weak keys, copied in one step (other threads may add to it)
+    for key, value in list(realized.data.items()):
+        n = key()
+        if n is not None and (np.may_share_memory(value, buf.array) or (
+                not new and _reads((n,), seen, stop_at_known=False))):
+            realized.data.pop(key, None)
 
 
 def unshare(buf: Buffer) -> None:
