@@ -144,7 +144,7 @@ def share(buf: Buffer, new: bool = False) -> None:
     _shared.add(buf.uid)
     if not realized:
         return
-    seen: set[int] = set()
+    seen: set = set()
     # NOTE: the dict under the weak keys, copied in one step (other threads may add to it)
     for key, value in list(realized.data.items()):
         n = key()
@@ -158,31 +158,32 @@ def unshare(buf: Buffer) -> None:
     _shared.discard(buf.uid)
 
 
-def reads_shared(n: Node, seen: set[int]) -> bool:
+def reads_shared(n: Node, seen: set) -> bool:
     """Whether computing node `n` reads a shared buffer.
 
-    `seen`: ids of nodes already found not to (share it across calls over one live
-    graph). NOTE: the walk stops at kept values: none of them reads a shared buffer.
+    `seen`: nodes already found not to (share it across calls over one live graph).
+    NOTE: the walk stops at kept values: none of them reads a shared buffer.
     """
     return bool(_shared) and _reads((n,), seen, stop_at_known=True)
 
 
-def _reads(roots, seen: set[int], stop_at_known: bool) -> bool:
+def _reads(roots, seen: set, stop_at_known: bool) -> bool:
     """Whether a shared buffer is below `roots`; on False, adds the nodes walked to `seen`."""
-    walked: set[int] = set()
+    walked: set = set()
     stack = list(roots)
-    known = realized.data
+    known = realized.data if stop_at_known else None
     ref = weakref.ref
+    buffer, shared = Op.BUFFER, _shared
     while stack:
         n = stack.pop()
-        i = id(n)
-        if i in walked or i in seen:
+        if n in walked or n in seen:
             continue
-        walked.add(i)
-        if n.op is Op.BUFFER:
-            if n.arg in _shared:
-                return True
-        elif not (stop_at_known and known and ref(n) in known):
-            stack.extend(n.inputs)
+        walked.add(n)
+        ins = n.inputs
+        if ins:
+            if not (known and ref(n) in known):
+                stack.extend(ins)
+        elif n.op is buffer and n.arg in shared:
+            return True
     seen |= walked
     return False

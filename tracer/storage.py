@@ -192,7 +192,7 @@ def commit(storages, chains, values) -> None:
     A chain's value is kept for reuse (`runtime.realized`) unless it read memory NumPy
     shares: a later realisation must read that memory again.
     """
-    seen: set[int] = set()
+    seen: set = set()
     for s, chain, value in zip(storages, chains, values):
         if not rb.reads_shared(chain, seen):
             rb.realized[chain] = value if not s.external else value.copy()
