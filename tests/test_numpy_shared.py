@@ -75,6 +75,17 @@ def recompute_after_write_through_numpy_of_ember_tensor(M, a):
     return out
 
 
+def numpy_taken_after_a_result_was_kept(M, a):
+    """A value kept before `numpy()` shared its input is forgotten when it is shared."""
+    x = M.tensor(a.tolist())
+    r1 = (x * 2).sum()
+    out = [r1.item()]
+    b = x.numpy()
+    b[0, 0] = 100
+    out += [(x * 2).sum().item(), r1.item()]
+    return out
+
+
 def write_into_numpy_of_a_result(M, a):
     """The array of a result is its memory: writing it must not change a recomputation."""
     x = M.from_numpy(a)
@@ -153,7 +164,7 @@ def autograd_over_shared_memory(M, a):
 
 
 CASES = [recompute_after_numpy_write, recompute_after_write_through_numpy_of_ember_tensor,
-         write_into_numpy_of_a_result, inplace_reaches_numpy_at_once, inplace_of_a_numpy_d_tensor,
+         numpy_taken_after_a_result_was_kept, write_into_numpy_of_a_result, inplace_reaches_numpy_at_once, inplace_of_a_numpy_d_tensor,
          grad_accumulates_into_numpy_d_grad, expression_then_inplace_keeps_torch_order,
          autograd_over_shared_memory]
 
@@ -336,10 +347,12 @@ def test_compiled_function_reads_a_captured_shared_tensor_live():
 def test_values_of_unshared_tensors_are_still_kept():
     """Only shared memory loses reuse: a printed loss over ember memory stays kept."""
     from ember.runtime import realized
+    keep = em.from_numpy(np.zeros(3, np.float32))  # a shared buffer is alive meanwhile
     x = em.tensor([1.0, 2.0, 3.0])
     r = (x * 2).sum()
     r.item()
     assert r._node in realized
+    assert keep.sum().item() == 0
     s = (em.from_numpy(np.ones(3, np.float32)) * x).sum()
     s.item()
     assert s._node not in realized
