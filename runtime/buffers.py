@@ -26,7 +26,7 @@ from ..ir.node import Node, node, pin
 from ..ir.ops import Op
 
 __all__ = ["Buffer", "lookup", "realized", "buffer_node", "owned", "reads_shared", "share",
-           "unshare"]
+           "share_more", "unshare"]
 
 _uids = itertools.count()
 realized: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -151,6 +151,12 @@ def share(buf: Buffer, new: bool = False) -> None:
         if n is not None and (np.may_share_memory(value, buf.array) or (
                 not new and _reads((n,), seen, stop_at_known=False))):
             realized.data.pop(key, None)
+
+
+def share_more(buf: Buffer) -> None:
+    """Mark new buffer `buf` shared: its memory is shared already, so nothing kept
+    was computed from it or is it."""
+    _shared.add(buf.uid)
 
 
 def unshare(buf: Buffer) -> None:

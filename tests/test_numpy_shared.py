@@ -164,7 +164,8 @@ def autograd_over_shared_memory(M, a):
 
 
 CASES = [recompute_after_numpy_write, recompute_after_write_through_numpy_of_ember_tensor,
-         numpy_taken_after_a_result_was_kept, write_into_numpy_of_a_result, inplace_reaches_numpy_at_once, inplace_of_a_numpy_d_tensor,
+         numpy_taken_after_a_result_was_kept, write_into_numpy_of_a_result,
+         inplace_reaches_numpy_at_once, inplace_of_a_numpy_d_tensor,
          grad_accumulates_into_numpy_d_grad, expression_then_inplace_keeps_torch_order,
          autograd_over_shared_memory]
 
@@ -369,3 +370,22 @@ def test_np_asarray_shares_memory_as_numpy_does():
     assert (x * 2).sum().item() == 14
     x.add_(1)
     np.testing.assert_array_equal(view, [6, 3])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_strided_array_is_written_and_reread_in_place(mode):
+    """A strided array is shared through the memory it spans: only its elements change."""
+    em.set_eager(mode == "eager")
+    outs = []
+    for M in (em, torch):
+        base = np.arange(24, dtype=np.float32).reshape(4, 6)
+        x = M.from_numpy(base[:, ::2])
+        r1 = (x * 2).sum()
+        got = [r1.item()]
+        base[1, 2] = 100  # an element of x, written by NumPy
+        x.add_(1)
+        got += [base.copy(), (x * 2).sum().item(), r1.item()]
+        x[0, 1] = -1
+        got.append(base.copy())
+        outs.append(got)
+    _same(outs[0], outs[1], f"strided ({mode})")

@@ -112,19 +112,22 @@ class Storage:
         user = self.user_array
         if user is None or not self.external:
             return
+        flat = self.buffer.array
         if user.flags.writeable:
+            if flat.flags.writeable:
+                return
             try:
-                # NOTE: the array may have been made writable after from_numpy; ember's flat
-                # view of it was made read-only then, and may follow it now
-                self.buffer.array.flags.writeable = True
+                # NOTE: the array was made writable after from_numpy; ember's flat view of
+                # it was made read-only then, and may follow it now
+                flat.flags.writeable = True
                 return
             except ValueError:
                 pass
         raise RuntimeError(
             "cannot write in place into a tensor that shares memory with a read-only "
             "NumPy array (em.from_numpy of an array whose flags.writeable is False); "
-            "make the array writable first (a.flags.writeable = True), or write into "
-            "a copy (em.tensor(a) or t.clone())")
+            "make the array writable (a.flags.writeable = True) before em.from_numpy(a), "
+            "or write into a copy (em.tensor(a) or t.clone())")
 
     def assign(self, flat: np.ndarray) -> None:
         """Set the whole value to `flat` (an in-place write, realised at once)."""
@@ -152,7 +155,7 @@ def _store(s: Storage, value: np.ndarray, shape: tuple[int, ...] | None = None) 
         # value (pending graphs, autograd records) keep a private copy of it.
         old_node = weakref.ref(s.own)
         s._adopt(rb.Buffer(old.array, s.device), shape)
-        rb.share(s.buffer, new=True)
+        rb.share_more(s.buffer)
         if old_node() is not None:
             old.array = old.array.copy()
             rb.unshare(old)
