@@ -7,6 +7,12 @@ live buffers weakly: a buffer no tensor holds is freed.
 `realized` maps nodes that were computed while autograd still holds them to
 their values, so a backward pass reads a printed loss's intermediates instead of
 computing them again. Its keys are weak: the entry goes with the node.
+
+A buffer is *shared* (`share`) when the user holds its memory as a NumPy array
+(`em.from_numpy`, `Tensor.numpy()`): NumPy can change those bytes behind ember's
+back, and a node over the buffer names it by uid, not by what it held, so no value
+computed from a shared buffer may be kept in `realized` (`reads_shared` says which
+are), and sharing a buffer forgets the kept values computed from it.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ import numpy as np
 from ..ir.node import Node, node, pin
 from ..ir.ops import Op
 
-__all__ = ["Buffer", "lookup", "realized", "buffer_node", "owned", "check_size"]
+__all__ = ["Buffer", "lookup", "realized", "buffer_node", "owned", "check_size", "reads_shared",
+           "share", "share_more", "unshare"]
 
 _uids = itertools.count()
 realized: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -36,6 +43,8 @@ class _Entry(weakref.ref):
 _registry: dict[int, _Entry] = {}
 # id(root array) -> _Entry: which buffer's memory an array is (checked against the root)
 _roots: dict[int, _Entry] = {}
+# uids of the live buffers whose memory the user shares as a NumPy array
+_shared: set[int] = set()
 
 
 def _dead(entry: _Entry) -> None:
@@ -44,6 +53,7 @@ def _dead(entry: _Entry) -> None:
         del _registry[entry.uid]
     if _roots.get(entry.root) is entry:
         del _roots[entry.root]
+    _shared.discard(entry.uid)
 
 
 class Buffer:
@@ -171,3 +181,67 @@ def check_size(shape: tuple[int, ...], dtype) -> None:
         raise MemoryError(f"cannot allocate a tensor of shape {list(shape)} and dtype "
                           f"{dtype.name}: it needs {nbytes} bytes ({_human(nbytes)}), more than "
                           f"this machine's memory ({_human(MACHINE_BYTES)})")
+# ---------------------------------------------------------------- memory NumPy shares
+
+
+def share(buf: Buffer, new: bool = False) -> None:
+    """Mark `buf`'s memory as shared with a NumPy array the user holds.
+
+    Kept values that were computed from `buf`, or that are its memory, are forgotten:
+    from now on NumPy may change those bytes. `new`: no node has read `buf` yet, so
+    only the second kind can exist.
+    """
+    if buf.uid in _shared:
+        return
+    _shared.add(buf.uid)
+    if not realized:
+        return
+    seen: set = set()
+    # NOTE: the dict under the weak keys, copied in one step (other threads may add to it)
+    for key, value in list(realized.data.items()):
+        n = key()
+        if n is not None and (np.may_share_memory(value, buf.array) or (
+                not new and _reads((n,), seen, stop_at_known=False))):
+            realized.data.pop(key, None)
+
+
+def share_more(buf: Buffer) -> None:
+    """Mark new buffer `buf` shared: its memory is shared already, so nothing kept
+    was computed from it or is it."""
+    _shared.add(buf.uid)
+
+
+def unshare(buf: Buffer) -> None:
+    """`buf` no longer holds memory NumPy shares (it got a private copy)."""
+    _shared.discard(buf.uid)
+
+
+def reads_shared(n: Node, seen: set) -> bool:
+    """Whether computing node `n` reads a shared buffer.
+
+    `seen`: nodes already found not to (share it across calls over one live graph).
+    NOTE: the walk stops at kept values: none of them reads a shared buffer.
+    """
+    return bool(_shared) and _reads((n,), seen, stop_at_known=True)
+
+
+def _reads(roots, seen: set, stop_at_known: bool) -> bool:
+    """Whether a shared buffer is below `roots`; on False, adds the nodes walked to `seen`."""
+    walked: set = set()
+    stack = list(roots)
+    known = realized.data if stop_at_known else None
+    ref = weakref.ref
+    buffer, shared = Op.BUFFER, _shared
+    while stack:
+        n = stack.pop()
+        if n in walked or n in seen:
+            continue
+        walked.add(n)
+        ins = n.inputs
+        if ins:
+            if not (known and ref(n) in known):
+                stack.extend(ins)
+        elif n.op is buffer and n.arg in shared:
+            return True
+    seen |= walked
+    return False

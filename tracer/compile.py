@@ -837,6 +837,8 @@ class CompiledFunction:
     def _replay(self, program: _Program, args, kwargs, bound):
         cap_arrays, storages, roots = bound
         positional = list(args) + [kwargs[k] for k in sorted(kwargs)]
+        for k, _ in program.writes:
+            positional[k]._storage.check_writable()  # before anything runs or changes
         arrays = [_arg_array(positional[k]._grad if is_grad else positional[k])
                   for k, _, is_grad in program.placeholders]
         arrays += cap_arrays

@@ -63,7 +63,28 @@ def scalar_tensor(value, dtype=None, device=None, requires_grad: bool = False) -
 
 
 def from_numpy(a: np.ndarray) -> Tensor:
-    """A tensor sharing memory with NumPy array `a` (writes to either are seen by both)."""
+    """A tensor sharing memory with NumPy array `a` (writes to either are seen by both).
+
+    An in-place operation on the tensor, or on a view of it, is written into `a`
+    before it returns. A read-only `a` can be read but not written: an in-place
+    operation raises RuntimeError and changes nothing (torch only warns, then writes).
+
+    When NumPy writes `a`, ember sees the write in every value computed *after* it:
+    a lazy expression reads `a` when it is computed, so one built before the write
+    and computed after it sees the new values (torch computed it at once and does
+    not); eager mode (`em.eager()`) computes at once, in torch's order. Values
+    computed from `a` are never kept for reuse across realisations.
+
+    >>> a = np.zeros(3, dtype=np.float32)
+    >>> t = em.from_numpy(a)
+    >>> y = t + 1          # built now, computed when read
+    >>> a[0] = 5
+    >>> y
+    tensor([6., 1., 1.])
+    >>> _ = t.add_(1)
+    >>> a
+    array([6., 1., 1.], dtype=float32)
+    """
     arr, d = from_numpy_shared(a)
     return from_array(arr, d, external=True)
 

@@ -107,7 +107,7 @@ def _basic(x: Tensor, items: list):
                             f"The shape of the mask {list(it.shape)} at index {k} does not "
                             f"match the shape of the indexed tensor {list(out.shape)} at "
                             f"index {dim + k}")
-                for k, coords in enumerate(np.nonzero(np.asarray(it.numpy()))):
+                for k, coords in enumerate(np.nonzero(it._array())):
                     advanced.append((dim + k, from_array(coords.astype(np.int64), dt.int64)))
                 dim += it.ndim
             else:
@@ -175,7 +175,7 @@ def _checked(lin: Node, idx_tensors, sizes, dims, error=IndexError) -> Node:
     for t, size, d in zip(idx_tensors, sizes, dims):
         if t._storage.is_realized and t.numel() and (trace is None or
                                                      not trace.is_input(t._storage)):
-            a = np.asarray(t.numpy())
+            a = t._array()  # NOTE: a read: `numpy()` would share t's memory
             bad = (a < -size) | (a >= size)
             if bad.any():
                 raise error(f"index {int(a[bad].flat[0])} is out of bounds for dimension "
@@ -312,7 +312,7 @@ def index_select(input: Tensor, dim: int, index: Tensor) -> Tensor:
 
 def nonzero(input: Tensor, *, as_tuple: bool = False):
     """Indices of nonzero elements (needs the value: it computes it)."""
-    a = np.asarray(input.detach().numpy())
+    a = input._array()
     coords = np.nonzero(a) if a.ndim else np.nonzero(a.reshape(1))
     if not as_tuple and a.ndim == 0:  # as torch: one row (or none) of no coordinates
         return from_array(np.zeros((int(coords[0].size), 0), np.int64), dt.int64)

@@ -58,8 +58,9 @@ def inplace_node(x: Tensor, build, others: tuple = (), name: str = "CopySlices",
         raise RuntimeError("unsupported operation: more than one element of the written-to "
                            "tensor refers to a single memory location. Please clone() the "
                            "tensor before performing the operation.")
-    records = _check(x, others)
     storage = x._storage
+    storage.check_writable()
+    records = _check(x, others)
     other_nodes = tuple([o.node for o in others])
     base = x._base
     if records and base is not None:
@@ -90,6 +91,11 @@ def inplace_node(x: Tensor, build, others: tuple = (), name: str = "CopySlices",
             x._grad_fn.saved = ((storage, None, None),) + x._grad_fn.saved[1:]
     if current().eager or _folds_away(x, storage):
         realize_storages([storage])
+    elif storage.external and current().trace is None:
+        # NOTE: NumPy shares this memory: the write reaches it before the call returns,
+        # and x reads the storage again (its new value as a node would read a snapshot).
+        realize_storages([storage])
+        x._node = x._node_src = None
     return x
 
 

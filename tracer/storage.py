@@ -11,6 +11,10 @@ are functionalised: the new value is a WRITE node over the old one, and
 graph, stores the results in buffers and drops the graph behind them. Nodes that
 autograd still holds keep their values in `runtime.realized`, so a backward
 pass reads them instead of computing them again.
+
+Memory shared with NumPy (`external` storages: `em.from_numpy`, `Tensor.numpy()`)
+can change behind ember's back, so a value computed from it is never kept for
+reuse: every realisation reads that memory as it is then (see runtime/buffers.py).
 """
 
 from __future__ import annotations
@@ -34,12 +38,13 @@ class Storage:
     """A flat value of `numel` elements of `dtype` on `device`.
 
     `external` storages share memory with an array the user holds (`from_numpy`,
-    `numpy()`): their in-place updates are written into that same memory, as
-    PyTorch's are. Other storages get a fresh buffer each time they are realised.
+    `numpy()`; set by `share`): their in-place updates are written into that same
+    memory, as PyTorch's are. Other storages get a fresh buffer each time they are
+    realised.
     """
 
     __slots__ = ("node", "buffer", "own", "version", "dtype", "numel", "device",
-                 "pending_writes", "external", "__weakref__")
+                 "pending_writes", "external", "user_array", "__weakref__")
 
     def __init__(self, node: Node, dtype: dt.DType, device: str = "cpu",
                  buffer: rb.Buffer | None = None):
@@ -55,6 +60,7 @@ class Storage:
         trace = current().trace
         if trace is not None:
             trace.made(self)
+        self.user_array = None  # the array `from_numpy` shares: its flags say if ember may write
 
     @classmethod
     def from_array(cls, flat: np.ndarray, dtype: dt.DType, device: str = "cpu",
@@ -79,8 +85,49 @@ class Storage:
 
     def set_array(self, flat: np.ndarray) -> None:
         """Replace the value by a realised flat array (an in-place write)."""
-        self._adopt(rb.Buffer(flat, self.device), self.node.shape)
+        if self.external:
+            _store(self, flat, self.node.shape)  # into the memory NumPy shares
+        else:
+            self._adopt(rb.Buffer(flat, self.device), self.node.shape)
         self.version += 1
+
+    def share(self, new: bool = False, user_array: np.ndarray | None = None) -> None:
+        """Mark this storage's memory as shared with a NumPy array the user holds.
+
+        Its in-place updates are written into that memory from now on, and no value
+        computed from it is kept for reuse (NumPy may change it behind ember's back).
+        `new`: no node has read the storage yet. `user_array`: the array `from_numpy`
+        was given; ember writes only while its `flags.writeable` is set.
+        """
+        if not self.is_realized:
+            realize_storages([self])
+        if user_array is not None:
+            self.user_array = user_array
+        if not self.external:
+            self.external = True
+            rb.share(self.buffer, new)
+
+    def check_writable(self) -> None:
+        """Raise before an in-place write into memory shared with a read-only NumPy array."""
+        user = self.user_array
+        if user is None or not self.external:
+            return
+        flat = self.buffer.array
+        if user.flags.writeable:
+            if flat.flags.writeable:
+                return
+            try:
+                # NOTE: the array was made writable after from_numpy; ember's flat view of
+                # it was made read-only then, and may follow it now
+                flat.flags.writeable = True
+                return
+            except ValueError:
+                pass
+        raise RuntimeError(
+            "cannot write in place into a tensor that shares memory with a read-only "
+            "NumPy array (em.from_numpy of an array whose flags.writeable is False); "
+            "make the array writable (a.flags.writeable = True) before em.from_numpy(a), "
+            "or write into a copy (em.tensor(a) or t.clone())")
 
     def assign(self, flat: np.ndarray) -> None:
         """Set the whole value to `flat` (an in-place write, realised at once)."""
@@ -110,8 +157,10 @@ def _store(s: Storage, value: np.ndarray, shape: tuple[int, ...] | None = None) 
         # value (pending graphs, autograd records) keep a private copy of it.
         old_node = weakref.ref(s.own)
         s._adopt(rb.Buffer(old.array, s.device), shape)
+        rb.share_more(s.buffer)
         if old_node() is not None:
             old.array = old.array.copy()
+            rb.unshare(old)
         np.copyto(s.buffer.array, value)
     else:
         s._adopt(rb.Buffer(rb.owned(value), s.device), shape)
@@ -143,7 +192,13 @@ def realize_storages(storages, extra: tuple = ()) -> list[np.ndarray]:
 
 
 def commit(storages, chains, values) -> None:
-    """Make each value the realised value of its storage, whose pending node was its chain."""
+    """Make each value the realised value of its storage, whose pending node was its chain.
+
+    A chain's value is kept for reuse (`runtime.realized`) unless it read memory NumPy
+    shares: a later realisation must read that memory again.
+    """
+    seen: set = set()
     for s, chain, value in zip(storages, chains, values):
-        rb.realized[chain] = value if not s.external else value.copy()
+        if not rb.reads_shared(chain, seen):
+            rb.realized[chain] = value if not s.external else value.copy()
         _store(s, value.reshape(-1), chain.shape)

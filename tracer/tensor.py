@@ -206,20 +206,27 @@ class Tensor:
     def numpy(self, *, force: bool = False) -> np.ndarray:
         """The value as a NumPy array sharing this tensor's memory (as PyTorch does).
 
-        bfloat16 tensors come back as float32 arrays (NumPy has no bfloat16).
+        From then on the tensor's in-place operations are written into the array
+        before they return, and a write into the array is seen by every value computed
+        after it, including lazy expressions built before it (eager mode computes them
+        at once, in torch's order); see `em.from_numpy`. bfloat16 tensors come back as
+        float32 arrays (NumPy has no bfloat16).
         """
         if self._requires_grad and not force:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. "
                                "Use tensor.detach().numpy() instead.")
         a = self._array()
-        self._storage.external = True  # later in-place updates must reach `a`
+        self._storage.share()  # later in-place updates must reach `a`; NumPy may write it
         return a
 
     def __array__(self, dtype=None, copy=None):
         a = self._array()
         if dtype is not None:
             return a.astype(dtype)
-        return np.array(a) if copy else a
+        if copy:
+            return np.array(a)
+        self._storage.share()  # NOTE: `np.asarray(t)` shares t's memory, as `t.numpy()` does
+        return a
 
     def item(self):
         if self.numel() != 1:
@@ -350,11 +357,13 @@ def from_array(a: np.ndarray, dtype: dt.DType, device: str = "cpu",
                external: bool = False) -> Tensor:
     """A realised tensor over NumPy array `a` (shared, not copied, when possible).
 
-    `external`: the caller keeps `a`, so in-place updates are written back into it.
+    `external`: the caller keeps `a`, so in-place updates are written back into it
+    (while `a` is writable).
     """
     if a.flags.c_contiguous:
         storage = Storage.from_array(a.reshape(-1), dtype, device, a.shape)
-        storage.external = external
+        if external:
+            storage.share(new=True, user_array=a)
         return _new(storage, View.contiguous(a.shape), dtype, None)
     # NOTE: a strided array is shared through a flat view of the memory it spans.
     item = a.itemsize
@@ -365,7 +374,8 @@ def from_array(a: np.ndarray, dtype: dt.DType, device: str = "cpu",
     span = 1 + sum(st * (sz - 1) for st, sz in zip(strides, a.shape))
     base = np.lib.stride_tricks.as_strided(a, (span,), (item,))
     storage = Storage.from_array(base, dtype, device)
-    storage.external = external
+    if external:
+        storage.share(new=True, user_array=a)
     return _new(storage, View(tuple(a.shape), strides, 0), dtype, None)
 
 
