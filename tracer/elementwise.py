@@ -30,7 +30,7 @@ __all__ = [
     "round", "trunc", "reciprocal", "eq", "ne", "lt", "le", "gt", "ge", "logical_and",
     "logical_or", "logical_xor", "logical_not", "bitwise_and", "bitwise_or", "bitwise_xor",
     "bitwise_not", "isnan", "isfinite", "isinf", "nan_to_num", "lerp", "as_operand",
-    "laid_out", "memory_order", "check_int_divisor",
+    "laid_out", "memory_order",
 ]
 
 
