@@ -93,7 +93,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "threads are found starved)")
     p.add_argument("--list", action="store_true", help="list the cases and their sizes")
     p.add_argument("--strict", action="store_true",
-                   help="exit with 1 if a contender disagrees with NumPy or fails (default: exit 0)")
+                   help="exit with 1 if a contender disagrees with NumPy or fails "
+                        "(default: exit 0)")
     p.add_argument("-v", "--verbose", action="store_true", help="print tracebacks of failures")
     return p.parse_args(argv)
 

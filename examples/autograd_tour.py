@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import warnings
 
-import ember as em
 from _cli import parser as make_parser
+
+import ember as em
 
 
 def section(title: str) -> None:

@@ -14,10 +14,10 @@ from __future__ import annotations
 import time
 
 import numpy as np
-
-import ember as em
 from _cli import parser as make_parser
 from _cli import positive_float, positive_int
+
+import ember as em
 
 
 def make_data(n: int = 256, features: int = 4, seed: int = 0):

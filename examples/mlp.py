@@ -10,9 +10,10 @@ no Python tracing. `--compare` also times the same step uncompiled (lazy) and ea
 import math
 import time
 
-import ember as em
 from _cli import parser as make_parser
 from _cli import positive_float, positive_int
+
+import ember as em
 
 
 def spirals(n_per_class: int, classes: int = 3, noise: float = 0.2):

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import time
 
-import ember as em
 from _cli import parser as make_parser
 from _cli import positive_float, positive_int
+
+import ember as em
 
 A, B = 1.0, 5.0
 

@@ -6,9 +6,9 @@ eagerly with EMBER_EAGER=1.
 """
 
 import numpy as np
+from _cli import parser as make_parser
 
 import ember as em
-from _cli import parser as make_parser
 
 make_parser(__doc__).parse_args()  # --help says what the tour shows
 

@@ -18,12 +18,13 @@ every backward pass take the general path (no replayed plans: tracer/plans.py).
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 
 from ..ir.passes.fusion import TILE_ELEMS
 
-__all__ = ["Options", "default_cache_dir", "options"]
+__all__ = ["ConfigError", "Options", "debug", "default_cache_dir", "log", "options"]
 
 
 def default_cache_dir() -> str:
@@ -31,27 +32,71 @@ def default_cache_dir() -> str:
     return os.path.join(os.path.expanduser("~"), ".cache", "ember")
 
 
+class ConfigError(ValueError):
+    """An EMBER_* environment variable holds a value ember does not accept."""
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
+BACKENDS = ("auto", "numpy", "interpreter", "reference")
+
+
+def _env(name: str) -> str:
+    return os.environ.get(name, "").strip()
+
+
 def _flag(name: str, default: str = "0") -> bool:
-    return os.environ.get(name, default).strip().lower() not in ("", "0", "false", "no", "off")
+    """A yes/no variable; unset means `default`."""
+    text = os.environ.get(name, default).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigError(f"{name}={os.environ[name]!r} is not a yes/no value: use one of "
+                      f"{', '.join(repr(v) for v in _TRUE + _FALSE[1:])}, or unset it")
+
+
+def _count(name: str, accepted: str, low: int = 0, high: int | None = None) -> int:
+    """A whole-number variable in [low, high]; unset or empty means 0 (the default)."""
+    text = _env(name)
+    try:
+        value = int(text or 0)
+    except ValueError:
+        value = None
+    if value is None or value < low or (high is not None and value > high):
+        raise ConfigError(f"{name}={os.environ[name]!r} is not accepted: {accepted}")
+    return value
+
+
+def _backend() -> str:
+    name = _env("EMBER_BACKEND").lower() or "auto"
+    if name not in BACKENDS:
+        raise ConfigError(f"EMBER_BACKEND={os.environ['EMBER_BACKEND']!r} is not a back end: "
+                          f"use one of {', '.join(BACKENDS)}")
+    return name
 
 
 @dataclass
 class Options:
     # the eager mode every thread starts in (em.set_eager switches one thread)
     eager_default: bool = field(default_factory=lambda: _flag("EMBER_EAGER"))
-    debug: int = field(default_factory=lambda: int(os.environ.get("EMBER_DEBUG", "0") or 0))
+    debug: int = field(default_factory=lambda: _count(
+        "EMBER_DEBUG", "use 0 (off), 1 (kernels and timings) or 2 (graphs and source too)",
+        0, 2))
     cache: bool = field(default_factory=lambda: _flag("EMBER_CACHE", "1"))
     # NOTE: an empty EMBER_CACHE_DIR means unset (not the current directory)
     cache_dir: str = field(default_factory=lambda: os.environ.get("EMBER_CACHE_DIR", "")
                            or default_cache_dir())
-    backend: str = field(default_factory=lambda: os.environ.get("EMBER_BACKEND", "auto"))
-    num_threads: int = field(default_factory=lambda: int(
-        os.environ.get("EMBER_NUM_THREADS", "0") or 0) or (os.cpu_count() or 1))
+    backend: str = field(default_factory=_backend)
+    num_threads: int = field(default_factory=lambda: _count(
+        "EMBER_NUM_THREADS", "use a whole number of threads of at least 1 (0 or unset: "
+        "one per core)") or (os.cpu_count() or 1))
     # pending in-place writes a storage may stack up before it is realised
     max_pending_writes: int = 32
     # compiled path: elements per tile, in-memory cache bounds, verifier
-    tile_elems: int = field(default_factory=lambda: int(os.environ.get("EMBER_TILE", "0") or 0)
-                            or TILE_ELEMS)
+    tile_elems: int = field(default_factory=lambda: _count(
+        "EMBER_TILE", f"use a whole number of elements per tile of at least 1 (0 or unset: "
+        f"{TILE_ELEMS})") or TILE_ELEMS)
     # backward passes replay the plan their structure left (tracer/plans.py)
     plans: bool = field(default_factory=lambda: _flag("EMBER_PLANS", "1"))
     cache_entries: int = 1024
@@ -61,3 +106,20 @@ class Options:
 
 
 options = Options()
+
+# NOTE: debug output goes through this logger, so an application routes it like any other
+# library's; EMBER_DEBUG decides what is said. Where nothing routes it (no handler on it
+# or above it), `debug` adds one that writes to stderr.
+log = logging.getLogger("ember")
+
+
+def debug(message: str) -> None:
+    """Say `message` on ember's logger (callers check `options.debug` first)."""
+    if not log.hasHandlers():
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("[ember] %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.DEBUG)
+    if log.level == logging.NOTSET:
+        log.setLevel(logging.DEBUG)
+    log.debug(message)

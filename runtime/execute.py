@@ -10,14 +10,13 @@ the compiled-graph cache has its own (`ember.runtime.cache.stats()`).
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import Counter
 
 import numpy as np
 
 from ..ir.node import Node
-from .config import options
+from .config import debug, options
 from .context import current
 from .interpreter import evaluate
 
@@ -50,7 +49,6 @@ def run(outputs: list[Node]) -> list[np.ndarray]:
         ms = (time.perf_counter() - start) * 1e3
         from . import cache
         c = cache.stats()
-        print(f"[ember] ran {len(outputs)} output(s) in {ms:.3f} ms "
-              f"(cache: {c.hits} hits, {c.misses} misses, {c.compiles} compiles)",
-              file=sys.stderr)
+        debug(f"run {stats['runs']}: {len(outputs)} output(s) in {ms:.3f} ms "
+              f"(cache: {c.hits} hits, {c.misses} misses, {c.compiles} compiles)")
     return values

@@ -15,8 +15,8 @@ import gc
 import importlib
 import importlib.util
 import pathlib
-import sys
 import re
+import sys
 import tracemalloc
 import weakref
 

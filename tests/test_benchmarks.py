@@ -41,8 +41,9 @@ needs_ember = pytest.mark.skipif(EMBER is None, reason="ember cannot be imported
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
     path = tmp_path_factory.mktemp("bench") / "quick.json"
-    proc = subprocess.run([sys.executable, "-m", "ember.benchmarks", "--quick", "--json", str(path)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    command = [sys.executable, "-m", "ember.benchmarks", "--quick", "--json", str(path)]
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(path.read_text()), proc.stdout
 

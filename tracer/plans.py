@@ -32,13 +32,11 @@ that start with "plan"), within its bounds, and count as its hits and misses.
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 
 from ..runtime import cache
 from ..runtime.compiled import program_for
-from ..runtime.config import options
+from ..runtime.config import debug, options
 from ..runtime.context import current
 from . import storage
 from .autograd import AccumulateGrad, grad_total, is_stale, record_order, set_grads
@@ -72,8 +70,8 @@ class Probe:
             return False
         stats["replayed"] += 1
         if options.debug:
-            print(f"[ember] backward replayed its plan ({entry.kernels} kernels, "
-                  f"{len(self.order)} records)", file=sys.stderr)
+            debug(f"backward replayed its plan ({entry.kernels} kernels, "
+                  f"{len(self.order)} records)")
         _free(self.order, retain_graph)
         return True
 
@@ -96,8 +94,8 @@ class Probe:
         cache.memory.put(self.key, entry)
         stats["learned"] += 1
         if options.debug:
-            print(f"[ember] backward made a plan ({entry.kernels} kernels, "
-                  f"{len(self.order)} records)", file=sys.stderr)
+            debug(f"backward made a plan ({entry.kernels} kernels, "
+                  f"{len(self.order)} records)")
         return True
 
     def _run(self, entry) -> bool:
