@@ -45,11 +45,11 @@ def inplace_node(x: Tensor, build, others: tuple = (), name: str = "CopySlices",
     `uniform`: every element gets the same value (fill_, zero_), so a view whose
     elements alias (an expanded dim) may be written, as PyTorch allows.
     """
+    records = _check(x, others)  # NOTE: first, as in PyTorch: a leaf's error wins
     if not uniform and x._view.has_overlap():
         raise RuntimeError("unsupported operation: more than one element of the written-to "
                            "tensor refers to a single memory location. Please clone() the "
                            "tensor before performing the operation.")
-    records = _check(x, others)
     storage = x._storage
     other_nodes = tuple([o.node for o in others])
     base = x._base
@@ -62,6 +62,7 @@ def inplace_node(x: Tensor, build, others: tuple = (), name: str = "CopySlices",
         base._node = b.as_strided(new_flat, base._view)
         base._node_src = new_flat
         record(base, "CopySlices", (base,) + tuple(others), (base_node,) + other_nodes)
+        base._grad_fn.dense = True  # as PyTorch: a fully overwritten base gets zeros
         base._grad_fn.saved = ((storage, None, None),) + base._grad_fn.saved[1:]
         x._fn_version = -1  # the view's history is rebuilt from the base on demand
     else:
@@ -76,6 +77,7 @@ def inplace_node(x: Tensor, build, others: tuple = (), name: str = "CopySlices",
             x._node_src = storage.node
         if records:
             record(x, name, (x,) + tuple(others), (x_old,) + other_nodes)
+            x._grad_fn.dense = True  # as PyTorch: an overwritten x gets zeros, not None
             x._grad_fn.saved = ((storage, None, None),) + x._grad_fn.saved[1:]
     if options.eager or _folds_away(x, storage):
         realize_storages([storage])

@@ -44,7 +44,7 @@ class Size(tuple):
 class Tensor:
     """A lazy n-dimensional array with PyTorch's API. Build one with `em.tensor(...)`."""
 
-    __slots__ = ("_storage", "_view", "_base", "dtype", "_requires_grad", "_grad_fn",
+    __slots__ = ("_storage", "_view", "_base", "dtype", "_rg", "_grad_fn",
                  "_grad", "_node", "_node_src", "_retains_grad", "_accum", "_fn_version",
                  "_detached", "__weakref__")
 
@@ -56,6 +56,23 @@ class Tensor:
                         "Tensor() cannot be called directly")
 
     # -- identity -----------------------------------------------------------
+    @property
+    def _requires_grad(self) -> bool:
+        """Whether gradients flow through this tensor: its own flag, or its base's.
+
+        NOTE: as in PyTorch, a view (not detached) requires grad whenever its base
+        does, even a view made before a write through another alias made the base
+        require grad; its record is rebuilt from the base's (`current_grad_fn`).
+        """
+        if self._rg:
+            return True
+        base = self._base
+        return base is not None and base._rg and not self._detached
+
+    @_requires_grad.setter
+    def _requires_grad(self, flag: bool) -> None:
+        self._rg = flag
+
     @property
     def node(self) -> Node:
         """The node computing this tensor's current value."""
@@ -298,7 +315,7 @@ def _new(storage: Storage, view: View, dtype: dt.DType, base) -> Tensor:
     t._view = view
     t._base = base
     t.dtype = dtype
-    t._requires_grad = False
+    t._rg = False
     t._grad_fn = None
     t._grad = None
     t._node = None
