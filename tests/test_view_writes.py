@@ -212,3 +212,95 @@ def test_a_view_made_under_no_grad_passes_no_gradient():
         y.backward()
         assert w.grad is None
     assert got[0] == got[1]
+
+
+# -- assignment and indexing ---------------------------------------------------------
+
+A = np.arange(24.0).reshape(2, 3, 4)
+
+
+def _set(m, idx, value, base=None):
+    t = m.tensor(A if base is None else base)
+    t[idx] = value(m) if callable(value) else value
+    return t
+
+
+# name: fn(m) -> a tensor (or raises)
+INDEXING = {
+    "x[0, 0, 4]": lambda m: m.tensor(A)[0, 0, 4],
+    "x[0, 0, -5]": lambda m: m.tensor(A)[0, 0, -5],
+    "x[0, 3]": lambda m: m.tensor(A)[0, 3],
+    "x[2]": lambda m: m.tensor(A)[2],
+    "x[None, 0, 0, 4]": lambda m: m.tensor(A)[None, 0, 0, 4],
+    "x[..., 4]": lambda m: m.tensor(A)[..., 4],
+    "x[..., 3, 0]": lambda m: m.tensor(A)[..., 3, 0],
+    "x[0, ..., 4]": lambda m: m.tensor(A)[0, ..., 4],
+    "x[0, None, 3]": lambda m: m.tensor(A)[0, None, 3],
+    "x[:, :, 4]": lambda m: m.tensor(A)[:, :, 4],
+    "x[1:, 3]": lambda m: m.tensor(A)[1:, 3],
+    "x[0, 0, [4]]": lambda m: m.tensor(A)[0, 0, [4]],
+    "x[[0], [3]]": lambda m: m.tensor(A)[[0], [3]],
+    "x[:, [3]]": lambda m: m.tensor(A)[:, [3]],
+    "x[[0], :, [5]]": lambda m: m.tensor(A)[[0], :, [5]],
+    "x[..., ...]": lambda m: m.tensor(A)[..., ...],
+    "x[..., 0, ...]": lambda m: m.tensor(A)[..., 0, ...],
+    "x[0, ..., ...]": lambda m: m.tensor(A)[0, ..., ...],
+    "x[None, ..., ...]": lambda m: m.tensor(A)[None, ..., ...],
+    "x[..., None, ...]": lambda m: m.tensor(A)[..., None, ...],
+    "x[..., ..., ...]": lambda m: m.tensor(A)[..., ..., ...],
+    "x[..., [0], ...]": lambda m: m.tensor(A)[..., [0], ...],
+    "x[..., ..., 0]": lambda m: m.tensor(A)[..., ..., 0],
+    "x[0, ..., ..., 1]": lambda m: m.tensor(A)[0, ..., ..., 1],
+    "0-d[0]": lambda m: m.tensor(3.0)[0],
+    "x[0, 0, 4] = 1": lambda m: _set(m, (0, 0, 4), 1.0),
+    "x[None, 0, 3] = 1": lambda m: _set(m, (None, 0, 3), 1.0),
+    "x[..., 0, ...] = 1": lambda m: _set(m, (..., 0, ...), 1.0),
+    "x[0, 0] = ones(1, 4)": lambda m: _set(m, (0, 0), lambda m: m.ones(1, 4, dtype=m.float64)),
+    "x[0, 0] = ones(1, 1, 4)": lambda m: _set(m, (0, 0),
+                                              lambda m: m.ones(1, 1, 4, dtype=m.float64)),
+    "x[0, 0] = ones(2, 4)": lambda m: _set(m, (0, 0), lambda m: m.ones(2, 4, dtype=m.float64)),
+    "x[0] = ones(1, 3, 1)": lambda m: _set(m, 0, lambda m: m.ones(1, 3, 1, dtype=m.float64)),
+    "x[0, 0, 0] = ones(1, 1)": lambda m: _set(m, (0, 0, 0),
+                                              lambda m: m.ones(1, 1, dtype=m.float64)),
+    "x[0, 0, 0] = ones(2)": lambda m: _set(m, (0, 0, 0), lambda m: m.ones(2, dtype=m.float64)),
+    "x[[0]] = ones(1, 1, 3, 4)": lambda m: _set(m, [0], lambda m: m.ones(1, 1, 3, 4,
+                                                                       dtype=m.float64)),
+    "x[[0]] = ones(2, 1, 3, 4)": lambda m: _set(m, [0], lambda m: m.ones(2, 1, 3, 4,
+                                                                       dtype=m.float64)),
+    "x[[0], [1]] = ones(1, 1, 4)": lambda m: _set(m, ([0], [1]), lambda m: m.ones(
+        1, 1, 4, dtype=m.float64)),
+    "x[x > 20] = ones(1, 3)": lambda m: (lambda t: (t.__setitem__(t > 20, m.ones(
+        1, 3, dtype=m.float64)), t)[1])(m.tensor(A)),
+    "x[0, 0].copy_(ones(1, 4))": lambda m: m.tensor(A)[0, 0].copy_(m.ones(1, 4)),
+    "expanded[0, 0] = 5": lambda m: _expanded(m, lambda e: e.__setitem__((0, 0), 5.0)),
+    "expanded[:, 0] = 5": lambda m: _expanded(m, lambda e: e.__setitem__(
+        (slice(None), 0), 5.0)),
+    "expanded[...] = 5": lambda m: _expanded(m, lambda e: e.__setitem__(..., 5.0)),
+    "expanded[0] = ones(4)": lambda m: _expanded(m, lambda e: e.__setitem__(
+        0, m.ones(4, dtype=m.float64))),
+    "expanded.fill_(2)": lambda m: _expanded(m, lambda e: e.fill_(2.0)),
+    "expanded.zero_()": lambda m: _expanded(m, lambda e: e.zero_()),
+    "expanded.add_(1)": lambda m: _expanded(m, lambda e: e.add_(1.0)),
+    "expanded.copy_(ones(4))": lambda m: _expanded(m, lambda e: e.copy_(m.ones(4))),
+}
+
+
+def _expanded(m, write):
+    t = m.tensor(A[0, 0])
+    write(t.expand(3, 4))
+    return t
+
+
+def _outcome(m, fn):
+    try:
+        out = fn(m)
+    except (IndexError, RuntimeError) as e:
+        msg = str(e)
+        # NOTE: out-of-range messages are compared whole (they name the dimension)
+        return type(e).__name__, msg if "out of bounds" in msg else None
+    return out.shape, out.numpy().tolist()
+
+
+@pytest.mark.parametrize("name", list(INDEXING))
+def test_indexing_and_assignment_match_torch(name):
+    assert _outcome(em, INDEXING[name]) == _outcome(torch, INDEXING[name])

@@ -20,7 +20,8 @@ from .autograd import base_flat, record
 from .storage import realize_storages
 from .tensor import Tensor, wrap_node
 
-__all__ = ["INPLACE_METHODS", "copy_", "fill_", "inplace_node", "inplace_op", "zero_"]
+__all__ = ["INPLACE_METHODS", "check_no_internal_overlap", "copy_", "fill_", "inplace_node",
+           "inplace_op", "zero_"]
 
 
 def _check(x: Tensor, others) -> bool:
@@ -38,6 +39,14 @@ def _check(x: Tensor, others) -> bool:
         o._requires_grad for o in others)
 
 
+def check_no_internal_overlap(x: Tensor) -> None:
+    """Refuse to write x when several of its elements are one memory location (expand)."""
+    if x._view.has_overlap():
+        raise RuntimeError("unsupported operation: more than one element of the written-to "
+                           "tensor refers to a single memory location. Please clone() the "
+                           "tensor before performing the operation.")
+
+
 def inplace_node(x: Tensor, build, others: tuple = (), name: str = "CopySlices",
                  uniform: bool = False) -> Tensor:
     """Write `build(x_old_node, *other_nodes)` (x's shape) into x's elements.
@@ -46,10 +55,8 @@ def inplace_node(x: Tensor, build, others: tuple = (), name: str = "CopySlices",
     elements alias (an expanded dim) may be written, as PyTorch allows.
     """
     records = _check(x, others)  # NOTE: first, as in PyTorch: a leaf's error wins
-    if not uniform and x._view.has_overlap():
-        raise RuntimeError("unsupported operation: more than one element of the written-to "
-                           "tensor refers to a single memory location. Please clone() the "
-                           "tensor before performing the operation.")
+    if not uniform:
+        check_no_internal_overlap(x)
     storage = x._storage
     other_nodes = tuple([o.node for o in others])
     base = x._base
