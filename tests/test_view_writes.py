@@ -304,3 +304,53 @@ def _outcome(m, fn):
 @pytest.mark.parametrize("name", list(INDEXING))
 def test_indexing_and_assignment_match_torch(name):
     assert _outcome(em, INDEXING[name]) == _outcome(torch, INDEXING[name])
+
+
+def _overlap(m, write, shape=(6,)):
+    t = m.arange(float(np.prod(shape))).reshape(shape)
+    write(t)
+    return t
+
+
+# in-place writes whose input shares memory with the written-to tensor
+OVERLAPS = {
+    "x[1:].copy_(x[:-1])": lambda m: _overlap(m, lambda t: t[1:].copy_(t[:-1])),
+    "x.copy_(x)": lambda m: _overlap(m, lambda t: t.copy_(t)),
+    "x.copy_(x.detach())": lambda m: _overlap(m, lambda t: t.copy_(t.detach())),
+    "x.copy_(x.t())": lambda m: _overlap(m, lambda t: t.copy_(t.t()), (3, 3)),
+    "x[1:].add_(x[:-1])": lambda m: _overlap(m, lambda t: t[1:].add_(t[:-1])),
+    "x.add_(x.t())": lambda m: _overlap(m, lambda t: t.add_(t.t()), (3, 3)),
+    "x.mul_(x)": lambda m: _overlap(m, lambda t: t.mul_(t)),
+    "x.mul_(x.view(2, 3).view(6))": lambda m: _overlap(m, lambda t: t.mul_(t.view(2, 3).view(6))),
+    "x[:3].add_(x[3:])": lambda m: _overlap(m, lambda t: t[:3].add_(t[3:])),
+    "x[::2].add_(x[1::2])": lambda m: _overlap(m, lambda t: t[::2].add_(t[1::2])),
+    "x[1:] = x[:-1]": lambda m: _overlap(m, lambda t: t.__setitem__(slice(1, None), t[:-1])),
+    "x[:] = x.t()": lambda m: _overlap(m, lambda t: t.__setitem__(slice(None), t.t()), (3, 3)),
+    "x[[1, 2, 3]] = x[:3]": lambda m: _overlap(m, lambda t: t.__setitem__([1, 2, 3], t[:3])),
+    "x[1:].clamp_(min=x[:-1])": lambda m: _overlap(m, lambda t: t[1:].clamp_(min=t[:-1])),
+}
+
+
+@pytest.mark.parametrize("name", list(OVERLAPS))
+def test_overlapping_in_place_writes_raise_where_torch_raises(name):
+    assert _outcome(em, OVERLAPS[name]) == _outcome(torch, OVERLAPS[name])
+
+
+@pytest.mark.parametrize("write", [
+    lambda x, lo, hi: x.clamp_(min=lo),
+    lambda x, lo, hi: x.clamp_(max=hi),
+    lambda x, lo, hi: x.clamp_(min=lo, max=hi),
+    lambda x, lo, hi: x.clamp_(lo, max=hi),
+    lambda x, lo, hi: x[1:].clamp_(min=lo[1:]),
+])
+def test_a_tensor_passed_by_keyword_to_an_in_place_op_gets_its_gradient(write):
+    got = []
+    for m in (em, torch):
+        lo = m.tensor([0.5, 2.0, 0.1], requires_grad=True)
+        hi = m.tensor([0.7, 3.0, 0.2], requires_grad=True)
+        w = m.tensor([1.0, 1.0, 1.0], requires_grad=True)
+        x = w * 1
+        write(x, lo, hi)
+        (x * m.tensor([1.0, 2.0, 3.0])).sum().backward()
+        got.append([None if t.grad is None else t.grad.tolist() for t in (lo, hi, w)])
+    assert got[0] == got[1]

@@ -47,6 +47,35 @@ def check_no_internal_overlap(x: Tensor) -> None:
                            "tensor before performing the operation.")
 
 
+def _dense(v) -> bool:
+    """Whether a view's elements fill a gap-free range of memory, each once."""
+    lo, hi = v.span()
+    return hi - lo == v.numel and not v.has_overlap()
+
+
+def _check_no_partial_overlap(x: Tensor, others) -> None:
+    """Refuse an input that shares some, but not exactly all, of x's memory (PyTorch's
+    rule: the result would depend on the order the elements are written in).
+
+    NOTE: as PyTorch's check, this only judges dense, non-overlapping views; an input in
+    exactly x's memory with x's strides is fine (`x.add_(x)`).
+    """
+    xv = x._view
+    for o in others:
+        if o is x or o._storage is not x._storage or not o.numel() or not x.numel():
+            continue
+        ov = o._view
+        if not (_dense(xv) and _dense(ov)):
+            continue
+        (a0, a1), (b0, b1) = xv.span(), ov.span()
+        if (a0, a1) == (b0, b1) and xv.strides == ov.strides:
+            continue
+        if a0 < b1 and b0 < a1:
+            raise RuntimeError("unsupported operation: some elements of the input tensor and "
+                               "the written-to tensor refer to a single memory location. "
+                               "Please clone() the tensor before performing the operation.")
+
+
 def inplace_node(x: Tensor, build, others: tuple = (), name: str = "CopySlices",
                  uniform: bool = False) -> Tensor:
     """Write `build(x_old_node, *other_nodes)` (x's shape) into x's elements.
@@ -57,6 +86,7 @@ def inplace_node(x: Tensor, build, others: tuple = (), name: str = "CopySlices",
     records = _check(x, others)  # NOTE: first, as in PyTorch: a leaf's error wins
     if not uniform:
         check_no_internal_overlap(x)
+    _check_no_partial_overlap(x, others)
     storage = x._storage
     other_nodes = tuple([o.node for o in others])
     base = x._base
@@ -133,7 +163,9 @@ _NAMES: dict = {}  # fn -> the name of its in-place record
 
 def inplace_op(x: Tensor, fn, *args, name: str | None = None, **kwargs) -> Tensor:
     """Apply the out-of-place `fn(x, *args)` and write its result into x."""
-    others = tuple([a for a in args if isinstance(a, Tensor)])
+    # NOTE: tensors passed by keyword (clamp_(min=t)) are inputs too, after the positional
+    others = tuple([a for a in args if isinstance(a, Tensor)] +
+                   [v for v in kwargs.values() if isinstance(v, Tensor)])
     if name is None:
         name = _NAMES.get(fn)
         if name is None:
@@ -148,7 +180,9 @@ def inplace_op(x: Tensor, fn, *args, name: str | None = None, **kwargs) -> Tenso
             try:
                 it = iter(other_nodes)
                 temp_args = [wrap_node(next(it)) if isinstance(a, Tensor) else a for a in args]
-                out = fn(wrap_node(x_old), *temp_args, **kwargs)
+                temp_kwargs = {k: wrap_node(next(it)) if isinstance(v, Tensor) else v
+                               for k, v in kwargs.items()}
+                out = fn(wrap_node(x_old), *temp_args, **temp_kwargs)
             finally:
                 options.eager = prev
         if tuple(out.shape) != tuple(x.shape):
