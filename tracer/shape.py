@@ -292,7 +292,12 @@ def flip(x: Tensor, dims) -> Tensor:
     if not axes or x.ndim == 0:
         return x.clone()
     raw = x.node
-    return result(node(Op.FLIP, (raw,), axes), (x,), "FlipBackward0", (raw,))
+    # NOTE: laid out as x is (PyTorch's preserve_format): a flip of x.T has x.T's strides
+    from .elementwise import laid_out
+    order, (n,) = laid_out((x,), (raw,))
+    if order is not None:
+        axes = tuple(sorted(order.index(d) for d in axes))
+    return result(node(Op.FLIP, (n,), axes), (x,), "FlipBackward0", (raw,), order=order)
 
 
 def cat(tensors, dim: int = 0) -> Tensor:
