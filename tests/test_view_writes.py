@@ -354,3 +354,24 @@ def test_a_tensor_passed_by_keyword_to_an_in_place_op_gets_its_gradient(write):
         (x * m.tensor([1.0, 2.0, 3.0])).sum().backward()
         got.append([None if t.grad is None else t.grad.tolist() for t in (lo, hi, w)])
     assert got[0] == got[1]
+
+
+def test_an_update_of_memory_numpy_shares_leaves_values_kept_for_autograd_alone():
+    # zero_() commits a constant whose array is kept for autograd; numpy() then shares
+    # that array, and the sub_ below is copied into it: a later program with the same
+    # constant must not read the changed memory as the constant's value.
+    def program():
+        w = em.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+        x = em.tensor(0.75, dtype=em.float64, requires_grad=True)
+        buf = w * 1.5
+        old = buf.permute(1, 0)
+        buf.view(-1).zero_()
+        old.detach().numpy()
+        buf[0].sub_(x)
+        return buf.detach().numpy().tolist()
+
+    want = [[-0.75] * 3, [0.0] * 3]
+    assert program() == want
+    with em.eager():
+        assert program() == want
+    assert program() == want

@@ -110,9 +110,24 @@ def _store(s: Storage, value: np.ndarray, shape: tuple[int, ...] | None = None) 
         s._adopt(rb.Buffer(old.array, s.device), shape)
         if old_node() is not None:
             old.array = old.array.copy()
+        _unshare_kept_values(s.buffer.array)
         np.copyto(s.buffer.array, value)
     else:
         s._adopt(rb.Buffer(rb.owned(value), s.device), shape)
+
+
+def _unshare_kept_values(memory: np.ndarray) -> None:
+    """Give every value kept for autograd (`runtime.realized`) that lies in `memory` a
+    copy of its own, before `memory` is overwritten.
+
+    NOTE: a storage adopts the array its value was computed in, and that same array is
+    kept as the value of the node that computed it; once NumPy shares the storage
+    (`numpy()` after the commit), an in-place update is copied into that memory, and the
+    kept value would silently change under a node that is reused by structure.
+    """
+    for n, v in list(rb.realized.items()):
+        if isinstance(v, np.ndarray) and np.may_share_memory(v, memory):
+            rb.realized[n] = v.copy()
 
 
 def realize_storages(storages, extra: tuple = ()) -> list[np.ndarray]:
