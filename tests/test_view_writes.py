@@ -375,3 +375,47 @@ def test_an_update_of_memory_numpy_shares_leaves_values_kept_for_autograd_alone(
     with em.eager():
         assert program() == want
     assert program() == want
+
+
+EXPANDED_PUTS = {
+    "expanded[[0]] = 5": lambda m, e, x: e.__setitem__([0], 5.0),
+    "expanded[[1]] = x": lambda m, e, x: e.__setitem__([1], x),
+    "expanded[[0, 2]] = x * ones(2, 4)": lambda m, e, x: e.__setitem__(
+        [0, 2], x * m.ones(2, 4, dtype=m.float64)),
+    "expanded[mask] = x": lambda m, e, x: e.__setitem__(m.ones(3, 4, dtype=m.bool), x),
+    "expanded[:, [1, 3]] = x": lambda m, e, x: e.__setitem__((slice(None), [1, 3]), x),
+}
+
+
+@pytest.mark.filterwarnings("ignore:Use of index_put_ on expanded tensors")
+@pytest.mark.filterwarnings("ignore:Use of masked_fill_ on expanded tensors")
+@pytest.mark.parametrize("name", list(EXPANDED_PUTS))
+def test_advanced_assignment_into_an_expanded_view_writes_its_base(name):
+    got = []
+    for m in (em, torch):
+        t = m.tensor([1.0, 2.0, 3.0, 4.0], dtype=m.float64)
+        x = m.tensor(0.5, dtype=m.float64)
+        e = t.expand(3, 4)
+        EXPANDED_PUTS[name](m, e, x)
+        got.append((t.tolist(), e.tolist()))
+    assert got[0] == got[1]
+
+
+@pytest.mark.filterwarnings("ignore:Use of index_put_ on expanded tensors")
+def test_advanced_assignment_into_an_expanded_view_passes_gradients():
+    # NOTE: torch's backward refuses this (CopySlices on an expanded view); row 1 writes
+    # each element of t once, so t = [x, x, x, x] and d(t . c)/dx = sum(c)
+    w = em.tensor([1.0, 2.0, 3.0, 4.0], dtype=em.float64, requires_grad=True)
+    x = em.tensor(0.5, dtype=em.float64, requires_grad=True)
+    t = w * 1
+    t.expand(3, 4)[[1]] = x
+    (t * em.tensor([1.0, 2.0, 3.0, 4.0], dtype=em.float64)).sum().backward()
+    assert t.tolist() == [0.5] * 4
+    assert w.grad.tolist() == [0.0] * 4 and x.grad.item() == 10.0
+
+
+def test_advanced_assignment_into_an_expanded_view_warns_as_pytorch_does():
+    t = em.zeros(4)
+    with pytest.warns(UserWarning, match="index_put_ on expanded tensors is deprecated"):
+        t.expand(3, 4)[[0]] = 5.0
+    assert t.tolist() == [5.0] * 4

@@ -247,8 +247,7 @@ def setitem(x: Tensor, idx, value) -> None:
         copy_(v, value)
         return
     # Scatter into x at the linear (row-major) positions of the selected elements.
-    iota = wrap_node(b.reshape(node(Op.ARANGE, (), (0, 1), dt.int64, (x.numel(),)),
-                               tuple(x.shape)))
+    target, iota = _scatter_target(x)
     positions = getitem(iota, idx)
     target_shape = tuple(positions.shape)
     pos = b.flat(positions.node)
@@ -260,7 +259,32 @@ def setitem(x: Tensor, idx, value) -> None:
             src = b.full(value, old.dtype, target_shape)
         return b.reshape(node(Op.SCATTER, (b.flat(old), pos, b.flat(src)), 0), old.shape)
     _check_broadcast(value, target_shape)
-    inplace_node(x, build, (value,) if isinstance(value, Tensor) else (), "IndexPutBackward0")
+    inplace_node(target, build, (value,) if isinstance(value, Tensor) else (),
+                 "IndexPutBackward0")
+
+
+def _scatter_target(x: Tensor):
+    """(target, positions): the tensor an advanced assignment into x scatters into, and
+    a tensor of x's shape holding each element's row-major position in the target.
+
+    The target is x itself, or, when x's elements alias (an expanded view), its base,
+    written at the memory each element of x reads: PyTorch allows this, with a
+    deprecation warning.
+    """
+    if not x._view.has_overlap():
+        n = node(Op.ARANGE, (), (0, 1), dt.int64, (x.numel(),))
+        return x, wrap_node(b.reshape(n, tuple(x.shape)))
+    base = x._base
+    numel = x._storage.numel
+    if base is None or x._detached or not base._view.is_full(numel):
+        from .inplace import check_no_internal_overlap
+        check_no_internal_overlap(x)
+    import warnings
+    warnings.warn("Use of index_put_ on expanded tensors is deprecated. Please clone() the "
+                  "tensor before performing this operation. This also applies to advanced "
+                  "indexing e.g. tensor[indices] = tensor", UserWarning, stacklevel=3)
+    n = node(Op.ARANGE, (), (0, 1), dt.int64, (numel,))
+    return base, wrap_node(b.as_strided(n, x._view))
 
 
 def _drop_leading_ones(value):
