@@ -28,15 +28,18 @@ def _check(x: Tensor, others) -> bool:
     """Validate an in-place write on x; True when autograd must record it."""
     if not mode._grad_enabled[0]:
         return False
-    if x._requires_grad and x._grad_fn is None:
+    base = x._base
+    records = x._requires_grad or (base is not None and base._requires_grad) or any(
+        o._requires_grad for o in others)
+    if records and x._view_meta is not None:  # NOTE: first, as in PyTorch
+        raise RuntimeError(x._view_meta)
+    if x._rg and x._grad_fn is None:  # NOTE: a view of a leaf is judged by its base below
         raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
                            "operation.")
-    base = x._base
     if base is not None and base._requires_grad and base._grad_fn is None:
         raise RuntimeError("a view of a leaf Variable that requires grad is being used in an "
                            "in-place operation.")
-    return x._requires_grad or (base is not None and base._requires_grad) or any(
-        o._requires_grad for o in others)
+    return records
 
 
 def check_no_internal_overlap(x: Tensor) -> None:

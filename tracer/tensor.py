@@ -46,7 +46,7 @@ class Tensor:
 
     __slots__ = ("_storage", "_view", "_base", "dtype", "_rg", "_grad_fn",
                  "_grad", "_node", "_node_src", "_retains_grad", "_accum", "_fn_version",
-                 "_detached", "__weakref__")
+                 "_detached", "_view_meta", "__weakref__")
 
     # NOTE: make NumPy defer to Tensor's reflected operators (ndarray + Tensor).
     __array_priority__ = 1000
@@ -324,6 +324,7 @@ def _new(storage: Storage, view: View, dtype: dt.DType, base) -> Tensor:
     t._accum = None
     t._fn_version = 0
     t._detached = False
+    t._view_meta = None  # why a view may not be written in place with grad (see inplace)
     return t
 
 
