@@ -28,6 +28,7 @@ C = {n: RNG.standard_normal(SHAPE) + 2 for n in ("base", "old", "new")}
 
 # name: the view of a (2, 3, 4) base
 VIEWS = {
+    "the base itself": lambda t: t,
     "permute": lambda t: t.permute(2, 0, 1),
     "transpose": lambda t: t.transpose(0, 2),
     "t of select": lambda t: t[0].t(),
