@@ -532,3 +532,23 @@ def test_sequences_of_writes_through_views_match_torch_lazily_and_eagerly():
             if not _same(want, got):
                 bad.append((seed, "eager" if eager else "lazy", str(want)[-80:], str(got)[-80:]))
     assert not bad
+
+
+@pytest.mark.parametrize("write", [
+    lambda m, b: b.clamp_(min=0.1),
+    lambda m, b: b.clamp_(max=0.1),
+    lambda m, b: b[1].clamp_(0.1, 2.0),
+    lambda m, b: b.clip_(min=m.full((2, 3), 0.1, dtype=m.float64)),
+])
+def test_in_place_clamp_at_its_bound_passes_the_gradient_as_pytorch_does(write):
+    got = []
+    for m in (em, torch):
+        w = m.tensor([[-1.0, 0.05, 2.0], [0.5, -0.3, 3.0]], dtype=m.float64,
+                     requires_grad=True)
+        b = w * 1.0
+        with m.no_grad():
+            b.clamp_(0.1, 0.1)  # every element on the bound
+        write(m, b)
+        (b * m.tensor(np.arange(6.0).reshape(2, 3))).sum().backward()
+        got.append(w.grad.tolist())
+    assert got[0] == got[1]

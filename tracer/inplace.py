@@ -162,6 +162,7 @@ def _direct_build(x: Tensor, fn, args, kwargs):
 
 
 _NAMES: dict = {}  # fn -> the name of its in-place record
+_SHAPED_BY_GRAD = {elementwise.clamp}  # ops whose node depends on whether grad is taken
 
 
 def inplace_op(x: Tensor, fn, *args, name: str | None = None, **kwargs) -> Tensor:
@@ -177,15 +178,22 @@ def inplace_op(x: Tensor, fn, *args, name: str | None = None, **kwargs) -> Tenso
     if direct is not None:
         return inplace_node(x, direct, others, name)
 
+    # NOTE: clamp builds another (equal-valued) node when its gradient is taken, so that
+    # the gradient at the bounds is PyTorch's; its in-place form must build that one too
+    shaped = fn in _SHAPED_BY_GRAD and mode._grad_enabled[0] and (
+        x._requires_grad or any(o._requires_grad for o in others))
+
     def build(x_old: Node, *other_nodes: Node) -> Node:
-        with mode.no_grad():
+        with mode.set_grad_enabled(shaped):
             prev, options.eager = options.eager, False
             try:
                 it = iter(other_nodes)
                 temp_args = [wrap_node(next(it)) if isinstance(a, Tensor) else a for a in args]
                 temp_kwargs = {k: wrap_node(next(it)) if isinstance(v, Tensor) else v
                                for k, v in kwargs.items()}
-                out = fn(wrap_node(x_old), *temp_args, **temp_kwargs)
+                old = wrap_node(x_old)
+                old._rg = shaped  # a temporary: what it records is dropped with it
+                out = fn(old, *temp_args, **temp_kwargs)
             finally:
                 options.eager = prev
         if tuple(out.shape) != tuple(x.shape):
