@@ -45,7 +45,11 @@ def _expand_index(idx, ndim: int) -> list:
     for pos, it in enumerate(idx):
         if isinstance(it, (list, np.ndarray)) or (isinstance(it, Tensor)):
             it = _to_index_tensor(it)
-        elif isinstance(it, (bool, np.bool_)):
+            if it.dtype is not dt.bool_ or it.ndim:
+                items.append(it)
+                continue
+            it = bool(it.item())  # NOTE: a 0-d mask is a bool scalar (see below)
+        if isinstance(it, (bool, np.bool_)):
             # NOTE: a bool scalar is a new dim of size 1 selected (True) or emptied (False).
             coords = from_array(np.zeros(1 if it else 0, np.int64), dt.int64)
             items.append(("newaxis_mask", coords))

@@ -174,6 +174,8 @@ def inplace_op(x: Tensor, fn, *args, name: str | None = None, **kwargs) -> Tenso
         name = _NAMES.get(fn)
         if name is None:
             name = _NAMES[fn] = fn.__name__.capitalize().rstrip("_") + "Backward0"
+    if fn is _masked_fill() and x._view.has_overlap():
+        return _masked_fill_aliased(x, *args, **kwargs)
     direct = _direct_build(x, fn, args, kwargs)
     if direct is not None:
         return inplace_node(x, direct, others, name)
@@ -204,6 +206,28 @@ def inplace_op(x: Tensor, fn, *args, name: str | None = None, **kwargs) -> Tenso
                                f"desired output type {x.dtype.name.capitalize()}")
         return b.cast(out.node, x.dtype)
     return inplace_node(x, build, others, name)
+
+
+def _masked_fill():
+    from .indexing import masked_fill
+    return masked_fill
+
+
+def _masked_fill_aliased(x: Tensor, mask: Tensor, value) -> Tensor:
+    """`masked_fill_` on a tensor whose elements alias (an expanded view): PyTorch fills
+    the memory of every selected element, with a deprecation warning; so does the
+    equivalent boolean-mask assignment."""
+    import warnings
+
+    from .indexing import setitem
+    from .shape import expand
+    warnings.warn("Use of masked_fill_ on expanded tensors is deprecated. Please clone() the "
+                  "tensor before performing this operation. This also applies to advanced "
+                  "indexing e.g. tensor[mask] = scalar", UserWarning, stacklevel=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        setitem(x, expand(mask, *x.shape), value)
+    return x
 
 
 def copy_(x: Tensor, src) -> Tensor:
