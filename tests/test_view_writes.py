@@ -581,3 +581,38 @@ def test_in_place_clamp_at_its_bound_passes_the_gradient_as_pytorch_does(write):
         (b * m.tensor(np.arange(6.0).reshape(2, 3))).sum().backward()
         got.append(w.grad.tolist())
     assert got[0] == got[1]
+
+
+def _detached_write(m, case):
+    w = m.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    x = m.tensor(0.5, requires_grad=True)
+    a = w * 2
+    v = a[1:]
+    d = None
+    if case == "a.detach()[0] = 5":
+        a.detach()[0] = 5.0
+    elif case == "a[1:].detach().mul_(10)":
+        v.detach().mul_(10)
+    elif case == "a.data[1:].zero_()":
+        a.data[1:].zero_()
+    elif case == "a[1:].detach().view(2).add_(1)":
+        v.detach().view(2).add_(1)
+    elif case == "w[:2].detach().zero_()":
+        w[:2].detach().zero_()
+    elif case == "a[1:].detach().copy_(x)":
+        d = v.detach()
+        d.copy_(x)
+    (a * m.tensor([1.0, 10.0, 100.0])).sum().backward()
+    out = [a.detach().tolist(), w.grad.tolist(), v.detach().tolist(), v.requires_grad]
+    if d is not None:
+        out += [d.requires_grad, d.grad_fn is not None, x.grad]
+        d.sum().backward()
+        out.append(x.grad.item())
+    return out
+
+
+@pytest.mark.parametrize("case", ["a.detach()[0] = 5", "a[1:].detach().mul_(10)",
+                                  "a.data[1:].zero_()", "a[1:].detach().view(2).add_(1)",
+                                  "w[:2].detach().zero_()", "a[1:].detach().copy_(x)"])
+def test_a_write_through_a_detached_alias_changes_values_not_gradients(case):
+    assert _detached_write(em, case) == _detached_write(torch, case)

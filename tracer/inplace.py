@@ -28,7 +28,7 @@ def _check(x: Tensor, others) -> bool:
     """Validate an in-place write on x; True when autograd must record it."""
     if not mode._grad_enabled[0]:
         return False
-    base = x._base
+    base = _tracked_base(x)
     records = x._requires_grad or (base is not None and base._requires_grad) or any(
         o._requires_grad for o in others)
     if records and x._view_meta is not None:  # NOTE: first, as in PyTorch
@@ -40,6 +40,12 @@ def _check(x: Tensor, others) -> bool:
         raise RuntimeError("a view of a leaf Variable that requires grad is being used in an "
                            "in-place operation.")
     return records
+
+
+def _tracked_base(x: Tensor):
+    """The base whose history a write into x rewrites: none for a detached alias (as in
+    PyTorch, `v.detach().mul_(2)` changes the values autograd never sees)."""
+    return None if x._detached else x._base
 
 
 def check_no_internal_overlap(x: Tensor) -> None:
@@ -92,7 +98,7 @@ def inplace_node(x: Tensor, build, others: tuple = (), name: str = "CopySlices",
     _check_no_partial_overlap(x, others)
     storage = x._storage
     other_nodes = tuple([o.node for o in others])
-    base = x._base
+    base = _tracked_base(x)
     if records and base is not None:
         base_node = base.node
         flat_old = base_flat(base, base_node)
