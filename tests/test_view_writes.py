@@ -17,7 +17,10 @@ from helpers import needs_torch, torch
 
 import ember as em
 
-pytestmark = needs_torch
+# NOTE: torch and ember both warn that writes into expanded tensors are deprecated
+pytestmark = [needs_torch,
+              pytest.mark.filterwarnings("ignore:Use of index_put_ on expanded tensors"),
+              pytest.mark.filterwarnings("ignore:Use of masked_fill_ on expanded tensors")]
 
 SHAPE = (2, 3, 4)
 RNG = np.random.default_rng(0)
