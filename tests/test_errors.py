@@ -82,7 +82,7 @@ CASES = [
     ("index-tensor", lambda M: M.ones(2, 3)[M.tensor([0, 5])], IndexError,
      r"index 5 is out of bounds for dimension 0 with size 2"),
     ("index-tensor-dim1", lambda M: M.ones(2, 3)[:, M.tensor([-4])], IndexError,
-     r"index -4 is out of bounds for dimension 1 with size 3"),
+     r"index -4 is out of bounds for dimension 0 with size 3"),
     ("setitem-int", lambda M: M.ones(2, 3).__setitem__(5, 1.0), IndexError,
      r"index 5 is out of bounds for dimension 0 with size 2"),
     ("setitem-tensor", lambda M: M.ones(2, 3).__setitem__((0, M.tensor([3])), 1.0),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import torch
+from helpers import needs_torch, torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -47,6 +47,19 @@ CASES = {
     "3-d permutes": (lambda m, x, y, z: z.permute(1, 2, 0).sin() + z.permute(1, 2, 0),
                      (4, 1, 12)),
     "size-1 dim": (lambda m, x, y, z: z[:, :1].permute(2, 1, 0) * 3, (1, 4, 4)),
+    "3-d permute, unary": (lambda m, x, y, z: z.permute(1, 2, 0).exp(), (4, 1, 12)),
+    "3-d permute + broadcast": (lambda m, x, y, z: z.permute(2, 0, 1) + z[0, 0].reshape(4, 1, 1),
+                                (1, 12, 4)),
+    "3-d permutes, mixed": (lambda m, x, y, z: z.permute(2, 0, 1) + z.permute(2, 1, 0)
+                            .permute(0, 2, 1), (1, 12, 4)),
+    "4-d permute": (lambda m, x, y, z: z.reshape(2, 3, 2, 2).permute(2, 0, 3, 1).sin(),
+                    (2, 12, 1, 4)),
+    "flip": (lambda m, x, y, z: x.flip(0), (4, 1)),
+    "flip of x.T": (lambda m, x, y, z: x.T.flip(0), (1, 4)),
+    "flip of x.T, both dims": (lambda m, x, y, z: x.T.flip((0, 1)), (1, 4)),
+    "flip of 3-d permute": (lambda m, x, y, z: z.permute(2, 0, 1).flip(1), (1, 12, 4)),
+    "flip of 3-d permute, dim 0": (lambda m, x, y, z: z.permute(1, 2, 0).flip(0), (4, 1, 12)),
+    "flip, strided": (lambda m, x, y, z: x[:, ::2].flip(0), (2, 1)),
 }
 
 
@@ -102,6 +115,17 @@ def test_layouts_in_eager_mode_and_under_compile_match_lazy():
     for t in (eager, compiled):
         assert t.stride() == lazy.stride() == (1, 4)
         np.testing.assert_array_equal(t.numpy(), lazy.numpy())
+
+
+@needs_torch
+def test_gradients_flow_through_a_flip_of_a_permuted_tensor():
+    got = []
+    for m in (em, torch):
+        z = m.tensor(Z.astype(np.float64), requires_grad=True)
+        w = m.tensor(np.arange(24.0).reshape(4, 2, 3))
+        (z.permute(2, 0, 1).flip(1) * w).sum().backward()
+        got.append(z.grad.numpy())
+    np.testing.assert_array_equal(got[0], got[1])
 
 
 def test_gradients_flow_through_permuted_results():

@@ -64,8 +64,8 @@ class AccumulateGrad:
 class GradFn:
     """The record of one operation: `out` as a function of `in_nodes`."""
 
-    __slots__ = ("__weakref__", "_name", "edges", "freed", "in_nodes", "out", "out_saved",
-                 "retained", "rule", "saved", "scalars", "stops")
+    __slots__ = ("__weakref__", "_name", "dense", "edges", "freed", "in_nodes", "out",
+                 "out_saved", "retained", "rule", "saved", "scalars", "stops")
 
     def __init__(self, name, edges, in_nodes, out, saved, out_saved):
         self._name = name
@@ -79,6 +79,7 @@ class GradFn:
         self.scalars = ()           # operand positions held by Python numbers (no edge)
         self.stops = ()             # nodes of `out` the gradient does not flow through
         self.rule = None            # (name in autodiff.RULES, *args): a formula, not the walk
+        self.dense = False          # every input gets a cotangent, zeros where none flows
 
     def name(self) -> str:
         return self._name
@@ -104,6 +105,11 @@ def edge(t: Tensor):
     fn = current_grad_fn(t) if t._base is not None else t._grad_fn
     if fn is not None:
         return fn
+    if not t._rg:
+        # NOTE: a view that requires grad only through its base but has no record (made
+        # under no_grad, or before the base required grad) is no leaf: as in PyTorch,
+        # no gradient flows through it.
+        return None
     if t._accum is None:
         t._accum = AccumulateGrad(t)
     return t._accum
@@ -354,6 +360,18 @@ def _cotangents(fn: GradFn, g, wanted: list[int], reads: bool) -> tuple[list, se
             for i, gi in zip(wanted, grads)], used
 
 
+def _zeros_for_unused(fn: GradFn, given: set[int]) -> list:
+    """(edge, zeros) for each input of a dense record whose edge got no cotangent."""
+    out = []
+    for i in _wanted(fn):
+        e = fn.edges[i]
+        if id(e) not in given:
+            given.add(id(e))
+            n = fn.in_nodes[i]
+            out.append((e, b.zeros(n.dtype, n.shape)))
+    return out
+
+
 def _engine(roots, root_cots, create_graph: bool, retain_graph: bool, as_nodes: bool = False):
     """Propagate cotangents from roots; returns ({edge id: (edge, cotangent)}, retained).
 
@@ -394,6 +412,8 @@ def _engine(roots, root_cots, create_graph: bool, retain_graph: bool, as_nodes: 
             if not stale and fn.rule is None:
                 direct = _direct(fn, g.node if create_graph else g)
                 if direct is not None:
+                    if fn.dense:
+                        direct += _zeros_for_unused(fn, {id(e) for e, _ in direct})
                     for e, gi in direct:
                         add(e, _recorded_cotangent(fn, g, gi) if create_graph else gi)
                     continue

@@ -35,37 +35,73 @@ def _to_index_tensor(obj) -> Tensor:
 
 
 def _expand_index(idx, ndim: int) -> list:
-    """Normalise idx into a list of items with the ellipsis expanded."""
+    """Normalise idx into a list of items with the ellipses expanded.
+
+    An int item is returned as `(int, position)`: its position in idx, which is the
+    dimension an out-of-range error names, as PyTorch names it.
+    """
     if not isinstance(idx, tuple):
         idx = (idx,)
     items = []
-    for it in idx:
+    for pos, it in enumerate(idx):
         if isinstance(it, (list, np.ndarray)) or (isinstance(it, Tensor)):
             it = _to_index_tensor(it)
-        elif isinstance(it, (bool, np.bool_)):
+            if it.dtype is not dt.bool_ or it.ndim:
+                items.append(it)
+                continue
+            it = bool(it.item())  # NOTE: a 0-d mask is a bool scalar (see below)
+        if isinstance(it, (bool, np.bool_)):
             # NOTE: a bool scalar is a new dim of size 1 selected (True) or emptied (False).
             coords = from_array(np.zeros(1 if it else 0, np.int64), dt.int64)
             items.append(("newaxis_mask", coords))
             continue
-        elif isinstance(it, np.integer):
-            it = int(it)
-        elif not (it is None or it is Ellipsis or isinstance(it, (int, slice))):
+        elif isinstance(it, (int, np.integer)):
+            it = (int(it), pos)
+        elif not (it is None or it is Ellipsis or isinstance(it, slice)):
             raise IndexError(f"only integers, slices (`:`), ellipsis (`...`), None and long or "
                              f"byte Variables are valid indices (got {type(it).__name__})")
         items.append(it)
-    used = sum(1 for it in items if isinstance(it, (int, slice))) + sum(
-        it.ndim if it.dtype is dt.bool_ else 1 for it in items if isinstance(it, Tensor))
-    ell = [i for i, it in enumerate(items) if it is Ellipsis]
-    if len(ell) > 1:
-        raise IndexError("an index can only have a single ellipsis ('...')")
+    used = sum(1 for it in items if isinstance(it, slice) or type(it) is tuple and it[0] !=
+               "newaxis_mask") + sum(it.ndim if it.dtype is dt.bool_ else 1
+                                     for it in items if isinstance(it, Tensor))
     if used > ndim:
+        if ndim == 0 and used == 1 and type(items[0]) is tuple:
+            raise IndexError("invalid index of a 0-dim tensor. Use `tensor.item()` in Python "
+                             "to convert a 0-dim tensor to a number")
         raise IndexError(f"too many indices for tensor of dimension {ndim}")
-    fill = [slice(None)] * (ndim - used)
-    if ell:
-        items[ell[0]:ell[0] + 1] = fill
-    else:
-        items += fill
-    return items
+    return _fill_dims(items, ndim, used)
+
+
+def _fill_dims(items: list, ndim: int, used: int) -> list:
+    """Replace the ellipses by full slices; add full slices for the dims left over.
+
+    NOTE: as in PyTorch, every `...` stands for the `ndim - used` dims no item names, so
+    with several of them the later ones skip past the last dim: there they are no-ops,
+    and an item after them is out of range.
+    """
+    out = []
+    consumed = 0
+    for it in items:
+        if it is Ellipsis:
+            skip = ndim - used
+            out += [slice(None)] * max(0, min(skip, ndim - consumed))
+            consumed += skip
+            continue
+        if it is None or type(it) is tuple and it[0] == "newaxis_mask":
+            out.append(it)
+            continue
+        width = it.ndim if isinstance(it, Tensor) and it.dtype is dt.bool_ else 1
+        if consumed + width > ndim:
+            if type(it) is tuple:  # PyTorch's words: the dim past the end has size 0
+                raise IndexError(f"index {it[0]} is out of bounds for dimension {it[1]} with "
+                                 f"size 0")
+            raise IndexError(f"too many indices for tensor of dimension {ndim} (an index "
+                             f"after several ellipses ('...') names dimension {consumed})")
+        consumed += width
+        out.append(it)
+    if consumed < ndim:
+        out += [slice(None)] * (ndim - consumed)
+    return out
 
 
 def _basic(x: Tensor, items: list):
@@ -84,12 +120,13 @@ def _basic(x: Tensor, items: list):
             out = unsqueeze(out, dim)
             advanced.append((dim, it[1]))
             dim += 1
-        elif isinstance(it, int):
+        elif type(it) is tuple:  # (int, its position in the index)
+            i, pos = it
             size = out.shape[dim]
-            if not -size <= it < size:
-                raise IndexError(f"index {it} is out of bounds for dimension {dim} with size "
+            if not -size <= i < size:
+                raise IndexError(f"index {i} is out of bounds for dimension {pos} with size "
                                  f"{size}")
-            out = select(out, dim, it)
+            out = select(out, dim, i)
         elif isinstance(it, slice):
             start, stop, step = it.start, it.stop, it.step
             if step is not None and step <= 0:
@@ -149,7 +186,6 @@ def _advanced(v: Tensor, advanced):
         raise IndexError(f"shape mismatch: indexing tensors could not be broadcast together "
                          f"with shapes {shapes}") from None
     adjacent = dims == list(range(dims[0], dims[0] + len(dims)))
-    in_dims = dims
     raw = v.node
     x = raw
     if not adjacent:
@@ -161,8 +197,10 @@ def _advanced(v: Tensor, advanced):
     sizes = [x.shape[d] for d in dims]
     merged = b.reshape(x, x.shape[:p] + (int(np.prod(sizes)),) + x.shape[p + k:])
     lin = linear_index([t.node for t in idx_tensors], sizes, bshape)
-    # NOTE: bounds are checked per index dim here, since merged dims would hide them.
-    return node(Op.TAKE, (merged, _checked(lin, idx_tensors, sizes, in_dims)), p), idx_tensors
+    # NOTE: bounds are checked per index dim here, since merged dims would hide them; an
+    # error names the index tensor's place among them, as PyTorch's does.
+    lin = _checked(lin, idx_tensors, sizes, range(len(sizes)))
+    return node(Op.TAKE, (merged, lin), p), idx_tensors
 
 
 def _checked(lin: Node, idx_tensors, sizes, dims, error=IndexError) -> Node:
@@ -211,15 +249,16 @@ def setitem(x: Tensor, idx, value) -> None:
     if pending:
         realize_storages(pending)
     items = _expand_index(idx, x.ndim)
-    value = as_operand(value, "value")
+    value = _drop_leading_ones(as_operand(value, "value"))
     v, advanced = _basic(x, items)
     if not advanced:
-        from .inplace import copy_
+        from .inplace import check_no_internal_overlap, copy_
+        if not isinstance(value, Tensor):
+            check_no_internal_overlap(v)  # NOTE: a number is copied, as in PyTorch, not filled
         copy_(v, value)
         return
     # Scatter into x at the linear (row-major) positions of the selected elements.
-    iota = wrap_node(b.reshape(node(Op.ARANGE, (), (0, 1), dt.int64, (x.numel(),)),
-                               tuple(x.shape)))
+    target, iota = _scatter_target(x)
     positions = getitem(iota, idx)
     target_shape = tuple(positions.shape)
     pos = b.flat(positions.node)
@@ -231,7 +270,44 @@ def setitem(x: Tensor, idx, value) -> None:
             src = b.full(value, old.dtype, target_shape)
         return b.reshape(node(Op.SCATTER, (b.flat(old), pos, b.flat(src)), 0), old.shape)
     _check_broadcast(value, target_shape)
-    inplace_node(x, build, (value,) if isinstance(value, Tensor) else (), "IndexPutBackward0")
+    inplace_node(target, build, (value,) if isinstance(value, Tensor) else (),
+                 "IndexPutBackward0")
+
+
+def _scatter_target(x: Tensor):
+    """(target, positions): the tensor an advanced assignment into x scatters into, and
+    a tensor of x's shape holding each element's row-major position in the target.
+
+    The target is x itself, or, when x's elements alias (an expanded view), its base,
+    written at the memory each element of x reads: PyTorch allows this, with a
+    deprecation warning.
+    """
+    if not x._view.has_overlap():
+        n = node(Op.ARANGE, (), (0, 1), dt.int64, (x.numel(),))
+        return x, wrap_node(b.reshape(n, tuple(x.shape)))
+    base = x._base
+    numel = x._storage.numel
+    if base is None or x._detached or not base._view.is_full(numel):
+        from .inplace import check_no_internal_overlap
+        check_no_internal_overlap(x)
+    import warnings
+    warnings.warn("Use of index_put_ on expanded tensors is deprecated. Please clone() the "
+                  "tensor before performing this operation. This also applies to advanced "
+                  "indexing e.g. tensor[indices] = tensor", UserWarning, stacklevel=3)
+    n = node(Op.ARANGE, (), (0, 1), dt.int64, (numel,))
+    return base, wrap_node(b.as_strided(n, x._view))
+
+
+def _drop_leading_ones(value):
+    """The value with its leading size-1 dims dropped: PyTorch assigns a (1, n) value
+    into a row of n."""
+    if not isinstance(value, Tensor) or not value.ndim or value.shape[0] != 1:
+        return value
+    shape = tuple(value.shape)
+    k = 0
+    while k < len(shape) and shape[k] == 1:
+        k += 1
+    return value.reshape(shape[k:])
 
 
 def _check_broadcast(value, shape) -> None:
@@ -303,6 +379,7 @@ def index_select(input: Tensor, dim: int, index: Tensor) -> Tensor:
     d = _dim(dim, input.ndim)
     if index.ndim > 1:
         raise IndexError("index_select(): Index is supposed to be a vector")
+    _checked(None, [index], [input.shape[d]], [d])  # the error names dim, not 0
     items = [slice(None)] * d + [index.reshape(-1)]
     out = getitem(input, tuple(items))
     if out._grad_fn is not None:

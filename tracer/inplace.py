@@ -21,17 +21,22 @@ from .data import check_scalar
 from .storage import realize_storages
 from .tensor import Tensor, wrap_node
 
-__all__ = ["INPLACE_METHODS", "copy_", "fill_", "inplace_node", "inplace_op", "zero_"]
+__all__ = ["INPLACE_METHODS", "check_no_internal_overlap", "copy_", "fill_", "inplace_node",
+           "inplace_op", "zero_"]
 
 
 def _check(x: Tensor, others) -> bool:
     """Validate an in-place write on x; True when autograd must record it."""
     if not current().grad_enabled:
         return False
-    if x._requires_grad and x._grad_fn is None:
+    base = _tracked_base(x)
+    records = x._requires_grad or (base is not None and base._requires_grad) or any(
+        o._requires_grad for o in others)
+    if records and x._view_meta is not None:  # NOTE: first, as in PyTorch
+        raise RuntimeError(x._view_meta)
+    if x._rg and x._grad_fn is None:  # NOTE: a view of a leaf is judged by its base below
         raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
                            "operation.")
-    base = x._base
     if base is not None and base._requires_grad and base._grad_fn is None:
         raise RuntimeError("a view of a leaf Variable that requires grad is being used in an "
                            "in-place operation.")
@@ -43,6 +48,50 @@ def _tracks(x: Tensor, others) -> bool:
     base = x._base
     return x._requires_grad or (base is not None and base._requires_grad) or any(
         o._requires_grad for o in others)
+    return records
+
+
+def _tracked_base(x: Tensor):
+    """The base whose history a write into x rewrites: none for a detached alias (as in
+    PyTorch, `v.detach().mul_(2)` changes the values autograd never sees)."""
+    return None if x._detached else x._base
+
+
+def check_no_internal_overlap(x: Tensor) -> None:
+    """Refuse to write x when several of its elements are one memory location (expand)."""
+    if x._view.has_overlap():
+        raise RuntimeError("unsupported operation: more than one element of the written-to "
+                           "tensor refers to a single memory location. Please clone() the "
+                           "tensor before performing the operation.")
+
+
+def _dense(v) -> bool:
+    """Whether a view's elements fill a gap-free range of memory, each once."""
+    lo, hi = v.span()
+    return hi - lo == v.numel and not v.has_overlap()
+
+
+def _check_no_partial_overlap(x: Tensor, others) -> None:
+    """Refuse an input that shares some, but not exactly all, of x's memory (PyTorch's
+    rule: the result would depend on the order the elements are written in).
+
+    NOTE: as PyTorch's check, this only judges dense, non-overlapping views; an input in
+    exactly x's memory with x's strides is fine (`x.add_(x)`).
+    """
+    xv = x._view
+    for o in others:
+        if o is x or o._storage is not x._storage or not o.numel() or not x.numel():
+            continue
+        ov = o._view
+        if not (_dense(xv) and _dense(ov)):
+            continue
+        (a0, a1), (b0, b1) = xv.span(), ov.span()
+        if (a0, a1) == (b0, b1) and xv.strides == ov.strides:
+            continue
+        if a0 < b1 and b0 < a1:
+            raise RuntimeError("unsupported operation: some elements of the input tensor and "
+                               "the written-to tensor refer to a single memory location. "
+                               "Please clone() the tensor before performing the operation.")
 
 
 def inplace_node(x: Tensor, build, others: tuple = (), name: str = "CopySlices",
@@ -54,15 +103,15 @@ def inplace_node(x: Tensor, build, others: tuple = (), name: str = "CopySlices",
     nodes the gradient treats as constants (see autograd.record), a list `build`
     may fill.
     """
-    if not uniform and x._view.has_overlap():
-        raise RuntimeError("unsupported operation: more than one element of the written-to "
-                           "tensor refers to a single memory location. Please clone() the "
-                           "tensor before performing the operation.")
+    records = _check(x, others)  # NOTE: first, as in PyTorch: a leaf's error wins
+    if not uniform:
+        check_no_internal_overlap(x)
+    _check_no_partial_overlap(x, others)
     storage = x._storage
     storage.check_writable()
     records = _check(x, others)
     other_nodes = tuple([o.node for o in others])
-    base = x._base
+    base = _tracked_base(x)
     if records and base is not None:
         base_node = base.node
         flat_old = base_flat(base, base_node)
@@ -73,6 +122,7 @@ def inplace_node(x: Tensor, build, others: tuple = (), name: str = "CopySlices",
         base._node_src = new_flat
         record(base, "CopySlices", (base,) + tuple(others), (base_node,) + other_nodes,
                stops=tuple(stops))
+        base._grad_fn.dense = True  # as PyTorch: a fully overwritten base gets zeros
         base._grad_fn.saved = ((storage, None, None),) + base._grad_fn.saved[1:]
         x._fn_version = -1  # the view's history is rebuilt from the base on demand
     else:
@@ -88,6 +138,7 @@ def inplace_node(x: Tensor, build, others: tuple = (), name: str = "CopySlices",
         if records:
             record(x, name, (x,) + tuple(others), (x_old,) + other_nodes,
                    stops=tuple(stops))
+            x._grad_fn.dense = True  # as PyTorch: an overwritten x gets zeros, not None
             x._grad_fn.saved = ((storage, None, None),) + x._grad_fn.saved[1:]
     if current().eager or _folds_away(x, storage):
         realize_storages([storage])
@@ -157,6 +208,8 @@ def inplace_op(x: Tensor, fn, *args, name: str | None = None, **kwargs) -> Tenso
         name = _NAMES.get(fn)
         if name is None:
             name = _NAMES[fn] = fn.__name__.capitalize().rstrip("_") + "Backward0"
+    if fn is _masked_fill() and x._view.has_overlap():
+        return _masked_fill_aliased(x, *args, **kwargs)
     direct = _direct_build(x, fn, args, kwargs)
     if direct is not None:
         return inplace_node(x, direct, others, name)
@@ -184,6 +237,28 @@ def inplace_op(x: Tensor, fn, *args, name: str | None = None, **kwargs) -> Tenso
                                f"desired output type {x.dtype.name.capitalize()}")
         return b.cast(out.node, x.dtype)
     return inplace_node(x, build, others, name, stops=stops)
+
+
+def _masked_fill():
+    from .indexing import masked_fill
+    return masked_fill
+
+
+def _masked_fill_aliased(x: Tensor, mask: Tensor, value) -> Tensor:
+    """`masked_fill_` on a tensor whose elements alias (an expanded view): PyTorch fills
+    the memory of every selected element, with a deprecation warning; so does the
+    equivalent boolean-mask assignment."""
+    import warnings
+
+    from .indexing import setitem
+    from .shape import expand
+    warnings.warn("Use of masked_fill_ on expanded tensors is deprecated. Please clone() the "
+                  "tensor before performing this operation. This also applies to advanced "
+                  "indexing e.g. tensor[mask] = scalar", UserWarning, stacklevel=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        setitem(x, expand(mask, *x.shape), value)
+    return x
 
 
 def copy_(x: Tensor, src) -> Tensor:

@@ -32,9 +32,36 @@ def make_view(x: Tensor, new_view: View, n: Node, name: str) -> Tensor:
     out._detached = x._detached
     out._node = n
     out._node_src = x._storage.node
-    if x._requires_grad and current().grad_enabled:
+    out._view_meta = x._view_meta
+    if not current().grad_enabled:
+        if not x._detached and out._view_meta is None:
+            out._view_meta = NO_GRAD_VIEW
+    elif x._requires_grad:
         record(out, name, (x,), (x.node,))  # n was built from x.node
     return out
+
+
+# NOTE: PyTorch refuses an in-place write that autograd records into these views (the
+# history it would have to rebuild is ambiguous): views made under no_grad, the outputs
+# of functions returning several views (split, chunk, unbind) and views of either.
+NO_GRAD_VIEW = (
+    "A view was created in no_grad mode and is being modified inplace with grad mode "
+    "enabled. Given that this use case is ambiguous and error-prone, it is forbidden. You "
+    "can clarify your code by moving both the view and the inplace either both inside the "
+    "no_grad block (if you don't want the inplace to be tracked) or both outside (if you "
+    "want the inplace to be tracked).")
+
+
+def _multi_output(views: tuple, name: str) -> tuple:
+    """Mark the outputs of a function returning several views (see NO_GRAD_VIEW)."""
+    for i, v in enumerate(views):
+        if v._view_meta is None and not v._detached:
+            v._view_meta = (
+                f"Output {i} of {name} is a view and is being modified inplace. This view "
+                "is the output of a function that returns multiple views. Such functions "
+                "do not allow the output views to be modified inplace. You should replace "
+                "the inplace operation by an out-of-place one.")
+    return views
 
 
 def _shape_arg(shape) -> tuple:
@@ -296,7 +323,12 @@ def flip(x: Tensor, dims) -> Tensor:
     if not axes or x.ndim == 0:
         return x.clone()
     raw = x.node
-    return result(node(Op.FLIP, (raw,), axes), (x,), "FlipBackward0", (raw,))
+    # NOTE: laid out as x is (PyTorch's preserve_format): a flip of x.T has x.T's strides
+    from .elementwise import laid_out
+    order, (n,) = laid_out((x,), (raw,))
+    if order is not None:
+        axes = tuple(sorted(order.index(d) for d in axes))
+    return result(node(Op.FLIP, (n,), axes), (x,), "FlipBackward0", (raw,), order=order)
 
 
 def cat(tensors, dim: int = 0) -> Tensor:
@@ -385,7 +417,8 @@ def split(x: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
     for n in sections:
         out.append(slice_dim(x, d, start, start + n, 1, "SplitBackward0"))
         start += n
-    return tuple(out)
+    return _multi_output(tuple(out), "Split" if isinstance(split_size_or_sections, int)
+                         else "SplitWithSizes")
 
 
 def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple:
@@ -398,7 +431,7 @@ def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple:
 
 def unbind(x: Tensor, dim: int = 0) -> tuple:
     d = _dim(dim, x.ndim)
-    return tuple(select(x, d, i) for i in range(x.shape[d]))
+    return _multi_output(tuple(select(x, d, i) for i in range(x.shape[d])), "Unbind")
 
 
 def repeat(x: Tensor, *sizes) -> Tensor:

@@ -44,9 +44,9 @@ class Size(tuple):
 class Tensor:
     """A lazy n-dimensional array with PyTorch's API. Build one with `em.tensor(...)`."""
 
-    __slots__ = ("_storage", "_view", "_base", "dtype", "_requires_grad", "_grad_fn",
+    __slots__ = ("_storage", "_view", "_base", "dtype", "_rg", "_grad_fn",
                  "_grad", "_node", "_node_src", "_retains_grad", "_accum", "_fn_version",
-                 "_detached", "__weakref__")
+                 "_detached", "_view_meta", "__weakref__")
 
     # NOTE: make NumPy defer to Tensor's reflected operators (ndarray + Tensor).
     __array_priority__ = 1000
@@ -56,6 +56,23 @@ class Tensor:
                         "Tensor() cannot be called directly")
 
     # -- identity -----------------------------------------------------------
+    @property
+    def _requires_grad(self) -> bool:
+        """Whether gradients flow through this tensor: its own flag, or its base's.
+
+        NOTE: as in PyTorch, a view (not detached) requires grad whenever its base
+        does, even a view made before a write through another alias made the base
+        require grad; its record is rebuilt from the base's (`current_grad_fn`).
+        """
+        if self._rg:
+            return True
+        base = self._base
+        return base is not None and base._rg and not self._detached
+
+    @_requires_grad.setter
+    def _requires_grad(self, flag: bool) -> None:
+        self._rg = flag
+
     @property
     def node(self) -> Node:
         """The node computing this tensor's current value."""
@@ -314,7 +331,7 @@ def _new(storage: Storage, view: View, dtype: dt.DType, base) -> Tensor:
     t._view = view
     t._base = base
     t.dtype = dtype
-    t._requires_grad = False
+    t._rg = False
     t._grad_fn = None
     t._grad = None
     t._node = None
@@ -323,6 +340,7 @@ def _new(storage: Storage, view: View, dtype: dt.DType, base) -> Tensor:
     t._accum = None
     t._fn_version = 0
     t._detached = False
+    t._view_meta = None  # why a view may not be written in place with grad (see inplace)
     return t
 
 
