@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass, field
 
 from ..ir.passes.fusion import TILE_ELEMS
@@ -113,10 +114,23 @@ options = Options()
 log = logging.getLogger("ember")
 
 
+class _Stderr(logging.StreamHandler):
+    """A handler that writes to whatever sys.stderr is when a line is said (a redirected
+    or captured stderr too), not to the one there was when it was made."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def debug(message: str) -> None:
     """Say `message` on ember's logger (callers check `options.debug` first)."""
     if not log.hasHandlers():
-        handler = logging.StreamHandler()
+        handler = _Stderr()
         handler.setFormatter(logging.Formatter("[ember] %(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.DEBUG)
