@@ -25,7 +25,8 @@ P_ERROR = 0.12
 TORCH_LIMITS = re.compile(
     r"not implemented for|derivative for .* is not implemented|Boolean inputs not supported"
     r"|is a view and its base or another view of its base has been modified inplace"
-    r"|does not support automatic differentiation|only supports floating")
+    r"|does not support automatic differentiation|only supports floating"
+    r"|does not support bool input|is the output of a function that returns multiple views")
 SHAPES = [(), (1,), (3,), (4,), (2, 3), (3, 2), (1, 3), (3, 1), (2, 1, 3), (2, 3, 4), (4, 4),
           (2, 2, 2), (2, 4)]
 FLOAT_DTYPES = ["float32"] * 6 + ["float64"] * 2 + ["float16"]
@@ -111,6 +112,11 @@ class Gen:
                 for _ in range(n)]
         return np.array(vals, dtype=np.float64).reshape(shape)
 
+    def bounds(self) -> tuple:
+        """Clamp bounds; off the data's values when ties at a bound are a known gap."""
+        pool = [-0.75, 0.3, 1.25, 2.2] if self._gap("clamp_ties") else [-1.0, 0.0, 0.5, 1.0, 2.0]
+        return tuple(sorted(self.rng.sample(pool, 2)))
+
     def scalar(self, kind="any"):
         r = self.rng
         if kind == "int" or (kind == "any" and r.random() < 0.4):
@@ -182,7 +188,7 @@ class Gen:
         if op == "clamp":
             form = f"{x}.clamp(min=-1.0, max=1.5)"
         if r.random() < 0.15 and t.is_floating_point():
-            lo, hi = sorted(r.sample([-1.0, 0.0, 0.5, 1.0, 2.0], 2))
+            lo, hi = self.bounds()
             form = r.choice([f"{x}.clamp({lo}, {hi})", f"{x}.clamp(min={lo})",
                              f"M.clamp({x}, max={hi})", f"M.nan_to_num({x})",
                              f"M.where({x} > 0, {x}, {x} * 0.1)"])
@@ -326,7 +332,7 @@ class Gen:
         if self._gap("numpy_inplace") and self.shares_numpy(t):
             return None
         # an argument that requires grad, written into a view, loses its gradient
-        rg_ok = not (self._gap("grad_through_view_write") and t._base is not None)
+        rg_ok = not (self._gap("grad_through_view_write") and self.has_views(x))
         if self._gap("copy_requires_grad") and (not t.is_floating_point() or t.numel() == 0):
             rg_ok = False
         c = r.random()
@@ -349,7 +355,7 @@ class Gen:
                 op = "tanh_"
             code, uses = f"{x}.{op}()", (x,)
         elif c < 0.55:
-            lo, hi = sorted(r.sample([-1.0, 0.0, 0.5, 1.0, 2.0], 2))
+            lo, hi = self.bounds()
             code, uses = f"{x}.clamp_({lo}, {hi})", (x,)
         elif c < 0.65:
             cands = self.tensors(lambda u: _broadcasts(u.shape, t.shape) and u is not t and (
@@ -373,7 +379,7 @@ class Gen:
                 if r.random() < 0.5:
                     val, vu = _fmt_num(self.scalar()), ()
                 else:
-                    region = t[eval(expr, self.ns)].dim() if self._gap(  # noqa: S307
+                    region = eval(f"{x}[{expr}]", self.ns).dim() if self._gap(  # noqa: S307
                         "setitem_broadcast") else 9
                     cands = self.tensors(lambda u: u.dim() <= min(1, region) and u.numel() <= 4
                                          and (rg_ok or not u.requires_grad))
@@ -399,6 +405,9 @@ class Gen:
         out = self.name()
         d = r.randint(-nd, nd - 1) if nd else None
         args = ""
+        if op in ("softmax", "log_softmax", "logsumexp") and self._gap("softmax_special") and not (
+                bool(self.torch.isfinite(t).all())):
+            op = "sum"
         if op in ("softmax", "log_softmax", "cumsum"):
             args = str(d if d is not None else 0)
         elif op in ("max", "min", "median") and d is not None and r.random() < 0.6:
@@ -408,6 +417,8 @@ class Gen:
         elif op in ("var", "std"):
             args = r.choice(["", f"{d}" if d is not None else "", "correction=0",
                              f"dim={d}, keepdim=True" if d is not None else ""])
+            if self._gap("var_correction"):
+                args = (args + ", correction=0").lstrip(", ").replace("=0, correction", "")
         elif op == "norm":
             args = r.choice(["", "p=1", f"dim={d}" if d is not None else ""])
         elif op == "logsumexp":
@@ -501,8 +512,11 @@ class Gen:
             code = r.choice([f"{x}.sum().backward()", f"({x} * {x}).mean().backward()",
                              f"{x}.backward(M.ones_like({x}))" if not final else
                              f"{x}.exp().sum().backward()", f"({x} ** 2).sum().backward()"])
+        if not final and self._gap("second_backward_shared"):
+            return None
         if not final and r.random() < 0.3:
-            nonleaf = self.tensors(lambda u: u.requires_grad and not u.is_leaf)
+            nonleaf = self.tensors(lambda u: u.requires_grad and not u.is_leaf and not (
+                self._gap("retain_grad_view") and u._base is not None))
             if nonleaf:
                 return Stmt(f"{r.choice(nonleaf)}.retain_grad()", (), (), "op")
         return Stmt(code, (), (x,), "backward")
@@ -519,8 +533,8 @@ class Gen:
             return None
         try:
             st = getattr(self, kind)()
-        except RuntimeError:    # torch refuses to read a view it invalidated: draw again
-            return None
+        except Exception:  # noqa: BLE001 - torch refuses to read a view it invalidated, or
+            return None    # an index probe is out of range: draw again
         if st is None:
             return None
         return st if isinstance(st, list) else [st]
@@ -534,7 +548,18 @@ class Gen:
             return False
         if self._gap("missed_inplace_check") and "modified by an inplace operation" in text:
             return False
+        if self._gap("int_div_zero") and "ZeroDivisionError" in text:
+            return False
         return True
+
+    def has_views(self, x: str) -> bool:
+        """Whether tensor `x` is a view or another bound tensor shares its storage."""
+        t = self.ns[x]
+        if t._base is not None:
+            return True
+        ptr = t.untyped_storage().data_ptr()
+        return any(k != x and _safe(lambda u: u.untyped_storage().data_ptr() == ptr, u)
+                   for k, u in self.ns.items() if isinstance(u, self.torch.Tensor))
 
     def shares_numpy(self, t) -> bool:
         """Whether torch tensor `t`'s storage overlaps a NumPy array of the program."""

@@ -34,12 +34,19 @@ GAP_DOC = {
     "setitem_broadcast": "a tensor assigned by t[i] = v has no more dims than the region",
     "saved_too_much": "(comparison) ember's false 'modified by an inplace operation' skips",
     "zero_grad_none": "(comparison) a None gradient where torch's is all zeros is ignored",
+    "int_div_zero": "torch's integer ZeroDivisionError is not kept as a line to reject",
+    "var_correction": "var/std are drawn with correction=0 (N <= correction: not nan/inf)",
+    "layout": "(comparison) strides of computed results are not compared",
+    "clamp_ties": "clamp bounds are never values the data holds (gradient at a bound)",
+    "softmax_special": "softmax/log_softmax/logsumexp only of finite inputs",
     # found by this fuzzer
     "median": "median is not drawn (integer dtype, NaN, strides of median(dim))",
     "as_tensor_copies": "as_tensor(ndarray) is drawn as from_numpy (ember copies)",
     "numpy_view_readonly": "no .numpy() of a view (ember's array is read-only)",
     "missed_inplace_check": "torch's 'modified by an inplace operation' errors are not kept",
     "copy_requires_grad": "no copy_/in-place from a tensor requiring grad into int/bool/empty",
+    "retain_grad_view": "retain_grad() is not called on views (ember reports the base's)",
+    "second_backward_shared": "one backward() per program (a second one sharing nodes raises)",
 }
 
 # Known categories turned off for the CI lane; empty once ember's fixes land.
