@@ -43,7 +43,7 @@ def _fail_with(failures, stats):
 @needs_torch
 def test_fuzz_lane():
     failures, stats = fuzz(FUZZ_CI_PROGRAMS, seed=0, gaps=KNOWN_GAPS, per_signature=1,
-                           max_failures=5, shrink_s=10.0)
+                           max_failures=3, shrink_s=10.0, fresh_s=60.0)
     assert stats["programs"] == FUZZ_CI_PROGRAMS
     assert stats["invalid"] < FUZZ_CI_PROGRAMS // 10, stats   # the generator draws valid code
     if stats["failing"]:

@@ -22,6 +22,9 @@ def main(argv=None) -> int:
     p.add_argument("--per-signature", type=int, default=2,
                    help="failures shrunk and printed per (mode, category)")
     p.add_argument("--no-shrink", action="store_true", help="print failures as drawn")
+    p.add_argument("--fresh-s", type=float, default=120.0,
+                   help="seconds to spend per failure making its snippet fail in a new "
+                        "process (0: shrink in this process only)")
     args = p.parse_args(argv)
     # NOTE: set before ember is imported (it reads its options once): the fuzzer's
     # programs must not fill the user's disk cache
@@ -39,7 +42,7 @@ def main(argv=None) -> int:
             p.error(f"unknown gap(s) {sorted(unknown)}; known: {sorted(GAP_DOC)}")
     start = time.monotonic()
     failures, stats = fuzz(args.programs, args.seed, gaps, not args.no_shrink,
-                           per_signature=args.per_signature,
+                           per_signature=args.per_signature, fresh_s=args.fresh_s,
                            log=lambda text: print(text, flush=True))
     print(f"# {stats['programs']} programs ({stats['lines']} lines) from seed {args.seed} "
           f"in {time.monotonic() - start:.1f}s: {stats['failing']} failing, "

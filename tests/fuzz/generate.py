@@ -20,13 +20,15 @@ import numpy as np
 from .program import Program, Stmt, exec_stmt, namespace
 
 P_ERROR = 0.12
+KEPT_ERRORS = ("view", "inplace", "index", "op", "backward", "reduce")  # kinds kept raising
 # torch's own limitations: a line torch rejects with one of these is dropped, never kept
 # as a line ember must reject (ember may support it)
 TORCH_LIMITS = re.compile(
     r"not implemented for|derivative for .* is not implemented|Boolean inputs not supported"
     r"|is a view and its base or another view of its base has been modified inplace"
     r"|does not support automatic differentiation|only supports floating"
-    r"|does not support bool input|is the output of a function that returns multiple views")
+    r"|does not support bool input|is the output of a function that returns multiple views"
+    r"|Index put requires the source and destination dtypes match")
 SHAPES = [(), (1,), (3,), (4,), (2, 3), (3, 2), (1, 3), (3, 1), (2, 1, 3), (2, 3, 4), (4, 4),
           (2, 2, 2), (2, 4)]
 FLOAT_DTYPES = ["float32"] * 6 + ["float64"] * 2 + ["float16"]
@@ -75,7 +77,8 @@ class Gen:
         self.stmts: list[Stmt] = []
         self.n = 0
         self.specials = self.rng.random() < 0.3     # NaN/inf/-0 in this program's data
-        self.backwarded = False
+        self.backward_failed = False
+        self.numpy_read: set = set()    # storages whose values .numpy() has read
 
     # -- helpers ---------------------------------------------------------------
     def _gap(self, name: str) -> bool:
@@ -182,12 +185,15 @@ class Gen:
             op = r.choice(UNARY_ANY)
         if self._gap("sigmoid_at_zero") and op == "sigmoid":
             op = "tanh"
+        if self._gap("signed_zero") and op == "rsqrt":
+            op = "sqrt"
         if self._gap("median") and op == "median":
             return None
         form = f"{x}.{op}()" if r.random() < 0.6 else f"M.{op}({x})"
         if op == "clamp":
             form = f"{x}.clamp(min=-1.0, max=1.5)"
-        if r.random() < 0.15 and t.is_floating_point():
+        if r.random() < 0.15 and t.is_floating_point() and not (
+                self._gap("nan_grad") and self.specials):
             lo, hi = self.bounds()
             form = r.choice([f"{x}.clamp({lo}, {hi})", f"{x}.clamp(min={lo})",
                              f"M.clamp({x}, max={hi})", f"M.nan_to_num({x})",
@@ -219,6 +225,8 @@ class Gen:
             uses = (x, y)
         if r.random() < 0.3:
             x, y = y, x
+        if op == "//" and self._gap("signed_zero") and not _is_int(self.ns.get(y, y)):
+            op = "*"
         if op in ("maximum", "minimum", "logical_and", "logical_or"):
             if not _is_name(x):
                 x, y = y, x
@@ -278,7 +286,10 @@ class Gen:
         if nd >= 2:
             opts.append(f"{x}.mT")
             opts.append(f"{x}.unflatten(-1, (1, {s[-1]}))")
-        return Stmt(f"{out} = {r.choice(opts)}", (out,), (x,), "view")
+        expr = r.choice(opts)
+        if self.whole_slice(t, expr):
+            return None
+        return Stmt(f"{out} = {expr}", (out,), (x,), "view")
 
     def index_read(self):
         r = self.rng
@@ -297,6 +308,8 @@ class Gen:
                              f"M.gather({x}, {t.dim() - 1}, M.zeros_like({x}, "
                              f"dtype=M.int64))"])
             return Stmt(f"{out} = {expr}", (out,), (x,), "index")
+        if self.whole_slice(t, f"{x}[{expr}]"):
+            return None
         return Stmt(f"{out} = {x}[{expr}]", (out,), (x,) + uses, "index")
 
     def index_expr(self, t, x):
@@ -331,6 +344,9 @@ class Gen:
         t = self.ns[x]
         if self._gap("numpy_inplace") and self.shares_numpy(t):
             return None
+        if self._gap("numpy_read_then_inplace") and (
+                t.untyped_storage().data_ptr() in self.numpy_read):
+            return None
         # an argument that requires grad, written into a view, loses its gradient
         rg_ok = not (self._gap("grad_through_view_write") and self.has_views(x))
         if self._gap("copy_requires_grad") and (not t.is_floating_point() or t.numel() == 0):
@@ -343,7 +359,7 @@ class Gen:
                 uses = (x,)
             else:
                 cands = self.tensors(lambda u: _broadcasts(u.shape, t.shape) and (
-                    rg_ok or not u.requires_grad))
+                    rg_ok or not u.requires_grad) and not _overlaps(u, t))
                 if not cands:
                     return None
                 arg = r.choice(cands)
@@ -355,11 +371,13 @@ class Gen:
                 op = "tanh_"
             code, uses = f"{x}.{op}()", (x,)
         elif c < 0.55:
+            if self._gap("nan_grad") and self.specials:
+                return None
             lo, hi = self.bounds()
             code, uses = f"{x}.clamp_({lo}, {hi})", (x,)
         elif c < 0.65:
-            cands = self.tensors(lambda u: _broadcasts(u.shape, t.shape) and u is not t and (
-                rg_ok or not u.requires_grad))
+            cands = self.tensors(lambda u: _broadcasts(u.shape, t.shape) and not _overlaps(u, t)
+                                 and (rg_ok or not u.requires_grad))
             if not cands:
                 return None
             y = r.choice(cands)
@@ -382,7 +400,8 @@ class Gen:
                     region = eval(f"{x}[{expr}]", self.ns).dim() if self._gap(  # noqa: S307
                         "setitem_broadcast") else 9
                     cands = self.tensors(lambda u: u.dim() <= min(1, region) and u.numel() <= 4
-                                         and (rg_ok or not u.requires_grad))
+                                         and (rg_ok or not u.requires_grad)
+                                         and not _overlaps(u, t))
                     if not cands:
                         return None
                     val = r.choice(cands)
@@ -406,7 +425,10 @@ class Gen:
         d = r.randint(-nd, nd - 1) if nd else None
         args = ""
         if op in ("softmax", "log_softmax", "logsumexp") and self._gap("softmax_special") and not (
-                bool(self.torch.isfinite(t).all())):
+                t.is_floating_point() and bool(self.torch.isfinite(t).all())):
+            op = "sum"
+        if op in ("amax", "amin", "max", "min", "norm") and self._gap("nan_grad") and (
+                t.requires_grad and bool(self.torch.isnan(t).any())):
             op = "sum"
         if op in ("softmax", "log_softmax", "cumsum"):
             args = str(d if d is not None else 0)
@@ -425,7 +447,7 @@ class Gen:
             args = str(d if d is not None else 0)
         elif d is not None and r.random() < 0.6:
             args = r.choice([f"{d}", f"dim={d}, keepdim=True", f"dim=({d},)",
-                             f"dim=(0, -1)" if nd >= 2 else f"{d}"])
+                             "dim=(0, -1)" if nd >= 2 else f"{d}"])
             if op in ("prod", "argmax", "argmin", "count_nonzero", "all", "any") and "(" in args:
                 args = str(d)
         form = f"{x}.{op}({args})" if r.random() < 0.7 else (
@@ -480,7 +502,11 @@ class Gen:
         if not t.requires_grad and not (self._gap("numpy_view_readonly") and t._base is not None):
             # NOTE: a live `.numpy()` shares memory; later writes to either side show
             opts += [f"{x}.numpy()"] * 3
+        if self._gap("layout"):
+            opts = [o for o in opts if not o.endswith(("stride()", "is_contiguous()"))]
         code = r.choice(opts)
+        if ".numpy()" in code:
+            self.numpy_read.add(t.untyped_storage().data_ptr())
         name = out
         if code.endswith(".numpy()"):
             name = self.name("a")
@@ -502,6 +528,8 @@ class Gen:
 
     def backward(self, final=False):
         r = self.rng
+        if self.backward_failed:    # torch may have freed part of the graph: no retry
+            return None
         x = self.pick(lambda t: t.requires_grad and t.is_floating_point())
         if x is None:
             return None
@@ -552,6 +580,18 @@ class Gen:
             return False
         return True
 
+    def whole_slice(self, t, expr: str) -> bool:
+        """Whether `expr` indexes all of `t`, which requires grad, and that is a known gap.
+
+        ember's `x[:]`, `x[...]`, `x[0:n]` return `x` itself (a leaf), torch a new view.
+        """
+        if not (self._gap("full_slice_is_self") and t.requires_grad and "[" in expr):
+            return False
+        try:
+            return tuple(eval(expr, self.ns).shape) == tuple(t.shape)  # noqa: S307
+        except Exception:  # noqa: BLE001 - torch rejects it: the candidate is dropped anyway
+            return False
+
     def has_views(self, x: str) -> bool:
         """Whether tensor `x` is a view or another bound tensor shares its storage."""
         t = self.ns[x]
@@ -578,12 +618,14 @@ class Gen:
             e = exec_stmt(s, self.ns)
             if e is not None:
                 last = i == len(stmts) - 1
-                if last and self.keep_error(e) and s.kind in ("view", "inplace", "index", "op", "backward",
-                                       "reduce") and self.rng.random() < P_ERROR:
+                if last and self.keep_error(e) and s.kind in KEPT_ERRORS and (
+                        self.rng.random() < P_ERROR):
                     self.stmts += stmts[:i] + [Stmt(s.code, (), s.uses, s.kind, True)]
                     return True
                 for name in (n for st in stmts for n in st.defines):
                     self.ns.pop(name, None)
+                if s.kind == "backward":
+                    self.backward_failed = True
                 return False
         self.stmts += stmts
         return True
@@ -605,6 +647,23 @@ class Gen:
             if st is None or self.try_add([st]):
                 break
         return Program(self.stmts)
+
+
+def _overlaps(u, t) -> bool:
+    """Whether torch tensors `u` and `t` share a storage.
+
+    NOTE: an in-place op whose argument partly overlaps its target (`x.mul_(x.diagonal())`)
+    has no defined result in torch (it reads what it already wrote), so the generator
+    never draws one; torch's own overlap errors come from expanded targets.
+    """
+    return u.untyped_storage().data_ptr() == t.untyped_storage().data_ptr()
+
+
+def _is_int(v) -> bool:
+    """Whether an operand (a torch tensor or a literal's text) is integral."""
+    if hasattr(v, "is_floating_point"):
+        return not v.is_floating_point()
+    return "." not in str(v) and "math" not in str(v)
 
 
 def _safe(pred, t) -> bool:

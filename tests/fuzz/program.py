@@ -395,10 +395,12 @@ def compare(prog: Program, ref: Run, got: Run, mode: str, is_torch_ref=True) -> 
         for cat, detail in diff_entry(t, es.get(name), low):
             tag = ""
             if cat == "grad" and detail.endswith("vs None") and t.grad is not None and not (
-                    np.asarray(t.grad[2]).any()):
-                tag = "zero_grad_none"
+                    np.nan_to_num(np.asarray(t.grad[2], dtype=np.float64), nan=0.0).any()):
+                tag = "zero_grad_none"     # torch's gradient is zeros (or 0 * NaN)
             if cat == "stride":
                 tag = "layout"
+            if cat == "repr" and "".join(t.values.split()) == "".join(es[name].values.split()):
+                tag = "repr_wrap"
             out.append(Mismatch(mode, cat, name, detail, tag))
     return out
 

@@ -15,11 +15,15 @@ set is emptied and the lane must still pass.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from .generate import generate
-from .program import Mismatch, Program, compare, realize_all, run
+from .program import Mismatch, Program, Stmt, compare, realize_all, run
 
 # What each known-bug category switch leaves out: of the generated programs, or (the
 # last two) of the comparison. "issue" marks bugs already reported, "new" the fuzzer's.
@@ -47,6 +51,11 @@ GAP_DOC = {
     "copy_requires_grad": "no copy_/in-place from a tensor requiring grad into int/bool/empty",
     "retain_grad_view": "retain_grad() is not called on views (ember reports the base's)",
     "second_backward_shared": "one backward() per program (a second one sharing nodes raises)",
+    "full_slice_is_self": "no x[:] / x[...] / x[0:n] of a tensor requiring grad (ember: x)",
+    "numpy_read_then_inplace": "no in-place op on a tensor after .numpy() read it (results "
+                               "computed from it later see the write)",
+    "repr_wrap": "(comparison) repr differing only in line wrapping is accepted",
+    "signed_zero": "no rsqrt, no float // (rsqrt(-0.0) and 3 // -0.0 give the wrong inf)",
 }
 
 # Known categories turned off for the CI lane; empty once ember's fixes land.
@@ -91,6 +100,7 @@ class Failure:
     shrunk: Program | None = None
     shrunk_mismatches: list = field(default_factory=list)
     needs_previous: bool = False
+    fresh: bool | None = None     # whether the snippet fails in a new process (None: untried)
 
     def signature(self) -> tuple:
         m = self.mismatches[0]
@@ -102,6 +112,9 @@ class Failure:
         ms = self.shrunk_mismatches or self.mismatches
         note = (" (fails only after the program before it, prepended here)"
                 if self.needs_previous else "")
+        if self.fresh is not None:
+            note += ("; fails in a new process" if self.fresh else
+                     "; passes in a new process: it needs caches that earlier programs left")
         names = list(dict.fromkeys(m.where for m in ms if not m.where.startswith(("line",
                                                                                 "reading"))))
         lines = [f"# seed {self.seed}: {len(self.program)} lines, shrunk to {len(prog)}{note}",
@@ -118,19 +131,23 @@ def _fails_like(prog: Program, sig: tuple, gaps=frozenset()) -> list | None:
     return same or None
 
 
-def shrink(prog: Program, sig: tuple, budget_s: float = 20.0,
-           gaps=frozenset()) -> tuple[Program, list]:
-    """Delete statements (chunks, then single lines) while `prog` still fails as `sig`."""
+def shrink(prog: Program, sig: tuple, budget_s: float = 20.0, gaps=frozenset(),
+           fails=None) -> tuple[Program, list]:
+    """Delete statements (chunks, then single lines) while `prog` still fails as `sig`.
+
+    `fails(prog, sig, gaps)` decides (default: `check` in this process).
+    """
+    fails = fails or _fails_like
     start = time.monotonic()
     best = prog
-    ms = _fails_like(prog, sig, gaps) or []
+    ms = fails(prog, sig, gaps) or []
     chunk = max(1, len(best) // 2)
     while chunk >= 1 and time.monotonic() - start < budget_s:
         i = 0
         changed = False
         while i < len(best) and time.monotonic() - start < budget_s:
             cand = Program(best.stmts[:i] + best.stmts[i + chunk:])
-            got = _fails_like(cand, sig, gaps) if len(cand) else None
+            got = fails(cand, sig, gaps) if len(cand) else None
             if got:
                 best, ms, changed = cand, got, True
             else:
@@ -140,28 +157,81 @@ def shrink(prog: Program, sig: tuple, budget_s: float = 20.0,
     return best, ms
 
 
+def check_fresh(prog: Program, gaps=frozenset(), timeout: float = 120.0) -> list | None:
+    """`check(prog)` in a new Python process (no cache warmed by earlier programs).
+
+    The mismatches, or None when torch does not run the program as drawn.
+    """
+    payload = json.dumps({"gaps": sorted(gaps), "stmts": [asdict(st) for st in prog.stmts]})
+    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); "
+            "from fuzz.runner import _check_stdin; _check_stdin()")
+    tests_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, "-c", code, tests_dir], input=payload, text=True,
+                          capture_output=True, timeout=timeout)
+    if done.returncode != 0:
+        raise RuntimeError(f"the fresh fuzz process failed:\n{done.stderr[-2000:]}")
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    return None if out is None else [Mismatch(**m) for m in out]
+
+
+def _check_stdin() -> None:
+    """check_fresh's other end: read a program as JSON, print its mismatches as JSON."""
+    data = json.loads(sys.stdin.read())
+    prog = Program([Stmt(**{k: tuple(v) if isinstance(v, list) else v for k, v in st.items()})
+                    for st in data["stmts"]])
+    ms, valid = check(prog, frozenset(data["gaps"]))
+    print(json.dumps([asdict(m) for m in ms] if valid else None))
+
+
+def _fails_fresh(prog: Program, sig: tuple, gaps=frozenset()) -> list | None:
+    ms = check_fresh(prog, gaps)
+    same = [m for m in ms or [] if m.signature() == sig]
+    return same or None
+
+
 def investigate(seed: int, prog: Program, mismatches: list, previous: Program | None,
-                shrink_s: float = 20.0, gaps=frozenset()) -> Failure:
-    """Shrink a failure found in sequence: alone if it fails alone, else after `previous`."""
+                shrink_s: float = 20.0, gaps=frozenset(), fresh_s: float = 0.0) -> Failure:
+    """Shrink a failure found in sequence to a program that fails the same way.
+
+    In this process first (alone, else after `previous`); with `fresh_s` > 0 the result
+    is then run in a new process, and where it passes there (it needed caches that
+    earlier programs left), the program is shrunk again with a new process per try,
+    for at most `fresh_s` seconds. `Failure.fresh` says whether the snippet printed
+    fails on its own.
+    """
     f = Failure(seed, prog, mismatches)
     sig = f.signature()
     if _fails_like(prog, sig, gaps):
         f.shrunk, f.shrunk_mismatches = shrink(prog, sig, shrink_s, gaps)
-        return f
-    if previous is not None:
-        both = Program([s.renamed("p") for s in previous.stmts] + prog.stmts)
+    elif previous is not None:
+        both = Program([st.renamed("p") for st in previous.stmts] + prog.stmts)
         if _fails_like(both, sig, gaps):
             f.needs_previous = True
             f.shrunk, f.shrunk_mismatches = shrink(both, sig, shrink_s, gaps)
+    if fresh_s <= 0:
+        return f
+    if f.shrunk is not None and _fails_fresh(f.shrunk, sig, gaps):
+        f.fresh = True
+        return f
+    for cand in (prog, Program([st.renamed("p") for st in (previous.stmts if previous else [])]
+                               + prog.stmts)):
+        if _fails_fresh(cand, sig, gaps):
+            f.shrunk, f.shrunk_mismatches = shrink(cand, sig, fresh_s, gaps, _fails_fresh)
+            f.needs_previous = cand is not prog
+            f.fresh = True
+            return f
+    f.fresh = False
     return f
 
 
 def fuzz(n: int, seed: int = 0, gaps=None, shrink_failures: bool = True,
-         max_failures: int = 50, per_signature: int = 2, log=None, shrink_s: float = 20.0):
+         max_failures: int = 50, per_signature: int = 2, log=None, shrink_s: float = 20.0,
+         fresh_s: float = 0.0):
     """Run `n` programs from `seed`; returns (failures, stats).
 
-    Failures are shrunk, at most `per_signature` for each (mode, category) and
-    `max_failures` in all; the rest are counted in stats["unshrunk"].
+    Failures are shrunk (see `investigate`; `fresh_s` > 0 checks them in a new
+    process), at most `per_signature` for each (mode, category) and `max_failures`
+    in all; the rest are counted in stats["unshrunk"].
     """
     gaps = KNOWN_GAPS if gaps is None else frozenset(gaps)
     failures: list[Failure] = []
@@ -181,7 +251,8 @@ def fuzz(n: int, seed: int = 0, gaps=None, shrink_failures: bool = True,
             sig = ms[0].signature()
             if seen.get(sig, 0) < per_signature and len(failures) < max_failures:
                 seen[sig] = seen.get(sig, 0) + 1
-                f = (investigate(s, prog, ms, previous, shrink_s, gaps) if shrink_failures
+                f = (investigate(s, prog, ms, previous, shrink_s, gaps, fresh_s)
+                     if shrink_failures
                      else Failure(s, prog, ms))
                 failures.append(f)
                 if log:
