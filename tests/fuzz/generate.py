@@ -117,15 +117,17 @@ class Gen:
 
     def bounds(self) -> tuple:
         """Clamp bounds; off the data's values when ties at a bound are a known gap."""
-        pool = [-0.75, 0.3, 1.25, 2.2] if self._gap("clamp_ties") else [-1.0, 0.0, 0.5, 1.0, 2.0]
+        pool = ([-0.7071, 0.3333, 1.2345, 2.2222] if self._gap("clamp_ties")
+                else [-1.0, 0.0, 0.5, 1.0, 2.0])
         return tuple(sorted(self.rng.sample(pool, 2)))
 
     def scalar(self, kind="any"):
         r = self.rng
         if kind == "int" or (kind == "any" and r.random() < 0.4):
             return r.choice([0, 1, 2, 3, -1, -2])
+        specials = self.specials and not self._gap("nan_grad")
         return r.choice([0.5, 2.0, -1.5, 1.0, 0.0, 3.0, -0.25]) if not (
-            self.specials and r.random() < 0.1) else r.choice([math.inf, math.nan])
+            specials and r.random() < 0.1) else r.choice([math.inf, math.nan])
 
     def shape_like(self, shape) -> tuple:
         """A shape that broadcasts with `shape`."""
@@ -193,7 +195,7 @@ class Gen:
         if op == "clamp":
             form = f"{x}.clamp(min=-1.0, max=1.5)"
         if r.random() < 0.15 and t.is_floating_point() and not (
-                self._gap("nan_grad") and self.specials):
+                self._gap("nan_grad") and not self.finite(t)):
             lo, hi = self.bounds()
             form = r.choice([f"{x}.clamp({lo}, {hi})", f"{x}.clamp(min={lo})",
                              f"M.clamp({x}, max={hi})", f"M.nan_to_num({x})",
@@ -225,7 +227,8 @@ class Gen:
             uses = (x, y)
         if r.random() < 0.3:
             x, y = y, x
-        if op == "//" and self._gap("signed_zero") and not _is_int(self.ns.get(y, y)):
+        if op in ("//", "%") and self._gap("signed_zero") and not (
+                _is_int(self.ns.get(y, y)) and _is_int(self.ns.get(x, x))):
             op = "*"
         if op in ("maximum", "minimum", "logical_and", "logical_or"):
             if not _is_name(x):
@@ -344,6 +347,11 @@ class Gen:
         t = self.ns[x]
         if self._gap("numpy_inplace") and self.shares_numpy(t):
             return None
+        if self._gap("detach_view_inplace") and not t.requires_grad and self.shares_with_grad(t):
+            return None
+        if self._gap("setitem_broadcast") and any(
+                st == 0 and n > 1 for st, n in zip(t.stride(), t.shape)):
+            return None     # an expanded target
         if self._gap("numpy_read_then_inplace") and (
                 t.untyped_storage().data_ptr() in self.numpy_read):
             return None
@@ -352,6 +360,8 @@ class Gen:
         if self._gap("copy_requires_grad") and (not t.is_floating_point() or t.numel() == 0):
             rg_ok = False
         c = r.random()
+        if self._gap("overwritten_grad_nan") and t.requires_grad and c >= 0.55:
+            return None     # copy_, fill_, setitem: torch's gradient of what they overwrite
         if c < 0.3:
             op = r.choice(["add_", "sub_", "mul_", "div_"])
             if r.random() < 0.5:
@@ -369,9 +379,11 @@ class Gen:
             op = r.choice(INPLACE_UNARY)
             if op == "sigmoid_" and self._gap("sigmoid_at_zero"):
                 op = "tanh_"
+            if op == "zero_" and self._gap("overwritten_grad_nan") and t.requires_grad:
+                op = "neg_"
             code, uses = f"{x}.{op}()", (x,)
         elif c < 0.55:
-            if self._gap("nan_grad") and self.specials:
+            if self._gap("nan_grad") and not self.finite(t):
                 return None
             lo, hi = self.bounds()
             code, uses = f"{x}.clamp_({lo}, {hi})", (x,)
@@ -425,7 +437,8 @@ class Gen:
         d = r.randint(-nd, nd - 1) if nd else None
         args = ""
         if op in ("softmax", "log_softmax", "logsumexp") and self._gap("softmax_special") and not (
-                t.is_floating_point() and bool(self.torch.isfinite(t).all())):
+                t.is_floating_point() and bool(self.torch.isfinite(t).all())
+                and (t.dim() == 0 or t.shape[d] > 1)):
             op = "sum"
         if op in ("amax", "amin", "max", "min", "norm") and self._gap("nan_grad") and (
                 t.requires_grad and bool(self.torch.isnan(t).any())):
@@ -482,6 +495,8 @@ class Gen:
         t = self.ns[x]
         cands = self.tensors(lambda u: u.shape == t.shape)
         y = r.choice(cands)
+        if self._gap("cat_empty_dtype") and t.numel() == 0 and self.ns[y].dtype != t.dtype:
+            return None
         out = self.name()
         fn = r.choice(["cat", "stack"])
         return Stmt(f"{out} = M.{fn}([{x}, {y}], {r.randint(0, t.dim() - 1)})", (out,), (x, y),
@@ -591,6 +606,16 @@ class Gen:
             return tuple(eval(expr, self.ns).shape) == tuple(t.shape)  # noqa: S307
         except Exception:  # noqa: BLE001 - torch rejects it: the candidate is dropped anyway
             return False
+
+    def shares_with_grad(self, t) -> bool:
+        """Whether a bound tensor that requires grad shares `t`'s storage."""
+        ptr = t.untyped_storage().data_ptr()
+        return any(_safe(lambda u: u.requires_grad and u.untyped_storage().data_ptr() == ptr, u)
+                   for u in self.ns.values() if isinstance(u, self.torch.Tensor))
+
+    def finite(self, t) -> bool:
+        """Whether torch tensor `t` holds only finite values."""
+        return not t.is_floating_point() or bool(self.torch.isfinite(t).all())
 
     def has_views(self, x: str) -> bool:
         """Whether tensor `x` is a view or another bound tensor shares its storage."""

@@ -245,9 +245,9 @@ def _is_entries(v) -> bool:
     return isinstance(v, tuple) and bool(v) and all(isinstance(x, Entry) for x in v)
 
 
-def _same_value(a, b) -> bool:
+def _same_value(a, b, rtol: float = 2e-4) -> bool:
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_same_value(x, y, rtol) for x, y in zip(a, b))
     if isinstance(a, Entry) and isinstance(b, Entry):
         return not diff_entry(a, b)
     if isinstance(a, float) or isinstance(b, float):
@@ -255,11 +255,11 @@ def _same_value(a, b) -> bool:
             return False
         if math.isnan(a) or math.isnan(b):
             return math.isnan(a) and math.isnan(b)
-        return math.isclose(a, b, rel_tol=2e-4, abs_tol=1e-5) or a == b
+        return math.isclose(a, b, rel_tol=rtol, abs_tol=min(rtol, 1e-5)) or a == b
     return a == b
 
 
-def diff_entry(t: Entry, e: Entry, low: bool = False) -> list:
+def diff_entry(t: Entry, e: Entry, low=None) -> list:
     """[(category, detail)] where torch's entry `t` and ember's `e` differ."""
     if e is None or t.kind != e.kind:
         return [("type", f"{t.kind} vs {None if e is None else e.kind}")]
@@ -287,7 +287,7 @@ def diff_entry(t: Entry, e: Entry, low: bool = False) -> list:
     elif _is_entries(t.values) and _is_entries(e.values) and len(t.values) == len(e.values):
         for i, (a, b) in enumerate(zip(t.values, e.values)):   # (values, indices) and such
             out += [(cat, f"[{i}] {detail}") for cat, detail in diff_entry(a, b)]
-    elif not _same_value(t.values, e.values):
+    elif not _same_value(t.values, e.values, TOLERANCE.get(low or "float32")[0]):
         out.append(("read", f"{t.values!r} vs {e.values!r}"))
     return out
 
@@ -321,12 +321,18 @@ def _strides(e: Entry) -> tuple:
     return tuple(st for st, n in zip(e.stride, e.shape) if n > 1)
 
 
-def _tol(dtype: str, low: bool) -> str:
-    """The dtype whose tolerance applies: float16's for floats of a low-precision program."""
-    return "float16" if low and dtype in ("float32", "float64") else dtype
+_RANK = {"float16": 0, "bfloat16": 0, "float32": 1, "float64": 2}
 
 
-def _diff_grad(tg, eg, low: bool = False) -> list:
+def _tol(dtype: str, low) -> str:
+    """The dtype whose tolerance applies: `low`'s (the program's least precise float
+    dtype) where it is below `dtype`."""
+    if low and dtype in _RANK and _RANK[low] < _RANK[dtype]:
+        return low
+    return dtype
+
+
+def _diff_grad(tg, eg, low=None) -> list:
     if isinstance(tg, str) or isinstance(eg, str):
         return [] if tg == eg or isinstance(tg, str) else []
     if (tg is None) != (eg is None):
@@ -381,6 +387,9 @@ def compare(prog: Program, ref: Run, got: Run, mode: str, is_torch_ref=True) -> 
     # NOTE: a program that touches float16/bfloat16 anywhere may round its float32
     # results (gradients included) through them: compare everything at float16's tolerance
     low = any(w in s.code for s in prog.stmts for w in ("float16", "half", "bfloat16"))
+    low = "float16" if low else None
+    if not low and any(w in s.code for s in prog.stmts for w in ("float32", ".float()")):
+        low = "float32"    # float64 values cast from float32 ones: float32's tolerance
     names = [n for s in prog.stmts for n in s.defines]
     names = list(dict.fromkeys(names))
     ts = snapshot(ref.ns, names, True)

@@ -31,11 +31,12 @@ GAP_DOC = {
     # reported
     "sigmoid_at_zero": "sigmoid is drawn as tanh: its gradient at 0 is 0 (torch 0.25)",
     "grad_through_view_write": "no tensor that requires grad is written into a view",
-    "nan_grad": "tensors that require grad hold no NaN/inf (amax/amin/abs NaN gradients)",
+    "nan_grad": "no NaN/inf data requiring grad, no NaN scalars; clamp, amax/amin/max/min "
+                "and norm only of finite values (torch's NaN gradients)",
     "numpy_write": "no writes to NumPy arrays (computed values reused across the write)",
     "numpy_inplace": "no in-place op on a tensor sharing NumPy memory (not written through)",
     "overlap_inplace": "torch's overlapping in-place errors are not kept as lines to reject",
-    "setitem_broadcast": "a tensor assigned by t[i] = v has no more dims than the region",
+    "setitem_broadcast": "t[i] = v: v has no more dims than the region; t is not expanded",
     "saved_too_much": "(comparison) ember's false 'modified by an inplace operation' skips",
     "zero_grad_none": "(comparison) a None gradient where torch's is all zeros is ignored",
     "int_div_zero": "torch's integer ZeroDivisionError is not kept as a line to reject",
@@ -54,6 +55,10 @@ GAP_DOC = {
     "full_slice_is_self": "no x[:] / x[...] / x[0:n] of a tensor requiring grad (ember: x)",
     "numpy_read_then_inplace": "no in-place op on a tensor after .numpy() read it (results "
                                "computed from it later see the write)",
+    "detach_view_inplace": "no in-place op on x.T.detach() and such (ember: 'a view of a leaf')",
+    "overwritten_grad_nan": "no copy_/fill_/zero_/t[i] = v on tensors that require grad "
+                            "(torch's 0 * NaN gradient of the overwritten value)",
+    "cat_empty_dtype": "no cat/stack of empty tensors of different dtypes (ember: no promotion)",
     "repr_wrap": "(comparison) repr differing only in line wrapping is accepted",
     "signed_zero": "no rsqrt, no float // (rsqrt(-0.0) and 3 // -0.0 give the wrong inf)",
 }
