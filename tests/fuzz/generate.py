@@ -78,7 +78,7 @@ class Gen:
         self.n = 0
         self.specials = self.rng.random() < 0.3     # NaN/inf/-0 in this program's data
         self.backward_failed = False
-        self.numpy_read: set = set()    # storages whose values .numpy() has read
+        self.was_read: set = set()    # storages whose values a line has read
 
     # -- helpers ---------------------------------------------------------------
     def _gap(self, name: str) -> bool:
@@ -328,6 +328,7 @@ class Gen:
             masks = self.tensors(lambda m: m.dtype == self.torch.bool and m.shape == s)
             if masks:
                 m = r.choice(masks)
+                self.was_read.add(self.ns[m].untyped_storage().data_ptr())
                 return m, (m,)
             return f"{x} > 0" if t.dtype != self.torch.bool else x, ()
         if c < 0.7:
@@ -352,8 +353,7 @@ class Gen:
         if self._gap("setitem_broadcast") and any(
                 st == 0 and n > 1 for st, n in zip(t.stride(), t.shape)):
             return None     # an expanded target
-        if self._gap("numpy_read_then_inplace") and (
-                t.untyped_storage().data_ptr() in self.numpy_read):
+        if self._gap("read_then_inplace") and t.untyped_storage().data_ptr() in self.was_read:
             return None
         # an argument that requires grad, written into a view, loses its gradient
         rg_ok = not (self._gap("grad_through_view_write") and self.has_views(x))
@@ -520,8 +520,7 @@ class Gen:
         if self._gap("layout"):
             opts = [o for o in opts if not o.endswith(("stride()", "is_contiguous()"))]
         code = r.choice(opts)
-        if ".numpy()" in code:
-            self.numpy_read.add(t.untyped_storage().data_ptr())
+        self.was_read.add(t.untyped_storage().data_ptr())
         name = out
         if code.endswith(".numpy()"):
             name = self.name("a")

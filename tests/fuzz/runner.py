@@ -53,8 +53,8 @@ GAP_DOC = {
     "retain_grad_view": "retain_grad() is not called on views (ember reports the base's)",
     "second_backward_shared": "one backward() per program (a second one sharing nodes raises)",
     "full_slice_is_self": "no x[:] / x[...] / x[0:n] of a tensor requiring grad (ember: x)",
-    "numpy_read_then_inplace": "no in-place op on a tensor after .numpy() read it (results "
-                               "computed from it later see the write)",
+    "read_then_inplace": "no in-place op on a tensor after a line read its values (.numpy(), "
+                         "a mask...): results pending on it see the write",
     "detach_view_inplace": "no in-place op on x.T.detach() and such (ember: 'a view of a leaf')",
     "overwritten_grad_nan": "no copy_/fill_/zero_/t[i] = v on tensors that require grad "
                             "(torch's 0 * NaN gradient of the overwritten value)",
