@@ -60,7 +60,8 @@ GAP_DOC = {
                             "(torch's 0 * NaN gradient of the overwritten value)",
     "cat_empty_dtype": "no cat/stack of empty tensors of different dtypes (ember: no promotion)",
     "repr_wrap": "(comparison) repr differing only in line wrapping is accepted",
-    "signed_zero": "no rsqrt, no float // (rsqrt(-0.0) and 3 // -0.0 give the wrong inf)",
+    "signed_zero": "no rsqrt, float // or %, float cumsum (rsqrt(-0.0), 3 // -0.0, a cumsum "
+                   "starting at -0.0: the wrong signed zero or inf)",
 }
 
 # Known categories turned off for the CI lane; empty once ember's fixes land.
