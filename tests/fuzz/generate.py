@@ -28,7 +28,8 @@ TORCH_LIMITS = re.compile(
     r"|is a view and its base or another view of its base has been modified inplace"
     r"|does not support automatic differentiation|only supports floating"
     r"|does not support bool input|is the output of a function that returns multiple views"
-    r"|Index put requires the source and destination dtypes match")
+    r"|Index put requires the source and destination dtypes match"
+    r"|with a bool tensor is not supported")
 SHAPES = [(), (1,), (3,), (4,), (2, 3), (3, 2), (1, 3), (3, 1), (2, 1, 3), (2, 3, 4), (4, 4),
           (2, 2, 2), (2, 4)]
 FLOAT_DTYPES = ["float32"] * 6 + ["float64"] * 2 + ["float16"]
@@ -151,6 +152,8 @@ class Gen:
         floating = dtype.startswith("float") or dtype == "bfloat16"
         if rg is None:
             rg = floating and r.random() < 0.5 and dtype != "float16"
+        if self._gap("nan_grad") and self.specials:
+            rg = False      # NaN/inf data: torch's NaN gradients are a known gap
         rgs = ", requires_grad=True" if rg else ""
         choice = r.random()
         if choice < 0.12 and not rg:
@@ -191,6 +194,8 @@ class Gen:
             op = "tanh"
         if self._gap("signed_zero") and op == "rsqrt":
             op = "sqrt"
+        if self._gap("exp2_inexact") and op == "exp2":
+            op = "exp"
         if self._gap("median") and op == "median":
             return None
         form = f"{x}.{op}()" if r.random() < 0.6 else f"M.{op}({x})"
@@ -232,9 +237,16 @@ class Gen:
         if op in ("==", "<", ">=", "!=") and not all(self.is_exact(n) or not self.is_low(n)
                                                   for n in (x, y) if _is_name(n)):
             op = "-"    # NOTE: float16 results of ops may round either way at a comparison
-        if op in ("//", "%") and self._gap("signed_zero") and not (
-                _is_int(self.ns.get(y, y)) and _is_int(self.ns.get(x, x))):
+        def integral(n):
+            if _is_name(n) and n not in self.ns:     # drawn just now in `pre`
+                return not re.search(r"float|half", pre[-1].code)
+            return _is_int(self.ns.get(n, n))
+
+        if op in ("//", "%") and self._gap("signed_zero") and not (integral(x) and integral(y)):
             op = "*"
+        if op == "**" and self._gap("pow_kinks") and _is_name(y) and not (
+                _is_name(x) and x in self.ns and bool((self.ns[x] != 0).all())):
+            op = "*"    # a tensor exponent of a base that may hold 0
         if op in ("maximum", "minimum", "logical_and", "logical_or"):
             if not _is_name(x):
                 x, y = y, x
@@ -639,8 +651,9 @@ class Gen:
         return not t.is_floating_point() or bool(self.torch.isfinite(t).all())
 
     def is_low(self, x: str) -> bool:
-        """Whether `x` is a float16/bfloat16 tensor."""
-        return self.ns[x].dtype in (self.torch.float16, self.torch.bfloat16)
+        """Whether `x` is a float16/bfloat16 tensor (or one drawn but not yet run)."""
+        t = self.ns.get(x)
+        return t is None or t.dtype in (self.torch.float16, self.torch.bfloat16)
 
     def is_exact(self, x: str) -> bool:
         """Whether `x`'s values are as written: integral, or data not yet rounded by an op.
@@ -648,7 +661,7 @@ class Gen:
         NOTE: argmax/argmin and max(dim).indices of computed floats pick between values
         that tie in exact arithmetic; a last-ulp difference picks another index.
         """
-        return x in self.exact or not self.ns[x].is_floating_point()
+        return x in self.exact or (x in self.ns and not self.ns[x].is_floating_point())
 
     def has_views(self, x: str) -> bool:
         """Whether tensor `x` is a view or another bound tensor shares its storage."""

@@ -31,8 +31,8 @@ GAP_DOC = {
     # reported
     "sigmoid_at_zero": "sigmoid is drawn as tanh: its gradient at 0 is 0 (torch 0.25)",
     "grad_through_view_write": "no tensor that requires grad is written into a view",
-    "nan_grad": "no NaN/inf data requiring grad, no NaN scalars; clamp, amax/amin/max/min "
-                "and norm only of finite values (torch's NaN gradients)",
+    "nan_grad": "nothing requires grad in programs with NaN/inf data; no NaN scalars; clamp, "
+                "amax/amin/max/min and norm only of finite values (torch's NaN gradients)",
     "numpy_write": "no writes to NumPy arrays (computed values reused across the write)",
     "numpy_inplace": "no in-place op on a tensor sharing NumPy memory (not written through)",
     "overlap_inplace": "torch's overlapping in-place errors are not kept as lines to reject",
@@ -59,6 +59,8 @@ GAP_DOC = {
     "overwritten_grad_nan": "no copy_/fill_/zero_/t[i] = v on tensors that require grad "
                             "(torch's 0 * NaN gradient of the overwritten value)",
     "cat_empty_dtype": "no cat/stack of empty tensors of different dtypes (ember: no promotion)",
+    "pow_kinks": "x ** tensor only where x holds no 0 (the gradient at 0 ** e)",
+    "exp2_inexact": "exp2 is drawn as exp (ember's exp2(3.0) is 7.999999999999998)",
     "repr_wrap": "(comparison) repr differing only in line wrapping is accepted",
     "signed_zero": "no rsqrt, float // or %, float cumsum (rsqrt(-0.0), 3 // -0.0, a cumsum "
                    "starting at -0.0: the wrong signed zero or inf)",
