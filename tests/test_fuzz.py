@@ -1,6 +1,6 @@
 """The differential program fuzzer (tests/fuzz/) in CI, and tests of the fuzzer itself.
 
-- `test_fuzz_lane`: a few hundred seeded programs (FUZZ_CI_PROGRAMS), one after another
+- `test_fuzz_lane`: 1,000 seeded programs (FUZZ_CI_PROGRAMS, about 15 s), one after another
   in this process, each run as torch, ember lazy and ember eager; any mismatch fails
   with the shrunk programs printed as runnable snippets.
 - `test_fuzz_long` (slow): at least 5,000 programs, or EMBER_FUZZ_PROGRAMS from
@@ -21,7 +21,7 @@ from helpers import needs_torch
 
 import ember as em
 
-FUZZ_CI_PROGRAMS = 300
+FUZZ_CI_PROGRAMS = 1000
 LONG_PROGRAMS = int(os.environ.get("EMBER_FUZZ_PROGRAMS", "5000"))
 LONG_SEED = int(os.environ.get("EMBER_FUZZ_SEED", "100000"))
 

@@ -114,6 +114,8 @@ class Gen:
             return np.array([r.randint(-4, 5) for _ in range(n)], dtype=np.int64).reshape(shape)
         pool = [-3.0, -2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 0.25]
         special = [math.nan, math.inf, -math.inf, 0.0, -0.0]
+        if self._gap("signed_zero"):
+            special = special[:-1]
         vals = [r.choice(special) if specials and r.random() < 0.15 else r.choice(pool)
                 for _ in range(n)]
         return np.array(vals, dtype=np.float64).reshape(shape)
@@ -307,7 +309,7 @@ class Gen:
             opts.append(f"{x}.mT")
             opts.append(f"{x}.unflatten(-1, (1, {s[-1]}))")
         expr = r.choice(opts)
-        if self.whole_slice(t, expr):
+        if self.whole_slice(t, expr) or self.empty_view(expr):
             return None
         if x in self.exact:
             self.exact.add(out)
@@ -330,7 +332,7 @@ class Gen:
                              f"M.gather({x}, {t.dim() - 1}, M.zeros_like({x}, "
                              f"dtype=M.int64))"])
             return Stmt(f"{out} = {expr}", (out,), (x,), "index")
-        if self.whole_slice(t, f"{x}[{expr}]"):
+        if self.whole_slice(t, f"{x}[{expr}]") or self.empty_view(f"{x}[{expr}]"):
             return None
         return Stmt(f"{out} = {x}[{expr}]", (out,), (x,) + uses, "index")
 
@@ -649,6 +651,15 @@ class Gen:
     def finite(self, t) -> bool:
         """Whether torch tensor `t` holds only finite values."""
         return not t.is_floating_point() or bool(self.torch.isfinite(t).all())
+
+    def empty_view(self, expr: str) -> bool:
+        """Whether `expr` is an empty view, and empty views are a known gap."""
+        if not self._gap("empty_view_offset"):
+            return False
+        try:
+            return eval(expr, self.ns).numel() == 0  # noqa: S307
+        except Exception:  # noqa: BLE001 - torch rejects it: the candidate is dropped anyway
+            return False
 
     def is_low(self, x: str) -> bool:
         """Whether `x` is a float16/bfloat16 tensor (or one drawn but not yet run)."""
