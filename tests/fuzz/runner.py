@@ -176,11 +176,24 @@ def check_fresh(prog: Program, gaps=frozenset(), timeout: float = 120.0) -> list
             "from fuzz.runner import _check_stdin; _check_stdin()")
     tests_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     done = subprocess.run([sys.executable, "-c", code, tests_dir], input=payload, text=True,
-                          capture_output=True, timeout=timeout)
+                          capture_output=True, timeout=timeout, env=_child_env())
     if done.returncode != 0:
         raise RuntimeError(f"the fresh fuzz process failed:\n{done.stderr[-2000:]}")
     out = json.loads(done.stdout.strip().splitlines()[-1])
     return None if out is None else [Mismatch(**m) for m in out]
+
+
+def _child_env() -> dict:
+    """This process's environment, with the ember options it runs under made explicit.
+
+    NOTE: ember turns its graph verifier on when pytest is imported; the new process
+    must verify exactly when this one does, or a verifier error will not reproduce.
+    """
+    from ember.runtime.config import options
+    env = dict(os.environ)
+    env["EMBER_VERIFY"] = "1" if options.verify else "0"
+    env["EMBER_CACHE_DIR"] = options.cache_dir
+    return env
 
 
 def _check_stdin() -> None:
