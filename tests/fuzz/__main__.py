@@ -1,7 +1,8 @@
 """`python -m tests.fuzz --programs N --seed S`: run the fuzzer, print shrunk failures.
 
 Exit status 1 when any program failed. `--gaps known` turns the KNOWN_GAPS switches
-on (see runner.GAP_DOC); `--gaps none` (the default) generates everything.
+on (see runner.GAP_DOC); `--gaps none` (the default) generates everything. The test suite runs ember's graph verifier (on under pytest);
+set EMBER_VERIFY=1 to do the same here.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def main(argv=None) -> int:
     p.add_argument("--per-signature", type=int, default=2,
                    help="failures shrunk and printed per (mode, category)")
     p.add_argument("--no-shrink", action="store_true", help="print failures as drawn")
-    p.add_argument("--fresh-s", type=float, default=120.0,
+    p.add_argument("--fresh-s", type=float, default=60.0,
                    help="seconds to spend per failure making its snippet fail in a new "
                         "process (0: shrink in this process only)")
     args = p.parse_args(argv)

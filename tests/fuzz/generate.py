@@ -305,7 +305,7 @@ class Gen:
         if nd <= 2:
             opts.append(f"{x}.t()")
         if nd == 2:
-            opts += [f"{x}.T", f"{x}[:, 1:3]", f"{x}[::-1]" if False else f"{x}[:, ::2]",
+            opts += [f"{x}.T", f"{x}[:, 1:3]", f"{x}[:, ::2]",
                      f"{x}.diagonal()", f"{x}[1:, ::2]"]
         if nd >= 2:
             opts.append(f"{x}.mT")
