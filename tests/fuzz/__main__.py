@@ -1,8 +1,8 @@
 """`python -m tests.fuzz --programs N --seed S`: run the fuzzer, print shrunk failures.
 
 Exit status 1 when any program failed. `--gaps known` turns the KNOWN_GAPS switches
-on (see runner.GAP_DOC); `--gaps none` (the default) generates everything. The test suite runs ember's graph verifier (on under pytest);
-set EMBER_VERIFY=1 to do the same here.
+on (see runner.GAP_DOC); `--gaps none` (the default) generates everything. The test
+suite runs ember's graph verifier (on under pytest); set EMBER_VERIFY=1 to do the same.
 """
 
 from __future__ import annotations
