@@ -575,18 +575,24 @@ class Gen:
         r = self.rng
         if self.backward_failed:    # torch may have freed part of the graph: no retry
             return None
+        if not final and self._gap("second_backward_shared"):
+            return None
         x = self.pick(lambda t: t.requires_grad and t.is_floating_point())
         if x is None:
             return None
         t = self.ns[x]
-        if t.dim() == 0 and r.random() < 0.5:
+        rebuilt = self.rebuilt()
+        if rebuilt and r.random() < 0.3:
+            name, rhs = rebuilt
+            out = self.name("r")
+            return [Stmt(f"{out} = repr({name})", (out,), (name,), "read"),
+                    Stmt(f"({rhs}).sum().backward()", (), (name,), "backward")]
+        elif t.dim() == 0 and r.random() < 0.5:
             code = f"{x}.backward()"
         else:
             code = r.choice([f"{x}.sum().backward()", f"({x} * {x}).mean().backward()",
                              f"{x}.backward(M.ones_like({x}))" if not final else
                              f"{x}.exp().sum().backward()", f"({x} ** 2).sum().backward()"])
-        if not final and self._gap("second_backward_shared"):
-            return None
         if not final and r.random() < 0.3:
             nonleaf = self.tensors(lambda u: u.requires_grad and not u.is_leaf and not (
                 self._gap("retain_grad_view") and u._base is not None))
@@ -676,6 +682,21 @@ class Gen:
         except Exception:  # noqa: BLE001 - torch rejects it: the candidate is dropped anyway
             return False
 
+    def rebuilt(self) -> tuple | None:
+        """(name, right-hand side) of an earlier op line whose result requires grad.
+
+        Building the same expression again and backpropagating it, after its first
+        value was read, is how a stale backward plan shows (issue: plans replayed for
+        another graph).
+        """
+        if self._gap("plan_key"):
+            return None
+        rhs = [(s.defines[0], s.code.split(" = ", 1)[1]) for s in self.stmts
+               if s.kind == "op" and len(s.defines) == 1 and not s.expect_error
+               and _safe(lambda t: t.requires_grad and t.is_floating_point(),
+                         self.ns.get(s.defines[0]))]
+        return self.rng.choice(rhs) if rhs else None
+
     def is_low(self, x: str) -> bool:
         """Whether `x` is a float16/bfloat16 tensor (or one drawn but not yet run)."""
         t = self.ns.get(x)
@@ -740,7 +761,7 @@ class Gen:
                 self.try_add(st)
         for _ in range(10):
             st = self.backward(final=True)
-            if st is None or self.try_add([st]):
+            if st is None or self.try_add(st if isinstance(st, list) else [st]):
                 break
         return Program(self.stmts)
 

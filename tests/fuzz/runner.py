@@ -29,6 +29,7 @@ from .program import Mismatch, Program, Stmt, compare, realize_all, run
 # last two) of the comparison. "issue" marks bugs already reported, "new" the fuzzer's.
 GAP_DOC = {
     # reported
+    "plan_key": "backward() never rebuilds an earlier line's expression (a stale plan replays)",
     "sigmoid_at_zero": "sigmoid is drawn as tanh: its gradient at 0 is 0 (torch 0.25)",
     "grad_through_view_write": "no tensor that requires grad is written into a view",
     "nan_grad": "nothing requires grad in programs with NaN/inf data; no NaN scalars; clamp, "
