@@ -135,13 +135,39 @@ def run(prog: Program, module, before_np_write=None) -> Run:
     for i, s in enumerate(prog.stmts):
         if s.kind == "np_write" and before_np_write is not None:
             before_np_write(r.ns)
+        before = dict(r.ns) if s.expect_error and before_np_write is not None else None
         e = exec_stmt(s, r.ns)
+        if e is None and before is not None:
+            e = _lazy_error(r.ns, before)
         if e is not None:
             r.errors[i] = e
             if not s.expect_error:
                 r.aborted = i
                 break
     return r
+
+
+def _lazy_error(ns: dict, before: dict) -> BaseException | None:
+    """The error a line torch rejects gives ember lazy when its values are computed.
+
+    NOTE: an error that depends on values (an integer division by zero) is raised by
+    lazy ember when the value is computed, not at the line: the line's new bindings are
+    computed now, and if that raises, the line raised and binds nothing, as in torch.
+    """
+    new = {k: v for k, v in ns.items() if before.get(k, _MISSING) is not v}
+    try:
+        realize_all(new)
+    except Exception as e:  # noqa: BLE001 - compared across frameworks
+        for k in new:
+            if k in before:
+                ns[k] = before[k]
+            else:
+                del ns[k]
+        return e
+    return None
+
+
+_MISSING = object()
 
 
 def realize_all(ns: dict) -> None:
