@@ -161,3 +161,17 @@ def test_a_linear_regression_step_compiles_and_agrees():
 def test_bad_backend_is_refused():
     with pytest.raises(ValueError, match="unknown backend 'fast'"):
         em.compile(lambda a: a, backend="fast")
+
+
+def test_explain_exports_the_fused_graph_to_networkx():
+    import networkx as nx
+    f = em.compile(lambda x, w: ((x @ w).relu() * 2).sum(1))
+    x, w = em.ones(4, 3), em.ones(3, 5)
+    g = em.explain(f, x, w, graph=True)
+    assert isinstance(g, nx.DiGraph) and nx.is_directed_acyclic_graph(g)
+    ops = {d["op"] for _, d in g.nodes(data=True)}
+    assert {"MATMUL", "REDUCE_SUM"} <= ops
+    kernels = {d["kernel"] for _, d in g.nodes(data=True) if d["kernel"]}
+    assert kernels and all(k.startswith("k") for k in kernels)
+    assert [d["output"] for _, d in g.nodes(data=True)].count(True) == 1
+    assert em.explain(em.compile(lambda v: v * v[0].item()), em.ones(2), graph=True) is None
