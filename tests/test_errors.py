@@ -341,3 +341,16 @@ def test_errors_speak_of_ember(fn, message):
     with pytest.raises(RuntimeError, match=message) as info:
         fn()
     assert "torch" not in str(info.value).lower() and "sparse" not in str(info.value)
+
+
+@pytest.mark.parametrize("fn, message", [
+    (lambda: em.sum([1, 2]), r"^sum\(\): argument 'input' \(position 1\) must be Tensor, not list"),
+    (lambda: em.softmax(3.0, 0), r"^softmax\(\): argument 'input' .* must be Tensor, not float"),
+    (lambda: em.reshape((2, 2), (4,)), r"^reshape\(\): argument 'input' .* not tuple"),
+    (lambda: em.stack([1.0]), r"^stack\(\): expected Tensor as element 0 in argument 0, but got"),
+    (lambda: em.cat(em.ones(2)), r"^cat\(\): argument 'tensors' .* list of Tensors, not Tensor"),
+    (lambda: em.gather([1], 0, em.zeros(1, dtype=em.int64)), r"^gather\(\): argument 'input'"),
+])
+def test_a_non_tensor_where_a_tensor_is_required_is_a_type_error(fn, message):
+    with pytest.raises(TypeError, match=message):
+        fn()

@@ -7,6 +7,7 @@ nothing below it imports it.
 """
 
 from . import methods as _methods  # noqa: F401  (attaches Tensor methods)
+from .arguments import tensor_first, tensor_sequence
 from .autograd import backward, grad, grad_of, value_and_grad
 from .compile import GraphBreak, compile, explain
 from .creation import *  # noqa: F401,F403
@@ -31,6 +32,17 @@ from .shape import *  # noqa: F401,F403
 from .shape import __all__ as _shape_all
 from .storage import realize_storages
 from .tensor import Size, Tensor
+
+
+# NOTE: the function forms check their tensor argument (tracer/arguments.py); the
+# methods, bound before this, need no check
+_TENSOR_FIRST = [n for n in _reductions_all + _shape_all
+                 if n not in ("cat", "concat", "stack", "broadcast_shapes")] + [
+    "gather", "index_select", "masked_fill", "nonzero"]
+for _name in _TENSOR_FIRST:
+    globals()[_name] = tensor_first(globals()[_name])
+for _name in ("cat", "concat", "stack"):
+    globals()[_name] = tensor_sequence(globals()[_name])
 
 
 def realize(*tensors: Tensor) -> tuple:
