@@ -33,7 +33,6 @@ from .shape import __all__ as _shape_all
 from .storage import realize_storages
 from .tensor import Size, Tensor
 
-
 # NOTE: the function forms check their tensor argument (tracer/arguments.py); the
 # methods, bound before this, need no check
 _TENSOR_FIRST = [n for n in _reductions_all + _shape_all

@@ -30,8 +30,7 @@ def _check(x: Tensor, others) -> bool:
     if not current().grad_enabled:
         return False
     base = _tracked_base(x)
-    records = x._requires_grad or (base is not None and base._requires_grad) or any(
-        o._requires_grad for o in others)
+    records = _tracks(x, others)
     if records and x._view_meta is not None:  # NOTE: first, as in PyTorch
         raise RuntimeError(x._view_meta)
     if x._rg and x._grad_fn is None:  # NOTE: a view of a leaf is judged by its base below
@@ -40,15 +39,15 @@ def _check(x: Tensor, others) -> bool:
     if base is not None and base._requires_grad and base._grad_fn is None:
         raise RuntimeError("a view of a leaf Variable that requires grad is being used in an "
                            "in-place operation.")
-    return _tracks(x, others)
+    return records
 
 
 def _tracks(x: Tensor, others) -> bool:
-    """Whether x or an operand of its in-place write requires grad."""
-    base = x._base
+    """Whether x (or the base whose history it rewrites) or an operand of its in-place
+    write requires grad."""
+    base = _tracked_base(x)
     return x._requires_grad or (base is not None and base._requires_grad) or any(
         o._requires_grad for o in others)
-    return records
 
 
 def _tracked_base(x: Tensor):
