@@ -336,3 +336,19 @@ def test_copy_from_a_realised_1d_tensor():
     z = em.zeros(2).realize()
     z[:] = x
     assert z.tolist() == [1.0, 2.0]
+
+
+def test_mask_assignment_of_a_number_builds_one_graph_per_step():
+    """`g[h < 0] = 0` (the classic hand-written ReLU backward) is a masked fill: no
+    realisation of the mask and no data-dependent shape, so a loop hits the cache."""
+    from ember.runtime import cache
+    rng = np.random.default_rng(0)
+    misses = []
+    for _ in range(4):
+        h = em.tensor(rng.standard_normal((8, 5)).astype(np.float32))
+        g = em.ones(8, 5) * 3
+        g[h < 0] = 0
+        expected = np.where(h.numpy() < 0, 0, 3)
+        np.testing.assert_array_equal(g.numpy(), expected)
+        misses.append(cache.stats().misses)
+    assert misses[3] == misses[2] == misses[1]  # the same graph as the step before

@@ -243,7 +243,13 @@ def setitem(x: Tensor, idx, value) -> None:
     not at a later read: a failed assignment must leave x as it was.
     """
     from .elementwise import as_operand
-    from .inplace import inplace_node
+    from .inplace import inplace_node, inplace_op
+    if _fills_by_mask(x, idx, value):
+        # NOTE: `x[mask] = number` with a mask of x's shape is a masked fill: no count of
+        # selected elements, so no realisation and no data-dependent shape (a loop doing
+        # `grad[h < 0] = 0` builds the same graph every step)
+        inplace_op(x, masked_fill, idx, value, name="IndexPutBackward0")
+        return
     pending = [t._storage for t in (idx if isinstance(idx, tuple) else (idx,))
                if isinstance(t, Tensor) and not t._storage.is_realized]
     if pending:
@@ -272,6 +278,18 @@ def setitem(x: Tensor, idx, value) -> None:
     _check_broadcast(value, target_shape)
     inplace_node(target, build, (value,) if isinstance(value, Tensor) else (),
                  "IndexPutBackward0")
+
+
+_CATEGORY = {bool: 0, int: 1, float: 2}
+
+
+def _fills_by_mask(x: Tensor, idx, value) -> bool:
+    """Whether `x[idx] = value` is `x.masked_fill_(idx, value)`: a bool mask of x's shape
+    and a Python number that x's dtype holds without promotion."""
+    category = _CATEGORY.get(type(value))
+    return (isinstance(idx, Tensor) and idx.dtype is dt.bool_ and x.ndim > 0
+            and tuple(idx.shape) == tuple(x.shape) and idx.device == x.device
+            and category is not None and category <= x.dtype.category)
 
 
 def _scatter_target(x: Tensor):

@@ -80,6 +80,7 @@ class Storage:
         self.node = new_node
         self.version += 1
         self.pending_writes += 1
+        _written.add(self)
         if self.pending_writes > options.max_pending_writes and current().trace is None:
             realize_storages([self])
 
@@ -166,11 +167,46 @@ def _store(s: Storage, value: np.ndarray, shape: tuple[int, ...] | None = None) 
         s._adopt(rb.Buffer(rb.owned(value), s.device), shape)
 
 
+# Storages holding in-place writes not yet computed (a parameter after `w -= lr * g`).
+_written: weakref.WeakSet = weakref.WeakSet()
+
+
+def _written_read(roots, todo_ids: set) -> list[Storage]:
+    """The storages of `_written` whose pending value the graph of `roots` computes.
+
+    NOTE: a realisation that computes such a value commits it to its storage in the
+    same run (one more output): otherwise the next step's graph would compute it again
+    with the step's own work on top, and a loop that updates parameters in place and
+    reads only a loss would build a longer graph every step, missing the cache.
+    """
+    wanted = {id(s.node): s for s in list(_written)
+              if not s.is_realized and id(s) not in todo_ids}
+    if not wanted:
+        return []
+    found = []
+    seen: set[int] = set()
+    stack = list(roots)
+    while stack:
+        n = stack.pop()
+        i = id(n)
+        if i in seen:
+            continue
+        seen.add(i)
+        s = wanted.pop(i, None)
+        if s is not None:
+            found.append(s)
+            if not wanted:
+                break
+        stack.extend(n.inputs)
+    return found
+
+
 def realize_storages(storages, extra: tuple = ()) -> list[np.ndarray]:
     """Realise `storages` in one graph; also compute the `extra` nodes and return them.
 
     `extra` nodes are computed in the same run (shared work is done once) but not
-    stored anywhere: callers use them for values such as gradients.
+    stored anywhere: callers use them for values such as gradients. Pending in-place
+    writes of other storages that the graph computes anyway are committed too.
     """
     todo = []
     seen = set()
@@ -185,6 +221,10 @@ def realize_storages(storages, extra: tuple = ()) -> list[np.ndarray]:
         from .compile import depends_on_inputs, graph_break
         if depends_on_inputs(chains + list(extra)):
             graph_break()
+    elif _written:
+        more = _written_read(chains + list(extra), seen)
+        todo += more
+        chains += [s.node for s in more]
     values = run(chains + list(extra))
     commit(todo, chains, values)
     del chains
