@@ -329,7 +329,21 @@ multiply = mul
 
 
 def div(input, other, *, rounding_mode=None) -> Tensor:
-    """True division (integers give floats), or rounded with `rounding_mode`."""
+    """True division (integers give floats), or rounded with `rounding_mode`.
+
+    Args:
+        input (Tensor or number): the dividend.
+        other (Tensor or number): the divisor.
+        rounding_mode (str, optional): None for true division, "trunc" (toward zero)
+            or "floor" (toward -inf); rounded integer divisions stay integers.
+
+    `em.divide` and `em.true_divide` are aliases of `em.div`.
+
+    >>> em.div(em.tensor([5, -5]), 2)
+    tensor([ 2.5000, -2.5000])
+    >>> em.div(em.tensor([5, -5]), 2, rounding_mode="floor")
+    tensor([ 2, -3])
+    """
     if rounding_mode is None:
         return _apply(Op.DIV, (input, other), "DivBackward0",
                       compute=_float_dtype((input, other)))
@@ -566,7 +580,14 @@ def minimum(input, other) -> Tensor:
 
 def clamp(input, min=None, max=None) -> Tensor:
     """Clamp into [min, max] (min(max(x, min), max)); the gradient flows where
-    min <= input <= max, NaN stays NaN with gradient 0, as in PyTorch."""
+    min <= input <= max, NaN stays NaN with gradient 0, as in PyTorch.
+
+    `min` and `max` are numbers or tensors (broadcast with input); at least one is
+    given. `em.clip` is an alias of `em.clamp`.
+
+    >>> em.clamp(em.tensor([-2.0, 0.5, 3.0]), min=0.0, max=1.0)
+    tensor([0.0000, 0.5000, 1.0000])
+    """
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     operands = [input] + [v for v in (min, max) if v is not None]

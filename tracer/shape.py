@@ -430,7 +430,14 @@ def flip(x: Tensor, dims) -> Tensor:
 
 
 def cat(tensors, dim: int = 0) -> Tensor:
-    """Join tensors along an existing dim (1-D empty tensors are skipped, as in PyTorch)."""
+    """Join tensors along an existing dim (1-D empty tensors are skipped, as in PyTorch).
+
+    The tensors must match in every other dim; the dtype is their promoted dtype.
+    `em.concat` is an alias of `em.cat`.
+
+    >>> em.cat([em.tensor([1, 2]), em.tensor([3])])
+    tensor([1, 2, 3])
+    """
     tensors = list(tensors)
     if not tensors:
         raise RuntimeError("cat(): expected a non-empty list of Tensors")
