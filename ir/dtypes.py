@@ -83,10 +83,18 @@ _default_float = [float32]
 
 
 def default_float() -> DType:
+    """The default floating-point dtype (`em.get_default_dtype()`), float32 unless changed.
+
+    It is the dtype of float tensors built from Python floats and of `em.zeros(...)`
+    and the like without a dtype.
+    """
     return _default_float[0]
 
 
 def set_default_dtype(d: DType) -> None:
+    """Make `d` (a floating-point ember dtype) the default float dtype (see
+    `get_default_dtype`); other dtypes raise TypeError.
+    """
     if not isinstance(d, DType) or not d.is_floating_point:
         raise TypeError(f"only floating-point types are supported as the default type, got {d}")
     _default_float[0] = d

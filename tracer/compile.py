@@ -936,17 +936,40 @@ def compile(fn=None, *, fullgraph: bool = False, backend: str = "auto",
             dynamic: bool = False, recompile_limit: int = 8):
     """Compile `fn` (also usable as `@em.compile` or `@em.compile(fullgraph=True)`).
 
-    Each signature is traced once and replayed afterwards: see the module's
-    docstring for the guards, graph breaks and write-backs. Tensors the function
-    reaches without receiving them (closures, globals, attributes, containers,
-    module parameters) are captured: each call reads their current value, their
-    in-place updates and new `.grad`s are written back, and they are guarded like
-    arguments. Python numbers, strings and shapes it reads stay constants of the
-    trace. Shapes are always specialised: `dynamic=True` is accepted for PyTorch
-    compatibility and traces each new shape like `dynamic=False` does. After
-    `recompile_limit` traces the function runs uncompiled wherever no traced
-    program fits, with one warning naming the guard that failed. `backend` picks
-    the back end ("auto": the compiled NumPy path on the CPU).
+    Each signature is traced once and replayed afterwards; the module's docstring
+    has the details of guards and write-backs.
+
+    Args:
+        fn (callable): the function to compile. Its tensor arguments become inputs
+            of the traced program; its other arguments are guarded by value (by
+            identity if they cannot be hashed).
+        fullgraph (bool): raise `em.GraphBreak` at a graph break instead of warning
+            and running the function uncompiled.
+        backend (str): "auto" (the compiled NumPy path on the CPU), "numpy",
+            "triton" or "interpreter".
+        dynamic (bool): accepted for PyTorch compatibility; shapes are always
+            specialised, and each new shape is traced as with `dynamic=False`.
+        recompile_limit (int): the most traces per function; past it, the function
+            runs uncompiled wherever no traced program fits, with one warning naming
+            the guard that failed.
+
+    Returns the compiled function (or, without `fn`, a decorator).
+
+    What is captured: tensors the function reaches without receiving them as
+    arguments (closures, globals, attributes, containers, module parameters).
+    Each call reads their current value, their in-place updates and new `.grad`s
+    are written back, and they are guarded like arguments. Python numbers,
+    strings and shapes it reads stay constants of the trace.
+
+    What is a graph break: anything that needs a value while tracing (`.item()`,
+    `bool(t)`, `if t > 0:`, `.numpy()`, `.tolist()`, `print(t)`, indexing with a
+    tensor's value) of an argument, of a captured tensor or of anything computed
+    from one; a returned tensor that still needs autograd after the call (it
+    requires grad and no `backward()` ran inside); and a tensor the function
+    computes and keeps outside itself (`self.cache = t`). After a graph break the
+    function runs as ordinary lazy code for that signature, with one warning
+    naming the line (`fullgraph=True` raises instead). `em.explain(fn, *args)`
+    says why a call traced again or broke.
 
     >>> import ember as em
     >>> w = em.tensor([1.0, 2.0])

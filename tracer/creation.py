@@ -53,12 +53,33 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
 
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:
+    """`data` as a tensor: a Tensor of the requested dtype (or no dtype) is returned as is.
+
+    Args:
+        data: a Tensor, a (nested) list or tuple of numbers, a NumPy array or a number.
+        dtype (ember.dtype, optional): the dtype wanted; inferred from `data` by default.
+        device (str, optional): the device of a new tensor.
+
+    Anything else is converted by `em.tensor`, which copies: use `em.from_numpy` to
+    share a NumPy array's memory.
+
+    >>> x = em.tensor([1.0, 2.0])
+    >>> em.as_tensor(x) is x
+    True
+    >>> em.as_tensor([1, 2]).dtype
+    ember.int64
+    """
     if isinstance(data, Tensor) and (dtype is None or dt.to_dtype(dtype) is data.dtype):
         return data
     return tensor(data, dtype, device)
 
 
 def scalar_tensor(value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A 0-dim tensor holding `value`, of the default float dtype unless `dtype` is given.
+
+    >>> em.scalar_tensor(3)
+    tensor(3.)
+    """
     return tensor(value, dtype or dt.default_float(), device, requires_grad)
 
 
@@ -205,6 +226,12 @@ def manual_seed(seed: int):
 
 
 def initial_seed() -> int:
+    """The seed the thread's default generator was last seeded with (`em.manual_seed`).
+
+    >>> _ = em.manual_seed(7)
+    >>> em.initial_seed()
+    7
+    """
     return default_generator.initial_seed()
 
 
@@ -282,29 +309,53 @@ def zeros_like(input: Tensor, *, dtype=None, device=None, requires_grad=False) -
 
 
 def ones_like(input: Tensor, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Ones with the shape (and by default dtype and device) of `input`.
+
+    >>> em.ones_like(em.zeros(2, dtype=em.int32))
+    tensor([1, 1], dtype=ember.int32)
+    """
     return ones(tuple(input.shape), **_like_kwargs(input, dtype, device, requires_grad))
 
 
 def empty_like(input: Tensor, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """An uninitialised tensor with the shape (and by default dtype and device) of `input`.
+
+    Its values are unspecified: write them before reading them.
+    """
     return empty(tuple(input.shape), **_like_kwargs(input, dtype, device, requires_grad))
 
 
 def full_like(input: Tensor, fill_value, *, dtype=None, device=None,
               requires_grad=False) -> Tensor:
+    """A tensor filled with `fill_value`, with the shape (and by default dtype and device)
+    of `input`.
+
+    >>> em.full_like(em.zeros(2), 7)
+    tensor([7., 7.])
+    """
     return full(tuple(input.shape), fill_value,
                 **_like_kwargs(input, dtype, device, requires_grad))
 
 
 def rand_like(input: Tensor, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Uniform samples from [0, 1) with the shape (and by default dtype and device) of
+    `input` (a floating-point dtype), drawn from the thread's generator as `em.rand`.
+    """
     return rand(tuple(input.shape), **_like_kwargs(input, dtype, device, requires_grad))
 
 
 def randn_like(input: Tensor, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Standard normal samples with the shape (and by default dtype and device) of `input`
+    (a floating-point dtype), drawn from the thread's generator as `em.randn`.
+    """
     return randn(tuple(input.shape), **_like_kwargs(input, dtype, device, requires_grad))
 
 
 def randint_like(input: Tensor, low, high=None, *, dtype=None, device=None,
                  requires_grad=False) -> Tensor:
+    """Random integers in [low, high) with the shape (and by default dtype and device)
+    of `input`; `randint_like(input, high)` draws from [0, high), as `em.randint`.
+    """
     if high is None:
         low, high = 0, low
     return randint(low, high, tuple(input.shape),

@@ -310,6 +310,18 @@ def sub(input, other, *, alpha=1) -> Tensor:
 
 
 def mul(input, other) -> Tensor:
+    """Elementwise product `input * other`, broadcast and promoted (Python numbers are weak).
+
+    Args:
+        input (Tensor or number): the first factor.
+        other (Tensor or number): the second factor.
+
+    The result has the broadcast shape of the operands and their promoted dtype.
+    `em.multiply` is an alias of `em.mul`.
+
+    >>> em.mul(em.tensor([1.0, 2.0]), 3)
+    tensor([3., 6.])
+    """
     return _apply(Op.MUL, (input, other), "MulBackward0")
 
 
@@ -317,7 +329,21 @@ multiply = mul
 
 
 def div(input, other, *, rounding_mode=None) -> Tensor:
-    """True division (integers give floats), or rounded with `rounding_mode`."""
+    """True division (integers give floats), or rounded with `rounding_mode`.
+
+    Args:
+        input (Tensor or number): the dividend.
+        other (Tensor or number): the divisor.
+        rounding_mode (str, optional): None for true division, "trunc" (toward zero)
+            or "floor" (toward -inf); rounded integer divisions stay integers.
+
+    `em.divide` and `em.true_divide` are aliases of `em.div`.
+
+    >>> em.div(em.tensor([5, -5]), 2)
+    tensor([ 2.5000, -2.5000])
+    >>> em.div(em.tensor([5, -5]), 2, rounding_mode="floor")
+    tensor([ 2, -3])
+    """
     if rounding_mode is None:
         return _apply(Op.DIV, (input, other), "DivBackward0",
                       compute=_float_dtype((input, other)))
@@ -397,6 +423,13 @@ def pow(input, exponent) -> Tensor:
 
 
 def neg(input) -> Tensor:
+    """Elementwise negation `-input`, of input's shape and dtype (bool tensors are refused).
+
+    `em.negative` is an alias of `em.neg`.
+
+    >>> em.neg(em.tensor([1, -2]))
+    tensor([-1,  2])
+    """
     _no_bool(input, "Negation, the `-` operator,")
     return _apply(Op.NEG, (input,), "NegBackward0")
 
@@ -405,6 +438,11 @@ negative = neg
 
 
 def abs(input) -> Tensor:
+    """Elementwise absolute value `|input|`, of input's shape and dtype.
+
+    >>> em.abs(em.tensor([-1.5, 2.0]))
+    tensor([1.5000, 2.0000])
+    """
     return _apply(Op.ABS, (input,), "AbsBackward0")
 
 
@@ -477,6 +515,27 @@ def _rounding(op: Op, name: str):
 floor = _rounding(Op.FLOOR, "FloorBackward0")
 ceil = _rounding(Op.CEIL, "CeilBackward0")
 trunc = _rounding(Op.TRUNC, "TruncBackward0")
+floor.__doc__ = """Elementwise floor: the largest integer <= each element, of input's dtype.
+
+    Integer and bool tensors are returned as a copy.
+
+    >>> em.floor(em.tensor([-1.5, 0.5]))
+    tensor([-2.,  0.])
+    """
+ceil.__doc__ = """Elementwise ceiling: the smallest integer >= each element, of input's dtype.
+
+    Integer and bool tensors are returned as a copy.
+
+    >>> em.ceil(em.tensor([-1.5, 0.5]))
+    tensor([-1.,  1.])
+    """
+trunc.__doc__ = """Elementwise rounding toward zero, of input's dtype.
+
+    Integer and bool tensors are returned as a copy.
+
+    >>> em.trunc(em.tensor([-1.5, 0.5]))
+    tensor([-1.,  0.])
+    """
 _round0 = _rounding(Op.ROUND, "RoundBackward0")
 
 
@@ -502,16 +561,33 @@ def sign(input) -> Tensor:
 
 
 def maximum(input, other) -> Tensor:
+    """Elementwise maximum of `input` and `other`, broadcast and promoted; NaN propagates.
+
+    >>> em.maximum(em.tensor([1, 5]), em.tensor([3.0, 2.0]))
+    tensor([3., 5.])
+    """
     return _apply(Op.MAX, (input, other), "MaximumBackward0")
 
 
 def minimum(input, other) -> Tensor:
+    """Elementwise minimum of `input` and `other`, broadcast and promoted; NaN propagates.
+
+    >>> em.minimum(em.tensor([1, 5]), em.tensor([3.0, 2.0]))
+    tensor([1., 2.])
+    """
     return _apply(Op.MIN, (input, other), "MinimumBackward0")
 
 
 def clamp(input, min=None, max=None) -> Tensor:
     """Clamp into [min, max] (min(max(x, min), max)); the gradient flows where
-    min <= input <= max, NaN stays NaN with gradient 0, as in PyTorch."""
+    min <= input <= max, NaN stays NaN with gradient 0, as in PyTorch.
+
+    `min` and `max` are numbers or tensors (broadcast with input); at least one is
+    given. `em.clip` is an alias of `em.clamp`.
+
+    >>> em.clamp(em.tensor([-2.0, 0.5, 3.0]), min=0.0, max=1.0)
+    tensor([0.0000, 0.5000, 1.0000])
+    """
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     operands = [input] + [v for v in (min, max) if v is not None]
@@ -605,6 +681,16 @@ def where(condition, input=None, other=None) -> Tensor:
 
 
 def lerp(input, end, weight) -> Tensor:
+    """Linear interpolation `input + weight * (end - input)`, broadcast and promoted.
+
+    Args:
+        input (Tensor): the start points.
+        end (Tensor): the end points.
+        weight (float or Tensor): the fraction of the way from `input` to `end`.
+
+    >>> em.lerp(em.tensor([0.0, 10.0]), em.tensor([10.0, 20.0]), 0.5)
+    tensor([ 5., 15.])
+    """
     return add(input, mul(weight, sub(end, input)))
 
 
@@ -643,8 +729,27 @@ logical_and = _logical(Op.AND, "logical_and")
 logical_or = _logical(Op.OR, "logical_or")
 logical_xor = _logical(Op.XOR, "logical_xor")
 
+_LOGICAL_DOC = """Elementwise logical {what} of `input` and `other` (nonzero is True).
+
+    The operands broadcast together; the result is a bool tensor of their broadcast shape.
+
+    >>> em.{name}(em.tensor([0, 1, 2]), em.tensor([0, 0, 3]))
+    {example}
+    """
+logical_and.__doc__ = _LOGICAL_DOC.format(what="AND", name="logical_and",
+                                          example="tensor([False, False,  True])")
+logical_or.__doc__ = _LOGICAL_DOC.format(what="OR", name="logical_or",
+                                         example="tensor([False,  True,  True])")
+logical_xor.__doc__ = _LOGICAL_DOC.format(what="XOR", name="logical_xor",
+                                          example="tensor([False,  True, False])")
+
 
 def logical_not(input) -> Tensor:
+    """Elementwise logical NOT: a bool tensor of input's shape, True where input is zero.
+
+    >>> em.logical_not(em.tensor([0, 3]))
+    tensor([ True, False])
+    """
     return _apply(Op.NOT, (input,), "logical_not", out=dt.bool_,
                   build=lambda x: node(Op.NOT, (_as_bool(x),)))
 
@@ -667,8 +772,35 @@ bitwise_or = _bitwise(Op.OR, "bitwise_or")
 bitwise_xor = _bitwise(Op.XOR, "bitwise_xor")
 bitwise_not = _bitwise(Op.NOT, "bitwise_not")
 
+_BITWISE_DOC = """Elementwise bitwise {what} of integer or bool tensors (floats are refused).
+
+    The operands broadcast and promote together; bools give logical {what}.
+    The operator `{operator}` calls this function.
+
+    >>> em.{name}(em.tensor([12, 10]), 6)
+    {example}
+    """
+bitwise_and.__doc__ = _BITWISE_DOC.format(what="AND", operator="&", name="bitwise_and",
+                                          example="tensor([4, 2])")
+bitwise_or.__doc__ = _BITWISE_DOC.format(what="OR", operator="|", name="bitwise_or",
+                                         example="tensor([14, 14])")
+bitwise_xor.__doc__ = _BITWISE_DOC.format(what="XOR", operator="^", name="bitwise_xor",
+                                          example="tensor([10, 12])")
+bitwise_not.__doc__ = """Elementwise bitwise NOT of an integer or bool tensor (`~input`).
+
+    Bools give logical NOT; the result has input's shape and dtype.
+
+    >>> em.bitwise_not(em.tensor([0, 5]))
+    tensor([-1, -6])
+    """
+
 
 def isnan(input) -> Tensor:
+    """A bool tensor of input's shape, True where an element is NaN (never for integers).
+
+    >>> em.isnan(em.tensor([1.0, float("nan")]))
+    tensor([False,  True])
+    """
     x = as_operand(input)
     if not x.dtype.is_floating_point:
         return wrap_node(b.zeros(dt.bool_, tuple(x.shape)))
@@ -676,6 +808,11 @@ def isnan(input) -> Tensor:
 
 
 def isfinite(input) -> Tensor:
+    """A bool tensor of input's shape, True where an element is neither NaN nor +-inf.
+
+    >>> em.isfinite(em.tensor([1.0, float("inf"), float("nan")]))
+    tensor([ True, False, False])
+    """
     x = as_operand(input)
     if not x.dtype.is_floating_point:
         return wrap_node(b.ones(dt.bool_, tuple(x.shape)))
@@ -684,6 +821,11 @@ def isfinite(input) -> Tensor:
 
 
 def isinf(input) -> Tensor:
+    """A bool tensor of input's shape, True where an element is +inf or -inf.
+
+    >>> em.isinf(em.tensor([1.0, float("-inf")]))
+    tensor([False,  True])
+    """
     x = as_operand(input)
     if not x.dtype.is_floating_point:
         return wrap_node(b.zeros(dt.bool_, tuple(x.shape)))

@@ -393,6 +393,19 @@ def gather(input: Tensor, dim: int, index: Tensor) -> Tensor:
 
 
 def index_select(input: Tensor, dim: int, index: Tensor) -> Tensor:
+    """The entries of `input` at the positions `index` along `dim` (a copy).
+
+    Args:
+        input (Tensor): the tensor to index.
+        dim (int): the dim to index along.
+        index (Tensor): a 1-D (or 0-dim) integer tensor of indices into `dim`.
+
+    The result has input's dtype and shape, except that dim `dim` has `len(index)` entries.
+
+    >>> em.index_select(em.tensor([[1, 2], [3, 4], [5, 6]]), 0, em.tensor([2, 0]))
+    tensor([[5, 6],
+            [1, 2]])
+    """
     from .tensor import _dim
     d = _dim(dim, input.ndim)
     if index.ndim > 1:
@@ -418,5 +431,17 @@ def nonzero(input: Tensor, *, as_tuple: bool = False):
 
 
 def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
+    """A copy of `input` with `value` where the bool `mask` is True.
+
+    Args:
+        input (Tensor): the tensor to fill.
+        mask (Tensor): a bool tensor broadcastable to input's shape.
+        value (number or 0-dim Tensor): the value to write.
+
+    The result has input's shape. `Tensor.masked_fill_` writes into `input` instead.
+
+    >>> em.masked_fill(em.tensor([1.0, 2.0, 3.0]), em.tensor([True, False, True]), 0.0)
+    tensor([0., 2., 0.])
+    """
     from .elementwise import where
     return where(mask, value, input)

@@ -275,6 +275,14 @@ def copy_(x: Tensor, src) -> Tensor:
 
 
 def fill_(x: Tensor, value) -> Tensor:
+    """Fill `x` with `value` (a number, or a 0-dim tensor cast to x's dtype); returns `x`.
+
+    The number is converted to x's dtype (2.5 fills an integer tensor with 2); one
+    out of its range raises RuntimeError.
+
+    >>> em.zeros(3).fill_(2)
+    tensor([2., 2., 2.])
+    """
     if isinstance(value, Tensor):
         if value.ndim:
             raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor "
@@ -286,6 +294,11 @@ def fill_(x: Tensor, value) -> Tensor:
 
 
 def zero_(x: Tensor) -> Tensor:
+    """Fill `x` with zeros in place; returns `x`.
+
+    >>> em.ones(2).zero_()
+    tensor([0., 0.])
+    """
     return inplace_node(x, lambda old: b.zeros(x.dtype, tuple(x.shape)), (), "ZeroBackward0",
                         uniform=True)
 

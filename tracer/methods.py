@@ -41,6 +41,12 @@ Tensor.__setitem__ = indexing.setitem
 
 
 def _where(self, condition, other):
+    """Method form of `em.where`: `self.where(condition, other)` is
+    `em.where(condition, self, other)`, self where condition holds, else other.
+
+    >>> em.tensor([1.0, 2.0, 3.0]).where(em.tensor([True, False, True]), 0.0)
+    tensor([1., 0., 3.])
+    """
     return elementwise.where(condition, self, other)
 
 
@@ -139,14 +145,23 @@ Tensor.bool = _cast_method(dt.bool_)
 
 
 def type_as(self, other: Tensor) -> Tensor:
+    """`self.to(other.dtype)`: self cast to other's dtype (self itself if it has it).
+
+    >>> em.tensor([1, 2]).type_as(em.zeros(1))
+    tensor([1., 2.])
+    """
     return to(self, other.dtype)
 
 
 def cpu(self) -> Tensor:
+    """`self.to("cpu")`: self on the CPU (self itself if it is there)."""
     return to(self, device="cpu")
 
 
 def cuda(self, device=None) -> Tensor:
+    """`self.to(device or "cuda")`: a copy on the CUDA device (an error where none is
+    available; see `em.cuda.is_available()`).
+    """
     return to(self, device=device or "cuda")
 
 
@@ -177,6 +192,9 @@ def detach(self) -> Tensor:
 
 
 def detach_(self) -> Tensor:
+    """Cut self from autograd's history in place: it becomes a leaf that does not
+    require grad. Returns self.
+    """
     self._grad_fn = None
     self._requires_grad = False
     return self
@@ -208,26 +226,47 @@ def retain_grad(self) -> None:
 
 
 def new_tensor(self, data, dtype=None, requires_grad=False):
+    """`em.tensor(data)` of self's dtype (unless `dtype` is given) and device.
+
+    >>> em.tensor([1, 2]).new_tensor([3, 4])
+    tensor([3, 4])
+    """
     from .creation import tensor
     return tensor(data, dtype or self.dtype, self._storage.device, requires_grad)
 
 
 def new_zeros(self, *size, dtype=None, requires_grad=False):
+    """`em.zeros(*size)` of self's dtype unless `dtype` is given.
+
+    >>> em.zeros(2, dtype=em.int32).new_zeros(3)
+    tensor([0, 0, 0], dtype=ember.int32)
+    """
     from .creation import zeros
     return zeros(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
 
 
 def new_ones(self, *size, dtype=None, requires_grad=False):
+    """`em.ones(*size)` of self's dtype unless `dtype` is given.
+
+    >>> em.zeros(2, dtype=em.int32).new_ones(3)
+    tensor([1, 1, 1], dtype=ember.int32)
+    """
     from .creation import ones
     return ones(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
 
 
 def new_full(self, size, fill_value, dtype=None, requires_grad=False):
+    """`em.full(size, fill_value)` of self's dtype unless `dtype` is given.
+
+    >>> em.zeros(1).new_full((2,), 7)
+    tensor([7., 7.])
+    """
     from .creation import full
     return full(size, fill_value, dtype=dtype or self.dtype, requires_grad=requires_grad)
 
 
 def is_floating_point(self) -> bool:
+    """Whether self's dtype is a floating-point one (float16, bfloat16, float32, float64)."""
     return self.dtype.is_floating_point
 
 

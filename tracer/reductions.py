@@ -68,6 +68,19 @@ def sum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor
 
 
 def nansum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+    """Sum over `dim` treating NaN as zero (all dims by default).
+
+    Args:
+        input (Tensor): the tensor to reduce.
+        dim (int or tuple of ints, optional): the dims to reduce; all by default.
+        keepdim (bool): keep the reduced dims with size 1.
+        dtype (ember.dtype, optional): the dtype to accumulate in and return.
+
+    Integers and bools sum as int64, like `em.sum`.
+
+    >>> em.nansum(em.tensor([1.0, float("nan"), 3.0]))
+    tensor(4.)
+    """
     axes = _dims(dim, input.ndim)
     x = input.node
     clean = b.where(node(Op.NE, (x, x)), b.like(x, 0), x) if x.dtype.is_floating_point else x
@@ -111,6 +124,18 @@ def mean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tenso
 
 
 def nanmean(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    """Mean over `dim` of the elements that are not NaN (floating-point inputs only).
+
+    Args:
+        input (Tensor): a floating-point tensor.
+        dim (int or tuple of ints, optional): the dims to reduce; all by default.
+        keepdim (bool): keep the reduced dims with size 1.
+
+    A slice of NaNs only gives NaN. The result has input's dtype.
+
+    >>> em.nanmean(em.tensor([1.0, float("nan"), 3.0]))
+    tensor(2.)
+    """
     _need_float(input, "nanmean")
     axes = _dims(dim, input.ndim)
     x = input.node
@@ -121,6 +146,22 @@ def nanmean(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
 
 
 def prod(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+    """Product of the elements, over one `dim` or all of them.
+
+    Args:
+        input (Tensor): the tensor to reduce.
+        dim (int, optional): the dim to reduce (a single one, as in PyTorch); all by default.
+        keepdim (bool): keep the reduced dim with size 1.
+        dtype (ember.dtype, optional): the dtype to multiply in and return.
+
+    Integers and bools multiply as int64.
+
+    >>> x = em.tensor([[1.0, 2.0], [3.0, 4.0]])
+    >>> em.prod(x)
+    tensor(24.)
+    >>> em.prod(x, 1)
+    tensor([ 2., 12.])
+    """
     if isinstance(dim, (list, tuple)):
         raise TypeError("prod(): argument 'dim' must be int, not a sequence")
     axes = _dims(dim, input.ndim)
@@ -161,6 +202,24 @@ def _extreme(op: Op, name: str):
 amax = _extreme(Op.REDUCE_MAX, "amax")
 amin = _extreme(Op.REDUCE_MIN, "amin")
 
+_EXTREME_DOC = """The {what} over `dim` (all dims by default), of input's dtype.
+
+    Args:
+        input (Tensor): the tensor to reduce.
+        dim (int or tuple of ints, optional): the dims to reduce; all by default.
+        keepdim (bool): keep the reduced dims with size 1.
+
+    NaN propagates. Unlike `em.{other}`, no indices are returned, and the gradient
+    is shared evenly between tied elements.
+
+    >>> em.{name}(em.tensor([[1.0, 4.0], [3.0, 2.0]]), 0)
+    {example}
+    """
+amax.__doc__ = _EXTREME_DOC.format(what="maximum", other="max", name="amax",
+                                   example="tensor([3., 4.])")
+amin.__doc__ = _EXTREME_DOC.format(what="minimum", other="min", name="amin",
+                                   example="tensor([1., 2.])")
+
 
 def _arg_extreme(input: Tensor, dim, keepdim: bool, largest: bool, what: str) -> Tensor:
     x = input
@@ -197,6 +256,18 @@ def argmax(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
 
 
 def argmin(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    """Index of the first minimum, over all elements (flattened) or along `dim`.
+
+    Args:
+        input (Tensor): the tensor to search.
+        dim (int, optional): the dim to reduce; by default the index into the flattened tensor.
+        keepdim (bool): keep the reduced dim with size 1.
+
+    The result is an int64 tensor; NaN counts as the minimum.
+
+    >>> em.argmin(em.tensor([3.0, 1.0, 2.0]))
+    tensor(1)
+    """
     return _arg_extreme(input, dim, keepdim, False, "argmin")
 
 
@@ -307,6 +378,22 @@ def var(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *,
 
 def std(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *,
         correction=None) -> Tensor:
+    """Standard deviation over `dim`, with Bessel's correction by default.
+
+    Args:
+        input (Tensor): a floating-point tensor.
+        dim (int or tuple of ints, optional): the dims to reduce; all by default.
+        unbiased (bool, optional): the old spelling of `correction` (True is 1, False is 0).
+        keepdim (bool): keep the reduced dims with size 1.
+        correction (int, optional): divide by `N - correction` (1 by default).
+
+    The result has input's dtype; too few elements give NaN with PyTorch's warning.
+
+    >>> em.std(em.tensor([1.0, 3.0]))
+    tensor(1.4142)
+    >>> em.std(em.tensor([1.0, 3.0]), correction=0)
+    tensor(1.)
+    """
     _need_float(input, "std")
     axes = _dims(dim, input.ndim)
     x = input.node
@@ -318,11 +405,25 @@ def std(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *,
 
 
 def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """The tuple `(var(input, ...), mean(input, ...))` over the same dims.
+
+    Arguments are those of `em.var`; both results have input's dtype.
+
+    >>> em.var_mean(em.tensor([[1.0, 2.0], [3.0, 4.0]]), 0)
+    (tensor([2., 2.]), tensor([2., 3.]))
+    """
     return (var(input, dim, unbiased, keepdim, correction=correction),
             mean(input, dim, keepdim))
 
 
 def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """The tuple `(std(input, ...), mean(input, ...))` over the same dims.
+
+    Arguments are those of `em.std`; both results have input's dtype.
+
+    >>> em.std_mean(em.tensor([1.0, 3.0]))
+    (tensor(1.4142), tensor(2.))
+    """
     return (std(input, dim, unbiased, keepdim, correction=correction),
             mean(input, dim, keepdim))
 
@@ -483,6 +584,18 @@ def any(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
 
 
 def count_nonzero(input: Tensor, dim=None) -> Tensor:
+    """Number of nonzero elements over `dim` (all dims by default), an int64 tensor.
+
+    Args:
+        input (Tensor): the tensor to count in (NaN counts as nonzero).
+        dim (int or tuple of ints, optional): the dims to reduce; all by default.
+
+    >>> x = em.tensor([[0, 1], [2, 3]])
+    >>> em.count_nonzero(x)
+    tensor(3)
+    >>> em.count_nonzero(x, 0)
+    tensor([1, 2])
+    """
     axes = _dims(dim, input.ndim)
     x = input.node
     return wrap_node(_reduce_node(Op.REDUCE_SUM, b.cast(b.cast(x, dt.bool_), dt.int64), axes,
@@ -500,6 +613,19 @@ def cumsum(input: Tensor, dim: int, *, dtype=None) -> Tensor:
 
 
 def argsort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool = False):
+    """The indices that sort `input` along `dim`, an int64 tensor of input's shape.
+
+    Args:
+        input (Tensor): the tensor to sort.
+        dim (int): the dim to sort along (the last by default).
+        descending (bool): largest first.
+        stable (bool): accepted for PyTorch compatibility; the sort is always stable.
+
+    NaN sorts as the largest value. The indices are not differentiable.
+
+    >>> em.argsort(em.tensor([3.0, 1.0, 2.0]))
+    tensor([1, 2, 0])
+    """
     axis = _dim(dim, input.ndim)
     if input.ndim == 0:
         return wrap_node(b.zeros(dt.int64, ()))

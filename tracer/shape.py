@@ -114,14 +114,40 @@ def reshape(x: Tensor, *shape) -> Tensor:
 
 
 def view_as(x: Tensor, other: Tensor) -> Tensor:
+    """`x.view(other.shape)`: a view of `x` with `other`'s shape (no copy).
+
+    Raises if `x`'s strides cannot be viewed with that shape; `reshape_as` copies then.
+
+    >>> em.arange(6).view_as(em.zeros(2, 3)).shape
+    ember.Size([2, 3])
+    """
     return view(x, tuple(other.shape))
 
 
 def reshape_as(x: Tensor, other: Tensor) -> Tensor:
+    """`x.reshape(other.shape)`: `x` with `other`'s shape, a view where the strides allow,
+    else a copy.
+
+    >>> em.arange(6).reshape_as(em.zeros(3, 2)).shape
+    ember.Size([3, 2])
+    """
     return reshape(x, tuple(other.shape))
 
 
 def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    """Merge dims `start_dim` to `end_dim` (all by default) into one.
+
+    Args:
+        x (Tensor): the tensor to flatten.
+        start_dim (int): the first dim to merge.
+        end_dim (int): the last dim to merge (inclusive).
+
+    A view where the strides allow, else a copy (as `reshape`); a 0-dim tensor gives
+    shape `[1]`, and `x` itself comes back when there is nothing to merge.
+
+    >>> em.flatten(em.zeros(2, 3, 4), 1).shape
+    ember.Size([2, 12])
+    """
     if x.ndim == 0:
         return reshape(x, 1)
     s, e = _dim(start_dim, x.ndim), _dim(end_dim, x.ndim)
@@ -160,12 +186,26 @@ def squeeze(x: Tensor, dim=None) -> Tensor:
 
 
 def unsqueeze(x: Tensor, dim: int) -> Tensor:
+    """A view of `x` with a new dim of size 1 at position `dim`.
+
+    `dim` ranges over `[-x.ndim - 1, x.ndim]`; negative values count from the end of the result.
+
+    >>> em.unsqueeze(em.tensor([1, 2]), 0)
+    tensor([[1, 2]])
+    """
     d = _dim(dim, x.ndim + 1)
     v = x._view.unsqueeze(d)
     return make_view(x, v, b.reshape(x.node, v.shape), "UnsqueezeBackward0")
 
 
 def permute(x: Tensor, *dims) -> Tensor:
+    """A view of `x` with its dims reordered: dim `i` of the result is dim `dims[i]` of `x`.
+
+    `dims` may be given as separate ints or as one sequence and must name every dim once.
+
+    >>> em.permute(em.zeros(2, 3, 4), 2, 0, 1).shape
+    ember.Size([4, 2, 3])
+    """
     dims = _shape_arg(dims)
     if len(dims) != x.ndim:
         raise RuntimeError(f"permute(): number of dimensions in the tensor input "
@@ -179,6 +219,15 @@ def permute(x: Tensor, *dims) -> Tensor:
 
 
 def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
+    """A view of `x` with dims `dim0` and `dim1` swapped.
+
+    `em.swapaxes` is an alias of `em.transpose`. A 0-dim tensor is returned as a view.
+
+    >>> em.transpose(em.tensor([[1, 2, 3]]), 0, 1)
+    tensor([[1],
+            [2],
+            [3]])
+    """
     if x.ndim == 0:
         return make_view(x, x._view, x.node, "TransposeBackward0")
     a, c = _dim(dim0, x.ndim), _dim(dim1, x.ndim)
@@ -202,6 +251,14 @@ def t(x: Tensor) -> Tensor:
 
 
 def movedim(x: Tensor, source, destination) -> Tensor:
+    """A view of `x` with dims `source` moved to positions `destination`.
+
+    `source` and `destination` are ints or sequences of the same length; the other
+    dims keep their order.
+
+    >>> em.movedim(em.zeros(2, 3, 4), 0, -1).shape
+    ember.Size([3, 4, 2])
+    """
     src = (source,) if isinstance(source, int) else tuple(source)
     dst = (destination,) if isinstance(destination, int) else tuple(destination)
     src = [_dim(s, x.ndim) for s in src]
@@ -239,14 +296,32 @@ def expand(x: Tensor, *sizes) -> Tensor:
 
 
 def expand_as(x: Tensor, other: Tensor) -> Tensor:
+    """`x.expand(other.shape)`: a view of `x` broadcast to `other`'s shape (no copy).
+
+    >>> em.expand_as(em.tensor([1, 2]), em.zeros(2, 2))
+    tensor([[1, 2],
+            [1, 2]])
+    """
     return expand(x, tuple(other.shape))
 
 
 def broadcast_to(x: Tensor, shape) -> Tensor:
+    """A view of `x` broadcast to `shape` (no copy); same as `x.expand(shape)`.
+
+    >>> em.broadcast_to(em.tensor([1, 2]), (2, 2))
+    tensor([[1, 2],
+            [1, 2]])
+    """
     return expand(x, tuple(shape))
 
 
 def contiguous(x: Tensor) -> Tensor:
+    """`x` itself if it is contiguous in row-major order, else a contiguous copy.
+
+    >>> t = em.zeros(2, 3).t()
+    >>> t.is_contiguous(), em.contiguous(t).is_contiguous()
+    (False, True)
+    """
     if x.is_contiguous():
         return x
     raw = x.node
@@ -254,6 +329,14 @@ def contiguous(x: Tensor) -> Tensor:
 
 
 def narrow(x: Tensor, dim: int, start: int, length: int) -> Tensor:
+    """A view of `x` keeping `length` entries of dim `dim` from index `start`.
+
+    `start` may be negative (counted from the end); the slice must fit in the dim.
+
+    >>> em.narrow(em.arange(6).reshape(2, 3), 1, 1, 2)
+    tensor([[1, 2],
+            [4, 5]])
+    """
     if x.ndim == 0:
         raise RuntimeError("narrow() cannot be applied to a 0-dim tensor.")
     d = _dim(dim, x.ndim)
@@ -275,6 +358,11 @@ def slice_dim(x: Tensor, d: int, start: int, stop: int, step: int,
 
 
 def select(x: Tensor, dim: int, index: int) -> Tensor:
+    """A view of `x` at index `index` of dim `dim`, which it removes (`x[:, index]` for dim 1).
+
+    >>> em.select(em.arange(6).reshape(2, 3), 1, 0)
+    tensor([0, 3])
+    """
     shape = x._view.shape
     if not shape:
         raise IndexError("select() cannot be applied to a 0-dim tensor.")
@@ -314,6 +402,16 @@ def diagonal(x: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor
 
 
 def flip(x: Tensor, dims) -> Tensor:
+    """A copy of `x` with the order of the elements reversed along `dims`.
+
+    Args:
+        x (Tensor): the tensor to flip.
+        dims (int or sequence of ints): the dims to reverse (each at most once).
+
+    >>> em.flip(em.tensor([[0, 1, 2], [3, 4, 5]]), 1)
+    tensor([[2, 1, 0],
+            [5, 4, 3]])
+    """
     dims = (dims,) if isinstance(dims, int) else tuple(dims)
     axes = sorted(_dim(d, x.ndim) for d in dims)
     for a, a2 in zip(axes, axes[1:]):
@@ -332,7 +430,14 @@ def flip(x: Tensor, dims) -> Tensor:
 
 
 def cat(tensors, dim: int = 0) -> Tensor:
-    """Join tensors along an existing dim (1-D empty tensors are skipped, as in PyTorch)."""
+    """Join tensors along an existing dim (1-D empty tensors are skipped, as in PyTorch).
+
+    The tensors must match in every other dim; the dtype is their promoted dtype.
+    `em.concat` is an alias of `em.cat`.
+
+    >>> em.cat([em.tensor([1, 2]), em.tensor([3])])
+    tensor([1, 2, 3])
+    """
     tensors = list(tensors)
     if not tensors:
         raise RuntimeError("cat(): expected a non-empty list of Tensors")
@@ -382,6 +487,18 @@ concat = cat
 
 
 def stack(tensors, dim: int = 0) -> Tensor:
+    """Join equally shaped tensors along a new dim `dim` (a copy).
+
+    Args:
+        tensors (sequence of Tensors): the tensors to join, all of one shape.
+        dim (int): where the new dim goes, in `[-ndim - 1, ndim]`.
+
+    The dtype is the promoted dtype of the inputs.
+
+    >>> em.stack([em.tensor([1, 2]), em.tensor([3, 4])], 1)
+    tensor([[1, 3],
+            [2, 4]])
+    """
     tensors = list(tensors)
     if not tensors:
         raise RuntimeError("stack expects a non-empty TensorList")
@@ -398,6 +515,20 @@ def stack(tensors, dim: int = 0) -> Tensor:
 
 
 def split(x: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
+    """Split `x` along `dim` into a tuple of views.
+
+    Args:
+        x (Tensor): the tensor to split.
+        split_size_or_sections (int or list of ints): the size of each piece (the
+            last may be smaller), or the list of the pieces' sizes, which must sum to
+            the size of `dim`.
+        dim (int): the dim to split.
+
+    >>> em.split(em.arange(5), 2)
+    (tensor([0, 1]), tensor([2, 3]), tensor([4]))
+    >>> em.split(em.arange(5), [1, 4])
+    (tensor([0]), tensor([1, 2, 3, 4]))
+    """
     d = _dim(dim, x.ndim)
     size = x.shape[d]
     if isinstance(split_size_or_sections, int):
@@ -422,6 +553,14 @@ def split(x: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
 
 
 def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple:
+    """Split `x` along `dim` into at most `chunks` views of equal size (the last may be smaller).
+
+    As in PyTorch, each piece has `ceil(size / chunks)` entries, so fewer than
+    `chunks` pieces can come back.
+
+    >>> em.chunk(em.arange(5), 2)
+    (tensor([0, 1, 2]), tensor([3, 4]))
+    """
     if chunks <= 0:
         raise RuntimeError("chunk expects `chunks` to be greater than 0")
     size = x.shape[_dim(dim, x.ndim)]
@@ -430,11 +569,25 @@ def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple:
 
 
 def unbind(x: Tensor, dim: int = 0) -> tuple:
+    """A tuple of the views `x.select(dim, i)` for every index `i` of `dim`.
+
+    >>> em.unbind(em.tensor([[1, 2], [3, 4]]))
+    (tensor([1, 2]), tensor([3, 4]))
+    """
     d = _dim(dim, x.ndim)
     return _multi_output(tuple(select(x, d, i) for i in range(x.shape[d])), "Unbind")
 
 
 def repeat(x: Tensor, *sizes) -> Tensor:
+    """A copy of `x` repeated `sizes[i]` times along each dim (PyTorch's `Tensor.repeat`).
+
+    `sizes` (separate ints or one sequence) has at least `x.ndim` entries; extra
+    leading entries add new leading dims.
+
+    >>> em.tensor([1, 2]).repeat(2, 2)
+    tensor([[1, 2, 1, 2],
+            [1, 2, 1, 2]])
+    """
     sizes = _shape_arg(sizes)
     if len(sizes) < x.ndim:
         raise RuntimeError("Number of dimensions of repeat dims can not be smaller than "
@@ -449,6 +602,13 @@ def repeat(x: Tensor, *sizes) -> Tensor:
 
 
 def tile(x: Tensor, dims) -> Tensor:
+    """A copy of `x` repeated `dims[i]` times along each dim.
+
+    Like `repeat`, but `dims` may be shorter than `x.ndim`: missing leading entries are 1.
+
+    >>> em.tile(em.tensor([1, 2]), (2,))
+    tensor([1, 2, 1, 2])
+    """
     dims = tuple(dims)
     return repeat(x, (1,) * (x.ndim - len(dims)) + dims)
 
@@ -494,6 +654,14 @@ def matmul(a: Tensor, c: Tensor) -> Tensor:
 
 
 def mm(a: Tensor, c: Tensor) -> Tensor:
+    """Matrix product of the 2-D tensors `a` (n x m) and `c` (m x p), an n x p tensor.
+
+    Both must have one dtype; no broadcasting (see `em.matmul`).
+
+    >>> em.mm(em.tensor([[1.0, 2.0], [3.0, 4.0]]), em.tensor([[1.0], [1.0]]))
+    tensor([[3.],
+            [7.]])
+    """
     if a.ndim != 2:
         raise RuntimeError("self must be a matrix")
     if c.ndim != 2:
@@ -502,6 +670,13 @@ def mm(a: Tensor, c: Tensor) -> Tensor:
 
 
 def bmm(a: Tensor, c: Tensor) -> Tensor:
+    """Batched matrix product of the 3-D tensors `a` (b x n x m) and `c` (b x m x p).
+
+    The result is b x n x p; the batch sizes must match (no broadcasting).
+
+    >>> em.bmm(em.ones(5, 2, 3), em.ones(5, 3, 4)).shape
+    ember.Size([5, 2, 4])
+    """
     if a.ndim != 3 or c.ndim != 3:
         raise RuntimeError(f"batch1 must be a 3D tensor (got {a.ndim}D and {c.ndim}D)")
     if a.shape[0] != c.shape[0]:
@@ -511,6 +686,11 @@ def bmm(a: Tensor, c: Tensor) -> Tensor:
 
 
 def dot(a: Tensor, c: Tensor) -> Tensor:
+    """Inner product of two 1-D tensors of one size and dtype, a 0-dim tensor.
+
+    >>> em.dot(em.tensor([1.0, 1.0]), em.tensor([2.0, 3.0]))
+    tensor(5.)
+    """
     if a.ndim != 1 or c.ndim != 1:
         raise RuntimeError(f"1D tensors expected, but got {a.ndim}D and {c.ndim}D tensors")
     if a.shape[0] != c.shape[0]:
@@ -521,12 +701,23 @@ def dot(a: Tensor, c: Tensor) -> Tensor:
 
 
 def mv(a: Tensor, v: Tensor) -> Tensor:
+    """Matrix-vector product of the 2-D `a` (n x m) and the 1-D `v` (m), a 1-D tensor (n).
+
+    >>> em.mv(em.tensor([[1.0, 2.0], [3.0, 4.0]]), em.tensor([1.0, 1.0]))
+    tensor([3., 7.])
+    """
     if a.ndim != 2 or v.ndim != 1:
         raise RuntimeError(f"vector + matrix @ vector expected, got {a.ndim}D, {v.ndim}D")
     return matmul(a, v)
 
 
 def outer(a: Tensor, c: Tensor) -> Tensor:
+    """Outer product of the 1-D tensors `a` (n) and `c` (m): the n x m tensor `a[i] * c[j]`.
+
+    >>> em.outer(em.tensor([1, 2]), em.tensor([1, 10, 100]))
+    tensor([[  1,  10, 100],
+            [  2,  20, 200]])
+    """
     if a.ndim != 1 or c.ndim != 1:
         raise RuntimeError(f"outer: expected 1D tensors, got {a.ndim}D and {c.ndim}D")
     from .elementwise import mul

@@ -95,6 +95,14 @@ class Tensor:
         return Size(self._view.shape)
 
     def size(self, dim: int | None = None):
+        """The shape as an `ember.Size` (a tuple), or the size of dim `dim` as an int.
+
+        >>> x = em.zeros(2, 3)
+        >>> x.size()
+        ember.Size([2, 3])
+        >>> x.size(-1)
+        3
+        """
         if dim is None:
             return Size(self._view.shape)
         return self._view.shape[_dim(dim, self.ndim)]
@@ -104,17 +112,25 @@ class Tensor:
         return len(self._view.shape)
 
     def dim(self) -> int:
+        """The number of dims (`self.ndim`)."""
         return len(self._view.shape)
 
     def ndimension(self) -> int:
+        """The number of dims; an alias of `Tensor.dim`."""
         return len(self._view.shape)
 
     def numel(self) -> int:
+        """The number of elements (the product of the shape); `nelement` is an alias.
+
+        >>> em.zeros(2, 3).numel()
+        6
+        """
         return self._view.numel
 
     nelement = numel
 
     def element_size(self) -> int:
+        """The size of one element in bytes (4 for float32)."""
         return self.dtype.itemsize
 
     @property
@@ -127,14 +143,31 @@ class Tensor:
         return self._storage.device.startswith("cuda")
 
     def stride(self, dim: int | None = None):
+        """The strides, in elements, as a tuple, or the stride of dim `dim` as an int.
+
+        >>> x = em.zeros(2, 3)
+        >>> x.stride(), x.t().stride()
+        ((3, 1), (1, 3))
+        """
         if dim is None:
             return tuple(self._view.strides)
         return self._view.strides[_dim(dim, self.ndim)]
 
     def storage_offset(self) -> int:
+        """The index, in elements, of this tensor's first element in its storage.
+
+        >>> em.zeros(2, 3)[1].storage_offset()
+        3
+        """
         return self._view.offset
 
     def is_contiguous(self) -> bool:
+        """Whether the elements lie in row-major order with no gaps (see `contiguous`).
+
+        >>> x = em.zeros(2, 3)
+        >>> x.is_contiguous(), x.t().is_contiguous()
+        (True, False)
+        """
         return self._view.is_contiguous()
 
     @property
@@ -246,12 +279,25 @@ class Tensor:
         return a
 
     def item(self):
+        """The value of a one-element tensor as a Python number (computes it if pending).
+
+        Raises RuntimeError for any other number of elements. Inside `em.compile`, reading
+        a value is a graph break.
+
+        >>> em.tensor([2.5]).item()
+        2.5
+        """
         if self.numel() != 1:
             raise RuntimeError(f"a Tensor with {self.numel()} elements cannot be converted "
                                "to Scalar")
         return self._array().reshape(()).item()
 
     def tolist(self):
+        """The values as nested Python lists of numbers (a number for a 0-dim tensor).
+
+        >>> em.tensor([[1, 2], [3, 4]]).tolist()
+        [[1, 2], [3, 4]]
+        """
         return self._array().tolist()
 
     def data_ptr(self) -> int:
