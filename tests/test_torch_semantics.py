@@ -345,3 +345,18 @@ def test_linspace_as_torch():
     like_torch(lambda M: M.linspace(0, 300, 5, dtype=M.uint8), match="overflow")
     like_torch(lambda M: M.linspace(-3, 10, 7, dtype=M.int64))
     assert math.isfinite(em.linspace(0, 1, 3).sum().item())
+
+
+@pytest.mark.parametrize("dtype, value", [("int64", 2.5), ("int8", -2.7), ("bool", 2.5),
+                                          ("float16", 3.0), ("int32", True)])
+def test_masked_fill_keeps_the_input_dtype(dtype, value):
+    import torch
+    data = [1, 2, 3]
+    t = torch.tensor(data).to(getattr(torch, dtype))
+    e = em.tensor(data).to(getattr(em, dtype))
+    want = t.masked_fill(t.to(torch.float32) > 1, value)
+    got = e.masked_fill(e.to(em.float32) > 1, value)
+    assert got.dtype.name == str(want.dtype).removeprefix("torch.")
+    assert got.tolist() == want.tolist()
+    e.masked_fill_(e.to(em.float32) > 1, value)
+    assert e.tolist() == want.tolist()

@@ -438,10 +438,25 @@ def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
         mask (Tensor): a bool tensor broadcastable to input's shape.
         value (number or 0-dim Tensor): the value to write.
 
-    The result has input's shape. `Tensor.masked_fill_` writes into `input` instead.
+    The result has input's shape and dtype (as in PyTorch, the value is cast to it:
+    2.5 into an integer tensor is 2). `Tensor.masked_fill_` writes into `input` instead.
 
     >>> em.masked_fill(em.tensor([1.0, 2.0, 3.0]), em.tensor([True, False, True]), 0.0)
     tensor([0., 2., 0.])
+    >>> em.masked_fill(em.tensor([1, 2, 3]), em.tensor([False, True, True]), 2.5)
+    tensor([1, 2, 2])
     """
     from .elementwise import where
+    if isinstance(value, Tensor):
+        if value.ndim:
+            raise RuntimeError("masked_fill_ only supports a 0-dimensional value tensor, but "
+                               f"got tensor with {value.ndim} dimension(s).")
+        value = value.to(input.dtype)
+    elif not isinstance(value, (bool, int, float)):
+        raise TypeError(f"masked_fill(): value must be a number or a 0-dim Tensor, not "
+                        f"{type(value).__name__}")
+    elif input.dtype.category < 2:
+        from .data import check_scalar
+        check_scalar(value, input.dtype)  # torch's overflow error (300 into int8)
+        value = input.dtype.np.type(value).item()
     return where(mask, value, input)
