@@ -328,6 +328,8 @@ class _Kernel:
         want = s.dtype.np
         if op is Op.POW and s.dtype.is_integer:
             self.assign(s, f"_int_pow({args[0]}, {args[1]})")
+        elif op is Op.POW and s.arg is not None:
+            self.assign(s, f"_elementwise_pow({args[0]}, {args[1]})")  # see the interpreter's
         elif op is Op.POW and _square_is_exact(s):
             x = args[0]
             self.call(s, "np.multiply", [x, x], want, s.srcs[:1])

@@ -115,7 +115,35 @@ def int_pow(a, b):
 
 
 def _pow(n, a, b):
-    return int_pow(a, b) if n.dtype.is_integer else np.power(a, b)
+    if n.dtype.is_integer:
+        return int_pow(a, b)
+    if n.arg is not None:
+        return elementwise_pow(a, b)
+    e = n.inputs[1]
+    if e.op is Op.CONST:
+        # NOTE: a power by a number takes NumPy's scalar path (sqrt for 0.5), as the
+        # kernels pass it, whatever array holds the constant's value here (a kept one)
+        b = np.asarray(e.arg, dtype=b.dtype)
+    return np.power(a, b)
+
+
+def elementwise_pow(a, b):
+    """`a ** b` by pow() of each element, whatever b's layout.
+
+    NOTE: NumPy computes a float power whose exponent is one scalar (or broadcast
+    along the loop) of 0.5, 2 or -1 as sqrt, square or reciprocal: right for a power by
+    a number, as PyTorch's is, but a tensor of exponents is pow() elementwise in
+    PyTorch even where its elements are equal (-inf ** 0.5 is inf, not sqrt's nan). A
+    POW node whose arg is set is of the second kind: its exponents are laid out whole.
+    """
+    shape = np.broadcast_shapes(np.shape(a), np.shape(b))
+    if not shape:  # NOTE: NumPy's scalar power takes the fast paths too
+        out = np.power(np.reshape(a, (1,)), np.reshape(b, (1,))).reshape(())
+        return out if isinstance(a, np.ndarray) or isinstance(b, np.ndarray) else out[()]
+    b = np.broadcast_to(b, shape)
+    if 0 in b.strides:  # NOTE: a size-1 array with stride 0 counts as contiguous
+        b = b.copy()
+    return np.power(a, b)
 
 
 class IntegerDivisionByZero(RuntimeError, ZeroDivisionError):

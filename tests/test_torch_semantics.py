@@ -11,6 +11,7 @@ repeated dim, linspace to bool).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 
@@ -360,3 +361,32 @@ def test_masked_fill_keeps_the_input_dtype(dtype, value):
     assert got.tolist() == want.tolist()
     e.masked_fill_(e.to(em.float32) > 1, value)
     assert e.tolist() == want.tolist()
+
+
+@pytest.mark.parametrize("n", [1, 4, 20000])
+@pytest.mark.parametrize("exponent", [0.5, 2.0, -1.0, 1.0, 3.0])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_tensor_of_exponents_is_pow_of_each_element(n, exponent, dtype):
+    """As torch: x ** number takes the scalar's path (sqrt for 0.5: -inf ** 0.5 is nan),
+    x ** tensor is pow() of each element (inf) even when the tensor is one constant
+    (a filled tensor is a constant in lazy mode, a buffer in eager mode)."""
+    import torch
+    values = [-math.inf, -0.0, 0.0, 1.5, 2.0, math.inf, -2.5, 0.1]
+    data = (values * (n // len(values) + 1))[:n]
+    t = torch.tensor(data, dtype=getattr(torch, dtype))
+    want_tensor = (t ** torch.full_like(t, exponent)).numpy()
+    want_number = (t ** exponent).numpy()
+    results = []
+    for mode in ("lazy", "eager"):
+        with em.eager() if mode == "eager" else contextlib.nullcontext():
+            x = em.tensor(data, dtype=getattr(em, dtype))
+            y = em.zeros(n, dtype=getattr(em, dtype))
+            y.fill_(exponent)
+            by_tensor = (x ** y).numpy()
+            np.testing.assert_allclose(by_tensor, want_tensor, rtol=1e-6, equal_nan=True)
+            real = ~np.isnan(want_tensor)
+            assert (np.signbit(by_tensor) == np.signbit(want_tensor))[real].all()
+            by_number = (x ** exponent).numpy()
+            np.testing.assert_allclose(by_number, want_number, rtol=1e-6, equal_nan=True)
+            results.append((by_tensor.tobytes(), by_number.tobytes()))
+    assert results[0] == results[1]  # lazy and eager agree bit for bit

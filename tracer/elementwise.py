@@ -409,6 +409,9 @@ def _trunc_int(x: Node, y: Node) -> Node:
     return b.where(node(Op.AND, (inexact, negative)), node(Op.ADD, (q, b.like(q, 1))), q)
 
 
+ELEMENTWISE_EXPONENT = "elementwise"  # the arg of a POW node by a tensor of exponents
+
+
 def pow(input, exponent) -> Tensor:
     """`input ** exponent`; integer tensors to negative integer powers are an error."""
     base_t, exp_t = as_operand(input), as_operand(exponent)
@@ -419,6 +422,13 @@ def pow(input, exponent) -> Tensor:
         name = "PowBackward1" if isinstance(exp_t, Tensor) else "PowBackward0"
     else:
         name = "PowBackward2"
+    if isinstance(exp_t, Tensor):
+        # NOTE: as PyTorch, a power by a tensor of exponents (a 0-d one too) is pow() of
+        # each element (-inf ** 0.5 is inf) even where the exponents are one constant (a
+        # filled tensor), while a number takes the scalar's path (sqrt for 0.5: -inf **
+        # 0.5 is nan): the node says which (runtime/interpreter.py).
+        return _apply(Op.POW, (base_t, exp_t), name,
+                      build=lambda x, e: node(Op.POW, (x, e), ELEMENTWISE_EXPONENT))
     return _apply(Op.POW, (base_t, exp_t), name)
 
 
