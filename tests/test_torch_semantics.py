@@ -345,3 +345,52 @@ def test_linspace_as_torch():
     like_torch(lambda M: M.linspace(0, 300, 5, dtype=M.uint8), match="overflow")
     like_torch(lambda M: M.linspace(-3, 10, 7, dtype=M.int64))
     assert math.isfinite(em.linspace(0, 1, 3).sum().item())
+
+
+# -- median: integer dtype, NaN, layout, gradient ---------------------------------------------
+
+def _median_cases(M, x):
+    """median() and median(dim) of x as floats, with NaN, and as integers."""
+    f = x.reshape(3, -1)
+    nan = M.where(f > 1.5, float("nan"), f)
+    i = (f * 4).long()
+    return (f.median(), nan.median(), i.median(), i.int().median(), nan[:, :1].median(),
+            *f.median(1), *nan.median(1), *nan.median(0, keepdim=True), *i.median(1),
+            *i.median(0), *f.t().median(0), *nan[:2].median(-1, keepdim=True))
+
+
+def test_median_keeps_integer_dtypes_and_propagates_nan_as_torch(size):
+    x = np.resize(np.array([0.5, -1.0, 2.0, 0.25, 2.0, -1.0, 1.0, 3.0, 0.5], np.float32),
+                  size * 3)
+    like_torch(_median_cases, x, bits=True)
+
+
+def test_median_results_are_laid_out_as_torch():
+    x = np.arange(24, dtype=np.float32).reshape(2, 3, 4) % 5
+    for args in [(0,), (1,), (2,), (-1, True), (1, True), (0, True)]:
+        want = torch.from_numpy(x).median(*args)
+        got = em.tensor(x).median(*args)
+        for g, w in zip(got, want):
+            assert g.stride() == w.stride(), (args, g.stride(), w.stride())
+            assert g.is_contiguous()
+
+
+@pytest.mark.parametrize("data", [[2.0, 1.0, 2.0, 2.0], [1.0, NAN, NAN, 2.0], [3.0, 1.0, 2.0]])
+def test_median_gradient_as_torch(data):
+    def grads(M):
+        x = M.tensor(data, requires_grad=True)
+        y = M.tensor([data, data[::-1]], requires_grad=True)
+        (x.median() * 3 + y.median(1).values.sum() + y.median(0).values.sum()).backward()
+        return x.grad, y.grad
+    for got, want in zip(grads(em), grads(torch)):
+        assert_same(got, want)
+
+
+def test_median_edge_cases_as_torch():
+    like_torch(lambda M, x: (x[:0].median(), x[:0].long().median(), *x[0].median(0),
+                             *x.reshape(2, -1)[:, :0].median(0)), np.ones(4, np.float32))
+    like_torch(lambda M, x: x.reshape(2, -1).median(1, keepdim=True)[0][:0],
+               np.ones(4, np.float32))
+    like_torch(lambda M, x: x.bool().median(), np.ones(4, np.float32))
+    like_torch(lambda M, x: x.reshape(2, -1)[:, :0].median(1), np.ones(4, np.float32),
+               match="non-zero size")
