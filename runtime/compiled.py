@@ -26,7 +26,7 @@ from ..ir.ops import Op
 from ..ir.view import View
 from . import cache, threads
 from .config import debug, options
-from .interpreter import IMPL, _finish, check_divisor, evaluate, int_pow
+from .interpreter import IMPL, _finish, check_divisor, evaluate, float_mod, int_pow
 
 __all__ = ["Compiled", "compile_key", "compiled_for", "fits", "lookup", "program_for",
            "run_compiled"]
@@ -124,7 +124,8 @@ def _where(c, a, b, dtype) -> np.ndarray:
 NAMESPACE = {"np": np, "dt": dt, "Op": Op, "View": View, "_extern": _extern,
              "_strided": _strided, "_write": _write, "_bf16": _bf16, "_bf16_": _bf16_,
              "_tiles": threads.tiles, "_Stub": _Stub, "_int_pow": int_pow,
-             "_select": _select, "_where": _where, "_check_divisor": check_divisor}
+             "_select": _select, "_where": _where, "_check_divisor": check_divisor,
+             "_float_mod": float_mod}
 
 
 class Compiled:

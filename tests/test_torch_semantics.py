@@ -394,3 +394,107 @@ def test_median_edge_cases_as_torch():
     like_torch(lambda M, x: x.bool().median(), np.ones(4, np.float32))
     like_torch(lambda M, x: x.reshape(2, -1)[:, :0].median(1), np.ones(4, np.float32),
                match="non-zero size")
+
+
+# -- exactly torch's values: exp2, signed zeros ------------------------------------------------
+
+def _as_f64(t) -> np.ndarray:
+    """The values of an ember or torch tensor as float64 (bfloat16 through float32)."""
+    if isinstance(t, em.Tensor):
+        return (t.float() if t.dtype is em.bfloat16 else t).numpy().astype(np.float64)
+    return (t.float() if t.dtype is torch.bfloat16 else t).numpy().astype(np.float64)
+
+
+def exactly_torch(fn, *arrays):
+    """`like_torch`, and each value bit for bit torch's (signed zeros included)."""
+    like_torch(fn, *arrays, bits=True)
+    _, want = _torch(fn, arrays)
+    for mode in MODES:
+        _, got = _run(fn, arrays, mode)
+        for i, (e, t) in enumerate(zip(got, want)):
+            e, t = _as_f64(e), _as_f64(t)
+            np.testing.assert_array_equal(e, t, err_msg=f"{mode} output {i}")
+            same = (np.signbit(e) == np.signbit(t)) | np.isnan(t)  # NaN's sign is noise
+            assert same.all(), (mode, i, e[~same], t[~same])
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64", "int64",
+                                   "int32"])
+def test_exp2_is_exact_at_integers_as_torch(size, dtype):
+    x = np.resize(np.array([3, 10, -2, 0, 1, -1, 5, 7, -3, 2]), size)
+
+    def fn(M, x):
+        v = x.to(getattr(M, dtype))
+        return M.exp2(v), v.exp2().long(), M.exp2(v * 2) == 2 ** (x * 2).to(M.float64)
+    exactly_torch(fn, x)
+
+
+def test_exp2_gradient_as_torch():
+    def grad(M):
+        x = M.tensor([3.0, -1.0, 0.5], dtype=M.float64, requires_grad=True)
+        M.exp2(x).sum().backward()
+        return x.grad
+    np.testing.assert_array_equal(grad(em).numpy(), grad(torch).numpy())
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_remainder_of_signed_zeros_as_torch(size, dtype):
+    # NOTE: torch's float % is fmod's, moved by the divisor: a zero result keeps the
+    # dividend's sign (NumPy's takes the divisor's)
+    a = np.resize(np.array([-0.0, 0.0, -3.0, 3.0, -3.0, 3.0, -1.0, 2.5, INF, NAN, 1e-20]),
+                  size)
+    d = np.resize(np.array([1.0, -1.0, 3.0, -3.0, -3.0, 3.0, 1.0, -0.5, 2.0, 1.0, -1.0]), size)
+
+    def fn(M, a, d):
+        a, d = a.to(getattr(M, dtype)), d.to(getattr(M, dtype))
+        r = a % d
+        return r, 1 / r, a % -3.0, 1 / (a % 2), 5.0 % d, a // d, 3 // (a * 0)
+    exactly_torch(fn, a, d)
+
+
+def test_float16_remainder_then_div_as_torch():
+    def fn(M, a, d):
+        v = a.half()
+        r = v % d.half()
+        v.div_(r)
+        return v, r
+    exactly_torch(fn, np.array([-2.0, 2.0, 3.0, -0.5]), np.array([-1.0, 1.0, -1.5, 0.25]))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_cumsum_starts_from_positive_zero_as_torch(size, dtype):
+    x = np.resize(np.array([-0.0, -0.0, 1.0, -1.0, -0.0]), size)
+
+    def fn(M, x):
+        v = x.to(getattr(M, dtype))
+        return v.cumsum(0), 1 / v.cumsum(0), 1 / (v * 0).cumsum(0), v.reshape(-1, 1).cumsum(1)
+    exactly_torch(fn, x)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_relu_keeps_negative_zero_as_torch(size, dtype):
+    x = np.resize(np.array([-0.0, 0.0, -1.0, 2.0, NAN, -INF]), size)
+
+    def fn(M, x):
+        v = x.to(getattr(M, dtype))
+        w = v.clone()
+        w.relu_()
+        return v.relu(), 1 / v.relu(), M.relu(v), w, 1 / w
+    exactly_torch(fn, x)
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+def test_relu_gradient_at_zero_stays_zero(inplace):
+    def grad(M):
+        x = M.tensor([-0.0, 0.0, -1.0, 2.0, NAN], requires_grad=True)
+        y = x * 1
+        y = y.relu_() if inplace else y.relu()
+        (y.sqrt() * M.tensor([1.0, 2.0, 3.0, 4.0, 5.0])).sum().backward()
+        return x.grad
+    np.testing.assert_array_equal(grad(em).numpy(), grad(torch).numpy())
+
+
+def test_rsqrt_and_floor_division_by_signed_zeros_as_torch(size):
+    x = np.resize(np.array([-0.0, 0.0, 4.0, -INF, INF]), size)
+    exactly_torch(lambda M, x: (M.rsqrt(x), x.rsqrt(), 3 // x, -3 // x, x.double().rsqrt(),
+                                x.half().rsqrt(), 3 // x.half()), x)
