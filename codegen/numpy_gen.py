@@ -487,17 +487,23 @@ class _Kernel:
         else:
             natural = r.dtype.np
         dst = self.dest(s)
+        # NOTE: a float sum starts from +0.0, as the interpreter's rule (and torch's)
+        plus_zero = s.op is Op.REDUCE_SUM and acc.kind == "f"
         if dst is None:
             expr = f"{fn}({x}, {kw})"
+            if plus_zero:
+                expr = f"np.add({expr}, 0.0)"
             if natural != s.dtype.np:
                 expr = f"np.asarray({expr}).astype({np_type(s.dtype)})"
             self.bind(s, expr)
-        elif natural == s.dtype.np:
+            return
+        if natural == s.dtype.np:
             self.lines.append(f"{fn}({x}, {kw}, out={dst})")
-            self.finish(s, dst)
         else:
             self.lines.append(f"np.copyto({dst}, {fn}({x}, {kw}), casting='unsafe')")
-            self.finish(s, dst)
+        if plus_zero:
+            self.lines.append(f"np.add({dst}, 0.0, out={dst})")
+        self.finish(s, dst)
 
     # -- the function ------------------------------------------------------------------
     def emit(self) -> str:

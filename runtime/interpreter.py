@@ -48,7 +48,12 @@ def _reduce(fn):
                 f"max/min of an empty tensor of shape {x.shape} over dims {list(n.arg)}: "
                 "the operation has no identity; specify a non-empty dim")
         kwargs = {"dtype": _acc(n)} if fn in (np.sum, np.prod) else {}
-        return fn(x, axis=n.arg, keepdims=True, **kwargs)
+        out = fn(x, axis=n.arg, keepdims=True, **kwargs)
+        if fn is np.sum and out.dtype.kind == "f":
+            # NOTE: as torch, a float sum starts from +0.0: NumPy's starts from the first
+            # element where the layout makes it (a sum of -0.0 is -0.0 there)
+            np.add(out, 0.0, out=out)
+        return out
     return rule
 
 

@@ -498,3 +498,18 @@ def test_rsqrt_and_floor_division_by_signed_zeros_as_torch(size):
     x = np.resize(np.array([-0.0, 0.0, 4.0, -INF, INF]), size)
     exactly_torch(lambda M, x: (M.rsqrt(x), x.rsqrt(), 3 // x, -3 // x, x.double().rsqrt(),
                                 x.half().rsqrt(), 3 // x.half()), x)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_sums_start_from_positive_zero_as_torch(size, dtype):
+    # NOTE: torch's sums start from +0.0 (a sum of -0.0 is +0.0) whatever the layout and
+    # even when there is nothing to add (a size-1 dim, a 0-d tensor); max and prod keep -0.0
+    x = np.resize(np.array([-0.0]), size)
+
+    def fn(M, x):
+        v = x.to(getattr(M, dtype))
+        c = v.reshape(2, -1)
+        return (v.sum(), v.mean(), c.sum(0), c.t().sum(0, keepdim=True), c[:1].sum(0),
+                c[:, :1].mean(1), v[0].sum(), v[0].mean(), c.nansum(0), c[:1].nanmean(0),
+                c.amax(0), c[:1].prod(0), 1 / v[0].sum(), c.sum(1, dtype=M.float64))
+    exactly_torch(fn, x)

@@ -51,7 +51,12 @@ def _finish(n: Node, axes, keepdim: bool, in_shape) -> Node:
 
 
 def _reduce_node(op: Op, x: Node, axes, keepdim: bool) -> Node:
-    return _finish(b.reduce(op, x, axes), axes, keepdim, x.shape)
+    n = b.reduce(op, x, axes)
+    if n is x and op is Op.REDUCE_SUM and x.dtype.is_floating_point:
+        # NOTE: nothing to add up (size-1 dims, a 0-d input); as torch, the sum still
+        # starts from +0.0, which turns a -0.0 into +0.0
+        n = node(Op.ADD, (x, b.like(x, 0.0)))
+    return _finish(n, axes, keepdim, x.shape)
 
 
 def _sum_dtype(x: Tensor, dtype) -> dt.DType:
