@@ -513,3 +513,17 @@ def test_sums_start_from_positive_zero_as_torch(size, dtype):
                 c[:, :1].mean(1), v[0].sum(), v[0].mean(), c.nansum(0), c[:1].nanmean(0),
                 c.amax(0), c[:1].prod(0), 1 / v[0].sum(), c.sum(1, dtype=M.float64))
     exactly_torch(fn, x)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_products_of_signed_zeros_in_matmul_as_torch(dtype):
+    # NOTE: torch's mm with an inner size of 1 keeps the sign of a zero product (BLAS
+    # writes the product); every longer or batched product is a sum from +0.0
+    a = np.array([[0.0], [-0.0], [3.0]])
+    w = np.array([[-0.5, 0.25, 0.0]])
+
+    def fn(M, a, w):
+        a, w = a.to(getattr(M, dtype)), w.to(getattr(M, dtype))
+        return (a @ w, M.mm(a, w), 1 / (a @ w), a.expand(2, 3, 1) @ w.expand(2, 1, 3),
+                a[:2].t() @ w[:, :2].t(), a[0] @ w, a @ w[0, :1])
+    exactly_torch(fn, a, w)
