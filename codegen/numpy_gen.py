@@ -5,7 +5,7 @@ params)`, that allocates buffers, calls the kernels and view/extern steps in
 order, and returns the outputs. The runtime `exec`s it once (see
 runtime/compiled.py for the names the source expects: `np`, `dt`, `Op`, `View`,
 `_extern`, `_strided`, `_write`, `_bf16`, `_bf16_`, `_tiles`, `_Stub`, `_int_pow`,
-`_check_divisor`).
+`_check_divisor`, `_float_mod`).
 
 A kernel runs in one of two forms:
 
@@ -40,7 +40,7 @@ UFUNC = {
     Op.NEG: "negative", Op.EXP: "exp", Op.LOG: "log", Op.SIN: "sin", Op.COS: "cos",
     Op.TAN: "tan", Op.TANH: "tanh", Op.SQRT: "sqrt", Op.ABS: "absolute", Op.SIGN: "sign",
     Op.FLOOR: "floor", Op.CEIL: "ceil", Op.TRUNC: "trunc", Op.LOG1P: "log1p",
-    Op.EXPM1: "expm1", Op.RECIP: "reciprocal",
+    Op.EXPM1: "expm1", Op.EXP2: "exp2", Op.RECIP: "reciprocal",
     Op.ADD: "add", Op.SUB: "subtract", Op.MUL: "multiply", Op.DIV: "true_divide",
     Op.POW: "power", Op.MAX: "maximum", Op.MIN: "minimum", Op.LT: "less",
     Op.LE: "less_equal", Op.EQ: "equal", Op.NE: "not_equal", Op.AND: "bitwise_and",
@@ -330,6 +330,12 @@ class _Kernel:
             self.assign(s, f"_int_pow({args[0]}, {args[1]})")
         elif op is Op.POW and s.arg is not None:
             self.assign(s, f"_elementwise_pow({args[0]}, {args[1]})")  # see the interpreter's
+        elif op is Op.MOD and s.dtype.is_floating_point:
+            # NOTE: torch's remainder, not NumPy's (the sign of a zero result differs)
+            expr = f"_float_mod({args[0]}, {args[1]})"
+            if _natural(op, [r.dtype for r in s.srcs]) != want:
+                expr = f"np.asarray({expr}).astype({np_type(s.dtype)})"
+            self.assign(s, expr)
         elif op is Op.POW and _square_is_exact(s):
             x = args[0]
             self.call(s, "np.multiply", [x, x], want, s.srcs[:1])
@@ -483,17 +489,23 @@ class _Kernel:
         else:
             natural = r.dtype.np
         dst = self.dest(s)
+        # NOTE: a float sum starts from +0.0, as the interpreter's rule (and torch's)
+        plus_zero = s.op is Op.REDUCE_SUM and acc.kind == "f"
         if dst is None:
             expr = f"{fn}({x}, {kw})"
+            if plus_zero:
+                expr = f"np.add({expr}, 0.0)"
             if natural != s.dtype.np:
                 expr = f"np.asarray({expr}).astype({np_type(s.dtype)})"
             self.bind(s, expr)
-        elif natural == s.dtype.np:
+            return
+        if natural == s.dtype.np:
             self.lines.append(f"{fn}({x}, {kw}, out={dst})")
-            self.finish(s, dst)
         else:
             self.lines.append(f"np.copyto({dst}, {fn}({x}, {kw}), casting='unsafe')")
-            self.finish(s, dst)
+        if plus_zero:
+            self.lines.append(f"np.add({dst}, 0.0, out={dst})")
+        self.finish(s, dst)
 
     # -- the function ------------------------------------------------------------------
     def emit(self) -> str:

@@ -61,6 +61,7 @@ class Op(Enum):
     TRUNC = auto()
     LOG1P = auto()
     EXPM1 = auto()
+    EXP2 = auto()
     RECIP = auto()
     NOT = auto()
     CAST = auto()
@@ -115,7 +116,7 @@ class Op(Enum):
 SOURCE = frozenset({Op.BUFFER, Op.CONST, Op.RAND, Op.ARANGE})
 UNARY = frozenset({Op.NEG, Op.EXP, Op.LOG, Op.SIN, Op.COS, Op.TAN, Op.TANH, Op.SQRT,
                    Op.ABS, Op.SIGN, Op.FLOOR, Op.CEIL, Op.ROUND, Op.TRUNC, Op.LOG1P,
-                   Op.EXPM1, Op.RECIP, Op.NOT, Op.CAST})
+                   Op.EXPM1, Op.EXP2, Op.RECIP, Op.NOT, Op.CAST})
 COMPARISON = frozenset({Op.LT, Op.LE, Op.EQ, Op.NE})
 BINARY = frozenset({Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.POW, Op.MAX, Op.MIN, Op.AND,
                     Op.OR, Op.XOR, Op.FLOORDIV, Op.MOD}) | COMPARISON

@@ -26,7 +26,15 @@ from ..ir.ops import Op
 from ..ir.view import View
 from . import cache, threads
 from .config import debug, options
-from .interpreter import IMPL, _finish, check_divisor, elementwise_pow, evaluate, int_pow
+from .interpreter import (
+    IMPL,
+    _finish,
+    check_divisor,
+    elementwise_pow,
+    evaluate,
+    float_mod,
+    int_pow,
+)
 
 __all__ = ["Compiled", "compile_key", "compiled_for", "fits", "lookup", "program_for",
            "run_compiled"]
@@ -125,7 +133,7 @@ NAMESPACE = {"np": np, "dt": dt, "Op": Op, "View": View, "_extern": _extern,
              "_strided": _strided, "_write": _write, "_bf16": _bf16, "_bf16_": _bf16_,
              "_tiles": threads.tiles, "_Stub": _Stub, "_int_pow": int_pow,
              "_elementwise_pow": elementwise_pow, "_select": _select, "_where": _where,
-             "_check_divisor": check_divisor}
+             "_check_divisor": check_divisor, "_float_mod": float_mod}
 
 
 class Compiled:

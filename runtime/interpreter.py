@@ -19,7 +19,7 @@ from ..ir.ops import MOVEMENT, Op
 from . import philox
 from .buffers import lookup, realized
 
-__all__ = ["evaluate", "IMPL", "IntegerDivisionByZero", "check_divisor"]
+__all__ = ["evaluate", "IMPL", "IntegerDivisionByZero", "check_divisor", "float_mod"]
 
 
 def _strided(flat: np.ndarray, view) -> np.ndarray:
@@ -48,7 +48,12 @@ def _reduce(fn):
                 f"max/min of an empty tensor of shape {x.shape} over dims {list(n.arg)}: "
                 "the operation has no identity; specify a non-empty dim")
         kwargs = {"dtype": _acc(n)} if fn in (np.sum, np.prod) else {}
-        return fn(x, axis=n.arg, keepdims=True, **kwargs)
+        out = fn(x, axis=n.arg, keepdims=True, **kwargs)
+        if fn is np.sum and out.dtype.kind == "f":
+            # NOTE: as torch, a float sum starts from +0.0: NumPy's starts from the first
+            # element where the layout makes it (a sum of -0.0 is -0.0 there)
+            np.add(out, 0.0, out=out)
+        return out
     return rule
 
 
@@ -157,6 +162,27 @@ def check_divisor(b) -> None:
         raise IntegerDivisionByZero("ZeroDivisionError: integer division or modulo by zero")
 
 
+def float_mod(a, b):
+    """torch's float remainder: fmod(a, b), plus b where that is nonzero and its sign
+    differs from b's. NumPy's remainder is the same but for a zero result, which takes
+    b's sign there and a's (fmod's) in torch."""
+    m = np.fmod(a, b)
+    return np.where((m != 0) & ((b < 0) != (m < 0)), m + b, m)
+
+
+def _mod(a, b):
+    return float_mod(a, b) if np.result_type(a, b).kind == "f" else np.remainder(a, b)
+
+
+def _cumsum(n, x):
+    """Running sum in the accumulation dtype; as torch, a float sum starts from +0.0
+    (NumPy's from the first element: a run of -0.0 stays -0.0 there, +0.0 in torch)."""
+    out = np.cumsum(x, axis=n.arg, dtype=_acc(n))
+    if out.dtype.kind == "f":
+        np.add(out, 0.0, out=out)
+    return out
+
+
 def _int_div(fn):
     """floor_divide / remainder; integers by zero raise, as in torch (NumPy gives 0)."""
     def rule(n, a, b):
@@ -187,6 +213,7 @@ IMPL = {
     Op.TRUNC: lambda n, x: np.trunc(x),
     Op.LOG1P: lambda n, x: np.log1p(x),
     Op.EXPM1: lambda n, x: np.expm1(x),
+    Op.EXP2: lambda n, x: np.exp2(x),
     Op.RECIP: lambda n, x: np.reciprocal(x),
     Op.NOT: _not,
     Op.CAST: lambda n, x: x.astype(n.dtype.np),
@@ -205,7 +232,7 @@ IMPL = {
     Op.OR: lambda n, a, b: np.bitwise_or(a, b),
     Op.XOR: lambda n, a, b: np.bitwise_xor(a, b),
     Op.FLOORDIV: _int_div(np.floor_divide),
-    Op.MOD: _int_div(np.remainder),
+    Op.MOD: _int_div(_mod),
     Op.WHERE: lambda n, c, a, b: np.where(c, a, b),
     Op.RESHAPE: lambda n, x: np.reshape(x, n.arg),
     Op.PERMUTE: lambda n, x: np.transpose(x, n.arg),
@@ -224,7 +251,7 @@ IMPL = {
     Op.SCATTER: _scatter(False),
     Op.SCATTER_ADD: _scatter(True),
     Op.ARGSORT: _argsort,
-    Op.CUMSUM: lambda n, x: np.cumsum(x, axis=n.arg, dtype=_acc(n)),
+    Op.CUMSUM: _cumsum,
 }
 
 

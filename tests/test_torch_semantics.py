@@ -390,3 +390,183 @@ def test_a_tensor_of_exponents_is_pow_of_each_element(n, exponent, dtype):
             np.testing.assert_allclose(by_number, want_number, rtol=1e-6, equal_nan=True)
             results.append((by_tensor.tobytes(), by_number.tobytes()))
     assert results[0] == results[1]  # lazy and eager agree bit for bit
+# -- median: integer dtype, NaN, layout, gradient ---------------------------------------------
+
+def _median_cases(M, x):
+    """median() and median(dim) of x as floats, with NaN, and as integers."""
+    f = x.reshape(3, -1)
+    nan = M.where(f > 1.5, float("nan"), f)
+    i = (f * 4).long()
+    return (f.median(), nan.median(), i.median(), i.int().median(), nan[:, :1].median(),
+            *f.median(1), *nan.median(1), *nan.median(0, keepdim=True), *i.median(1),
+            *i.median(0), *f.t().median(0), *nan[:2].median(-1, keepdim=True))
+
+
+def test_median_keeps_integer_dtypes_and_propagates_nan_as_torch(size):
+    x = np.resize(np.array([0.5, -1.0, 2.0, 0.25, 2.0, -1.0, 1.0, 3.0, 0.5], np.float32),
+                  size * 3)
+    like_torch(_median_cases, x, bits=True)
+
+
+def test_median_results_are_laid_out_as_torch():
+    x = np.arange(24, dtype=np.float32).reshape(2, 3, 4) % 5
+    for args in [(0,), (1,), (2,), (-1, True), (1, True), (0, True)]:
+        want = torch.from_numpy(x).median(*args)
+        got = em.tensor(x).median(*args)
+        for g, w in zip(got, want):
+            assert g.stride() == w.stride(), (args, g.stride(), w.stride())
+            assert g.is_contiguous()
+
+
+@pytest.mark.parametrize("data", [[2.0, 1.0, 2.0, 2.0], [1.0, NAN, NAN, 2.0], [3.0, 1.0, 2.0]])
+def test_median_gradient_as_torch(data):
+    def grads(M):
+        x = M.tensor(data, requires_grad=True)
+        y = M.tensor([data, data[::-1]], requires_grad=True)
+        (x.median() * 3 + y.median(1).values.sum() + y.median(0).values.sum()).backward()
+        return x.grad, y.grad
+    for got, want in zip(grads(em), grads(torch)):
+        assert_same(got, want)
+
+
+def test_median_edge_cases_as_torch():
+    like_torch(lambda M, x: (x[:0].median(), x[:0].long().median(), *x[0].median(0),
+                             *x.reshape(2, -1)[:, :0].median(0)), np.ones(4, np.float32))
+    like_torch(lambda M, x: x.reshape(2, -1).median(1, keepdim=True)[0][:0],
+               np.ones(4, np.float32))
+    like_torch(lambda M, x: x.bool().median(), np.ones(4, np.float32))
+    like_torch(lambda M, x: x.reshape(2, -1)[:, :0].median(1), np.ones(4, np.float32),
+               match="non-zero size")
+
+
+# -- exactly torch's values: exp2, signed zeros ------------------------------------------------
+
+def _as_f64(t) -> np.ndarray:
+    """The values of an ember or torch tensor as float64 (bfloat16 through float32)."""
+    if isinstance(t, em.Tensor):
+        return (t.float() if t.dtype is em.bfloat16 else t).numpy().astype(np.float64)
+    return (t.float() if t.dtype is torch.bfloat16 else t).numpy().astype(np.float64)
+
+
+def exactly_torch(fn, *arrays):
+    """`like_torch`, and each value bit for bit torch's (signed zeros included)."""
+    like_torch(fn, *arrays, bits=True)
+    _, want = _torch(fn, arrays)
+    for mode in MODES:
+        _, got = _run(fn, arrays, mode)
+        for i, (e, t) in enumerate(zip(got, want)):
+            e, t = _as_f64(e), _as_f64(t)
+            np.testing.assert_array_equal(e, t, err_msg=f"{mode} output {i}")
+            same = (np.signbit(e) == np.signbit(t)) | np.isnan(t)  # NaN's sign is noise
+            assert same.all(), (mode, i, e[~same], t[~same])
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64", "int64",
+                                   "int32"])
+def test_exp2_is_exact_at_integers_as_torch(size, dtype):
+    x = np.resize(np.array([3, 10, -2, 0, 1, -1, 5, 7, -3, 2]), size)
+
+    def fn(M, x):
+        v = x.to(getattr(M, dtype))
+        return M.exp2(v), v.exp2().long(), M.exp2(v * 2) == 2 ** (x * 2).to(M.float64)
+    exactly_torch(fn, x)
+
+
+def test_exp2_gradient_as_torch():
+    def grad(M):
+        x = M.tensor([3.0, -1.0, 0.5], dtype=M.float64, requires_grad=True)
+        M.exp2(x).sum().backward()
+        return x.grad
+    np.testing.assert_array_equal(grad(em).numpy(), grad(torch).numpy())
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_remainder_of_signed_zeros_as_torch(size, dtype):
+    # NOTE: torch's float % is fmod's, moved by the divisor: a zero result keeps the
+    # dividend's sign (NumPy's takes the divisor's)
+    a = np.resize(np.array([-0.0, 0.0, -3.0, 3.0, -3.0, 3.0, -1.0, 2.5, INF, NAN, 1e-20]),
+                  size)
+    d = np.resize(np.array([1.0, -1.0, 3.0, -3.0, -3.0, 3.0, 1.0, -0.5, 2.0, 1.0, -1.0]), size)
+
+    def fn(M, a, d):
+        a, d = a.to(getattr(M, dtype)), d.to(getattr(M, dtype))
+        r = a % d
+        return r, 1 / r, a % -3.0, 1 / (a % 2), 5.0 % d, a // d, 3 // (a * 0)
+    exactly_torch(fn, a, d)
+
+
+def test_float16_remainder_then_div_as_torch():
+    def fn(M, a, d):
+        v = a.half()
+        r = v % d.half()
+        v.div_(r)
+        return v, r
+    exactly_torch(fn, np.array([-2.0, 2.0, 3.0, -0.5]), np.array([-1.0, 1.0, -1.5, 0.25]))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_cumsum_starts_from_positive_zero_as_torch(size, dtype):
+    x = np.resize(np.array([-0.0, -0.0, 1.0, -1.0, -0.0]), size)
+
+    def fn(M, x):
+        v = x.to(getattr(M, dtype))
+        return v.cumsum(0), 1 / v.cumsum(0), 1 / (v * 0).cumsum(0), v.reshape(-1, 1).cumsum(1)
+    exactly_torch(fn, x)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_relu_keeps_negative_zero_as_torch(size, dtype):
+    x = np.resize(np.array([-0.0, 0.0, -1.0, 2.0, NAN, -INF]), size)
+
+    def fn(M, x):
+        v = x.to(getattr(M, dtype))
+        w = v.clone()
+        w.relu_()
+        return v.relu(), 1 / v.relu(), M.relu(v), w, 1 / w
+    exactly_torch(fn, x)
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+def test_relu_gradient_at_zero_stays_zero(inplace):
+    def grad(M):
+        x = M.tensor([-0.0, 0.0, -1.0, 2.0, NAN], requires_grad=True)
+        y = x * 1
+        y = y.relu_() if inplace else y.relu()
+        (y.sqrt() * M.tensor([1.0, 2.0, 3.0, 4.0, 5.0])).sum().backward()
+        return x.grad
+    np.testing.assert_array_equal(grad(em).numpy(), grad(torch).numpy())
+
+
+def test_rsqrt_and_floor_division_by_signed_zeros_as_torch(size):
+    x = np.resize(np.array([-0.0, 0.0, 4.0, -INF, INF]), size)
+    exactly_torch(lambda M, x: (M.rsqrt(x), x.rsqrt(), 3 // x, -3 // x, x.double().rsqrt(),
+                                x.half().rsqrt(), 3 // x.half()), x)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_sums_start_from_positive_zero_as_torch(size, dtype):
+    # NOTE: torch's sums start from +0.0 (a sum of -0.0 is +0.0) whatever the layout and
+    # even when there is nothing to add (a size-1 dim, a 0-d tensor); max and prod keep -0.0
+    x = np.resize(np.array([-0.0]), size)
+
+    def fn(M, x):
+        v = x.to(getattr(M, dtype))
+        c = v.reshape(2, -1)
+        return (v.sum(), v.mean(), c.sum(0), c.t().sum(0, keepdim=True), c[:1].sum(0),
+                c[:, :1].mean(1), v[0].sum(), v[0].mean(), c.nansum(0), c[:1].nanmean(0),
+                c.amax(0), c[:1].prod(0), 1 / v[0].sum(), c.sum(1, dtype=M.float64))
+    exactly_torch(fn, x)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_products_of_signed_zeros_in_matmul_as_torch(dtype):
+    # NOTE: torch's mm with an inner size of 1 keeps the sign of a zero product (BLAS
+    # writes the product); every longer or batched product is a sum from +0.0
+    a = np.array([[0.0], [-0.0], [3.0]])
+    w = np.array([[-0.5, 0.25, 0.0]])
+
+    def fn(M, a, w):
+        a, w = a.to(getattr(M, dtype)), w.to(getattr(M, dtype))
+        return (a @ w, M.mm(a, w), 1 / (a @ w), a.expand(2, 3, 1) @ w.expand(2, 1, 3),
+                a[:2].t() @ w[:, :2].t(), a[0] @ w, a @ w[0, :1])
+    exactly_torch(fn, a, w)

@@ -477,8 +477,7 @@ sqrt = _float_unary(Op.SQRT, "SqrtBackward0")
 rsqrt = _float_unary(Op.SQRT, "RsqrtBackward0",
                      build=lambda x: node(Op.RECIP, (node(Op.SQRT, (x,)),)))
 exp = _float_unary(Op.EXP, "ExpBackward0")
-exp2 = _float_unary(Op.EXP, "Exp2Backward0",
-                    build=lambda x: node(Op.EXP, (node(Op.MUL, (x, b.like(x, math.log(2)))),)))
+exp2 = _float_unary(Op.EXP2, "Exp2Backward0")
 log = _float_unary(Op.LOG, "LogBackward0")
 log2 = _float_unary(Op.LOG, "Log2Backward0",
                     build=lambda x: node(Op.DIV, (node(Op.LOG, (x,)), b.like(x, math.log(2)))))
@@ -507,9 +506,37 @@ sigmoid = _float_unary(Op.EXP, "SigmoidBackward0", build=_sigmoid)
 
 
 def relu(input) -> Tensor:
-    """max(input, 0); the gradient at 0 is 0, NaN stays NaN."""
-    return _apply(Op.WHERE, (input,), "ReluBackward0",
-                  build=lambda x: b.where(node(Op.LE, (x, b.like(x, 0))), b.like(x, 0), x))
+    """max(input, 0) as torch: -0.0 stays -0.0, NaN stays NaN; the gradient at 0 is 0."""
+    x = as_operand(input)
+    tracked = current().grad_enabled and isinstance(x, Tensor) and x._requires_grad
+    return _relu(x, tracked)
+
+
+def relu_graded(input, *, stops: list) -> Tensor:
+    """`relu` built so that its gradient is PyTorch's whatever the grad mode: what an
+    in-place `relu_` that autograd records writes (see `clamp_graded`)."""
+    return _relu(as_operand(input), True, stops)
+
+
+relu_graded.__name__ = "relu"
+
+
+def _relu(x, tracked: bool, stops: list | None = None) -> Tensor:
+    """relu of x; `tracked`: built for its gradient.
+
+    The value is where(x < 0, 0, x), which keeps a -0.0 (torch's max(x, 0) returns x
+    at a tie); tracked, it is routed through where(x <= 0, value, x) with the value a
+    node the gradient stops at, so that no gradient flows at x = 0.
+    """
+    stops = [] if stops is None else stops
+
+    def build(x):
+        v = b.where(node(Op.LT, (x, b.like(x, 0))), b.like(x, 0), x)
+        if not tracked or not x.dtype.is_floating_point:
+            return v
+        stops.append(v)
+        return b.where(node(Op.LE, (x, b.like(x, 0))), v, x)
+    return _apply(Op.WHERE, (x,), "ReluBackward0", build=build, stops=stops)
 
 
 def _rounding(op: Op, name: str):

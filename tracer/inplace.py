@@ -191,7 +191,8 @@ _DIVISIONS = (elementwise.floor_divide, elementwise.remainder, elementwise.div)
 
 # fn -> the form it takes when autograd records the write (the build runs without
 # grad, where `clamp` leaves out what its gradient needs)
-_GRADED = {elementwise.clamp: elementwise.clamp_graded}
+_GRADED = {elementwise.clamp: elementwise.clamp_graded,
+           elementwise.relu: elementwise.relu_graded}
 
 
 def inplace_op(x: Tensor, fn, *args, name: str | None = None, **kwargs) -> Tensor:

@@ -12,6 +12,8 @@ import math
 import warnings
 from collections import namedtuple
 
+import numpy as np
+
 from ..ir import build as b
 from ..ir import dtypes as dt
 from ..ir.node import Node, node
@@ -49,7 +51,12 @@ def _finish(n: Node, axes, keepdim: bool, in_shape) -> Node:
 
 
 def _reduce_node(op: Op, x: Node, axes, keepdim: bool) -> Node:
-    return _finish(b.reduce(op, x, axes), axes, keepdim, x.shape)
+    n = b.reduce(op, x, axes)
+    if n is x and op is Op.REDUCE_SUM and x.dtype.is_floating_point:
+        # NOTE: nothing to add up (size-1 dims, a 0-d input); as torch, the sum still
+        # starts from +0.0, which turns a -0.0 into +0.0
+        n = node(Op.ADD, (x, b.like(x, 0.0)))
+    return _finish(n, axes, keepdim, x.shape)
 
 
 def _sum_dtype(x: Tensor, dtype) -> dt.DType:
@@ -713,25 +720,76 @@ def nanquantile(input: Tensor, q, dim=None, keepdim: bool = False, *,
     return _quantile(input, q, dim, keepdim, interpolation, ignore_nan=True)
 
 
+def _no_bool_median(input: Tensor, what: str) -> None:
+    """PyTorch's error for a median of bools."""
+    if input.dtype is dt.bool_:
+        raise NotImplementedError(f"\"{what}\" not implemented for 'Bool'")
+
+
+def _median_all(input: Tensor) -> Tensor:
+    """median() of every element: the lower median in the input's dtype, NaN when an
+    element is NaN; the elements equal to it (the NaN ones) share its gradient."""
+    _no_bool_median(input, "median_cpu")
+    x = input.node
+    n = input.numel()
+    if n == 0:
+        # NOTE: torch fills NaN into the result: an integer result holds NaN cast to its
+        # dtype, as NumPy casts it
+        with np.errstate(invalid="ignore"):
+            value = np.array(math.nan).astype(x.dtype.np).item()
+        return result(b.full(value, x.dtype, ()), (input,), "MedianBackward0", (x,))
+    flat = input.detach().reshape(-1)
+    ordered = take_along_dim(flat, argsort(flat), 0).node
+    m = node(Op.SLICE, (ordered,), (((n - 1) // 2, (n - 1) // 2 + 1, 1),))
+    if x.dtype.is_floating_point:
+        # NaN sorts last: a NaN there means the input holds one, and it is the median
+        last = node(Op.SLICE, (ordered,), ((n - 1, n, 1),))
+        m = b.where(node(Op.NE, (last, last)), last, m)
+    out = result(b.reshape(m, ()), (input,), "MedianBackward0", (x,))
+    if out._grad_fn is not None:
+        out._grad_fn.rule = ("evenly",)  # PyTorch's evenly_distribute_backward
+    return out
+
+
+def _median_index(input: Tensor, axis: int) -> Tensor:
+    """The index of the median along `axis` (kept with size 1): the lower median of a
+    stable sort, or the first NaN of a slice holding one, as torch picks them."""
+    x = input.node
+    size = x.shape[axis]
+    kept = tuple(1 if i == axis else s for i, s in enumerate(x.shape))
+    pos = b.full((size - 1) // 2, dt.int64, kept)
+    if x.dtype.is_floating_point:
+        # NOTE: the stable sort puts a slice's k NaNs last in their order: its first
+        # NaN sorts to size - k
+        nans = b.reduce(Op.REDUCE_SUM, b.cast(node(Op.NE, (x, x)), dt.int64), (axis,))
+        pos = b.where(node(Op.LT, (b.like(nans, 0), nans)),
+                      node(Op.SUB, (b.like(nans, size), nans)), pos)
+    return take_along_dim(argsort(input, axis), wrap_node(pos), axis)
+
+
 def median(input: Tensor, dim=None, keepdim: bool = False):
-    """The lower median (PyTorch's convention); (values, indices) when `dim` is given."""
+    """The lower median (PyTorch's convention); (values, indices) when `dim` is given.
+
+    As torch: integer inputs keep their dtype, and NaN is the median of a slice
+    holding one (with the index of its first NaN).
+    """
     if dim is None:
-        from .elementwise import where as where_
-        flat = input.reshape(-1)
-        k = (flat.shape[0] - 1) // 2
-        m = sort(flat.detach()).values[k]
-        hit = (flat == m) | (flat.isnan() & m.isnan())
-        # NOTE: m plus a sum of exact zeros keeps the value m; the gradient is shared
-        # evenly among the tied elements, as torch shares it.
-        out = m + where_(hit, flat - m, 0.0).sum() / hit.sum()
-        if out._grad_fn is not None:
-            out._grad_fn._name = "MedianBackward0"
-        return out
+        return _median_all(input)
+    _no_bool_median(input, "median_out")
     axis = _dim(dim, input.ndim)
-    k = (input.shape[axis] - 1) // 2
-    s = sort(input, axis)
-    values = s.values.narrow(axis, k, 1)
-    idx = s.indices.narrow(axis, k, 1)
+    if input.ndim == 0:
+        return values_indices(input.clone(), wrap_node(b.zeros(dt.int64, ())))
+    _nonempty(input, (axis,), "median", False)
+    x = input.node
+    if input.numel() == 0:  # an empty result: nothing to select
+        kept = tuple(1 if i == axis else s for i, s in enumerate(x.shape))
+        return values_indices(
+            wrap_node(_finish(b.zeros(x.dtype, kept), (axis,), keepdim, x.shape)),
+            wrap_node(_finish(b.zeros(dt.int64, kept), (axis,), keepdim, x.shape)))
+    idx = _median_index(input, axis)
+    values = take_along_dim(input, idx, axis)
+    if values._grad_fn is not None:
+        values._grad_fn._name = "MedianBackward1"
     if not keepdim:
         values, idx = values.squeeze(axis), idx.squeeze(axis)
     return values_indices(values, idx)

@@ -643,7 +643,13 @@ def matmul(a: Tensor, c: Tensor) -> Tensor:
     batch = broadcast_shapes(x.shape[:-2], y.shape[:-2])
     x = b.expand_to(x, batch + x.shape[-2:])
     y = b.expand_to(y, batch + y.shape[-2:])
-    n = node(Op.MATMUL, (x, y))
+    if a.ndim == 2 and c.ndim == 2 and x.shape[-1] == 1 and x.dtype in (dt.float32, dt.float64):
+        # NOTE: torch's mm with an inner size of 1 (a BLAS gemm) writes the products
+        # themselves: a -0.0 product stays -0.0, where a sum from +0.0 gives +0.0
+        shape = (x.shape[0], y.shape[1])
+        n = node(Op.MUL, (b.expand_to(x, shape), b.expand_to(y, shape)))
+    else:
+        n = node(Op.MATMUL, (x, y))
     out_shape = batch + ((ra.shape[-2],) if a.ndim > 1 else ()) + \
         ((rc.shape[-1],) if c.ndim > 1 else ())
     name = "MmBackward0" if a.ndim == 2 and c.ndim == 2 else (

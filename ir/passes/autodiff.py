@@ -20,6 +20,8 @@ elements when the maximum is NaN).
 
 from __future__ import annotations
 
+import math
+
 from .. import build as b
 from ..graph import toposort
 from ..node import Node, node
@@ -285,6 +287,7 @@ VJP = {
     Op.SIGN: _zero, Op.FLOOR: _zero, Op.CEIL: _zero, Op.ROUND: _zero, Op.TRUNC: _zero,
     Op.LOG1P: lambda n, g: [_div(g, _add(_c(n, 1), n.inputs[0]))],
     Op.EXPM1: lambda n, g: [_mul(g, _add(n, _c(n, 1)))],
+    Op.EXP2: lambda n, g: [_mul(_mul(g, n), _c(n, math.log(2)))],  # torch's g * 2^x * ln 2
     Op.RECIP: lambda n, g: [_neg(_mul(g, _mul(n, n)))],
     Op.NOT: _none,
     Op.CAST: _cast_vjp,
