@@ -53,9 +53,35 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
 
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:
+    """`data` itself when it is a tensor of `dtype`; a tensor sharing memory with a NumPy
+    array that needs no conversion (as `from_numpy`); otherwise a copy (as `tensor`).
+
+    An array of a dtype ember cannot share (uint16, ...), in another byte order or
+    with negative strides is copied and converted as `em.tensor` does (torch raises
+    for the last two).
+
+    >>> a = np.zeros(2, dtype=np.float32)
+    >>> t = em.as_tensor(a)
+    >>> a[0] = 5
+    >>> t
+    tensor([5., 0.])
+    """
     if isinstance(data, Tensor) and (dtype is None or dt.to_dtype(dtype) is data.dtype):
         return data
+    if isinstance(data, np.ndarray) and _shareable(data, dtype, device):
+        return from_numpy(data)
     return tensor(data, dtype, device)
+
+
+def _shareable(a: np.ndarray, dtype, device) -> bool:
+    """Whether `as_tensor(a, dtype, device)` can share `a`'s memory (no conversion)."""
+    if check_device(device) != "cpu" or not a.dtype.isnative or any(s < 0 for s in a.strides):
+        return False
+    try:
+        d = dt.from_numpy_dtype(a.dtype)
+    except TypeError:
+        return False
+    return dtype is None or dt.to_dtype(dtype) is d
 
 
 def scalar_tensor(value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
