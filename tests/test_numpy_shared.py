@@ -517,3 +517,21 @@ def test_backward_reads_forward_values_computed_before_a_numpy_write(mode):
         outs.append(got)
     for g, w in zip(*outs):  # NOTE: pow's gradient is not exact: last-bit differences
         np.testing.assert_allclose(g, w, rtol=1e-6, err_msg=f"backward after a write ({mode})")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_backward_reads_a_saved_tensor_numpy_wrote(mode):
+    """A saved tensor shared later through `numpy()` is read as NumPy left it (torch
+    reads the same memory), not computed again from its inputs."""
+    em.set_eager(mode == "eager")
+    grads = []
+    for M in (em, torch):
+        w = M.tensor([[-1.5, 0.0, 2.0], [0.25, 2.0, -3.0]], requires_grad=True)
+        mask = w.int().all(0)
+        y = M.where(mask, w, 3.0)
+        if M is em:
+            em.realize(mask, y)
+        mask.numpy()[...] = True
+        (y ** 2).sum().backward()
+        grads.append(_value(w.grad))
+    _same(grads[:1], grads[1:], f"saved mask written by NumPy ({mode})")

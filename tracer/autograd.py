@@ -488,11 +488,13 @@ def _need_grad(t: Tensor) -> None:
 
 
 def _forward_values(roots) -> dict:
-    """node -> value, for the records' inputs and outputs computed from memory NumPy
-    shares: the values their storages hold, unchanged since recorded (`Storage.source`).
+    """node -> value, for the records' inputs and outputs that storages hold, unchanged
+    since recorded (`Storage.source`), when memory is shared with NumPy.
 
-    NOTE: such values are not kept in `runtime.realized`; without these a backward pass
-    would compute them again from what that memory holds now (torch saved them).
+    NOTE: a value computed from shared memory, or shared itself (`t.numpy()`), is not
+    kept in `runtime.realized`; without these a backward pass would compute it again
+    from what shared memory holds now. torch reads the value it saved: what was
+    computed, or the shared memory as NumPy left it.
     """
     if not shares_memory():
         return {}

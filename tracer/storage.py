@@ -61,7 +61,7 @@ class Storage:
         if trace is not None:
             trace.made(self)
         self.user_array = None  # the array `from_numpy` shares: its flags say if ember may write
-        self.source = None  # the node the buffer was computed from, when it read shared memory
+        self.source = None  # the node the buffer's value was computed from (see `commit`)
 
     @classmethod
     def from_array(cls, flat: np.ndarray, dtype: dt.DType, device: str = "cpu",
@@ -197,14 +197,14 @@ def commit(storages, chains, values) -> None:
     """Make each value the realised value of its storage, whose pending node was its chain.
 
     A chain's value is kept for reuse (`runtime.realized`) unless it read memory NumPy
-    shares: a later realisation must read that memory again (the storage remembers the
-    chain as its `source`, for the backward passes of the records that read it).
+    shares: a later realisation must read that memory again. The storage remembers the
+    chain as its `source`, for the backward passes of the records that read it (also
+    once `numpy()` shares the storage, and its kept value is forgotten).
     """
     seen: set = set()
     for s, chain, value in zip(storages, chains, values):
-        shared = rb.reads_shared(chain, seen)
-        if not shared:
+        if not rb.reads_shared(chain, seen):
             rb.realized[chain] = value if not s.external else value.copy()
         _store(s, value.reshape(-1), chain.shape)
-        if shared and chain.inputs:
+        if chain.inputs:
             s.source = chain
