@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import os
 import weakref
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -27,7 +28,7 @@ from ..ir.node import Node, node, pin
 from ..ir.ops import Op
 
 __all__ = ["Buffer", "lookup", "realized", "buffer_node", "owned", "check_size", "reads_shared",
-           "share", "share_more", "unshare"]
+           "share", "share_more", "unshare", "shares_memory", "lend"]
 
 _uids = itertools.count()
 realized: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -45,6 +46,8 @@ _registry: dict[int, _Entry] = {}
 _roots: dict[int, _Entry] = {}
 # uids of the live buffers whose memory the user shares as a NumPy array
 _shared: set[int] = set()
+# nodes `lend` made known for a while: values read from shared memory, kept no longer
+_lent: set = set()
 
 
 def _dead(entry: _Entry) -> None:
@@ -205,6 +208,11 @@ def share(buf: Buffer, new: bool = False) -> None:
             realized.data.pop(key, None)
 
 
+def shares_memory() -> bool:
+    """Whether the user holds the memory of any live buffer as a NumPy array."""
+    return bool(_shared)
+
+
 def share_more(buf: Buffer) -> None:
     """Mark new buffer `buf` shared: its memory is shared already, so nothing kept
     was computed from it or is it."""
@@ -239,9 +247,32 @@ def _reads(roots, seen: set, stop_at_known: bool) -> bool:
         walked.add(n)
         ins = n.inputs
         if ins:
-            if not (known and ref(n) in known):
+            if not (known and ref(n) in known) or n in _lent:
                 stack.extend(ins)
         elif n.op is buffer and n.arg in shared:
             return True
     seen |= walked
     return False
+
+
+@contextmanager
+def lend(values: dict):
+    """Make `values` (node -> array) known, as `realized`, for the block's computations.
+
+    NOTE: a backward pass reads the forward values it was recorded with, as torch saves
+    them, also those computed from memory NumPy shares (never kept in `realized`: a
+    forward expression rebuilt after a NumPy write reads that memory again).
+    """
+    added = []
+    for n, value in values.items():
+        if n not in realized:
+            realized[n] = value
+            _lent.add(n)
+            added.append((n, value))
+    try:
+        yield
+    finally:
+        for n, value in added:
+            _lent.discard(n)
+            if realized.get(n) is value:
+                realized.pop(n, None)

@@ -28,7 +28,7 @@ from ..ir import build as b
 from ..ir.node import Node, node
 from ..ir.ops import Op
 from ..ir.passes.autodiff import RULES, VJP, accumulate, vjp
-from ..runtime.buffers import lookup, owned
+from ..runtime.buffers import lend, lookup, owned, shares_memory
 from ..runtime.context import current
 from . import mode
 from .storage import realize_storages
@@ -487,10 +487,37 @@ def _need_grad(t: Tensor) -> None:
                            "grad_fn")
 
 
+def _forward_values(roots) -> dict:
+    """node -> value, for the records' inputs and outputs that storages hold, unchanged
+    since recorded (`Storage.source`), when memory is shared with NumPy.
+
+    NOTE: a value computed from shared memory, or shared itself (`t.numpy()`), is not
+    kept in `runtime.realized`; without these a backward pass would compute it again
+    from what shared memory holds now. torch reads the value it saved: what was
+    computed, or the shared memory as NumPy left it.
+    """
+    if not shares_memory():
+        return {}
+    values = {}
+    for fn in record_order(roots):
+        if fn.in_nodes is None:
+            continue
+        ins = [(n, st, v) for n, (st, v, _) in zip(fn.in_nodes, fn.saved)]
+        for n, st, v in [(fn.out, *fn.out_saved)] + ins:
+            if st.source is n and st.version == v and st.is_realized:
+                values[n] = st.buffer.array.reshape(n.shape)
+    return values
+
+
 def backward(t: Tensor, gradient=None, retain_graph=None, create_graph: bool = False,
              inputs=None) -> None:
     """Accumulate d(t)/d(leaf) into every leaf's `.grad` (PyTorch's `Tensor.backward`)."""
     _need_grad(t)
+    with lend(_forward_values([t._grad_fn])):
+        _backward(t, gradient, retain_graph, create_graph, inputs)
+
+
+def _backward(t: Tensor, gradient, retain_graph, create_graph: bool, inputs) -> None:
     if retain_graph is None:
         retain_graph = create_graph
     # a plain pass replays the plan its structure left last time (tracer/plans.py)
@@ -579,6 +606,13 @@ def grad_of(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=
     if retain_graph is None:
         retain_graph = create_graph
     roots = [edge(o) for o in outputs]
+    with lend(_forward_values(roots)):
+        return _grad_of(outputs, inputs, single, grad_outputs, retain_graph, create_graph,
+                        allow_unused, roots)
+
+
+def _grad_of(outputs, inputs, single, grad_outputs, retain_graph, create_graph, allow_unused,
+             roots):
     cots_in = [_root_cotangent(o, g) for o, g in zip(outputs, grad_outputs)]
     # Non-leaf inputs get their cotangent through a retain hook on their GradFn.
     marks = []

@@ -53,25 +53,43 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
 
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:
-    """`data` as a tensor: a Tensor of the requested dtype (or no dtype) is returned as is.
+    """`data` itself when it is a tensor of `dtype`; a tensor sharing memory with a NumPy
+    array that needs no conversion (as `from_numpy`); otherwise a copy (as `tensor`).
 
     Args:
         data: a Tensor, a (nested) list or tuple of numbers, a NumPy array or a number.
         dtype (ember.dtype, optional): the dtype wanted; inferred from `data` by default.
         device (str, optional): the device of a new tensor.
 
-    Anything else is converted by `em.tensor`, which copies: use `em.from_numpy` to
-    share a NumPy array's memory.
+    An array of a dtype ember cannot share (uint16, ...), in another byte order or
+    with negative strides is copied and converted as `em.tensor` does (torch raises
+    for the last two).
 
     >>> x = em.tensor([1.0, 2.0])
     >>> em.as_tensor(x) is x
     True
-    >>> em.as_tensor([1, 2]).dtype
-    ember.int64
+    >>> a = np.zeros(2, dtype=np.float32)
+    >>> t = em.as_tensor(a)
+    >>> a[0] = 5
+    >>> t
+    tensor([5., 0.])
     """
     if isinstance(data, Tensor) and (dtype is None or dt.to_dtype(dtype) is data.dtype):
         return data
+    if isinstance(data, np.ndarray) and _shareable(data, dtype, device):
+        return from_numpy(data)
     return tensor(data, dtype, device)
+
+
+def _shareable(a: np.ndarray, dtype, device) -> bool:
+    """Whether `as_tensor(a, dtype, device)` can share `a`'s memory (no conversion)."""
+    if check_device(device) != "cpu" or not a.dtype.isnative or any(s < 0 for s in a.strides):
+        return False
+    try:
+        d = dt.from_numpy_dtype(a.dtype)
+    except TypeError:
+        return False
+    return dtype is None or dt.to_dtype(dtype) is d
 
 
 def scalar_tensor(value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:

@@ -26,8 +26,12 @@ __all__ = ["INPLACE_METHODS", "check_no_internal_overlap", "copy_", "fill_", "in
 
 
 def _check(x: Tensor, others) -> bool:
-    """Validate an in-place write on x; True when autograd must record it."""
-    if not current().grad_enabled:
+    """Validate an in-place write on x; True when autograd must record it.
+
+    A write into an integer or bool tensor never records: such a tensor cannot require
+    grad, whatever it is copied from (torch's `b.copy_(w)`, `b[i] = w`).
+    """
+    if not current().grad_enabled or not x.dtype.is_floating_point:
         return False
     base = _tracked_base(x)
     records = _tracks(x, others)

@@ -44,7 +44,7 @@ class Storage:
     """
 
     __slots__ = ("node", "buffer", "own", "version", "dtype", "numel", "device",
-                 "pending_writes", "external", "user_array", "__weakref__")
+                 "pending_writes", "external", "user_array", "source", "__weakref__")
 
     def __init__(self, node: Node, dtype: dt.DType, device: str = "cpu",
                  buffer: rb.Buffer | None = None):
@@ -61,6 +61,7 @@ class Storage:
         if trace is not None:
             trace.made(self)
         self.user_array = None  # the array `from_numpy` shares: its flags say if ember may write
+        self.source = None  # the node the buffer's value was computed from (see `commit`)
 
     @classmethod
     def from_array(cls, flat: np.ndarray, dtype: dt.DType, device: str = "cpu",
@@ -140,6 +141,7 @@ class Storage:
         self.buffer = buf
         self.own = self.node = rb.buffer_node(buf, self.dtype, shape)
         self.pending_writes = 0
+        self.source = None
 
     def array(self) -> np.ndarray:
         """The realised flat array (realising first if needed)."""
@@ -235,10 +237,14 @@ def commit(storages, chains, values) -> None:
     """Make each value the realised value of its storage, whose pending node was its chain.
 
     A chain's value is kept for reuse (`runtime.realized`) unless it read memory NumPy
-    shares: a later realisation must read that memory again.
+    shares: a later realisation must read that memory again. The storage remembers the
+    chain as its `source`, for the backward passes of the records that read it (also
+    once `numpy()` shares the storage, and its kept value is forgotten).
     """
     seen: set = set()
     for s, chain, value in zip(storages, chains, values):
         if not rb.reads_shared(chain, seen):
             rb.realized[chain] = value if not s.external else value.copy()
         _store(s, value.reshape(-1), chain.shape)
+        if chain.inputs:
+            s.source = chain

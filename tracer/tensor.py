@@ -265,9 +265,19 @@ class Tensor:
         if self._requires_grad and not force:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. "
                                "Use tensor.detach().numpy() instead.")
-        a = self._array()
+        a = self._shared_array()
         self._storage.share()  # later in-place updates must reach `a`; NumPy may write it
         return a
+
+    def _shared_array(self) -> np.ndarray:
+        """The value as a NumPy view of the buffer, writable where the buffer is (`numpy()`)."""
+        a = self._array()
+        if a.flags.writeable:
+            return a
+        flat = self._storage.buffer.array
+        # NOTE: a view's array is strided over the buffer; `_array` makes it read-only,
+        # but NumPy may write the memory `numpy()` shares, as with torch
+        return np.lib.stride_tricks.as_strided(flat[self._view.offset:], a.shape, a.strides)
 
     def __array__(self, dtype=None, copy=None):
         a = self._array()
@@ -276,7 +286,7 @@ class Tensor:
         if copy:
             return np.array(a)
         self._storage.share()  # NOTE: `np.asarray(t)` shares t's memory, as `t.numpy()` does
-        return a
+        return self._shared_array()
 
     def item(self):
         """The value of a one-element tensor as a Python number (computes it if pending).

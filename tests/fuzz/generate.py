@@ -436,8 +436,11 @@ class Gen:
                 else:
                     region = eval(f"{x}[{expr}]", self.ns).dim() if self._gap(  # noqa: S307
                         "setitem_broadcast") else 9
+                    # NOTE: torch's `b[i] = w` into an integer b takes fill_ or masked_fill_
+                    # for a one-element w, which (a torch bug) marks b as requiring grad
+                    int_ok = t.is_floating_point()
                     cands = self.tensors(lambda u: u.dim() <= min(1, region) and u.numel() <= 4
-                                         and (rg_ok or not u.requires_grad)
+                                         and (rg_ok and int_ok or not u.requires_grad)
                                          and not _overlaps(u, t))
                     if not cands:
                         return None

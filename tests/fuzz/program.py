@@ -72,7 +72,8 @@ class Program:
         """
         head = ["import math", "import numpy as np", "import torch", "import ember as em", "",
                 "def _sync(ns):  # ember lazy computes what is bound before a NumPy write",
-                "    em.realize(*[v for v in ns.values() if isinstance(v, em.Tensor)])", "",
+                "    vs = [u for v in ns.values() for u in (v if isinstance(v, tuple) else (v,))]",
+                "    em.realize(*[v for v in vs if isinstance(v, em.Tensor)])", "",
                 "def program(M):"]
         body = []
         for s in self.stmts:
@@ -178,7 +179,9 @@ def realize_all(ns: dict) -> None:
     fuzzer realises what is bound before each write so both orders agree.
     """
     import ember as em
-    ts = [v for v in ns.values() if isinstance(v, em.Tensor)]
+    # NOTE: a tuple result (`x.max(0)`, `x.unbind()`) binds tensors too
+    vs = [u for v in ns.values() for u in (v if isinstance(v, tuple) else (v,))]
+    ts = [v for v in vs if isinstance(v, em.Tensor)]
     if ts:
         em.realize(*ts)
 
