@@ -336,3 +336,31 @@ def test_max_and_amax_of_one_graph_do_not_share_a_backward_plan():
             x = em.tensor([1.0, nan, 2.0], requires_grad=True)
             getattr(x, name)().backward()
             np.testing.assert_array_equal(x.grad.numpy(), np.array(want, np.float32))
+
+
+# prod's gradient at zeros, infinities and NaN: (data, dim)
+PROD_CASES = [
+    ([1.5, inf, 0.0, -2.0], None),           # one zero and an inf: NaN but at the zero
+    ([1.5, -inf, 0.0, 0.0], None),           # two zeros: all 0
+    ([[1.5, inf], [0.0, 2.0]], 1),           # a zero elsewhere: the inf's slice too
+    ([[1.5, inf], [2.0, 3.0]], 1),           # no zero: prod / x (NaN at the inf)
+    ([[0.0, inf], [0.0, 0.0]], 0),
+    ([[nan, 1.0], [0.0, 2.0]], 1),
+    ([[-inf, 2.0, inf], [0.5, 0.0, 3.0]], 0),
+    ([[-inf, 2.0, inf], [0.5, 0.0, 3.0]], None),
+    ([[-inf, 0.0, 0.0], [0.5, 0.0, 3.0]], 1),
+    (3.0, None),
+    (0.0, 0),
+]
+
+
+@pytest.mark.parametrize("case", range(len(PROD_CASES)))
+def test_prod_gradient_at_zeros_and_infinities_matches_torch(case, exec_mode):
+    data, dim = PROD_CASES[case]
+    grads = []
+    for m in (em, torch):
+        x = m.tensor(data, dtype=m.float64, requires_grad=True)
+        out = x.prod() if dim is None else x.prod(dim)
+        (out * 2).sum().backward()
+        grads.append(x.grad.numpy())
+    np.testing.assert_allclose(grads[0], grads[1], equal_nan=True)

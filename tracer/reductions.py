@@ -126,7 +126,10 @@ def prod(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tenso
     axes = _dims(dim, input.ndim)
     x = input.node
     n = _reduce_node(Op.REDUCE_PROD, b.cast(x, _sum_dtype(input, dtype)), axes, keepdim)
-    return result(n, (input,), "ProdBackward0" if dim is None else "ProdBackward1", (x,))
+    out = result(n, (input,), "ProdBackward0" if dim is None else "ProdBackward1", (x,))
+    if out._grad_fn is not None:  # PyTorch's formula at zeros, infinities and NaN
+        out._grad_fn.rule = ("prod", axes, dim is None)
+    return out
 
 
 def _all_dims(dim) -> bool:

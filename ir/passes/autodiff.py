@@ -199,9 +199,50 @@ def _norm_inf_rule(out: Node, g: Node, ins: tuple, axes: tuple) -> list:
     return [_mul(_sgn(x), share)]
 
 
+def _prod_rule(out: Node, g: Node, ins: tuple, axes: tuple, whole: bool) -> list:
+    """`prod(x)` (`whole`) or `prod(x, dim)`: PyTorch's prod_backward. Without a zero
+    in x, g * prod / x; with zeros, each element gets g times the product of the
+    others of its slice (PyTorch's prefix and suffix products, so a 0 and an inf
+    among them give NaN); `prod()` of a tensor with two zeros or more gives 0."""
+    (x,) = ins
+    if x.ndim == 0:
+        return [b.cast(g, x.dtype)]
+    xc = b.cast(x, g.dtype)
+    kept = _kept(xc, axes)
+
+    def over_slice(op, v):  # v reduced over its slice, broadcast back to x's shape
+        return b.expand_to(b.reduce(op, v, axes), x.shape)
+
+    def others(mask):  # how many of the other elements of the slice are in mask
+        m = b.cast(mask, xc.dtype)
+        return node(Op.LT, (_c(m, 0), _sub(over_slice(Op.REDUCE_SUM, m), m)))
+
+    is_zero = node(Op.EQ, (xc, _c(xc, 0)))
+    is_nan = node(Op.NE, (xc, xc))
+    is_inf = node(Op.EQ, (node(Op.ABS, (xc,)), _c(xc, float("inf"))))
+    finite = node(Op.NOT, (node(Op.OR, (is_zero, node(Op.OR, (is_nan, is_inf)))),))
+    # the product of the other elements, by cases
+    p = over_slice(Op.REDUCE_PROD, b.where(finite, xc, _c(xc, 1)))
+    finite_part = b.where(finite, _div(p, xc), p)
+    sign = b.where(node(Op.OR, (finite, is_inf)), node(Op.SIGN, (xc,)), _c(xc, 1))
+    infinite_part = _mul(_mul(over_slice(Op.REDUCE_PROD, sign), sign), _c(xc, float("inf")))
+    nan = _c(xc, float("nan"))
+    rest = b.where(others(is_nan), nan, b.where(
+        others(is_zero), b.where(others(is_inf), nan, _c(xc, 0)),
+        b.where(others(is_inf), infinite_part, finite_part)))
+    gk = b.expand_to(b.reshape(g, kept), x.shape)
+    plain = _mul(gk, _div(b.expand_to(b.reshape(out, kept), x.shape), xc))
+    zeros = b.expand_to(b.reduce(Op.REDUCE_SUM, b.cast(is_zero, xc.dtype),
+                                 tuple(range(x.ndim))), x.shape)
+    safe = _mul(gk, rest)
+    if whole:
+        safe = b.where(node(Op.EQ, (zeros, _c(zeros, 1))), safe, _c(safe, 0))
+    return [b.cast(b.where(node(Op.EQ, (zeros, _c(zeros, 0))), plain, safe), x.dtype)]
+
+
 # rule name -> (out, cotangent of out, input nodes, *the rule's arguments) -> one
 # cotangent per input
-RULES = {"evenly": _evenly_rule, "norm_inf": _norm_inf_rule}
+RULES = {"evenly": _evenly_rule, "norm_inf": _norm_inf_rule, "prod": _prod_rule}
 
 
 def _sgn(x: Node) -> Node:
