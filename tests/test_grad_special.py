@@ -221,6 +221,9 @@ SAVED_OK = {
         "y = a * 1; m = c.reshape(2, 1).expand(2, 2); q = y @ m; y.add_(1); out = q",
     "vector @ matrix saves the other operand":
         "y = a.reshape(2, 1) * c; q = c @ y; y.add_(1); out = q",
+    "mul_ by the leaf of a product (a cotangent that is a forward node)":
+        "y = a * 3; y.mul_(a); out = y",
+    "add_ of the tensor itself saves nothing": "y = a * 3; y.add_(y); out = y",
 }
 
 SAVED_RAISES = {
@@ -247,6 +250,9 @@ SAVED_RAISES = {
     "pow's output, with an exponent that needs no gradient":
         "y = a * 1; q = y ** c; q.add_(1); out = q",
     "dot's other operand": "y = a * 1; q = b.dot(y); y.add_(1); out = q",
+    "mul_'s operand that is the tensor itself": "y = a * 3; y.mul_(y); out = y",
+    "div_'s operand that is the tensor itself": "y = a * 3; y.div_(y); out = y",
+    "mul_'s operand that is the tensor detached": "y = a * 3; y.mul_(y.detach()); out = y",
 }
 
 

@@ -362,6 +362,15 @@ VJP = {
 }
 
 
+class _Cotangent:
+    """The argument of a stand-in cotangent node (no value; read by no program)."""
+
+    __slots__ = ("__weakref__",)
+
+    def __repr__(self) -> str:
+        return "cotangent"
+
+
 def vjp(out: Node, cot: Node, wrt: tuple[Node, ...], stop: tuple[Node, ...] = (),
         reads: bool = True) -> tuple[list[Node | None], set[int]]:
     """Cotangents of `wrt` given the cotangent `cot` of `out`.
@@ -396,13 +405,17 @@ def vjp(out: Node, cot: Node, wrt: tuple[Node, ...], stop: tuple[Node, ...] = ()
     results = [cots.get(id(w)) for w in wrt]
     if not reads:
         return results, set()
+    # NOTE: the cotangent may be a forward node itself (g * w with g = 1 is w), and what
+    # the rules build over it a forward node too (w * 3, the very result): the reads
+    # are those of the same rules over a cotangent that is no forward value.
+    cot = node(Op.BUFFER, (), _Cotangent(), cot.dtype, cot.shape)
+    fresh = [r for r in vjp(out, cot, wrt, stop, reads=False)[0] if r is not None]
     # the forward nodes whose values come from the inputs (constants need no check)
     forward: set[int] = set()
     for n in order:
         if id(n) in leaves or any(id(i) in forward for i in n.inputs):
             forward.add(id(n))
     used: set[int] = set()
-    fresh = [r for r in results if r is not None]
     everything = {id(n) for n in order}
     for n in toposort(fresh, stop=lambda n: id(n) in everything or n is cot):
         if id(n) in forward:
