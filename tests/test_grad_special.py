@@ -370,3 +370,15 @@ def test_prod_gradient_at_zeros_and_infinities_matches_torch(case, exec_mode):
         (out * 2).sum().backward()
         grads.append(x.grad.numpy())
     np.testing.assert_allclose(grads[0], grads[1], equal_nan=True)
+
+
+@pytest.mark.parametrize("name", ["nansum", "nanmean"])
+def test_nan_reductions_gradient_matches_torch(name, exec_mode):
+    data = [[nan, nan], [1.0, nan], [2.0, 3.0]]
+    grads = []
+    for m in (em, torch):
+        x = m.tensor(data, requires_grad=True)
+        out = getattr(x, name)(1)
+        (out * m.tensor([inf, 1.0, 1.0])).sum().backward()
+        grads.append(x.grad.numpy())
+    np.testing.assert_allclose(grads[0], grads[1], equal_nan=True)

@@ -72,7 +72,15 @@ def nansum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Ten
     x = input.node
     clean = b.where(node(Op.NE, (x, x)), b.like(x, 0), x) if x.dtype.is_floating_point else x
     n = _reduce_node(Op.REDUCE_SUM, b.cast(clean, _sum_dtype(input, dtype)), axes, keepdim)
-    return result(n, (input,), "NansumBackward0", (x,))
+    return _nan_rule(result(n, (input,), "NansumBackward0", (x,)), axes, False)
+
+
+def _nan_rule(out: Tensor, axes, mean: bool) -> Tensor:
+    """nansum's and nanmean's gradient is PyTorch's formula (NaN where a slice holds only
+    NaN, for the mean), not the primitives' (0 there)."""
+    if out._grad_fn is not None:
+        out._grad_fn.rule = ("nan_reduce", axes, mean)
+    return out
 
 
 def _mean_node(x: Node, axes, keepdim: bool) -> Node:
@@ -117,7 +125,8 @@ def nanmean(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     ok = node(Op.EQ, (x, x))
     total = _reduce_node(Op.REDUCE_SUM, b.where(ok, x, b.like(x, 0)), axes, keepdim)
     count = _reduce_node(Op.REDUCE_SUM, b.cast(ok, x.dtype), axes, keepdim)
-    return result(node(Op.DIV, (total, count)), (input,), "NanmeanBackward0", (x,))
+    return _nan_rule(result(node(Op.DIV, (total, count)), (input,), "NanmeanBackward0", (x,)),
+                     axes, True)
 
 
 def prod(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:

@@ -240,9 +240,22 @@ def _prod_rule(out: Node, g: Node, ins: tuple, axes: tuple, whole: bool) -> list
     return [b.cast(b.where(node(Op.EQ, (zeros, _c(zeros, 0))), plain, safe), x.dtype)]
 
 
+def _nan_reduce_rule(out: Node, g: Node, ins: tuple, axes: tuple, mean: bool) -> list:
+    """`nansum(x)`, `nanmean(x)` (PyTorch's formulas): g (over the slice's count of
+    numbers, for the mean) times 1 at a number, 0 at a NaN; so the NaN of a slice
+    holding only NaN get g / 0 * 0, NaN."""
+    (x,) = ins
+    ok = b.cast(node(Op.EQ, (x, x)), g.dtype)
+    gk = b.reshape(g, _kept(x, axes))
+    if mean:
+        gk = _div(gk, b.reduce(Op.REDUCE_SUM, ok, axes))
+    return [b.cast(_mul(b.expand_to(gk, x.shape), ok), x.dtype)]
+
+
 # rule name -> (out, cotangent of out, input nodes, *the rule's arguments) -> one
 # cotangent per input
-RULES = {"evenly": _evenly_rule, "norm_inf": _norm_inf_rule, "prod": _prod_rule}
+RULES = {"evenly": _evenly_rule, "norm_inf": _norm_inf_rule, "prod": _prod_rule,
+         "nan_reduce": _nan_reduce_rule}
 
 
 def _sgn(x: Node) -> Node:
