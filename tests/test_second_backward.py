@@ -147,10 +147,28 @@ def test_a_kept_record_holds_no_memory_of_its_input():
     loss = h.view(-1).sum()
     fn = loss.grad_fn
     loss.backward()
+    x.sum().backward()  # the next pass lets go of what the usable records held
     del h, loss
     gc.collect()
     assert not fn.freed and fn.next_functions[0][0].name() == "ViewBackward0"
     assert buf() is None  # the sum and the view stay usable, but over no value
+
+
+def test_a_kept_record_still_works_once_rebuilt_over_placeholders(exec_mode):
+    x = em.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    w = em.tensor([1.0, 2.0], requires_grad=True)
+    v = (x + w).mean(0)
+    v.sum().backward()
+    (w * 1).sum().backward()  # rebuilds the records of the first pass
+    v.sum().backward()
+    tx = torch.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    tw = torch.tensor([1.0, 2.0], requires_grad=True)
+    tv = (tx + tw).mean(0)
+    tv.sum().backward()
+    (tw * 1).sum().backward()
+    tv.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy())
+    np.testing.assert_allclose(w.grad.numpy(), tw.grad.numpy())
 
 
 def test_a_kept_record_reports_a_freed_one_below_it():

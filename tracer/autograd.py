@@ -285,33 +285,62 @@ class _Spent:
         return "spent"
 
 
+# weak references to the records the last backward pass released: the next pass
+# finishes releasing those still alive (see `release`)
+_released: list = []
+
+
 def release(order) -> None:
     """What a backward pass without retain_graph does to its records, as PyTorch does:
     a record whose formula saves tensors is freed (a later pass through it raises);
-    one that saves none keeps its rule over placeholder inputs and stays usable."""
+    one that saves none stays usable.
+
+    NOTE: the usable ones keep their forward nodes, and all of them their inputs'
+    storages, until the next pass (or their end, the common case: a training step's
+    records die with its loss), which rebuilds what still lives over placeholders
+    (`_finish`) and so lets go of memory PyTorch frees; done here, that would cost
+    every training step for records about to die.
+    """
+    global _released
+    earlier, _released = _released, []
+    for ref in earlier:
+        fn = ref()
+        if fn is not None:
+            _finish(fn)
     for fn in order:
-        if not fn.freed and not _keep_rule(fn):
+        if not fn.freed and not _saves_nothing(fn):
             fn.freed = True
             fn.in_nodes = fn.out = None
         fn.stops = ()
-        # NOTE: no version is checked any more (nothing saved is read), so the storages
-        # go: a record must not keep tensors' memory alive that PyTorch frees
-        fn.saved = tuple([(None, None, desc) for _, _, desc in fn.saved])
-        fn.out_saved = (None, None)
+    _released += map(weakref.ref, order)
+
+
+def _saves_nothing(fn: GradFn) -> bool:
+    """Whether PyTorch's formula for fn saves no tensor (only shapes, dims, numbers)."""
+    name = fn._name
+    return fn.rule is None and (name in NO_SAVES or (
+        name in _ONE_INPUT and fn.in_nodes is not None and len(fn.in_nodes) == 1))
+
+
+def _finish(fn: GradFn) -> None:
+    """Release what a released record still holds: its inputs' and output's storages
+    (no version is checked any more) and, for a usable one, its forward nodes."""
+    fn.saved = tuple([(None, None, desc) for _, _, desc in fn.saved])
+    fn.out_saved = (None, None)
+    if not fn.freed and not _keep_rule(fn):
+        fn.freed = True
+        fn.in_nodes = fn.out = None
 
 
 def _keep_rule(fn: GradFn) -> bool:
-    """Rebuild fn's output over placeholders of its inputs when its formula reads no
-    saved value; False (fn untouched) otherwise.
+    """Rebuild the output of fn, a record whose formula reads no saved value, over
+    placeholders of its inputs; False (fn untouched) where it reads a buffer.
 
     NOTE: the forward nodes would keep their buffers alive, which PyTorch frees; the
     placeholders hold only dtypes and shapes, and the rules of these records read
     no more of their inputs (a constant inside the output is kept, a buffer not).
     """
-    name = fn._name
-    if name not in NO_SAVES and not (name in _ONE_INPUT and len(fn.in_nodes) == 1):
-        return False
-    if fn.rule is not None or fn.out is None:
+    if fn.out is None:
         return False
     if all(n.op is Op.BUFFER and type(n.arg) is _Spent for n in fn.in_nodes):
         return True  # kept by an earlier pass
