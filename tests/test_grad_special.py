@@ -224,6 +224,9 @@ SAVED_OK = {
     "mul_ by the leaf of a product (a cotangent that is a forward node)":
         "y = a * 3; y.mul_(a); out = y",
     "add_ of the tensor itself saves nothing": "y = a * 3; y.add_(y); out = y",
+    "mul saves no operand for an integer one": "y = a * 1; q = c.int() * y; y.add_(1); out = q",
+    "nansum saves no output": "q = a.nansum(); q.add_(1); out = q",
+    "nanmean saves no output": "q = a.nanmean(); q.add_(1); out = q",
 }
 
 SAVED_RAISES = {
@@ -251,6 +254,8 @@ SAVED_RAISES = {
         "y = a * 1; q = y ** c; q.add_(1); out = q",
     "dot's other operand": "y = a * 1; q = b.dot(y); y.add_(1); out = q",
     "mul_'s operand that is the tensor itself": "y = a * 3; y.mul_(y); out = y",
+    "nansum's input": "y = a * 1; q = y.nansum(); y.add_(1); out = q",
+    "nanmean's input": "y = a * 1; q = y.nanmean(); y.add_(1); out = q",
     "div_'s operand that is the tensor itself": "y = a * 3; y.div_(y); out = y",
     "mul_'s operand that is the tensor detached": "y = a * 3; y.mul_(y.detach()); out = y",
 }

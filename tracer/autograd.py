@@ -251,6 +251,10 @@ SAVES = {
     "RsqrtBackward0": ("out",),
     "SortBackward0": (),  # the indices, as max(dim)
     "PowBackward1": (0, 1, "out"),
+    # the other operand, for each one that gets a gradient (not a cast inside the record)
+    "MulBackward0": ((0, 1), (1, 0)),
+    "NansumBackward0": (0,),
+    "NanmeanBackward0": (0,),  # PyTorch's nansum / count: the input, and the count
 }
 # a product of two operands saves each for the other's gradient (matmul's records;
 # "UnsafeViewBackward0" is also reshape's, whose one input this saves nothing of)
