@@ -25,8 +25,8 @@ import pytest
 
 import ember as em
 from ember.ir import Graph
-from ember.ir.ops import Op
 from ember.ir.node import live_nodes
+from ember.ir.ops import Op
 
 storage_module = importlib.import_module("ember.tracer.storage")
 plans = importlib.import_module("ember.tracer.plans")
