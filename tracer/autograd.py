@@ -22,6 +22,7 @@ inputs), so gradients of gradients work, as does `em.grad(em.grad(f))`.
 
 from __future__ import annotations
 
+import threading
 import weakref
 
 from ..ir import build as b
@@ -289,9 +290,9 @@ class _Spent:
         return "spent"
 
 
-# weak references to the records the last backward pass released: the next pass
-# finishes releasing those still alive (see `release`)
-_released: list = []
+# per thread, weak references to the records its last backward pass released: its
+# next pass finishes releasing those still alive (see `release`)
+_released = threading.local()
 
 
 def release(order) -> None:
@@ -305,9 +306,7 @@ def release(order) -> None:
     (`_finish`) and so lets go of memory PyTorch frees; done here, that would cost
     every training step for records about to die.
     """
-    global _released
-    earlier, _released = _released, []
-    for ref in earlier:
+    for ref in getattr(_released, "refs", ()):
         fn = ref()
         if fn is not None:
             _finish(fn)
@@ -316,7 +315,7 @@ def release(order) -> None:
             fn.freed = True
             fn.in_nodes = fn.out = None
         fn.stops = ()
-    _released += map(weakref.ref, order)
+    _released.refs = list(map(weakref.ref, order))
 
 
 def _saves_nothing(fn: GradFn) -> bool:
