@@ -26,6 +26,7 @@ import pytest
 import ember as em
 from ember.ir import Graph
 from ember.ir.node import live_nodes
+from ember.ir.ops import Op
 
 storage_module = importlib.import_module("ember.tracer.storage")
 plans = importlib.import_module("ember.tracer.plans")
@@ -131,10 +132,14 @@ def test_backward_releases_the_graph():
     x = em.tensor([1.0, 2.0], requires_grad=True)
     before = live_nodes()
     y = (x.exp() * x).sin().sum()
-    fn = y.grad_fn
+    fn = y.grad_fn.next_functions[0][0]  # sin's record: it saves its input
+    total = y.grad_fn                    # sum's saves nothing: it stays usable
     y.backward()
     assert fn.freed and fn.out is None and fn.in_nodes is None
-    del y, fn
+    x.sum().backward()  # a later pass lets go of the forward nodes the usable record held
+    assert not total.freed and all(n.op is Op.BUFFER and repr(n.arg) == "spent"
+                                   for n in total.in_nodes)
+    del y, fn, total
     gc.collect()
     assert live_nodes() <= before + 2  # x.grad's buffer node (and at most one more)
 

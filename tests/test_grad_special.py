@@ -221,6 +221,12 @@ SAVED_OK = {
         "y = a * 1; m = c.reshape(2, 1).expand(2, 2); q = y @ m; y.add_(1); out = q",
     "vector @ matrix saves the other operand":
         "y = a.reshape(2, 1) * c; q = c @ y; y.add_(1); out = q",
+    "mul_ by the leaf of a product (a cotangent that is a forward node)":
+        "y = a * 3; y.mul_(a); out = y",
+    "add_ of the tensor itself saves nothing": "y = a * 3; y.add_(y); out = y",
+    "mul saves no operand for an integer one": "y = a * 1; q = c.int() * y; y.add_(1); out = q",
+    "nansum saves no output": "q = a.nansum(); q.add_(1); out = q",
+    "nanmean saves no output": "q = a.nanmean(); q.add_(1); out = q",
 }
 
 SAVED_RAISES = {
@@ -247,6 +253,11 @@ SAVED_RAISES = {
     "pow's output, with an exponent that needs no gradient":
         "y = a * 1; q = y ** c; q.add_(1); out = q",
     "dot's other operand": "y = a * 1; q = b.dot(y); y.add_(1); out = q",
+    "mul_'s operand that is the tensor itself": "y = a * 3; y.mul_(y); out = y",
+    "nansum's input": "y = a * 1; q = y.nansum(); y.add_(1); out = q",
+    "nanmean's input": "y = a * 1; q = y.nanmean(); y.add_(1); out = q",
+    "div_'s operand that is the tensor itself": "y = a * 3; y.div_(y); out = y",
+    "mul_'s operand that is the tensor detached": "y = a * 3; y.mul_(y.detach()); out = y",
 }
 
 
@@ -336,3 +347,43 @@ def test_max_and_amax_of_one_graph_do_not_share_a_backward_plan():
             x = em.tensor([1.0, nan, 2.0], requires_grad=True)
             getattr(x, name)().backward()
             np.testing.assert_array_equal(x.grad.numpy(), np.array(want, np.float32))
+
+
+# prod's gradient at zeros, infinities and NaN: (data, dim)
+PROD_CASES = [
+    ([1.5, inf, 0.0, -2.0], None),           # one zero and an inf: NaN but at the zero
+    ([1.5, -inf, 0.0, 0.0], None),           # two zeros: all 0
+    ([[1.5, inf], [0.0, 2.0]], 1),           # a zero elsewhere: the inf's slice too
+    ([[1.5, inf], [2.0, 3.0]], 1),           # no zero: prod / x (NaN at the inf)
+    ([[0.0, inf], [0.0, 0.0]], 0),
+    ([[nan, 1.0], [0.0, 2.0]], 1),
+    ([[-inf, 2.0, inf], [0.5, 0.0, 3.0]], 0),
+    ([[-inf, 2.0, inf], [0.5, 0.0, 3.0]], None),
+    ([[-inf, 0.0, 0.0], [0.5, 0.0, 3.0]], 1),
+    (3.0, None),
+    (0.0, 0),
+]
+
+
+@pytest.mark.parametrize("case", range(len(PROD_CASES)))
+def test_prod_gradient_at_zeros_and_infinities_matches_torch(case, exec_mode):
+    data, dim = PROD_CASES[case]
+    grads = []
+    for m in (em, torch):
+        x = m.tensor(data, dtype=m.float64, requires_grad=True)
+        out = x.prod() if dim is None else x.prod(dim)
+        (out * 2).sum().backward()
+        grads.append(x.grad.numpy())
+    np.testing.assert_allclose(grads[0], grads[1], equal_nan=True)
+
+
+@pytest.mark.parametrize("name", ["nansum", "nanmean"])
+def test_nan_reductions_gradient_matches_torch(name, exec_mode):
+    data = [[nan, nan], [1.0, nan], [2.0, 3.0]]
+    grads = []
+    for m in (em, torch):
+        x = m.tensor(data, requires_grad=True)
+        out = getattr(x, name)(1)
+        (out * m.tensor([inf, 1.0, 1.0])).sum().backward()
+        grads.append(x.grad.numpy())
+    np.testing.assert_allclose(grads[0], grads[1], equal_nan=True)

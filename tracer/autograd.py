@@ -22,9 +22,11 @@ inputs), so gradients of gradients work, as does `em.grad(em.grad(f))`.
 
 from __future__ import annotations
 
+import threading
 import weakref
 
 from ..ir import build as b
+from ..ir.graph import toposort
 from ..ir.node import Node, node
 from ..ir.ops import Op
 from ..ir.passes.autodiff import RULES, VJP, accumulate, vjp
@@ -217,7 +219,7 @@ def record_order(roots) -> list[GradFn]:
 def is_stale(fn: GradFn) -> bool:
     """Whether an input or the output of fn was written in place since it was recorded."""
     storage, version = fn.out_saved
-    if storage.version != version:
+    if version is not None and storage.version != version:
         return True
     for s, v, _ in fn.saved:
         if v is not None and s.version != v:
@@ -249,12 +251,119 @@ SAVES = {
     "StdBackward0": (0, "out"),
     "RsqrtBackward0": ("out",),
     "SortBackward0": (),  # the indices, as max(dim)
+    "MedianBackward1": (),  # median(dim): the indices, as max(dim)
     "PowBackward1": (0, 1, "out"),
+    # the other operand, for each one that gets a gradient (not a cast inside the record)
+    "MulBackward0": ((0, 1), (1, 0)),
+    "NansumBackward0": (0,),
+    "NanmeanBackward0": (0,),  # PyTorch's nansum / count: the input, and the count
 }
 # a product of two operands saves each for the other's gradient (matmul's records;
 # "UnsafeViewBackward0" is also reshape's, whose one input this saves nothing of)
 SAVES.update(dict.fromkeys(("MmBackward0", "DotBackward0", "MvBackward0", "BmmBackward0",
                             "UnsafeViewBackward0"), ((0, 1), (1, 0))))
+
+
+# Records whose PyTorch formula saves no tensor (only shapes, dims, scalars): they stay
+# usable after a backward pass without retain_graph, as PyTorch's do. The two that
+# also name a product of tensors (`x * y`'s "UnsafeViewBackward0" of a batched matmul,
+# `x % y`) qualify only over a single tensor input.
+NO_SAVES = frozenset((
+    "ViewBackward0", "NarrowBackward0", "PermuteBackward0", "TransposeBackward0",
+    "TBackward0", "UnsqueezeBackward0", "SqueezeBackward0", "SqueezeBackward1",
+    "SelectBackward0", "SliceBackward0", "ExpandBackward0", "DiagonalBackward0",
+    "AsStridedBackward0", "AliasBackward0", "FlipBackward0", "RepeatBackward0",
+    "SplitBackward0", "CatBackward0", "StackBackward0", "DiagEmbedBackward0",
+    "AddBackward0", "SubBackward0", "RsubBackward1", "NegBackward0", "CloneBackward0",
+    "ToCopyBackward0", "FloorBackward0", "CeilBackward0", "RoundBackward0", "RoundBackward1",
+    "TruncBackward0", "SignBackward0", "SumBackward0", "SumBackward1", "MeanBackward0",
+    "MeanBackward1", "CumsumBackward0", "FillBackward0", "ZeroBackward0", "CopyBackwards",
+))
+_ONE_INPUT = frozenset(("UnsafeViewBackward0", "RemainderBackward0"))
+
+
+class _Spent:
+    """The argument of a placeholder input of a record kept after its pass (no value)."""
+
+    __slots__ = ("__weakref__",)
+
+    def __repr__(self) -> str:
+        return "spent"
+
+
+# per thread, weak references to the records its last backward pass released: its
+# next pass finishes releasing those still alive (see `release`)
+_released = threading.local()
+
+
+def release(order) -> None:
+    """What a backward pass without retain_graph does to its records, as PyTorch does:
+    a record whose formula saves tensors is freed (a later pass through it raises);
+    one that saves none stays usable.
+
+    NOTE: the usable ones keep their forward nodes, and all of them their inputs'
+    storages, until the next pass (or their end, the common case: a training step's
+    records die with its loss), which rebuilds what still lives over placeholders
+    (`_finish`) and so lets go of memory PyTorch frees; done here, that would cost
+    every training step for records about to die.
+    """
+    for ref in getattr(_released, "refs", ()):
+        fn = ref()
+        if fn is not None:
+            _finish(fn)
+    for fn in order:
+        if not fn.freed and not _saves_nothing(fn):
+            fn.freed = True
+            fn.in_nodes = fn.out = None
+        fn.stops = ()
+    _released.refs = list(map(weakref.ref, order))
+
+
+def _saves_nothing(fn: GradFn) -> bool:
+    """Whether PyTorch's formula for fn saves no tensor (only shapes, dims, numbers)."""
+    name = fn._name
+    return fn.rule is None and (name in NO_SAVES or (
+        name in _ONE_INPUT and fn.in_nodes is not None and len(fn.in_nodes) == 1))
+
+
+def _finish(fn: GradFn) -> None:
+    """Release what a released record still holds: its inputs' and output's storages
+    (no version is checked any more) and, for a usable one, its forward nodes."""
+    fn.saved = tuple([(None, None, desc) for _, _, desc in fn.saved])
+    fn.out_saved = (None, None)
+    if not fn.freed and not _keep_rule(fn):
+        fn.freed = True
+        fn.in_nodes = fn.out = None
+
+
+def _keep_rule(fn: GradFn) -> bool:
+    """Rebuild the output of fn, a record whose formula reads no saved value, over
+    placeholders of its inputs; False (fn untouched) where it reads a buffer.
+
+    NOTE: the forward nodes would keep their buffers alive, which PyTorch frees; the
+    placeholders hold only dtypes and shapes, and the rules of these records read
+    no more of their inputs (a constant inside the output is kept, a buffer not).
+    """
+    if fn.out is None:
+        return False
+    if all(n.op is Op.BUFFER and type(n.arg) is _Spent for n in fn.in_nodes):
+        return True  # kept by an earlier pass
+    memo = {}
+    for n in fn.in_nodes:
+        if n not in memo:
+            memo[n] = node(Op.BUFFER, (), _Spent(), n.dtype, n.shape)
+    for n in toposort([fn.out], stop=lambda n: n in memo):
+        if n in memo:
+            continue
+        if not n.inputs:
+            if n.op is Op.BUFFER or n.op is Op.RAND:
+                return False  # a value the rule would read: freed
+            memo[n] = n
+        else:
+            memo[n] = node(n.op, tuple([memo[i] for i in n.inputs]), n.arg, n.dtype, n.shape)
+    fn.out = memo[fn.out]
+    fn.in_nodes = tuple([memo[n] for n in fn.in_nodes])
+    return True
 
 
 def _saved_positions(fn: GradFn, used: set[int], wanted) -> tuple[set[int], bool]:
@@ -426,10 +535,7 @@ def _engine(roots, root_cots, create_graph: bool, retain_graph: bool, as_nodes: 
             for i, gi in zip(wanted, grads):
                 add(fn.edges[i], _recorded_cotangent(fn, g, gi) if create_graph else gi)
     if not retain_graph:
-        for fn in order:
-            fn.freed = True
-            fn.in_nodes = fn.out = None
-            fn.stops = ()
+        release(order)
     leaves = {k: v for k, v in cots.items() if isinstance(v[0], AccumulateGrad)}
     if not create_graph and not as_nodes:
         leaves = {k: (e, _as_tensor(g)) for k, (e, g) in leaves.items()}

@@ -114,6 +114,7 @@ def inplace_node(x: Tensor, build, others: tuple = (), name: str = "CopySlices",
     storage.check_writable()
     records = _check(x, others)
     other_nodes = tuple([o.node for o in others])
+    version = storage.version
     base = _tracked_base(x)
     if records and base is not None:
         base_node = base.node
@@ -126,7 +127,8 @@ def inplace_node(x: Tensor, build, others: tuple = (), name: str = "CopySlices",
         record(base, "CopySlices", (base,) + tuple(others), (base_node,) + other_nodes,
                stops=tuple(stops))
         base._grad_fn.dense = True  # as PyTorch: a fully overwritten base gets zeros
-        base._grad_fn.saved = ((storage, None, None),) + base._grad_fn.saved[1:]
+        base._grad_fn.saved = ((storage, None, None),) + _saved_before(
+            base._grad_fn.saved[1:], storage, version)
         x._fn_version = -1  # the view's history is rebuilt from the base on demand
     else:
         x_old = x.node
@@ -142,7 +144,8 @@ def inplace_node(x: Tensor, build, others: tuple = (), name: str = "CopySlices",
             record(x, name, (x,) + tuple(others), (x_old,) + other_nodes,
                    stops=tuple(stops))
             x._grad_fn.dense = True  # as PyTorch: an overwritten x gets zeros, not None
-            x._grad_fn.saved = ((storage, None, None),) + x._grad_fn.saved[1:]
+            x._grad_fn.saved = ((storage, None, None),) + _saved_before(
+                x._grad_fn.saved[1:], storage, version)
     if current().eager or _folds_away(x, storage):
         realize_storages([storage])
     elif storage.external and current().trace is None:
@@ -151,6 +154,14 @@ def inplace_node(x: Tensor, build, others: tuple = (), name: str = "CopySlices",
         realize_storages([storage])
         x._node = x._node_src = None
     return x
+
+
+def _saved_before(saved: tuple, storage, version: int) -> tuple:
+    """The operands' saved entries, those in x's own memory at its version before the
+    write: an operand that is x (`v.mul_(v)`) was saved, then overwritten by the op
+    itself, which backward reports as PyTorch does where the formula reads it."""
+    return tuple([(st, version, desc) if st is storage else (st, v, desc)
+                  for st, v, desc in saved])
 
 
 def _folds_away(x: Tensor, storage) -> bool:

@@ -39,7 +39,7 @@ from ..runtime.compiled import program_for
 from ..runtime.config import debug, options
 from ..runtime.context import current
 from . import storage
-from .autograd import AccumulateGrad, grad_total, is_stale, record_order, set_grads
+from .autograd import AccumulateGrad, grad_total, is_stale, record_order, release, set_grads
 
 __all__ = ["Probe", "clear", "probe", "stats"]
 
@@ -170,7 +170,4 @@ def probe(t) -> Probe | None:
 
 def _free(order, retain_graph: bool) -> None:
     if not retain_graph:
-        for fn in order:
-            fn.freed = True
-            fn.in_nodes = fn.out = None
-            fn.stops = ()
+        release(order)

@@ -92,7 +92,15 @@ def nansum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Ten
     x = input.node
     clean = b.where(node(Op.NE, (x, x)), b.like(x, 0), x) if x.dtype.is_floating_point else x
     n = _reduce_node(Op.REDUCE_SUM, b.cast(clean, _sum_dtype(input, dtype)), axes, keepdim)
-    return result(n, (input,), "NansumBackward0", (x,))
+    return _nan_rule(result(n, (input,), "NansumBackward0", (x,)), axes, False)
+
+
+def _nan_rule(out: Tensor, axes, mean: bool) -> Tensor:
+    """nansum's and nanmean's gradient is PyTorch's formula (NaN where a slice holds only
+    NaN, for the mean), not the primitives' (0 there)."""
+    if out._grad_fn is not None:
+        out._grad_fn.rule = ("nan_reduce", axes, mean)
+    return out
 
 
 def _mean_node(x: Node, axes, keepdim: bool) -> Node:
@@ -149,7 +157,8 @@ def nanmean(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     ok = node(Op.EQ, (x, x))
     total = _reduce_node(Op.REDUCE_SUM, b.where(ok, x, b.like(x, 0)), axes, keepdim)
     count = _reduce_node(Op.REDUCE_SUM, b.cast(ok, x.dtype), axes, keepdim)
-    return result(node(Op.DIV, (total, count)), (input,), "NanmeanBackward0", (x,))
+    return _nan_rule(result(node(Op.DIV, (total, count)), (input,), "NanmeanBackward0", (x,)),
+                     axes, True)
 
 
 def prod(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
@@ -174,7 +183,10 @@ def prod(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tenso
     axes = _dims(dim, input.ndim)
     x = input.node
     n = _reduce_node(Op.REDUCE_PROD, b.cast(x, _sum_dtype(input, dtype)), axes, keepdim)
-    return result(n, (input,), "ProdBackward0" if dim is None else "ProdBackward1", (x,))
+    out = result(n, (input,), "ProdBackward0" if dim is None else "ProdBackward1", (x,))
+    if out._grad_fn is not None:  # PyTorch's formula at zeros, infinities and NaN
+        out._grad_fn.rule = ("prod", axes, dim is None)
+    return out
 
 
 def _all_dims(dim) -> bool:

@@ -201,9 +201,63 @@ def _norm_inf_rule(out: Node, g: Node, ins: tuple, axes: tuple) -> list:
     return [_mul(_sgn(x), share)]
 
 
+def _prod_rule(out: Node, g: Node, ins: tuple, axes: tuple, whole: bool) -> list:
+    """`prod(x)` (`whole`) or `prod(x, dim)`: PyTorch's prod_backward. Without a zero
+    in x, g * prod / x; with zeros, each element gets g times the product of the
+    others of its slice (PyTorch's prefix and suffix products, so a 0 and an inf
+    among them give NaN); `prod()` of a tensor with two zeros or more gives 0."""
+    (x,) = ins
+    if x.ndim == 0:
+        return [b.cast(g, x.dtype)]
+    xc = b.cast(x, g.dtype)
+    kept = _kept(xc, axes)
+
+    def over_slice(op, v):  # v reduced over its slice, broadcast back to x's shape
+        return b.expand_to(b.reduce(op, v, axes), x.shape)
+
+    def others(mask):  # how many of the other elements of the slice are in mask
+        m = b.cast(mask, xc.dtype)
+        return node(Op.LT, (_c(m, 0), _sub(over_slice(Op.REDUCE_SUM, m), m)))
+
+    is_zero = node(Op.EQ, (xc, _c(xc, 0)))
+    is_nan = node(Op.NE, (xc, xc))
+    is_inf = node(Op.EQ, (node(Op.ABS, (xc,)), _c(xc, float("inf"))))
+    finite = node(Op.NOT, (node(Op.OR, (is_zero, node(Op.OR, (is_nan, is_inf)))),))
+    # the product of the other elements, by cases
+    p = over_slice(Op.REDUCE_PROD, b.where(finite, xc, _c(xc, 1)))
+    finite_part = b.where(finite, _div(p, xc), p)
+    sign = b.where(node(Op.OR, (finite, is_inf)), node(Op.SIGN, (xc,)), _c(xc, 1))
+    infinite_part = _mul(_mul(over_slice(Op.REDUCE_PROD, sign), sign), _c(xc, float("inf")))
+    nan = _c(xc, float("nan"))
+    rest = b.where(others(is_nan), nan, b.where(
+        others(is_zero), b.where(others(is_inf), nan, _c(xc, 0)),
+        b.where(others(is_inf), infinite_part, finite_part)))
+    gk = b.expand_to(b.reshape(g, kept), x.shape)
+    plain = _mul(gk, _div(b.expand_to(b.reshape(out, kept), x.shape), xc))
+    zeros = b.expand_to(b.reduce(Op.REDUCE_SUM, b.cast(is_zero, xc.dtype),
+                                 tuple(range(x.ndim))), x.shape)
+    safe = _mul(gk, rest)
+    if whole:
+        safe = b.where(node(Op.EQ, (zeros, _c(zeros, 1))), safe, _c(safe, 0))
+    return [b.cast(b.where(node(Op.EQ, (zeros, _c(zeros, 0))), plain, safe), x.dtype)]
+
+
+def _nan_reduce_rule(out: Node, g: Node, ins: tuple, axes: tuple, mean: bool) -> list:
+    """`nansum(x)`, `nanmean(x)` (PyTorch's formulas): g (over the slice's count of
+    numbers, for the mean) times 1 at a number, 0 at a NaN; so the NaN of a slice
+    holding only NaN get g / 0 * 0, NaN."""
+    (x,) = ins
+    ok = b.cast(node(Op.EQ, (x, x)), g.dtype)
+    gk = b.reshape(g, _kept(x, axes))
+    if mean:
+        gk = _div(gk, b.reduce(Op.REDUCE_SUM, ok, axes))
+    return [b.cast(_mul(b.expand_to(gk, x.shape), ok), x.dtype)]
+
+
 # rule name -> (out, cotangent of out, input nodes, *the rule's arguments) -> one
 # cotangent per input
-RULES = {"evenly": _evenly_rule, "norm_inf": _norm_inf_rule}
+RULES = {"evenly": _evenly_rule, "norm_inf": _norm_inf_rule, "prod": _prod_rule,
+         "nan_reduce": _nan_reduce_rule}
 
 
 def _sgn(x: Node) -> Node:
@@ -324,6 +378,15 @@ VJP = {
 }
 
 
+class _Cotangent:
+    """The argument of a stand-in cotangent node (no value; read by no program)."""
+
+    __slots__ = ("__weakref__",)
+
+    def __repr__(self) -> str:
+        return "cotangent"
+
+
 def vjp(out: Node, cot: Node, wrt: tuple[Node, ...], stop: tuple[Node, ...] = (),
         reads: bool = True) -> tuple[list[Node | None], set[int]]:
     """Cotangents of `wrt` given the cotangent `cot` of `out`.
@@ -358,13 +421,17 @@ def vjp(out: Node, cot: Node, wrt: tuple[Node, ...], stop: tuple[Node, ...] = ()
     results = [cots.get(id(w)) for w in wrt]
     if not reads:
         return results, set()
+    # NOTE: the cotangent may be a forward node itself (g * w with g = 1 is w), and what
+    # the rules build over it a forward node too (w * 3, the very result): the reads
+    # are those of the same rules over a cotangent that is no forward value.
+    cot = node(Op.BUFFER, (), _Cotangent(), cot.dtype, cot.shape)
+    fresh = [r for r in vjp(out, cot, wrt, stop, reads=False)[0] if r is not None]
     # the forward nodes whose values come from the inputs (constants need no check)
     forward: set[int] = set()
     for n in order:
         if id(n) in leaves or any(id(i) in forward for i in n.inputs):
             forward.add(id(n))
     used: set[int] = set()
-    fresh = [r for r in results if r is not None]
     everything = {id(n) for n in order}
     for n in toposort(fresh, stop=lambda n: id(n) in everything or n is cot):
         if id(n) in forward:
