@@ -345,3 +345,20 @@ def test_linspace_as_torch():
     like_torch(lambda M: M.linspace(0, 300, 5, dtype=M.uint8), match="overflow")
     like_torch(lambda M: M.linspace(-3, 10, 7, dtype=M.int64))
     assert math.isfinite(em.linspace(0, 1, 3).sum().item())
+
+
+@pytest.mark.parametrize("case", ["bool, int64", "int64, float16 (2-d)", "float64, int32",
+                                  "bool, bool", "stack"])
+def test_cat_promotes_over_empty_inputs_as_torch(case):
+    """An empty 1-d input is skipped for the shapes, never for the result's dtype."""
+    fns = {
+        "bool, int64": lambda M: M.cat([M.zeros(0, dtype=M.int64).isnan(),
+                                        M.zeros(0, dtype=M.int64)]),
+        "int64, float16 (2-d)": lambda M: M.cat([M.ones((2, 3), dtype=M.int64),
+                                                 M.zeros(0, dtype=M.float16)], 1),
+        "float64, int32": lambda M: M.cat([M.zeros(0, dtype=M.float64),
+                                           M.arange(3, dtype=M.int32)]),
+        "bool, bool": lambda M: M.cat([M.zeros(0, dtype=M.bool), M.ones(2, dtype=M.bool)]),
+        "stack": lambda M: M.stack([M.zeros(0, dtype=M.float64), M.zeros(0, dtype=M.int32)]),
+    }
+    like_torch(fns[case])

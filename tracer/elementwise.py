@@ -181,12 +181,20 @@ def memory_order(tensors, shape) -> tuple[int, ...] | None:
         if 0 not in st and len(set(st)) == ndim:  # no ties: the strides alone decide
             order = tuple(sorted(range(ndim), key=st.__getitem__, reverse=True))
             return None if order == tuple(range(ndim)) else order
-    strides = []
-    for t in tensors:
-        v = t._view
-        lead = ndim - len(v.shape)
-        strides.append([0] * lead + [0 if size == 1 and shape[lead + i] != 1 else st
-                                     for i, (size, st) in enumerate(zip(v.shape, v.strides))])
+    return order_of_strides([aligned_strides(t._view.shape, t._view.strides, shape)
+                             for t in tensors], shape)
+
+
+def aligned_strides(size: tuple, strides: tuple, shape: tuple) -> list[int]:
+    """An operand's strides broadcast to `shape`: 0 along the dims it is broadcast over."""
+    lead = len(shape) - len(size)
+    return [0] * lead + [0 if n == 1 and shape[lead + i] != 1 else st
+                         for i, (n, st) in enumerate(zip(size, strides))]
+
+
+def order_of_strides(strides: list, shape: tuple) -> tuple[int, ...] | None:
+    """`memory_order` from the operands' strides aligned to `shape` (`aligned_strides`)."""
+    ndim = len(shape)
 
     def should_swap(d0: int, d1: int) -> int:
         for st in strides:
@@ -668,17 +676,24 @@ bitwise_xor = _bitwise(Op.XOR, "bitwise_xor")
 bitwise_not = _bitwise(Op.NOT, "bitwise_not")
 
 
+def _constant_like(x: Tensor, name: str, value: int) -> Tensor:
+    """A bool tensor of x's shape holding `value`, laid out as x (PyTorch's
+    `zeros_like(x, kBool)` for isnan/isinf/isfinite of an integer x)."""
+    return _apply(Op.EQ, (x,), name, out=dt.bool_,
+                  build=lambda n: b.full(value, dt.bool_, n.shape))
+
+
 def isnan(input) -> Tensor:
     x = as_operand(input)
     if not x.dtype.is_floating_point:
-        return wrap_node(b.zeros(dt.bool_, tuple(x.shape)))
+        return _constant_like(x, "isnan", 0)
     return _apply(Op.NE, (x,), "isnan", out=dt.bool_, build=lambda n: node(Op.NE, (n, n)))
 
 
 def isfinite(input) -> Tensor:
     x = as_operand(input)
     if not x.dtype.is_floating_point:
-        return wrap_node(b.ones(dt.bool_, tuple(x.shape)))
+        return _constant_like(x, "isfinite", 1)
     return _apply(Op.EQ, (x,), "isfinite", out=dt.bool_, build=lambda n: node(
         Op.EQ, (node(Op.SUB, (n, n)), b.like(n, 0))))
 
@@ -686,7 +701,7 @@ def isfinite(input) -> Tensor:
 def isinf(input) -> Tensor:
     x = as_operand(input)
     if not x.dtype.is_floating_point:
-        return wrap_node(b.zeros(dt.bool_, tuple(x.shape)))
+        return _constant_like(x, "isinf", 0)
     return _apply(Op.EQ, (x,), "isinf", out=dt.bool_, build=lambda n: node(
         Op.EQ, (node(Op.ABS, (n,)), b.like(n, math.inf))))
 

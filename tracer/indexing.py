@@ -174,8 +174,10 @@ def linear_index(idx_nodes: list[Node], sizes: list[int], shape) -> Node:
     return total
 
 
-def _advanced(v: Tensor, advanced):
-    """Gather `v` at the advanced indices; returns (node, index tensors)."""
+def _advanced(v: Tensor, advanced, keep_layout: bool = True):
+    """Gather `v` at the advanced indices; returns (node, index tensors, order): the
+    node is laid out in `order` (see `wrap_node`), PyTorch's layout for `v[idx]`
+    unless `keep_layout` is False (then row-major, order None)."""
     from .elementwise import broadcast_shapes
     dims = [d for d, _ in advanced]
     idx_tensors = [t for _, t in advanced]
@@ -188,9 +190,11 @@ def _advanced(v: Tensor, advanced):
     adjacent = dims == list(range(dims[0], dims[0] + len(dims)))
     raw = v.node
     x = raw
+    strides = v._view.strides
     if not adjacent:
         rest = [i for i in range(v.ndim) if i not in dims]
         x = b.permute(x, dims + rest)
+        strides = tuple(strides[d] for d in dims + rest)
         dims = list(range(len(dims)))
     p = dims[0]
     k = len(dims)
@@ -200,7 +204,35 @@ def _advanced(v: Tensor, advanced):
     # NOTE: bounds are checked per index dim here, since merged dims would hide them; an
     # error names the index tensor's place among them, as PyTorch's does.
     lin = _checked(lin, idx_tensors, sizes, range(len(sizes)))
-    return node(Op.TAKE, (merged, lin), p), idx_tensors
+    n = node(Op.TAKE, (merged, lin), p)
+    order = _index_order(strides, p, k, idx_tensors, n.shape) if keep_layout else None
+    if order is not None:
+        n = b.permute(n, order)
+    return n, idx_tensors, order
+
+
+def _index_order(strides: tuple, p: int, k: int, idx_tensors, shape: tuple):
+    """The layout PyTorch gives `x[..., idx, ...]` (see `memory_order`): its iterator
+    reads x restrided (stride 0 along the index dims, which replace x's dims p..p+k)
+    and the index tensors (stride 0 along x's other dims)."""
+    from .elementwise import aligned_strides, order_of_strides
+    if len(shape) < 2 or (all(t._view._contiguous for t in idx_tensors)
+                          and _row_major(strides, p, k)):
+        return None
+    m = len(shape) - p - (len(strides) - p - k)  # the index dims' count
+    ops = [list(strides[:p]) + [0] * m + list(strides[p + k:])]
+    inner = shape[p:p + m]
+    for t in idx_tensors:
+        ops.append([0] * p + aligned_strides(t._view.shape, t._view.strides, inner)
+                   + [0] * (len(shape) - p - m))
+    return order_of_strides(ops, shape)
+
+
+def _row_major(strides: tuple, p: int, k: int) -> bool:
+    """Whether x's dims outside the indexed ones have strictly decreasing strides (the
+    common case: the result is row-major)."""
+    kept = strides[:p] + strides[p + k:]
+    return all(a > b_ for a, b_ in zip(kept, kept[1:]))
 
 
 def _checked(lin: Node, idx_tensors, sizes, dims, error=IndexError) -> Node:
@@ -232,8 +264,8 @@ def getitem(x: Tensor, idx) -> Tensor:
     v, advanced = _basic(x, items)
     if not advanced:
         return v
-    n, idx_tensors = _advanced(v, advanced)
-    return result(n, (v,), "IndexBackward0", (v.node,))
+    n, idx_tensors, order = _advanced(v, advanced)
+    return result(n, (v,), "IndexBackward0", (v.node,), order=order)
 
 
 def setitem(x: Tensor, idx, value) -> None:
@@ -380,11 +412,9 @@ def index_select(input: Tensor, dim: int, index: Tensor) -> Tensor:
     if index.ndim > 1:
         raise IndexError("index_select(): Index is supposed to be a vector")
     _checked(None, [index], [input.shape[d]], [d])  # the error names dim, not 0
-    items = [slice(None)] * d + [index.reshape(-1)]
-    out = getitem(input, tuple(items))
-    if out._grad_fn is not None:
-        out._grad_fn._name = "IndexSelectBackward0"
-    return out
+    # NOTE: unlike input[..., index], the result is row-major whatever input's layout
+    n, _, _ = _advanced(input, [(d, index.reshape(-1))], keep_layout=False)
+    return result(n, (input,), "IndexSelectBackward0", (input.node,))
 
 
 def nonzero(input: Tensor, *, as_tuple: bool = False):

@@ -44,11 +44,11 @@ def _check(x: Tensor, others) -> bool:
 
 
 def _tracks(x: Tensor, others) -> bool:
-    """Whether x or an operand of its in-place write requires grad."""
-    base = x._base
+    """Whether x or an operand of its in-place write requires grad (a detached alias's
+    base is not looked at: autograd never sees the write)."""
+    base = _tracked_base(x)
     return x._requires_grad or (base is not None and base._requires_grad) or any(
         o._requires_grad for o in others)
-    return records
 
 
 def _tracked_base(x: Tensor):

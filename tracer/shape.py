@@ -356,8 +356,9 @@ def cat(tensors, dim: int = 0) -> Tensor:
                 raise RuntimeError(f"Sizes of tensors must match except in dimension {d}. "
                                    f"Expected size {ref.shape[j]} but got size {x.shape[j]} for "
                                    f"tensor number {i} in the list.")
-    dtype = ref.dtype
-    for x in parts[1:]:
+    # NOTE: the skipped empty tensors still take part in the dtype promotion (PyTorch)
+    dtype = tensors[0].dtype
+    for x in tensors[1:]:
         dtype = dt.promote_types(dtype, x.dtype)
     # NOTE: the skipped empty tensors are inputs too: as in PyTorch, their gradient is
     # an empty tensor, not None
