@@ -20,7 +20,7 @@ from ..ir.node import Node, const, node
 from ..ir.ops import Op
 from ..runtime.context import current
 from ..runtime.interpreter import check_divisor
-from .tensor import Tensor, distinct_nodes, result, wrap_node
+from .tensor import Tensor, distinct_nodes, result
 
 __all__ = [
     "broadcast_shapes", "add", "sub", "mul", "multiply", "div", "divide", "true_divide",
