@@ -397,3 +397,34 @@ def test_write_to_an_empty_view_past_the_storage_end():
     assert v.storage_offset() == 1
     v.add_(1.0)
     assert x.numpy().shape == (0, 2)
+
+
+# ---------------------------------------------------------------- whole-tensor indexing
+
+WHOLE = ["x[:]", "x[0:3]", "x[0:100]", "x[::1]", "x[-3:]", "x[...]", "x[:, :]",
+         "x[:, 0:4]", "x[..., :]", "x[()]", "y[()]", "y[...]", "x[:, :].flatten(0, 0)"]
+
+
+def _whole(m, form: str):
+    x = m.arange(12.0).reshape(3, 4).requires_grad_()
+    y = m.tensor(2.0, requires_grad=True)
+    v = eval(form)
+    v.retain_grad()
+    ((v * 3).sum() + (x.sum() + y) * 2).backward()
+    return [v is x or v is y, v._base is x or v._base is y, v.is_leaf, v.requires_grad,
+            v.grad_fn.name(), v.grad.tolist(), x.grad.tolist(), y.grad.tolist()]
+
+
+@pytest.mark.skipif(torch is None, reason="needs torch")
+@pytest.mark.parametrize("eager", [False, True])
+@pytest.mark.parametrize("form", WHOLE)
+def test_indexing_all_of_a_tensor_gives_a_new_view_as_torch(form, eager):
+    """`x[:]` is a slice and `x[...]` an alias of x: new views with their own history, so
+    `retain_grad()` on them reports their own gradient, not x's."""
+    was = em.is_eager()
+    em.set_eager(eager)
+    try:
+        got = _whole(em, form)
+    finally:
+        em.set_eager(was)
+    assert got == _whole(torch, form)

@@ -17,7 +17,7 @@ from ..ir import dtypes as dt
 from ..ir.node import Node, node
 from ..ir.ops import Op
 from ..runtime.context import current
-from .shape import select, slice_dim, unsqueeze
+from .shape import make_view, select, slice_dim, unsqueeze
 from .storage import realize_storages
 from .tensor import Tensor, from_array, result, wrap_node
 
@@ -259,13 +259,21 @@ def getitem(x: Tensor, idx) -> Tensor:
         return select(x, 0, idx)  # x[i], the commonest: the same checks and errors
     if kind is slice and x._view.shape:
         v, _ = _basic(x, [idx])  # x[a:b:c] skips the general normalisation
+        if v is x:  # NOTE: PyTorch's x[:] is a new view all the same (SliceBackward0)
+            v = slice_dim(x, 0, 0, x._view.shape[0], 1)
         return v
     items = _expand_index(idx, x.ndim)
     v, advanced = _basic(x, items)
     if not advanced:
-        return v
+        return v if v is not x else alias(x)  # x[...], x[:, :]: PyTorch's alias
     n, idx_tensors, order = _advanced(v, advanced)
     return result(n, (v,), "IndexBackward0", (v.node,), order=order)
+
+
+def alias(x: Tensor) -> Tensor:
+    """A new view of all of x, as PyTorch's `x[...]` (AliasBackward0): never x itself,
+    so `retain_grad()` or `requires_grad` of the view are its own."""
+    return make_view(x, x._view, x.node, "AliasBackward0")
 
 
 def setitem(x: Tensor, idx, value) -> None:
