@@ -428,3 +428,23 @@ def test_indexing_all_of_a_tensor_gives_a_new_view_as_torch(form, eager):
     finally:
         em.set_eager(was)
     assert got == _whole(torch, form)
+
+
+@pytest.mark.skipif(torch is None, reason="needs torch")
+@pytest.mark.parametrize("eager", [False, True])
+def test_empty_views_past_the_end_of_their_storage_read_as_torch(eager):
+    def run(m):
+        x = m.tensor([[0.5], [-2.0], [0.25]])
+        v = x[2, ::2].narrow(0, 1, 0)  # offset 4 of a 3-element storage
+        e = m.arange(6.0).reshape(2, 3)[:, 3:]
+        e.add_(1)
+        return [v.storage_offset(), v.tolist(), (v * 2).tolist(), repr(v), e.tolist(),
+                (e + 1).sum().item()]
+
+    was = em.is_eager()
+    em.set_eager(eager)
+    try:
+        got = run(em)
+    finally:
+        em.set_eager(was)
+    assert got == run(torch)
