@@ -244,7 +244,7 @@ SAVES = {
     "MinBackward1": (0, "out"),
     "MaxBackward0": (),  # max(dim): the indices (a node of the record, never written)
     "MinBackward0": (),
-    "NormBackward1": (0, "out"),
+    "LinalgVectorNormBackward0": (0, "out"),
     "ProdBackward0": (0, "out"),
     "ProdBackward1": (0, "out"),
     "StdBackward0": (0, "out"),

@@ -378,7 +378,9 @@ def floor_divide(input, other) -> Tensor:
 def remainder(input, other) -> Tensor:
     """`input % other`, with the sign of `other`; an integer division by zero raises."""
     check_int_divisor(input, other)
-    return _apply(Op.MOD, (input, other), "RemainderBackward0")
+    # NOTE: PyTorch's names: RemainderBackward0 by a number, RemainderBackward1 by a tensor
+    name = "RemainderBackward1" if isinstance(other, Tensor) else "RemainderBackward0"
+    return _apply(Op.MOD, (input, other), name)
 
 
 def _trunc_int(x: Node, y: Node) -> Node:
@@ -582,7 +584,12 @@ def _clamp(operands, has_min: bool, has_max: bool, tracked: bool,
                 lo_wins = node(Op.AND, (lo_wins, node(Op.LT, (lo, hi))))
             rest = b.where(lo_wins, lo, rest)
         return b.where(inside, x, rest)
-    return _apply(Op.WHERE, operands, "ClampBackward1", build=build, stops=stops)
+    return _apply(Op.WHERE, operands, clamp_name(operands[1:]), build=build, stops=stops)
+
+
+def clamp_name(bounds) -> str:
+    """PyTorch's record name for clamp: ClampBackward1 by numbers, 0 by a tensor."""
+    return "ClampBackward0" if any(isinstance(v, Tensor) for v in bounds) else "ClampBackward1"
 
 
 clip = clamp

@@ -208,6 +208,10 @@ def inplace_op(x: Tensor, fn, *args, name: str | None = None, **kwargs) -> Tenso
         name = _NAMES.get(fn)
         if name is None:
             name = _NAMES[fn] = fn.__name__.capitalize().rstrip("_") + "Backward0"
+    if fn is elementwise.clamp:
+        name = elementwise.clamp_name(others)
+    elif fn is elementwise.remainder and others:
+        name = "RemainderBackward1"  # by a tensor (PyTorch's name)
     if fn is _masked_fill() and x._view.has_overlap():
         return _masked_fill_aliased(x, *args, **kwargs)
     direct = _direct_build(x, fn, args, kwargs)
@@ -275,15 +279,24 @@ def copy_(x: Tensor, src) -> Tensor:
     return fill_(x, src)
 
 
+def _fill_tensor(x: Tensor, value: Tensor) -> Tensor:
+    """`x.fill_(t)` of a 0-d t: a copy, recorded under PyTorch's name for it."""
+    out = copy_(x, value)
+    fn = out._grad_fn
+    if fn is not None and fn._name == "CopyBackwards":
+        fn._name = "FillBackward3"
+    return out
+
+
 def fill_(x: Tensor, value) -> Tensor:
     if isinstance(value, Tensor):
         if value.ndim:
             raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor "
                                f"with {value.ndim} dimensions.")
-        return copy_(x, value)
+        return _fill_tensor(x, value)
     check_scalar(value, x.dtype)
     return inplace_node(x, lambda old: b.full(value, x.dtype, tuple(x.shape)), (),
-                        "FillBackward0", uniform=True)
+                        "FillBackward2", uniform=True)
 
 
 def zero_(x: Tensor) -> Tensor:

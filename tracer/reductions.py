@@ -226,6 +226,8 @@ def _max_min(largest: bool):
         if not keepdim:
             values = values.squeeze(dim)
             idx = idx.squeeze(dim)
+            if values._grad_fn is not None:
+                values._grad_fn._name = name.capitalize() + "Backward0"  # PyTorch's name
         return values_indices(values, idx)
     fn.__name__ = name
     fn.__doc__ = (f"`{name}(x)`: the {name}imum; `{name}(x, dim)`: (values, indices); "
@@ -350,7 +352,7 @@ def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) ->
         n = _safe_root(s, p)
     else:
         raise ValueError(f"norm: unsupported p={p!r}; use a number, inf, -inf or 'fro'")
-    out = result(b.cast(n, raw.dtype), (input,), "NormBackward1", (raw,))
+    out = result(b.cast(n, raw.dtype), (input,), "LinalgVectorNormBackward0", (raw,))
     if p in (math.inf, -math.inf) and out._grad_fn is not None:
         out._grad_fn.rule = ("norm_inf", axes)
     return out

@@ -263,7 +263,7 @@ def narrow(x: Tensor, dim: int, start: int, length: int) -> Tensor:
     if not (0 <= start <= size and 0 <= length and start + length <= size):
         raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size "
                            f"({size}).")
-    return slice_dim(x, d, start, start + length, 1, "NarrowBackward0")
+    return slice_dim(x, d, start, start + length, 1)  # PyTorch records a slice
 
 
 def slice_dim(x: Tensor, d: int, start: int, stop: int, step: int,
@@ -432,7 +432,11 @@ def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple:
 
 def unbind(x: Tensor, dim: int = 0) -> tuple:
     d = _dim(dim, x.ndim)
-    return _multi_output(tuple(select(x, d, i) for i in range(x.shape[d])), "Unbind")
+    views = tuple(select(x, d, i) for i in range(x.shape[d]))
+    for v in views:
+        if v._grad_fn is not None:
+            v._grad_fn._name = "UnbindBackward0"  # PyTorch's name for each output's record
+    return _multi_output(views, "Unbind")
 
 
 def repeat(x: Tensor, *sizes) -> Tensor:
