@@ -789,7 +789,12 @@ GRAD_FN_NAMES = ["x.norm()", "x.norm(dim=1, keepdim=True)", "x.max(1)[0]", "x.mi
                  "x.max(1, keepdim=True)[0]", "x % y", "x % 4", "x.clone().remainder_(y)",
                  "x.clamp(0, 1)", "x.clamp(x, y)", "x.clone().clamp_(min=0)",
                  "x.clone().clamp_(x, y)", "x.clone().fill_(1)", "x.clone().fill_(y[0, 0])",
-                 "x.narrow(1, 0, 2)", "x.unbind(0)[-1]", "x[:]", "x[...]"]
+                 "x.narrow(1, 0, 2)", "x.unbind(0)[-1]", "x[:]", "x[...]", "x // y",
+                 "x.clone().floor_divide_(2)", "x.div(y, rounding_mode='floor')",
+                 "x.div(2, rounding_mode='trunc')", "x.clone().div_(y, rounding_mode='trunc')",
+                 "x.clone().pow_(y)", "x.masked_fill(x > 0, 1)", "x.masked_fill(x > 0, y[0, 0])",
+                 "x.clone().masked_fill_(x > 0, 1)", "x.clone().copy_(y)", "x.nanmean()",
+                 "x.nanmean(1, keepdim=True)"]
 
 
 @needs_torch

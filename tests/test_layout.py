@@ -223,3 +223,13 @@ def test_random_layouts_match_the_interpreter_and_torch(case):
         # PyTorch gives a size-1 dim whatever stride; the others must agree
         assert all(s == w for s, w, n in zip(got.stride(), want.stride(), want.shape) if n > 1)
         np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-10)
+
+
+@needs_torch
+def test_nonzero_is_column_major_as_torch():
+    for make in (lambda m: m.tensor([[1.0, 0.0, 3.0], [0.5, 1.5, 0.0]]),
+                 lambda m: m.tensor([0, 2, 0, 4]), lambda m: m.zeros(2, 3)):
+        got, want = make(em).nonzero(), make(torch).nonzero()
+        assert got.tolist() == want.tolist()
+        assert [s for s, n in zip(got.stride(), got.shape) if n > 1] == [
+            s for s, n in zip(want.stride(), want.shape) if n > 1]

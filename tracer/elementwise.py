@@ -330,16 +330,16 @@ def div(input, other, *, rounding_mode=None) -> Tensor:
         return _apply(Op.DIV, (input, other), "DivBackward0",
                       compute=_float_dtype((input, other)))
     if rounding_mode == "floor":
-        return floor_divide(input, other)
+        return _floor_divide(input, other, "DivBackward2")
     if rounding_mode == "trunc":
         d = _dtype_of([as_operand(input), as_operand(other)])
         if d.is_floating_point:
-            return _apply(Op.DIV, (input, other), "DivBackward1",
+            return _apply(Op.DIV, (input, other), "DivBackward2",
                           build=lambda x, y: node(Op.TRUNC, (node(Op.DIV, (x, y)),)))
         if d.is_integer:
             check_int_divisor(input, other)
-            return _apply(Op.DIV, (input, other), "DivBackward1", build=_trunc_int)
-        return _apply(Op.DIV, (input, other), "DivBackward1", compute=dt.float64,
+            return _apply(Op.DIV, (input, other), "DivBackward2", build=_trunc_int)
+        return _apply(Op.DIV, (input, other), "DivBackward2", compute=dt.float64,
                       out=d, build=lambda x, y: node(Op.TRUNC, (node(Op.DIV, (x, y)),)))
     raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but "
                      f"found '{rounding_mode}'")
@@ -371,8 +371,13 @@ def check_int_divisor(input, other, now: bool = False) -> None:
 
 def floor_divide(input, other) -> Tensor:
     """`input // other`, rounded toward -inf; an integer division by zero raises."""
+    # NOTE: PyTorch gives floor_divide no derivative: its record is NotImplemented
+    return _floor_divide(input, other, "torch::autograd::NotImplemented")
+
+
+def _floor_divide(input, other, name: str) -> Tensor:
     check_int_divisor(input, other)
-    return _apply(Op.FLOORDIV, (input, other), "FloorDivideBackward0")
+    return _apply(Op.FLOORDIV, (input, other), name)
 
 
 def remainder(input, other) -> Tensor:

@@ -16,6 +16,7 @@ from ..ir import build as b
 from ..ir import dtypes as dt
 from ..ir.node import Node, node
 from ..ir.ops import Op
+from ..ir.view import View
 from ..runtime.context import current
 from .shape import make_view, select, slice_dim, unsqueeze
 from .storage import realize_storages
@@ -433,10 +434,19 @@ def nonzero(input: Tensor, *, as_tuple: bool = False):
         return from_array(np.zeros((int(coords[0].size), 0), np.int64), dt.int64)
     if as_tuple:
         return tuple(from_array(c.astype(np.int64), dt.int64) for c in coords)
-    return from_array(np.stack(coords, axis=1).astype(np.int64) if coords else
-                      np.zeros((0, 0), np.int64), dt.int64)
+    if not coords:
+        return from_array(np.zeros((0, 0), np.int64), dt.int64)
+    # NOTE: column-major, as PyTorch's result: (n, ndim) with strides (1, n)
+    n = int(coords[0].size)
+    out = from_array(np.stack(coords).astype(np.int64), dt.int64)
+    out._view = View((n, len(coords)), (1, n), 0)
+    out._node_src = None  # out.node reads the storage through the new view
+    return out
 
 
 def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
     from .elementwise import where
-    return where(mask, value, input)
+    out = where(mask, value, input)
+    if out._grad_fn is not None:  # PyTorch's names: by a number 0, by a tensor 1
+        out._grad_fn._name = f"MaskedFillBackward{int(isinstance(value, Tensor))}"
+    return out

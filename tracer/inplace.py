@@ -212,6 +212,14 @@ def inplace_op(x: Tensor, fn, *args, name: str | None = None, **kwargs) -> Tenso
         name = elementwise.clamp_name(others)
     elif fn is elementwise.remainder and others:
         name = "RemainderBackward1"  # by a tensor (PyTorch's name)
+    elif fn is elementwise.floor_divide:
+        name = "torch::autograd::NotImplemented"
+    elif fn is elementwise.div and kwargs.get("rounding_mode") is not None:
+        name = "DivBackward2"
+    elif fn is elementwise.pow and others:
+        name = "PowBackward1"
+    elif fn is _masked_fill():
+        name = f"MaskedFillBackward{int(bool(others[1:]))}"
     if fn is _masked_fill() and x._view.has_overlap():
         return _masked_fill_aliased(x, *args, **kwargs)
     direct = _direct_build(x, fn, args, kwargs)
@@ -275,7 +283,7 @@ def copy_(x: Tensor, src) -> Tensor:
             raise RuntimeError(f"output with shape {list(x.shape)} doesn't match the broadcast "
                                f"shape {list(shape)}")
         return inplace_node(x, lambda old, s: b.expand_to(b.cast(s, x.dtype), tuple(x.shape)),
-                            (src,), "CopyBackwards")
+                            (src,), "torch::autograd::CopyBackwards")
     return fill_(x, src)
 
 
@@ -283,7 +291,7 @@ def _fill_tensor(x: Tensor, value: Tensor) -> Tensor:
     """`x.fill_(t)` of a 0-d t: a copy, recorded under PyTorch's name for it."""
     out = copy_(x, value)
     fn = out._grad_fn
-    if fn is not None and fn._name == "CopyBackwards":
+    if fn is not None and fn._name == "torch::autograd::CopyBackwards":
         fn._name = "FillBackward3"
     return out
 

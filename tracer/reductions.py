@@ -111,13 +111,12 @@ def mean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tenso
 
 
 def nanmean(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    """The mean of the non-NaN elements: PyTorch's `nansum(x) / (~x.isnan()).sum()`, so
+    its record is that division's (DivBackward0 over NansumBackward0)."""
+    from .elementwise import div, isnan, logical_not
     _need_float(input, "nanmean")
-    axes = _dims(dim, input.ndim)
-    x = input.node
-    ok = node(Op.EQ, (x, x))
-    total = _reduce_node(Op.REDUCE_SUM, b.where(ok, x, b.like(x, 0)), axes, keepdim)
-    count = _reduce_node(Op.REDUCE_SUM, b.cast(ok, x.dtype), axes, keepdim)
-    return result(node(Op.DIV, (total, count)), (input,), "NanmeanBackward0", (x,))
+    count = sum(logical_not(isnan(input)), dim, keepdim)
+    return div(nansum(input, dim, keepdim), count)
 
 
 def prod(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
