@@ -447,6 +447,8 @@ def nonzero(input: Tensor, *, as_tuple: bool = False):
 def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
     from .elementwise import where
     out = where(mask, value, input)
+    if not out._view._contiguous:
+        out = out.contiguous()  # NOTE: PyTorch fills a row-major copy of input
     if out._grad_fn is not None:  # PyTorch's names: by a number 0, by a tensor 1
         out._grad_fn._name = f"MaskedFillBackward{int(isinstance(value, Tensor))}"
     return out
