@@ -362,3 +362,13 @@ def test_cat_promotes_over_empty_inputs_as_torch(case):
         "stack": lambda M: M.stack([M.zeros(0, dtype=M.float64), M.zeros(0, dtype=M.int32)]),
     }
     like_torch(fns[case])
+
+
+def test_index_select_checks_and_scalars_as_torch():
+    like_torch(lambda M: M.tensor(5.0).index_select(0, M.tensor([0])))
+    like_torch(lambda M: M.tensor(5.0).index_select(0, M.tensor(0)))
+    like_torch(lambda M: M.tensor(5.0).index_select(0, M.tensor([0, 0])), match="only 1 value")
+    like_torch(lambda M: M.arange(4.0).index_select(0, M.tensor([True, False, True, False])),
+               match="Expected dtype int32 or int64")
+    like_torch(lambda M, x: x.permute(1, 0).index_select(1, M.tensor([1, 0])),
+               np.arange(6.0).reshape(2, 3))

@@ -420,6 +420,17 @@ def index_select(input: Tensor, dim: int, index: Tensor) -> Tensor:
     d = _dim(dim, input.ndim)
     if index.ndim > 1:
         raise IndexError("index_select(): Index is supposed to be a vector")
+    if index.dtype not in (dt.int32, dt.int64):
+        raise RuntimeError("index_select(): Expected dtype int32 or int64 for index")
+    if input.ndim == 0:  # a scalar is one element along dim 0
+        if index.numel() != 1:
+            raise RuntimeError(f"index_select(): Index to scalar can have only 1 value, got "
+                               f"{index.numel()} value(s)")
+        _checked(None, [index], [1], [0])
+        raw = input.node
+        n = node(Op.TAKE, (b.reshape(raw, (1,)), b.reshape(b.cast(index.node, dt.int64), ())),
+                 0)
+        return result(n, (input,), "IndexSelectBackward0", (raw,))
     _checked(None, [index], [input.shape[d]], [d])  # the error names dim, not 0
     # NOTE: unlike input[..., index], the result is row-major whatever input's layout
     n, _, _ = _advanced(input, [(d, index.reshape(-1))], keep_layout=False)
