@@ -783,3 +783,27 @@ def test_softmax_gradients_leave_out_the_row_max_as_pytorch_does(name):
         (getattr(x, name)(1) * em.tensor(w)).sum().backward()
         np.testing.assert_allclose(x.grad.numpy(), g.detach().numpy(), rtol=1e-6, atol=1e-7)
         x.grad = None
+
+
+GRAD_FN_NAMES = ["x.norm()", "x.norm(dim=1, keepdim=True)", "x.max(1)[0]", "x.min(0).values",
+                 "x.max(1, keepdim=True)[0]", "x % y", "x % 4", "x.clone().remainder_(y)",
+                 "x.clamp(0, 1)", "x.clamp(x, y)", "x.clone().clamp_(min=0)",
+                 "x.clone().clamp_(x, y)", "x.clone().fill_(1)", "x.clone().fill_(y[0, 0])",
+                 "x.narrow(1, 0, 2)", "x.unbind(0)[-1]", "x[:]", "x[...]", "x // y",
+                 "x.clone().floor_divide_(2)", "x.div(y, rounding_mode='floor')",
+                 "x.div(2, rounding_mode='trunc')", "x.clone().div_(y, rounding_mode='trunc')",
+                 "x.clone().pow_(y)", "x.masked_fill(x > 0, 1)", "x.masked_fill(x > 0, y[0, 0])",
+                 "x.clone().masked_fill_(x > 0, 1)", "x.clone().copy_(y)", "x.nanmean()",
+                 "x.nanmean(1, keepdim=True)"]
+
+
+@needs_torch
+@pytest.mark.parametrize("form", GRAD_FN_NAMES)
+def test_grad_fn_names_and_reprs_as_torch(form):
+    """The record names torch gives (repr shows them, and wraps its line by their length)."""
+    def run(m):
+        x = m.tensor([[1.0, -2.0, 3.0], [0.5, 1.5, -1.0]], dtype=m.float64, requires_grad=True)
+        y = m.tensor([[2.0, 1.5, -2.0], [3.0, -1.0, 2.0]], dtype=m.float64, requires_grad=True)
+        out = eval(form, {"m": m, "x": x, "y": y})
+        return out.grad_fn.name(), repr(out).replace("torch.", "").replace("ember.", "")
+    assert run(em) == run(torch)

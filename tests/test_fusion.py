@@ -225,6 +225,17 @@ def test_verifier_rejects_malformed_graphs_and_is_on_in_tests():
         verify(_graph(out_of_bounds))
 
 
+def test_verifier_accepts_an_empty_view_at_any_offset():
+    """torch's `x[2, ::2].narrow(0, 1, 0)` of an 8-element x starts past its end."""
+    from ember.ir import dtypes as dt
+    from ember.ir.node import node
+    from ember.ir.passes.verify import verify
+    from ember.ir.view import View
+    x = _leaf()
+    for offset in (0, 8, 10):
+        verify(_graph(node(Op.AS_STRIDED, (x,), View((0,), (2,), offset), dt.float32, (0,))))
+
+
 def test_memory_plan_reuses_dead_intermediates_and_reports_peak():
     from ember.ir.graph import Graph
     from ember.ir.passes.pipeline import lower

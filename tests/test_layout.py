@@ -60,6 +60,28 @@ CASES = {
     "flip of 3-d permute": (lambda m, x, y, z: z.permute(2, 0, 1).flip(1), (1, 12, 4)),
     "flip of 3-d permute, dim 0": (lambda m, x, y, z: z.permute(1, 2, 0).flip(0), (4, 1, 12)),
     "flip, strided": (lambda m, x, y, z: x[:, ::2].flip(0), (2, 1)),
+    "isnan of a transposed bool": (lambda m, x, y, z: (x > 0).T.isnan(), (1, 4)),
+    "isinf of a transposed int": (lambda m, x, y, z: x.long().T.isinf(), (1, 4)),
+    "isfinite of a permuted int": (lambda m, x, y, z: z.int().permute(2, 0, 1).isfinite(),
+                                   (1, 12, 4)),
+    "zeros_like": (lambda m, x, y, z: m.zeros_like(z.permute(2, 0, 1)), (1, 12, 4)),
+    "ones_like, strided": (lambda m, x, y, z: m.ones_like(x.T[::2]), (1, 2)),
+    "full_like, dtype": (lambda m, x, y, z: m.full_like(x.T, 3, dtype=m.int32), (1, 4)),
+    "empty_like, 0-filled": (lambda m, x, y, z: m.empty_like(x.T).zero_(), (1, 4)),
+    "index of a permute": (lambda m, x, y, z: z.permute(2, 1, 0)[m.tensor([1, 0, -3])],
+                           (6, 1, 3)),
+    "index of a permute, inner dim": (lambda m, x, y, z: z.permute(2, 1, 0)[:, m.tensor([1, 0])],
+                                      (1, 4, 8)),
+    "index, last dim": (lambda m, x, y, z: z.permute(2, 1, 0)[..., m.tensor([1, 0])],
+                        (2, 8, 1)),
+    "index, two dims apart": (lambda m, x, y, z: z.permute(2, 1, 0)[m.tensor([1, 0]), :,
+                                                                    m.tensor([0, 1])], (3, 1)),
+    "index by a transposed index": (lambda m, x, y, z: x[m.tensor([[0, 1, 2], [2, 1, 0]]).T],
+                                    (4, 12, 1)),
+    "index of a contiguous": (lambda m, x, y, z: z[:, m.tensor([2, 0])], (8, 4, 1)),
+    "masked_fill is row-major": (lambda m, x, y, z: x.T.masked_fill(x.T > 0, 0.5), (3, 1)),
+    "index_select is row-major": (lambda m, x, y, z: z.permute(2, 1, 0).index_select(
+        1, m.tensor([1, 0])), (4, 2, 1)),
 }
 
 
@@ -202,3 +224,13 @@ def test_random_layouts_match_the_interpreter_and_torch(case):
         # PyTorch gives a size-1 dim whatever stride; the others must agree
         assert all(s == w for s, w, n in zip(got.stride(), want.stride(), want.shape) if n > 1)
         np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-10)
+
+
+@needs_torch
+def test_nonzero_is_column_major_as_torch():
+    for make in (lambda m: m.tensor([[1.0, 0.0, 3.0], [0.5, 1.5, 0.0]]),
+                 lambda m: m.tensor([0, 2, 0, 4]), lambda m: m.zeros(2, 3)):
+        got, want = make(em).nonzero(), make(torch).nonzero()
+        assert got.tolist() == want.tolist()
+        assert [s for s, n in zip(got.stride(), got.shape) if n > 1] == [
+            s for s, n in zip(want.stride(), want.shape) if n > 1]

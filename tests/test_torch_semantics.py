@@ -570,3 +570,28 @@ def test_products_of_signed_zeros_in_matmul_as_torch(dtype):
         return (a @ w, M.mm(a, w), 1 / (a @ w), a.expand(2, 3, 1) @ w.expand(2, 1, 3),
                 a[:2].t() @ w[:, :2].t(), a[0] @ w, a @ w[0, :1])
     exactly_torch(fn, a, w)
+@pytest.mark.parametrize("case", ["bool, int64", "int64, float16 (2-d)", "float64, int32",
+                                  "bool, bool", "stack"])
+def test_cat_promotes_over_empty_inputs_as_torch(case):
+    """An empty 1-d input is skipped for the shapes, never for the result's dtype."""
+    fns = {
+        "bool, int64": lambda M: M.cat([M.zeros(0, dtype=M.int64).isnan(),
+                                        M.zeros(0, dtype=M.int64)]),
+        "int64, float16 (2-d)": lambda M: M.cat([M.ones((2, 3), dtype=M.int64),
+                                                 M.zeros(0, dtype=M.float16)], 1),
+        "float64, int32": lambda M: M.cat([M.zeros(0, dtype=M.float64),
+                                           M.arange(3, dtype=M.int32)]),
+        "bool, bool": lambda M: M.cat([M.zeros(0, dtype=M.bool), M.ones(2, dtype=M.bool)]),
+        "stack": lambda M: M.stack([M.zeros(0, dtype=M.float64), M.zeros(0, dtype=M.int32)]),
+    }
+    like_torch(fns[case])
+
+
+def test_index_select_checks_and_scalars_as_torch():
+    like_torch(lambda M: M.tensor(5.0).index_select(0, M.tensor([0])))
+    like_torch(lambda M: M.tensor(5.0).index_select(0, M.tensor(0)))
+    like_torch(lambda M: M.tensor(5.0).index_select(0, M.tensor([0, 0])), match="only 1 value")
+    like_torch(lambda M: M.arange(4.0).index_select(0, M.tensor([True, False, True, False])),
+               match="Expected dtype int32 or int64")
+    like_torch(lambda M, x: x.permute(1, 0).index_select(1, M.tensor([1, 0])),
+               np.arange(6.0).reshape(2, 3))

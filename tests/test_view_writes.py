@@ -616,3 +616,25 @@ def _detached_write(m, case):
                                   "w[:2].detach().zero_()", "a[1:].detach().copy_(x)"])
 def test_a_write_through_a_detached_alias_changes_values_not_gradients(case):
     assert _detached_write(em, case) == _detached_write(torch, case)
+
+
+def _detached_view_inplace(m, case):
+    w = m.tensor([[0.25, -2.0, 0.5], [1.0, 1.5, -1.0]], requires_grad=True)
+    if case == "w.T.detach().neg_()":
+        d = w.T.detach()
+        d.neg_()
+    elif case == "w[:, 1:1].unsqueeze(1).detach().zero_()":
+        d = w[:, 1:1].unsqueeze(1).detach()
+        d.zero_()
+    else:
+        d = w[0].detach()
+        d.mul_(2)
+    (w * 3).sum().backward()
+    return [d.requires_grad, d.grad_fn is None, d.is_leaf, d.tolist(), w.requires_grad,
+            w.detach().tolist(), w.grad.tolist()]
+
+
+@pytest.mark.parametrize("case", ["w.T.detach().neg_()", "w[0].detach().mul_(2)",
+                                  "w[:, 1:1].unsqueeze(1).detach().zero_()"])
+def test_in_place_on_a_detached_view_of_a_leaf_leaves_it_detached(case):
+    assert _detached_view_inplace(em, case) == _detached_view_inplace(torch, case)

@@ -397,3 +397,54 @@ def test_write_to_an_empty_view_past_the_storage_end():
     assert v.storage_offset() == 1
     v.add_(1.0)
     assert x.numpy().shape == (0, 2)
+
+
+# ---------------------------------------------------------------- whole-tensor indexing
+
+WHOLE = ["x[:]", "x[0:3]", "x[0:100]", "x[::1]", "x[-3:]", "x[...]", "x[:, :]",
+         "x[:, 0:4]", "x[..., :]", "x[()]", "y[()]", "y[...]", "x[:, :].flatten(0, 0)"]
+
+
+def _whole(m, form: str):
+    x = m.arange(12.0).reshape(3, 4).requires_grad_()
+    y = m.tensor(2.0, requires_grad=True)
+    v = eval(form)
+    v.retain_grad()
+    ((v * 3).sum() + (x.sum() + y) * 2).backward()
+    return [v is x or v is y, v._base is x or v._base is y, v.is_leaf, v.requires_grad,
+            v.grad_fn.name(), v.grad.tolist(), x.grad.tolist(), y.grad.tolist()]
+
+
+@pytest.mark.skipif(torch is None, reason="needs torch")
+@pytest.mark.parametrize("eager", [False, True])
+@pytest.mark.parametrize("form", WHOLE)
+def test_indexing_all_of_a_tensor_gives_a_new_view_as_torch(form, eager):
+    """`x[:]` is a slice and `x[...]` an alias of x: new views with their own history, so
+    `retain_grad()` on them reports their own gradient, not x's."""
+    was = em.is_eager()
+    em.set_eager(eager)
+    try:
+        got = _whole(em, form)
+    finally:
+        em.set_eager(was)
+    assert got == _whole(torch, form)
+
+
+@pytest.mark.skipif(torch is None, reason="needs torch")
+@pytest.mark.parametrize("eager", [False, True])
+def test_empty_views_past_the_end_of_their_storage_read_as_torch(eager):
+    def run(m):
+        x = m.tensor([[0.5], [-2.0], [0.25]])
+        v = x[2, ::2].narrow(0, 1, 0)  # offset 4 of a 3-element storage
+        e = m.arange(6.0).reshape(2, 3)[:, 3:]
+        e.add_(1)
+        return [v.storage_offset(), v.tolist(), (v * 2).tolist(), repr(v), e.tolist(),
+                (e + 1).sum().item()]
+
+    was = em.is_eager()
+    em.set_eager(eager)
+    try:
+        got = run(em)
+    finally:
+        em.set_eager(was)
+    assert got == run(torch)

@@ -175,11 +175,12 @@ def base_flat(base: Tensor, base_node):
 
 
 def current_grad_fn(t: Tensor):
-    """t's GradFn, rebuilt for a view whose storage was written through another alias."""
+    """t's GradFn, rebuilt for a view whose storage was written through another alias
+    (never for a detached alias: its history stays cut)."""
     fn = t._grad_fn
     base = t._base
     if (base is not None and base._requires_grad and t._fn_version != t._storage.version
-            and mode.is_grad_enabled()):
+            and not t._detached and mode.is_grad_enabled()):
         base_node = base.node
         out = b.as_strided(base_flat(base, base_node), t._view)
         fn = GradFn("AsStridedBackward0", (edge(base),), (base_node,), out,
@@ -245,7 +246,7 @@ SAVES = {
     "MinBackward1": (0, "out"),
     "MaxBackward0": (),  # max(dim): the indices (a node of the record, never written)
     "MinBackward0": (),
-    "NormBackward1": (0, "out"),
+    "LinalgVectorNormBackward0": (0, "out"),
     "ProdBackward0": (0, "out"),
     "ProdBackward1": (0, "out"),
     "StdBackward0": (0, "out"),

@@ -23,6 +23,7 @@ from ..runtime.buffers import check_size
 from ..runtime.context import current, default_generator
 from .data import as_array, check_scalar, from_numpy_shared
 from .device import check_device
+from .elementwise import memory_order
 from .tensor import Tensor, from_array, wrap_node
 
 __all__ = ["tensor", "as_tensor", "from_numpy", "zeros", "ones", "full", "empty", "eye",
@@ -321,18 +322,37 @@ def _like_kwargs(input: Tensor, dtype, device, requires_grad: bool) -> dict:
             "requires_grad": requires_grad}
 
 
+def _laid_like(input: Tensor, make) -> Tensor:
+    """`make(shape)` of input's shape, laid out in memory as input is (PyTorch's
+    preserve_format: `zeros_like(x.T)` is transposed, as `x.T.clone()`)."""
+    shape = tuple(input.shape)
+    order = None if input._view._contiguous else memory_order((input,), shape)
+    if order is None:
+        return make(shape)
+    t = make(tuple(shape[d] for d in order))
+    inverse = [0] * len(order)
+    for i, d in enumerate(order):
+        inverse[d] = i
+    t._view = t._view.permute(tuple(inverse))
+    t._node_src = None  # NOTE: t.node reads the storage through the new view
+    return t
+
+
 def zeros_like(input: Tensor, *, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Zeros with the shape (and by default dtype and device) of `input`."""
-    return zeros(tuple(input.shape), **_like_kwargs(input, dtype, device, requires_grad))
+    kw = _like_kwargs(input, dtype, device, requires_grad)
+    return _laid_like(input, lambda shape: zeros(shape, **kw))
 
 
 def ones_like(input: Tensor, *, dtype=None, device=None, requires_grad=False) -> Tensor:
-    """Ones with the shape (and by default dtype and device) of `input`.
+    """Ones with the shape (and by default dtype and device) of `input`, laid out as
+    `input` is (PyTorch's default memory format).
 
     >>> em.ones_like(em.zeros(2, dtype=em.int32))
     tensor([1, 1], dtype=ember.int32)
     """
-    return ones(tuple(input.shape), **_like_kwargs(input, dtype, device, requires_grad))
+    kw = _like_kwargs(input, dtype, device, requires_grad)
+    return _laid_like(input, lambda shape: ones(shape, **kw))
 
 
 def empty_like(input: Tensor, *, dtype=None, device=None, requires_grad=False) -> Tensor:
@@ -340,7 +360,8 @@ def empty_like(input: Tensor, *, dtype=None, device=None, requires_grad=False) -
 
     Its values are unspecified: write them before reading them.
     """
-    return empty(tuple(input.shape), **_like_kwargs(input, dtype, device, requires_grad))
+    kw = _like_kwargs(input, dtype, device, requires_grad)
+    return _laid_like(input, lambda shape: empty(shape, **kw))
 
 
 def full_like(input: Tensor, fill_value, *, dtype=None, device=None,
@@ -351,22 +372,24 @@ def full_like(input: Tensor, fill_value, *, dtype=None, device=None,
     >>> em.full_like(em.zeros(2), 7)
     tensor([7., 7.])
     """
-    return full(tuple(input.shape), fill_value,
-                **_like_kwargs(input, dtype, device, requires_grad))
+    kw = _like_kwargs(input, dtype, device, requires_grad)
+    return _laid_like(input, lambda shape: full(shape, fill_value, **kw))
 
 
 def rand_like(input: Tensor, *, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Uniform samples from [0, 1) with the shape (and by default dtype and device) of
     `input` (a floating-point dtype), drawn from the thread's generator as `em.rand`.
     """
-    return rand(tuple(input.shape), **_like_kwargs(input, dtype, device, requires_grad))
+    kw = _like_kwargs(input, dtype, device, requires_grad)
+    return _laid_like(input, lambda shape: rand(shape, **kw))
 
 
 def randn_like(input: Tensor, *, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Standard normal samples with the shape (and by default dtype and device) of `input`
     (a floating-point dtype), drawn from the thread's generator as `em.randn`.
     """
-    return randn(tuple(input.shape), **_like_kwargs(input, dtype, device, requires_grad))
+    kw = _like_kwargs(input, dtype, device, requires_grad)
+    return _laid_like(input, lambda shape: randn(shape, **kw))
 
 
 def randint_like(input: Tensor, low, high=None, *, dtype=None, device=None,
@@ -376,8 +399,8 @@ def randint_like(input: Tensor, low, high=None, *, dtype=None, device=None,
     """
     if high is None:
         low, high = 0, low
-    return randint(low, high, tuple(input.shape),
-                   **_like_kwargs(input, dtype, device, requires_grad))
+    kw = _like_kwargs(input, dtype, device, requires_grad)
+    return _laid_like(input, lambda shape: randint(low, high, shape, **kw))
 
 
 def diag(input: Tensor, diagonal: int = 0) -> Tensor:

@@ -20,7 +20,7 @@ from ..ir.node import Node, const, node
 from ..ir.ops import Op
 from ..runtime.context import current
 from ..runtime.interpreter import check_divisor
-from .tensor import Tensor, distinct_nodes, result, wrap_node
+from .tensor import Tensor, distinct_nodes, result
 
 __all__ = [
     "broadcast_shapes", "add", "sub", "mul", "multiply", "div", "divide", "true_divide",
@@ -181,12 +181,20 @@ def memory_order(tensors, shape) -> tuple[int, ...] | None:
         if 0 not in st and len(set(st)) == ndim:  # no ties: the strides alone decide
             order = tuple(sorted(range(ndim), key=st.__getitem__, reverse=True))
             return None if order == tuple(range(ndim)) else order
-    strides = []
-    for t in tensors:
-        v = t._view
-        lead = ndim - len(v.shape)
-        strides.append([0] * lead + [0 if size == 1 and shape[lead + i] != 1 else st
-                                     for i, (size, st) in enumerate(zip(v.shape, v.strides))])
+    return order_of_strides([aligned_strides(t._view.shape, t._view.strides, shape)
+                             for t in tensors], shape)
+
+
+def aligned_strides(size: tuple, strides: tuple, shape: tuple) -> list[int]:
+    """An operand's strides broadcast to `shape`: 0 along the dims it is broadcast over."""
+    lead = len(shape) - len(size)
+    return [0] * lead + [0 if n == 1 and shape[lead + i] != 1 else st
+                         for i, (n, st) in enumerate(zip(size, strides))]
+
+
+def order_of_strides(strides: list, shape: tuple) -> tuple[int, ...] | None:
+    """`memory_order` from the operands' strides aligned to `shape` (`aligned_strides`)."""
+    ndim = len(shape)
 
     def should_swap(d0: int, d1: int) -> int:
         for st in strides:
@@ -348,16 +356,16 @@ def div(input, other, *, rounding_mode=None) -> Tensor:
         return _apply(Op.DIV, (input, other), "DivBackward0",
                       compute=_float_dtype((input, other)))
     if rounding_mode == "floor":
-        return floor_divide(input, other)
+        return _floor_divide(input, other, "DivBackward2")
     if rounding_mode == "trunc":
         d = _dtype_of([as_operand(input), as_operand(other)])
         if d.is_floating_point:
-            return _apply(Op.DIV, (input, other), "DivBackward1",
+            return _apply(Op.DIV, (input, other), "DivBackward2",
                           build=lambda x, y: node(Op.TRUNC, (node(Op.DIV, (x, y)),)))
         if d.is_integer:
             check_int_divisor(input, other)
-            return _apply(Op.DIV, (input, other), "DivBackward1", build=_trunc_int)
-        return _apply(Op.DIV, (input, other), "DivBackward1", compute=dt.float64,
+            return _apply(Op.DIV, (input, other), "DivBackward2", build=_trunc_int)
+        return _apply(Op.DIV, (input, other), "DivBackward2", compute=dt.float64,
                       out=d, build=lambda x, y: node(Op.TRUNC, (node(Op.DIV, (x, y)),)))
     raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but "
                      f"found '{rounding_mode}'")
@@ -389,14 +397,21 @@ def check_int_divisor(input, other, now: bool = False) -> None:
 
 def floor_divide(input, other) -> Tensor:
     """`input // other`, rounded toward -inf; an integer division by zero raises."""
+    # NOTE: PyTorch gives floor_divide no derivative: its record is NotImplemented
+    return _floor_divide(input, other, "torch::autograd::NotImplemented")
+
+
+def _floor_divide(input, other, name: str) -> Tensor:
     check_int_divisor(input, other)
-    return _apply(Op.FLOORDIV, (input, other), "FloorDivideBackward0")
+    return _apply(Op.FLOORDIV, (input, other), name)
 
 
 def remainder(input, other) -> Tensor:
     """`input % other`, with the sign of `other`; an integer division by zero raises."""
     check_int_divisor(input, other)
-    return _apply(Op.MOD, (input, other), "RemainderBackward0")
+    # NOTE: PyTorch's names: RemainderBackward0 by a number, RemainderBackward1 by a tensor
+    name = "RemainderBackward1" if isinstance(other, Tensor) else "RemainderBackward0"
+    return _apply(Op.MOD, (input, other), name)
 
 
 def _trunc_int(x: Node, y: Node) -> Node:
@@ -687,7 +702,12 @@ def _clamp(operands, has_min: bool, has_max: bool, tracked: bool,
                 lo_wins = node(Op.AND, (lo_wins, node(Op.LT, (lo, hi))))
             rest = b.where(lo_wins, lo, rest)
         return b.where(inside, x, rest)
-    return _apply(Op.WHERE, operands, "ClampBackward1", build=build, stops=stops)
+    return _apply(Op.WHERE, operands, clamp_name(operands[1:]), build=build, stops=stops)
+
+
+def clamp_name(bounds) -> str:
+    """PyTorch's record name for clamp: ClampBackward1 by numbers, 0 by a tensor."""
+    return "ClampBackward0" if any(isinstance(v, Tensor) for v in bounds) else "ClampBackward1"
 
 
 clip = clamp
@@ -832,6 +852,13 @@ bitwise_not.__doc__ = """Elementwise bitwise NOT of an integer or bool tensor (`
     """
 
 
+def _constant_like(x: Tensor, name: str, value: int) -> Tensor:
+    """A bool tensor of x's shape holding `value`, laid out as x (PyTorch's
+    `zeros_like(x, kBool)` for isnan/isinf/isfinite of an integer x)."""
+    return _apply(Op.EQ, (x,), name, out=dt.bool_,
+                  build=lambda n: b.full(value, dt.bool_, n.shape))
+
+
 def isnan(input) -> Tensor:
     """A bool tensor of input's shape, True where an element is NaN (never for integers).
 
@@ -840,7 +867,7 @@ def isnan(input) -> Tensor:
     """
     x = as_operand(input)
     if not x.dtype.is_floating_point:
-        return wrap_node(b.zeros(dt.bool_, tuple(x.shape)))
+        return _constant_like(x, "isnan", 0)
     return _apply(Op.NE, (x,), "isnan", out=dt.bool_, build=lambda n: node(Op.NE, (n, n)))
 
 
@@ -852,7 +879,7 @@ def isfinite(input) -> Tensor:
     """
     x = as_operand(input)
     if not x.dtype.is_floating_point:
-        return wrap_node(b.ones(dt.bool_, tuple(x.shape)))
+        return _constant_like(x, "isfinite", 1)
     return _apply(Op.EQ, (x,), "isfinite", out=dt.bool_, build=lambda n: node(
         Op.EQ, (node(Op.SUB, (n, n)), b.like(n, 0))))
 
@@ -865,7 +892,7 @@ def isinf(input) -> Tensor:
     """
     x = as_operand(input)
     if not x.dtype.is_floating_point:
-        return wrap_node(b.zeros(dt.bool_, tuple(x.shape)))
+        return _constant_like(x, "isinf", 0)
     return _apply(Op.EQ, (x,), "isinf", out=dt.bool_, build=lambda n: node(
         Op.EQ, (node(Op.ABS, (n,)), b.like(n, math.inf))))
 

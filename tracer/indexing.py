@@ -16,8 +16,9 @@ from ..ir import build as b
 from ..ir import dtypes as dt
 from ..ir.node import Node, node
 from ..ir.ops import Op
+from ..ir.view import View
 from ..runtime.context import current
-from .shape import select, slice_dim, unsqueeze
+from .shape import make_view, select, slice_dim, unsqueeze
 from .storage import realize_storages
 from .tensor import Tensor, from_array, result, wrap_node
 
@@ -174,8 +175,10 @@ def linear_index(idx_nodes: list[Node], sizes: list[int], shape) -> Node:
     return total
 
 
-def _advanced(v: Tensor, advanced):
-    """Gather `v` at the advanced indices; returns (node, index tensors)."""
+def _advanced(v: Tensor, advanced, keep_layout: bool = True):
+    """Gather `v` at the advanced indices; returns (node, index tensors, order): the
+    node is laid out in `order` (see `wrap_node`), PyTorch's layout for `v[idx]`
+    unless `keep_layout` is False (then row-major, order None)."""
     from .elementwise import broadcast_shapes
     dims = [d for d, _ in advanced]
     idx_tensors = [t for _, t in advanced]
@@ -188,9 +191,11 @@ def _advanced(v: Tensor, advanced):
     adjacent = dims == list(range(dims[0], dims[0] + len(dims)))
     raw = v.node
     x = raw
+    strides = v._view.strides
     if not adjacent:
         rest = [i for i in range(v.ndim) if i not in dims]
         x = b.permute(x, dims + rest)
+        strides = tuple(strides[d] for d in dims + rest)
         dims = list(range(len(dims)))
     p = dims[0]
     k = len(dims)
@@ -200,7 +205,35 @@ def _advanced(v: Tensor, advanced):
     # NOTE: bounds are checked per index dim here, since merged dims would hide them; an
     # error names the index tensor's place among them, as PyTorch's does.
     lin = _checked(lin, idx_tensors, sizes, range(len(sizes)))
-    return node(Op.TAKE, (merged, lin), p), idx_tensors
+    n = node(Op.TAKE, (merged, lin), p)
+    order = _index_order(strides, p, k, idx_tensors, n.shape) if keep_layout else None
+    if order is not None:
+        n = b.permute(n, order)
+    return n, idx_tensors, order
+
+
+def _index_order(strides: tuple, p: int, k: int, idx_tensors, shape: tuple):
+    """The layout PyTorch gives `x[..., idx, ...]` (see `memory_order`): its iterator
+    reads x restrided (stride 0 along the index dims, which replace x's dims p..p+k)
+    and the index tensors (stride 0 along x's other dims)."""
+    from .elementwise import aligned_strides, order_of_strides
+    if len(shape) < 2 or (all(t._view._contiguous for t in idx_tensors)
+                          and _row_major(strides, p, k)):
+        return None
+    m = len(shape) - p - (len(strides) - p - k)  # the index dims' count
+    ops = [list(strides[:p]) + [0] * m + list(strides[p + k:])]
+    inner = shape[p:p + m]
+    for t in idx_tensors:
+        ops.append([0] * p + aligned_strides(t._view.shape, t._view.strides, inner)
+                   + [0] * (len(shape) - p - m))
+    return order_of_strides(ops, shape)
+
+
+def _row_major(strides: tuple, p: int, k: int) -> bool:
+    """Whether x's dims outside the indexed ones have strictly decreasing strides (the
+    common case: the result is row-major)."""
+    kept = strides[:p] + strides[p + k:]
+    return all(a > b_ for a, b_ in zip(kept, kept[1:]))
 
 
 def _checked(lin: Node, idx_tensors, sizes, dims, error=IndexError) -> Node:
@@ -227,13 +260,21 @@ def getitem(x: Tensor, idx) -> Tensor:
         return select(x, 0, idx)  # x[i], the commonest: the same checks and errors
     if kind is slice and x._view.shape:
         v, _ = _basic(x, [idx])  # x[a:b:c] skips the general normalisation
+        if v is x:  # NOTE: PyTorch's x[:] is a new view all the same (SliceBackward0)
+            v = slice_dim(x, 0, 0, x._view.shape[0], 1)
         return v
     items = _expand_index(idx, x.ndim)
     v, advanced = _basic(x, items)
     if not advanced:
-        return v
-    n, idx_tensors = _advanced(v, advanced)
-    return result(n, (v,), "IndexBackward0", (v.node,))
+        return v if v is not x else alias(x)  # x[...], x[:, :]: PyTorch's alias
+    n, idx_tensors, order = _advanced(v, advanced)
+    return result(n, (v,), "IndexBackward0", (v.node,), order=order)
+
+
+def alias(x: Tensor) -> Tensor:
+    """A new view of all of x, as PyTorch's `x[...]` (AliasBackward0): never x itself,
+    so `retain_grad()` or `requires_grad` of the view are its own."""
+    return make_view(x, x._view, x.node, "AliasBackward0")
 
 
 def setitem(x: Tensor, idx, value) -> None:
@@ -410,12 +451,21 @@ def index_select(input: Tensor, dim: int, index: Tensor) -> Tensor:
     d = _dim(dim, input.ndim)
     if index.ndim > 1:
         raise IndexError("index_select(): Index is supposed to be a vector")
+    if index.dtype not in (dt.int32, dt.int64):
+        raise RuntimeError("index_select(): Expected dtype int32 or int64 for index")
+    if input.ndim == 0:  # a scalar is one element along dim 0
+        if index.numel() != 1:
+            raise RuntimeError(f"index_select(): Index to scalar can have only 1 value, got "
+                               f"{index.numel()} value(s)")
+        _checked(None, [index], [1], [0])
+        raw = input.node
+        n = node(Op.TAKE, (b.reshape(raw, (1,)), b.reshape(b.cast(index.node, dt.int64), ())),
+                 0)
+        return result(n, (input,), "IndexSelectBackward0", (raw,))
     _checked(None, [index], [input.shape[d]], [d])  # the error names dim, not 0
-    items = [slice(None)] * d + [index.reshape(-1)]
-    out = getitem(input, tuple(items))
-    if out._grad_fn is not None:
-        out._grad_fn._name = "IndexSelectBackward0"
-    return out
+    # NOTE: unlike input[..., index], the result is row-major whatever input's layout
+    n, _, _ = _advanced(input, [(d, index.reshape(-1))], keep_layout=False)
+    return result(n, (input,), "IndexSelectBackward0", (input.node,))
 
 
 def nonzero(input: Tensor, *, as_tuple: bool = False):
@@ -426,8 +476,14 @@ def nonzero(input: Tensor, *, as_tuple: bool = False):
         return from_array(np.zeros((int(coords[0].size), 0), np.int64), dt.int64)
     if as_tuple:
         return tuple(from_array(c.astype(np.int64), dt.int64) for c in coords)
-    return from_array(np.stack(coords, axis=1).astype(np.int64) if coords else
-                      np.zeros((0, 0), np.int64), dt.int64)
+    if not coords:
+        return from_array(np.zeros((0, 0), np.int64), dt.int64)
+    # NOTE: column-major, as PyTorch's result: (n, ndim) with strides (1, n)
+    n = int(coords[0].size)
+    out = from_array(np.stack(coords).astype(np.int64), dt.int64)
+    out._view = View((n, len(coords)), (1, n), 0)
+    out._node_src = None  # out.node reads the storage through the new view
+    return out
 
 
 def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
@@ -459,4 +515,9 @@ def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
         from .data import check_scalar
         check_scalar(value, input.dtype)  # torch's overflow error (300 into int8)
         value = input.dtype.np.type(value).item()
-    return where(mask, value, input)
+    out = where(mask, value, input)
+    if not out._view._contiguous:
+        out = out.contiguous()  # NOTE: PyTorch fills a row-major copy of input
+    if out._grad_fn is not None:  # PyTorch's names: by a number 0, by a tensor 1
+        out._grad_fn._name = f"MaskedFillBackward{int(isinstance(value, Tensor))}"
+    return out

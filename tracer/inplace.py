@@ -47,8 +47,8 @@ def _check(x: Tensor, others) -> bool:
 
 
 def _tracks(x: Tensor, others) -> bool:
-    """Whether x (or the base whose history it rewrites) or an operand of its in-place
-    write requires grad."""
+    """Whether x or an operand of its in-place write requires grad (a detached alias's
+    base is not looked at: autograd never sees the write)."""
     base = _tracked_base(x)
     return x._requires_grad or (base is not None and base._requires_grad) or any(
         o._requires_grad for o in others)
@@ -223,6 +223,18 @@ def inplace_op(x: Tensor, fn, *args, name: str | None = None, **kwargs) -> Tenso
         name = _NAMES.get(fn)
         if name is None:
             name = _NAMES[fn] = fn.__name__.capitalize().rstrip("_") + "Backward0"
+    if fn is elementwise.clamp:
+        name = elementwise.clamp_name(others)
+    elif fn is elementwise.remainder and others:
+        name = "RemainderBackward1"  # by a tensor (PyTorch's name)
+    elif fn is elementwise.floor_divide:
+        name = "torch::autograd::NotImplemented"
+    elif fn is elementwise.div and kwargs.get("rounding_mode") is not None:
+        name = "DivBackward2"
+    elif fn is elementwise.pow and others:
+        name = "PowBackward1"
+    elif fn is _masked_fill():
+        name = f"MaskedFillBackward{int(bool(others[1:]))}"
     if fn is _masked_fill() and x._view.has_overlap():
         return _masked_fill_aliased(x, *args, **kwargs)
     direct = _direct_build(x, fn, args, kwargs)
@@ -286,8 +298,17 @@ def copy_(x: Tensor, src) -> Tensor:
             raise RuntimeError(f"output with shape {list(x.shape)} doesn't match the broadcast "
                                f"shape {list(shape)}")
         return inplace_node(x, lambda old, s: b.expand_to(b.cast(s, x.dtype), tuple(x.shape)),
-                            (src,), "CopyBackwards")
+                            (src,), "torch::autograd::CopyBackwards")
     return fill_(x, src)
+
+
+def _fill_tensor(x: Tensor, value: Tensor) -> Tensor:
+    """`x.fill_(t)` of a 0-d t: a copy, recorded under PyTorch's name for it."""
+    out = copy_(x, value)
+    fn = out._grad_fn
+    if fn is not None and fn._name == "torch::autograd::CopyBackwards":
+        fn._name = "FillBackward3"
+    return out
 
 
 def fill_(x: Tensor, value) -> Tensor:
@@ -303,10 +324,10 @@ def fill_(x: Tensor, value) -> Tensor:
         if value.ndim:
             raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor "
                                f"with {value.ndim} dimensions.")
-        return copy_(x, value)
+        return _fill_tensor(x, value)
     check_scalar(value, x.dtype)
     return inplace_node(x, lambda old: b.full(value, x.dtype, tuple(x.shape)), (),
-                        "FillBackward0", uniform=True)
+                        "FillBackward2", uniform=True)
 
 
 def zero_(x: Tensor) -> Tensor:

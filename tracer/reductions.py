@@ -146,19 +146,16 @@ def nanmean(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
         dim (int or tuple of ints, optional): the dims to reduce; all by default.
         keepdim (bool): keep the reduced dims with size 1.
 
-    A slice of NaNs only gives NaN. The result has input's dtype.
+    A slice of NaNs only gives NaN. The result has input's dtype. As PyTorch's, it is
+    `nansum(x) / (~x.isnan()).sum()`, so its record is that division's.
 
     >>> em.nanmean(em.tensor([1.0, float("nan"), 3.0]))
     tensor(2.)
     """
+    from .elementwise import div, isnan, logical_not
     _need_float(input, "nanmean")
-    axes = _dims(dim, input.ndim)
-    x = input.node
-    ok = node(Op.EQ, (x, x))
-    total = _reduce_node(Op.REDUCE_SUM, b.where(ok, x, b.like(x, 0)), axes, keepdim)
-    count = _reduce_node(Op.REDUCE_SUM, b.cast(ok, x.dtype), axes, keepdim)
-    return _nan_rule(result(node(Op.DIV, (total, count)), (input,), "NanmeanBackward0", (x,)),
-                     axes, True)
+    count = sum(logical_not(isnan(input)), dim, keepdim)
+    return div(nansum(input, dim, keepdim), count)
 
 
 def prod(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
@@ -316,6 +313,8 @@ def _max_min(largest: bool):
         if not keepdim:
             values = values.squeeze(dim)
             idx = idx.squeeze(dim)
+            if values._grad_fn is not None:
+                values._grad_fn._name = name.capitalize() + "Backward0"  # PyTorch's name
         return values_indices(values, idx)
     fn.__name__ = name
     fn.__doc__ = (f"`{name}(x)`: the {name}imum; `{name}(x, dim)`: (values, indices); "
@@ -470,7 +469,7 @@ def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) ->
         n = _safe_root(s, p)
     else:
         raise ValueError(f"norm: unsupported p={p!r}; use a number, inf, -inf or 'fro'")
-    out = result(b.cast(n, raw.dtype), (input,), "NormBackward1", (raw,))
+    out = result(b.cast(n, raw.dtype), (input,), "LinalgVectorNormBackward0", (raw,))
     if p in (math.inf, -math.inf) and out._grad_fn is not None:
         out._grad_fn.rule = ("norm_inf", axes)
     return out

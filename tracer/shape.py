@@ -346,7 +346,7 @@ def narrow(x: Tensor, dim: int, start: int, length: int) -> Tensor:
     if not (0 <= start <= size and 0 <= length and start + length <= size):
         raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size "
                            f"({size}).")
-    return slice_dim(x, d, start, start + length, 1, "NarrowBackward0")
+    return slice_dim(x, d, start, start + length, 1)  # PyTorch records a slice
 
 
 def slice_dim(x: Tensor, d: int, start: int, stop: int, step: int,
@@ -461,8 +461,9 @@ def cat(tensors, dim: int = 0) -> Tensor:
                 raise RuntimeError(f"Sizes of tensors must match except in dimension {d}. "
                                    f"Expected size {ref.shape[j]} but got size {x.shape[j]} for "
                                    f"tensor number {i} in the list.")
-    dtype = ref.dtype
-    for x in parts[1:]:
+    # NOTE: the skipped empty tensors still take part in the dtype promotion (PyTorch)
+    dtype = tensors[0].dtype
+    for x in tensors[1:]:
         dtype = dt.promote_types(dtype, x.dtype)
     # NOTE: the skipped empty tensors are inputs too: as in PyTorch, their gradient is
     # an empty tensor, not None
@@ -575,7 +576,11 @@ def unbind(x: Tensor, dim: int = 0) -> tuple:
     (tensor([1, 2]), tensor([3, 4]))
     """
     d = _dim(dim, x.ndim)
-    return _multi_output(tuple(select(x, d, i) for i in range(x.shape[d])), "Unbind")
+    views = tuple(select(x, d, i) for i in range(x.shape[d]))
+    for v in views:
+        if v._grad_fn is not None:
+            v._grad_fn._name = "UnbindBackward0"  # PyTorch's name for each output's record
+    return _multi_output(views, "Unbind")
 
 
 def repeat(x: Tensor, *sizes) -> Tensor:

@@ -320,7 +320,7 @@ class Tensor:
         fn = self._grad_fn
         return format_tensor(self._array(), self.dtype,
                              requires_grad=self._requires_grad and fn is None,
-                             grad_fn_name=fn.name() if fn is not None else None,
+                             grad_fn_name=_short_name(fn) if fn is not None else None,
                              device=self._storage.device)
 
     __str__ = __repr__
@@ -454,6 +454,12 @@ def from_array(a: np.ndarray, dtype: dt.DType, device: str = "cpu",
 
 
 _AUTOGRAD = []
+
+
+def _short_name(fn) -> str:
+    """A record's name as repr shows it: PyTorch's class name, without the namespace
+    some records' `name()` has (`torch::autograd::CopyBackwards`)."""
+    return fn.name().rpartition("::")[2]
 
 
 def _autograd():
