@@ -253,6 +253,7 @@ SAVES = {
     "RsqrtBackward0": ("out",),
     "SortBackward0": (),  # the indices, as max(dim)
     "MedianBackward1": (),  # median(dim): the indices, as max(dim)
+    "WhereBackward0": (0,),  # the condition only
     "PowBackward1": (0, 1, "out"),
     # the other operand, for each one that gets a gradient (not a cast inside the record)
     "MulBackward0": ((0, 1), (1, 0)),

@@ -208,6 +208,11 @@ def _extreme(op: Op, name: str):
         x = input.node
         if input.numel() == 0:  # NOTE: nothing to reduce: the result is empty too
             n = _finish(b.zeros(x.dtype, x.shape), axes, keepdim, x.shape)
+        elif axes and x.dtype.is_floating_point and builtins.all(x.shape[a] == 1 for a in axes):
+            # NOTE: a reduction over size-1 dims only is still one for autograd: as
+            # PyTorch's, its gradient is NaN at a NaN (the element never equals the
+            # result), where an identity would pass the cotangent through
+            n = _finish(node(op, (x,), tuple(sorted(axes))), axes, keepdim, x.shape)
         else:
             n = _reduce_node(op, x, axes, keepdim)
         return result(n, (input,), name.capitalize() + "Backward0", (x,))

@@ -657,10 +657,11 @@ def matmul(a: Tensor, c: Tensor) -> Tensor:
         n = node(Op.MATMUL, (x, y))
     out_shape = batch + ((ra.shape[-2],) if a.ndim > 1 else ()) + \
         ((rc.shape[-1],) if c.ndim > 1 else ())
+    # NOTE: PyTorch's names: a batched matmul is a bmm viewed back (UnsafeViewBackward0);
+    # only em.bmm itself records BmmBackward0
     name = "MmBackward0" if a.ndim == 2 and c.ndim == 2 else (
         "DotBackward0" if a.ndim == 1 and c.ndim == 1 else
-        "MvBackward0" if a.ndim == 2 and c.ndim == 1 else "BmmBackward0"
-        if a.ndim == 3 and c.ndim == 3 else "UnsafeViewBackward0")
+        "MvBackward0" if a.ndim == 2 and c.ndim == 1 else "UnsafeViewBackward0")
     return result(b.reshape(n, out_shape), (a, c), name, (ra, rc))
 
 
@@ -693,7 +694,10 @@ def bmm(a: Tensor, c: Tensor) -> Tensor:
     if a.shape[0] != c.shape[0]:
         raise RuntimeError(f"batch1 and batch2 must have same number of batches, got "
                            f"{a.shape[0]} and {c.shape[0]}")
-    return matmul(a, c)
+    out = matmul(a, c)
+    if out._grad_fn is not None:
+        out._grad_fn._name = "BmmBackward0"
+    return out
 
 
 def dot(a: Tensor, c: Tensor) -> Tensor:

@@ -317,7 +317,7 @@ class Tensor:
 
     def __repr__(self) -> str:
         from .printing import format_tensor
-        fn = self._grad_fn
+        fn = self.grad_fn if self._requires_grad else None  # NOTE: a stale view gets one
         return format_tensor(self._array(), self.dtype,
                              requires_grad=self._requires_grad and fn is None,
                              grad_fn_name=_short_name(fn) if fn is not None else None,

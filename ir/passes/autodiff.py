@@ -88,12 +88,14 @@ def _pow_vjp(n, g):
         else:
             dx = node(Op.POW, (x, _c(y, y.arg - 1)))
         return [_mul(g, _mul(y, dx)), None]
+    # NOTE: PyTorch's pow_backward: the masks pick the local gradient, which is then
+    # multiplied by g (a NaN cotangent stays NaN where the local gradient is 0)
     zero_exp = node(Op.EQ, (y, _c(y, 0)))
-    dx = _mul(g, _mul(y, node(Op.POW, (x, _sub(y, _c(y, 1))))))
-    dx = b.where(zero_exp, _c(dx, 0), dx)
+    local_x = _mul(y, node(Op.POW, (x, _sub(y, _c(y, 1)))))
+    dx = _mul(g, b.where(zero_exp, _c(local_x, 0), local_x))
     mask = node(Op.AND, (node(Op.EQ, (x, _c(x, 0))), node(Op.LE, (_c(y, 0), y))))
-    dy = _mul(g, _mul(n, node(Op.LOG, (x,))))
-    dy = b.where(mask, _c(dy, 0), dy)
+    local_y = _mul(n, node(Op.LOG, (x,)))
+    dy = _mul(g, b.where(mask, _c(local_y, 0), local_y))
     return [dx, dy]
 
 
