@@ -535,3 +535,19 @@ def test_backward_reads_a_saved_tensor_numpy_wrote(mode):
         (y ** 2).sum().backward()
         grads.append(_value(w.grad))
     _same(grads[:1], grads[1:], f"saved mask written by NumPy ({mode})")
+
+
+@pytest.mark.parametrize("eager", [False, True])
+def test_a_copy_of_shared_memory_keeps_its_value_after_an_in_place_write(eager):
+    """`v3.copy_(v1)` then an in-place write into NumPy-shared v1: v3 keeps the copy, as
+    in torch (the write's realisation commits v3's pending copy in the same run, and
+    must store it before it overwrites the shared memory)."""
+    import contextlib
+    with em.eager() if eager else contextlib.nullcontext():
+        a = np.array([[-3.0, 0.25], [2.0, 0.5], [2.0, -1.5]], dtype=np.float16)
+        v1 = em.as_tensor(a)
+        v3 = em.zeros(3, 2, dtype=em.float16)
+        v3.copy_(v1)
+        v1.T.clamp_(0.0, 0.5)
+        assert v3.tolist() == [[-3.0, 0.25], [2.0, 0.5], [2.0, -1.5]]
+        assert a.tolist() == [[0.0, 0.25], [0.5, 0.5], [0.5, 0.0]]

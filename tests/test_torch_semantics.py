@@ -595,3 +595,11 @@ def test_index_select_checks_and_scalars_as_torch():
                match="Expected dtype int32 or int64")
     like_torch(lambda M, x: x.permute(1, 0).index_select(1, M.tensor([1, 0])),
                np.arange(6.0).reshape(2, 3))
+
+
+def test_median_of_an_empty_slice_follows_requires_grad():
+    import torch
+    for M in (torch, em):
+        a, c = M.tensor([-0.5], requires_grad=True), M.tensor([1.0], requires_grad=True)
+        values = M.stack([a, c], 0)[:, 1:3].median(0)[0]
+        assert values.requires_grad and tuple(values.shape) == (0,)

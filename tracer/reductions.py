@@ -799,9 +799,11 @@ def median(input: Tensor, dim=None, keepdim: bool = False):
     x = input.node
     if input.numel() == 0:  # an empty result: nothing to select
         kept = tuple(1 if i == axis else s for i, s in enumerate(x.shape))
+        # NOTE: still a result of input for autograd (requires_grad follows it, as torch)
+        values = result(_finish(b.zeros(x.dtype, kept), (axis,), keepdim, x.shape), (input,),
+                        "MedianBackward1", (x,))
         return values_indices(
-            wrap_node(_finish(b.zeros(x.dtype, kept), (axis,), keepdim, x.shape)),
-            wrap_node(_finish(b.zeros(dt.int64, kept), (axis,), keepdim, x.shape)))
+            values, wrap_node(_finish(b.zeros(dt.int64, kept), (axis,), keepdim, x.shape)))
     idx = _median_index(input, axis)
     values = take_along_dim(input, idx, axis)
     if values._grad_fn is not None:

@@ -158,12 +158,13 @@ def _store(s: Storage, value: np.ndarray, shape: tuple[int, ...] | None = None) 
     if s.external and old is not None and old.array.shape == value.shape:
         # Write into the memory the user shares. Nodes that still read the old
         # value (pending graphs, autograd records) keep a private copy of it.
-        old_node = weakref.ref(s.own)
+        # NOTE: always: a node may read the old buffer under another shape than the
+        # storage's own node (a full `copy_` from it leaves such a node pending), so
+        # whether the own node is alive says nothing
         s._adopt(rb.Buffer(old.array, s.device), shape)
         rb.share_more(s.buffer)
-        if old_node() is not None:
-            old.array = old.array.copy()
-            rb.unshare(old)
+        old.array = old.array.copy()
+        rb.unshare(old)
         np.copyto(s.buffer.array, value)
     else:
         s._adopt(rb.Buffer(rb.owned(value), s.device), shape)
@@ -242,7 +243,11 @@ def commit(storages, chains, values) -> None:
     once `numpy()` shares the storage, and its kept value is forgotten).
     """
     seen: set = set()
-    for s, chain, value in zip(storages, chains, values):
+    # NOTE: storages NumPy shares are written last: their write goes into memory that
+    # another value of the same run may be (a passthrough of the old buffer), which
+    # must be stored (copied) before it changes
+    order = sorted(zip(storages, chains, values), key=lambda item: item[0].external)
+    for s, chain, value in order:
         if not rb.reads_shared(chain, seen):
             rb.realized[chain] = value if not s.external else value.copy()
         _store(s, value.reshape(-1), chain.shape)
