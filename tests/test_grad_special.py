@@ -428,3 +428,39 @@ def test_long_fuzz_run_findings_as_torch(case):
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6)
     else:
         assert got == want
+
+
+@pytest.mark.parametrize("case", ["unbind twice", "fill_ then twice", "vector @ matrix name",
+                                  "number ** transposed", "mask is the target"])
+def test_second_long_fuzz_run_findings_as_torch(case):
+    import torch
+
+    def run(M):
+        if case == "unbind twice":
+            v1 = M.tensor([-2.0], requires_grad=True)
+            v3 = v1.movedim(0, 0).unbind(0)[-1]
+            (v3 * -0.25).backward()
+            v3.sum().backward()
+            return v1.grad.tolist()
+        if case == "fill_ then twice":
+            v4 = M.tensor(0.0, requires_grad=True)
+            v3 = v4 - M.ones(2, 2)
+            v3.fill_(-0.25)
+            v3.backward(M.ones_like(v3))
+            (v3 @ M.ones(2, 3)).sum().backward()
+            return v4.grad.tolist()
+        if case == "vector @ matrix name":
+            return (M.tensor([1.0, 2.0], requires_grad=True) @ M.ones(2, 2)).grad_fn.name()
+        if case == "number ** transposed":
+            return (1.0 ** M.tensor([[1.0, 2.0], [3.0, 4.0]]).t()).stride()
+        out = []
+        for value in (M.tensor(False), M.tensor([False, False, False]), False):
+            mask = M.tensor([[True, True, True]])
+            try:
+                mask[mask] = value
+                out.append(mask.tolist())
+            except RuntimeError as e:
+                out.append(str(e)[:40])
+        return out
+
+    assert run(em) == run(torch)

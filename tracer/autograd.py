@@ -263,7 +263,7 @@ SAVES = {
 # a product of two operands saves each for the other's gradient (matmul's records;
 # "UnsafeViewBackward0" is also reshape's, whose one input this saves nothing of)
 SAVES.update(dict.fromkeys(("MmBackward0", "DotBackward0", "MvBackward0", "BmmBackward0",
-                            "UnsafeViewBackward0"), ((0, 1), (1, 0))))
+                            "UnsafeViewBackward0", "SqueezeBackward4"), ((0, 1), (1, 0))))
 
 
 # Records whose PyTorch formula saves no tensor (only shapes, dims, scalars): they stay
@@ -279,7 +279,8 @@ NO_SAVES = frozenset((
     "AddBackward0", "SubBackward0", "RsubBackward1", "NegBackward0", "CloneBackward0",
     "ToCopyBackward0", "FloorBackward0", "CeilBackward0", "RoundBackward0", "RoundBackward1",
     "TruncBackward0", "SignBackward0", "SumBackward0", "SumBackward1", "MeanBackward0",
-    "MeanBackward1", "CumsumBackward0", "FillBackward0", "ZeroBackward0", "CopyBackwards",
+    "MeanBackward1", "CumsumBackward0", "FillBackward0", "FillBackward2", "FillBackward3",
+    "ZeroBackward0", "CopyBackwards", "UnbindBackward0",
 ))
 _ONE_INPUT = frozenset(("UnsafeViewBackward0", "RemainderBackward0"))
 

@@ -98,7 +98,8 @@ def _operand(x, raw: Node | None, dtype: dt.DType, shape) -> Node:
 
 
 def _apply(op: Op, operands, name: str, *, compute: dt.DType | None = None,
-           out: dt.DType | None = None, build=None, stops=()) -> Tensor:
+           out: dt.DType | None = None, build=None, stops=(), keep_layout: bool = True
+           ) -> Tensor:
     """Promote, broadcast and combine `operands` with `op` (or a custom `build`).
 
     `stops`: nodes the gradient treats as constants (see autograd.record); a list
@@ -122,7 +123,7 @@ def _apply(op: Op, operands, name: str, *, compute: dt.DType | None = None,
         # NOTE: PyTorch lists the tensor operands first, whichever side a number was on
         scalars = tuple(range(len(tensors), len(operands)))
     order = None
-    for t in tensors:  # NOTE: the common all-contiguous case without a call (hot path)
+    for t in tensors if keep_layout else ():  # NOTE: all contiguous: no call (hot path)
         if not t._view._contiguous:
             order, nodes = laid_out(tensors, nodes, raws)
             break
@@ -436,7 +437,9 @@ def pow(input, exponent) -> Tensor:
     if isinstance(base_t, Tensor):
         name = "PowBackward1" if isinstance(exp_t, Tensor) else "PowBackward0"
     else:
-        name = "PowBackward2"
+        # NOTE: PyTorch computes a number to a tensor's power into a row-major result
+        return _apply(Op.POW, (base_t, exp_t), "PowBackward2", keep_layout=False,
+                      build=lambda x, e: node(Op.POW, (x, e), ELEMENTWISE_EXPONENT))
     if isinstance(exp_t, Tensor):
         # NOTE: as PyTorch, a power by a tensor of exponents (a 0-d one too) is pow() of
         # each element (-inf ** 0.5 is inf) even where the exponents are one constant (a

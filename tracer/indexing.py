@@ -285,6 +285,8 @@ def setitem(x: Tensor, idx, value) -> None:
     """
     from .elementwise import as_operand
     from .inplace import inplace_node, inplace_op
+    if isinstance(value, Tensor) and value.ndim:
+        _check_index_not_target(x, idx)
     if _fills_by_mask(x, idx, value):
         # NOTE: `x[mask] = number` with a mask of x's shape is a masked fill: no count of
         # selected elements, so no realisation and no data-dependent shape (a loop doing
@@ -319,6 +321,16 @@ def setitem(x: Tensor, idx, value) -> None:
     _check_broadcast(value, target_shape)
     inplace_node(target, build, (value,) if isinstance(value, Tensor) else (),
                  "IndexPutBackward0")
+
+
+def _check_index_not_target(x: Tensor, idx) -> None:
+    """PyTorch's index_put_ refuses an index tensor that is the tensor written (a value of
+    one element is a masked fill there, which allows it)."""
+    for t in idx if isinstance(idx, tuple) else (idx,):
+        if isinstance(t, Tensor) and t._storage is x._storage:
+            raise RuntimeError("unsupported operation: some elements of the input tensor and "
+                               "the written-to tensor refer to a single memory location. "
+                               "Please clone() the tensor before performing the operation.")
 
 
 _CATEGORY = {bool: 0, int: 1, float: 2}

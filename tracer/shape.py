@@ -661,7 +661,8 @@ def matmul(a: Tensor, c: Tensor) -> Tensor:
     # only em.bmm itself records BmmBackward0
     name = "MmBackward0" if a.ndim == 2 and c.ndim == 2 else (
         "DotBackward0" if a.ndim == 1 and c.ndim == 1 else
-        "MvBackward0" if a.ndim == 2 and c.ndim == 1 else "UnsafeViewBackward0")
+        "MvBackward0" if a.ndim == 2 and c.ndim == 1 else
+        "SqueezeBackward4" if a.ndim == 1 and c.ndim == 2 else "UnsafeViewBackward0")
     return result(b.reshape(n, out_shape), (a, c), name, (ra, rc))
 
 
