@@ -454,7 +454,8 @@ def test_second_long_fuzz_run_findings_as_torch(case):
         if case == "number ** transposed":
             return (1.0 ** M.tensor([[1.0, 2.0], [3.0, 4.0]]).t()).stride()
         out = []
-        for value in (M.tensor(False), M.tensor([False, False, False]), False):
+        for value in (M.tensor(False), M.tensor([False, False, False]), False,
+                      M.tensor([2.0])):
             mask = M.tensor([[True, True, True]])
             try:
                 mask[mask] = value

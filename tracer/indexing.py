@@ -285,7 +285,7 @@ def setitem(x: Tensor, idx, value) -> None:
     """
     from .elementwise import as_operand
     from .inplace import inplace_node, inplace_op
-    if isinstance(value, Tensor) and value.ndim:
+    if isinstance(value, Tensor) and value.numel() != 1:
         _check_index_not_target(x, idx)
     if _fills_by_mask(x, idx, value):
         # NOTE: `x[mask] = number` with a mask of x's shape is a masked fill: no count of
@@ -325,7 +325,7 @@ def setitem(x: Tensor, idx, value) -> None:
 
 def _check_index_not_target(x: Tensor, idx) -> None:
     """PyTorch's index_put_ refuses an index tensor that is the tensor written (a value of
-    one element is a masked fill there, which allows it)."""
+    one element, of any shape, is a masked fill there, which allows it)."""
     for t in idx if isinstance(idx, tuple) else (idx,):
         if isinstance(t, Tensor) and t._storage is x._storage:
             raise RuntimeError("unsupported operation: some elements of the input tensor and "
