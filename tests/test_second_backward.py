@@ -177,3 +177,20 @@ def test_a_kept_record_reports_a_freed_one_below_it():
     y.sum().backward()
     with pytest.raises(RuntimeError, match=SECOND_TIME):
         y.sum().backward()
+
+
+@pytest.mark.parametrize("eager", [False, True])
+def test_a_released_record_while_memory_is_shared_with_numpy(eager):
+    """A third backward through a view, while some tensor shares memory with NumPy:
+    the pass that gathers forward values skips records an earlier pass released."""
+    import contextlib
+
+    import numpy as np
+    shared = em.from_numpy(np.ones(3, np.float32))  # noqa: F841 - keeps the sharing alive
+    with em.eager() if eager else contextlib.nullcontext():
+        v2 = em.tensor([[3.0, 1.5], [2.0, 0.5]], requires_grad=True)
+        v4 = v2.squeeze()
+        v4.backward(em.ones_like(v4))
+        v2.backward(em.ones_like(v2))
+        v4.sum().backward()
+        assert v2.grad.tolist() == [[3.0, 3.0], [3.0, 3.0]]

@@ -613,7 +613,8 @@ def _forward_values(roots) -> dict:
             continue
         ins = [(n, st, v) for n, (st, v, _) in zip(fn.in_nodes, fn.saved)]
         for n, st, v in [(fn.out, *fn.out_saved)] + ins:
-            if st.source is n and st.version == v and st.is_realized:
+            # NOTE: a record released by an earlier pass holds no storages (None)
+            if st is not None and st.source is n and st.version == v and st.is_realized:
                 values[n] = st.buffer.array.reshape(n.shape)
     return values
 
