@@ -465,3 +465,18 @@ def test_second_long_fuzz_run_findings_as_torch(case):
         return out
 
     assert run(em) == run(torch)
+
+
+def test_median_and_max_of_a_whole_tensor_give_zero_elsewhere_under_a_nan_cotangent():
+    """PyTorch's evenly_distribute_backward fills the selected elements; the others are
+    exactly 0 even when the cotangent is NaN (amax's scale_grad_by_count gives NaN)."""
+    import torch
+    for M in (torch, em):
+        v = M.tensor([[-1.0, math.nan, 0.0], [3.0, 1.0, -0.0]], requires_grad=True)
+        (v.median().view((-1,)) ** 2).sum().backward()
+        w = M.tensor([[-1.0, 2.0, 2.0]], requires_grad=True)
+        (w.max() * math.nan).backward()
+        got = (np.isnan(v.grad.numpy()).tolist(), np.isnan(w.grad.numpy()).tolist())
+        if M is torch:
+            want = got
+    assert got == want

@@ -166,16 +166,20 @@ def _reduce_extreme_vjp(n, g):
     return [_share(x, b.expand_to(n, x.shape), g, n.arg, nan_hits=False)]
 
 
-def _share(x: Node, m: Node, g: Node, axes, nan_hits: bool) -> Node:
+def _share(x: Node, m: Node, g: Node, axes, nan_hits: bool, fill: bool = False) -> Node:
     """g (reduced over `axes`) shared evenly among the elements of x equal to m (x's
-    shape); with `nan_hits`, a NaN m is shared among the NaN elements instead."""
+    shape); with `nan_hits`, a NaN m is shared among the NaN elements instead. `fill`:
+    the other elements get 0 even where the share is NaN (PyTorch's masked_fill in
+    evenly_distribute_backward), not share * 0 (its scale_grad_by_count)."""
     hit = node(Op.EQ, (x, m))
     if nan_hits:
         hit = node(Op.OR, (hit, node(Op.AND, (node(Op.NE, (m, m)), node(Op.NE, (x, x))))))
-    hit = b.cast(hit, x.dtype)
-    count = b.reduce(Op.REDUCE_SUM, hit, axes)
-    share = _div(g, count)
-    return _mul(b.expand_to(share, x.shape), hit)
+    hits = b.cast(hit, x.dtype)
+    count = b.reduce(Op.REDUCE_SUM, hits, axes)
+    share = b.expand_to(_div(g, count), x.shape)
+    if fill:
+        return b.where(hit, share, _c(share, 0))
+    return _mul(share, hits)
 
 
 def _kept(x: Node, axes) -> tuple[int, ...]:
@@ -189,7 +193,7 @@ def _evenly_rule(out: Node, g: Node, ins: tuple) -> list:
     (x,) = ins
     axes = tuple(range(x.ndim))
     m = b.expand_to(b.reshape(out, (1,) * x.ndim), x.shape)
-    return [_share(x, m, b.reshape(g, (1,) * x.ndim), axes, nan_hits=True)]
+    return [_share(x, m, b.reshape(g, (1,) * x.ndim), axes, nan_hits=True, fill=True)]
 
 
 def _norm_inf_rule(out: Node, g: Node, ins: tuple, axes: tuple) -> list:
