@@ -38,3 +38,13 @@ def _lazy_mode():
     yield
     em.set_eager(prev)
     em.set_grad_enabled(True)
+
+
+@pytest.fixture(params=["lazy", "eager"])
+def exec_mode(request):
+    """The test runs once lazily and once in eager mode (the mode's name is the value)."""
+    import ember as em
+    prev = em.is_eager()
+    em.set_eager(request.param == "eager")
+    yield request.param
+    em.set_eager(prev)

@@ -150,15 +150,6 @@ def _compare(fn, columns, dtype: str) -> None:
                         f"torch {w[~close]}")
 
 
-@pytest.fixture(params=["lazy", "eager"])
-def exec_mode(request):
-    """Each table row runs lazily and in eager mode."""
-    prev = em.is_eager()
-    em.set_eager(request.param == "eager")
-    yield request.param
-    em.set_eager(prev)
-
-
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", list(UNARY))
 def test_unary_special_points_match_torch(name, dtype, exec_mode):

@@ -84,14 +84,6 @@ def _twice(m, name):
     return [None if t.grad is None else t.grad.numpy() for t in (x, y)]
 
 
-@pytest.fixture(params=["lazy", "eager"])
-def exec_mode(request):
-    prev = em.is_eager()
-    em.set_eager(request.param == "eager")
-    yield request.param
-    em.set_eager(prev)
-
-
 @pytest.mark.parametrize("name", list(OPS))
 def test_a_second_backward_raises_exactly_where_torch_freed_a_saved_value(name, exec_mode):
     want = _twice(torch, name)
