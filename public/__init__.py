@@ -57,3 +57,5 @@ __all__ = [n for n in _tracer_all if n not in _INTERNAL] + [
     "uint8", "bool", "float", "double", "half", "long", "int", "short", "get_default_dtype",
     "set_default_dtype", "promote_types", "cuda", "autograd", "__version__",
 ]
+
+from . import nn, optim  # noqa: E402,F401  (subpackages, as torch.nn and torch.optim)

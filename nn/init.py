@@ -1,0 +1,3 @@
+"""ember.nn.init: in-place initialisers with PyTorch's distributions and fan rules."""
+
+__all__: list = []
