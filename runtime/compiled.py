@@ -25,7 +25,7 @@ from ..ir.node import Node
 from ..ir.ops import Op
 from ..ir.view import View
 from . import cache, threads
-from .config import debug, options
+from .config import debug, options, which_run
 from .interpreter import (
     IMPL,
     _finish,
@@ -173,12 +173,6 @@ def _fold(n: Node):
     return value.item()
 
 
-def _which() -> str:
-    """Which realisation a debug line belongs to: the count execute.run keeps."""
-    from .execute import stats
-    return f"run {stats['runs']}"
-
-
 def _exec(source: str):
     ns = dict(NAMESPACE)
     exec(compile(source, "<ember-kernels>", "exec"), ns)  # noqa: S102 - our own generated code
@@ -205,7 +199,7 @@ def compile_key(key: tuple[Node, ...]) -> Compiled:
         if options.verify and not isinstance(e, (NotImplementedError, TypeError)):
             raise
         if options.debug:
-            debug(f"{_which()}: not compiled ({e}); using the interpreter")
+            debug(f"{which_run()}: not compiled ({e}); using the interpreter")
         return Compiled(None, "", 0, 0, f"not compiled: {e}")
     report = describe(plan)
     if plan.fusion.notes:
@@ -214,10 +208,10 @@ def compile_key(key: tuple[Node, ...]) -> Compiled:
                      sum(prog.slot_bytes))
     if options.debug:
         ms = (time.perf_counter() - start) * 1e3
-        debug(f"{_which()}: compiled {len(graph)} nodes into {entry.kernels} kernels in "
+        debug(f"{which_run()}: compiled {len(graph)} nodes into {entry.kernels} kernels in "
               f"{ms:.2f} ms")
         if options.debug >= 2:
-            debug(f"{_which()}: graph, schedule and source\n{plan.graph}\n{report}\n{source}")
+            debug(f"{which_run()}: graph, schedule and source\n{plan.graph}\n{report}\n{source}")
     return entry
 
 
@@ -240,10 +234,10 @@ def _load_or_compile(key: tuple[Node, ...]) -> Compiled:
                 entry.fn = _checked_first_call(entry, key, digest)
                 if options.debug:
                     # NOTE: a warm disk cache shows what a compile would have shown
-                    debug(f"{_which()}: loaded {entry.kernels} kernels from the disk cache, "
+                    debug(f"{which_run()}: loaded {entry.kernels} kernels from the disk cache, "
                           f"{cache.disk.path(digest)}")
                     if options.debug >= 2:
-                        debug(f"{_which()}: schedule and source\n{entry.report}\n{source}")
+                        debug(f"{which_run()}: schedule and source\n{entry.report}\n{source}")
                 return entry
     return _compile_and_store(key, digest)
 
@@ -288,7 +282,7 @@ def _checked_first_call(entry: Compiled, key: tuple[Node, ...], digest: str):
             return values
         cache.memory.stats.disk_rejects += 1
         if options.debug:
-            debug(f"{_which()}: a program loaded from the disk cache gave outputs of other "
+            debug(f"{which_run()}: a program loaded from the disk cache gave outputs of other "
                   "shapes or dtypes than its graph's; compiling it again")
         fresh = _compile_and_store(key, digest)
         # NOTE: nbytes stays: the memory cache counted the entry's bytes when it was put
@@ -369,5 +363,5 @@ def run_compiled(outputs: list[Node]) -> list[np.ndarray]:
             raise
         entry.fn = None
         if options.debug:
-            debug(f"{_which()}: a compiled program failed; using the interpreter for it")
+            debug(f"{which_run()}: a compiled program failed; using the interpreter for it")
         return values

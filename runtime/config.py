@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 
 from ..ir.passes.fusion import TILE_ELEMS
@@ -125,6 +126,16 @@ class _Stderr(logging.StreamHandler):
     @stream.setter
     def stream(self, value) -> None:
         pass
+
+
+# NOTE: execution counters (runtime/execute.py re-exports them as `stats`); here so
+# that every debug line can name its realisation ("run N") without importing execute
+stats: Counter = Counter()
+
+
+def which_run() -> str:
+    """Which realisation a debug line belongs to: "run N", N counting realisations."""
+    return f"run {stats['runs']}"
 
 
 def debug(message: str) -> None:

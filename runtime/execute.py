@@ -11,18 +11,15 @@ the compiled-graph cache has its own (`ember.runtime.cache.stats()`).
 from __future__ import annotations
 
 import time
-from collections import Counter
 
 import numpy as np
 
 from ..ir.node import Node
-from .config import debug, options
+from .config import debug, options, stats
 from .context import current
 from .interpreter import evaluate
 
 __all__ = ["run", "stats"]
-
-stats: Counter = Counter()
 
 
 _COMPILED: list = []

@@ -352,3 +352,19 @@ def test_mask_assignment_of_a_number_builds_one_graph_per_step():
         np.testing.assert_array_equal(g.numpy(), expected)
         misses.append(cache.stats().misses)
     assert misses[3] == misses[2] == misses[1]  # the same graph as the step before
+
+
+@pytest.mark.parametrize("value", [1.0, "tensor"])
+def test_mask_assignment_into_an_expanded_view_writes_the_base(value):
+    """`x[mask] = v` where x's elements alias (an expanded view) writes the memory each
+    selected element reads, with PyTorch's deprecation warning (it recursed before)."""
+    mask = [[True, False, False], [False, False, True], [False, False, False]]
+    pairs = []
+    for lib in (em, torch):
+        base = lib.zeros(3)
+        x = base.expand(3, 3)
+        v = 7.0 if value == 1.0 else lib.tensor(7.0)
+        with pytest.warns(UserWarning, match="expanded tensors is deprecated"):
+            x[lib.tensor(mask)] = v
+        pairs.append(base)
+    np.testing.assert_array_equal(pairs[0].numpy(), pairs[1].numpy())

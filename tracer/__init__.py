@@ -15,7 +15,7 @@ from .creation import __all__ as _creation_all
 from .device import device
 from .elementwise import *  # noqa: F401,F403
 from .elementwise import __all__ as _elementwise_all
-from .indexing import gather, index_select, masked_fill, nonzero
+from .indexing import gather, index_select, masked_fill, nonzero, where  # noqa: F401,F811
 from .mode import (
     eager,
     enable_grad,

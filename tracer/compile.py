@@ -55,14 +55,20 @@ import weakref
 import numpy as np
 
 from ..ir import build as b
-from ..ir.graph import toposort
+from ..ir.graph import Graph, toposort
 from ..ir.ops import Op
+from ..ir.passes.pipeline import lower
 from ..ir.view import View
 from ..runtime import buffers as rb
+from ..runtime.cache import canonical
+from ..runtime.compiled import _fold, lookup
 from ..runtime.config import options
 from ..runtime.context import current, switch
 from ..runtime.execute import run
+from ..runtime.interpreter import _strided
 from . import mode, storage
+from .device import cuda_available
+from .inplace import copy_
 from .tensor import Tensor, _new, from_array
 
 __all__ = ["compile", "explain", "GraphBreak"]
@@ -150,6 +156,12 @@ class _Trace:
         if self.is_input(st):
             graph_break()
 
+    def realizing(self, nodes) -> None:
+        """Pending values are about to be computed (see realize_storages): a graph break
+        when they read a placeholder or a captured tensor, whose values are unknown."""
+        if depends_on_inputs(nodes):
+            graph_break()
+
     def restore(self) -> None:
         for seen in self.seen.values():
             seen.restore()
@@ -166,8 +178,10 @@ def depends_on_inputs(nodes) -> bool:
     return any(n.op is Op.BUFFER and n.arg < start for n in toposort(nodes))
 
 
+# NOTE: the source folders of ember's packages (public/ installs as `ember` itself)
 _PACKAGE_DIRS = tuple(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))), d) + os.sep for d in ("tracer", "ir", "runtime", "codegen", "ember"))
+    __file__))), d) + os.sep for d in ("tracer", "ir", "runtime", "codegen", "public",
+                                       "nn", "optim"))
 _in_package: dict = {}  # code object -> whether it is ember's own code
 
 
@@ -314,7 +328,6 @@ class _Program:
 
     def _prepare(self) -> None:
         """Find the compiled program once, and where each of its inputs comes from."""
-        from ..runtime.compiled import lookup
         entry, inputs, params = lookup(self.outputs)
         by_array = {id(buf.array): k for k, buf in enumerate(self.sources)}
         self.inputs = [("arg", by_array[id(a)]) if id(a) in by_array else ("const", a)
@@ -665,7 +678,6 @@ def _write_back(target: Tensor, value: np.ndarray) -> None:
     if target._view.is_full(st.numel):
         st.assign(flat)
     else:
-        from .inplace import copy_
         with mode.no_grad():
             copy_(target, from_array(np.array(flat).reshape(tuple(target.shape)), target.dtype))
 
@@ -685,7 +697,6 @@ def _compose(outer: View, inner: View) -> View | None:
         return View(inner.shape, inner.strides, inner.offset + outer.offset)
     if inner.numel == 0:
         return None
-    from ..runtime.interpreter import _strided
     where = np.zeros(outer.shape, dtype=np.int64) + outer.offset
     for d, (size, stride) in enumerate(zip(outer.shape, outer.strides)):
         where += (np.arange(size) * stride).reshape((size,) + (1,) * (outer.ndim - d - 1))
@@ -707,7 +718,6 @@ def _alias(program: _Program, real: Tensor, view: View, dtype, detached: bool) -
     if composed is key:
         composed = program.views[key] = _compose(real._view, view)
     if composed is None:  # NOTE: the uncompiled op would have copied too (reshape)
-        from ..runtime.interpreter import _strided
         flat = np.ascontiguousarray(real._array()).reshape(-1)
         return from_array(np.array(_strided(flat, view)), dtype, real._storage.device)
     out = _new(real._storage, composed, dtype, real._base if real._base is not None else real)
@@ -986,7 +996,6 @@ def compile(fn=None, *, fullgraph: bool = False, backend: str = "auto",
     if backend not in ("auto", "numpy", "triton", "interpreter"):
         raise ValueError(f"unknown backend {backend!r}; expected 'auto', 'numpy' or 'triton'")
     if backend == "triton":
-        from .device import cuda_available
         if not cuda_available():
             raise RuntimeError("backend='triton' needs a CUDA device; none is available")
     if isinstance(recompile_limit, bool) or not isinstance(recompile_limit, int) or \
@@ -1036,11 +1045,6 @@ def explain(fn, *args, graph: bool = False, **kwargs):
 def _fused_graph(outputs):
     """The simplified graph of `outputs` as a networkx DiGraph, each vertex marked with
     the kernel the schedule puts it in (see `explain`)."""
-    from ..ir.graph import Graph
-    from ..ir.passes.pipeline import lower
-    from ..runtime.cache import canonical
-    from ..runtime.compiled import _fold
-
     key, _, _ = canonical(outputs)
     plan = lower(Graph(key), fold=_fold, tile_elems=options.tile_elems)
     out = plan.graph.to_networkx()

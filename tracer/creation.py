@@ -21,10 +21,11 @@ from ..ir.node import node
 from ..ir.ops import Op
 from ..runtime.buffers import check_size
 from ..runtime.context import current, default_generator
-from .data import as_array, check_scalar, from_numpy_shared
+from .data import check_scalar, from_numpy_shared
 from .device import check_device
 from .elementwise import memory_order
-from .tensor import Tensor, from_array, wrap_node
+from .records import result
+from .tensor import Tensor, copy_of, from_array, wrap_node
 
 __all__ = ["tensor", "as_tensor", "from_numpy", "zeros", "ones", "full", "empty", "eye",
            "arange", "linspace", "rand", "randn", "randint", "zeros_like", "ones_like",
@@ -46,11 +47,7 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
     tensor([[1, 2],
             [3, 4]])
     """
-    device = check_device(device)
-    if isinstance(data, Tensor):
-        data = data.detach()
-    arr, d = as_array(data, dt.to_dtype(dtype) if dtype is not None else None)
-    return _finish(from_array(arr, d, device), requires_grad)
+    return _finish(copy_of(data, dtype, device), requires_grad)
 
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:
@@ -412,7 +409,6 @@ def diag(input: Tensor, diagonal: int = 0) -> Tensor:
         cols = np.arange(n) + max(0, diagonal)
         out = zeros(size, size, dtype=input.dtype, device=input._storage.device)
         idx = from_array((rows * size + cols).astype(np.int64), dt.int64)
-        from .tensor import result
         raw = input.node
         flat = node(Op.SCATTER, (b.flat(out.node), idx.node, raw), 0)
         return result(b.reshape(flat, (size, size)), (input,), "DiagEmbedBackward0", (raw,))

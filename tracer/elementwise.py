@@ -20,7 +20,8 @@ from ..ir.node import Node, const, node
 from ..ir.ops import Op
 from ..runtime.context import current
 from ..runtime.interpreter import check_divisor
-from .tensor import Tensor, distinct_nodes, result
+from .records import result
+from .tensor import Tensor, copy_of, distinct_nodes
 
 __all__ = [
     "broadcast_shapes", "add", "sub", "mul", "multiply", "div", "divide", "true_divide",
@@ -46,8 +47,7 @@ def as_operand(x, what: str = "operand"):
             return x.item()
         return x
     if isinstance(x, np.ndarray):
-        from .creation import tensor
-        return tensor(x)
+        return copy_of(x)
     raise TypeError(f"unsupported {what} of type {type(x).__name__}: expected a Tensor or a "
                     "number")
 
@@ -716,11 +716,9 @@ def clamp_name(bounds) -> str:
 clip = clamp
 
 
-def where(condition, input=None, other=None) -> Tensor:
-    """`input` where condition holds, else `other` (broadcast together)."""
-    if input is None and other is None:
-        from .indexing import nonzero
-        return nonzero(condition, as_tuple=True)
+def where(condition, input, other) -> Tensor:
+    """`input` where condition holds, else `other` (broadcast together); the one-argument
+    form `em.where(condition)` is `nonzero(condition, as_tuple=True)` (tracer/indexing.py)."""
     cond = as_operand(condition, "condition")
     if not isinstance(cond, Tensor) or cond.dtype is not dt.bool_:
         got = cond.dtype if isinstance(cond, Tensor) else type(cond).__name__
@@ -917,3 +915,45 @@ def nan_to_num(input, nan: float = 0.0, posinf: float | None = None,
         n2 = b.where(node(Op.EQ, (n, b.like(n, math.inf))), b.like(n, hi), n2)
         return b.where(node(Op.EQ, (n, b.like(n, -math.inf))), b.like(n, lo), n2)
     return _apply(Op.WHERE, (x,), "NanToNumBackward0", build=build)
+
+
+# -- Tensor methods and operators: `t.add(y)` is `add(t, y)`, `t + y` too -------------
+
+for _name in __all__:
+    if _name not in ("broadcast_shapes", "as_operand", "where", "laid_out", "memory_order"):
+        setattr(Tensor, _name, globals()[_name])
+
+
+def _where_method(self, condition, other):
+    """Method form of `em.where`: `self.where(condition, other)` is
+    `em.where(condition, self, other)`, self where condition holds, else other.
+
+    >>> em.tensor([1.0, 2.0, 3.0]).where(em.tensor([True, False, True]), 0.0)
+    tensor([1., 0., 3.])
+    """
+    return where(condition, self, other)
+
+
+def _swap(fn):
+    def reflected(self, other):
+        return fn(other, self)
+    return reflected
+
+
+_OPERATORS = {
+    "__add__": add, "__radd__": _swap(add), "__sub__": sub, "__rsub__": _swap(sub),
+    "__mul__": mul, "__rmul__": _swap(mul), "__truediv__": div, "__rtruediv__": _swap(div),
+    "__floordiv__": floor_divide, "__rfloordiv__": _swap(floor_divide),
+    "__mod__": remainder, "__rmod__": _swap(remainder),
+    "__pow__": pow, "__rpow__": _swap(pow),
+    "__and__": bitwise_and, "__rand__": _swap(bitwise_and),
+    "__or__": bitwise_or, "__ror__": _swap(bitwise_or),
+    "__xor__": bitwise_xor, "__rxor__": _swap(bitwise_xor),
+    "__eq__": eq, "__ne__": ne, "__lt__": lt, "__le__": le, "__gt__": gt, "__ge__": ge,
+    "__neg__": neg, "__abs__": abs, "__invert__": bitwise_not,
+    "__pos__": lambda self: self,
+    "__hash__": lambda self: id(self),  # __eq__ is elementwise, identity hashes
+    "where": _where_method,
+}
+for _name, _fn in _OPERATORS.items():
+    setattr(Tensor, _name, _fn)

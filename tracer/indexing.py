@@ -10,6 +10,8 @@ scatter into the tensor.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ..ir import build as b
@@ -18,17 +20,21 @@ from ..ir.node import Node, node
 from ..ir.ops import Op
 from ..ir.view import View
 from ..runtime.context import current
-from .shape import make_view, select, slice_dim, unsqueeze
+from . import elementwise
+from .data import check_scalar
+from .elementwise import aligned_strides, as_operand, broadcast_shapes, order_of_strides
+from .inplace import check_no_internal_overlap, copy_, inplace_node, inplace_op
+from .records import result
+from .shape import expand, make_view, narrow, select, slice_dim, unsqueeze
 from .storage import realize_storages
-from .tensor import Tensor, from_array, result, wrap_node
+from .tensor import Tensor, _dim, copy_of, from_array, wrap_node
 
 __all__ = ["getitem", "setitem", "take_along", "nonzero", "index_select", "masked_fill",
-           "gather", "linear_index"]
+           "masked_fill_", "gather", "linear_index", "where"]
 
 
 def _to_index_tensor(obj) -> Tensor:
-    from .creation import tensor
-    t = obj if isinstance(obj, Tensor) else tensor(np.asarray(obj) if not isinstance(
+    t = obj if isinstance(obj, Tensor) else copy_of(np.asarray(obj) if not isinstance(
         obj, (list, tuple)) else obj)
     if t.dtype.is_floating_point:
         raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
@@ -179,7 +185,6 @@ def _advanced(v: Tensor, advanced, keep_layout: bool = True):
     """Gather `v` at the advanced indices; returns (node, index tensors, order): the
     node is laid out in `order` (see `wrap_node`), PyTorch's layout for `v[idx]`
     unless `keep_layout` is False (then row-major, order None)."""
-    from .elementwise import broadcast_shapes
     dims = [d for d, _ in advanced]
     idx_tensors = [t for _, t in advanced]
     try:
@@ -216,7 +221,6 @@ def _index_order(strides: tuple, p: int, k: int, idx_tensors, shape: tuple):
     """The layout PyTorch gives `x[..., idx, ...]` (see `memory_order`): its iterator
     reads x restrided (stride 0 along the index dims, which replace x's dims p..p+k)
     and the index tensors (stride 0 along x's other dims)."""
-    from .elementwise import aligned_strides, order_of_strides
     if len(shape) < 2 or (all(t._view._contiguous for t in idx_tensors)
                           and _row_major(strides, p, k)):
         return None
@@ -283,11 +287,9 @@ def setitem(x: Tensor, idx, value) -> None:
     Lazy index tensors are computed first, so an out-of-range index raises here and
     not at a later read: a failed assignment must leave x as it was.
     """
-    from .elementwise import as_operand
-    from .inplace import inplace_node, inplace_op
     if isinstance(value, Tensor) and value.numel() != 1:
         _check_index_not_target(x, idx)
-    if _fills_by_mask(x, idx, value):
+    if _fills_by_mask(x, idx, value) and not x._view.has_overlap():
         # NOTE: `x[mask] = number` with a mask of x's shape is a masked fill: no count of
         # selected elements, so no realisation and no data-dependent shape (a loop doing
         # `grad[h < 0] = 0` builds the same graph every step)
@@ -301,7 +303,6 @@ def setitem(x: Tensor, idx, value) -> None:
     value = _drop_leading_ones(as_operand(value, "value"))
     v, advanced = _basic(x, items)
     if not advanced:
-        from .inplace import check_no_internal_overlap, copy_
         if not isinstance(value, Tensor):
             check_no_internal_overlap(v)  # NOTE: a number is copied, as in PyTorch, not filled
         copy_(v, value)
@@ -359,9 +360,7 @@ def _scatter_target(x: Tensor):
     base = x._base
     numel = x._storage.numel
     if base is None or x._detached or not base._view.is_full(numel):
-        from .inplace import check_no_internal_overlap
         check_no_internal_overlap(x)
-    import warnings
     warnings.warn("Use of index_put_ on expanded tensors is deprecated. Please clone() the "
                   "tensor before performing this operation. This also applies to advanced "
                   "indexing e.g. tensor[indices] = tensor", UserWarning, stacklevel=3)
@@ -383,7 +382,6 @@ def _drop_leading_ones(value):
 
 def _check_broadcast(value, shape) -> None:
     if isinstance(value, Tensor):
-        from .elementwise import broadcast_shapes
         try:
             out = broadcast_shapes(tuple(value.shape), shape)
         except RuntimeError:
@@ -395,8 +393,6 @@ def _check_broadcast(value, shape) -> None:
 
 def take_along(x: Tensor, indices: Tensor, dim: int) -> Tensor:
     """`out[..., j, ...] = x[..., indices[..., j, ...], ...]` along dim (torch.gather)."""
-    from .elementwise import broadcast_shapes
-    from .tensor import _dim
     d = _dim(dim, x.ndim)
     if indices.ndim != x.ndim:
         raise RuntimeError("Index tensor must have the same number of dimensions as input "
@@ -426,8 +422,6 @@ def take_along(x: Tensor, indices: Tensor, dim: int) -> Tensor:
 def gather(input: Tensor, dim: int, index: Tensor) -> Tensor:
     """`torch.gather`: `out[i][j] = input[i][index[i][j]]` for dim=1; `index`'s shape is
     the result's (it may be smaller than `input` in the other dims, never larger)."""
-    from .shape import narrow
-    from .tensor import _dim
     d = _dim(dim, input.ndim)
     if index.ndim != input.ndim:
         raise RuntimeError("Index tensor must have the same number of dimensions as input "
@@ -459,7 +453,6 @@ def index_select(input: Tensor, dim: int, index: Tensor) -> Tensor:
     tensor([[5, 6],
             [1, 2]])
     """
-    from .tensor import _dim
     d = _dim(dim, input.ndim)
     if index.ndim > 1:
         raise IndexError("index_select(): Index is supposed to be a vector")
@@ -514,7 +507,6 @@ def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
     >>> em.masked_fill(em.tensor([1, 2, 3]), em.tensor([False, True, True]), 2.5)
     tensor([1, 2, 2])
     """
-    from .elementwise import where
     if isinstance(value, Tensor):
         if value.ndim:
             raise RuntimeError("masked_fill_ only supports a 0-dimensional value tensor, but "
@@ -524,12 +516,60 @@ def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
         raise TypeError(f"masked_fill(): value must be a number or a 0-dim Tensor, not "
                         f"{type(value).__name__}")
     elif input.dtype.category < 2:
-        from .data import check_scalar
         check_scalar(value, input.dtype)  # torch's overflow error (300 into int8)
         value = input.dtype.np.type(value).item()
-    out = where(mask, value, input)
+    out = elementwise.where(mask, value, input)
     if not out._view._contiguous:
         out = out.contiguous()  # NOTE: PyTorch fills a row-major copy of input
     if out._grad_fn is not None:  # PyTorch's names: by a number 0, by a tensor 1
         out._grad_fn._name = f"MaskedFillBackward{int(isinstance(value, Tensor))}"
     return out
+
+
+def masked_fill_(x: Tensor, mask: Tensor, value) -> Tensor:
+    """In-place `masked_fill`: writes `value` into this tensor where `mask` is True.
+
+    >>> t = em.zeros(3)
+    >>> t.masked_fill_(em.tensor([True, False, True]), 1.0)
+    tensor([1., 0., 1.])
+    """
+    if x._view.has_overlap():
+        return _masked_fill_aliased(x, mask, value)
+    name = f"MaskedFillBackward{int(isinstance(value, Tensor))}"
+    return inplace_op(x, masked_fill, mask, value, name=name)
+
+
+def _masked_fill_aliased(x: Tensor, mask: Tensor, value) -> Tensor:
+    """`masked_fill_` on a tensor whose elements alias (an expanded view): PyTorch fills
+    the memory of every selected element, with a deprecation warning; so does the
+    equivalent boolean-mask assignment."""
+    warnings.warn("Use of masked_fill_ on expanded tensors is deprecated. Please clone() the "
+                  "tensor before performing this operation. This also applies to advanced "
+                  "indexing e.g. tensor[mask] = scalar", UserWarning, stacklevel=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        setitem(x, expand(mask, *x.shape), value)
+    return x
+
+
+def where(condition, input=None, other=None):
+    """`input` where the bool `condition` holds, else `other` (broadcast together).
+
+    With only `condition`, the indices of its True elements, one tensor per
+    dimension (`nonzero(condition, as_tuple=True)`), as in PyTorch.
+
+    >>> em.where(em.tensor([True, False]), em.tensor([1.0, 2.0]), 0.0)
+    tensor([1., 0.])
+    >>> em.where(em.tensor([False, True]))
+    (tensor([1]),)
+    """
+    if input is None and other is None:
+        return nonzero(condition, as_tuple=True)
+    return elementwise.where(condition, input, other)
+
+
+# Tensor methods: `t[i]`, `t[i] = v`, `t.gather(0, idx)`, ...
+for _name in ("index_select", "masked_fill", "masked_fill_", "gather", "nonzero"):
+    setattr(Tensor, _name, globals()[_name])
+Tensor.__getitem__ = getitem
+Tensor.__setitem__ = setitem

@@ -16,8 +16,8 @@ from ..ir.node import Node, node
 from ..ir.ops import Op
 from ..runtime.context import current, swap_eager, swap_grad
 from . import elementwise
-from .autograd import base_flat, record
 from .data import check_scalar
+from .records import base_flat, record
 from .storage import realize_storages
 from .tensor import Tensor, wrap_node
 
@@ -233,10 +233,6 @@ def inplace_op(x: Tensor, fn, *args, name: str | None = None, **kwargs) -> Tenso
         name = "DivBackward2"
     elif fn is elementwise.pow and others:
         name = "PowBackward1"
-    elif fn is _masked_fill():
-        name = f"MaskedFillBackward{int(bool(others[1:]))}"
-    if fn is _masked_fill() and x._view.has_overlap():
-        return _masked_fill_aliased(x, *args, **kwargs)
     direct = _direct_build(x, fn, args, kwargs)
     if direct is not None:
         return inplace_node(x, direct, others, name)
@@ -266,34 +262,11 @@ def inplace_op(x: Tensor, fn, *args, name: str | None = None, **kwargs) -> Tenso
     return inplace_node(x, build, others, name, stops=stops)
 
 
-def _masked_fill():
-    from .indexing import masked_fill
-    return masked_fill
-
-
-def _masked_fill_aliased(x: Tensor, mask: Tensor, value) -> Tensor:
-    """`masked_fill_` on a tensor whose elements alias (an expanded view): PyTorch fills
-    the memory of every selected element, with a deprecation warning; so does the
-    equivalent boolean-mask assignment."""
-    import warnings
-
-    from .indexing import setitem
-    from .shape import expand
-    warnings.warn("Use of masked_fill_ on expanded tensors is deprecated. Please clone() the "
-                  "tensor before performing this operation. This also applies to advanced "
-                  "indexing e.g. tensor[mask] = scalar", UserWarning, stacklevel=3)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        setitem(x, expand(mask, *x.shape), value)
-    return x
-
-
 def copy_(x: Tensor, src) -> Tensor:
     """Copy src (broadcast, cast to x's dtype) into x's elements."""
-    from .elementwise import as_operand, broadcast_shapes
-    src = as_operand(src, "source")
+    src = elementwise.as_operand(src, "source")
     if isinstance(src, Tensor):
-        shape = broadcast_shapes(tuple(src.shape), tuple(x.shape))
+        shape = elementwise.broadcast_shapes(tuple(src.shape), tuple(x.shape))
         if shape != tuple(x.shape):
             raise RuntimeError(f"output with shape {list(x.shape)} doesn't match the broadcast "
                                f"shape {list(shape)}")
@@ -355,5 +328,27 @@ INPLACE_METHODS = ["add", "sub", "mul", "div", "pow", "neg", "abs", "sqrt", "rsq
                    "clamp", "clip", "floor", "ceil", "round", "trunc", "reciprocal", "sign",
                    "square", "remainder", "floor_divide", "maximum", "minimum", "lerp",
                    "nan_to_num", "logical_not", "bitwise_not", "bitwise_and", "bitwise_or",
-                   "bitwise_xor", "masked_fill", "multiply", "divide", "negative", "exp2",
+                   "bitwise_xor", "multiply", "divide", "negative", "exp2",
                    "log2", "log10"]
+
+
+# Tensor methods: `t.add_(y)`, `t.copy_(src)`, `t += y`, ...
+for _name in INPLACE_METHODS:
+    setattr(Tensor, _name + "_", _make_inplace(_name, elementwise))
+Tensor.copy_ = copy_
+Tensor.fill_ = fill_
+Tensor.zero_ = zero_
+
+
+def _inplace_operator(name):
+    method = getattr(Tensor, name)
+
+    def op(self, other):
+        return method(self, other)
+    return op
+
+
+for _op, _method in (("__iadd__", "add_"), ("__isub__", "sub_"), ("__imul__", "mul_"),
+                     ("__itruediv__", "div_"), ("__ifloordiv__", "floor_divide_"),
+                     ("__imod__", "remainder_")):
+    setattr(Tensor, _op, _inplace_operator(_method))

@@ -1,9 +1,9 @@
-"""Tensor methods and operators, attached from the functional modules.
+"""Tensor conversions: `to`, `float`, `double`, ..., `clone`, `detach`, `new_zeros`, ...
 
-`t.add(y)`, `t + y`, `t.sum(0)`, `t.view(2, 3)`, `t.add_(y)`: each method is the
-function of the same name with the tensor as its first argument; this module
-only wires them onto `Tensor` and adds conversions (`to`, `float`, `clone`,
-`detach`, ...), which need no module of their own.
+The methods that are operations (`t.add(y)`, `t + y`, `t.sum(0)`, `t.view(2, 3)`,
+`t.add_(y)`, `t[i]`) are bound where each operation is defined (elementwise.py,
+reductions.py, shape.py, indexing.py, inplace.py, autograd.py); these need no
+module of their own.
 """
 
 from __future__ import annotations
@@ -12,95 +12,12 @@ from ..ir import build as b
 from ..ir import dtypes as dt
 from ..ir.node import Node, node
 from ..ir.ops import Op
-from . import autograd, elementwise, indexing, inplace, reductions, shape
+from . import creation
 from .device import check_device
 from .elementwise import laid_out
-from .tensor import Tensor, _new, result
+from .records import result
+from .tensor import Tensor, _new
 
-_FUNCTION_METHODS = {
-    elementwise: [n for n in elementwise.__all__ if n not in (
-        "broadcast_shapes", "as_operand", "where")],
-    reductions: [n for n in reductions.__all__],
-    shape: [n for n in shape.__all__ if n not in ("cat", "concat", "stack")],
-    indexing: ["index_select", "masked_fill", "gather", "nonzero"],
-}
-
-for _module, _names in _FUNCTION_METHODS.items():
-    for _name in _names:
-        setattr(Tensor, _name, getattr(_module, _name))
-
-for _name in inplace.INPLACE_METHODS:
-    _module = elementwise if hasattr(elementwise, _name) else indexing
-    setattr(Tensor, _name + "_", inplace._make_inplace(_name, _module))
-
-Tensor.copy_ = inplace.copy_
-Tensor.fill_ = inplace.fill_
-Tensor.zero_ = inplace.zero_
-Tensor.__getitem__ = indexing.getitem
-Tensor.__setitem__ = indexing.setitem
-
-
-def _where(self, condition, other):
-    """Method form of `em.where`: `self.where(condition, other)` is
-    `em.where(condition, self, other)`, self where condition holds, else other.
-
-    >>> em.tensor([1.0, 2.0, 3.0]).where(em.tensor([True, False, True]), 0.0)
-    tensor([1., 0., 3.])
-    """
-    return elementwise.where(condition, self, other)
-
-
-Tensor.where = _where
-
-
-def _swap(fn):
-    def reflected(self, other):
-        return fn(other, self)
-    return reflected
-
-
-def _inplace_operator(name):
-    method = getattr(Tensor, name)
-
-    def op(self, other):
-        return method(self, other)
-    return op
-
-
-_OPERATORS = {
-    "__add__": elementwise.add, "__radd__": _swap(elementwise.add),
-    "__sub__": elementwise.sub, "__rsub__": _swap(elementwise.sub),
-    "__mul__": elementwise.mul, "__rmul__": _swap(elementwise.mul),
-    "__truediv__": elementwise.div, "__rtruediv__": _swap(elementwise.div),
-    "__floordiv__": elementwise.floor_divide, "__rfloordiv__": _swap(elementwise.floor_divide),
-    "__mod__": elementwise.remainder, "__rmod__": _swap(elementwise.remainder),
-    "__pow__": elementwise.pow, "__rpow__": _swap(elementwise.pow),
-    "__matmul__": shape.matmul, "__rmatmul__": _swap(shape.matmul),
-    "__and__": elementwise.bitwise_and, "__rand__": _swap(elementwise.bitwise_and),
-    "__or__": elementwise.bitwise_or, "__ror__": _swap(elementwise.bitwise_or),
-    "__xor__": elementwise.bitwise_xor, "__rxor__": _swap(elementwise.bitwise_xor),
-    "__eq__": elementwise.eq, "__ne__": elementwise.ne, "__lt__": elementwise.lt,
-    "__le__": elementwise.le, "__gt__": elementwise.gt, "__ge__": elementwise.ge,
-    "__neg__": elementwise.neg, "__abs__": elementwise.abs,
-    "__invert__": elementwise.bitwise_not,
-    "__iadd__": _inplace_operator("add_"), "__isub__": _inplace_operator("sub_"),
-    "__imul__": _inplace_operator("mul_"), "__itruediv__": _inplace_operator("div_"),
-    "__ifloordiv__": _inplace_operator("floor_divide_"),
-    "__imod__": _inplace_operator("remainder_"),
-}
-for _name, _fn in _OPERATORS.items():
-    setattr(Tensor, _name, _fn)
-
-
-def _pos(self):
-    return self
-
-
-Tensor.__pos__ = _pos
-Tensor.__hash__ = lambda self: id(self)  # __eq__ is elementwise, identity hashes
-
-
-# -- conversions ------------------------------------------------------------------
 
 def to(self, *args, dtype=None, device=None, copy: bool = False, non_blocking=False):
     """`t.to(dtype)`, `t.to(device)`, `t.to(other)` or `t.to(device, dtype)`."""
@@ -201,28 +118,8 @@ def detach_(self) -> Tensor:
 
 
 @property
-def T(self) -> Tensor:
-    return shape.permute(self, *reversed(range(self.ndim)))
-
-
-@property
-def mT(self) -> Tensor:
-    return shape.transpose(self, -2, -1)
-
-
-@property
 def data(self) -> Tensor:
     return detach(self)
-
-
-def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
-    """Accumulate the gradient of this tensor into the leaves' `.grad` (see PyTorch)."""
-    autograd.backward(self, gradient, retain_graph, create_graph, inputs)
-
-
-def retain_grad(self) -> None:
-    """Keep this non-leaf tensor's gradient in `.grad` after backward()."""
-    autograd.retain_grad(self)
 
 
 def new_tensor(self, data, dtype=None, requires_grad=False):
@@ -231,8 +128,7 @@ def new_tensor(self, data, dtype=None, requires_grad=False):
     >>> em.tensor([1, 2]).new_tensor([3, 4])
     tensor([3, 4])
     """
-    from .creation import tensor
-    return tensor(data, dtype or self.dtype, self._storage.device, requires_grad)
+    return creation.tensor(data, dtype or self.dtype, self._storage.device, requires_grad)
 
 
 def new_zeros(self, *size, dtype=None, requires_grad=False):
@@ -241,8 +137,7 @@ def new_zeros(self, *size, dtype=None, requires_grad=False):
     >>> em.zeros(2, dtype=em.int32).new_zeros(3)
     tensor([0, 0, 0], dtype=ember.int32)
     """
-    from .creation import zeros
-    return zeros(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+    return creation.zeros(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
 
 
 def new_ones(self, *size, dtype=None, requires_grad=False):
@@ -251,8 +146,7 @@ def new_ones(self, *size, dtype=None, requires_grad=False):
     >>> em.zeros(2, dtype=em.int32).new_ones(3)
     tensor([1, 1, 1], dtype=ember.int32)
     """
-    from .creation import ones
-    return ones(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+    return creation.ones(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
 
 
 def new_full(self, size, fill_value, dtype=None, requires_grad=False):
@@ -261,8 +155,7 @@ def new_full(self, size, fill_value, dtype=None, requires_grad=False):
     >>> em.zeros(1).new_full((2,), 7)
     tensor([7., 7.])
     """
-    from .creation import full
-    return full(size, fill_value, dtype=dtype or self.dtype, requires_grad=requires_grad)
+    return creation.full(size, fill_value, dtype=dtype or self.dtype, requires_grad=requires_grad)
 
 
 def is_floating_point(self) -> bool:
@@ -270,9 +163,7 @@ def is_floating_point(self) -> bool:
     return self.dtype.is_floating_point
 
 
-for _fn in (type_as, cpu, cuda, clone, detach, detach_, backward, retain_grad, new_tensor,
+for _fn in (type_as, cpu, cuda, clone, detach, detach_, new_tensor,
             new_zeros, new_ones, new_full, is_floating_point):
     setattr(Tensor, _fn.__name__, _fn)
-Tensor.T = T
-Tensor.mT = mT
 Tensor.data = data

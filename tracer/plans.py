@@ -39,7 +39,8 @@ from ..runtime.compiled import program_for
 from ..runtime.config import debug, options
 from ..runtime.context import current
 from . import storage
-from .autograd import AccumulateGrad, grad_total, is_stale, record_order, release, set_grads
+from .engine import grad_total, release, set_grads
+from .records import AccumulateGrad, is_stale, record_order
 
 __all__ = ["Probe", "clear", "probe", "stats"]
 

@@ -18,7 +18,9 @@ from ..ir import build as b
 from ..ir import dtypes as dt
 from ..ir.node import Node, node
 from ..ir.ops import Op
-from .tensor import Tensor, _dim, result, wrap_node
+from . import elementwise, indexing
+from .records import result
+from .tensor import Tensor, _dim, copy_of, wrap_node
 
 __all__ = ["take_along_dim", "sum", "mean", "prod", "max", "min", "amax", "amin", "argmax",
            "argmin", "var",
@@ -152,10 +154,9 @@ def nanmean(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     >>> em.nanmean(em.tensor([1.0, float("nan"), 3.0]))
     tensor(2.)
     """
-    from .elementwise import div, isnan, logical_not
     _need_float(input, "nanmean")
-    count = sum(logical_not(isnan(input)), dim, keepdim)
-    return div(nansum(input, dim, keepdim), count)
+    count = sum(elementwise.logical_not(elementwise.isnan(input)), dim, keepdim)
+    return elementwise.div(nansum(input, dim, keepdim), count)
 
 
 def prod(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
@@ -298,8 +299,7 @@ def _max_min(largest: bool):
 
     def fn(input: Tensor, dim=None, keepdim: bool = False):
         if isinstance(dim, Tensor):
-            from .elementwise import maximum, minimum
-            return (maximum if largest else minimum)(input, dim)
+            return (elementwise.maximum if largest else elementwise.minimum)(input, dim)
         if dim is None:
             _nonempty(input, (), name, True)
             out = full(input)
@@ -333,8 +333,7 @@ min = _max_min(False)
 
 def take_along_dim(input: Tensor, indices: Tensor, dim: int) -> Tensor:
     """`torch.take_along_dim` for same-rank index tensors along one dim."""
-    from .indexing import take_along
-    return take_along(input, indices, dim)
+    return indexing.take_along(input, indices, dim)
 
 
 def _var_node(x: Node, axes, correction, keepdim: bool) -> Node:
@@ -667,8 +666,6 @@ def sort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool = 
 
 
 def _quantile(input: Tensor, q, dim, keepdim: bool, interpolation: str, ignore_nan: bool):
-    from .creation import tensor
-    from .elementwise import where as where_
     if interpolation not in ("linear", "lower", "higher", "midpoint", "nearest"):
         raise ValueError(f"quantile() interpolation must be one of linear, lower, higher, "
                          f"midpoint or nearest. Got {interpolation}")
@@ -676,7 +673,7 @@ def _quantile(input: Tensor, q, dim, keepdim: bool, interpolation: str, ignore_n
         raise RuntimeError(f"quantile() input tensor must be either float or double dtype, "
                            f"got {input.dtype}")
     scalar_q = not isinstance(q, Tensor)
-    qt = tensor(q, dtype=input.dtype) if scalar_q else q.to(input.dtype)
+    qt = copy_of(q, dtype=input.dtype) if scalar_q else q.to(input.dtype)
     if qt.ndim > 1:
         raise RuntimeError("quantile() q must be a scalar or 1D tensor")
     qv = qt.detach().numpy().reshape(-1)
@@ -707,14 +704,14 @@ def _quantile(input: Tensor, q, dim, keepdim: bool, interpolation: str, ignore_n
     vlo = take_along_dim(rows, lo, -1)
     vhi = take_along_dim(rows, hi, -1)
     if interpolation == "midpoint":
-        w = where_(hi > lo, 0.5, 0.0).to(input.dtype)
+        w = elementwise.where(hi > lo, 0.5, 0.0).to(input.dtype)
     else:
         w = pos - lo.to(input.dtype)
     out = (vlo + (vhi - vlo) * w).squeeze(-1)                        # (..., k)
     if isnan_last is not None:
-        out = where_(isnan_last.expand_as(out), float("nan"), out)
+        out = elementwise.where(isnan_last.expand_as(out), float("nan"), out)
     elif ignore_nan:
-        out = where_((count == 0).expand_as(out), float("nan"), out)
+        out = elementwise.where((count == 0).expand_as(out), float("nan"), out)
     out = out.movedim(-1, 0)                                          # (k, ...)
     if keepdim:
         out = out.unsqueeze(axis + 1) if dim is not None else out.reshape(
@@ -811,3 +808,8 @@ def median(input: Tensor, dim=None, keepdim: bool = False):
     if not keepdim:
         values, idx = values.squeeze(axis), idx.squeeze(axis)
     return values_indices(values, idx)
+
+
+# Tensor methods: `t.sum(0)` is `sum(t, 0)`
+for _name in __all__:
+    setattr(Tensor, _name, globals()[_name])

@@ -16,8 +16,9 @@ from ..ir.node import Node, node
 from ..ir.ops import Op
 from ..ir.view import View
 from ..runtime.context import current
-from .autograd import record
-from .tensor import Tensor, _dim, _new, distinct_nodes, result
+from . import elementwise
+from .records import record, result
+from .tensor import Tensor, _dim, _new, distinct_nodes
 
 __all__ = ["view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "permute",
            "transpose", "swapaxes", "t", "expand", "expand_as", "broadcast_to", "contiguous",
@@ -422,8 +423,7 @@ def flip(x: Tensor, dims) -> Tensor:
         return x.clone()
     raw = x.node
     # NOTE: laid out as x is (PyTorch's preserve_format): a flip of x.T has x.T's strides
-    from .elementwise import laid_out
-    order, (n,) = laid_out((x,), (raw,))
+    order, (n,) = elementwise.laid_out((x,), (raw,))
     if order is not None:
         axes = tuple(sorted(order.index(d) for d in axes))
     return result(node(Op.FLIP, (n,), axes), (x,), "FlipBackward0", (raw,), order=order)
@@ -644,8 +644,7 @@ def matmul(a: Tensor, c: Tensor) -> Tensor:
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({ashape[-2]}x"
                            f"{ashape[-1]} and {y.shape[-2]}x{y.shape[-1]}): shapes "
                            f"{list(a.shape)} and {list(c.shape)}")
-    from .elementwise import broadcast_shapes
-    batch = broadcast_shapes(x.shape[:-2], y.shape[:-2])
+    batch = elementwise.broadcast_shapes(x.shape[:-2], y.shape[:-2])
     x = b.expand_to(x, batch + x.shape[-2:])
     y = b.expand_to(y, batch + y.shape[-2:])
     if a.ndim == 2 and c.ndim == 2 and x.shape[-1] == 1 and x.dtype in (dt.float32, dt.float64):
@@ -736,5 +735,16 @@ def outer(a: Tensor, c: Tensor) -> Tensor:
     """
     if a.ndim != 1 or c.ndim != 1:
         raise RuntimeError(f"outer: expected 1D tensors, got {a.ndim}D and {c.ndim}D")
-    from .elementwise import mul
-    return mul(unsqueeze(a, 1), unsqueeze(c, 0))
+    return elementwise.mul(unsqueeze(a, 1), unsqueeze(c, 0))
+
+
+# Tensor methods: `t.view(2, 3)` is `view(t, 2, 3)`; `a @ b` is `matmul(a, b)`
+for _name in __all__:
+    if _name not in ("cat", "concat", "stack"):
+        setattr(Tensor, _name, globals()[_name])
+Tensor.__matmul__ = matmul
+Tensor.__rmatmul__ = lambda self, other: matmul(other, self)
+Tensor.T = property(lambda self: permute(self, *reversed(range(self.ndim))),
+                    doc="self with its dimensions reversed (a view).")
+Tensor.mT = property(lambda self: transpose(self, -2, -1),
+                     doc="self with its last two dimensions swapped (a view).")

@@ -220,10 +220,9 @@ def realize_storages(storages, extra: tuple = ()) -> list[np.ndarray]:
     if not todo and not extra:
         return []
     chains = [s.node for s in todo]
-    if current().trace is not None:
-        from .compile import depends_on_inputs, graph_break
-        if depends_on_inputs(chains + list(extra)):
-            graph_break()
+    trace = current().trace
+    if trace is not None:
+        trace.realizing(chains + list(extra))
     elif _written:
         more = _written_read(chains + list(extra), seen)
         todo += more

@@ -23,9 +23,13 @@ from ..ir.ops import Op
 from ..ir.view import View
 from ..runtime.buffers import check_size
 from ..runtime.context import current
+from ..runtime.interpreter import _strided
+from .data import as_array
+from .device import check_device, device
+from .printing import format_tensor
 from .storage import Storage, realize_storages
 
-__all__ = ["Tensor", "Size", "result", "wrap_node", "from_array"]
+__all__ = ["Tensor", "Size", "copy_of", "wrap_node", "from_array"]
 
 
 class Size(tuple):
@@ -135,7 +139,6 @@ class Tensor:
 
     @property
     def device(self):
-        from .device import device
         return device(self._storage.device)
 
     @property
@@ -203,10 +206,6 @@ class Tensor:
         return self
 
     @property
-    def grad_fn(self):
-        return _autograd().current_grad_fn(self)
-
-    @property
     def grad(self):
         trace = current().trace
         if trace is not None:
@@ -246,7 +245,6 @@ class Tensor:
 
     def _array(self) -> np.ndarray:
         """The value as a (possibly strided, read-only) NumPy view of the buffer."""
-        from ..runtime.interpreter import _strided
         flat = self._storage.array()
         v = self._view
         if v.offset == 0 and v.numel == flat.size and v.is_contiguous():
@@ -316,7 +314,6 @@ class Tensor:
         return flat.__array_interface__["data"][0] + self._view.offset * flat.itemsize
 
     def __repr__(self) -> str:
-        from .printing import format_tensor
         fn = self.grad_fn if self._requires_grad else None  # NOTE: a stale view gets one
         return format_tensor(self._array(), self.dtype,
                              requires_grad=self._requires_grad and fn is None,
@@ -427,6 +424,16 @@ def wrap_node(n: Node, device: str = "cpu", order: tuple[int, ...] | None = None
     return t
 
 
+def copy_of(data, dtype=None, device=None) -> Tensor:
+    """A new tensor holding a copy of `data` (scalars, nested lists, NumPy arrays,
+    tensors): what `em.tensor` makes, before any `requires_grad`."""
+    device = check_device(device)
+    if isinstance(data, Tensor):
+        data = data.detach()
+    arr, d = as_array(data, dt.to_dtype(dtype) if dtype is not None else None)
+    return from_array(arr, d, device)
+
+
 def from_array(a: np.ndarray, dtype: dt.DType, device: str = "cpu",
                external: bool = False) -> Tensor:
     """A realised tensor over NumPy array `a` (shared, not copied, when possible).
@@ -453,21 +460,10 @@ def from_array(a: np.ndarray, dtype: dt.DType, device: str = "cpu",
     return _new(storage, View(tuple(a.shape), strides, 0), dtype, None)
 
 
-_AUTOGRAD = []
-
-
 def _short_name(fn) -> str:
     """A record's name as repr shows it: PyTorch's class name, without the namespace
     some records' `name()` has (`torch::autograd::CopyBackwards`)."""
     return fn.name().rpartition("::")[2]
-
-
-def _autograd():
-    """tracer.autograd (imported on first use: it imports this module)."""
-    if not _AUTOGRAD:
-        from . import autograd
-        _AUTOGRAD.append(autograd)
-    return _AUTOGRAD[0]
 
 
 def _identity(t: Tensor):
@@ -494,25 +490,3 @@ def distinct_nodes(tensors: tuple, raws: tuple) -> tuple:
                 out[j] = node(Op.CAST, (n,), None, n.dtype, n.shape)
                 break
     return tuple(out)
-
-
-def result(n: Node, inputs: tuple, name: str, in_nodes: tuple | None = None,
-           device: str | None = None, scalars: tuple = (),
-           order: tuple[int, ...] | None = None, stops: tuple = ()) -> Tensor:
-    """Wrap node `n` as the result of an operation on `inputs` named `name`.
-
-    Records a GradFn when gradients are being recorded, `n` is floating point and
-    some input requires grad. `in_nodes` are the inputs' nodes as the operation
-    read them (default: their current nodes); `scalars` the operand positions that
-    held Python numbers; `order` the result's memory layout (see `wrap_node`);
-    `stops` nodes the gradient treats as constants (see autograd.record).
-    """
-    if device is None:
-        device = inputs[0]._storage.device if inputs else "cpu"
-    t = wrap_node(n, device, order)
-    if current().grad_enabled and n.dtype.category == 2:
-        for x in inputs:
-            if x._requires_grad:
-                _autograd().record(t, name, inputs, in_nodes, scalars, stops)
-                break
-    return t
