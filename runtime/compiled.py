@@ -179,8 +179,9 @@ def _exec(source: str):
     return ns["program"]
 
 
-def compile_key(key: tuple[Node, ...]) -> Compiled:
-    """Compile a canonical graph (no cache involved)."""
+def compile_key(key: tuple[Node, ...], backend: str = "numpy") -> Compiled:
+    """Compile a canonical graph (no cache involved) for `backend` ("numpy" or
+    "triton")."""
     # NOTE: imported here so that a process that only loads programs from the
     # disk cache never imports the compiler
     from ..codegen.kernel import build_program
@@ -188,13 +189,25 @@ def compile_key(key: tuple[Node, ...]) -> Compiled:
     from ..ir.passes.pipeline import lower
     from ..ir.passes.schedule import describe
 
+    if backend == "triton":
+        from .triton_launch import available
+        missing = available()
+        if missing is not None:
+            raise RuntimeError(missing)  # NOTE: never a silent fall back to another back end
     start = time.perf_counter()
     graph = Graph(key)
+    notes: list[str] = []
     try:
         plan = lower(graph, fold=_fold, tile_elems=options.tile_elems, check=options.verify)
         prog = build_program(plan)
-        source = emit(prog, options.tile_elems)
-        fn = _exec(source)
+        if backend == "triton":
+            from ..codegen import triton_gen
+            from .triton_launch import load_module
+            source, notes = triton_gen.emit(prog)
+            fn = load_module(source).program
+        else:
+            source = emit(prog, options.tile_elems)
+            fn = _exec(source)
     except Exception as e:
         if options.verify and not isinstance(e, (NotImplementedError, TypeError)):
             raise
@@ -204,6 +217,8 @@ def compile_key(key: tuple[Node, ...]) -> Compiled:
     report = describe(plan)
     if plan.fusion.notes:
         report += "\nnot fused:\n  " + "\n  ".join(plan.fusion.notes)
+    if notes:
+        report += "\non the host:\n  " + "\n  ".join(notes)
     entry = Compiled(fn, source, len(prog.kernels), plan.peak_bytes, report,
                      sum(prog.slot_bytes))
     if options.debug:
@@ -215,8 +230,13 @@ def compile_key(key: tuple[Node, ...]) -> Compiled:
     return entry
 
 
-def _load_or_compile(key: tuple[Node, ...]) -> Compiled:
+def _load_or_compile(key: tuple[Node, ...], backend: str = "numpy") -> Compiled:
     stats = cache.memory.stats
+    if backend == "triton":
+        # NOTE: Triton programs live in this process's memory cache only (their
+        # kernels are compiled by Triton's own cache)
+        stats.compiles += 1
+        return compile_key(key, backend)
     digest = None
     if options.cache:
         digest = cache.digest_of(key)
@@ -303,9 +323,20 @@ def program_for(canonical_outputs: tuple[Node, ...]) -> Compiled:
     return _load_or_compile(canonical_outputs)
 
 
-def lookup(outputs) -> tuple[Compiled, list, list]:
+def resolve_backend(backend: str = "auto") -> str:
+    """The back end that runs compiled programs: `backend`, or EMBER_BACKEND's where it
+    is "auto"; "auto" is NumPy (the only device is the CPU)."""
+    if backend == "auto":
+        backend = options.backend
+    return "triton" if backend == "triton" else "numpy"
+
+
+def lookup(outputs, backend: str = "auto") -> tuple[Compiled, list, list]:
     """(cached program, inputs, params) for the graph behind `outputs`."""
+    backend = resolve_backend(backend)
     key, inputs, params = cache.structure(outputs)
+    if backend != "numpy":
+        key = (backend, key)  # NOTE: a program is keyed by its back end too
     memory = cache.memory
     entry = memory.get(key)
     if entry is None:
@@ -314,7 +345,7 @@ def lookup(outputs) -> tuple[Compiled, list, list]:
         # NOTE: `canonical` visits the nodes in the order `structure` does, so
         # its input and parameter positions are the ones collected above.
         nodes, _, _ = cache.canonical(outputs)
-        entry = _load_or_compile(nodes)
+        entry = _load_or_compile(nodes, backend)
         if options.verify:
             entry.graph = nodes
         memory.put(key, entry)

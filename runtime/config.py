@@ -40,7 +40,7 @@ class ConfigError(ValueError):
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("", "0", "false", "no", "off")
-BACKENDS = ("auto", "numpy", "interpreter", "reference")
+BACKENDS = ("auto", "numpy", "triton", "interpreter", "reference")
 
 
 def _env(name: str) -> str:

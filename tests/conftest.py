@@ -1,7 +1,8 @@
 """Shared test fixtures: hypothesis profiles, the test environment and an optional torch.
 
 The tests take the code paths users take, with two options set here, before
-ember is imported (it reads the environment once): the verifier on
+ember is imported (it reads the environment once): Triton's interpreter on
+(TRITON_INTERPRET=1: the Triton back end's kernels run on the CPU), the verifier on
 (EMBER_VERIFY=1: the graph verifier between passes, every cache hit checked
 against its graph), and a disk cache in a temporary folder of this session's
 own (EMBER_CACHE_DIR), removed at the end, never the user's.
@@ -17,6 +18,9 @@ _CACHE_DIR = tempfile.mkdtemp(prefix="ember-test-cache-")
 atexit.register(shutil.rmtree, _CACHE_DIR, ignore_errors=True)
 os.environ["EMBER_CACHE_DIR"] = _CACHE_DIR
 os.environ["EMBER_VERIFY"] = "1"
+# NOTE: the Triton back end's tests run its kernels through Triton's interpreter on
+# the CPU; Triton reads this when a kernel is defined
+os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402

@@ -66,8 +66,8 @@ from ..runtime.config import options
 from ..runtime.context import current, switch
 from ..runtime.execute import run
 from ..runtime.interpreter import _strided
+from ..runtime.triton_launch import available as triton_available
 from . import mode, storage
-from .device import cuda_available
 from .inplace import copy_
 from .tensor import Tensor, _new, from_array
 
@@ -326,9 +326,9 @@ class _Program:
         self.bindings: list = []          # [(name, read the name now, weak ref at trace)]
         self.nodes = len(toposort(outputs))
 
-    def _prepare(self) -> None:
+    def _prepare(self, backend: str = "auto") -> None:
         """Find the compiled program once, and where each of its inputs comes from."""
-        entry, inputs, params = lookup(self.outputs)
+        entry, inputs, params = lookup(self.outputs, backend)
         by_array = {id(buf.array): k for k, buf in enumerate(self.sources)}
         self.inputs = [("arg", by_array[id(a)]) if id(a) in by_array else ("const", a)
                        for a in inputs]
@@ -383,7 +383,7 @@ class _Program:
             return None  # the interpreter cannot redraw: run the function itself
         seed, seq0 = current().generator.draw(self.n_random)
         if use_compiled and self.entry is None:
-            self._prepare()
+            self._prepare(backend)
         if use_compiled and self.entry.fn is not None:
             inputs = [arrays[k] if kind == "arg" else k for kind, k in self.inputs]
             params = [(seed, seq0 + seq - self.seq0) for _, seq in self.params]
@@ -996,8 +996,9 @@ def compile(fn=None, *, fullgraph: bool = False, backend: str = "auto",
     if backend not in ("auto", "numpy", "triton", "interpreter"):
         raise ValueError(f"unknown backend {backend!r}; expected 'auto', 'numpy' or 'triton'")
     if backend == "triton":
-        if not cuda_available():
-            raise RuntimeError("backend='triton' needs a CUDA device; none is available")
+        missing = triton_available()
+        if missing is not None:
+            raise RuntimeError(f"backend='triton': {missing}")
     if isinstance(recompile_limit, bool) or not isinstance(recompile_limit, int) or \
             recompile_limit < 1:
         raise ValueError(f"recompile_limit must be a positive int, got {recompile_limit!r}")

@@ -1,0 +1,220 @@
+"""Running Triton programs: loading their modules, launching kernels on torch tensors.
+
+torch is used here only to hand memory to Triton's kernels and launch them: a
+NumPy array becomes a torch tensor over the same memory (`torch.from_numpy`, no
+copy), the kernel writes into arrays the program allocated. Nothing is computed
+by torch.
+
+On a CPU the kernels run through Triton's interpreter, which needs
+`TRITON_INTERPRET=1` in the environment before triton is imported; `available()`
+says whether a program can run and why not.
+
+A generated module is written to a file and imported (Triton's JIT reads a
+kernel's source with `inspect.getsource` when it compiles for a GPU, which a
+module exec'd from a string has not).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+import warnings
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..ir import dtypes as dt
+from ..ir.ops import Op
+from .interpreter import IMPL
+
+if TYPE_CHECKING:
+    from ..codegen.kernel import Kernel
+
+__all__ = ["available", "load_module"]
+
+_MODULES: dict[str, object] = {}
+_FOLDER: list[str] = []
+
+
+def available() -> str | None:
+    """None when Triton programs can run here; otherwise what is missing."""
+    try:
+        import torch  # noqa: F401
+        import triton  # noqa: F401
+    except ImportError as e:
+        return f"the Triton back end needs triton and torch installed ({e.name} is missing)"
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        return None
+    import torch
+    if torch.cuda.is_available():
+        return None
+    return ("the Triton back end needs a CUDA GPU, or TRITON_INTERPRET=1 set before the "
+            "first import of triton to run its kernels on the CPU through Triton's "
+            "interpreter")
+
+
+_NUMPY_LIBDEVICE = {"exp": np.exp, "log": np.log, "sin": np.sin, "cos": np.cos,
+                    "tan": np.tan, "tanh": np.tanh, "log1p": np.log1p, "expm1": np.expm1,
+                    "exp2": np.exp2, "floor": np.floor, "ceil": np.ceil, "trunc": np.trunc,
+                    "rint": np.rint, "sqrt": np.sqrt, "pow": np.power, "fmod": np.fmod}
+
+
+class InterpretedLibdevice:
+    """libdevice's functions for kernels run by Triton's interpreter, which does not
+    patch `triton.language.extra.libdevice` (its functions are GPU-only stubs there):
+    each computes with NumPy's function of the same name on the operands' values, as
+    the interpreter does for `tl.exp` and the other `tl.math` functions."""
+
+    def __getattr__(self, name: str):
+        fn = _NUMPY_LIBDEVICE.get(name)
+        if fn is None:
+            raise AttributeError(f"libdevice.{name} has no interpreted form")
+
+        def apply(*args):
+            import triton.language as tl
+            from triton.runtime.interpreter import TensorHandle
+            first = next(a for a in args if isinstance(a, tl.core.tensor))
+            data = [a.handle.data if isinstance(a, tl.core.tensor) else a for a in args]
+            with np.errstate(all="ignore"):
+                out = fn(*data).astype(first.handle.data.dtype, copy=False)
+            return tl.core.tensor(TensorHandle(out, first.handle.dtype.scalar), first.type)
+        return apply
+
+
+def libdevice():
+    """The libdevice namespace generated kernels call: Triton's, or on the CPU (under
+    TRITON_INTERPRET=1) `InterpretedLibdevice`."""
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        return InterpretedLibdevice()
+    from triton.language.extra import libdevice as real
+    return real
+
+
+def _folder() -> str:
+    if not _FOLDER:
+        _FOLDER.append(tempfile.mkdtemp(prefix="ember-triton-"))
+    return _FOLDER[0]
+
+
+def load_module(source: str):
+    """The module of a generated program's source, written to a file and imported."""
+    digest = hashlib.sha256(source.encode()).hexdigest()[:24]
+    module = _MODULES.get(digest)
+    if module is not None:
+        return module
+    name = f"ember_triton_{digest}"
+    path = os.path.join(_folder(), name + ".py")
+    with open(path, "w") as f:
+        f.write(source)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    _MODULES[digest] = module
+    return module
+
+
+def _input(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A program input (a buffer's flat array) as a value of `shape`."""
+    return a.reshape(shape)
+
+
+def _output(a):
+    return a
+
+
+def _root(a: np.ndarray) -> np.ndarray:
+    """The array owning a's memory (the end of its chain of views)."""
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
+
+
+def _tensor(a: np.ndarray, roots: dict):
+    """(torch tensor over a's memory, a's strides in elements).
+
+    NOTE: every array over one memory becomes a view of one torch tensor over the
+    whole of it (`roots`), so that the kernels' arguments alias as the arrays do
+    (Triton's interpreter copies each argument's storage in and out); a contiguous
+    copy where torch cannot view the memory (negative strides, another dtype).
+    """
+    import torch
+    root = _root(a)
+    if any(s < 0 for s in a.strides) or any(s % a.itemsize for s in a.strides) \
+            or root.dtype != a.dtype or not root.flags.c_contiguous:
+        a = root = np.ascontiguousarray(a)
+    strides = tuple(s // a.itemsize for s in a.strides)
+    base = roots.get(id(root))
+    if base is None:
+        with warnings.catch_warnings():
+            # NOTE: read-only inputs are only read by the kernels
+            warnings.simplefilter("ignore", UserWarning)
+            base = roots[id(root)] = torch.from_numpy(root.reshape(-1))
+    offset = (a.__array_interface__["data"][0] - root.__array_interface__["data"][0]) \
+        // a.itemsize
+    return base.as_strided(a.shape or (1,), strides or (1,), offset), strides
+
+
+def _launch(kernel, grid, loads, stores, flat) -> None:
+    """Launch `kernel` over `grid` with its loads (each followed by its strides in
+    elements, unless read at flat offsets) and its outputs."""
+    if any(s.size == 0 for s in stores):
+        return
+    args = []
+    flat = set(flat)
+    roots: dict = {}
+    for j, a in enumerate(loads):
+        t, strides = _tensor(np.asarray(a), roots)
+        args.append(t)
+        if j not in flat:
+            args.extend(strides)
+    args.extend(_tensor(s, roots)[0] for s in stores)
+    kernel[grid](*args)
+
+
+class _HostNode:
+    """A statement (or an operand) as the interpreter's rules read a node: op, arg,
+    dtype, shape, and for rules that look at their operands (a power by a number)
+    the operands."""
+
+    __slots__ = ("arg", "dtype", "inputs", "op", "shape")
+
+    def __init__(self, stmt, inputs, ref=None):
+        if stmt is not None:
+            self.op, self.arg, self.dtype, self.shape = stmt.op, stmt.arg, stmt.dtype, stmt.shape
+        else:
+            const = ref.kind == "const"
+            self.op, self.arg = (Op.CONST, ref.index) if const else (Op.BUFFER, None)
+            self.dtype, self.shape = ref.dtype, ref.shape
+        self.inputs = inputs
+
+    @property
+    def numel(self) -> int:
+        return int(np.prod(self.shape))
+
+
+def _host_kernel_of(k: Kernel):
+    """A function computing kernel k on the host with the reference interpreter's
+    rules (a kernel the Triton generator cannot express)."""
+    def run(loads):
+        local = []
+        for s in k.body:
+            args = []
+            for r in s.srcs:
+                if r.kind == "local":
+                    args.append(local[r.index])
+                elif r.kind == "load":
+                    args.append(np.asarray(loads[r.index]))
+                else:
+                    args.append(np.asarray(r.index, dtype=r.dtype.np))
+            stub = _HostNode(s, [_HostNode(None, None, r) for r in s.srcs])
+            value = np.asarray(IMPL[s.op](stub, *args))
+            if s.dtype is dt.bfloat16:
+                value = dt.round_bf16(value.astype(np.float32))
+            local.append(value.astype(s.dtype.np, copy=False).reshape(s.shape))
+        return [np.ascontiguousarray(np.broadcast_to(local[sid], k.body[sid].shape))
+                for sid, _ in k.stores]
+    return run
