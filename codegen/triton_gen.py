@@ -39,7 +39,7 @@ from ..ir.ops import REDUCE, Op
 from .kernel import Kernel, Program, Ref, Stmt
 from .numpy_gen import VIEW, arg_src, dtype_ref, literal
 
-__all__ = ["RULES", "emit", "kernel_source", "plan_kernel"]
+__all__ = ["RULES", "emit", "kernel_plans", "kernel_signature", "kernel_source", "plan_kernel"]
 
 # the largest row a persistent reduction keeps in one block (elements)
 PERSISTENT_MAX = 16384
@@ -314,8 +314,11 @@ def _plan_contraction(k: Kernel, matmuls, axes) -> KernelPlan:
         raise NotImplementedError("a matmul whose result is not the kernel's domain")
     m, n = k.domain[-2], k.domain[-1]
     kk = mm.srcs[0].shape[-1]
-    bm = min(64, max(16, _pow2(m)))
-    bn = min(64, max(16, _pow2(n)))
+    # NOTE: a float32 product is exact (FMA, not TF32): it holds a smaller tile in
+    # registers without spilling
+    big = 32 if mm.dtype is dt.float32 else 64
+    bm = min(big, max(16, _pow2(m)))
+    bn = min(big, max(16, _pow2(n)))
     bk = min(32, max(16, _pow2(kk)))
     batch = 1
     for s in k.domain[:-2]:
@@ -623,9 +626,12 @@ def _contraction(k: Kernel, plan: KernelPlan, w: _Writer) -> None:
 
 
 def _fresh_contiguous(prog: Program, k: Kernel) -> frozenset:
-    """Positions of k's loads that are arrays a kernel, a constant or an input made
-    whole (contiguous, of the domain's shape): those read at flat offsets."""
+    """Positions of k's loads that are whole arrays of the domain's shape (made by a
+    kernel, an extern step or a constant, or an input): those read at flat offsets
+    (`_launch` copies one that is not contiguous after all)."""
     made = {v for s in prog.steps if s.kind == "kernel" for _, v in s.kernel.stores}
+    made |= {v for _, v in prog.inputs}
+    made |= {s.out for s in prog.steps if s.kind in ("extern", "const")}
     out = set()
     shapes = {v.id: v.shape for v in prog.values}
     for j, v in enumerate(k.loads):
@@ -650,9 +656,9 @@ from ember.runtime.triton_launch import libdevice as _libdevice
 
 libdevice = _libdevice()
 
-_INF: tl.constexpr = float("inf")
-_NINF: tl.constexpr = float("-inf")
-_NAN: tl.constexpr = float("nan")
+_INF = tl.constexpr(float("inf"))
+_NINF = tl.constexpr(float("-inf"))
+_NAN = tl.constexpr(float("nan"))
 '''
 
 
@@ -726,6 +732,39 @@ def emit(prog: Program) -> tuple[str, list[str]]:
     parts.extend(s + "\n" for s in stubs)
     parts.append("\ndef program(inputs, params):\n" + "".join(f"    {ln}\n" for ln in body))
     return "\n\n".join(p.strip("\n") + "\n" for p in parts), notes
+
+
+def kernel_plans(prog: Program) -> list[tuple[Kernel, KernelPlan]]:
+    """Each kernel of prog that runs as Triton, with its plan."""
+    out = []
+    for step in prog.steps:
+        if step.kind == "kernel":
+            try:
+                out.append((step.kernel, plan_kernel(step.kernel,
+                                                     _fresh_contiguous(prog, step.kernel))))
+            except NotImplementedError:
+                pass
+    return out
+
+
+# a value's element type in device memory (bfloat16 is float32 in ember's CPU memory)
+_POINTER = {dt.float32: "*fp32", dt.float64: "*fp64", dt.float16: "*fp16",
+            dt.bfloat16: "*bf16", dt.int64: "*i64", dt.int32: "*i32", dt.int16: "*i16",
+            dt.int8: "*i8", dt.uint8: "*u8", dt.bool_: "*i1"}
+
+
+def kernel_signature(prog: Program, k: Kernel, plan: KernelPlan) -> dict[str, str]:
+    """The argument types of kernel k as its launcher passes them on a GPU (Triton's
+    `ASTSource` signature): each operand's pointer, then its strides (32-bit ints)."""
+    vals = {v.id: v for v in prog.values}
+    sig = {}
+    for j, v in enumerate(k.loads):
+        sig[f"in{j}"] = _POINTER[vals[v].dtype]
+        if j not in plan.flat:
+            sig.update({f"in{j}_s{d}": "i32" for d in range(len(k.domain))})
+    for j, (_, v) in enumerate(k.stores):
+        sig[f"out{j}"] = _POINTER[vals[v].dtype]
+    return sig
 
 
 def _np_storage(d: dt.DType) -> str:

@@ -33,7 +33,7 @@ from .interpreter import IMPL
 if TYPE_CHECKING:
     from ..codegen.kernel import Kernel
 
-__all__ = ["available", "load_module"]
+__all__ = ["available", "compile_for_target", "load_module", "resource_usage"]
 
 _MODULES: dict[str, object] = {}
 _FOLDER: list[str] = []
@@ -99,9 +99,15 @@ def _folder() -> str:
     return _FOLDER[0]
 
 
-def load_module(source: str):
-    """The module of a generated program's source, written to a file and imported."""
-    digest = hashlib.sha256(source.encode()).hexdigest()[:24]
+def load_module(source: str, interpret: bool | None = None):
+    """The module of a generated program's source, written to a file and imported.
+
+    `interpret`: whether its kernels run through Triton's interpreter (default: as
+    TRITON_INTERPRET says); False gives kernels that compile for a GPU, which the
+    lowering checks compile for a target without one."""
+    if interpret is None:
+        interpret = os.environ.get("TRITON_INTERPRET") == "1"
+    digest = hashlib.sha256(source.encode()).hexdigest()[:24] + ("i" if interpret else "")
     module = _MODULES.get(digest)
     if module is not None:
         return module
@@ -112,7 +118,16 @@ def load_module(source: str):
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    # NOTE: Triton decides at each @triton.jit whether the kernel is interpreted
+    saved = os.environ.get("TRITON_INTERPRET")
+    os.environ["TRITON_INTERPRET"] = "1" if interpret else "0"
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        if saved is None:
+            del os.environ["TRITON_INTERPRET"]
+        else:
+            os.environ["TRITON_INTERPRET"] = saved
     _MODULES[digest] = module
     return module
 
@@ -167,7 +182,10 @@ def _launch(kernel, grid, loads, stores, flat) -> None:
     flat = set(flat)
     roots: dict = {}
     for j, a in enumerate(loads):
-        t, strides = _tensor(np.asarray(a), roots)
+        a = np.asarray(a)
+        if j in flat and not a.flags.c_contiguous:
+            a = np.ascontiguousarray(a)  # NOTE: read at flat offsets
+        t, strides = _tensor(a, roots)
         args.append(t)
         if j not in flat:
             args.extend(strides)
@@ -218,3 +236,39 @@ def _host_kernel_of(k: Kernel):
         return [np.ascontiguousarray(np.broadcast_to(local[sid], k.body[sid].shape))
                 for sid, _ in k.stores]
     return run
+
+
+def compile_for_target(kernel, signature: dict[str, str], capability: int,
+                       divisible: tuple[int, ...] = ()):
+    """Compile a kernel (a `@triton.jit` function, not interpreted) for an NVIDIA GPU of
+    compute `capability` (90: H100/H200, 80: A100) without one: Triton's compiled
+    kernel, whose `asm` holds "ptx" and "cubin". `divisible`: positions of arguments
+    the launcher would mark divisible by 16 (pointers and sizes that are).
+
+    NOTE: call it in a process where TRITON_INTERPRET is not set: Triton's front end
+    takes parts of the interpreter's semantics when it was set at triton's import."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    attrs = {(i,): [["tt.divisibility", 16]] for i in divisible}
+    src = triton.compiler.ASTSource(fn=kernel, signature=signature, constexprs={},
+                                    attrs=attrs)
+    return triton.compile(src, target=GPUTarget("cuda", capability, 32))
+
+def resource_usage(cubin: bytes) -> dict[str, int]:
+    """Registers, shared memory, local memory and stack of a cubin's kernel, read by the
+    `cuobjdump` that ships inside Triton's wheel: {"REG": .., "SHARED": .., ...}."""
+    import re
+    import subprocess
+
+    import triton
+    tool = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin",
+                        "cuobjdump")
+    with tempfile.NamedTemporaryFile(suffix=".cubin", delete=False) as f:
+        f.write(cubin)
+    try:
+        text = subprocess.run([tool, "--dump-resource-usage", f.name], capture_output=True,
+                              text=True, check=True).stdout
+    finally:
+        os.unlink(f.name)
+    line = next(ln for ln in text.splitlines() if "REG:" in ln)
+    return {k: int(v) for k, v in re.findall(r"(\w+(?:\[\d+\])?):(\d+)", line)}
