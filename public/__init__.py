@@ -32,7 +32,6 @@ from .ir.dtypes import bool_ as bool  # noqa: A001
 from .ir.dtypes import default_float as get_default_dtype  # noqa: F401
 from .tracer import *  # noqa: F401,F403
 from .tracer import __all__ as _tracer_all
-from .tracer.autograd import grad_of as _grad_of
 from .tracer.device import cuda_available as _cuda_available
 
 float = float32  # noqa: A001
@@ -43,7 +42,6 @@ int = int32  # noqa: A001
 short = int16
 
 cuda = _NS(is_available=_cuda_available)
-autograd = _NS(grad=_grad_of, backward=backward)  # noqa: F405
 
 __version__ = "0.1.0"
 
@@ -58,4 +56,4 @@ __all__ = [n for n in _tracer_all if n not in _INTERNAL] + [
     "set_default_dtype", "promote_types", "cuda", "autograd", "__version__",
 ]
 
-from . import nn, optim  # noqa: E402,F401  (subpackages, as torch.nn and torch.optim)
+from . import autograd, nn, optim  # noqa: E402,F401  (as torch.autograd, torch.nn, torch.optim)

@@ -518,8 +518,13 @@ def _engine(roots, root_cots, create_graph: bool, retain_graph: bool, as_nodes: 
             if entry is None:
                 continue
             g = entry[1]
+            if hooks.has_hooks(fn):  # Tensor.register_hook on the record's output
+                g = hooks.apply_hooks(fn, g, create_graph)
             if fn.retained is not None and fn.retained() is not None:
                 retained.append((fn.retained(), g))
+            if fn.rule is not None and type(fn.rule[0]) is not str:
+                fn.rule[0].propagate(fn, g, add, cots, create_graph)  # em.autograd.Function
+                continue
             stale = is_stale(fn)
             if not stale and fn.rule is None:
                 direct = _direct(fn, g.node if create_graph else g)
@@ -643,7 +648,8 @@ def _backward(t: Tensor, gradient, retain_graph, create_graph: bool, inputs) -> 
     # NOTE: gradients realised at once are read as nodes; tensors only where they stay lazy
     as_nodes = not create_graph and trace is None
     cots, retained = _engine([root], [root_cot], create_graph, retain_graph, as_nodes)
-    leaves = [(e.variable, g) for e, g in cots.values()
+    leaves = [(e.variable, hooks.apply_hooks(e, g, create_graph) if hooks.has_hooks(e) else g)
+              for e, g in cots.values()
               if isinstance(e, AccumulateGrad) and e.variable is not None]
     if inputs is not None:
         keep = {id(x) for x in (inputs if isinstance(inputs, (list, tuple)) else [inputs])}
@@ -879,4 +885,5 @@ def retain_grad(t: Tensor) -> None:
 __all__ += ["edge", "retain_grad"]
 
 
+from . import function as hooks  # noqa: E402 - custom functions and tensor hooks
 from . import plans  # noqa: E402 - it reads the engine's names above
