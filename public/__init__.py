@@ -34,6 +34,14 @@ from .tracer import *  # noqa: F401,F403
 from .tracer import __all__ as _tracer_all
 from .tracer.device import cuda_available as _cuda_available
 from .tracer.dlpack import from_dlpack
+from .tracer.info import (  # noqa: F401
+    finfo,
+    get_default_device,
+    iinfo,
+    is_floating_point,
+    is_tensor,
+    set_default_device,
+)
 from .tracer.serialization import load, save
 
 float = float32  # noqa: A001
@@ -57,6 +65,7 @@ __all__ = [n for n in _tracer_all if n not in _INTERNAL] + [
     "uint8", "bool", "float", "double", "half", "long", "int", "short", "get_default_dtype",
     "set_default_dtype", "promote_types", "cuda", "autograd", "__version__",
 ]
-__all__ += ["save", "load", "from_dlpack"]
+__all__ += ["save", "load", "from_dlpack", "finfo", "iinfo", "is_tensor", "is_floating_point",
+            "set_default_device", "get_default_device"]
 
 from . import autograd, nn, optim  # noqa: E402,F401  (as torch.autograd, torch.nn, torch.optim)

@@ -51,9 +51,14 @@ class Tensor:
     # NOTE: make NumPy defer to Tensor's reflected operators (ndarray + Tensor).
     __array_priority__ = 1000
 
+    def __new__(cls, *args, **kwargs):
+        """The legacy constructor, as `torch.Tensor(...)`: `em.Tensor([1, 2])` is float32,
+        `em.Tensor(2, 3)` a 2x3 tensor (zeros; torch leaves it uninitialised)."""
+        from .info import legacy_new
+        return legacy_new(*args, **kwargs)
+
     def __init__(self, *args, **kwargs):
-        raise TypeError("create tensors with em.tensor(data), em.zeros(shape), ...; "
-                        "Tensor() cannot be called directly")
+        pass
 
     # -- identity -----------------------------------------------------------
     @property
