@@ -42,6 +42,16 @@ from .tracer.info import (  # noqa: F401
     is_tensor,
     set_default_device,
 )
+from .tracer.random import (  # noqa: F401
+    Generator,
+    bernoulli,
+    get_rng_state,
+    multinomial,
+    normal,
+    randperm,
+    set_rng_state,
+)
+from .tracer.random import with_generator as _with_generator
 from .tracer.serialization import load, save
 
 float = float32  # noqa: A001
@@ -65,6 +75,15 @@ __all__ = [n for n in _tracer_all if n not in _INTERNAL] + [
     "uint8", "bool", "float", "double", "half", "long", "int", "short", "get_default_dtype",
     "set_default_dtype", "promote_types", "cuda", "autograd", "__version__",
 ]
+# NOTE: the tracer's samplers take `generator=` here (tracer/random.py)
+rand = _with_generator(rand)  # noqa: F405
+randn = _with_generator(randn)  # noqa: F405
+randint = _with_generator(randint)  # noqa: F405
+rand_like = _with_generator(rand_like)  # noqa: F405
+randn_like = _with_generator(randn_like)  # noqa: F405
+randint_like = _with_generator(randint_like)  # noqa: F405
+__all__ += ["Generator", "randperm", "normal", "bernoulli", "multinomial", "get_rng_state",
+            "set_rng_state"]
 __all__ += ["save", "load", "from_dlpack", "finfo", "iinfo", "is_tensor", "is_floating_point",
             "set_default_device", "get_default_device"]
 
