@@ -306,3 +306,36 @@ def test_autograd_is_a_module():
     assert em.autograd.grad is not None and em.autograd.backward is not None
     x = em.tensor([2.0], requires_grad=True)
     assert em.autograd.grad((x * x).sum(), x)[0].tolist() == [4.0]
+
+
+def test_hooks_run_in_autograd_grad_as_torch():
+    def run(lib):
+        x = lib.tensor([1.0, 2.0], requires_grad=True)
+        x.register_hook(lambda g: g * 10)
+        y = x * 1
+        y.register_hook(lambda g: g + 1)
+        return [g.tolist() for g in lib.autograd.grad((y * 2).sum(), (x, y))]
+    assert run(em) == run(torch)
+
+
+def test_setup_context_style_matches_torch():
+    def make(lib):
+        class Cube(lib.autograd.Function):
+            @staticmethod
+            def forward(x):
+                return x ** 3
+
+            @staticmethod
+            def setup_context(ctx, inputs, output):
+                ctx.save_for_backward(inputs[0])
+
+            @staticmethod
+            def backward(ctx, g):
+                x, = ctx.saved_tensors
+                return 3 * x * x * g
+        return Cube
+    x, tx = em.tensor([1.0, -2.0], requires_grad=True), torch.tensor([1.0, -2.0],
+                                                                      requires_grad=True)
+    make(em).apply(x).sum().backward()
+    make(torch).apply(tx).sum().backward()
+    assert x.grad.tolist() == tx.grad.tolist()

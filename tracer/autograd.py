@@ -518,10 +518,14 @@ def _engine(roots, root_cots, create_graph: bool, retain_graph: bool, as_nodes: 
             if entry is None:
                 continue
             g = entry[1]
+            before = g
             if hooks.has_hooks(fn):  # Tensor.register_hook on the record's output
                 g = hooks.apply_hooks(fn, g, create_graph)
             if fn.retained is not None and fn.retained() is not None:
-                retained.append((fn.retained(), g))
+                # NOTE: as PyTorch, `.grad` of retain_grad is the gradient after the hooks,
+                # an input of em.autograd.grad gets the one before them
+                kept = fn.retained()
+                retained.append((kept, g if kept._retains_grad else before))
             if fn.rule is not None and type(fn.rule[0]) is not str:
                 fn.rule[0].propagate(fn, g, add, cots, create_graph)  # em.autograd.Function
                 continue
@@ -748,6 +752,8 @@ def _grad_of(outputs, inputs, single, grad_outputs, retain_graph, create_graph, 
         if x._grad_fn is None:
             g = cots.get(id(x._accum))[1] if x._accum is not None and id(x._accum) in cots \
                 else None
+            if g is not None and hooks.has_hooks(x._accum):
+                g = hooks.apply_hooks(x._accum, g, create_graph)
         else:
             g = found.get(id(x))
         if g is None and not allow_unused:

@@ -231,6 +231,12 @@ class Function(metaclass=_FunctionMeta):
 
     vjp = backward
 
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        """Override it (PyTorch 2's style) to take ctx out of forward: forward(*args) runs
+        without ctx, then setup_context(ctx, inputs, output) saves what backward needs."""
+        raise NotImplementedError("setup_context is not overridden")
+
     @classmethod
     def apply(cls, *args, **kwargs):
         """Run forward on `args` and record backward for the tensors among them."""
@@ -239,7 +245,11 @@ class Function(metaclass=_FunctionMeta):
         ctx.needs_input_grad = tuple(
             isinstance(a, Tensor) and a._requires_grad and grad_on for a in args)
         with mode.no_grad():
-            out = cls.forward(ctx, *args, **kwargs)
+            if cls.setup_context is not Function.setup_context:
+                out = cls.forward(*args, **kwargs)
+                cls.setup_context(ctx, args, out)
+            else:
+                out = cls.forward(ctx, *args, **kwargs)
         single = not isinstance(out, tuple)
         outs = (out,) if single else out
         if not any(ctx.needs_input_grad):
