@@ -339,3 +339,17 @@ def test_setup_context_style_matches_torch():
     make(em).apply(x).sum().backward()
     make(torch).apply(tx).sum().backward()
     assert x.grad.tolist() == tx.grad.tolist()
+
+
+def test_hook_inside_compile_is_part_of_the_program():
+    w = em.tensor([1.0, 2.0], requires_grad=True)
+    w.register_hook(lambda g: g * 3)
+
+    @em.compile(fullgraph=True)
+    def step(x):
+        (w * x).sum().backward()
+
+    for i in range(3):
+        w.grad = None
+        step(em.tensor([1.0, float(i)]))
+        assert w.grad.tolist() == [3.0, 3.0 * i]

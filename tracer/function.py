@@ -390,7 +390,10 @@ def _tensor_register_hook(self, hook) -> RemovableHandle:
     """Register `hook(grad)`, called with this tensor's gradient each time it is computed;
     a tensor it returns replaces the gradient. Returns a handle whose `remove()` unregisters
     it. On a leaf the hook sees the gradient before it is added to `.grad`; a retained
-    gradient (`retain_grad`) is the one after the hooks, as in PyTorch.
+    gradient (`retain_grad`) is the one after the hooks, as in PyTorch; an input of
+    `em.autograd.grad` gets a non-leaf's gradient before its hooks. Inside `em.compile`
+    the hook runs while tracing: what it computes is part of the compiled program, its
+    Python side effects happen only then.
 
     >>> x = em.tensor([1.0, 2.0], requires_grad=True)
     >>> h = x.register_hook(lambda g: g * 10)

@@ -54,6 +54,8 @@ class Tensor:
     def __new__(cls, *args, **kwargs):
         """The legacy constructor, as `torch.Tensor(...)`: `em.Tensor([1, 2])` is float32,
         `em.Tensor(2, 3)` a 2x3 tensor (zeros; torch leaves it uninitialised)."""
+        if cls is not Tensor:  # NOTE: a subclass (a Parameter) builds its own state
+            return object.__new__(cls)
         from .info import legacy_new
         return legacy_new(*args, **kwargs)
 
