@@ -353,3 +353,22 @@ def test_hook_inside_compile_is_part_of_the_program():
         w.grad = None
         step(em.tensor([1.0, float(i)]))
         assert w.grad.tolist() == [3.0, 3.0 * i]
+
+
+def test_second_backward_without_saved_tensors_works_as_torch():
+    def make(lib):
+        class Double(lib.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):
+                return x * 2
+
+            @staticmethod
+            def backward(ctx, g):
+                return g * 2
+        return Double
+    for lib in (em, torch):
+        x = lib.tensor([1.0, 2.0], requires_grad=True)
+        y = make(lib).apply(x).sum()
+        for _ in range(3):
+            y.backward()
+        assert x.grad.tolist() == [6.0, 6.0]

@@ -318,6 +318,8 @@ def release(order) -> None:
         if not fn.freed and not _saves_nothing(fn):
             fn.freed = True
             fn.in_nodes = fn.out = None
+            if hooks.is_python(fn):
+                fn.rule[0].release()  # a custom function's ctx lets go of its saved tensors
         fn.stops = ()
     _released.refs = list(map(weakref.ref, order))
 
@@ -325,6 +327,8 @@ def release(order) -> None:
 def _saves_nothing(fn: GradFn) -> bool:
     """Whether PyTorch's formula for fn saves no tensor (only shapes, dims, numbers)."""
     name = fn._name
+    if hooks.is_python(fn):  # a custom function: whether its ctx saved tensors
+        return fn.rule[0].saves_nothing()
     return fn.rule is None and (name in NO_SAVES or (
         name in _ONE_INPUT and fn.in_nodes is not None and len(fn.in_nodes) == 1))
 
@@ -334,7 +338,9 @@ def _finish(fn: GradFn) -> None:
     (no version is checked any more) and, for a usable one, its forward nodes."""
     fn.saved = tuple([(None, None, desc) for _, _, desc in fn.saved])
     fn.out_saved = (None, None)
-    if not fn.freed and not _keep_rule(fn):
+    if not fn.freed and hooks.is_python(fn):
+        fn.in_nodes, fn.out = (), None  # NOTE: its Python backward reads neither
+    elif not fn.freed and not _keep_rule(fn):
         fn.freed = True
         fn.in_nodes = fn.out = None
 

@@ -46,7 +46,6 @@ class FunctionCtx:
         self._non_diff = set()
         self.materialize_grads = True
         self.needs_input_grad = ()
-        self._freed = False
 
     def save_for_backward(self, *tensors) -> None:
         """Keep `tensors` (or None) for backward."""
@@ -59,13 +58,6 @@ class FunctionCtx:
     @property
     def saved_tensors(self) -> tuple:
         """The tensors given to `save_for_backward`."""
-        if self._freed:
-            raise RuntimeError(
-                "Trying to backward through the graph a second time (or directly access "
-                "saved tensors after they have already been freed). Saved intermediate values "
-                "of the graph are freed when you call .backward() or autograd.grad(). Specify "
-                "retain_graph=True if you need to backward through the graph a second time or "
-                "if you need to access saved tensors after calling backward.")
         out = []
         for t, version in self._saved:
             if t is not None and t._storage.version != version:
@@ -104,6 +96,13 @@ class _Custom:
         self.n_args = n_args
         self.arg_edges = arg_edges   # (argument position, edge) of tensor arguments
         self.outputs = outputs       # (dtype, shape) per output (None: not a tensor)
+
+    def saves_nothing(self) -> bool:
+        """Whether ctx saved no tensor: the record stays usable after a pass, as in torch."""
+        return not self.ctx._saved
+
+    def release(self) -> None:
+        self.ctx._saved = ()
 
     def propagate(self, fn: GradFn, g, add, cots, create_graph: bool) -> None:
         parts = g if isinstance(g, list) else [g]
@@ -166,6 +165,12 @@ class _Slot:
         self.custom = custom
         self.index = index
         self.count = count
+
+    def saves_nothing(self) -> bool:
+        return True  # NOTE: the record it feeds says whether a second pass may run
+
+    def release(self) -> None:
+        pass
 
     def propagate(self, fn: GradFn, g, add, cots, create_graph: bool) -> None:
         entry = cots.get(id(self.custom))
@@ -307,12 +312,6 @@ def is_python(fn) -> bool:
     """Whether fn's gradient is made by Python code (a custom function's record)."""
     rule = getattr(fn, "rule", None)
     return rule is not None and not isinstance(rule[0], str)
-
-
-def freed(fn) -> None:
-    """Called when a pass releases fn: a custom function's saved tensors go."""
-    if is_python(fn) and isinstance(fn.rule[0], _Custom):
-        fn.rule[0].ctx._freed = True
 
 
 # ---------------------------------------------------------------------------
