@@ -176,6 +176,19 @@ def test_errors_as_torch():
                        r"number of gradients \(expected 2, got 1\)"):
         Wrong.apply(x, 2.0).sum().backward()
 
+    class GradForNumber(em.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, k):
+            return x * k
+
+        @staticmethod
+        def backward(ctx, g):
+            return g, g
+
+    with pytest.raises(RuntimeError, match="returned a gradient different than None at "
+                       "position 2, but the corresponding forward input was not a Variable"):
+        GradForNumber.apply(x, 2.0).sum().backward()
+
     class BadShape(em.autograd.Function):
         @staticmethod
         def forward(ctx, x):

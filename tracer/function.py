@@ -126,6 +126,12 @@ class _Custom:
             else:
                 raise RuntimeError(f"function {name} returned an incorrect number of "
                                    f"gradients (expected {self.n_args}, got {len(result)})")
+        tensor_positions = {pos for pos, _ in self.arg_edges}
+        for pos, gi in enumerate(result):
+            if gi is not None and pos not in tensor_positions:
+                raise RuntimeError(f"Function {name} returned a gradient different than None "
+                                   f"at position {pos + 1}, but the corresponding forward input "
+                                   "was not a Variable")
         for pos, e in self.arg_edges:
             gi = result[pos]
             if gi is None or e is None:
