@@ -32,8 +32,27 @@ from .ir.dtypes import bool_ as bool  # noqa: A001
 from .ir.dtypes import default_float as get_default_dtype  # noqa: F401
 from .tracer import *  # noqa: F401,F403
 from .tracer import __all__ as _tracer_all
-from .tracer.autograd import grad_of as _grad_of
 from .tracer.device import cuda_available as _cuda_available
+from .tracer.dlpack import from_dlpack
+from .tracer.info import (  # noqa: F401
+    finfo,
+    get_default_device,
+    iinfo,
+    is_floating_point,
+    is_tensor,
+    set_default_device,
+)
+from .tracer.random import (  # noqa: F401
+    Generator,
+    bernoulli,
+    get_rng_state,
+    multinomial,
+    normal,
+    randperm,
+    set_rng_state,
+)
+from .tracer.random import with_generator as _with_generator
+from .tracer.serialization import load, save
 
 float = float32  # noqa: A001
 double = float64
@@ -43,7 +62,6 @@ int = int32  # noqa: A001
 short = int16
 
 cuda = _NS(is_available=_cuda_available)
-autograd = _NS(grad=_grad_of, backward=backward)  # noqa: F405
 
 __version__ = "0.1.0"
 
@@ -57,5 +75,16 @@ __all__ = [n for n in _tracer_all if n not in _INTERNAL] + [
     "uint8", "bool", "float", "double", "half", "long", "int", "short", "get_default_dtype",
     "set_default_dtype", "promote_types", "cuda", "autograd", "__version__",
 ]
+# NOTE: the tracer's samplers take `generator=` here (tracer/random.py)
+rand = _with_generator(rand)  # noqa: F405
+randn = _with_generator(randn)  # noqa: F405
+randint = _with_generator(randint)  # noqa: F405
+rand_like = _with_generator(rand_like)  # noqa: F405
+randn_like = _with_generator(randn_like)  # noqa: F405
+randint_like = _with_generator(randint_like)  # noqa: F405
+__all__ += ["Generator", "randperm", "normal", "bernoulli", "multinomial", "get_rng_state",
+            "set_rng_state"]
+__all__ += ["save", "load", "from_dlpack", "finfo", "iinfo", "is_tensor", "is_floating_point",
+            "set_default_device", "get_default_device"]
 
-from . import nn, optim  # noqa: E402,F401  (subpackages, as torch.nn and torch.optim)
+from . import autograd, nn, optim  # noqa: E402,F401  (as torch.autograd, torch.nn, torch.optim)

@@ -14,6 +14,7 @@ from ..ir.node import Node, node
 from ..ir.ops import Op
 from ..runtime.buffers import lend
 from ..runtime.context import current
+from . import function as hooks
 from . import mode, plans
 from .engine import (
     _engine,
@@ -55,7 +56,8 @@ def _backward(t: Tensor, gradient, retain_graph, create_graph: bool, inputs) -> 
     # NOTE: gradients realised at once are read as nodes; tensors only where they stay lazy
     as_nodes = not create_graph and trace is None
     cots, retained = _engine([root], [root_cot], create_graph, retain_graph, as_nodes)
-    leaves = [(e.variable, g) for e, g in cots.values()
+    leaves = [(e.variable, hooks.apply_hooks(e, g, create_graph) if hooks.has_hooks(e) else g)
+              for e, g in cots.values()
               if isinstance(e, AccumulateGrad) and e.variable is not None]
     if inputs is not None:
         keep = {id(x) for x in (inputs if isinstance(inputs, (list, tuple)) else [inputs])}
@@ -135,6 +137,8 @@ def _grad_of(outputs, inputs, single, grad_outputs, retain_graph, create_graph, 
         if x._grad_fn is None:
             g = cots.get(id(x._accum))[1] if x._accum is not None and id(x._accum) in cots \
                 else None
+            if g is not None and hooks.has_hooks(x._accum):
+                g = hooks.apply_hooks(x._accum, g, create_graph)
         else:
             g = found.get(id(x))
         if g is None and not allow_unused:

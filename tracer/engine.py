@@ -29,6 +29,7 @@ from ..ir.ops import Op
 from ..ir.passes.autodiff import RULES, VJP, accumulate, vjp
 from ..runtime.buffers import lookup, owned, shares_memory
 from ..runtime.context import current
+from . import function as hooks
 from . import mode
 from .records import (
     AccumulateGrad,
@@ -131,6 +132,8 @@ def release(order) -> None:
         if not fn.freed and not _saves_nothing(fn):
             fn.freed = True
             fn.in_nodes = fn.out = None
+            if hooks.is_python(fn):
+                fn.rule[0].release()  # a custom function's ctx lets go of its saved tensors
         fn.stops = ()
     _released.refs = list(map(weakref.ref, order))
 
@@ -138,6 +141,8 @@ def release(order) -> None:
 def _saves_nothing(fn: GradFn) -> bool:
     """Whether PyTorch's formula for fn saves no tensor (only shapes, dims, numbers)."""
     name = fn._name
+    if hooks.is_python(fn):  # a custom function: whether its ctx saved tensors
+        return fn.rule[0].saves_nothing()
     return fn.rule is None and (name in NO_SAVES or (
         name in _ONE_INPUT and fn.in_nodes is not None and len(fn.in_nodes) == 1))
 
@@ -147,7 +152,9 @@ def _finish(fn: GradFn) -> None:
     (no version is checked any more) and, for a usable one, its forward nodes."""
     fn.saved = tuple([(None, None, desc) for _, _, desc in fn.saved])
     fn.out_saved = (None, None)
-    if not fn.freed and not _keep_rule(fn):
+    if not fn.freed and hooks.is_python(fn):
+        fn.in_nodes, fn.out = (), None  # NOTE: its Python backward reads neither
+    elif not fn.freed and not _keep_rule(fn):
         fn.freed = True
         fn.in_nodes = fn.out = None
 
@@ -331,8 +338,17 @@ def _engine(roots, root_cots, create_graph: bool, retain_graph: bool, as_nodes: 
             if entry is None:
                 continue
             g = entry[1]
+            before = g
+            if hooks.has_hooks(fn):  # Tensor.register_hook on the record's output
+                g = hooks.apply_hooks(fn, g, create_graph)
             if fn.retained is not None and fn.retained() is not None:
-                retained.append((fn.retained(), g))
+                # NOTE: as PyTorch, `.grad` of retain_grad is the gradient after the hooks,
+                # an input of em.autograd.grad gets the one before them
+                kept = fn.retained()
+                retained.append((kept, g if kept._retains_grad else before))
+            if fn.rule is not None and type(fn.rule[0]) is not str:
+                fn.rule[0].propagate(fn, g, add, cots, create_graph)  # em.autograd.Function
+                continue
             stale = is_stale(fn)
             if not stale and fn.rule is None:
                 direct = _direct(fn, g.node if create_graph else g)

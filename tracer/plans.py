@@ -38,7 +38,7 @@ from ..runtime import cache
 from ..runtime.compiled import program_for
 from ..runtime.config import debug, options
 from ..runtime.context import current
-from . import storage
+from . import function, storage
 from .engine import grad_total, release, set_grads
 from .records import AccumulateGrad, is_stale, record_order
 
@@ -122,14 +122,14 @@ def probe(t) -> Probe | None:
     leaf_of: dict[int, int] = {}
     at = {id(f): i for i, f in enumerate(order)}
     for f in order:
-        if f.freed or f.retained is not None:
-            return None
+        if f.freed or f.retained is not None or function.is_python(f) or function.has_hooks(f):
+            return None  # NOTE: Python code (a custom Function, a hook) makes the gradient
         if is_stale(f):
             return None  # the general pass says which input changed
         for e in f.edges:
             if type(e) is AccumulateGrad and id(e) not in leaf_of:
                 leaf = e.variable
-                if leaf is None:
+                if leaf is None or function.has_hooks(e):
                     return None
                 leaf_of[id(e)] = len(leaves)
                 leaves.append(leaf)

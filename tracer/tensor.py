@@ -55,9 +55,9 @@ class Tensor:
     # NOTE: make NumPy defer to Tensor's reflected operators (ndarray + Tensor).
     __array_priority__ = 1000
 
+    # NOTE: `Tensor(...)` is the legacy constructor (tracer/info.py binds __new__)
     def __init__(self, *args, **kwargs):
-        raise TypeError("create tensors with em.tensor(data), em.zeros(shape), ...; "
-                        "Tensor() cannot be called directly")
+        pass
 
     # -- identity -----------------------------------------------------------
     @property
