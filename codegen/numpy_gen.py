@@ -30,7 +30,7 @@ import math
 import numpy as np
 
 from ..ir import dtypes as dt
-from ..ir.ops import Op
+from ..ir.ops import EXTERN, Op
 from ..ir.passes.fusion import TILE_ELEMS
 from .kernel import Kernel, Program, Ref, Stmt
 
@@ -85,9 +85,8 @@ VIEW = {
     Op.FLIP: "np.flip({x}, {a})",
     Op.AS_STRIDED: "_strided({x}, {a})",
 }
-# run through the reference interpreter's rule (`_extern`)
-EXTERN_OPS = {Op.TAKE, Op.SCATTER, Op.SCATTER_ADD, Op.ARGSORT, Op.CUMSUM, Op.WRITE, Op.RAND,
-              Op.ARANGE}
+# run through the reference interpreter's rule (`_extern`): ir.ops.EXTERN
+EXTERN_OPS = set(EXTERN)
 
 
 def covered_ops() -> set[Op]:

@@ -10,8 +10,9 @@ first, whole, before its elementwise epilogue. Every node belongs to at most one
 group, so no work is ever done twice; a value another group needs is stored.
 
 Other movement ops become *view* steps (no compute: a strided view of a stored
-value), and extern ops, WRITE, RAND and ARANGE become *extern* steps. Leaves
-(BUFFER, CONST) belong to no group: kernels read buffers and inline constants.
+value), and extern ops (TAKE, ..., WRITE, RAND, ARANGE) become *extern* steps.
+Leaves (BUFFER, CONST) belong to no group: kernels read buffers and inline
+constants. Which op goes where is its `Placement` in `ir.ops.OPINFO`.
 
 Fusion is greedy, in topological order: a node joins the group of an input when
 
@@ -29,12 +30,13 @@ from math import prod
 
 from ..graph import Graph
 from ..node import Node
-from ..ops import ELEMENTWISE, MOVEMENT, REDUCE, Op
+from ..ops import FUSIBLE, OPINFO, REDUCE, Op, Placement
 
 __all__ = ["KERNEL_OPS", "Fusion", "Group", "fuse", "tile_axis"]
 
-# ops that may be members of a kernel group (EXPAND only when its input is in it)
-KERNEL_OPS = ELEMENTWISE | REDUCE | {Op.MATMUL, Op.EXPAND}
+# ops that may be members of a kernel group (EXPAND only when its input is in it):
+# those OPINFO places in kernels
+KERNEL_OPS = FUSIBLE
 
 # Elements per tile of a large kernel (EMBER_TILE overrides). Measured on a
 # 2-core machine with 2 MiB of L2 per core: one thread runs an 8-op chain at
@@ -244,13 +246,12 @@ class _Fuser:
 
     def run(self) -> Fusion:
         for n in self.graph.nodes:
-            if n.op is Op.BUFFER or n.op is Op.CONST:
-                continue
-            if n.op in KERNEL_OPS:
+            placement = OPINFO[n.op].placement
+            if placement is Placement.KERNEL:
                 self.place_kernel_node(n)
-            elif n.op in MOVEMENT:
+            elif placement is Placement.VIEW:
                 self.new("view", n)
-            else:
+            elif placement is Placement.EXTERN:
                 self.new("extern", n)
         return self.finish()
 
