@@ -28,6 +28,39 @@ SCATTER[_ADD]  axis: inputs (dest, idx, src), src shaped as TAKE's output
 ARGSORT        (axis, descending): a stable sort's indices, int64
 CUMSUM         axis
 =============  ============================================================
+
+`OPINFO` holds one row per Op: its kind (what it computes), arity, placement
+(where fusion puts it: a leaf, a kernel statement, a view step or an extern
+step) and whether it is differentiable. The op groups below (UNARY, ...,
+EXTERN, FUSIBLE) are derived from it; fusion and the code generators read it.
+
+How to add an Op
+----------------
+Each table has one row per Op; a new Op adds one row to each:
+
+1. `Op` (here): the member, in its group, and its `arg` convention above.
+2. `OPINFO` (here): `Op.X: OpInfo(OpKind..., arity, Placement..., differentiable)`.
+3. `INFER` (ir/node.py): shape and dtype inference, `rule(inputs, arg) ->
+   (dtype, shape)`; UNARY, BINARY, COMPARISON and REDUCE ops get theirs from
+   their kind.
+4. `IMPL` (runtime/interpreter.py): the reference semantics, `rule(node,
+   *input_arrays) -> array` (cast to the node's dtype and rounded afterwards).
+5. `VJP` (ir/passes/autodiff.py): `rule(node, cotangent) -> [cotangent or None
+   per input]`; may be left out where `differentiable` is False.
+6. `RULES` (codegen/numpy_gen.py), in the form the placement asks for: a
+   KERNEL op a statement rule (`_uf("ufunc_name")` for a plain NumPy ufunc,
+   else `Rule(fn)` with `fn(gen, stmt, args)`), a VIEW op (and every MOVEMENT
+   op) a view rule `Rule(view=...)`, an EXTERN op a step rule
+   (`Rule(step=_extern_step)` runs IMPL's rule on the program's arrays).
+7. Tests: tests/test_op_tables.py checks 2-6 for every Op (and names the Op
+   and the table that lacks it); test the values against torch in
+   tests/test_ops.py and tests/test_compiled_ops.py.
+
+An Op written in the older style moves over row by row: its entry in a group
+set (UNARY = {...}, EXTERN = {...}) becomes its OPINFO row; in the NumPy
+generator, a UFUNC entry `Op.X: "name"` becomes `Op.X: _uf("name")`, an
+`elif op is Op.X:` branch a rule function, an EXTERN_OPS member
+`Rule(step=_extern_step)` and a VIEW template `Rule(view=_template("..."))`.
 """
 
 from __future__ import annotations
