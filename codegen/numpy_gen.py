@@ -36,7 +36,7 @@ import numpy as np
 from ..ir import dtypes as dt
 from ..ir.ops import Op
 from ..ir.passes.fusion import TILE_ELEMS
-from .kernel import Kernel, Program, Ref, Step, Stmt, Value
+from .kernel import AllocKind, Kernel, Program, Ref, RefKind, Step, StepKind, Stmt, Value
 
 __all__ = ["EXTERN_OPS", "RULES", "Rule", "SPECIAL", "UFUNC", "VIEW", "covered_ops", "emit"]
 
@@ -130,7 +130,8 @@ def _square_is_exact(s: Stmt) -> bool:
     machine; float64 is never rewritten.
     """
     c = s.srcs[1]
-    if c.kind != "const" or float(c.index) != 2.0 or s.dtype.np not in (np.float32, np.float16):
+    if (c.kind is not RefKind.CONST or float(c.index) != 2.0
+            or s.dtype.np not in (np.float32, np.float16)):
         return False
     d = s.dtype.np
     if d not in _SQUARE_EXACT:
@@ -171,7 +172,7 @@ class _Kernel:
         self.uses: dict[int, int] = {}  # statement id -> index of last statement reading it
         for s in k.body:
             for r in s.srcs:
-                if r.kind == "local":
+                if r.kind is RefKind.LOCAL:
                     self.uses[r.index] = s.id
         self.scratch: list[tuple[tuple, str]] = []  # (shape, dtype) per scratch array
         self.free: dict[tuple, list[int]] = {}
@@ -191,17 +192,17 @@ class _Kernel:
         return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
 
     def ref(self, r: Ref) -> str:
-        if r.kind == "const":
+        if r.kind is RefKind.CONST:
             return literal(r.index, r.dtype)
-        if r.kind == "load":
+        if r.kind is RefKind.LOAD:
             return f"l{r.index}"
         return self.names[r.index]
 
     def actual(self, r: Ref) -> tuple:
         """The shape the operand's array really has (broadcasts are left implicit)."""
-        if r.kind == "const":
+        if r.kind is RefKind.CONST:
             return ()
-        if r.kind == "load":
+        if r.kind is RefKind.LOAD:
             return tuple(self.load_shapes[r.index])
         return self.shapes[r.index]
 
@@ -216,7 +217,7 @@ class _Kernel:
         if self.actual(r) == tuple(r.shape):
             return text
         view = f"np.broadcast_to({text}, {self.tile_shape(r.shape)})"
-        if r.kind == "const" or self.k.body[r.index].op is Op.EXPAND:
+        if r.kind is RefKind.CONST or self.k.body[r.index].op is Op.EXPAND:
             return view
         return f"np.ascontiguousarray({view})"
 
@@ -232,7 +233,7 @@ class _Kernel:
             return None
         key = (tuple(s.shape), s.dtype.np.str)
         for r in reuse:  # NOTE: a ufunc may write over an operand of its exact shape
-            if (r.kind == "local" and self.uses.get(r.index) == s.id
+            if (r.kind is RefKind.LOCAL and self.uses.get(r.index) == s.id
                     and r.index in self.held and r.shape == s.shape
                     and r.dtype.np == s.dtype.np and r.index not in self.stored):
                 k = self.held.pop(r.index)
@@ -258,7 +259,7 @@ class _Kernel:
 
     def release(self, s: Stmt) -> None:
         for r in s.srcs:
-            if r.kind == "local" and self.uses.get(r.index) == s.id and r.index in self.held:
+            if r.kind is RefKind.LOCAL and self.uses.get(r.index) == s.id and r.index in self.held:
                 k = self.held.pop(r.index)
                 shape, d = self.scratch[k]
                 self.free.setdefault((shape, d), []).append(k)
@@ -350,7 +351,7 @@ class _Kernel:
         last = s.shape[-1] if s.shape else 0
         if not self.tiled or not 16 <= last < DEFAULT_BUFSIZE:
             return
-        if any(r.kind != "const" and len(self.actual(r)) == len(s.shape)
+        if any(r.kind is not RefKind.CONST and len(self.actual(r)) == len(s.shape)
                and self.actual(r)[-1] == 1 for r in s.srcs):
             self.set_bufsize(last // 16 * 16)  # NumPy takes multiples of 16
 
@@ -495,7 +496,7 @@ def _ufunc(k: _Kernel, s: Stmt, args: list[str]) -> None:
     op = s.op
     k.buffer_for(s)
     if op in _FILL_CONST and k.tiled:
-        args = [k.filled(r, s.shape) if r.kind == "const" else a
+        args = [k.filled(r, s.shape) if r.kind is RefKind.CONST else a
                 for a, r in zip(args, s.srcs)]
     k.call(s, f"np.{UFUNC[op]}", args, _natural(op, [r.dtype for r in s.srcs]), s.srcs)
 
@@ -763,9 +764,9 @@ def emit(prog: Program, tile_elems: int = TILE_ELEMS) -> str:
         val = vals[v]
         a = prog.allocs.get(v)
         shape = repr(tuple(val.shape))
-        if a is None or a.kind == "fresh":
+        if a is None or a.kind is AllocKind.FRESH:
             return [f"v{v} = np.empty({shape}, {np_type(val.dtype)})"]
-        if a.kind == "slot":
+        if a.kind is AllocKind.SLOT:
             nb = math.prod(val.shape) * val.dtype.np.itemsize
             view = f"slots[{a.slot}][:{nb}].view({np_type(val.dtype)})"
             return [f"v{v} = {view}.reshape({shape})"]
@@ -774,7 +775,7 @@ def emit(prog: Program, tile_elems: int = TILE_ELEMS) -> str:
                 f"v{v} = v{a.of}.reshape({shape})"]
 
     for step in prog.steps:
-        if step.kind == "kernel":
+        if step.kind is StepKind.KERNEL:
             k = step.kernel
             tiled = k.tile_axis is not None
             gen = _Kernel(k, tiled, _tile_rows(k, tile_elems) if tiled else 0)
@@ -786,9 +787,9 @@ def emit(prog: Program, tile_elems: int = TILE_ELEMS) -> str:
                 body.extend(alloc(v))
             args = [f"v{v}" for v in k.loads] + [f"v{v}" for _, v in k.stores]
             body.append(f"{k.name}({', '.join(args)})")
-        elif step.kind == "view":
+        elif step.kind is StepKind.VIEW:
             if prog.allocs.get(step.out, None) is not None and \
-                    prog.allocs[step.out].kind == "base":
+                    prog.allocs[step.out].kind is AllocKind.BASE:
                 continue
             body.append(f"v{step.out} = " + RULES[step.op].view(f"v{step.srcs[0]}", step.arg))
         else:

@@ -26,13 +26,14 @@ Each refusal is recorded in `Fusion.notes` (shown with EMBER_DEBUG=2).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from math import prod
 
 from ..graph import Graph
 from ..node import Node
 from ..ops import FUSIBLE, OPINFO, REDUCE, Op, Placement
 
-__all__ = ["KERNEL_OPS", "Fusion", "Group", "fuse", "tile_axis"]
+__all__ = ["KERNEL_OPS", "Fusion", "Group", "GroupKind", "fuse", "tile_axis"]
 
 # ops that may be members of a kernel group (EXPAND only when its input is in it):
 # those OPINFO places in kernels
@@ -51,12 +52,20 @@ TILE_ELEMS = 1 << 17
 TILED_ABOVE = 1 << 13
 
 
+class GroupKind(StrEnum):
+    """What a group of a fusion is (its value is the word the debug report uses)."""
+
+    KERNEL = "kernel"  # nodes computed together over one domain
+    VIEW = "view"      # one movement op: a strided view of a stored value
+    EXTERN = "extern"  # one op run by a library call
+
+
 @dataclass(eq=False)
 class Group:
     """A kernel, a view step or an extern step; `nodes` in topological order."""
 
     id: int
-    kind: str  # "kernel" | "view" | "extern"
+    kind: GroupKind
     nodes: list[Node]
     domain: tuple[int, ...] = ()
     reduce_axes: frozenset = frozenset()
@@ -79,7 +88,7 @@ class Fusion:
 
     @property
     def kernels(self) -> list[Group]:
-        return [g for g in self.groups if g.kind == "kernel"]
+        return [g for g in self.groups if g.kind is GroupKind.KERNEL]
 
 
 def tile_axis(domain, shapes, reduce_axes) -> int | None:
@@ -133,11 +142,11 @@ class _Fuser:
         gid = self.group_of.get(id(n))
         return None if gid is None else self.groups[self.find(gid)]
 
-    def new(self, kind: str, n: Node) -> Group:
+    def new(self, kind: GroupKind, n: Node) -> Group:
         g = Group(len(self.parent), kind, [n])
         self.groups[g.id] = g
         self.parent[g.id] = g.id
-        if kind == "kernel":
+        if kind is GroupKind.KERNEL:
             g.domain = _extent(n)
             if n.op in REDUCE:
                 g.reduce_axes = frozenset(n.arg)
@@ -225,10 +234,10 @@ class _Fuser:
         if n.op is not Op.MATMUL:
             for i in n.inputs:
                 g = self.group(i)
-                if g is not None and g.kind == "kernel" and g not in cands:
+                if g is not None and g.kind is GroupKind.KERNEL and g not in cands:
                     cands.append(g)
         if n.op is Op.EXPAND and not cands:
-            self.new("view", n)
+            self.new(GroupKind.VIEW, n)
             return
         if len(cands) > 1 and self.why_not(cands, n) is None:
             self.join(cands, n)
@@ -240,9 +249,9 @@ class _Fuser:
                 return
             self.notes.append(f"{self.name(n)} not fused into k{g.id}: {reason}")
         if n.op is Op.EXPAND:
-            self.new("view", n)
+            self.new(GroupKind.VIEW, n)
         else:
-            self.new("kernel", n)
+            self.new(GroupKind.KERNEL, n)
 
     def run(self) -> Fusion:
         for n in self.graph.nodes:
@@ -250,9 +259,9 @@ class _Fuser:
             if placement is Placement.KERNEL:
                 self.place_kernel_node(n)
             elif placement is Placement.VIEW:
-                self.new("view", n)
+                self.new(GroupKind.VIEW, n)
             elif placement is Placement.EXTERN:
-                self.new("extern", n)
+                self.new(GroupKind.EXTERN, n)
         return self.finish()
 
     def contiguous(self, n: Node) -> bool:
@@ -260,7 +269,7 @@ class _Fuser:
         if n.op is Op.BUFFER:
             return True
         g = self.group(n)
-        if g is not None and g.kind == "kernel":
+        if g is not None and g.kind is GroupKind.KERNEL:
             return True
         if n.op is Op.AS_STRIDED:
             return n.arg.is_contiguous() and self.contiguous(n.inputs[0])
@@ -303,7 +312,8 @@ class _Fuser:
                     if id(i) not in members and i.op is not Op.CONST and id(i) not in seen:
                         seen.add(id(i))
                         g.loads.append(i)
-            if g.kind == "kernel" and g.shapes and prod(g.domain) > self.tiled_above and all(
+            large = g.shapes and prod(g.domain) > self.tiled_above
+            if g.kind is GroupKind.KERNEL and large and all(
                     self.reduce_reads_rows(n, members) for n in g.nodes if n.op in REDUCE):
                 g.tile_axis = tile_axis(g.domain, g.shapes, g.reduce_axes)
         return Fusion(self.graph, groups, group_of, self.notes)
