@@ -4,8 +4,9 @@ The module defines one function per kernel and a driver, `program(inputs,
 params)`, that allocates buffers, calls the kernels and view/extern steps in
 order, and returns the outputs. The runtime `exec`s it once (see
 runtime/compiled.py for the names the source expects: `np`, `dt`, `Op`, `View`,
-`_extern`, `_strided`, `_write`, `_bf16`, `_bf16_`, `_tiles`, `_Stub`, `_int_pow`,
-`_check_divisor`, `_float_mod`).
+`_extern`, `_strided_at`, `_write`, `_bf16`, `_bf16_`, `_tiles`, `_Stub`, `_int_pow`,
+`_elementwise_pow`, `_select`, `_where`, `_check_divisor`, `_float_mod`: its
+`NAMESPACE`).
 
 A kernel runs in one of two forms:
 
@@ -611,7 +612,7 @@ def _slice_view(x: str, arg) -> str:
 
 
 def _strided_view(x: str, v) -> str:
-    return f"_strided({x}, {tuple(v.shape)!r}, {tuple(v.strides)!r}, {v.offset})"
+    return f"_strided_at({x}, {tuple(v.shape)!r}, {tuple(v.strides)!r}, {v.offset})"
 
 
 # A step rule `step(st, val, stubs)` is the line computing step `st` into value

@@ -28,7 +28,7 @@ from . import cache, threads
 from .config import debug, options
 from .interpreter import (
     IMPL,
-    _finish,
+    _conform,
     check_divisor,
     elementwise_pow,
     evaluate,
@@ -57,11 +57,12 @@ class _Stub:
 
 
 def _extern(n: _Stub, *args):
-    return _finish(n, IMPL[n.op](n, *args))
+    return _conform(n, IMPL[n.op](n, *args))
 
 
-def _strided(x: np.ndarray, shape, strides, offset) -> np.ndarray:
-    """The AS_STRIDED view of flat x (element strides), as the interpreter reads it."""
+def _strided_at(x: np.ndarray, shape, strides, offset) -> np.ndarray:
+    """The AS_STRIDED view of flat x (element strides), as the interpreter reads it (the
+    generated code's form of the interpreter's `_strided`, which takes a View)."""
     x = np.ascontiguousarray(x)
     item = x.itemsize
     try:
@@ -130,7 +131,7 @@ def _where(c, a, b, dtype) -> np.ndarray:
 
 
 NAMESPACE = {"np": np, "dt": dt, "Op": Op, "View": View, "_extern": _extern,
-             "_strided": _strided, "_write": _write, "_bf16": _bf16, "_bf16_": _bf16_,
+             "_strided_at": _strided_at, "_write": _write, "_bf16": _bf16, "_bf16_": _bf16_,
              "_tiles": threads.tiles, "_Stub": _Stub, "_int_pow": int_pow,
              "_elementwise_pow": elementwise_pow, "_select": _select, "_where": _where,
              "_check_divisor": check_divisor, "_float_mod": float_mod}
@@ -167,16 +168,16 @@ def _fold(n: Node):
     # the interpreter's CONST does, silently
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        args = [_finish(_Stub(Op.CONST, i.arg, i.dtype, ()), np.array(i.arg, i.dtype.np))
+        args = [_conform(_Stub(Op.CONST, i.arg, i.dtype, ()), np.array(i.arg, i.dtype.np))
                 for i in n.inputs]
-        value = _finish(stub, IMPL[n.op](stub, *args))
+        value = _conform(stub, IMPL[n.op](stub, *args))
     return value.item()
 
 
 def _which() -> str:
     """Which realisation a debug line belongs to: the count execute.run keeps."""
-    from .execute import stats
-    return f"run {stats['runs']}"
+    from .execute import counts
+    return f"run {counts['runs']}"
 
 
 def _exec(source: str):

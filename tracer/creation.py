@@ -32,7 +32,7 @@ __all__ = ["tensor", "as_tensor", "from_numpy", "zeros", "ones", "full", "empty"
            "manual_seed", "initial_seed", "seed", "scalar_tensor"]
 
 
-def _finish(t: Tensor, requires_grad: bool) -> Tensor:
+def _requiring_grad(t: Tensor, requires_grad: bool) -> Tensor:
     if requires_grad:
         t.requires_grad_(True)
     return t
@@ -50,7 +50,7 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
     if isinstance(data, Tensor):
         data = data.detach()
     arr, d = as_array(data, dt.to_dtype(dtype) if dtype is not None else None)
-    return _finish(from_array(arr, d, device), requires_grad)
+    return _requiring_grad(from_array(arr, d, device), requires_grad)
 
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:
@@ -148,7 +148,7 @@ def _size(size) -> tuple[int, ...]:
 
 def _lazy(n, device, requires_grad: bool) -> Tensor:
     check_size(n.shape, n.dtype)
-    return _finish(wrap_node(n, check_device(device)), requires_grad)
+    return _requiring_grad(wrap_node(n, check_device(device)), requires_grad)
 
 
 def full(size, fill_value, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
@@ -230,7 +230,7 @@ def linspace(start, end, steps: int, *, dtype=None, device=None,
         vals = np.full(1, start, np.float64)
     if d is dt.bfloat16:
         vals = dt.round_bf16(vals.astype(np.float32))
-    return _finish(from_array(vals.astype(d.np), d, check_device(device)), requires_grad)
+    return _requiring_grad(from_array(vals.astype(d.np), d, check_device(device)), requires_grad)
 
 
 # -- random ---------------------------------------------------------------------
