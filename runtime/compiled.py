@@ -198,7 +198,9 @@ def compile_key(key: tuple[Node, ...]) -> Compiled:
     start = time.perf_counter()
     graph = Graph(key)
     try:
-        plan = lower(graph, fold=_fold, tile_elems=options.tile_elems, check=options.verify)
+        log = (lambda line: debug(f"{_which()}: pass {line}")) if options.debug >= 2 else None
+        plan = lower(graph, fold=_fold, tile_elems=options.tile_elems, check=options.verify,
+                     log=log)
         prog = build_program(plan)
         source = emit(prog, options.tile_elems)
         fn = _exec(source)

@@ -31,3 +31,15 @@ def test_kinds_are_enums_that_read_as_words():
     assert all(isinstance(a.kind, AllocKind) for a in prog.allocs.values())
     # NOTE: the values are the words the debug report prints, and compare equal to them
     assert GroupKind.KERNEL == "kernel" and f"{StepKind.VIEW}" == "view"
+
+
+def test_the_pipeline_is_one_list_of_named_steps_from_graph_to_schedule():
+    from ember.ir.passes.pipeline import graph_passes, passes
+    from ember.ir.passes.schedule import Schedule
+    assert [name for name, _ in passes()] == ["simplify", "eliminate_dead", "fuse", "schedule"]
+    assert [name for name, _ in graph_passes()] == ["simplify", "eliminate_dead"]
+    lines = []
+    plan = lower(_softmax_graph(), check=True, log=lines.append)
+    assert isinstance(plan, Schedule)
+    assert [line.split(":")[0] for line in lines] == [name for name, _ in passes()]
+    assert "kernels" in lines[2] and "steps" in lines[3]
