@@ -225,7 +225,7 @@ def compile_key(key: tuple[Node, ...]) -> Compiled:
 
 
 def _load_or_compile(key: tuple[Node, ...]) -> Compiled:
-    stats = cache.memory.stats
+    counters = cache.memory.counters
     digest = None
     if options.cache:
         digest = cache.digest_of(key)
@@ -237,8 +237,8 @@ def _load_or_compile(key: tuple[Node, ...]) -> Compiled:
                                  meta.get("peak_bytes", -1), meta.get("report", ""),
                                  meta.get("held_bytes", 0))
             except Exception:  # noqa: BLE001 - a stored file that fails to load is rewritten
-                stats.disk_rejects += 1
-                stats.disk_hits -= 1
+                counters.disk_rejects += 1
+                counters.disk_hits -= 1
             else:
                 entry.fn = _checked_first_call(entry, key, digest)
                 if options.debug:
@@ -253,7 +253,7 @@ def _load_or_compile(key: tuple[Node, ...]) -> Compiled:
 
 def _compile_and_store(key: tuple[Node, ...], digest: str | None) -> Compiled:
     """Compile `key`, and write the program to the disk cache under `digest` (if any)."""
-    cache.memory.stats.compiles += 1
+    cache.memory.counters.compiles += 1
     entry = compile_key(key)
     if digest is not None and entry.fn is not None:
         cache.disk.store(digest, entry.source, {"kernels": entry.kernels,
@@ -289,7 +289,7 @@ def _checked_first_call(entry: Compiled, key: tuple[Node, ...], digest: str):
         if fits(values, key):
             entry.fn = loaded
             return values
-        cache.memory.stats.disk_rejects += 1
+        cache.memory.counters.disk_rejects += 1
         if options.debug:
             debug(f"{_which()}: a program loaded from the disk cache gave outputs of other "
                   "shapes or dtypes than its graph's; compiling it again")
@@ -320,7 +320,7 @@ def lookup(outputs) -> tuple[Compiled, list, list]:
     if entry is None:
         memory.max_entries = options.cache_entries
         memory.max_bytes = options.cache_bytes
-        # NOTE: `canonical` visits the nodes in the order `structure` does, so
+        # NOTE: `canonical` rebuilds the graph of the walk `structure` keys, so
         # its input and parameter positions are the ones collected above.
         nodes, _, _ = cache.canonical(outputs)
         entry = _load_or_compile(nodes)
