@@ -161,7 +161,7 @@ def build_program(plan: Schedule) -> Program:
             steps.append(Step(StepKind.CONST, value(n), Op.CONST, (), n.arg))
         return value(n)
 
-    for k, g in enumerate(plan.steps):
+    for g in plan.steps:
         if g.kind is not GroupKind.KERNEL:
             n = g.nodes[0]
             srcs = tuple(operand(i) for i in n.inputs)
@@ -183,7 +183,7 @@ def build_program(plan: Schedule) -> Program:
             local[id(n)] = len(body)
             body.append(Stmt(len(body), n.op, tuple(srcs), n.arg, n.dtype, n.shape))
         stores = tuple((local[id(n)], value(n)) for n in g.outputs)
-        kernel = Kernel(f"k{k}", g.domain, g.tile_axis, tuple(loads), tuple(body), stores)
+        kernel = Kernel(g.name, g.domain, g.tile_axis, tuple(loads), tuple(body), stores)
         steps.append(Step(StepKind.KERNEL, -1, kernel=kernel))
     outputs = tuple(operand(o) for o in graph.outputs)
 

@@ -25,6 +25,7 @@ Each refusal is recorded in `Fusion.notes` (shown with EMBER_DEBUG=2).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from math import prod
@@ -75,8 +76,20 @@ class Group:
     outputs: list[Node] = field(default_factory=list)  # members read outside
     loads: list[Node] = field(default_factory=list)  # non-members read (no CONSTs)
 
+    @property
+    def name(self) -> str:
+        """Its one name, in the schedule, the debug report and the generated source:
+        k<id> for a kernel (its function's name), v<id> for a view, x<id> for an extern."""
+        return f"{_PREFIX[self.kind]}{self.id}"
+
     def __repr__(self) -> str:
-        return f"<{self.kind} k{self.id} {len(self.nodes)} nodes domain={list(self.domain)}>"
+        return f"<{self.kind} {self.name} {len(self.nodes)} nodes domain={list(self.domain)}>"
+
+
+_PREFIX = {GroupKind.KERNEL: "k", GroupKind.VIEW: "v", GroupKind.EXTERN: "x"}
+# NOTE: notes name groups while fusion still merges them; `@<id>` is resolved to
+# the final group's name when fusion is done
+_DRAFT = re.compile(r"@(\d+)")
 
 
 @dataclass
@@ -185,17 +198,17 @@ class _Fuser:
         domain = extent
         for g in gs:
             if not _compatible(g.domain, domain):
-                return f"shape {list(extent)} does not fit k{g.id}'s domain {list(g.domain)}"
+                return f"shape {list(extent)} does not fit @{g.id}'s domain {list(g.domain)}"
             domain = tuple(max(x, y) for x, y in zip(domain, g.domain))
         for a in gs:
             for b in gs:
                 if a is not b and self.depends(a, b):
-                    return f"k{a.id} reads k{b.id}"
+                    return f"@{a.id} reads @{b.id}"
         members = {g.id for g in gs}
         for i in n.inputs:
             s = self.group(i)
             if s is not None and s.id not in members and any(self.depends(s, g) for g in gs):
-                return f"{self.name(i)} (in k{s.id}) depends on the kernel: fusing makes a cycle"
+                return f"{self.name(i)} (in @{s.id}) depends on the kernel: fusing makes a cycle"
         if prod(domain) > self.tiled_above:
             shapes = set().union(*(g.shapes for g in gs))
             raxes = frozenset().union(*(g.reduce_axes for g in gs))
@@ -247,7 +260,7 @@ class _Fuser:
             if reason is None:
                 self.join([g], n)
                 return
-            self.notes.append(f"{self.name(n)} not fused into k{g.id}: {reason}")
+            self.notes.append(f"{self.name(n)} not fused into @{g.id}: {reason}")
         if n.op is Op.EXPAND:
             self.new(GroupKind.VIEW, n)
         else:
@@ -316,7 +329,19 @@ class _Fuser:
             if g.kind is GroupKind.KERNEL and large and all(
                     self.reduce_reads_rows(n, members) for n in g.nodes if n.op in REDUCE):
                 g.tile_axis = tile_axis(g.domain, g.shapes, g.reduce_axes)
-        return Fusion(self.graph, groups, group_of, self.notes)
+        return Fusion(self.graph, groups, group_of, self.renumber(groups))
+
+    def renumber(self, groups: list[Group]) -> list[str]:
+        """Number the groups 0, 1, ... in graph order (their names: see `Group.name`);
+        returns the notes with the groups they name under those names."""
+        final = {g.id: g for g in groups}  # ids while fusing -> the groups left
+        position = {g.id: i for i, g in enumerate(groups)}
+        for g in groups:
+            g.deps = {position[self.find(d)] for d in g.deps}
+        for i, g in enumerate(groups):
+            g.id = i
+        return [_DRAFT.sub(lambda m: final[self.find(int(m.group(1)))].name, note)
+                for note in self.notes]
 
 
 def fuse(graph: Graph, tile_elems: int = TILE_ELEMS) -> Fusion:

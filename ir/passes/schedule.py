@@ -120,7 +120,7 @@ def describe(plan: Schedule) -> str:
         nodes = " ".join(f"%{index[id(n)]}" for n in g.nodes)
         ops = ",".join(n.op.name.lower() for n in g.nodes if n.op is not Op.EXPAND)
         tile = "" if g.tile_axis is None else f" tiled on axis {g.tile_axis}"
-        lines.append(f"step {s}: {g.kind} k{g.id} [{ops}] ({nodes}) "
+        lines.append(f"step {s}: {g.kind} {g.name} [{ops}] ({nodes}) "
                      f"domain={list(g.domain)}{tile}")
     lines.append(f"peak memory {plan.peak_bytes} bytes in {len(plan.slot_bytes)} reused slots")
     return "\n".join(lines)
