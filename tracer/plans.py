@@ -27,7 +27,9 @@ then walks that graph again to find its compiled program. A plan skips both:
 Everything else (create_graph, an explicit gradient, `inputs=`, eager mode, the
 interpreter back end, em.compile's tracing, `EMBER_PLANS=0`) takes the general
 pass. Plans live in the compiled-graph cache (`runtime.cache.memory`, under keys
-that start with "plan"), within its bounds, and count as its hits and misses.
+that start with "plan"), within its bounds, and count as its hits and misses;
+`clear()` drops them (through `MemoryCache.discard`) and `stats()` says how many
+passes replayed a plan and how many plans were made.
 """
 
 from __future__ import annotations
