@@ -25,13 +25,16 @@ under a reshaped view (so an output is written in place and returned as is).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from ..ir import dtypes as dt
 from ..ir.node import Node
 from ..ir.ops import Op
+from ..ir.passes.fusion import GroupKind
 from ..ir.passes.schedule import Schedule
 
-__all__ = ["Alloc", "Kernel", "Program", "Ref", "Step", "Stmt", "Value", "build_program"]
+__all__ = ["Alloc", "AllocKind", "Kernel", "Program", "Ref", "RefKind", "Step", "StepKind",
+           "Stmt", "Value", "build_program"]
 
 
 @dataclass(frozen=True)
@@ -41,9 +44,35 @@ class Value:
     shape: tuple[int, ...]
 
 
+class RefKind(StrEnum):
+    """What a statement's operand is."""
+
+    LOCAL = "local"  # a statement's result (index: its id)
+    LOAD = "load"    # a program value the kernel reads (index: its position in loads)
+    CONST = "const"  # a literal (index: its Python value)
+
+
+class StepKind(StrEnum):
+    """What a step of a program is (see the module docstring)."""
+
+    KERNEL = "kernel"
+    VIEW = "view"
+    EXTERN = "extern"
+    CONST = "const"
+
+
+class AllocKind(StrEnum):
+    """Where a stored value lives."""
+
+    FRESH = "fresh"  # an array of its own
+    SLOT = "slot"    # a reused slot of the memory plan
+    UNDER = "under"  # under a reshaped output's flat buffer (`of`: the output)
+    BASE = "base"    # an output allocated early, as the base of such a value
+
+
 @dataclass(frozen=True)
 class Ref:
-    kind: str  # "local" (a statement id) | "load" (an index into loads) | "const"
+    kind: RefKind
     index: object  # int, or the constant's Python value
     dtype: dt.DType
     shape: tuple[int, ...]
@@ -78,7 +107,7 @@ class Kernel:
 
 @dataclass(frozen=True)
 class Step:
-    kind: str  # "kernel" | "view" | "extern" | "const"
+    kind: StepKind
     out: int  # value id (-1 for kernels: see Kernel.stores)
     op: Op | None = None
     srcs: tuple[int, ...] = ()
@@ -88,8 +117,7 @@ class Step:
 
 @dataclass(frozen=True)
 class Alloc:
-    # "fresh" | "slot" | "under" (a view of output `of`) | "base" (output allocated early)
-    kind: str
+    kind: AllocKind
     slot: int = -1
     of: int = -1
 
@@ -106,7 +134,7 @@ class Program:
 
     @property
     def kernels(self) -> list[Kernel]:
-        return [s.kernel for s in self.steps if s.kind == "kernel"]
+        return [s.kernel for s in self.steps if s.kind is StepKind.KERNEL]
 
 
 def build_program(plan: Schedule) -> Program:
@@ -130,14 +158,14 @@ def build_program(plan: Schedule) -> Program:
 
     def operand(n: Node) -> int:
         if n.op is Op.CONST and id(n) not in vid:
-            steps.append(Step("const", value(n), Op.CONST, (), n.arg))
+            steps.append(Step(StepKind.CONST, value(n), Op.CONST, (), n.arg))
         return value(n)
 
-    for k, g in enumerate(plan.steps):
-        if g.kind != "kernel":
+    for g in plan.steps:
+        if g.kind is not GroupKind.KERNEL:
             n = g.nodes[0]
             srcs = tuple(operand(i) for i in n.inputs)
-            steps.append(Step(g.kind, value(n), n.op, srcs, n.arg))
+            steps.append(Step(StepKind(g.kind), value(n), n.op, srcs, n.arg))
             continue
         loads = [operand(i) for i in g.loads]
         load_index = {id(i): j for j, i in enumerate(g.loads)}
@@ -147,32 +175,32 @@ def build_program(plan: Schedule) -> Program:
             srcs = []
             for i in n.inputs:
                 if id(i) in local:
-                    srcs.append(Ref("local", local[id(i)], i.dtype, i.shape))
+                    srcs.append(Ref(RefKind.LOCAL, local[id(i)], i.dtype, i.shape))
                 elif i.op is Op.CONST:
-                    srcs.append(Ref("const", i.arg, i.dtype, i.shape))
+                    srcs.append(Ref(RefKind.CONST, i.arg, i.dtype, i.shape))
                 else:
-                    srcs.append(Ref("load", load_index[id(i)], i.dtype, i.shape))
+                    srcs.append(Ref(RefKind.LOAD, load_index[id(i)], i.dtype, i.shape))
             local[id(n)] = len(body)
             body.append(Stmt(len(body), n.op, tuple(srcs), n.arg, n.dtype, n.shape))
         stores = tuple((local[id(n)], value(n)) for n in g.outputs)
-        kernel = Kernel(f"k{k}", g.domain, g.tile_axis, tuple(loads), tuple(body), stores)
-        steps.append(Step("kernel", -1, kernel=kernel))
+        kernel = Kernel(g.name, g.domain, g.tile_axis, tuple(loads), tuple(body), stores)
+        steps.append(Step(StepKind.KERNEL, -1, kernel=kernel))
     outputs = tuple(operand(o) for o in graph.outputs)
 
     allocs = {}
     out_ids = set(outputs)
     for n_id, slot in plan.slots.items():
-        allocs[vid[n_id]] = Alloc("slot", slot)
+        allocs[vid[n_id]] = Alloc(AllocKind.SLOT, slot)
     for s in steps:
-        if s.kind == "view" and s.op is Op.RESHAPE and s.out in out_ids:
+        if s.kind is StepKind.VIEW and s.op is Op.RESHAPE and s.out in out_ids:
             src = s.srcs[0]
             if src not in allocs and src not in out_ids and _stored(steps, src):
-                allocs[src] = Alloc("under", of=s.out)
-                allocs[s.out] = Alloc("base")
+                allocs[src] = Alloc(AllocKind.UNDER, of=s.out)
+                allocs[s.out] = Alloc(AllocKind.BASE)
     return Program(tuple(values), tuple(inputs), tuple(steps), outputs, allocs,
                    tuple(plan.slot_bytes), plan.peak_bytes)
 
 
 def _stored(steps, v: int) -> bool:
-    return any(s.kind == "kernel" and any(val == v for _, val in s.kernel.stores)
+    return any(s.kind is StepKind.KERNEL and any(val == v for _, val in s.kernel.stores)
                for s in steps)

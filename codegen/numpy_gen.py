@@ -4,8 +4,9 @@ The module defines one function per kernel and a driver, `program(inputs,
 params)`, that allocates buffers, calls the kernels and view/extern steps in
 order, and returns the outputs. The runtime `exec`s it once (see
 runtime/compiled.py for the names the source expects: `np`, `dt`, `Op`, `View`,
-`_extern`, `_strided`, `_write`, `_bf16`, `_bf16_`, `_tiles`, `_Stub`, `_int_pow`,
-`_check_divisor`, `_float_mod`).
+`_extern`, `_strided_at`, `_write`, `_bf16`, `_bf16_`, `_tiles`, `_Stub`, `_int_pow`,
+`_elementwise_pow`, `_select`, `_where`, `_check_divisor`, `_float_mod`: its
+`NAMESPACE`).
 
 A kernel runs in one of two forms:
 
@@ -20,36 +21,26 @@ A kernel runs in one of two forms:
 Each statement reproduces the reference interpreter's rule exactly (same NumPy
 function on the same operand dtypes, then the same cast and bfloat16 rounding),
 so results are bit-identical wherever the operation order is the same.
-`EMIT`/`UFUNC` hold one rule per Op; a test checks that every Op has one.
+`RULES` holds one rule per Op (a kernel statement, a view step or a step of its
+own, as ir/ops.py's OPINFO places the op); tests/test_op_tables.py checks that
+every Op has the one it needs.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..ir import dtypes as dt
 from ..ir.ops import Op
 from ..ir.passes.fusion import TILE_ELEMS
-from .kernel import Kernel, Program, Ref, Stmt
+from .kernel import AllocKind, Kernel, Program, Ref, RefKind, Step, StepKind, Stmt, Value
 
-__all__ = ["EXTERN_OPS", "SPECIAL", "UFUNC", "VIEW", "covered_ops", "emit"]
+__all__ = ["EXTERN_OPS", "RULES", "Rule", "SPECIAL", "UFUNC", "VIEW", "covered_ops", "emit"]
 
-UFUNC = {
-    Op.NEG: "negative", Op.EXP: "exp", Op.LOG: "log", Op.SIN: "sin", Op.COS: "cos",
-    Op.TAN: "tan", Op.TANH: "tanh", Op.SQRT: "sqrt", Op.ABS: "absolute", Op.SIGN: "sign",
-    Op.FLOOR: "floor", Op.CEIL: "ceil", Op.TRUNC: "trunc", Op.LOG1P: "log1p",
-    Op.EXPM1: "expm1", Op.EXP2: "exp2", Op.RECIP: "reciprocal",
-    Op.ADD: "add", Op.SUB: "subtract", Op.MUL: "multiply", Op.DIV: "true_divide",
-    Op.POW: "power", Op.MAX: "maximum", Op.MIN: "minimum", Op.LT: "less",
-    Op.LE: "less_equal", Op.EQ: "equal", Op.NE: "not_equal", Op.AND: "bitwise_and",
-    Op.OR: "bitwise_or", Op.XOR: "bitwise_xor", Op.FLOORDIV: "floor_divide",
-    Op.MOD: "remainder",
-}
-# kernel statements with a rule of their own (below, in `_Kernel.stmt`)
-SPECIAL = {Op.ROUND, Op.NOT, Op.CAST, Op.WHERE, Op.EXPAND, Op.REDUCE_SUM, Op.REDUCE_PROD,
-           Op.REDUCE_MAX, Op.REDUCE_MIN, Op.MATMUL}
 REDUCER = {Op.REDUCE_SUM: "add", Op.REDUCE_PROD: "multiply", Op.REDUCE_MAX: "maximum",
            Op.REDUCE_MIN: "minimum"}
 # one-element kernels compute on NumPy scalars (a ufunc on a scalar costs a third
@@ -58,7 +49,6 @@ REDUCER = {Op.REDUCE_SUM: "add", Op.REDUCE_PROD: "multiply", Op.REDUCE_MAX: "max
 # ufuncs do (IEEE arithmetic)
 OPERATOR = {"np.add": "({} + {})", "np.subtract": "({} - {})", "np.multiply": "({} * {})",
             "np.true_divide": "({} / {})", "np.negative": "(-{})"}
-_SCALAR_OPS = set(UFUNC) | {Op.EXPAND, Op.NOT}
 _SCALAR_DTYPES = {np.dtype(np.float32), np.dtype(np.float64)}
 # NumPy's SIMD loops for these take two contiguous arrays; with a scalar operand
 # they fall back to a loop 1.7x slower (64K float32: 16 us against 9.6 us), so a
@@ -76,25 +66,6 @@ _FILL_CONST = {Op.MAX, Op.MIN}
 # that needs one size throughout has its threads set it once per run of tiles
 # (`_tiles(..., bufsize)`); otherwise its tile function switches around the casts.
 DEFAULT_BUFSIZE = 8192
-# view steps: Op -> source template ({x} the operand, {a} the arg)
-VIEW = {
-    Op.RESHAPE: "{x}.reshape({a})",
-    Op.PERMUTE: "np.transpose({x}, {a})",
-    Op.EXPAND: "np.broadcast_to({x}, {a})",
-    Op.SLICE: "{x}[{a}]",
-    Op.FLIP: "np.flip({x}, {a})",
-    Op.AS_STRIDED: "_strided({x}, {a})",
-}
-# run through the reference interpreter's rule (`_extern`)
-EXTERN_OPS = {Op.TAKE, Op.SCATTER, Op.SCATTER_ADD, Op.ARGSORT, Op.CUMSUM, Op.WRITE, Op.RAND,
-              Op.ARANGE}
-
-
-def covered_ops() -> set[Op]:
-    """Every Op this generator has a rule for (BUFFER and CONST are leaves)."""
-    return set(UFUNC) | SPECIAL | set(VIEW) | EXTERN_OPS | {Op.BUFFER, Op.CONST}
-
-
 # ---------------------------------------------------------------------------
 # literals
 
@@ -160,7 +131,8 @@ def _square_is_exact(s: Stmt) -> bool:
     machine; float64 is never rewritten.
     """
     c = s.srcs[1]
-    if c.kind != "const" or float(c.index) != 2.0 or s.dtype.np not in (np.float32, np.float16):
+    if (c.kind is not RefKind.CONST or float(c.index) != 2.0
+            or s.dtype.np not in (np.float32, np.float16)):
         return False
     d = s.dtype.np
     if d not in _SQUARE_EXACT:
@@ -201,7 +173,7 @@ class _Kernel:
         self.uses: dict[int, int] = {}  # statement id -> index of last statement reading it
         for s in k.body:
             for r in s.srcs:
-                if r.kind == "local":
+                if r.kind is RefKind.LOCAL:
                     self.uses[r.index] = s.id
         self.scratch: list[tuple[tuple, str]] = []  # (shape, dtype) per scratch array
         self.free: dict[tuple, list[int]] = {}
@@ -221,17 +193,17 @@ class _Kernel:
         return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
 
     def ref(self, r: Ref) -> str:
-        if r.kind == "const":
+        if r.kind is RefKind.CONST:
             return literal(r.index, r.dtype)
-        if r.kind == "load":
+        if r.kind is RefKind.LOAD:
             return f"l{r.index}"
         return self.names[r.index]
 
     def actual(self, r: Ref) -> tuple:
         """The shape the operand's array really has (broadcasts are left implicit)."""
-        if r.kind == "const":
+        if r.kind is RefKind.CONST:
             return ()
-        if r.kind == "load":
+        if r.kind is RefKind.LOAD:
             return tuple(self.load_shapes[r.index])
         return self.shapes[r.index]
 
@@ -246,7 +218,7 @@ class _Kernel:
         if self.actual(r) == tuple(r.shape):
             return text
         view = f"np.broadcast_to({text}, {self.tile_shape(r.shape)})"
-        if r.kind == "const" or self.k.body[r.index].op is Op.EXPAND:
+        if r.kind is RefKind.CONST or self.k.body[r.index].op is Op.EXPAND:
             return view
         return f"np.ascontiguousarray({view})"
 
@@ -262,7 +234,7 @@ class _Kernel:
             return None
         key = (tuple(s.shape), s.dtype.np.str)
         for r in reuse:  # NOTE: a ufunc may write over an operand of its exact shape
-            if (r.kind == "local" and self.uses.get(r.index) == s.id
+            if (r.kind is RefKind.LOCAL and self.uses.get(r.index) == s.id
                     and r.index in self.held and r.shape == s.shape
                     and r.dtype.np == s.dtype.np and r.index not in self.stored):
                 k = self.held.pop(r.index)
@@ -288,7 +260,7 @@ class _Kernel:
 
     def release(self, s: Stmt) -> None:
         for r in s.srcs:
-            if r.kind == "local" and self.uses.get(r.index) == s.id and r.index in self.held:
+            if r.kind is RefKind.LOCAL and self.uses.get(r.index) == s.id and r.index in self.held:
                 k = self.held.pop(r.index)
                 shape, d = self.scratch[k]
                 self.free.setdefault((shape, d), []).append(k)
@@ -308,89 +280,11 @@ class _Kernel:
             self.shapes[s.id] = tuple(s.shape)
 
     def _stmt(self, s: Stmt) -> None:
-        op = s.op
-        if op is Op.EXPAND:
-            self.names[s.id] = self.ref(s.srcs[0])
-            if self.scalar:
-                if s.id in self.stored:
-                    self.lines.append(f"{self.stored[s.id]}[{_first(s.shape)}] = "
-                                      f"{self.names[s.id]}")
-                return
-            if s.id in self.stored:
-                dst = self.dest(s)
-                self.lines.append(f"np.copyto({dst}, {self.names[s.id]})")
-                self.names[s.id] = dst
-            return
-        if op is Op.MATMUL and s in self.pre:
-            self.names[s.id] = f"m{s.id}"
-            return
-        args = [self.ref(r) for r in s.srcs]
-        want = s.dtype.np
-        if op is Op.POW and s.dtype.is_integer:
-            self.assign(s, f"_int_pow({args[0]}, {args[1]})")
-        elif op is Op.POW and s.arg is not None:
-            self.assign(s, f"_elementwise_pow({args[0]}, {args[1]})")  # see the interpreter's
-        elif op is Op.MOD and s.dtype.is_floating_point:
-            # NOTE: torch's remainder, not NumPy's (the sign of a zero result differs)
-            expr = f"_float_mod({args[0]}, {args[1]})"
-            if _natural(op, [r.dtype for r in s.srcs]) != want:
-                expr = f"np.asarray({expr}).astype({np_type(s.dtype)})"
-            self.assign(s, expr)
-        elif op is Op.POW and _square_is_exact(s):
-            x = args[0]
-            self.call(s, "np.multiply", [x, x], want, s.srcs[:1])
-        elif op in UFUNC:
-            fn = f"np.{UFUNC[op]}"
-            if op in (Op.FLOORDIV, Op.MOD) and s.dtype.is_integer and math.prod(s.shape):
-                # NOTE: an integer divisor of zero raises, as the interpreter's rule does
-                self.lines.append(f"_check_divisor({args[1]})")
-            self.buffer_for(s)
-            if op in _FILL_CONST and self.tiled:
-                args = [self.filled(r, s.shape) if r.kind == "const" else a
-                        for a, r in zip(args, s.srcs)]
-            self.call(s, fn, args, _natural(op, [r.dtype for r in s.srcs]), s.srcs)
-        elif op is Op.NOT:
-            fn = "np.logical_not" if s.srcs[0].dtype.is_bool else "np.invert"
-            nat = np.dtype(np.bool_) if s.srcs[0].dtype.is_bool else s.srcs[0].dtype.np
-            self.call(s, fn, args, nat, s.srcs)
-        elif op is Op.ROUND:
-            nat = np.round(np.zeros(1, s.srcs[0].dtype.np)).dtype
-            if nat == want:
-                self.call(s, "np.round", args, nat, s.srcs)
-            else:
-                self.assign(s, f"np.round({args[0]}).astype({np_type(s.dtype)})")
-        elif op is Op.CAST:
-            self.assign(s, f"np.asarray({args[0]}).astype({np_type(s.dtype)})",
-                        copy_src=args[0])
-        elif op is Op.WHERE:
-            c, a, b = args
-            nat = np.result_type(s.srcs[1].dtype.np, s.srcs[2].dtype.np)
-            if s.srcs[1].dtype.np == want and s.srcs[2].dtype.np == want:
-                # a branch-free select of bits (runtime/compiled.py `_select`)
-                dst = self.dest(s)
-                if dst is None:
-                    self.bind(s, f"_where({c}, {a}, {b}, {np_type(s.dtype)})")
-                else:
-                    self.lines.append(f"_select({c}, {a}, {b}, {dst})")
-                    self.finish(s, dst)
-            elif nat == want and self.tiled or s.id in self.stored and nat == want:
-                dst = self.dest(s)
-                self.lines.append(f"np.copyto({dst}, {b})")
-                self.lines.append(f"np.copyto({dst}, {a}, where={c})")
-                self.finish(s, dst)
-            else:
-                expr = f"np.where({c}, {a}, {b})"
-                if nat != want:
-                    expr += f".astype({np_type(s.dtype)})"
-                self.assign(s, expr)
-        elif op in REDUCER:
-            self.reduce(s)
-        elif op is Op.MATMUL:
-            self.lines.extend(self.matmul_line(s, f"m{s.id}").split("\n"))
-            self.names[s.id] = f"m{s.id}"
-        else:  # pragma: no cover - covered_ops() is tested
-            raise NotImplementedError(f"no NumPy rule for {op}")
-        self.release(s)
+        rule = RULES[s.op].stmt
+        if rule is None:  # pragma: no cover - the op-table test checks every Op
+            raise NotImplementedError(f"no NumPy rule for {s.op}")
+        if not rule(self, s, [self.ref(r) for r in s.srcs]):
+            self.release(s)
 
     def matmul_line(self, s: Stmt, name: str) -> str:
         """`name = a @ b` as the interpreter computes it; written straight into the
@@ -458,7 +352,7 @@ class _Kernel:
         last = s.shape[-1] if s.shape else 0
         if not self.tiled or not 16 <= last < DEFAULT_BUFSIZE:
             return
-        if any(r.kind != "const" and len(self.actual(r)) == len(s.shape)
+        if any(r.kind is not RefKind.CONST and len(self.actual(r)) == len(s.shape)
                and self.actual(r)[-1] == 1 for r in s.srcs):
             self.set_bufsize(last // 16 * 16)  # NumPy takes multiples of 16
 
@@ -591,6 +485,258 @@ class _Kernel:
 
 
 # ---------------------------------------------------------------------------
+# the rules: one per Op
+
+# A statement rule `rule(gen, s, args)` emits statement `s` of the kernel `gen`
+# writes (`args`: its operands' expressions). It returns True where the result is
+# its operand itself (an EXPAND, a MATMUL computed before the tiles): the
+# operands then stay held; otherwise their scratch arrays are released after it.
+
+def _ufunc(k: _Kernel, s: Stmt, args: list[str]) -> None:
+    """The op's NumPy ufunc (RULES[op].ufunc) on the operands, as the interpreter."""
+    op = s.op
+    k.buffer_for(s)
+    if op in _FILL_CONST and k.tiled:
+        args = [k.filled(r, s.shape) if r.kind is RefKind.CONST else a
+                for a, r in zip(args, s.srcs)]
+    k.call(s, f"np.{UFUNC[op]}", args, _natural(op, [r.dtype for r in s.srcs]), s.srcs)
+
+
+def _int_divide(k: _Kernel, s: Stmt, args: list[str]) -> None:
+    if s.dtype.is_integer and math.prod(s.shape):
+        # NOTE: an integer divisor of zero raises, as the interpreter's rule does
+        k.lines.append(f"_check_divisor({args[1]})")
+    _ufunc(k, s, args)
+
+
+def _mod(k: _Kernel, s: Stmt, args: list[str]) -> None:
+    if not s.dtype.is_floating_point:
+        _int_divide(k, s, args)
+        return
+    # NOTE: torch's remainder, not NumPy's (the sign of a zero result differs)
+    expr = f"_float_mod({args[0]}, {args[1]})"
+    if _natural(s.op, [r.dtype for r in s.srcs]) != s.dtype.np:
+        expr = f"np.asarray({expr}).astype({np_type(s.dtype)})"
+    k.assign(s, expr)
+
+
+def _pow(k: _Kernel, s: Stmt, args: list[str]) -> None:
+    if s.dtype.is_integer:
+        k.assign(s, f"_int_pow({args[0]}, {args[1]})")
+    elif s.arg is not None:
+        k.assign(s, f"_elementwise_pow({args[0]}, {args[1]})")  # see the interpreter's
+    elif _square_is_exact(s):
+        k.call(s, "np.multiply", [args[0], args[0]], s.dtype.np, s.srcs[:1])
+    else:
+        _ufunc(k, s, args)
+
+
+def _not(k: _Kernel, s: Stmt, args: list[str]) -> None:
+    fn = "np.logical_not" if s.srcs[0].dtype.is_bool else "np.invert"
+    nat = np.dtype(np.bool_) if s.srcs[0].dtype.is_bool else s.srcs[0].dtype.np
+    k.call(s, fn, args, nat, s.srcs)
+
+
+def _round(k: _Kernel, s: Stmt, args: list[str]) -> None:
+    nat = np.round(np.zeros(1, s.srcs[0].dtype.np)).dtype
+    if nat == s.dtype.np:
+        k.call(s, "np.round", args, nat, s.srcs)
+    else:
+        k.assign(s, f"np.round({args[0]}).astype({np_type(s.dtype)})")
+
+
+def _cast(k: _Kernel, s: Stmt, args: list[str]) -> None:
+    k.assign(s, f"np.asarray({args[0]}).astype({np_type(s.dtype)})", copy_src=args[0])
+
+
+def _where(k: _Kernel, s: Stmt, args: list[str]) -> None:
+    c, a, b = args
+    want = s.dtype.np
+    nat = np.result_type(s.srcs[1].dtype.np, s.srcs[2].dtype.np)
+    if s.srcs[1].dtype.np == want and s.srcs[2].dtype.np == want:
+        # a branch-free select of bits (runtime/compiled.py `_select`)
+        dst = k.dest(s)
+        if dst is None:
+            k.bind(s, f"_where({c}, {a}, {b}, {np_type(s.dtype)})")
+        else:
+            k.lines.append(f"_select({c}, {a}, {b}, {dst})")
+            k.finish(s, dst)
+    elif nat == want and k.tiled or s.id in k.stored and nat == want:
+        dst = k.dest(s)
+        k.lines.append(f"np.copyto({dst}, {b})")
+        k.lines.append(f"np.copyto({dst}, {a}, where={c})")
+        k.finish(s, dst)
+    else:
+        expr = f"np.where({c}, {a}, {b})"
+        if nat != want:
+            expr += f".astype({np_type(s.dtype)})"
+        k.assign(s, expr)
+
+
+def _expand(k: _Kernel, s: Stmt, args: list[str]) -> bool:
+    """A broadcast: the operand itself (NumPy broadcasts), copied only where stored."""
+    k.names[s.id] = args[0]
+    if k.scalar:
+        if s.id in k.stored:
+            k.lines.append(f"{k.stored[s.id]}[{_first(s.shape)}] = {k.names[s.id]}")
+        return True
+    if s.id in k.stored:
+        dst = k.dest(s)
+        k.lines.append(f"np.copyto({dst}, {k.names[s.id]})")
+        k.names[s.id] = dst
+    return True
+
+
+def _reduce(k: _Kernel, s: Stmt, args: list[str]) -> None:
+    k.reduce(s)
+
+
+def _matmul(k: _Kernel, s: Stmt, args: list[str]) -> bool:
+    if s in k.pre:  # computed before the tiles (`_pre_line`)
+        k.names[s.id] = f"m{s.id}"
+        return True
+    k.lines.extend(k.matmul_line(s, f"m{s.id}").split("\n"))
+    k.names[s.id] = f"m{s.id}"
+    return False
+
+
+# A view rule `view(x, arg)` is the expression of a view step of `x`.
+
+def _template(text: str):
+    """A view rule formatting `text` with the operand {x} and the arg {a}."""
+    return lambda x, arg: text.format(x=x, a=arg_src(tuple(arg)))
+
+
+def _slice_view(x: str, arg) -> str:
+    return f"{x}[" + ", ".join(f"{lo}:{hi}:{st}" for lo, hi, st in arg) + "]"
+
+
+def _strided_view(x: str, v) -> str:
+    return f"_strided_at({x}, {tuple(v.shape)!r}, {tuple(v.strides)!r}, {v.offset})"
+
+
+# A step rule `step(st, val, stubs)` is the line computing step `st` into value
+# `val` (stubs: module-level `_Stub`s it may add, one per line).
+
+def _const_step(st: Step, val: Value, stubs: list[str]) -> str:
+    return f"v{st.out} = np.full({tuple(val.shape)!r}, {literal(st.arg, val.dtype)})"
+
+
+def _write_step(st: Step, val: Value, stubs: list[str]) -> str:
+    v = st.arg
+    dest, src = (f"v{x}" for x in st.srcs)
+    return (f"v{st.out} = _write({dest}, {src}, {tuple(v.shape)!r}, "
+            f"{tuple(v.strides)!r}, {v.offset}, {val.dtype is dt.bfloat16})")
+
+
+def _rand_step(st: Step, val: Value, stubs: list[str]) -> str:
+    _, j, stream = st.arg
+    stub = (f"_Stub(Op.RAND, (params[{j}][0], params[{j}][1], {stream}), "
+            f"{dtype_ref(val.dtype)}, {tuple(val.shape)!r})")
+    return f"v{st.out} = _extern({stub})"
+
+
+def _extern_step(st: Step, val: Value, stubs: list[str]) -> str:
+    """The interpreter's rule, called on a stub node (`_extern`)."""
+    name = f"_n{len(stubs)}"
+    stubs.append(f"{name} = _Stub(Op.{st.op.name}, {arg_src(st.arg)}, "
+                 f"{dtype_ref(val.dtype)}, {tuple(val.shape)!r})")
+    args = "".join(f", v{x}" for x in st.srcs)
+    return f"v{st.out} = _extern({name}{args})"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How this generator emits one Op: as a kernel statement (`stmt`, with the
+    `ufunc` that computes it, if one does), a view step (`view`), a step of its
+    own (`step`), or, for a BUFFER, as one of the program's inputs (`leaf`)."""
+
+    stmt: Callable | None = None
+    ufunc: str | None = None
+    view: Callable | None = None
+    step: Callable | None = None
+    leaf: bool = False
+
+
+def _uf(name: str, stmt=_ufunc) -> Rule:
+    return Rule(stmt, name)
+
+
+# NOTE: one row per Op (ir/ops.py's OPINFO says which form it needs; a test checks)
+RULES: dict[Op, Rule] = {
+    Op.BUFFER: Rule(leaf=True),
+    Op.CONST: Rule(step=_const_step),
+    Op.RAND: Rule(step=_rand_step),
+    Op.ARANGE: Rule(step=_extern_step),
+    Op.NEG: _uf("negative"),
+    Op.EXP: _uf("exp"),
+    Op.LOG: _uf("log"),
+    Op.SIN: _uf("sin"),
+    Op.COS: _uf("cos"),
+    Op.TAN: _uf("tan"),
+    Op.TANH: _uf("tanh"),
+    Op.SQRT: _uf("sqrt"),
+    Op.ABS: _uf("absolute"),
+    Op.SIGN: _uf("sign"),
+    Op.FLOOR: _uf("floor"),
+    Op.CEIL: _uf("ceil"),
+    Op.ROUND: Rule(_round),
+    Op.TRUNC: _uf("trunc"),
+    Op.LOG1P: _uf("log1p"),
+    Op.EXPM1: _uf("expm1"),
+    Op.EXP2: _uf("exp2"),
+    Op.RECIP: _uf("reciprocal"),
+    Op.NOT: Rule(_not),
+    Op.CAST: Rule(_cast),
+    Op.ADD: _uf("add"),
+    Op.SUB: _uf("subtract"),
+    Op.MUL: _uf("multiply"),
+    Op.DIV: _uf("true_divide"),
+    Op.POW: _uf("power", _pow),
+    Op.MAX: _uf("maximum"),
+    Op.MIN: _uf("minimum"),
+    Op.LT: _uf("less"),
+    Op.LE: _uf("less_equal"),
+    Op.EQ: _uf("equal"),
+    Op.NE: _uf("not_equal"),
+    Op.AND: _uf("bitwise_and"),
+    Op.OR: _uf("bitwise_or"),
+    Op.XOR: _uf("bitwise_xor"),
+    Op.FLOORDIV: _uf("floor_divide", _int_divide),
+    Op.MOD: _uf("remainder", _mod),
+    Op.WHERE: Rule(_where),
+    Op.RESHAPE: Rule(view=_template("{x}.reshape({a})")),
+    Op.PERMUTE: Rule(view=_template("np.transpose({x}, {a})")),
+    Op.EXPAND: Rule(_expand, view=_template("np.broadcast_to({x}, {a})")),
+    Op.SLICE: Rule(view=_slice_view),
+    Op.FLIP: Rule(view=_template("np.flip({x}, {a})")),
+    Op.AS_STRIDED: Rule(view=_strided_view),
+    Op.WRITE: Rule(step=_write_step),
+    Op.REDUCE_SUM: Rule(_reduce),
+    Op.REDUCE_PROD: Rule(_reduce),
+    Op.REDUCE_MAX: Rule(_reduce),
+    Op.REDUCE_MIN: Rule(_reduce),
+    Op.MATMUL: Rule(_matmul),
+    Op.TAKE: Rule(step=_extern_step),
+    Op.SCATTER: Rule(step=_extern_step),
+    Op.SCATTER_ADD: Rule(step=_extern_step),
+    Op.ARGSORT: Rule(step=_extern_step),
+    Op.CUMSUM: Rule(step=_extern_step),
+}
+# derived views of the table
+UFUNC = {op: r.ufunc for op, r in RULES.items() if r.ufunc is not None}
+SPECIAL = {op for op, r in RULES.items() if r.stmt is not None and r.ufunc is None}
+VIEW = {op: r.view for op, r in RULES.items() if r.view is not None}
+EXTERN_OPS = {op for op, r in RULES.items() if r.step is not None and op is not Op.CONST}
+_SCALAR_OPS = set(UFUNC) | {Op.EXPAND, Op.NOT}
+
+
+def covered_ops() -> set[Op]:
+    """Every Op this generator has a rule for."""
+    return set(RULES)
+
+
+# ---------------------------------------------------------------------------
 # the program
 
 def _tile_rows(k: Kernel, tile_elems: int) -> int:
@@ -619,9 +765,9 @@ def emit(prog: Program, tile_elems: int = TILE_ELEMS) -> str:
         val = vals[v]
         a = prog.allocs.get(v)
         shape = repr(tuple(val.shape))
-        if a is None or a.kind == "fresh":
+        if a is None or a.kind is AllocKind.FRESH:
             return [f"v{v} = np.empty({shape}, {np_type(val.dtype)})"]
-        if a.kind == "slot":
+        if a.kind is AllocKind.SLOT:
             nb = math.prod(val.shape) * val.dtype.np.itemsize
             view = f"slots[{a.slot}][:{nb}].view({np_type(val.dtype)})"
             return [f"v{v} = {view}.reshape({shape})"]
@@ -630,7 +776,7 @@ def emit(prog: Program, tile_elems: int = TILE_ELEMS) -> str:
                 f"v{v} = v{a.of}.reshape({shape})"]
 
     for step in prog.steps:
-        if step.kind == "kernel":
+        if step.kind is StepKind.KERNEL:
             k = step.kernel
             tiled = k.tile_axis is not None
             gen = _Kernel(k, tiled, _tile_rows(k, tile_elems) if tiled else 0)
@@ -642,41 +788,13 @@ def emit(prog: Program, tile_elems: int = TILE_ELEMS) -> str:
                 body.extend(alloc(v))
             args = [f"v{v}" for v in k.loads] + [f"v{v}" for _, v in k.stores]
             body.append(f"{k.name}({', '.join(args)})")
-        elif step.kind == "view":
+        elif step.kind is StepKind.VIEW:
             if prog.allocs.get(step.out, None) is not None and \
-                    prog.allocs[step.out].kind == "base":
+                    prog.allocs[step.out].kind is AllocKind.BASE:
                 continue
-            x = f"v{step.srcs[0]}"
-            if step.op is Op.SLICE:
-                a = ", ".join(f"{lo}:{hi}:{st}" for lo, hi, st in step.arg)
-            elif step.op is Op.AS_STRIDED:
-                v = step.arg
-                a = f"{tuple(v.shape)!r}, {tuple(v.strides)!r}, {v.offset}"
-            else:
-                a = arg_src(tuple(step.arg))
-            body.append(f"v{step.out} = " + VIEW[step.op].format(x=x, a=a))
-        elif step.kind == "const":
-            val = vals[step.out]
-            body.append(f"v{step.out} = np.full({tuple(val.shape)!r}, "
-                        f"{literal(step.arg, val.dtype)})")
+            body.append(f"v{step.out} = " + RULES[step.op].view(f"v{step.srcs[0]}", step.arg))
         else:
-            val = vals[step.out]
-            args = "".join(f", v{s}" for s in step.srcs)
-            if step.op is Op.WRITE:
-                v = step.arg
-                dest, src = (f"v{x}" for x in step.srcs)
-                body.append(f"v{step.out} = _write({dest}, {src}, {tuple(v.shape)!r}, "
-                            f"{tuple(v.strides)!r}, {v.offset}, {val.dtype is dt.bfloat16})")
-            elif step.op is Op.RAND:
-                _, j, stream = step.arg
-                stub = (f"_Stub(Op.RAND, (params[{j}][0], params[{j}][1], {stream}), "
-                        f"{dtype_ref(val.dtype)}, {tuple(val.shape)!r})")
-                body.append(f"v{step.out} = _extern({stub})")
-            else:
-                name = f"_n{len(stubs)}"
-                stubs.append(f"{name} = _Stub(Op.{step.op.name}, {arg_src(step.arg)}, "
-                             f"{dtype_ref(val.dtype)}, {tuple(val.shape)!r})")
-                body.append(f"v{step.out} = _extern({name}{args})")
+            body.append(RULES[step.op].step(step, vals[step.out], stubs))
     if prog.slot_bytes:
         body.append("_POOL.append(slots)")
     body.append("return [" + ", ".join(f"v{o}" for o in prog.outputs) + "]")

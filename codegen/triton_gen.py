@@ -36,8 +36,9 @@ from dataclasses import dataclass, field
 
 from ..ir import dtypes as dt
 from ..ir.ops import REDUCE, Op
-from .kernel import Kernel, Program, Ref, Stmt
-from .numpy_gen import VIEW, arg_src, dtype_ref, literal
+from .kernel import Kernel, Program, Ref, RefKind, Stmt
+from .numpy_gen import RULES as NP_RULES
+from .numpy_gen import arg_src, dtype_ref
 
 __all__ = ["RULES", "emit", "kernel_plans", "kernel_signature", "kernel_source", "plan_kernel"]
 
@@ -646,11 +647,11 @@ import numpy as np
 import triton
 import triton.language as tl
 
-from ember.codegen.kernel import Kernel, Ref, Stmt
+from ember.codegen.kernel import Kernel, Ref, RefKind, Stmt
 from ember.ir import dtypes as dt
 from ember.ir.ops import Op
 from ember.ir.view import View
-from ember.runtime.compiled import _extern, _strided, _Stub, _write
+from ember.runtime.compiled import _extern, _strided_at, _Stub, _write
 from ember.runtime.triton_launch import _host_kernel_of, _input, _launch, _output
 from ember.runtime.triton_launch import libdevice as _libdevice
 
@@ -697,37 +698,11 @@ def emit(prog: Program) -> tuple[str, list[str]]:
             stores = ", ".join(f"v{v}" for _, v in outs)
             body.append(f"_launch({k.name}, {plan.grid!r}, [{loads}], [{stores}], {flat!r})")
         elif step.kind == "view":
-            x = f"v{step.srcs[0]}"
-            if step.op is Op.SLICE:
-                a = ", ".join(f"{lo}:{hi}:{st}" for lo, hi, st in step.arg)
-            elif step.op is Op.AS_STRIDED:
-                v = step.arg
-                a = f"{tuple(v.shape)!r}, {tuple(v.strides)!r}, {v.offset}"
-            else:
-                a = arg_src(tuple(step.arg))
-            body.append(f"v{step.out} = " + VIEW[step.op].format(x=x, a=a))
-        elif step.kind == "const":
-            val = vals[step.out]
-            body.append(f"v{step.out} = np.full({tuple(val.shape)!r}, "
-                        f"{literal(step.arg, val.dtype)})")
+            # NOTE: host steps are the NumPy generator's, one rule table for both
+            body.append(f"v{step.out} = " + NP_RULES[step.op].view(f"v{step.srcs[0]}",
+                                                                   step.arg))
         else:
-            val = vals[step.out]
-            args = "".join(f", v{s}" for s in step.srcs)
-            if step.op is Op.WRITE:
-                v = step.arg
-                dest, src = (f"v{x}" for x in step.srcs)
-                body.append(f"v{step.out} = _write({dest}, {src}, {tuple(v.shape)!r}, "
-                            f"{tuple(v.strides)!r}, {v.offset}, {val.dtype is dt.bfloat16})")
-            elif step.op is Op.RAND:
-                _, j, stream = step.arg
-                stub = (f"_Stub(Op.RAND, (params[{j}][0], params[{j}][1], {stream}), "
-                        f"{dtype_ref(val.dtype)}, {tuple(val.shape)!r})")
-                body.append(f"v{step.out} = _extern({stub})")
-            else:
-                name = f"_n{len(stubs)}"
-                stubs.append(f"{name} = _Stub(Op.{step.op.name}, {arg_src(step.arg)}, "
-                             f"{dtype_ref(val.dtype)}, {tuple(val.shape)!r})")
-                body.append(f"v{step.out} = _extern({name}{args})")
+            body.append(NP_RULES[step.op].step(step, vals[step.out], stubs))
     body.append("return [" + ", ".join(f"_output(v{o})" for o in prog.outputs) + "]")
     parts.extend(s + "\n" for s in stubs)
     parts.append("\ndef program(inputs, params):\n" + "".join(f"    {ln}\n" for ln in body))
@@ -774,7 +749,8 @@ def _np_storage(d: dt.DType) -> str:
 def _kernel_literal(k: Kernel) -> str:
     """Source that rebuilds kernel k (for the host fallback)."""
     def ref(r: Ref) -> str:
-        return f"Ref({r.kind!r}, {r.index!r}, {dtype_ref(r.dtype)}, {tuple(r.shape)!r})"
+        return (f"Ref(RefKind.{RefKind(r.kind).name}, {r.index!r}, {dtype_ref(r.dtype)}, "
+                f"{tuple(r.shape)!r})")
 
     stmts = ", ".join(
         f"Stmt({s.id}, Op.{s.op.name}, ({''.join(ref(r) + ', ' for r in s.srcs)}), "

@@ -7,6 +7,6 @@ into arrays. Depends on ir/ (and later codegen/); never on tracer/.
 
 from .buffers import Buffer, realized
 from .config import options
-from .execute import run, stats
+from .execute import counts, run
 
-__all__ = ["Buffer", "realized", "options", "run", "stats"]
+__all__ = ["Buffer", "counts", "realized", "options", "run"]

@@ -1,19 +1,24 @@
 """The compiled-graph cache: canonical keys, an LRU in memory, and a disk store.
 
-**Key.** `canonical(outputs)` rebuilds the pending graph in one traversal with
-its data replaced by positions: every BUFFER node, and every node whose value
+**Key.** One traversal, `walk(outputs)`, gives a pending graph's key: the graph
+with its data replaced by positions: every BUFFER node, and every node whose value
 is already known (`runtime.realized`), becomes an input placeholder
 `BUFFER -1-i` (i: the input's position), and every RAND node's seed and
 sequence number become runtime parameter j (`arg = ("param", j, stream)`), so
 a loop that draws fresh random numbers each step still hits. What remains is
-structure: ops, dtypes, shapes, views and constant values. Nodes are
-hash-consed, so the canonical output nodes themselves are the key: equal
-structure gives the very same objects, and a lookup hashes a tuple of them.
+structure: ops, dtypes, shapes, views and constant values. `structure` is
+that walk's flat tuple of tokens (what a lookup hashes); `canonical` rebuilds
+the same graph as nodes over the placeholders (what the compiler and the disk
+key read). Nodes are hash-consed, so equal structure gives the very same
+canonical nodes.
 
 **Memory.** `MemoryCache` is bounded by entries and bytes (of generated
 source) with least-recently-used eviction; `stats()` returns its counters
 (hits, misses, compiles, evictions, disk hits/writes/rejects) and `clear()`
-empties it (and the counters).
+empties it (and the counters). Each namespace has its own `clear()` and
+`stats()`: `memory`, `disk` (its files), backward plans (tracer/plans.py, held
+in `memory` under keys that start with "plan") and each `em.compile`d function
+(its traces).
 
 **Disk.** `DiskCache` keeps the generated source under
 `options.cache_dir/<ember version>-<numpy version>-<compiler digest>/`, one
@@ -78,77 +83,41 @@ CODEGEN_VERSION = "1"
 # canonical form
 
 def canonical(outputs) -> tuple[tuple[Node, ...], list[np.ndarray], list[tuple[int, int]]]:
-    """(canonical output nodes, input arrays by position, RAND parameters by position)."""
-    visit, inputs, params = _walker()
-    try:
-        outs = tuple([visit(o) for o in outputs])
-        _unlink(visit)
-        return outs, inputs, params
-    except RecursionError:
-        # a graph deeper than the recursion limit: visit in topological order
-        # first, so every recursive call finds its inputs already memoised
-        from ..ir.graph import toposort
-        visit, inputs, params = _walker()
-        known = realized.data
-        for n in toposort(outputs, stop=lambda n: bool(known) and weakref.ref(n) in known):
-            visit(n)
-        outs = tuple([visit(o) for o in outputs])
-        _unlink(visit)
-    return outs, inputs, params
+    """(canonical output nodes, input arrays by position, RAND parameters by position):
+    the graph `walk` visits, rebuilt over its placeholders."""
+    walked = walk(outputs)
+    if walked is None:
+        # a graph deeper than the recursion limit: visit in topological order first
+        walked = walk(outputs, deep=True)
+    _, inputs, params, index, sources, rands = walked
+    return _rebuild(outputs, index, sources, rands), inputs, params
 
 
-def _unlink(fn) -> None:
-    """Break the cycle a recursive closure makes (fn -> its cell -> fn)."""
-    for cell in fn.__closure__ or ():
-        if cell.cell_contents is fn:
-            cell.cell_contents = None
-
-
-def _walker(memo: dict | None = None):
-    memo = {} if memo is None else memo
-    inputs: list[np.ndarray] = []
-    params: list[tuple[int, int]] = []
-    known = realized.data
-    ref = weakref.ref
-    get = memo.get
-
-    def visit(n: Node) -> Node:
-        c = get(n)
-        if c is not None:
-            return c
-        op = n.op
+def _rebuild(outputs, index, sources, rands) -> tuple[Node, ...]:
+    """The canonical nodes of `outputs`: the graph `walk` visited (`index`, in visit
+    order, inputs before their users), with `sources` as input placeholders
+    (`BUFFER -1-k`) and `rands` as runtime parameters, numbered in their order."""
+    made = {n: node(Op.BUFFER, (), -1 - k, n.dtype, n.shape) for k, n in enumerate(sources)}
+    for j, n in enumerate(rands):
+        made[n] = node(Op.RAND, (), ("param", j, n.arg[2]), n.dtype, n.shape)
+    for n in index:
+        if n in made:
+            continue
         ins = n.inputs
-        if op is Op.BUFFER:
-            c = node(op, (), -1 - len(inputs), n.dtype, n.shape)
-            inputs.append(lookup(n.arg).array)
-        elif not ins:
-            if op is Op.RAND:
-                seed, seq, stream = n.arg
-                c = node(op, (), ("param", len(params), stream), n.dtype, n.shape)
-                params.append((seed, seq))
-            else:
-                c = n
-        elif known and ref(n) in known:
-            c = node(Op.BUFFER, (), -1 - len(inputs), n.dtype, n.shape)
-            inputs.append(known[ref(n)])
-        else:
-            new = tuple([visit(i) for i in ins])
-            c = n if new == ins else node(op, new, n.arg, n.dtype, n.shape)
-        memo[n] = c
-        return c
-
-    return visit, inputs, params
+        new = tuple([made[i] for i in ins])
+        made[n] = n if new == ins else node(n.op, new, n.arg, n.dtype, n.shape)
+    return tuple([made[o] for o in outputs])
 
 
 def structure(outputs) -> tuple[tuple, list[np.ndarray], list[tuple[int, int]]]:
     """(structural key, input arrays, RAND parameters): what a lookup needs, fast.
 
-    The key is a flat tuple with one entry per node in the order `canonical`
-    visits them: (op, arg, dtype, shape, input positions...), inputs and
-    realised nodes as (-1, dtype, shape) (the program reads their values),
-    RAND as (op, stream, dtype, shape), CONST args by repr (so -0.0 and NaN key
-    correctly). It names the same graph
-    as `canonical`'s nodes, without building them (a node costs ~0.5 us here).
+    The key is `walk`'s: a flat tuple with one entry per node, in visit order:
+    (op, arg, dtype, shape, input positions...), inputs and realised nodes as
+    (-1, dtype, shape) (the program reads their values), RAND as (op, stream,
+    dtype, shape), CONST args by repr (so -0.0 and NaN key correctly). It names
+    the graph `canonical` rebuilds from the same walk, without building its
+    nodes (a node costs ~0.5 us here).
     NOTE: ops enter the key as `id(op)`: `Enum.__hash__` runs Python code, and
     this key never leaves the process (the disk key hashes the graph's text).
     """
@@ -158,10 +127,12 @@ def structure(outputs) -> tuple[tuple, list[np.ndarray], list[tuple[int, int]]]:
     return walked[:3]
 
 
-def walk(outputs, through_known: bool = False):
-    """`structure`'s (key, inputs, params), then where each node is in the key
-    (node -> position), the nodes the inputs come from and the RAND nodes, in
-    order; None for a graph deeper than the recursion limit.
+def walk(outputs, through_known: bool = False, deep: bool = False):
+    """The one traversal behind every key: `structure`'s (key, inputs, params),
+    then where each node is in the key (node -> position, in visit order), the
+    nodes the inputs come from and the RAND nodes, in order; None for a graph
+    deeper than the recursion limit, unless `deep` (then the nodes are visited in
+    topological order first, so that every recursive call finds its inputs done).
 
     `through_known`: a node whose value is known is still an input, but the walk
     goes on below it too (a backward pass reads the values that computed it), and
@@ -222,6 +193,11 @@ def walk(outputs, through_known: bool = False):
         return i
 
     try:
+        if deep:
+            from ..ir.graph import toposort
+            stop = through_known or not known
+            for n in toposort(outputs, stop=None if stop else lambda n: ref(n) in known):
+                visit(n)
         outs = tuple([visit(o) for o in outputs])
     except RecursionError:
         return None
@@ -237,17 +213,14 @@ def canonical_over(outputs, sources, rands) -> tuple[Node, ...] | None:
     """`canonical(outputs)` with the inputs and parameters numbered as `walk` numbered
     `sources` and `rands` (of another graph over the same data); None where the
     outputs read an input or a RAND node not among them."""
-    memo = {n: node(Op.BUFFER, (), -1 - k, n.dtype, n.shape) for k, n in enumerate(sources)}
-    for j, n in enumerate(rands):
-        memo[n] = node(Op.RAND, (), ("param", j, n.arg[2]), n.dtype, n.shape)
-    visit, inputs, params = _walker(memo)
-    try:
-        outs = tuple([visit(o) for o in outputs])
-    except RecursionError:
+    walked = walk(outputs)
+    if walked is None:
         return None
-    finally:
-        _unlink(visit)
-    return None if inputs or params else outs
+    _, _, _, index, found, found_rands = walked
+    given = set(sources)
+    if any(n not in given for n in found) or any(r not in set(rands) for r in found_rands):
+        return None
+    return _rebuild(outputs, index, sources, rands)
 
 
 def key_text(key: tuple[Node, ...]) -> str:
@@ -276,13 +249,18 @@ class CacheStats:
 
 
 class MemoryCache:
-    """An LRU map key -> compiled entry, bounded by entries and bytes."""
+    """An LRU map key -> compiled entry, bounded by entries and bytes.
+
+    Its `counters` (hits, misses, compiles, evictions, entries, bytes) are shared
+    with the disk cache (disk_*): `stats()` returns them, `clear()` empties it and
+    resets them, `discard(where)` drops the entries whose key `where` accepts.
+    """
 
     def __init__(self, max_entries: int, max_bytes: int):
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.entries: OrderedDict = OrderedDict()
-        self.stats = CacheStats()
+        self.counters = CacheStats()
         # NOTE: realisations may run on several threads; compiling happens outside
         # the lock (two threads may compile the same graph; the last put wins)
         self.lock = threading.Lock()
@@ -291,10 +269,10 @@ class MemoryCache:
         with self.lock:
             entry = self.entries.get(key)
             if entry is None:
-                self.stats.misses += 1
+                self.counters.misses += 1
                 return None
             self.entries.move_to_end(key)
-            self.stats.hits += 1
+            self.counters.hits += 1
             return entry
 
     def put(self, key, entry) -> None:
@@ -302,22 +280,36 @@ class MemoryCache:
             self._put(key, entry)
 
     def _put(self, key, entry) -> None:
+        counters = self.counters
         old = self.entries.pop(key, None)
         if old is not None:
-            self.stats.bytes -= old.nbytes
+            counters.bytes -= old.nbytes
         self.entries[key] = entry
-        self.stats.bytes += entry.nbytes
+        counters.bytes += entry.nbytes
         while self.entries and (len(self.entries) > self.max_entries
-                                or self.stats.bytes > self.max_bytes) and len(self.entries) > 1:
+                                or counters.bytes > self.max_bytes) and len(self.entries) > 1:
             _, gone = self.entries.popitem(last=False)
-            self.stats.bytes -= gone.nbytes
-            self.stats.evictions += 1
-        self.stats.entries = len(self.entries)
+            counters.bytes -= gone.nbytes
+            counters.evictions += 1
+        counters.entries = len(self.entries)
+
+    def discard(self, where) -> int:
+        """Drop every entry whose key `where(key)` accepts; returns how many went."""
+        with self.lock:
+            keys = [k for k in self.entries if where(k)]
+            for k in keys:
+                self.counters.bytes -= self.entries.pop(k).nbytes
+            self.counters.entries = len(self.entries)
+        return len(keys)
+
+    def stats(self) -> CacheStats:
+        """The counters (live: they change as the cache is used)."""
+        return self.counters
 
     def clear(self) -> None:
         with self.lock:
             self.entries.clear()
-            self.stats.reset()
+            self.counters.reset()
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -448,8 +440,8 @@ class DiskCache:
     HEADER = "# ember-cache sha256="
     PRUNE_EVERY = 64
 
-    def __init__(self, stats: CacheStats):
-        self.stats = stats
+    def __init__(self, counters: CacheStats):
+        self.counters = counters  # the memory cache's: disk_hits, disk_writes, disk_rejects
         self.writes = 0
         self.trusted: str | None = None  # the versioned folder checked (this process)
         self.refused: set[str] = set()  # cache folders refused (and warned about)
@@ -539,9 +531,9 @@ class DiskCache:
                 raise ValueError("checksum")
             meta = json.loads(meta_line[2:])
         except ValueError:
-            self.stats.disk_rejects += 1
+            self.counters.disk_rejects += 1
             return None
-        self.stats.disk_hits += 1
+        self.counters.disk_hits += 1
         return source, meta
 
     def store(self, digest: str, source: str, meta: dict | None = None) -> None:
@@ -568,10 +560,18 @@ class DiskCache:
                 raise
         except OSError:
             return  # a read-only or full disk only costs a recompile next time
-        self.stats.disk_writes += 1
+        self.counters.disk_writes += 1
         self.writes += 1
         if self.writes % self.PRUNE_EVERY == 0:
             self.prune()
+
+    def stats(self) -> CacheStats:
+        """The counters it shares with the memory cache (disk_hits, disk_writes, ...)."""
+        return self.counters
+
+    def clear(self) -> int:
+        """Remove every program stored for this version of ember; returns how many went."""
+        return self.prune(keep=0)
 
     def prune(self, keep: int | None = None) -> int:
         """Remove the least recently used files beyond `keep` (default
@@ -604,12 +604,12 @@ def digest_of(key: tuple[Node, ...]) -> str:
 
 
 memory = MemoryCache(options.cache_entries, options.cache_bytes)
-disk = DiskCache(memory.stats)
+disk = DiskCache(memory.counters)
 
 
 def stats() -> CacheStats:
     """The cache's counters: `ember.runtime.cache.stats().hits`, `.misses`, ..."""
-    return memory.stats
+    return memory.stats()
 
 
 def clear() -> None:

@@ -28,7 +28,7 @@ from . import cache, threads
 from .config import debug, options, which_run
 from .interpreter import (
     IMPL,
-    _finish,
+    _conform,
     check_divisor,
     elementwise_pow,
     evaluate,
@@ -57,11 +57,12 @@ class _Stub:
 
 
 def _extern(n: _Stub, *args):
-    return _finish(n, IMPL[n.op](n, *args))
+    return _conform(n, IMPL[n.op](n, *args))
 
 
-def _strided(x: np.ndarray, shape, strides, offset) -> np.ndarray:
-    """The AS_STRIDED view of flat x (element strides), as the interpreter reads it."""
+def _strided_at(x: np.ndarray, shape, strides, offset) -> np.ndarray:
+    """The AS_STRIDED view of flat x (element strides), as the interpreter reads it (the
+    generated code's form of the interpreter's `_strided`, which takes a View)."""
     x = np.ascontiguousarray(x)
     item = x.itemsize
     try:
@@ -130,7 +131,7 @@ def _where(c, a, b, dtype) -> np.ndarray:
 
 
 NAMESPACE = {"np": np, "dt": dt, "Op": Op, "View": View, "_extern": _extern,
-             "_strided": _strided, "_write": _write, "_bf16": _bf16, "_bf16_": _bf16_,
+             "_strided_at": _strided_at, "_write": _write, "_bf16": _bf16, "_bf16_": _bf16_,
              "_tiles": threads.tiles, "_Stub": _Stub, "_int_pow": int_pow,
              "_elementwise_pow": elementwise_pow, "_select": _select, "_where": _where,
              "_check_divisor": check_divisor, "_float_mod": float_mod}
@@ -167,9 +168,9 @@ def _fold(n: Node):
     # the interpreter's CONST does, silently
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        args = [_finish(_Stub(Op.CONST, i.arg, i.dtype, ()), np.array(i.arg, i.dtype.np))
+        args = [_conform(_Stub(Op.CONST, i.arg, i.dtype, ()), np.array(i.arg, i.dtype.np))
                 for i in n.inputs]
-        value = _finish(stub, IMPL[n.op](stub, *args))
+        value = _conform(stub, IMPL[n.op](stub, *args))
     return value.item()
 
 
@@ -198,7 +199,9 @@ def compile_key(key: tuple[Node, ...], backend: str = "numpy") -> Compiled:
     graph = Graph(key)
     notes: list[str] = []
     try:
-        plan = lower(graph, fold=_fold, tile_elems=options.tile_elems, check=options.verify)
+        log = (lambda line: debug(f"{which_run()}: pass {line}")) if options.debug >= 2 else None
+        plan = lower(graph, fold=_fold, tile_elems=options.tile_elems, check=options.verify,
+                     log=log)
         prog = build_program(plan)
         if backend == "triton":
             from ..codegen import triton_gen
@@ -231,11 +234,11 @@ def compile_key(key: tuple[Node, ...], backend: str = "numpy") -> Compiled:
 
 
 def _load_or_compile(key: tuple[Node, ...], backend: str = "numpy") -> Compiled:
-    stats = cache.memory.stats
+    counters = cache.memory.counters
     if backend == "triton":
         # NOTE: Triton programs live in this process's memory cache only (their
         # kernels are compiled by Triton's own cache)
-        stats.compiles += 1
+        counters.compiles += 1
         return compile_key(key, backend)
     digest = None
     if options.cache:
@@ -248,8 +251,8 @@ def _load_or_compile(key: tuple[Node, ...], backend: str = "numpy") -> Compiled:
                                  meta.get("peak_bytes", -1), meta.get("report", ""),
                                  meta.get("held_bytes", 0))
             except Exception:  # noqa: BLE001 - a stored file that fails to load is rewritten
-                stats.disk_rejects += 1
-                stats.disk_hits -= 1
+                counters.disk_rejects += 1
+                counters.disk_hits -= 1
             else:
                 entry.fn = _checked_first_call(entry, key, digest)
                 if options.debug:
@@ -264,7 +267,7 @@ def _load_or_compile(key: tuple[Node, ...], backend: str = "numpy") -> Compiled:
 
 def _compile_and_store(key: tuple[Node, ...], digest: str | None) -> Compiled:
     """Compile `key`, and write the program to the disk cache under `digest` (if any)."""
-    cache.memory.stats.compiles += 1
+    cache.memory.counters.compiles += 1
     entry = compile_key(key)
     if digest is not None and entry.fn is not None:
         cache.disk.store(digest, entry.source, {"kernels": entry.kernels,
@@ -300,7 +303,7 @@ def _checked_first_call(entry: Compiled, key: tuple[Node, ...], digest: str):
         if fits(values, key):
             entry.fn = loaded
             return values
-        cache.memory.stats.disk_rejects += 1
+        cache.memory.counters.disk_rejects += 1
         if options.debug:
             debug(f"{which_run()}: a program loaded from the disk cache gave outputs of other "
                   "shapes or dtypes than its graph's; compiling it again")
@@ -342,7 +345,7 @@ def lookup(outputs, backend: str = "auto") -> tuple[Compiled, list, list]:
     if entry is None:
         memory.max_entries = options.cache_entries
         memory.max_bytes = options.cache_bytes
-        # NOTE: `canonical` visits the nodes in the order `structure` does, so
+        # NOTE: `canonical` rebuilds the graph of the walk `structure` keys, so
         # its input and parameter positions are the ones collected above.
         nodes, _, _ = cache.canonical(outputs)
         entry = _load_or_compile(nodes, backend)

@@ -128,14 +128,15 @@ class _Stderr(logging.StreamHandler):
         pass
 
 
-# NOTE: execution counters (runtime/execute.py re-exports them as `stats`); here so
-# that every debug line can name its realisation ("run N") without importing execute
-stats: Counter = Counter()
+# NOTE: how many realisations ran (`counts["runs"]`, re-exported by runtime/execute.py);
+# here so that every debug line can name its realisation ("run N") without importing
+# execute
+counts: Counter = Counter()
 
 
 def which_run() -> str:
     """Which realisation a debug line belongs to: "run N", N counting realisations."""
-    return f"run {stats['runs']}"
+    return f"run {counts['runs']}"
 
 
 def debug(message: str) -> None:

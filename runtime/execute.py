@@ -4,7 +4,7 @@ Every realisation and every eager op comes through here. By default a graph
 runs compiled (runtime/compiled.py: passes, fusion, NumPy kernels, cached);
 eager mode (the calling thread's, runtime/context.py) and
 `EMBER_BACKEND=interpreter` run the reference interpreter node by node.
-Counters in `stats` let tests and `EMBER_DEBUG=1` see how often graphs ran;
+Counters in `counts` let tests and `EMBER_DEBUG=1` see how often graphs ran;
 the compiled-graph cache has its own (`ember.runtime.cache.stats()`).
 """
 
@@ -15,11 +15,11 @@ import time
 import numpy as np
 
 from ..ir.node import Node
-from .config import debug, options, stats
+from .config import counts, debug, options
 from .context import current
 from .interpreter import evaluate
 
-__all__ = ["run", "stats"]
+__all__ = ["counts", "run"]
 
 
 _COMPILED: list = []
@@ -35,7 +35,7 @@ def _run_compiled():
 
 def run(outputs: list[Node]) -> list[np.ndarray]:
     """The values of `outputs` (arrays of their shapes and storage dtypes)."""
-    stats["runs"] += 1
+    counts["runs"] += 1
     if options.debug:
         start = time.perf_counter()
     if not current().eager and options.backend not in ("interpreter", "reference"):
@@ -46,6 +46,6 @@ def run(outputs: list[Node]) -> list[np.ndarray]:
         ms = (time.perf_counter() - start) * 1e3
         from . import cache
         c = cache.stats()
-        debug(f"run {stats['runs']}: {len(outputs)} output(s) in {ms:.3f} ms "
+        debug(f"run {counts['runs']}: {len(outputs)} output(s) in {ms:.3f} ms "
               f"(cache: {c.hits} hits, {c.misses} misses, {c.compiles} compiles)")
     return values

@@ -255,7 +255,8 @@ IMPL = {
 }
 
 
-def _finish(n: Node, value) -> np.ndarray:
+def _conform(n: Node, value) -> np.ndarray:
+    """A rule's `value` as node `n`'s: cast to its dtype, bfloat16 rounded, shape checked."""
     value = np.asarray(value)
     if value.dtype != n.dtype.np:
         value = value.astype(n.dtype.np)
@@ -281,5 +282,5 @@ def evaluate(outputs: list[Node]) -> list[np.ndarray]:
                 values[id(n)] = hit
                 continue
             args = [values[id(i)] for i in n.inputs]
-            values[id(n)] = _finish(n, IMPL[n.op](n, *args))
+            values[id(n)] = _conform(n, IMPL[n.op](n, *args))
     return [values[id(o)] for o in outputs]

@@ -880,6 +880,23 @@ class CompiledFunction:
                        for spec in specs])
         return _unflatten(tree, leaves)
 
+    def stats(self) -> dict:
+        """{"traces": traces made, "hits": calls that replayed a trace, "programs":
+        traced programs held, "uncompiled": signatures that run uncompiled}."""
+        held = [e for e in self.programs.values() if isinstance(e, list)]
+        return {"traces": self.traces, "hits": self.hits,
+                "programs": sum(len(e) for e in held),
+                "uncompiled": len(self.programs) - len(held)}
+
+    def clear(self) -> None:
+        """Forget every trace (the next call traces again) and reset the counters."""
+        self.programs.clear()
+        self._escapes.clear()
+        self.reasons.clear()
+        self.traces = self.hits = 0
+        self._last = None
+        self._limited = False
+
     def explain(self) -> str:
         lines = [f"{self._name()}: {self.traces} trace(s), {self.hits} cached call(s)"]
         for sig, entries in self.programs.items():

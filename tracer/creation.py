@@ -33,7 +33,7 @@ __all__ = ["tensor", "as_tensor", "from_numpy", "zeros", "ones", "full", "empty"
            "manual_seed", "initial_seed", "seed", "scalar_tensor"]
 
 
-def _finish(t: Tensor, requires_grad: bool) -> Tensor:
+def _requiring_grad(t: Tensor, requires_grad: bool) -> Tensor:
     if requires_grad:
         t.requires_grad_(True)
     return t
@@ -47,7 +47,7 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
     tensor([[1, 2],
             [3, 4]])
     """
-    return _finish(copy_of(data, dtype, device), requires_grad)
+    return _requiring_grad(copy_of(data, dtype, device), requires_grad)
 
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:
@@ -145,7 +145,7 @@ def _size(size) -> tuple[int, ...]:
 
 def _lazy(n, device, requires_grad: bool) -> Tensor:
     check_size(n.shape, n.dtype)
-    return _finish(wrap_node(n, check_device(device)), requires_grad)
+    return _requiring_grad(wrap_node(n, check_device(device)), requires_grad)
 
 
 def full(size, fill_value, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
@@ -227,7 +227,7 @@ def linspace(start, end, steps: int, *, dtype=None, device=None,
         vals = np.full(1, start, np.float64)
     if d is dt.bfloat16:
         vals = dt.round_bf16(vals.astype(np.float32))
-    return _finish(from_array(vals.astype(d.np), d, check_device(device)), requires_grad)
+    return _requiring_grad(from_array(vals.astype(d.np), d, check_device(device)), requires_grad)
 
 
 # -- random ---------------------------------------------------------------------

@@ -121,13 +121,13 @@ def release(order) -> None:
     NOTE: the usable ones keep their forward nodes, and all of them their inputs'
     storages, until the next pass (or their end, the common case: a training step's
     records die with its loss), which rebuilds what still lives over placeholders
-    (`_finish`) and so lets go of memory PyTorch frees; done here, that would cost
+    (`_release_held`) and so lets go of memory PyTorch frees; done here, that would cost
     every training step for records about to die.
     """
     for ref in getattr(_released, "refs", ()):
         fn = ref()
         if fn is not None:
-            _finish(fn)
+            _release_held(fn)
     for fn in order:
         if not fn.freed and not _saves_nothing(fn):
             fn.freed = True
@@ -147,7 +147,7 @@ def _saves_nothing(fn: GradFn) -> bool:
         name in _ONE_INPUT and fn.in_nodes is not None and len(fn.in_nodes) == 1))
 
 
-def _finish(fn: GradFn) -> None:
+def _release_held(fn: GradFn) -> None:
     """Release what a released record still holds: its inputs' and output's storages
     (no version is checked any more) and, for a usable one, its forward nodes."""
     fn.saved = tuple([(None, None, desc) for _, _, desc in fn.saved])

@@ -27,7 +27,9 @@ then walks that graph again to find its compiled program. A plan skips both:
 Everything else (create_graph, an explicit gradient, `inputs=`, eager mode, the
 interpreter back end, em.compile's tracing, `EMBER_PLANS=0`) takes the general
 pass. Plans live in the compiled-graph cache (`runtime.cache.memory`, under keys
-that start with "plan"), within its bounds, and count as its hits and misses.
+that start with "plan"), within its bounds, and count as its hits and misses;
+`clear()` drops them (through `MemoryCache.discard`) and `stats()` says how many
+passes replayed a plan and how many plans were made.
 """
 
 from __future__ import annotations
@@ -44,18 +46,23 @@ from .records import AccumulateGrad, is_stale, record_order
 
 __all__ = ["Probe", "clear", "probe", "stats"]
 
-# passes that replayed a plan, and plans made (tests read them)
-stats = {"replayed": 0, "learned": 0}
+# passes that replayed a plan, and plans made
+_counts = {"replayed": 0, "learned": 0}
+
+
+def _is_plan(key) -> bool:
+    return type(key) is tuple and len(key) > 0 and key[0] == "plan"
 
 
 def clear() -> None:
     """Forget every plan (and reset the counters)."""
-    memory = cache.memory
-    with memory.lock:
-        for key in [k for k in memory.entries if k[0] == "plan"]:
-            memory.stats.bytes -= memory.entries.pop(key).nbytes
-        memory.stats.entries = len(memory.entries)
-    stats.update(replayed=0, learned=0)
+    cache.memory.discard(_is_plan)
+    _counts.update(replayed=0, learned=0)
+
+
+def stats() -> dict:
+    """{"replayed": passes that replayed a plan, "learned": plans made}."""
+    return dict(_counts)
 
 
 class Probe:
@@ -69,7 +76,7 @@ class Probe:
         entry = cache.memory.get(self.key)
         if entry is None or not self._run(entry):
             return False
-        stats["replayed"] += 1
+        _counts["replayed"] += 1
         if options.debug:
             debug(f"backward replayed its plan ({entry.kernels} kernels, "
                   f"{len(self.order)} records)")
@@ -93,7 +100,7 @@ class Probe:
         if entry.fn is None or not self._run(entry):
             return False
         cache.memory.put(self.key, entry)
-        stats["learned"] += 1
+        _counts["learned"] += 1
         if options.debug:
             debug(f"backward made a plan ({entry.kernels} kernels, "
                   f"{len(self.order)} records)")

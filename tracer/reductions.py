@@ -46,7 +46,8 @@ def _dims(dim, ndim: int) -> tuple[int, ...]:
     return (axis,) if ndim else ()
 
 
-def _finish(n: Node, axes, keepdim: bool, in_shape) -> Node:
+def _kept_dims(n: Node, axes, keepdim: bool, in_shape) -> Node:
+    """Reduction result `n` (reduced axes kept as size 1) in the shape `keepdim` asks for."""
     if keepdim:
         return b.reshape(n, tuple(1 if i in axes else s for i, s in enumerate(in_shape)))
     return b.reshape(n, tuple(s for i, s in enumerate(in_shape) if i not in axes))
@@ -58,7 +59,7 @@ def _reduce_node(op: Op, x: Node, axes, keepdim: bool) -> Node:
         # NOTE: nothing to add up (size-1 dims, a 0-d input); as torch, the sum still
         # starts from +0.0, which turns a -0.0 into +0.0
         n = node(Op.ADD, (x, b.like(x, 0.0)))
-    return _finish(n, axes, keepdim, x.shape)
+    return _kept_dims(n, axes, keepdim, x.shape)
 
 
 def _sum_dtype(x: Tensor, dtype) -> dt.DType:
@@ -208,12 +209,12 @@ def _extreme(op: Op, name: str):
         _nonempty(input, axes, name, _all_dims(dim))
         x = input.node
         if input.numel() == 0:  # NOTE: nothing to reduce: the result is empty too
-            n = _finish(b.zeros(x.dtype, x.shape), axes, keepdim, x.shape)
+            n = _kept_dims(b.zeros(x.dtype, x.shape), axes, keepdim, x.shape)
         elif axes and x.dtype.is_floating_point and builtins.all(x.shape[a] == 1 for a in axes):
             # NOTE: a reduction over size-1 dims only is still one for autograd: as
             # PyTorch's, its gradient is NaN at a NaN (the element never equals the
             # result), where an identity would pass the cotangent through
-            n = _finish(node(op, (x,), tuple(sorted(axes))), axes, keepdim, x.shape)
+            n = _kept_dims(node(op, (x,), tuple(sorted(axes))), axes, keepdim, x.shape)
         else:
             n = _reduce_node(op, x, axes, keepdim)
         return result(n, (input,), name.capitalize() + "Backward0", (x,))
@@ -255,7 +256,7 @@ def _arg_extreme(input: Tensor, dim, keepdim: bool, largest: bool, what: str) ->
     _nonempty(x, (axis,), what, dim is None)
     xn = x.node
     if input.numel() == 0:  # an empty result: no reduction to build
-        return wrap_node(_finish(b.zeros(dt.int64, xn.shape), (axis,), keepdim, xn.shape))
+        return wrap_node(_kept_dims(b.zeros(dt.int64, xn.shape), (axis,), keepdim, xn.shape))
     op = Op.REDUCE_MAX if largest else Op.REDUCE_MIN
     m = b.expand_to(b.reduce(op, xn, (axis,)), xn.shape)
     size = xn.shape[axis]
@@ -269,7 +270,7 @@ def _arg_extreme(input: Tensor, dim, keepdim: bool, largest: bool, what: str) ->
                    (axis,))
     if dim is None:
         return wrap_node(b.reshape(idx, (1,) * input.ndim if keepdim else ()))
-    return wrap_node(_finish(idx, (axis,), keepdim, xn.shape))
+    return wrap_node(_kept_dims(idx, (axis,), keepdim, xn.shape))
 
 
 def argmax(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
@@ -481,13 +482,13 @@ def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) ->
 
 def _logsumexp_node(x: Node, axes, keepdim: bool) -> Node:
     if x.numel == 0:  # log(0) over empty dims; no max to shift by
-        return _finish(b.full(-math.inf, x.dtype, tuple(1 if i in axes else s for i, s in
+        return _kept_dims(b.full(-math.inf, x.dtype, tuple(1 if i in axes else s for i, s in
                                                        enumerate(x.shape))), axes, keepdim,
                        x.shape)
     m = _shift(x, axes)
     e = node(Op.EXP, (node(Op.SUB, (x, b.expand_to(m, x.shape))),))
     s = node(Op.ADD, (node(Op.LOG, (b.reduce(Op.REDUCE_SUM, e, axes),)), m))
-    return _finish(s, axes, keepdim, x.shape)
+    return _kept_dims(s, axes, keepdim, x.shape)
 
 
 def _shift(x: Node, axes) -> Node:
@@ -588,7 +589,7 @@ def _logical_reduce(op: Op, input: Tensor, dim, keepdim: bool) -> Tensor:
     x = input.node
     if x.numel == 0:  # all() of nothing is True, any() False
         kept = tuple(1 if i in axes else s for i, s in enumerate(x.shape))
-        n = _finish(b.full(op is Op.REDUCE_MIN, dt.uint8, kept), axes, keepdim, x.shape)
+        n = _kept_dims(b.full(op is Op.REDUCE_MIN, dt.uint8, kept), axes, keepdim, x.shape)
     else:
         nz = b.cast(x, dt.bool_) if x.dtype is not dt.bool_ else x
         n = _reduce_node(op, b.cast(nz, dt.uint8), axes, keepdim)
@@ -797,10 +798,10 @@ def median(input: Tensor, dim=None, keepdim: bool = False):
     if input.numel() == 0:  # an empty result: nothing to select
         kept = tuple(1 if i == axis else s for i, s in enumerate(x.shape))
         # NOTE: still a result of input for autograd (requires_grad follows it, as torch)
-        values = result(_finish(b.zeros(x.dtype, kept), (axis,), keepdim, x.shape), (input,),
+        values = result(_kept_dims(b.zeros(x.dtype, kept), (axis,), keepdim, x.shape), (input,),
                         "MedianBackward1", (x,))
         return values_indices(
-            values, wrap_node(_finish(b.zeros(dt.int64, kept), (axis,), keepdim, x.shape)))
+            values, wrap_node(_kept_dims(b.zeros(dt.int64, kept), (axis,), keepdim, x.shape)))
     idx = _median_index(input, axis)
     values = take_along_dim(input, idx, axis)
     if values._grad_fn is not None:

@@ -1,13 +1,14 @@
 """The lazy `Tensor`: a Storage read through a View, plus its autograd record.
 
-Operations never compute: they build Nodes (tracer/functional.py and friends)
-and wrap them in new Tensors through `result`. A value is computed when
+Operations never compute: they build Nodes (tracer/elementwise.py, shape.py,
+reductions.py, indexing.py and friends) and wrap them in new Tensors through
+`result`. A value is computed when
 something needs it (`numpy`, `item`, `tolist`, `repr`, `bool`, `__array__`,
 `data_ptr`, `realize`). Views share their base's Storage; in-place operations
 replace the Storage's value (see storage.py).
 
-Methods that are plain operations are attached from functional modules in
-tracer/__init__.py so this file holds only what a tensor *is*.
+Methods that are plain operations are attached from those modules by
+tracer/methods.py, so this file holds only what a tensor *is*.
 """
 
 from __future__ import annotations

@@ -35,15 +35,16 @@ def _c(x: Node, value) -> Node:
     return b.like(x, value)
 
 
-def _is_const(x: Node, value) -> bool:
+def _equals_const(x: Node, value) -> bool:
+    """Whether x is a non-bool CONST equal to `value` as a number (-0.0 == 0.0)."""
     return x.op is Op.CONST and x.arg == value and not x.dtype.is_bool
 
 
 def _mul(x, y):
     # NOTE: the root cotangent is a constant 1; folding it keeps backward graphs small.
-    if _is_const(x, 1):
+    if _equals_const(x, 1):
         return y
-    if _is_const(y, 1):
+    if _equals_const(y, 1):
         return x
     return node(Op.MUL, (x, y))
 
@@ -54,9 +55,9 @@ def _div(x, y):
 
 def _add(x, y):
     """x + y, skipping a constant zero (how cotangents of one node accumulate)."""
-    if _is_const(x, 0):
+    if _equals_const(x, 0):
         return y
-    if _is_const(y, 0):
+    if _equals_const(y, 0):
         return x
     return node(Op.ADD, (x, y))
 

@@ -10,8 +10,9 @@ first, whole, before its elementwise epilogue. Every node belongs to at most one
 group, so no work is ever done twice; a value another group needs is stored.
 
 Other movement ops become *view* steps (no compute: a strided view of a stored
-value), and extern ops, WRITE, RAND and ARANGE become *extern* steps. Leaves
-(BUFFER, CONST) belong to no group: kernels read buffers and inline constants.
+value), and extern ops (TAKE, ..., WRITE, RAND, ARANGE) become *extern* steps.
+Leaves (BUFFER, CONST) belong to no group: kernels read buffers and inline
+constants. Which op goes where is its `Placement` in `ir.ops.OPINFO`.
 
 Fusion is greedy, in topological order: a node joins the group of an input when
 
@@ -24,17 +25,20 @@ Each refusal is recorded in `Fusion.notes` (shown with EMBER_DEBUG=2).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from math import prod
 
 from ..graph import Graph
 from ..node import Node
-from ..ops import ELEMENTWISE, MOVEMENT, REDUCE, Op
+from ..ops import FUSIBLE, OPINFO, REDUCE, Op, Placement
 
-__all__ = ["KERNEL_OPS", "Fusion", "Group", "fuse", "tile_axis"]
+__all__ = ["KERNEL_OPS", "Fusion", "Group", "GroupKind", "fuse", "tile_axis"]
 
-# ops that may be members of a kernel group (EXPAND only when its input is in it)
-KERNEL_OPS = ELEMENTWISE | REDUCE | {Op.MATMUL, Op.EXPAND}
+# ops that may be members of a kernel group (EXPAND only when its input is in it):
+# those OPINFO places in kernels
+KERNEL_OPS = FUSIBLE
 
 # Elements per tile of a large kernel (EMBER_TILE overrides). Measured on a
 # 2-core machine with 2 MiB of L2 per core: one thread runs an 8-op chain at
@@ -49,12 +53,20 @@ TILE_ELEMS = 1 << 17
 TILED_ABOVE = 1 << 13
 
 
+class GroupKind(StrEnum):
+    """What a group of a fusion is (its value is the word the debug report uses)."""
+
+    KERNEL = "kernel"  # nodes computed together over one domain
+    VIEW = "view"      # one movement op: a strided view of a stored value
+    EXTERN = "extern"  # one op run by a library call
+
+
 @dataclass(eq=False)
 class Group:
     """A kernel, a view step or an extern step; `nodes` in topological order."""
 
     id: int
-    kind: str  # "kernel" | "view" | "extern"
+    kind: GroupKind
     nodes: list[Node]
     domain: tuple[int, ...] = ()
     reduce_axes: frozenset = frozenset()
@@ -64,8 +76,20 @@ class Group:
     outputs: list[Node] = field(default_factory=list)  # members read outside
     loads: list[Node] = field(default_factory=list)  # non-members read (no CONSTs)
 
+    @property
+    def name(self) -> str:
+        """Its one name, in the schedule, the debug report and the generated source:
+        k<id> for a kernel (its function's name), v<id> for a view, x<id> for an extern."""
+        return f"{_PREFIX[self.kind]}{self.id}"
+
     def __repr__(self) -> str:
-        return f"<{self.kind} k{self.id} {len(self.nodes)} nodes domain={list(self.domain)}>"
+        return f"<{self.kind} {self.name} {len(self.nodes)} nodes domain={list(self.domain)}>"
+
+
+_PREFIX = {GroupKind.KERNEL: "k", GroupKind.VIEW: "v", GroupKind.EXTERN: "x"}
+# NOTE: notes name groups while fusion still merges them; `@<id>` is resolved to
+# the final group's name when fusion is done
+_DRAFT = re.compile(r"@(\d+)")
 
 
 @dataclass
@@ -77,7 +101,7 @@ class Fusion:
 
     @property
     def kernels(self) -> list[Group]:
-        return [g for g in self.groups if g.kind == "kernel"]
+        return [g for g in self.groups if g.kind is GroupKind.KERNEL]
 
 
 def tile_axis(domain, shapes, reduce_axes) -> int | None:
@@ -131,11 +155,11 @@ class _Fuser:
         gid = self.group_of.get(id(n))
         return None if gid is None else self.groups[self.find(gid)]
 
-    def new(self, kind: str, n: Node) -> Group:
+    def new(self, kind: GroupKind, n: Node) -> Group:
         g = Group(len(self.parent), kind, [n])
         self.groups[g.id] = g
         self.parent[g.id] = g.id
-        if kind == "kernel":
+        if kind is GroupKind.KERNEL:
             g.domain = _extent(n)
             if n.op in REDUCE:
                 g.reduce_axes = frozenset(n.arg)
@@ -174,17 +198,17 @@ class _Fuser:
         domain = extent
         for g in gs:
             if not _compatible(g.domain, domain):
-                return f"shape {list(extent)} does not fit k{g.id}'s domain {list(g.domain)}"
+                return f"shape {list(extent)} does not fit @{g.id}'s domain {list(g.domain)}"
             domain = tuple(max(x, y) for x, y in zip(domain, g.domain))
         for a in gs:
             for b in gs:
                 if a is not b and self.depends(a, b):
-                    return f"k{a.id} reads k{b.id}"
+                    return f"@{a.id} reads @{b.id}"
         members = {g.id for g in gs}
         for i in n.inputs:
             s = self.group(i)
             if s is not None and s.id not in members and any(self.depends(s, g) for g in gs):
-                return f"{self.name(i)} (in k{s.id}) depends on the kernel: fusing makes a cycle"
+                return f"{self.name(i)} (in @{s.id}) depends on the kernel: fusing makes a cycle"
         if prod(domain) > self.tiled_above:
             shapes = set().union(*(g.shapes for g in gs))
             raxes = frozenset().union(*(g.reduce_axes for g in gs))
@@ -223,10 +247,10 @@ class _Fuser:
         if n.op is not Op.MATMUL:
             for i in n.inputs:
                 g = self.group(i)
-                if g is not None and g.kind == "kernel" and g not in cands:
+                if g is not None and g.kind is GroupKind.KERNEL and g not in cands:
                     cands.append(g)
         if n.op is Op.EXPAND and not cands:
-            self.new("view", n)
+            self.new(GroupKind.VIEW, n)
             return
         if len(cands) > 1 and self.why_not(cands, n) is None:
             self.join(cands, n)
@@ -236,22 +260,21 @@ class _Fuser:
             if reason is None:
                 self.join([g], n)
                 return
-            self.notes.append(f"{self.name(n)} not fused into k{g.id}: {reason}")
+            self.notes.append(f"{self.name(n)} not fused into @{g.id}: {reason}")
         if n.op is Op.EXPAND:
-            self.new("view", n)
+            self.new(GroupKind.VIEW, n)
         else:
-            self.new("kernel", n)
+            self.new(GroupKind.KERNEL, n)
 
     def run(self) -> Fusion:
         for n in self.graph.nodes:
-            if n.op is Op.BUFFER or n.op is Op.CONST:
-                continue
-            if n.op in KERNEL_OPS:
+            placement = OPINFO[n.op].placement
+            if placement is Placement.KERNEL:
                 self.place_kernel_node(n)
-            elif n.op in MOVEMENT:
-                self.new("view", n)
-            else:
-                self.new("extern", n)
+            elif placement is Placement.VIEW:
+                self.new(GroupKind.VIEW, n)
+            elif placement is Placement.EXTERN:
+                self.new(GroupKind.EXTERN, n)
         return self.finish()
 
     def contiguous(self, n: Node) -> bool:
@@ -259,7 +282,7 @@ class _Fuser:
         if n.op is Op.BUFFER:
             return True
         g = self.group(n)
-        if g is not None and g.kind == "kernel":
+        if g is not None and g.kind is GroupKind.KERNEL:
             return True
         if n.op is Op.AS_STRIDED:
             return n.arg.is_contiguous() and self.contiguous(n.inputs[0])
@@ -302,10 +325,23 @@ class _Fuser:
                     if id(i) not in members and i.op is not Op.CONST and id(i) not in seen:
                         seen.add(id(i))
                         g.loads.append(i)
-            if g.kind == "kernel" and g.shapes and prod(g.domain) > self.tiled_above and all(
+            large = g.shapes and prod(g.domain) > self.tiled_above
+            if g.kind is GroupKind.KERNEL and large and all(
                     self.reduce_reads_rows(n, members) for n in g.nodes if n.op in REDUCE):
                 g.tile_axis = tile_axis(g.domain, g.shapes, g.reduce_axes)
-        return Fusion(self.graph, groups, group_of, self.notes)
+        return Fusion(self.graph, groups, group_of, self.renumber(groups))
+
+    def renumber(self, groups: list[Group]) -> list[str]:
+        """Number the groups 0, 1, ... in graph order (their names: see `Group.name`);
+        returns the notes with the groups they name under those names."""
+        final = {g.id: g for g in groups}  # ids while fusing -> the groups left
+        position = {g.id: i for i, g in enumerate(groups)}
+        for g in groups:
+            g.deps = {position[self.find(d)] for d in g.deps}
+        for i, g in enumerate(groups):
+            g.id = i
+        return [_DRAFT.sub(lambda m: final[self.find(int(m.group(1)))].name, note)
+                for note in self.notes]
 
 
 def fuse(graph: Graph, tile_elems: int = TILE_ELEMS) -> Fusion:

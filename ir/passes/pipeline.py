@@ -2,42 +2,74 @@
 
     graph ─► simplify ─► eliminate_dead ─► fuse ─► schedule ─► Schedule
 
-`lower(graph)` runs it; with `check=True` (on in tests) the verifier runs
-after every graph-to-graph pass and checks that the outputs kept their dtypes
-and shapes. `fold` is the constant evaluator simplify uses (the runtime backs
-it with the reference interpreter).
+`passes()` is that list, of named steps; `lower(graph)` runs it. With
+`check=True` (on in tests) the verifier runs after every graph-to-graph step
+and checks that the outputs kept their dtypes and shapes; `log` (given one,
+as EMBER_DEBUG=2 does) is told each step's name, what it made and how long it
+took. `fold` is the constant evaluator simplify uses (the runtime backs it with
+the reference interpreter).
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from functools import partial
 
 from ..graph import Graph
-from .fusion import TILE_ELEMS, fuse
+from .fusion import TILE_ELEMS, Fusion, fuse
 from .schedule import Schedule, schedule
 from .simplify import Fold, eliminate_dead, simplify
 from .verify import check_same_outputs, verify
 
-__all__ = ["graph_passes", "lower"]
+__all__ = ["graph_passes", "lower", "passes"]
+
+MIN_SLOT_BYTES = 1 << 16
 
 
-def graph_passes(fold: Fold | None = None) -> list:
-    """The graph-to-graph passes, in order: (name, Graph -> Graph)."""
+def passes(fold: Fold | None = None, tile_elems: int = TILE_ELEMS,
+           min_slot_bytes: int = MIN_SLOT_BYTES) -> list[tuple[str, Callable]]:
+    """The pipeline, in order: (name, step), from a Graph to a Schedule."""
     return [
-        ("simplify", partial(simplify, fold=fold)),
-        ("eliminate_dead", eliminate_dead),
+        ("simplify", partial(simplify, fold=fold)),            # Graph -> Graph
+        ("eliminate_dead", eliminate_dead),                    # Graph -> Graph
+        ("fuse", partial(fuse, tile_elems=tile_elems)),        # Graph -> Fusion
+        ("schedule", partial(schedule, min_slot_bytes=min_slot_bytes)),  # Fusion -> Schedule
     ]
 
 
+def graph_passes(fold: Fold | None = None) -> list:
+    """The graph-to-graph steps of `passes()`, in order: (name, Graph -> Graph)."""
+    return passes(fold)[:2]
+
+
+def summary(value) -> str:
+    """What a step made, in a few words (for `log`)."""
+    if isinstance(value, Graph):
+        return f"{len(value)} nodes"
+    if isinstance(value, Fusion):
+        return f"{len(value.groups)} groups, {len(value.kernels)} kernels"
+    if isinstance(value, Schedule):
+        return (f"{len(value.steps)} steps, peak {value.peak_bytes} bytes in "
+                f"{len(value.slot_bytes)} reused slots")
+    return type(value).__name__  # pragma: no cover - every step's result is named above
+
+
 def lower(graph: Graph, *, fold: Fold | None = None, tile_elems: int = TILE_ELEMS,
-          min_slot_bytes: int = 1 << 16, check: bool = False) -> Schedule:
+          min_slot_bytes: int = MIN_SLOT_BYTES, check: bool = False,
+          log: Callable[[str], None] | None = None) -> Schedule:
     """Run the pipeline: simplified, fused and scheduled `graph`."""
     if check:
         verify(graph, "input")
-    for name, run_pass in graph_passes(fold):
-        new = run_pass(graph)
-        if check:
+    value = graph
+    for name, step in passes(fold, tile_elems, min_slot_bytes):
+        start = time.perf_counter() if log is not None else 0.0
+        new = step(value)
+        if check and isinstance(new, Graph):
             verify(new, name)
-            check_same_outputs(graph, new, name)
-        graph = new
-    return schedule(fuse(graph, tile_elems), min_slot_bytes)
+            check_same_outputs(value, new, name)
+        if log is not None:
+            ms = (time.perf_counter() - start) * 1e3
+            log(f"{name}: {summary(new)} ({ms:.2f} ms)")
+        value = new
+    return value

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from ..node import Node
 from ..ops import Op
-from .fusion import Fusion, Group
+from .fusion import Fusion, Group, GroupKind
 
 __all__ = ["Schedule", "schedule"]
 
@@ -74,7 +74,7 @@ def schedule(fusion: Fusion, min_slot_bytes: int = 1 << 16) -> Schedule:
         for n in g.loads:
             r = root.get(id(n), n)
             last_use[id(r)] = s
-        if g.kind == "view":
+        if g.kind is GroupKind.VIEW:
             n = g.nodes[0]
             src = n.inputs[0]
             root[id(n)] = root.get(id(src), src)
@@ -87,13 +87,13 @@ def schedule(fusion: Fusion, min_slot_bytes: int = 1 << 16) -> Schedule:
     dying: dict[int, list[int]] = {}  # step -> ids whose life ends there
     peak = 0
     for s, g in enumerate(steps):
-        for n in (g.outputs if g.kind != "view" else ()):
+        for n in (g.outputs if g.kind is not GroupKind.VIEW else ()):
             nb = _nbytes(n)
             live[id(n)] = nb
             dying.setdefault(last_use.get(id(n), s), []).append(id(n))
             # NOTE: a value an output reads (itself or through a view) leaves the
             # run, so it never lives in a slot that a later run overwrites.
-            if g.kind != "kernel" or last_use.get(id(n)) == end or nb < min_slot_bytes:
+            if g.kind is not GroupKind.KERNEL or last_use.get(id(n)) == end or nb < min_slot_bytes:
                 continue
             fits = [k for k in free if plan.slot_bytes[k] >= nb]
             if fits:
@@ -120,7 +120,7 @@ def describe(plan: Schedule) -> str:
         nodes = " ".join(f"%{index[id(n)]}" for n in g.nodes)
         ops = ",".join(n.op.name.lower() for n in g.nodes if n.op is not Op.EXPAND)
         tile = "" if g.tile_axis is None else f" tiled on axis {g.tile_axis}"
-        lines.append(f"step {s}: {g.kind} k{g.id} [{ops}] ({nodes}) "
+        lines.append(f"step {s}: {g.kind} {g.name} [{ops}] ({nodes}) "
                      f"domain={list(g.domain)}{tile}")
     lines.append(f"peak memory {plan.peak_bytes} bytes in {len(plan.slot_bytes)} reused slots")
     return "\n".join(lines)

@@ -39,6 +39,7 @@ Fold = Callable[[Node], object]
 
 
 def _is_const(n: Node, value=None) -> bool:
+    """Whether n is a CONST (of exactly `value`, bit for bit, where one is given)."""
     if n.op is not Op.CONST:
         return False
     if value is None:
