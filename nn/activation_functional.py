@@ -10,13 +10,15 @@ from __future__ import annotations
 import math
 import warnings
 
+import numpy as np
+
 import ember as em
 
 from ..tracer.tensor import Tensor
 
 __all__ = ["relu", "relu6", "gelu", "silu", "leaky_relu", "elu", "softplus", "hardsigmoid",
            "softsign", "sigmoid", "tanh", "softmax", "log_softmax", "hardtanh", "mish",
-           "logsigmoid", "erf"]
+           "logsigmoid"]
 
 
 def _check(input, name: str) -> None:
@@ -58,30 +60,6 @@ def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0,
     return _finish(input, out, inplace)
 
 
-def erf(input: Tensor) -> Tensor:
-    """The error function: `em.erf` where ember has it, else a composition.
-
-    The composition is Abramowitz and Stegun 7.1.26 (largest absolute error 1.5e-7);
-    its gradient is erf's exact derivative, 2/sqrt(pi) exp(-x^2).
-    """
-    native = getattr(em, "erf", None)
-    if native is not None:
-        return native(input)
-    return _erf_composed(input)
-
-
-def _erf_composed(x: Tensor) -> Tensor:
-    a = x.abs()
-    t = 1.0 / (1.0 + 0.3275911 * a)
-    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (
-        -1.453152027 + t * 1.061405429))))
-    approx = em.sign(x) * (1.0 - poly * em.exp(-a * a))
-    # NOTE: d/dx of x * c.detach() is c = erf'(x); adding (g - g.detach()), which is
-    # exactly 0, gives the approximation erf's exact first derivative
-    g = x * ((2.0 / math.sqrt(math.pi)) * em.exp(-(x * x))).detach()
-    return approx.detach() + (g - g.detach())
-
-
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """x * Phi(x), the Gaussian error linear unit; `approximate='tanh'` uses
     0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
@@ -96,7 +74,7 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     if approximate != "none":
         raise RuntimeError(f"approximate argument must be either none or tanh, got "
                            f"{approximate!r}")
-    return 0.5 * input * (1.0 + erf(input * (1.0 / math.sqrt(2.0))))
+    return 0.5 * input * (1.0 + em.erf(input * (1.0 / math.sqrt(2.0))))
 
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
@@ -136,15 +114,25 @@ def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tenso
 
 
 def logsigmoid(input: Tensor) -> Tensor:
-    """log(sigmoid(x)) computed stably: min(x, 0) - log1p(exp(-|x|))."""
+    """log(sigmoid(x)) computed stably: -log1p(exp(-x)) for x >= 0, x - log1p(exp(x))
+    below (the gradient at 0 is torch's 1/2)."""
     _check(input, "logsigmoid")
-    return em.clamp(input, max=0.0) - em.log1p(em.exp(-input.abs()))
+    # NOTE: each branch's exp reads a clamped value, so the unused one never overflows
+    pos = -em.log1p(em.exp(-em.clamp(input, min=0.0)))
+    neg = input - em.log1p(em.exp(em.clamp(input, max=0.0)))
+    return em.where(input >= 0, pos, neg)
+
+
+_ONE_SIXTH_F32 = float(np.float32(1.0 / 6.0))
 
 
 def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
     """0 for x <= -3, 1 for x >= 3, x / 6 + 1/2 between (gradient 1/6 strictly inside)."""
     _check(input, "hardsigmoid")
-    inner = input * (1.0 / 6.0) + 0.5
+    # NOTE: torch computes (x + 3) / 6 forward, and its gradient with 1/6 rounded to
+    # float32 even for float64; the carrier g gives exactly that gradient, adding 0
+    g = input * _ONE_SIXTH_F32
+    inner = ((input + 3.0) / 6.0).detach() + (g - g.detach())
     out = em.where(input <= -3.0, 0.0, em.where(input >= 3.0, 1.0, inner))
     return _finish(input, out, inplace)
 

@@ -6,11 +6,10 @@ from collections import OrderedDict
 
 import numpy as np
 import pytest
+from nn_helpers import compare_module, state_to_ember, torch
 
 import ember as em
 from ember import nn
-
-from nn_helpers import compare_module, state_to_ember, torch
 
 tnn = torch.nn
 RNG = np.random.default_rng(0)
