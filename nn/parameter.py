@@ -45,6 +45,18 @@ class Parameter(Tensor):
     def __init__(self, data: Tensor | None = None, requires_grad: bool = True):
         pass  # NOTE: everything happens in __new__ (Tensor.__init__ refuses to run)
 
+    @property
+    def data(self) -> Tensor:
+        """The value without autograd history (shares the storage); assigning a tensor
+        makes the parameter read that tensor's storage, as `param.data = t` in torch."""
+        return Tensor.detach(self)
+
+    @data.setter
+    def data(self, value: Tensor) -> None:
+        if not isinstance(value, Tensor):
+            raise TypeError(f"Parameter.data must be a Tensor, got {type(value).__name__}")
+        set_data(self, value)
+
     def __repr__(self) -> str:
         return "Parameter containing:\n" + Tensor.__repr__(self)
 

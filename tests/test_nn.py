@@ -398,3 +398,64 @@ def test_compiled_training_step_matches_uncompiled():
     for p, q in zip(plain.parameters(), compiled.parameters()):
         np.testing.assert_allclose(q.detach().numpy(), p.detach().numpy(), rtol=1e-5,
                                    atol=1e-6)
+
+
+def test_parameter_data_assignment_keeps_the_object():
+    lin = nn.Linear(2, 2)
+    w = lin.weight
+    lin.weight.data = em.ones(2, 2, dtype=em.float64)
+    assert lin.weight is w and w.dtype is em.float64 and w.requires_grad
+    np.testing.assert_array_equal(w.detach().numpy(), 1.0)
+    w.data.mul_(3)  # .data shares the storage
+    np.testing.assert_array_equal(w.detach().numpy(), 3.0)
+
+
+def test_deepcopy_and_pickle_keep_parameters():
+    import copy
+    import pickle
+    m = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
+    for clone in (copy.deepcopy(m), pickle.loads(pickle.dumps(m))):
+        assert isinstance(clone[0].weight, nn.Parameter) and clone[0].weight.requires_grad
+        assert clone[0].weight is not m[0].weight
+        for (k, a), (_, b) in zip(m.state_dict().items(), clone.state_dict().items()):
+            np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=k)
+
+
+def test_training_loop_in_eager_mode_matches_lazy(exec_mode):
+    _ = em.manual_seed(5)
+    model = nn.Sequential(nn.Linear(3, 5), nn.LayerNorm(5), nn.SiLU(), nn.Linear(5, 2))
+    ref = tnn.Sequential(tnn.Linear(3, 5), tnn.LayerNorm(5), tnn.SiLU(), tnn.Linear(5, 2))
+    model.load_state_dict(state_to_ember(ref))
+    x, y = _x(4, 3), np.array([0, 1, 1, 0])
+    for _ in range(3):
+        loss = nn.CrossEntropyLoss()(model(em.tensor(x)), em.tensor(y))
+        loss.backward()
+        tloss = tnn.CrossEntropyLoss()(ref(torch.tensor(x)), torch.tensor(y))
+        tloss.backward()
+        with em.no_grad(), torch.no_grad():
+            for p, q in zip(model.parameters(), ref.parameters()):
+                p.sub_(0.5 * p.grad)
+                q.sub_(0.5 * q.grad)
+        model.zero_grad()
+        ref.zero_grad()
+        assert abs(loss.item() - tloss.item()) < 1e-5
+
+
+def test_multihead_attention_unbatched_float_and_3d_masks():
+    t = tnn.MultiheadAttention(6, 3, dropout=0.0, bias=False)
+    e = nn.MultiheadAttention(6, 3, bias=False)
+    e.load_state_dict(state_to_ember(t))
+    x = _x(4, 6)
+    fmask = _x(4, 4)
+    to, tw = t(*(torch.tensor(x),) * 3, attn_mask=torch.tensor(fmask),
+               average_attn_weights=False)
+    eo, ew = e(*(em.tensor(x),) * 3, attn_mask=em.tensor(fmask), average_attn_weights=False)
+    np.testing.assert_allclose(eo.detach().numpy(), to.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ew.detach().numpy(), tw.detach().numpy(), rtol=1e-5, atol=1e-6)
+    m3 = _x(2 * 3, 4, 4)
+    xb = _x(4, 2, 6)
+    to, _ = t(*(torch.tensor(xb),) * 3, attn_mask=torch.tensor(m3), need_weights=False)
+    eo, _ = e(*(em.tensor(xb),) * 3, attn_mask=em.tensor(m3), need_weights=False)
+    np.testing.assert_allclose(eo.detach().numpy(), to.detach().numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(RuntimeError, match="The shape of the 2D attn_mask"):
+        e(*(em.tensor(xb),) * 3, attn_mask=em.zeros(3, 3))
