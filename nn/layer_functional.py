@@ -99,12 +99,14 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
 
 def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
                weight: Tensor | None = None, bias: Tensor | None = None,
-               training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+               training: bool = False, momentum: float | Tensor = 0.1,
+               eps: float = 1e-5) -> Tensor:
     """Normalise each channel (dim 1) over the batch and spatial dims.
 
     When `training`, the batch's statistics are used and the running ones (if given)
     updated in place: running = (1 - momentum) running + momentum batch, the
-    variance unbiased. Otherwise the running statistics are used.
+    variance unbiased (`momentum` may be a 0-dim tensor). Otherwise the running
+    statistics are used.
     """
     if input.ndim < 2:
         raise ValueError(f"expected 2D or more input (got {input.ndim}D input)")

@@ -115,8 +115,9 @@ class _BatchNorm(Module):
             with em.no_grad():
                 self.num_batches_tracked.add_(1)
             if self.momentum is None:
-                # NOTE: cumulative moving average: weight 1/n for the n-th batch
-                factor = 1.0 / float(self.num_batches_tracked.item())
+                # NOTE: cumulative moving average: weight 1/n for the n-th batch, as a
+                # tensor so that em.compile need not read the count
+                factor = 1.0 / self.num_batches_tracked.to(self.running_mean.dtype)
         use_batch = self.training or (self.running_mean is None and self.running_var is None)
         track = not self.training or self.track_running_stats
         return batch_norm(input, self.running_mean if track else None,

@@ -459,3 +459,14 @@ def test_multihead_attention_unbatched_float_and_3d_masks():
     np.testing.assert_allclose(eo.detach().numpy(), to.detach().numpy(), rtol=1e-5, atol=1e-6)
     with pytest.raises(RuntimeError, match="The shape of the 2D attn_mask"):
         e(*(em.tensor(xb),) * 3, attn_mask=em.zeros(3, 3))
+
+
+def test_batchnorm_cumulative_average_compiles_without_a_graph_break():
+    t, e = tnn.BatchNorm1d(3, momentum=None), nn.BatchNorm1d(3, momentum=None)
+    fwd = em.compile(lambda x: e(x).detach(), fullgraph=True)
+    for _ in range(3):
+        x = _x(5, 3)
+        t(torch.tensor(x))
+        fwd(em.tensor(x))
+    for k, v in t.state_dict().items():
+        np.testing.assert_allclose(e.state_dict()[k].numpy(), v.numpy(), rtol=1e-5, atol=1e-6)
