@@ -8,7 +8,7 @@ Every layer is composed from ember's primitive operations (nn.functional), so
 autograd and fusion see through it.
 """
 
-from . import functional, init  # noqa: F401
+from . import functional, init, utils  # noqa: F401
 from .activation import (  # noqa: F401
     ELU,
     GELU,

@@ -491,6 +491,10 @@ class Module:
         """Cast floating-point parameters and buffers to float16."""
         return self._apply(lambda t: t.half() if t.dtype.is_floating_point else t)
 
+    def bfloat16(self) -> Module:
+        """Cast floating-point parameters and buffers to bfloat16."""
+        return self._apply(lambda t: t.bfloat16() if t.dtype.is_floating_point else t)
+
     def cpu(self) -> Module:
         """Move parameters and buffers to the CPU."""
         return self._apply(lambda t: t.to("cpu"))

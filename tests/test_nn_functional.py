@@ -375,3 +375,23 @@ def test_every_public_nn_name_has_a_docstring():
     missing += [f"init.{n}" for n in nn.init.__all__
                 if not (getattr(nn.init, n).__doc__ or "").strip()]
     assert not missing
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, math.inf])
+def test_clip_grad_norm_matches_torch(norm_type):
+    grads = [_x(3, 4) * 3, _x(5) * 3]
+    tp = [torch.zeros(g.shape, requires_grad=True) for g in grads]
+    ep = [nn.Parameter(em.zeros(g.shape)) for g in grads]
+    for t, e, g in zip(tp, ep, grads):
+        t.grad, e.grad = torch.tensor(g), em.tensor(g)
+    tn = torch.nn.utils.clip_grad_norm_(tp, 1.5, norm_type)
+    en = nn.utils.clip_grad_norm_(ep, 1.5, norm_type)
+    np.testing.assert_allclose(en.numpy(), tn.numpy(), rtol=1e-5)
+    for t, e in zip(tp, ep):
+        np.testing.assert_allclose(e.grad.numpy(), t.grad.numpy(), rtol=1e-5, atol=1e-7)
+    nn.utils.clip_grad_value_(ep, 0.01)
+    assert np.abs(ep[0].grad.numpy()).max() <= 0.01
+    vec = nn.utils.parameters_to_vector(ep)
+    assert tuple(vec.shape) == (17,)
+    nn.utils.vector_to_parameters(em.arange(17.0), ep)
+    np.testing.assert_array_equal(ep[1].detach().numpy(), np.arange(12.0, 17.0))
