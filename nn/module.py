@@ -440,9 +440,15 @@ class Module:
                 continue
             if set_to_none:
                 p.grad = None
+                continue
+            g = p.grad
+            # NOTE: in place, as torch: the .grad tensor keeps its identity
+            if g.grad_fn is not None:
+                g.detach_()
             else:
-                with em.no_grad():
-                    p.grad = em.zeros_like(p.grad)
+                g.requires_grad_(False)
+            with em.no_grad():
+                g.zero_()
 
     def apply(self, fn: Callable[[Module], None]) -> Module:
         """Call fn on every submodule (children first) and then on self; returns self."""
