@@ -37,6 +37,8 @@ class MultiheadAttention(Module):
 
     Args:
         embed_dim: model width E. num_heads: number of heads (divides E).
+        kdim, vdim: widths of key and value (E by default); then q/k/v_proj_weight
+            replace in_proj_weight, as in torch.
         dropout: dropout probability on the attention weights (training only).
         bias: learn input/output projection biases. Default: True.
         batch_first: inputs and outputs are (N, L, E) instead of (L, N, E).
@@ -60,13 +62,13 @@ class MultiheadAttention(Module):
         if embed_dim <= 0 or num_heads <= 0:
             raise ValueError(f"embed_dim and num_heads must be greater than 0, got "
                              f"embed_dim={embed_dim} and num_heads={num_heads} instead")
-        if add_bias_kv or add_zero_attn or (kdim not in (None, embed_dim)) or (
-                vdim not in (None, embed_dim)):
-            raise NotImplementedError("MultiheadAttention: add_bias_kv, add_zero_attn and "
-                                      "kdim/vdim other than embed_dim are not supported")
+        if add_bias_kv or add_zero_attn:
+            raise NotImplementedError("MultiheadAttention: add_bias_kv and add_zero_attn are "
+                                      "not supported")
         self.embed_dim = embed_dim
-        self.kdim = self.vdim = embed_dim
-        self._qkv_same_embed_dim = True
+        self.kdim = kdim if kdim is not None else embed_dim
+        self.vdim = vdim if vdim is not None else embed_dim
+        self._qkv_same_embed_dim = self.kdim == embed_dim and self.vdim == embed_dim
         self.num_heads = num_heads
         self.dropout = dropout
         self.batch_first = batch_first
@@ -74,10 +76,16 @@ class MultiheadAttention(Module):
         if self.head_dim * num_heads != embed_dim:
             raise AssertionError("embed_dim must be divisible by num_heads")
         kw = {"device": device, "dtype": dtype}
-        self.in_proj_weight = Parameter(em.empty((3 * embed_dim, embed_dim), **kw))
-        self.register_parameter("q_proj_weight", None)
-        self.register_parameter("k_proj_weight", None)
-        self.register_parameter("v_proj_weight", None)
+        if self._qkv_same_embed_dim:
+            self.in_proj_weight = Parameter(em.empty((3 * embed_dim, embed_dim), **kw))
+            self.register_parameter("q_proj_weight", None)
+            self.register_parameter("k_proj_weight", None)
+            self.register_parameter("v_proj_weight", None)
+        else:
+            self.q_proj_weight = Parameter(em.empty((embed_dim, embed_dim), **kw))
+            self.k_proj_weight = Parameter(em.empty((embed_dim, self.kdim), **kw))
+            self.v_proj_weight = Parameter(em.empty((embed_dim, self.vdim), **kw))
+            self.register_parameter("in_proj_weight", None)
         if bias:
             self.in_proj_bias = Parameter(em.empty(3 * embed_dim, **kw))
         else:
@@ -88,14 +96,22 @@ class MultiheadAttention(Module):
         self._reset_parameters()
 
     def _reset_parameters(self) -> None:
-        init.xavier_uniform_(self.in_proj_weight)
+        if self._qkv_same_embed_dim:
+            init.xavier_uniform_(self.in_proj_weight)
+        else:
+            init.xavier_uniform_(self.q_proj_weight)
+            init.xavier_uniform_(self.k_proj_weight)
+            init.xavier_uniform_(self.v_proj_weight)
         if self.in_proj_bias is not None:
             init.constant_(self.in_proj_bias, 0.0)
             init.constant_(self.out_proj.bias, 0.0)
 
     def _project(self, x, k: int):
         e = self.embed_dim
-        w = self.in_proj_weight[k * e:(k + 1) * e]
+        if self._qkv_same_embed_dim:
+            w = self.in_proj_weight[k * e:(k + 1) * e]
+        else:
+            w = (self.q_proj_weight, self.k_proj_weight, self.v_proj_weight)[k]
         b = self.in_proj_bias[k * e:(k + 1) * e] if self.in_proj_bias is not None else None
         return linear(x, w, b)
 

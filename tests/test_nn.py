@@ -470,3 +470,15 @@ def test_batchnorm_cumulative_average_compiles_without_a_graph_break():
         fwd(em.tensor(x))
     for k, v in t.state_dict().items():
         np.testing.assert_allclose(e.state_dict()[k].numpy(), v.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_multihead_attention_with_other_key_and_value_widths():
+    t = tnn.MultiheadAttention(4, 2, kdim=3, vdim=5, batch_first=True)
+    e = nn.MultiheadAttention(4, 2, kdim=3, vdim=5, batch_first=True)
+    assert list(e.state_dict()) == list(t.state_dict())
+    e.load_state_dict(state_to_ember(t))
+    q, k, v = _x(2, 3, 4), _x(2, 6, 3), _x(2, 6, 5)
+    to, tw = t(torch.tensor(q), torch.tensor(k), torch.tensor(v))
+    eo, ew = e(em.tensor(q), em.tensor(k), em.tensor(v))
+    np.testing.assert_allclose(eo.detach().numpy(), to.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ew.detach().numpy(), tw.detach().numpy(), rtol=1e-5, atol=1e-6)
