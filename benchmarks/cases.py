@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from . import loops, nn_cases
+from . import loops
 
 __all__ = ["CASES", "Case", "case_names", "select", "size_label"]
 
@@ -274,11 +274,6 @@ CASES: tuple[Case, ...] = (
          numpy=lambda a, b, bias: np.maximum(a @ b + bias, 0),
          tensor=lambda lib, a, b, bias: (a @ b + bias).relu(), work=matmul_flops, tol=1e-4,
          note="relu(a @ b + bias)"),
-    Case("sdpa_causal", "matmul", ((1, 2, 64, 16), (8, 8, 512, 64)),
-         nn_cases.attention_inputs, numpy=nn_cases.np_causal_attention,
-         tensor=nn_cases.tensor_causal_attention, work=nn_cases.attention_flops, tol=1e-4,
-         note="F.scaled_dot_product_attention(is_causal=True), (batch, heads, length, dim); "
-              "ember composes it from matmul, softmax and where, torch runs a fused kernel"),
     # training loops, per step
     Case("rosenbrock", "training", (1,), loops.rosenbrock_inputs, numpy=loops.np_rosenbrock,
          tensor=loops.rosenbrock, loop=True, trainable=("x", "y"), per_call=10,
