@@ -8,8 +8,6 @@ Every layer is composed from ember's primitive operations (nn.functional), so
 autograd and fusion see through it.
 """
 
-from types import ModuleType as _ModuleType
-
 from . import functional, init, utils  # noqa: F401
 from .activation import (  # noqa: F401
     ELU,
@@ -48,8 +46,8 @@ from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm  # noqa: F401
 from .parameter import Parameter  # noqa: F401
 from .sparse import Embedding  # noqa: F401
 
-# NOTE: every public name imported above (and by any import line added later) is public;
-# of the submodules, only those torch.nn exposes as namespaces
-_NAMESPACES = {"functional", "init", "utils"}
-__all__ = sorted(n for n, v in globals().items() if not n.startswith("_") and (
-    n in _NAMESPACES or not isinstance(v, _ModuleType)))
+_SUBMODULES = {"activation", "activation_functional", "attention", "attention_functional",
+               "container", "dropout", "layer_functional", "linear", "loss", "loss_functional",
+               "module", "normalization", "parameter", "sparse"}
+# NOTE: every public name imported above (and by any import line added later) is public
+__all__ = sorted(n for n in dir() if not n.startswith("_") and n not in _SUBMODULES)
