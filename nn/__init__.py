@@ -43,10 +43,12 @@ from .loss import (  # noqa: F401
 )
 from .module import Module  # noqa: F401
 from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm  # noqa: F401
+from .param_containers import ParameterDict, ParameterList  # noqa: F401
 from .parameter import Parameter  # noqa: F401
 from .sparse import Embedding  # noqa: F401
 
-_SUBMODULES = {"activation", "activation_functional", "attention", "attention_functional",
+_SUBMODULES = {"param_containers",
+               "activation", "activation_functional", "attention", "attention_functional",
                "container", "dropout", "layer_functional", "linear", "loss", "loss_functional",
                "module", "normalization", "parameter", "sparse"}
 # NOTE: every public name imported above (and by any import line added later) is public
