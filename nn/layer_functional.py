@@ -31,10 +31,31 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         w = f"{weight.shape[1]}x{weight.shape[0]}" if weight.ndim == 2 else f"{in_features}"
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x{cols} and "
                            f"{w})")
+    if input.dtype is not weight.dtype:
+        _dtype_mismatch(input.dtype, weight.dtype, bias is not None)
     out = input @ weight.t() if weight.ndim == 2 else input @ weight
     if bias is not None:
         out = out + bias
     return out
+
+
+_C_NAMES = {"float64": "double", "float32": "float", "float16": "c10::Half",
+            "bfloat16": "c10::BFloat16", "int64": "long int", "int32": "int",
+            "int16": "short int", "int8": "signed char", "uint8": "unsigned char",
+            "bool": "bool"}
+_SCALAR_NAMES = {"float64": "Double", "float32": "Float", "float16": "Half",
+                 "bfloat16": "BFloat16", "int64": "Long", "int32": "Int", "int16": "Short",
+                 "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+
+
+def _dtype_mismatch(a, b, with_bias: bool) -> None:
+    """Raise torch's error for linear's operands of different dtypes (its words differ
+    with a bias, torch's addmm, and without, its matmul)."""
+    if with_bias:
+        raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got "
+                           f"{_SCALAR_NAMES[a.name]} and {_SCALAR_NAMES[b.name]}")
+    raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: "
+                       f"{_C_NAMES[a.name]} != {_C_NAMES[b.name]}")
 
 
 def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None = None):

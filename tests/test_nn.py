@@ -510,3 +510,17 @@ def test_compiled_forward_follows_train_and_eval():
     f(x)
     m.eval()
     np.testing.assert_array_equal(f(x).numpy(), 1.0)
+
+
+def test_linear_dtype_mismatch_message_matches_torch():
+    for dtype, tdtype in ((em.float64, torch.float64), (em.int64, torch.int64)):
+        with pytest.raises(RuntimeError) as ti:
+            tnn.Linear(3, 2)(torch.zeros(2, 3, dtype=tdtype))
+        with pytest.raises(RuntimeError) as ei:
+            nn.Linear(3, 2)(em.zeros(2, 3, dtype=dtype))
+        assert str(ei.value) == str(ti.value)
+    with pytest.raises(RuntimeError) as ti:
+        tnn.Linear(3, 2, bias=False)(torch.zeros(2, 3, dtype=torch.float64))
+    with pytest.raises(RuntimeError) as ei:
+        nn.Linear(3, 2, bias=False)(em.zeros(2, 3, dtype=em.float64))
+    assert str(ei.value) == str(ti.value)
