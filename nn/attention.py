@@ -42,6 +42,8 @@ class MultiheadAttention(Module):
         dropout: dropout probability on the attention weights (training only).
         bias: learn input/output projection biases. Default: True.
         batch_first: inputs and outputs are (N, L, E) instead of (L, N, E).
+        add_bias_kv: learn a key and a value appended to every sequence's keys.
+        add_zero_attn: append a zero key and value.
 
     forward(query, key, value, key_padding_mask=None, need_weights=True,
     attn_mask=None, average_attn_weights=True, is_causal=False) returns
@@ -62,9 +64,6 @@ class MultiheadAttention(Module):
         if embed_dim <= 0 or num_heads <= 0:
             raise ValueError(f"embed_dim and num_heads must be greater than 0, got "
                              f"embed_dim={embed_dim} and num_heads={num_heads} instead")
-        if add_bias_kv or add_zero_attn:
-            raise NotImplementedError("MultiheadAttention: add_bias_kv and add_zero_attn are "
-                                      "not supported")
         self.embed_dim = embed_dim
         self.kdim = kdim if kdim is not None else embed_dim
         self.vdim = vdim if vdim is not None else embed_dim
@@ -91,7 +90,11 @@ class MultiheadAttention(Module):
         else:
             self.register_parameter("in_proj_bias", None)
         self.out_proj = NonDynamicallyQuantizableLinear(embed_dim, embed_dim, bias=bias, **kw)
-        self.bias_k = self.bias_v = None
+        if add_bias_kv:
+            self.bias_k = Parameter(em.empty((1, 1, embed_dim), **kw))
+            self.bias_v = Parameter(em.empty((1, 1, embed_dim), **kw))
+        else:
+            self.bias_k = self.bias_v = None
         self.add_zero_attn = add_zero_attn
         self._reset_parameters()
 
@@ -105,6 +108,9 @@ class MultiheadAttention(Module):
         if self.in_proj_bias is not None:
             init.constant_(self.in_proj_bias, 0.0)
             init.constant_(self.out_proj.bias, 0.0)
+        if self.bias_k is not None:
+            init.xavier_normal_(self.bias_k)
+            init.xavier_normal_(self.bias_v)
 
     def _project(self, x, k: int):
         e = self.embed_dim
@@ -161,6 +167,28 @@ class MultiheadAttention(Module):
             mask = kpm if mask is None else mask + kpm
         return mask
 
+    def _extra_keys(self, k, v, src: int, mask):
+        """Heads of the projected keys and values (S, N, E) -> (N * H, S', hd), with
+        bias_k/bias_v and a zero key appended as torch does; the mask padded with 0
+        (attended) for them."""
+        bsz = k.shape[1]
+        h, hd = self.num_heads, self.head_dim
+        extra = 0
+        if self.bias_k is not None:
+            k = em.cat([k, self.bias_k.expand(1, bsz, self.embed_dim)])
+            v = em.cat([v, self.bias_v.expand(1, bsz, self.embed_dim)])
+            extra += 1
+        k = k.reshape(src + extra, bsz * h, hd).transpose(0, 1)
+        v = v.reshape(src + extra, bsz * h, hd).transpose(0, 1)
+        if self.add_zero_attn:
+            zeros = em.zeros((bsz * h, 1, hd), dtype=k.dtype, device=k.device)
+            k, v = em.cat([k, zeros], dim=1), em.cat([v, zeros], dim=1)
+            extra += 1
+        if mask is not None and extra:
+            pad = em.zeros(tuple(mask.shape[:-1]) + (extra,), dtype=mask.dtype)
+            mask = em.cat([mask, pad], dim=-1)
+        return k, v, src + extra, mask
+
     def _attend(self, query, key, value, key_padding_mask, need_weights, attn_mask,
                 average_attn_weights):
         tgt, bsz, e = query.shape
@@ -170,9 +198,9 @@ class MultiheadAttention(Module):
                                  f"but got {e}")
         h, hd = self.num_heads, self.head_dim
         q = self._project(query, 0).reshape(tgt, bsz * h, hd).transpose(0, 1)
-        k = self._project(key, 1).reshape(src, bsz * h, hd).transpose(0, 1)
-        v = self._project(value, 2).reshape(src, bsz * h, hd).transpose(0, 1)
+        k, v = self._project(key, 1), self._project(value, 2)
         mask = self._mask(attn_mask, key_padding_mask, bsz, tgt, src, q.dtype)
+        k, v, src, mask = self._extra_keys(k, v, src, mask)
         p = self.dropout if self.training else 0.0
         weights = None
         if need_weights:

@@ -524,3 +524,25 @@ def test_linear_dtype_mismatch_message_matches_torch():
     with pytest.raises(RuntimeError) as ei:
         nn.Linear(3, 2, bias=False)(em.zeros(2, 3, dtype=em.float64))
     assert str(ei.value) == str(ti.value)
+
+
+@pytest.mark.parametrize("need_weights", [True, False])
+def test_multihead_attention_bias_kv_and_zero_attn_match_torch(need_weights):
+    t = tnn.MultiheadAttention(4, 2, add_bias_kv=True, add_zero_attn=True)
+    e = nn.MultiheadAttention(4, 2, add_bias_kv=True, add_zero_attn=True)
+    assert list(e.state_dict()) == list(t.state_dict())
+    e.load_state_dict(state_to_ember(t))
+    x = _x(3, 2, 4)
+    kpm = np.array([[False, False, True], [False, False, False]])
+    mask = np.triu(np.ones((3, 3), bool), 1)
+    tx, ex = torch.tensor(x, requires_grad=True), em.tensor(x, requires_grad=True)
+    to, _ = t(tx, tx, tx, key_padding_mask=torch.tensor(kpm), attn_mask=torch.tensor(mask),
+              need_weights=need_weights)
+    eo, _ = e(ex, ex, ex, key_padding_mask=em.tensor(kpm), attn_mask=em.tensor(mask),
+              need_weights=need_weights)
+    np.testing.assert_allclose(eo.detach().numpy(), to.detach().numpy(), rtol=1e-5, atol=1e-6)
+    to.sum().backward()
+    eo.sum().backward()
+    np.testing.assert_allclose(ex.grad.numpy(), tx.grad.numpy(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(e.bias_k.grad.numpy(), t.bias_k.grad.numpy(), rtol=1e-4,
+                               atol=1e-6)
