@@ -5,7 +5,8 @@ params)`, that allocates buffers, calls the kernels and view/extern steps in
 order, and returns the outputs. The runtime `exec`s it once (see
 runtime/compiled.py for the names the source expects: `np`, `dt`, `Op`, `View`,
 `_extern`, `_strided_at`, `_write`, `_bf16`, `_bf16_`, `_tiles`, `_Stub`, `_int_pow`,
-`_elementwise_pow`, `_select`, `_where`, `_check_divisor`, `_float_mod`: its
+`_elementwise_pow`, `_select`, `_where`, `_check_divisor`, `_float_mod`, `_erf`,
+`_erfc`, `_erfinv`: its
 `NAMESPACE`).
 
 A kernel runs in one of two forms:
@@ -549,6 +550,14 @@ def _cast(k: _Kernel, s: Stmt, args: list[str]) -> None:
     k.assign(s, f"np.asarray({args[0]}).astype({np_type(s.dtype)})", copy_src=args[0])
 
 
+def _special(name: str):
+    """A rule calling a function NumPy lacks (runtime/special.py: float64 in and out)."""
+    def rule(k: _Kernel, s: Stmt, args: list[str]) -> None:
+        expr = f"{name}({args[0]})"
+        k.assign(s, expr if s.dtype.np == np.float64 else f"{expr}.astype({np_type(s.dtype)})")
+    return rule
+
+
 def _where(k: _Kernel, s: Stmt, args: list[str]) -> None:
     c, a, b = args
     want = s.dtype.np
@@ -705,6 +714,9 @@ RULES: dict[Op, Rule] = {
     Op.FLOORDIV: _uf("floor_divide", _int_divide),
     Op.MOD: _uf("remainder", _mod),
     Op.WHERE: Rule(_where),
+    Op.ERF: Rule(_special("_erf")),
+    Op.ERFC: Rule(_special("_erfc")),
+    Op.ERFINV: Rule(_special("_erfinv")),
     Op.RESHAPE: Rule(view=_template("{x}.reshape({a})")),
     Op.PERMUTE: Rule(view=_template("np.transpose({x}, {a})")),
     Op.EXPAND: Rule(_expand, view=_template("np.broadcast_to({x}, {a})")),

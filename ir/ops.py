@@ -99,6 +99,9 @@ class Op(Enum):
     RECIP = auto()
     NOT = auto()
     CAST = auto()
+    ERF = auto()
+    ERFC = auto()
+    ERFINV = auto()
     # binary elementwise
     ADD = auto()
     SUB = auto()
@@ -228,6 +231,9 @@ OPINFO: dict[Op, OpInfo] = {
     Op.RECIP:        OpInfo(OpKind.UNARY,      1, Placement.KERNEL, True),
     Op.NOT:          OpInfo(OpKind.UNARY,      1, Placement.KERNEL, False),
     Op.CAST:         OpInfo(OpKind.UNARY,      1, Placement.KERNEL, True),
+    Op.ERF:          OpInfo(OpKind.UNARY,      1, Placement.KERNEL, True),
+    Op.ERFC:         OpInfo(OpKind.UNARY,      1, Placement.KERNEL, True),
+    Op.ERFINV:       OpInfo(OpKind.UNARY,      1, Placement.KERNEL, True),
     Op.ADD:          OpInfo(OpKind.BINARY,     2, Placement.KERNEL, True),
     Op.SUB:          OpInfo(OpKind.BINARY,     2, Placement.KERNEL, True),
     Op.MUL:          OpInfo(OpKind.BINARY,     2, Placement.KERNEL, True),

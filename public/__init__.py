@@ -52,7 +52,6 @@ from .tracer.random import (  # noqa: F401
     set_rng_state,
 )
 from .tracer.random import with_generator as _with_generator
-from .tracer.serialization import load, save
 
 float = float32  # noqa: A001
 double = float64
@@ -88,3 +87,4 @@ __all__ += ["save", "load", "from_dlpack", "finfo", "iinfo", "is_tensor", "is_fl
             "set_default_device", "get_default_device"]
 
 from . import autograd, nn, optim  # noqa: E402,F401  (as torch.autograd, torch.nn, torch.optim)
+from .serialization import load, save  # noqa: E402  (after nn: it knows nn.Parameter)

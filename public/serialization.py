@@ -31,11 +31,12 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..ir import dtypes as dt
-from ..ir.view import View
-from .device import check_device
-from .storage import Storage, realize_storages
-from .tensor import Size, Tensor, _new
+from .ir import dtypes as dt
+from .ir.view import View
+from .nn.parameter import Parameter
+from .tracer.device import check_device
+from .tracer.storage import Storage, realize_storages
+from .tracer.tensor import Size, Tensor, _new
 
 __all__ = ["load", "save"]
 
@@ -91,7 +92,7 @@ class _Writer:
         out = {"t": "tensor", "storage": k, "dtype": t.dtype.name, "shape": list(v.shape),
                "stride": list(v.strides), "offset": v.offset,
                "requires_grad": bool(t._requires_grad)}
-        if type(t) is not Tensor and type(t).__name__ == "Parameter":
+        if isinstance(t, Parameter):
             out["cls"] = "Parameter"
         return out
 
@@ -256,8 +257,5 @@ class _Reader:
         if e.get("requires_grad") and dtype.is_floating_point:
             t._requires_grad = True
         if e.get("cls") == "Parameter":
-            from .. import nn
-            param = getattr(nn, "Parameter", None)
-            if param is not None:
-                t = param(t, requires_grad=bool(e.get("requires_grad")))
+            t = Parameter(t, requires_grad=bool(e.get("requires_grad")))
         return t
