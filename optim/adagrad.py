@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ._checks import check_eps, check_lr, check_nonneg
-from .optimizer import Optimizer, _em
+from .optimizer import Optimizer, _em, make_state
 
 __all__ = ["Adagrad"]
 
@@ -65,10 +65,10 @@ class Adagrad(Optimizer):
 
     def _init_group_state(self, group: dict) -> None:
         em = _em()
+        value = float(group["initial_accumulator_value"])
         for p in group["params"]:
-            state = self.state[p]
-            state["step"] = em.tensor(0.0)
-            state["sum"] = em.full_like(p, float(group["initial_accumulator_value"]))
+            self.state[p].update(make_state(lambda p=p: {
+                "step": em.tensor(0.0), "sum": em.full_like(p, value)}))
 
     def _group_update(self, group: dict) -> list:
         em = _em()

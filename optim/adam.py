@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ._checks import check_betas, check_eps, check_lr, check_nonneg
-from .optimizer import Optimizer, _em
+from .optimizer import Optimizer, _em, make_state
 
 __all__ = ["Adam", "AdamW", "lerp"]
 
@@ -93,14 +93,18 @@ class Adam(Optimizer):
             group.setdefault("decoupled_weight_decay", False)
 
     def _init_state(self, p, group: dict) -> dict:
-        em = _em()
         state = self.state[p]
         if not state:
-            state["step"] = em.tensor(0.0)
-            state["exp_avg"] = em.zeros_like(p)
-            state["exp_avg_sq"] = em.zeros_like(p)
-            if group["amsgrad"]:
-                state["max_exp_avg_sq"] = em.zeros_like(p)
+            state.update(make_state(lambda: self._new_state(p, group)))
+        return state
+
+    @staticmethod
+    def _new_state(p, group: dict) -> dict:
+        em = _em()
+        state = {"step": em.tensor(0.0), "exp_avg": em.zeros_like(p),
+                 "exp_avg_sq": em.zeros_like(p)}
+        if group["amsgrad"]:
+            state["max_exp_avg_sq"] = em.zeros_like(p)
         return state
 
     def _group_update(self, group: dict) -> list:

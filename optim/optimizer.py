@@ -26,7 +26,7 @@ from itertools import chain
 
 import numpy as np
 
-from ..runtime.context import current
+from ..runtime.context import current, switch
 from ..tracer.mode import no_grad
 
 __all__ = ["Optimizer", "required"]
@@ -93,7 +93,32 @@ def tracing() -> bool:
     return current().trace is not None
 
 
+def make_state(build) -> dict:
+    """`build()` (a dict of new state tensors), made as if before the `em.compile` trace
+    running now, if any.
+
+    NOTE: state made lazily on the first step is then an input of the traced program
+    (a captured tensor, updated in place and written back on every replay), not a value
+    computed inside the trace and kept outside it: such a trace would be thrown away and
+    its writes to the new state would leak into the uncompiled call that follows. While
+    tracing, the new tensors are realised at once (zeros, fills).
+    """
+    ctx = current()
+    if ctx.trace is None:
+        return build()
+    switch(trace=None)
+    try:
+        state = build()
+        _em().realize(*[v for v in state.values() if isinstance(v, _em().Tensor)])
+    finally:
+        switch(trace=ctx.trace)
+    return state
+
+
 def _typename(x) -> str:
+    """PyTorch's `torch.typename` in ember's words (a tensor is an `ember.Tensor`)."""
+    if isinstance(x, _em().Tensor):
+        return "ember.Tensor"
     t = type(x)
     return t.__name__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
 

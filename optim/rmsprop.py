@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ._checks import check_eps, check_lr, check_nonneg
 from .adam import lerp
-from .optimizer import Optimizer, _em
+from .optimizer import Optimizer, _em, make_state
 
 __all__ = ["RMSprop"]
 
@@ -71,15 +71,19 @@ class RMSprop(Optimizer):
         super().__init__(params, defaults)
 
     def _init_state(self, p, group: dict) -> dict:
-        em = _em()
         state = self.state[p]
         if not state:
-            state["step"] = em.tensor(0.0)
-            state["square_avg"] = em.zeros_like(p)
-            if group["momentum"] > 0:
-                state["momentum_buffer"] = em.zeros_like(p)
-            if group["centered"]:
-                state["grad_avg"] = em.zeros_like(p)
+            state.update(make_state(lambda: self._new_state(p, group)))
+        return state
+
+    @staticmethod
+    def _new_state(p, group: dict) -> dict:
+        em = _em()
+        state = {"step": em.tensor(0.0), "square_avg": em.zeros_like(p)}
+        if group["momentum"] > 0:
+            state["momentum_buffer"] = em.zeros_like(p)
+        if group["centered"]:
+            state["grad_avg"] = em.zeros_like(p)
         return state
 
     def _group_update(self, group: dict) -> list:

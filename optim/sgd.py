@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ._checks import check_lr, check_nonneg
-from .optimizer import Optimizer
+from .optimizer import Optimizer, _em, make_state, tracing
 
 __all__ = ["SGD"]
 
@@ -71,7 +71,32 @@ class SGD(Optimizer):
             group.setdefault("nesterov", False)
             group.setdefault("maximize", False)
 
+    @property
+    def _started(self) -> dict:
+        """param -> a bool tensor: whether its momentum buffer holds a value (only for
+        buffers made by a step traced by `em.compile`)."""
+        started = self.__dict__.get("_started_flags")
+        if started is None:
+            started = self.__dict__["_started_flags"] = {}
+        return started
+
+    def _traced_first_buffer(self, p, state: dict):
+        """The momentum buffer of a first step traced by `em.compile`: zeros made outside
+        the trace (an input of the program), with a flag saying it holds no value yet, so
+        the traced program computes PyTorch's first step (the gradient) and later ones."""
+        em = _em()
+        made = make_state(lambda: {"momentum_buffer": em.zeros_like(p),
+                                   "started": em.tensor(False)})
+        state["momentum_buffer"] = made["momentum_buffer"]
+        self._started[p] = made["started"]
+        return made["momentum_buffer"]
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        self._started.clear()
+
     def _group_update(self, group: dict) -> list:
+        em = _em()
         lr = group.scalar("lr")
         written = []
         for p in self._params_with_grad(group):
@@ -83,11 +108,19 @@ class SGD(Optimizer):
                 momentum = group.scalar("momentum")
                 state = self.state[p]
                 buf = state.get("momentum_buffer")
-                if buf is None:
+                if buf is None and not tracing():
                     buf = state["momentum_buffer"] = grad.detach().clone()
                 else:
-                    buf.copy_(buf * momentum.to(d)
-                              + (1 - group.scalar("dampening")).to(d) * grad)
+                    if buf is None:
+                        buf = self._traced_first_buffer(p, state)
+                    new = buf * momentum.to(d) + (1 - group.scalar("dampening")).to(d) * grad
+                    started = self._started.get(p)
+                    if started is not None:
+                        # NOTE: a program traced on the first step serves every later one
+                        new = em.where(started, new, grad)
+                        started.fill_(True)
+                        written.append(started)
+                    buf.copy_(new)
                 written.append(buf)
                 grad = grad + momentum.to(d) * buf if group["nesterov"] else buf
             p.copy_(p + (-lr).to(d) * grad)
