@@ -253,7 +253,6 @@ class Optimizer:
                 default). A zero gradient and a None one differ: an optimizer skips a
                 parameter whose gradient is None and steps one whose gradient is zero.
         """
-        em = _em()
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:
@@ -261,7 +260,13 @@ class Optimizer:
                 if set_to_none:
                     p.grad = None
                 else:
-                    p.grad = em.zeros_like(p.grad)
+                    # NOTE: in place, as PyTorch: whoever holds the gradient sees zeros
+                    grad = p.grad
+                    if grad.grad_fn is not None:
+                        grad.detach_()
+                    else:
+                        grad.requires_grad_(False)
+                    grad.zero_()
 
     def step(self, closure=None):
         """Perform a single optimization step (parameter update).

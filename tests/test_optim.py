@@ -193,12 +193,14 @@ def test_zero_grad(set_to_none):
     opt, topt = em.optim.SGD([w], lr=0.1), torch.optim.SGD([tw], lr=0.1)
     (w * 2).sum().backward()
     (tw * 2).sum().backward()
+    held = w.grad
     opt.zero_grad(set_to_none=set_to_none)
     topt.zero_grad(set_to_none=set_to_none)
     if set_to_none:
         assert w.grad is None and tw.grad is None
     else:
         assert w.grad.tolist() == tw.grad.tolist() == [0.0, 0.0, 0.0]
+        assert w.grad is held and held.tolist() == [0.0, 0.0, 0.0]  # zeroed in place
     # a parameter without a gradient is skipped; with a zero one it is stepped
     opt.step()
     assert w.tolist() == [1.0, 1.0, 1.0]
@@ -411,3 +413,14 @@ def test_scheduler_closed_form_and_warnings_as_torchs():
                                          1.0, total_steps=5)
     with pytest.raises(TypeError, match="is not an Optimizer"):
         em.optim.lr_scheduler.StepLR(object(), 2)
+
+
+def test_docstring_examples_run():
+    import doctest
+    import importlib
+
+    for name in ["optimizer", "sgd", "adam", "rmsprop", "adagrad", "lr_scheduler"]:
+        module = importlib.import_module(f"ember.optim.{name}")
+        result = doctest.testmod(module, extraglobs={"em": em, "np": np},
+                                 optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+        assert result.failed == 0, name
