@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ._checks import check_eps, check_lr, check_nonneg
-from .optimizer import Optimizer, _em, make_state
+from .optimizer import Optimizer, Scalars, _em, advance_steps, make_state
 
 __all__ = ["Adagrad"]
 
@@ -71,20 +71,23 @@ class Adagrad(Optimizer):
                 "step": em.tensor(0.0), "sum": em.full_like(p, value)}))
 
     def _group_update(self, group: dict) -> list:
-        em = _em()
         lr, lr_decay, eps = group.scalar("lr"), group.scalar("lr_decay"), group.scalar("eps")
+        params = self._params_with_grad(group)
+        if not params:
+            return []
+        states = [self.state[p] for p in params]
+        step = advance_steps([state["step"] for state in states])
+        clr = lr / (1 + (step - 1) * lr_decay)
+        sc = Scalars()
         written = []
-        for p in self._params_with_grad(group):
+        for i, (p, state) in enumerate(zip(params, states)):
             d = p.dtype
-            state = self.state[p]
-            step_t, state_sum = state["step"], state["sum"]
-            step_t.add_(1)
+            state_sum = state["sum"]
             grad = -p.grad if group["maximize"] else p.grad
             if group["weight_decay"] != 0:
-                grad = grad + group.scalar("weight_decay").to(d) * p
-            clr = lr / (1 + (step_t.to(em.float64) - 1) * lr_decay)
+                grad = grad + sc("wd", d, lambda: group.scalar("weight_decay")) * p
             state_sum.copy_(state_sum + grad * grad)
-            std = state_sum.sqrt() + eps.to(d)
-            p.copy_(p + (grad / std) * (-clr).to(d))
-            written += [p, step_t, state_sum]
+            std = state_sum.sqrt() + sc("eps", d, lambda: eps)
+            p.copy_(p + (grad / std) * sc("-clr", d, lambda: -clr)[i])
+            written += [p, state["step"], state_sum]
         return written

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ._checks import check_betas, check_eps, check_lr, check_nonneg
-from .optimizer import Optimizer, _em, make_state
+from .optimizer import Optimizer, Scalars, _em, advance_steps, make_state
 
 __all__ = ["Adam", "AdamW", "lerp"]
 
@@ -112,24 +112,27 @@ class Adam(Optimizer):
         lr, beta1, beta2 = group.scalar("lr"), group.scalar("betas", 0), group.scalar("betas", 1)
         eps, weight_decay = group.scalar("eps"), group.scalar("weight_decay")
         small = abs(1 - group["betas"][0]) < 0.5
+        params = self._params_with_grad(group)
+        if not params:
+            return []
+        states = [self._init_state(p, group) for p in params]
+        step = advance_steps([state["step"] for state in states])
+        bias_correction1 = 1 - beta1 ** step
+        bias_correction2_sqrt = (1 - beta2 ** step).sqrt()
+        sc = Scalars()
         written = []
-        for p in self._params_with_grad(group):
+        for i, (p, state) in enumerate(zip(params, states)):
             d = p.dtype
-            state = self._init_state(p, group)
-            step_t, exp_avg, exp_avg_sq = state["step"], state["exp_avg"], state["exp_avg_sq"]
+            exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
             grad = -p.grad if group["maximize"] else p.grad
-            step_t.add_(1)
             if group["weight_decay"] != 0:
                 if group["decoupled_weight_decay"]:
-                    p.mul_((1 - lr * weight_decay).to(d))
+                    p.mul_(sc("decay", d, lambda: 1 - lr * weight_decay))
                 else:
-                    grad = grad + weight_decay.to(d) * p
-            exp_avg.copy_(lerp(exp_avg, grad, (1 - beta1).to(d), small))
-            exp_avg_sq.copy_(exp_avg_sq * beta2.to(d) + (1 - beta2).to(d) * grad * grad)
-            # NOTE: PyTorch computes these in Python (double) from the step count
-            step = step_t.to(em.float64)
-            bias_correction1 = 1 - beta1 ** step
-            bias_correction2_sqrt = (1 - beta2 ** step).sqrt()
+                    grad = grad + sc("wd", d, lambda: weight_decay) * p
+            exp_avg.copy_(lerp(exp_avg, grad, sc("1-beta1", d, lambda: 1 - beta1), small))
+            exp_avg_sq.copy_(exp_avg_sq * sc("beta2", d, lambda: beta2)
+                             + sc("1-beta2", d, lambda: 1 - beta2) * grad * grad)
             if group["amsgrad"]:
                 max_sq = state["max_exp_avg_sq"]
                 max_sq.copy_(em.maximum(max_sq, exp_avg_sq))
@@ -137,9 +140,11 @@ class Adam(Optimizer):
                 second = max_sq
             else:
                 second = exp_avg_sq
-            denom = second.sqrt() / bias_correction2_sqrt.to(d) + eps.to(d)
-            p.copy_(p + (exp_avg / denom) * (-(lr / bias_correction1)).to(d))
-            written += [p, step_t, exp_avg, exp_avg_sq]
+            denom = (second.sqrt() / sc("bc2_sqrt", d, lambda: bias_correction2_sqrt)[i]
+                     + sc("eps", d, lambda: eps))
+            step_size = sc("-step_size", d, lambda: -(lr / bias_correction1))[i]
+            p.copy_(p + (exp_avg / denom) * step_size)
+            written += [p, state["step"], exp_avg, exp_avg_sq]
         return written
 
 

@@ -93,6 +93,34 @@ def tracing() -> bool:
     return current().trace is not None
 
 
+class Scalars:
+    """A step's scalars as 0-d (or per-parameter 1-d) tensors of each dtype, each built
+    and cast once per group rather than once per parameter (fewer nodes to build)."""
+
+    def __init__(self):
+        self.cache: dict = {}
+
+    def __call__(self, name: str, dtype, build):
+        key = (name, dtype)
+        value = self.cache.get(key)
+        if value is None:
+            value = self.cache[key] = build().to(dtype)
+        return value
+
+
+def advance_steps(steps: list):
+    """Add 1 to each `step` state tensor; the new counts as one float64 vector.
+
+    NOTE: PyTorch computes bias corrections from the step count in Python (double);
+    here they are computed inside the step's program from this vector, in float64, once
+    for all the group's parameters.
+    """
+    em = _em()
+    for step in steps:
+        step.add_(1)
+    return em.stack(steps).to(em.float64)
+
+
 def make_state(build) -> dict:
     """`build()` (a dict of new state tensors), made as if before the `em.compile` trace
     running now, if any.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ._checks import check_eps, check_lr, check_nonneg
 from .adam import lerp
-from .optimizer import Optimizer, _em, make_state
+from .optimizer import Optimizer, Scalars, _em, make_state
 
 __all__ = ["RMSprop"]
 
@@ -89,6 +89,7 @@ class RMSprop(Optimizer):
     def _group_update(self, group: dict) -> list:
         lr, alpha, eps = group.scalar("lr"), group.scalar("alpha"), group.scalar("eps")
         small = abs(1 - group["alpha"]) < 0.5
+        sc = Scalars()
         written = []
         for p in self._params_with_grad(group):
             d = p.dtype
@@ -97,22 +98,23 @@ class RMSprop(Optimizer):
             grad = -p.grad if group["maximize"] else p.grad
             step_t.add_(1)
             if group["weight_decay"] != 0:
-                grad = grad + group.scalar("weight_decay").to(d) * p
-            square_avg.copy_(square_avg * alpha.to(d) + (1 - alpha).to(d) * grad * grad)
+                grad = grad + sc("wd", d, lambda: group.scalar("weight_decay")) * p
+            square_avg.copy_(square_avg * sc("alpha", d, lambda: alpha)
+                             + sc("1-alpha", d, lambda: 1 - alpha) * grad * grad)
             if group["centered"]:
                 grad_avg = state["grad_avg"]
-                grad_avg.copy_(lerp(grad_avg, grad, (1 - alpha).to(d), small))
+                grad_avg.copy_(lerp(grad_avg, grad, sc("1-alpha", d, lambda: 1 - alpha), small))
                 written.append(grad_avg)
                 avg = (square_avg - grad_avg * grad_avg).sqrt()
             else:
                 avg = square_avg.sqrt()
-            avg = avg + eps.to(d)
+            avg = avg + sc("eps", d, lambda: eps)
             if group["momentum"] > 0:
                 buf = state["momentum_buffer"]
-                buf.copy_(buf * group.scalar("momentum").to(d) + grad / avg)
+                buf.copy_(buf * sc("momentum", d, lambda: group.scalar("momentum")) + grad / avg)
                 written.append(buf)
-                p.copy_(p + (-lr).to(d) * buf)
+                p.copy_(p + sc("-lr", d, lambda: -lr) * buf)
             else:
-                p.copy_(p + (grad / avg) * (-lr).to(d))
+                p.copy_(p + (grad / avg) * sc("-lr", d, lambda: -lr))
             written += [p, step_t, square_avg]
         return written

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ._checks import check_lr, check_nonneg
-from .optimizer import Optimizer, _em, make_state, tracing
+from .optimizer import Optimizer, Scalars, _em, make_state, tracing
 
 __all__ = ["SGD"]
 
@@ -98,14 +98,15 @@ class SGD(Optimizer):
     def _group_update(self, group: dict) -> list:
         em = _em()
         lr = group.scalar("lr")
+        sc = Scalars()
         written = []
         for p in self._params_with_grad(group):
             d = p.dtype
             grad = -p.grad if group["maximize"] else p.grad
             if group["weight_decay"] != 0:
-                grad = grad + group.scalar("weight_decay").to(d) * p
+                grad = grad + sc("wd", d, lambda: group.scalar("weight_decay")) * p
             if group["momentum"] != 0:
-                momentum = group.scalar("momentum")
+                momentum = sc("momentum", d, lambda: group.scalar("momentum"))
                 state = self.state[p]
                 buf = state.get("momentum_buffer")
                 if buf is None and not tracing():
@@ -113,7 +114,8 @@ class SGD(Optimizer):
                 else:
                     if buf is None:
                         buf = self._traced_first_buffer(p, state)
-                    new = buf * momentum.to(d) + (1 - group.scalar("dampening")).to(d) * grad
+                    new = buf * momentum + sc("1-dampening", d,
+                                              lambda: 1 - group.scalar("dampening")) * grad
                     started = self._started.get(p)
                     if started is not None:
                         # NOTE: a program traced on the first step serves every later one
@@ -122,7 +124,7 @@ class SGD(Optimizer):
                         written.append(started)
                     buf.copy_(new)
                 written.append(buf)
-                grad = grad + momentum.to(d) * buf if group["nesterov"] else buf
-            p.copy_(p + (-lr).to(d) * grad)
+                grad = grad + momentum * buf if group["nesterov"] else buf
+            p.copy_(p + sc("-lr", d, lambda: -lr) * grad)
             written.append(p)
         return written
