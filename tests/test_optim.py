@@ -316,19 +316,27 @@ def test_a_step_is_one_program_per_group_and_new_scalars_never_recompile(name, o
 
 # -- inside em.compile -----------------------------------------------------------------
 
-@pytest.mark.parametrize("name,opts", [
-    ("SGD", dict(lr=0.05, momentum=0.9)),
-    ("Adam", dict(lr=0.01, weight_decay=0.1)),
-    ("AdamW", dict(lr=0.01, amsgrad=True)),
+@pytest.mark.parametrize("name,opts,schedule", [
+    ("SGD", dict(lr=0.05, momentum=0.9), "cosine"),
+    ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True), "onecycle"),
+    ("Adam", dict(lr=0.01, weight_decay=0.1), "onecycle"),
+    ("AdamW", dict(lr=0.01, amsgrad=True), "cosine"),
+    ("RMSprop", dict(lr=0.01, momentum=0.5, centered=True), "onecycle"),
 ])
-def test_a_compiled_training_step_with_a_scheduler_equals_torchs(name, opts):
+def test_a_compiled_training_step_with_a_scheduler_equals_torchs(name, opts, schedule):
+    """The lr (and with OneCycleLR the momentum or beta1) changes every step; the
+    compiled program reads them as inputs, so it is reused and its results are torch's."""
     data = _data("float32")
     (_, _, _), (theirs, topt, tstep) = _trainers(name, opts, "float32")
     w = em.tensor(data["w"], requires_grad=True)
     b = em.tensor(data["b"], requires_grad=True)
     opt = getattr(em.optim, name)([w, b], **opts)
-    sched = em.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=5)
-    tsched = torch.optim.lr_scheduler.CosineAnnealingLR(topt, T_max=5)
+    if schedule == "cosine":
+        sched = em.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=5)
+        tsched = torch.optim.lr_scheduler.CosineAnnealingLR(topt, T_max=5)
+    else:
+        sched = em.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.05, total_steps=12)
+        tsched = torch.optim.lr_scheduler.OneCycleLR(topt, max_lr=0.05, total_steps=12)
 
     @em.compile
     def step(x, y):
