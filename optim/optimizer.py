@@ -64,6 +64,11 @@ class _ParamGroup(dict):
         if self._array is not None and any(k == key for k, _ in self._slots):
             self.sync()
 
+    def update(self, *args, **kwargs) -> None:
+        super().update(*args, **kwargs)
+        if self._array is not None:
+            self.sync()
+
     def bind(self, slots: tuple) -> None:
         """Hold the options `slots` ((key, index or None), ...) in a vector of its own."""
         self._slots = slots
@@ -190,6 +195,12 @@ class Optimizer:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+        groups = []
+        for group in self.param_groups:  # NOTE: pickled as plain dicts
+            group = _ParamGroup(group)
+            group.bind(self._scalar_slots)
+            groups.append(group)
+        self.param_groups = groups
 
     def __repr__(self) -> str:
         format_string = self.__class__.__name__ + " ("

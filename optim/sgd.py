@@ -96,7 +96,6 @@ class SGD(Optimizer):
         self._started.clear()
 
     def _group_update(self, group: dict) -> list:
-        em = _em()
         lr = group.scalar("lr")
         sc = Scalars()
         written = []
@@ -107,24 +106,32 @@ class SGD(Optimizer):
                 grad = grad + sc("wd", d, lambda: group.scalar("weight_decay")) * p
             if group["momentum"] != 0:
                 momentum = sc("momentum", d, lambda: group.scalar("momentum"))
-                state = self.state[p]
-                buf = state.get("momentum_buffer")
-                if buf is None and not tracing():
-                    buf = state["momentum_buffer"] = grad.detach().clone()
-                else:
-                    if buf is None:
-                        buf = self._traced_first_buffer(p, state)
-                    new = buf * momentum + sc("1-dampening", d,
-                                              lambda: 1 - group.scalar("dampening")) * grad
-                    started = self._started.get(p)
-                    if started is not None:
-                        # NOTE: a program traced on the first step serves every later one
-                        new = em.where(started, new, grad)
-                        started.fill_(True)
-                        written.append(started)
-                    buf.copy_(new)
-                written.append(buf)
+                buf = self._momentum_buffer(p, grad, momentum, group, sc, written)
                 grad = grad + momentum * buf if group["nesterov"] else buf
             p.copy_(p + sc("-lr", d, lambda: -lr) * grad)
             written.append(p)
         return written
+
+    def _momentum_buffer(self, p, grad, momentum, group: dict, sc: Scalars, written: list):
+        """p's momentum buffer after this step: the gradient on the first step, else
+        `momentum * buf + (1 - dampening) * grad` (written in place)."""
+        em = _em()
+        state = self.state[p]
+        buf = state.get("momentum_buffer")
+        if buf is None and not tracing():
+            buf = state["momentum_buffer"] = grad.detach().clone()
+            written.append(buf)
+            return buf
+        if buf is None:
+            buf = self._traced_first_buffer(p, state)
+        damped = sc("1-dampening", p.dtype, lambda: 1 - group.scalar("dampening"))
+        new = buf * momentum + damped * grad
+        started = self._started.get(p)
+        if started is not None:
+            # NOTE: a program traced on the first step serves every later one
+            new = em.where(started, new, grad)
+            started.fill_(True)
+            written.append(started)
+        buf.copy_(new)
+        written.append(buf)
+        return buf
