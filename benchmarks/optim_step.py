@@ -73,7 +73,7 @@ def _runner(make_params, make_opt, force) -> Runner:
     return Runner(run, result)
 
 
-def _ember(eager: bool):
+def _ember(eager: bool, compiled: bool = False):
     def contender(case: Any, inputs: dict[str, np.ndarray], libs: Libraries) -> Runner:
         em = libs.em
         if em is None:
@@ -84,7 +84,10 @@ def _ember(eager: bool):
                 ember_to_tensor(libs, array, False)
 
         def make_opt(params):
-            return em.optim.Adam(params, lr=LR, betas=(BETA1, BETA2), eps=EPS)
+            opt = em.optim.Adam(params, lr=LR, betas=(BETA1, BETA2), eps=EPS)
+            if compiled:
+                opt.step = em.compile(opt.step)
+            return opt
 
         runner = _runner(lambda: _model(make, inputs), make_opt, lambda ps: libs.sync())
         if eager:
@@ -94,7 +97,8 @@ def _ember(eager: bool):
                 with em.eager():
                     step()
             return Runner(run_eager, runner.result)
-        _note_compiles(libs, runner)
+        if not compiled:
+            _note_compiles(libs, runner)
         return runner
     return contender
 
@@ -134,4 +138,5 @@ def _torch(foreach: bool | None):
 
 
 CONTENDERS = {"ember": _ember(False), "ember eager": _ember(True),
+              "ember compiled (em.compile(opt.step))": _ember(False, compiled=True),
               "torch eager (foreach)": _torch(True), "torch eager (default)": _torch(None)}
