@@ -432,3 +432,24 @@ def test_docstring_examples_run():
         result = doctest.testmod(module, extraglobs={"em": em, "np": np},
                                  optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
         assert result.failed == 0, name
+
+
+@pytest.mark.parametrize("name,opts", [("Adam", dict(lr=0.01, amsgrad=True)),
+                                       ("SGD", dict(lr=0.05, momentum=0.9)),
+                                       ("Adagrad", dict(lr=0.1, lr_decay=0.1))])
+def test_a_compiled_opt_step_equals_torchs_and_replays(name, opts):
+    (ours, opt, _), (theirs, topt, tstep) = _trainers(name, opts, "float32")
+    data = _data("float32")
+    x, y = em.tensor(data["x"]), em.tensor(data["y"])
+    opt.step = em.compile(opt.step)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        for i in range(6):
+            opt.zero_grad()
+            _loss(em, *ours, x, y).backward()
+            opt.step()
+            tstep()
+            opt.param_groups[0]["lr"] *= 0.8  # an input of the replayed program
+            topt.param_groups[0]["lr"] *= 0.8
+            _same(ours, theirs, "float32", f"step {i + 1}")
+    assert opt.step.hits >= 3
