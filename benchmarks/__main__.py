@@ -175,6 +175,10 @@ def _run(args: argparse.Namespace, cases: list) -> int:
         run = run_case(case, size, contenders, libs, settings)
         runs.append(run)
         _progress(f"{run.seconds:.1f} s: {summary(run)}")
+        for note in libs.notes:  # a case's contenders may add notes (adam_step's compiles)
+            if note not in notes:
+                notes.append(note)
+                _progress(f"note: {note}")
     print_table(runs, limits, libs.versions(), sys.stdout, notes)
     if args.json:
         meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"),

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from . import loops
+from . import loops, optim_step
 
 __all__ = ["CASES", "Case", "case_names", "select", "size_label"]
 
@@ -285,6 +285,11 @@ CASES: tuple[Case, ...] = (
          numpy=loops.np_mlp, tensor=loops.mlp, loop=True,
          trainable=("w1", "b1", "w2", "b2"), unit="step", tol=1e-4,
          note="784-256-10, relu, cross-entropy via log_softmax, SGD lr 0.1"),
+    Case("adam_step", "training", ((784, 256, 10),), optim_step.adam_inputs,
+         numpy=optim_step.np_adam, only=(), custom=optim_step.CONTENDERS,
+         work=optim_step.adam_bytes, unit="step", tol=1e-5,
+         note="Adam.step() over a 784-256-10 MLP's parameters, gradients set; "
+              "compiles per ember step in the notes"),
     # overhead, on 1-element tensors
     Case("realize_1", "overhead", (1,), vector, numpy=lambda x: x + 1,
          tensor=lambda lib, x: x + 1, note="x + 1 on a 1-element tensor"),

@@ -25,8 +25,9 @@ MISS, HIT = "ember (cache miss)", "ember (cache hit)"
 
 
 def baseline_of(run: CaseRun) -> str | None:
-    """The contender the others are compared with; None for cases reported alone."""
-    if run.case.custom:
+    """The contender the others are compared with; None for cases reported alone (custom
+    contenders, unless one of them is `ember` itself, as adam_step's)."""
+    if run.case.custom and EMBER not in run.case.custom:
         return None
     for name in (EMBER, NUMPY):
         if run.outcomes.get(name) and run.outcomes[name].status == "ok":

@@ -124,7 +124,7 @@ class _Trace:
         """The function read t's value (see Tensor.node): note it if it is captured."""
         st = t._storage
         key = id(st)
-        if key in self.created or key in self.inputs:
+        if self.made_here(st) or key in self.inputs:
             return
         if key not in self.seen:
             if not st.is_realized:
@@ -140,10 +140,20 @@ class _Trace:
         if id(root) not in self.roots and not root._detached:
             self.roots[id(root)] = (root, root._requires_grad, root._grad)
 
+    def made_here(self, st: storage.Storage) -> bool:
+        """Whether the trace made `st`.
+
+        NOTE: by identity, not only by id(): a storage the trace made and freed leaves its
+        id to the next object, possibly one made outside the trace (an optimizer's state
+        made on its first step), which must still be captured.
+        """
+        entry = self.created.get(id(st))
+        return entry is not None and entry[0]() is st
+
     def touch(self, t: Tensor) -> None:
         """The function reads or sets t's .grad (see Tensor.grad): note t's state before."""
         key = id(t._storage)
-        if key not in self.created and key not in self.inputs and id(t) not in self.roots \
+        if not self.made_here(t._storage) and key not in self.inputs and id(t) not in self.roots \
                 and not t._detached:
             self.roots[id(t)] = (t, t._requires_grad, t._grad)
 
