@@ -31,6 +31,7 @@ from .reductions import __all__ as _reductions_all
 from .shape import *  # noqa: F401,F403
 from .shape import __all__ as _shape_all
 from .storage import realize_storages
+from . import unfold as _unfold  # noqa: F401  (attaches Tensor.unfold)
 from .tensor import Size, Tensor
 
 # NOTE: the function forms check their tensor argument (tracer/arguments.py); the
