@@ -268,28 +268,28 @@ def _conv2d(x, weight, bias, stride, pads, dilation, groups):
         x = _pad_constant(x, (pads[1][0], pads[1][1], pads[0][0], pads[0][1]), 0)
     oh, ow = (hp - ekh) // stride[0] + 1, (wp - ekw) // stride[1] + 1
     kk = kh * kw
-    # NOTE: channels last, so the columns of all windows are one (N*OH*OW, KH*KW*C)
-    # matrix and the convolution one matrix product (its backward two)
-    xc = x.permute(0, 2, 3, 1)
-    if kk == 1 and stride == (1, 1):
-        cols = xc
-    else:
-        views = [v.permute(0, 2, 3, 1) for v in
-                 _window_slices(x, (kh, kw), stride, dilation, (oh, ow))]
-        cols = em.stack(views, 3) if kk > 1 else views[0]
-    rows = n * oh * ow
-    wmat = weight.permute(0, 2, 3, 1)  # (O, KH, KW, Cg), the order of a column
-    if groups == 1:
-        out = cols.reshape(rows, kk * c) @ wmat.reshape(o, kk * c).t()
-    else:
-        og = o // groups
-        cols = cols.reshape(rows, kk, groups, cg).permute(2, 0, 1, 3).reshape(
-            groups, rows, kk * cg)
-        wg = wmat.reshape(groups, og, kk * cg).transpose(1, 2)
-        out = (cols @ wg).permute(1, 0, 2).reshape(rows, o)
+    cols = _columns(x, (kh, kw), stride, dilation)  # (C, KH, KW, N, OH, OW)
+    cols = cols.reshape(groups, cg * kk, n * oh * ow)
+    # NOTE: one plain matrix product per group (a broadcast batch would leave BLAS)
+    out = weight.reshape(groups, o // groups, cg * kk) @ cols
     if bias is not None:
-        out = out + bias
-    return out.reshape(n, oh, ow, o).permute(0, 3, 1, 2).contiguous()
+        out = out + bias.reshape(groups, o // groups, 1)
+    # NOTE: the product is laid out (C_out, N, OH, OW); the result is contiguous in
+    # torch's (N, C_out, OH, OW) order, so a caller may .view() it
+    return out.reshape(o, n, oh, ow).permute(1, 0, 2, 3).contiguous()
+
+
+def _columns(x, kernel, stride, dilation):
+    """Every window of 4-d x as a strided view, (C, KH, KW, N, OH, OW).
+
+    NOTE: one overlapping view (unfold), read once by the reshape that feeds the
+    matrix product; its gradient is one scatter-add, not a sum of slice writes.
+    """
+    (kh, kw), (dh, dw) = kernel, dilation
+    u = x.unfold(2, dh * (kh - 1) + 1, stride[0]).unfold(3, dw * (kw - 1) + 1, stride[1])
+    if dh > 1 or dw > 1:
+        u = u[..., ::dh, ::dw]
+    return u.permute(1, 4, 5, 0, 2, 3)
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1):
@@ -457,28 +457,41 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     fill = -math.inf if x.dtype.is_floating_point else (
         int(np.iinfo(x.dtype.np).min) if x.dtype.is_integer else False)
     views, (oh, ow) = _pool_windows(x, kernel, stride, pads, dil, ceil_mode, fill)
-    kk = len(views)
-    if kk == 1:
-        out, pick = views[0].clone(), None
-    else:
-        windows = em.stack(views, 4)
-        # NOTE: the first maximum takes the whole gradient (torch's max_pool2d), so the
-        # value is selected by a one-hot mask of argmax rather than reduced by amax
-        pick = windows.detach().argmax(4, keepdim=True)
-        hot = em.arange(kk, device=x.device) == pick
-        out = em.where(hot, windows, em.zeros((), dtype=x.dtype)).sum(4)
-        if out.dtype != x.dtype:
-            out = out.to(x.dtype)
+    out, pick = _running_max(views, return_indices)
     if return_indices:
         idx = _pool_indices(pick, x.shape[2:], kernel, stride, pads, dil, (oh, ow), x)
         return (out.squeeze(0), idx.squeeze(0)) if unbatched else (out, idx)
     return out.squeeze(0) if unbatched else out
 
 
+def _running_max(views, want_index):
+    """The elementwise maximum of the window slices and (optionally) its position.
+
+    NOTE: a chain of selections, not a reduction over stacked windows: it fuses into
+    one kernel, and its gradient goes to the first maximum of each window (a later
+    equal value does not replace it), as torch's max_pool2d; NaN wins, as in torch.
+    """
+    out, pick = views[0], None
+    floating = out.dtype.is_floating_point
+    for k, v in enumerate(views[1:], 1):
+        with em.no_grad():
+            take = v > out
+            if floating:
+                take = take | v.isnan()
+            if want_index:
+                pick = em.where(take, k, 0 if pick is None else pick)
+        out = em.where(take, v, out)
+    if len(views) == 1:
+        out = out.clone()
+    if want_index and pick is None:
+        pick = em.zeros(out.shape, dtype=em.int64)
+    return out, pick
+
+
 def _pool_indices(pick, size, kernel, stride, pads, dil, out, x):
     """torch's max-pool indices: row * W + col of each maximum in the unpadded input."""
     kw = kernel[1]
-    k = em.zeros((1, 1, 1, 1), dtype=em.int64) if pick is None else pick.squeeze(4)
+    k = pick
     rows = em.arange(out[0]).reshape(out[0], 1) * stride[0] - pads[0] + (k // kw) * dil[0]
     cols = em.arange(out[1]) * stride[1] - pads[1] + (k % kw) * dil[1]
     idx = rows * size[1] + cols
