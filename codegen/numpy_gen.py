@@ -4,8 +4,8 @@ The module defines one function per kernel and a driver, `program(inputs,
 params)`, that allocates buffers, calls the kernels and view/extern steps in
 order, and returns the outputs. The runtime `exec`s it once (see
 runtime/compiled.py for the names the source expects: `np`, `dt`, `Op`, `View`,
-`_extern`, `_strided`, `_write`, `_write_into`, `_bf16`, `_bf16_`, `_tiles`, `_Stub`, `_int_pow`,
-`_check_divisor`, `_float_mod`).
+`_extern`, `_strided`, `_write`, `_write_into`, `_bf16`, `_bf16_`, `_tiles`, `_Stub`,
+`_int_pow`, `_check_divisor`, `_float_mod`).
 
 A kernel runs in one of two forms:
 

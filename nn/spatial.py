@@ -216,7 +216,7 @@ def _check_conv(x, weight, bias, groups, stride, dilation, transposed=False):
         raise TypeError(f"conv(): argument 'weight' (position 2) must be Tensor, not "
                         f"{type(weight).__name__}")
     if weight.ndim != x.ndim:
-        raise RuntimeError(f"weight should have at least three dimensions" if weight.ndim < 3
+        raise RuntimeError("weight should have at least three dimensions" if weight.ndim < 3
                            else f"Expected {weight.ndim}-dimensional input for "
                            f"{weight.ndim}-dimensional weight {_sizes(weight.shape)}, but got "
                            f"{x.ndim}-dimensional input of size {_sizes(x.shape)} instead")
@@ -249,9 +249,9 @@ def _check_conv(x, weight, bias, groups, stride, dilation, transposed=False):
                            f"1-dimensional with {out_channels} elements, but got bias of size "
                            f"{_sizes(bias.shape)} instead")
     if x.dtype != weight.dtype or (bias is not None and bias.dtype != x.dtype):
-        other = weight if x.dtype != weight.dtype else bias
-        raise RuntimeError(f"Input type ({x.dtype.name}) and {'weight' if other is weight else 'bias'} "
-                           f"type ({other.dtype.name}) should be the same")
+        other, what = (weight, "weight") if x.dtype != weight.dtype else (bias, "bias")
+        raise RuntimeError(f"Input type ({x.dtype.name}) and {what} type ({other.dtype.name}) "
+                           f"should be the same")
 
 
 def _conv2d(x, weight, bias, stride, pads, dilation, groups):

@@ -134,7 +134,8 @@ def _where(c, a, b, dtype) -> np.ndarray:
 
 
 NAMESPACE = {"np": np, "dt": dt, "Op": Op, "View": View, "_extern": _extern,
-             "_strided": _strided, "_write": _write, "_write_into": _write_into, "_bf16": _bf16, "_bf16_": _bf16_,
+             "_strided": _strided, "_write": _write, "_write_into": _write_into,
+             "_bf16": _bf16, "_bf16_": _bf16_,
              "_tiles": threads.tiles, "_Stub": _Stub, "_int_pow": int_pow,
              "_elementwise_pow": elementwise_pow, "_select": _select, "_where": _where,
              "_check_divisor": check_divisor, "_float_mod": float_mod}

@@ -7,6 +7,7 @@ nothing below it imports it.
 """
 
 from . import methods as _methods  # noqa: F401  (attaches Tensor methods)
+from . import unfold as _unfold  # noqa: F401  (attaches Tensor.unfold)
 from .arguments import tensor_first, tensor_sequence
 from .autograd import backward, grad, grad_of, value_and_grad
 from .compile import GraphBreak, compile, explain
@@ -31,7 +32,6 @@ from .reductions import __all__ as _reductions_all
 from .shape import *  # noqa: F401,F403
 from .shape import __all__ as _shape_all
 from .storage import realize_storages
-from . import unfold as _unfold  # noqa: F401  (attaches Tensor.unfold)
 from .tensor import Size, Tensor
 
 # NOTE: the function forms check their tensor argument (tracer/arguments.py); the
