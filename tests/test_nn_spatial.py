@@ -294,3 +294,81 @@ def test_writes_into_a_value_read_elsewhere_leave_it_unchanged():
     assert out[1].tolist() == [[0.0] * 5] * 2 and out[4].tolist() == [[1.0] * 5] * 2
     assert out[3].tolist() == torch.stack([torch.arange(6.0).reshape(2, 3) * k
                                            for k in (1, 2, 3)]).tolist()
+
+
+EINSUM = [
+    ("ij,jk->ik", [(2, 3), (3, 4)]),
+    ("ij,jk", [(2, 3), (3, 4)]),
+    ("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)]),
+    ("ii", [(3, 3)]),
+    ("ii->i", [(3, 3)]),
+    ("iij->ji", [(3, 3, 2)]),
+    ("ij->ji", [(2, 3)]),
+    ("ij->", [(2, 3)]),
+    ("ij->j", [(2, 3)]),
+    ("i,i->", [(4,), (4,)]),
+    ("i,j->ij", [(3,), (4,)]),
+    ("i,i", [(3,), (1,)]),
+    ("ij,ij->ij", [(2, 3), (1, 3)]),
+    ("...ij,...jk", [(2, 1, 2, 3), (5, 3, 4)]),
+    ("...ij,...jk->...ik", [(4, 2, 3), (4, 3, 2)]),
+    ("b...,b...->b", [(2, 3, 4), (2, 3, 4)]),
+    ("...->...", [(2, 3)]),
+    ("i...->...", [(2, 3, 4)]),
+    ("bhqd,bhkd->bhqk", [(2, 3, 4, 5), (2, 3, 6, 5)]),
+    ("bhqk,bhkd->bhqd", [(2, 3, 4, 6), (2, 3, 6, 5)]),
+    ("ij,jk,kl->il", [(2, 3), (3, 4), (4, 5)]),
+    ("abc,cd,ad->b", [(2, 3, 4), (4, 5), (2, 5)]),
+    ("Ab,bA", [(2, 3), (3, 2)]),
+    ("i j , j k -> i k", [(2, 3), (3, 4)]),
+    ("", [()]),
+    (",ij->ij", [(), (2, 3)]),
+    ("ijk,ikj->", [(2, 3, 3), (2, 3, 3)]),
+]
+
+
+@pytest.mark.parametrize("eq,shapes", EINSUM, ids=[e or "scalar" for e, _ in EINSUM])
+def test_einsum_matches_torch(eq, shapes):
+    arrays = _data(np.random.default_rng(12), np.float64, *shapes)
+    _check(lambda *a: em.einsum(eq, *a), lambda *a: torch.einsum(eq, *a), arrays, 1e-10)
+
+
+def test_einsum_takes_a_list_and_returns_a_new_tensor():
+    a, b = em.ones(2, 3), em.ones(3)
+    assert em.einsum("ij,j->i", [a, b]).tolist() == [3.0, 3.0]
+    same = em.einsum("ij", a)
+    assert same is not a and same.data_ptr() == a.data_ptr()
+
+
+BAD_EINSUM = [
+    ("ij,jk->ik", [(2, 3)]),
+    ("ij->ij", [(2, 3), (3, 4)]),
+    ("ij", [(3,)]),
+    ("i", [(2, 3)]),
+    ("i1,jk", [(2, 3), (3, 4)]),
+    ("ij,jk->ikk", [(2, 3), (3, 4)]),
+    ("ij,jk->iz", [(2, 3), (3, 4)]),
+    ("ij,kj->ik", [(2, 3), (3, 4)]),
+    ("...i.j", [(2, 3)]),
+    ("ij->j.", [(2, 3)]),
+    ("i..j", [(2, 3)]),
+    ("ii", [(2, 3)]),
+    ("ij->i->j", [(2, 3)]),
+    ("ijk...", [(2, 3)]),
+]
+
+
+@pytest.mark.parametrize("eq,shapes", BAD_EINSUM)
+def test_einsum_bad_equations_raise_torchs_errors(eq, shapes):
+    _same_error(lambda: em.einsum(eq, *[em.zeros(s) for s in shapes]),
+                lambda: torch.einsum(eq, *[torch.zeros(s) for s in shapes]))
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    from ember.nn import spatial
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    failures = []
+    for test in doctest.DocTestFinder().find(spatial, globs={"em": em, "np": np}):
+        assert runner.run(test, out=failures.append).failed == 0, "".join(failures)
