@@ -5,7 +5,7 @@ params)`, that allocates buffers, calls the kernels and view/extern steps in
 order, and returns the outputs. The runtime `exec`s it once (see
 runtime/compiled.py for the names the source expects: `np`, `dt`, `Op`, `View`,
 `_extern`, `_strided`, `_write`, `_write_into`, `_bf16`, `_bf16_`, `_tiles`, `_Stub`,
-`_int_pow`, `_check_divisor`, `_float_mod`).
+`_int_pow`, `_check_divisor`, `_float_mod`, `_erf`, `_erfc`, `_erfinv`).
 
 A kernel runs in one of two forms:
 
@@ -50,6 +50,9 @@ UFUNC = {
 # kernel statements with a rule of their own (below, in `_Kernel.stmt`)
 SPECIAL = {Op.ROUND, Op.NOT, Op.CAST, Op.WHERE, Op.EXPAND, Op.REDUCE_SUM, Op.REDUCE_PROD,
            Op.REDUCE_MAX, Op.REDUCE_MIN, Op.MATMUL}
+# functions NumPy lacks, in runtime/special.py (float64 in, float64 out)
+SPECIAL_FN = {Op.ERF: "_erf", Op.ERFC: "_erfc", Op.ERFINV: "_erfinv"}
+SPECIAL |= set(SPECIAL_FN)
 REDUCER = {Op.REDUCE_SUM: "add", Op.REDUCE_PROD: "multiply", Op.REDUCE_MAX: "maximum",
            Op.REDUCE_MIN: "minimum"}
 # one-element kernels compute on NumPy scalars (a ufunc on a scalar costs a third
@@ -349,6 +352,9 @@ class _Kernel:
                 args = [self.filled(r, s.shape) if r.kind == "const" else a
                         for a, r in zip(args, s.srcs)]
             self.call(s, fn, args, _natural(op, [r.dtype for r in s.srcs]), s.srcs)
+        elif op in SPECIAL_FN:
+            expr = f"{SPECIAL_FN[op]}({args[0]})"
+            self.assign(s, expr if want == np.float64 else f"{expr}.astype({np_type(s.dtype)})")
         elif op is Op.NOT:
             fn = "np.logical_not" if s.srcs[0].dtype.is_bool else "np.invert"
             nat = np.dtype(np.bool_) if s.srcs[0].dtype.is_bool else s.srcs[0].dtype.np

@@ -63,6 +63,9 @@ class Op(Enum):
     EXPM1 = auto()
     EXP2 = auto()
     RECIP = auto()
+    ERF = auto()
+    ERFC = auto()
+    ERFINV = auto()
     NOT = auto()
     CAST = auto()
     # binary elementwise
@@ -116,7 +119,8 @@ class Op(Enum):
 SOURCE = frozenset({Op.BUFFER, Op.CONST, Op.RAND, Op.ARANGE})
 UNARY = frozenset({Op.NEG, Op.EXP, Op.LOG, Op.SIN, Op.COS, Op.TAN, Op.TANH, Op.SQRT,
                    Op.ABS, Op.SIGN, Op.FLOOR, Op.CEIL, Op.ROUND, Op.TRUNC, Op.LOG1P,
-                   Op.EXPM1, Op.EXP2, Op.RECIP, Op.NOT, Op.CAST})
+                   Op.EXPM1, Op.EXP2, Op.RECIP, Op.NOT, Op.CAST, Op.ERF, Op.ERFC,
+                   Op.ERFINV})
 COMPARISON = frozenset({Op.LT, Op.LE, Op.EQ, Op.NE})
 BINARY = frozenset({Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.POW, Op.MAX, Op.MIN, Op.AND,
                     Op.OR, Op.XOR, Op.FLOORDIV, Op.MOD}) | COMPARISON

@@ -9,5 +9,45 @@ autograd and fusion see through it.
 """
 
 from . import functional, init  # noqa: F401
+from .activation import (  # noqa: F401
+    ELU,
+    GELU,
+    Hardsigmoid,
+    Hardtanh,
+    LeakyReLU,
+    LogSigmoid,
+    LogSoftmax,
+    Mish,
+    ReLU,
+    ReLU6,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softplus,
+    Softsign,
+    Tanh,
+)
+from .attention import MultiheadAttention  # noqa: F401
+from .container import ModuleDict, ModuleList, Sequential  # noqa: F401
+from .dropout import Dropout  # noqa: F401
+from .linear import Bilinear, Flatten, Identity, Linear, Unflatten  # noqa: F401
+from .loss import (  # noqa: F401
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
+)
+from .module import Module  # noqa: F401
+from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm  # noqa: F401
+from .parameter import Parameter  # noqa: F401
+from .sparse import Embedding  # noqa: F401
 
-__all__ = ["functional", "init"]
+_SUBMODULES = {"activation", "activation_functional", "attention", "attention_functional",
+               "container", "dropout", "layer_functional", "linear", "loss", "loss_functional",
+               "module", "normalization", "parameter", "sparse"}
+# NOTE: every public name imported above (and by any import line added later) is public
+__all__ = sorted(n for n in dir() if not n.startswith("_") and n not in _SUBMODULES)

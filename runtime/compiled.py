@@ -24,7 +24,7 @@ from ..ir.graph import Graph
 from ..ir.node import Node
 from ..ir.ops import Op
 from ..ir.view import View
-from . import cache, threads
+from . import cache, special, threads
 from .config import debug, options
 from .interpreter import (
     IMPL,
@@ -138,7 +138,8 @@ NAMESPACE = {"np": np, "dt": dt, "Op": Op, "View": View, "_extern": _extern,
              "_bf16": _bf16, "_bf16_": _bf16_,
              "_tiles": threads.tiles, "_Stub": _Stub, "_int_pow": int_pow,
              "_elementwise_pow": elementwise_pow, "_select": _select, "_where": _where,
-             "_check_divisor": check_divisor, "_float_mod": float_mod}
+             "_check_divisor": check_divisor, "_float_mod": float_mod,
+             "_erf": special.erf, "_erfc": special.erfc, "_erfinv": special.erfinv}
 
 
 class Compiled:

@@ -16,7 +16,7 @@ from ..ir import dtypes as dt
 from ..ir.graph import toposort
 from ..ir.node import Node
 from ..ir.ops import MOVEMENT, Op
-from . import philox
+from . import philox, special
 from .buffers import lookup, realized
 
 __all__ = ["evaluate", "IMPL", "IntegerDivisionByZero", "check_divisor", "float_mod"]
@@ -216,6 +216,9 @@ IMPL = {
     Op.EXP2: lambda n, x: np.exp2(x),
     Op.RECIP: lambda n, x: np.reciprocal(x),
     Op.NOT: _not,
+    Op.ERF: lambda n, x: special.erf(x),
+    Op.ERFC: lambda n, x: special.erfc(x),
+    Op.ERFINV: lambda n, x: special.erfinv(x),
     Op.CAST: lambda n, x: x.astype(n.dtype.np),
     Op.ADD: lambda n, a, b: np.add(a, b),
     Op.SUB: lambda n, a, b: np.subtract(a, b),

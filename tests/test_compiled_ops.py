@@ -105,7 +105,8 @@ def test_every_op_has_an_interpreter_rule():
 
 
 UNARY_OPS = [Op.NEG, Op.EXP, Op.LOG, Op.SIN, Op.COS, Op.TAN, Op.TANH, Op.SQRT, Op.ABS,
-             Op.SIGN, Op.FLOOR, Op.CEIL, Op.ROUND, Op.TRUNC, Op.LOG1P, Op.EXPM1, Op.EXP2, Op.RECIP]
+             Op.SIGN, Op.FLOOR, Op.CEIL, Op.ROUND, Op.TRUNC, Op.LOG1P, Op.EXPM1, Op.EXP2, Op.RECIP,
+             Op.ERF, Op.ERFC, Op.ERFINV]
 
 
 @pytest.mark.parametrize("dtype", FLOATS, ids=lambda d: d.name)

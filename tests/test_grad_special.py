@@ -91,6 +91,9 @@ UNARY = {
     "log_softmax -inf": (lambda m, x: x.log_softmax(0) * m.arange(3.0), [-inf, 1.0, 0.0]),
     "prod one zero": (lambda m, x: x.prod(), [0.0, 2.0, 3.0]),
     "prod two zeros": (lambda m, x: x.prod(), [0.0, 0.0, 3.0]),
+    "erf": (lambda m, x: x.erf(), POINTS + [30.0]),
+    "erfc": (lambda m, x: x.erfc(), POINTS + [30.0, -30.0]),
+    "erfinv": (lambda m, x: x.erfinv(), POINTS + [0.999, -0.3]),
 }
 
 # name -> expression of (module, x, y); x and y run over every pair of POINTS

@@ -496,6 +496,10 @@ CASES = {
     "swapaxes": (lambda m, x: m.swapaxes(x, 0, 1) * m.arange(2.0), [(2, 3)], "any"),
     "reshape_as": (lambda m, x, y: x.reshape_as(y) * y, [(2, 3), (3, 2)], "any"),
     "clip": (lambda m, x: m.clip(x, -0.5, 0.5), [(3, 4)], "distinct"),
+    # -- special functions
+    "erf": (lambda m, x: m.erf(x), [(3, 4)], "any"),
+    "erfc": (lambda m, x: x.erfc(), [(3, 4)], "any"),
+    "erfinv": (lambda m, x: m.erfinv(x), [(3, 4)], "unit"),
 }
 
 def _words(text: str) -> list[str]:

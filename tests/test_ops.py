@@ -108,6 +108,9 @@ UNARY = {
     "isnan": (np.isnan, (-3, 3), INTS + ["bool"]),
     "isfinite": (np.isfinite, (-3, 3), INTS + ["bool"]),
     "nan_to_num": (np.nan_to_num, (-3, 3), INTS + ["bool"]),
+    "erf": (_wide(np.frompyfunc(math.erf, 1, 1)), (-3, 3), ["int64", "bool"]),
+    "erfc": (_wide(np.frompyfunc(math.erfc, 1, 1)), (-3, 5), ["int32"]),
+    "erfinv": (None, (-0.99, 0.99), ["int64", "bool"]),
 }
 
 

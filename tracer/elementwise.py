@@ -26,6 +26,7 @@ __all__ = [
     "broadcast_shapes", "add", "sub", "mul", "multiply", "div", "divide", "true_divide",
     "floor_divide", "remainder", "pow", "neg", "negative", "abs", "square", "sqrt", "rsqrt",
     "exp", "exp2", "log", "log2", "log10", "log1p", "expm1", "sin", "cos", "tan", "tanh",
+    "erf", "erfc", "erfinv",
     "sigmoid", "relu", "maximum", "minimum", "clamp", "clip", "where", "sign", "floor", "ceil",
     "round", "trunc", "reciprocal", "eq", "ne", "lt", "le", "gt", "ge", "logical_and",
     "logical_or", "logical_xor", "logical_not", "bitwise_and", "bitwise_or", "bitwise_xor",
@@ -509,6 +510,30 @@ cos = _float_unary(Op.COS, "CosBackward0")
 tan = _float_unary(Op.TAN, "TanBackward0")
 tanh = _float_unary(Op.TANH, "TanhBackward0")
 reciprocal = _float_unary(Op.RECIP, "ReciprocalBackward0")
+erf = _float_unary(Op.ERF, "ErfBackward0")
+erfc = _float_unary(Op.ERFC, "ErfcBackward0")
+erfinv = _float_unary(Op.ERFINV, "ErfinvBackward0")
+erf.__doc__ = """The Gauss error function 2/sqrt(pi) * integral_0^x exp(-t^2) dt, elementwise.
+
+    Integer inputs give the default float dtype; the gradient is
+    2/sqrt(pi) * exp(-x^2). Accurate to a few ulp of float64.
+
+    >>> em.erf(em.tensor([0.0, 1.0, -2.0]))
+    tensor([ 0.0000,  0.8427, -0.9953])
+    """
+erfc.__doc__ = """The complementary error function 1 - erf(x), elementwise, accurate where it is
+    tiny (large x). Integer inputs give the default float dtype.
+
+    >>> em.erfc(em.tensor([0.0, 1.0, 3.0], dtype=em.float64))
+    tensor([1.0000e+00, 1.5730e-01, 2.2090e-05], dtype=ember.float64)
+    """
+erfinv.__doc__ = """The inverse error function: y with erf(y) = x, for x in [-1, 1] (+-inf at
+    +-1, NaN outside), elementwise. Integer inputs give the default float dtype; the
+    gradient is sqrt(pi)/2 * exp(erfinv(x)^2).
+
+    >>> em.erfinv(em.tensor([0.0, 0.5, -1.0]))
+    tensor([0.0000, 0.4769,   -inf])
+    """
 def _sigmoid(x: Node) -> Node:
     # NOTE: exp(-|x|) never overflows, so neither the value nor the gradient of the
     # branch `where` discards can be inf (whose 0 * inf would poison the gradient).

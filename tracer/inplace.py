@@ -356,4 +356,4 @@ INPLACE_METHODS = ["add", "sub", "mul", "div", "pow", "neg", "abs", "sqrt", "rsq
                    "square", "remainder", "floor_divide", "maximum", "minimum", "lerp",
                    "nan_to_num", "logical_not", "bitwise_not", "bitwise_and", "bitwise_or",
                    "bitwise_xor", "masked_fill", "multiply", "divide", "negative", "exp2",
-                   "log2", "log10"]
+                   "log2", "log10", "erf", "erfc", "erfinv"]

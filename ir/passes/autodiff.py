@@ -321,6 +321,11 @@ def _cumsum_vjp(n, g):
     return [node(Op.FLIP, (node(Op.CUMSUM, (node(Op.FLIP, (g,), axis),), n.arg),), axis)]
 
 
+def _erf_slope(x: Node) -> Node:
+    """erf'(x) = 2 / sqrt(pi) * exp(-x^2), PyTorch's formula."""
+    return _mul(_c(x, 2 / math.sqrt(math.pi)), node(Op.EXP, (_neg(_mul(x, x)),)))
+
+
 def _cast_vjp(n, g):
     x = n.inputs[0]
     return [b.cast(g, x.dtype) if x.dtype.is_floating_point else None]
@@ -350,6 +355,11 @@ VJP = {
     Op.EXP2: lambda n, g: [_mul(_mul(g, n), _c(n, math.log(2)))],  # torch's g * 2^x * ln 2
     Op.RECIP: lambda n, g: [_neg(_mul(g, _mul(n, n)))],
     Op.NOT: _none,
+    Op.ERF: lambda n, g: [_mul(g, _erf_slope(n.inputs[0]))],
+    Op.ERFC: lambda n, g: [_neg(_mul(g, _erf_slope(n.inputs[0])))],
+    # torch's g * sqrt(pi) / 2 * exp(erfinv(x) ** 2)
+    Op.ERFINV: lambda n, g: [_mul(g, _mul(_c(n, math.sqrt(math.pi) / 2),
+                                          node(Op.EXP, (_mul(n, n),))))],
     Op.CAST: _cast_vjp,
     Op.ADD: lambda n, g: [g, g],
     Op.SUB: lambda n, g: [g, _neg(g)],
