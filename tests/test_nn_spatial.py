@@ -200,7 +200,7 @@ def _same_error(fe, ft):
         ft()
     with pytest.raises(type(te.value)) as ee:
         fe()
-    assert str(ee.value) == str(te.value)
+    assert str(ee.value) == str(te.value).replace("torch.Size", "ember.Size")
 
 
 BAD = [
@@ -367,8 +367,121 @@ def test_einsum_bad_equations_raise_torchs_errors(eq, shapes):
 def test_docstring_examples_run():
     import doctest
 
-    from ember.nn import spatial
+    from ember import nn
+    from ember.nn import conv, pooling, spatial
     runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
     failures = []
-    for test in doctest.DocTestFinder().find(spatial, globs={"em": em, "np": np}):
-        assert runner.run(test, out=failures.append).failed == 0, "".join(failures)
+    for module in (spatial, conv, pooling):
+        for test in doctest.DocTestFinder().find(module, globs={"em": em, "np": np, "nn": nn}):
+            assert runner.run(test, out=failures.append).failed == 0, "".join(failures)
+
+
+LAYERS = [
+    ("Conv2d(3, 16, 3)", (2, 3, 9, 9)),
+    ("Conv2d(3, 16, (3, 5), stride=2, padding=1, dilation=2, bias=False, "
+     "padding_mode='reflect')", (2, 3, 12, 14)),
+    ("Conv2d(4, 8, 3, padding='same', groups=2)", (2, 4, 7, 7)),
+    ("Conv2d(2, 4, 4, padding='same', padding_mode='circular')", (2, 2, 7, 6)),
+    ("Conv2d(2, 4, 3, padding=2, padding_mode='replicate')", (2, 7, 6)),
+    ("Conv1d(3, 6, 3, stride=2)", (2, 3, 11)),
+    ("Conv1d(4, 4, 5, padding='same', groups=4, padding_mode='reflect')", (2, 4, 11)),
+    ("ConvTranspose2d(4, 8, 3, stride=2, output_padding=1, padding=1)", (2, 4, 5, 5)),
+    ("ConvTranspose2d(4, 6, (2, 3), stride=(1, 2), groups=2, dilation=2, bias=False)",
+     (1, 4, 3, 4)),
+    ("MaxPool2d(2)", (2, 3, 8, 8)),
+    ("MaxPool2d((2, 3), stride=1, padding=1, ceil_mode=True)", (2, 3, 7, 8)),
+    ("AvgPool2d(3, 2)", (2, 3, 9, 8)),
+    ("AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False)", (3, 9, 8)),
+    ("AdaptiveAvgPool2d(1)", (2, 3, 5, 6)),
+    ("AdaptiveAvgPool2d((2, None))", (2, 3, 5, 6)),
+]
+
+
+@pytest.mark.parametrize("spec,shape", LAYERS, ids=[s for s, _ in LAYERS])
+def test_layers_match_torch_modules(spec, shape):
+    from ember import nn
+    tm = eval("torch.nn." + spec).double()
+    m = eval("nn." + spec, {"nn": nn})
+    assert repr(m) == repr(tm)
+    assert [n for n, _ in m.named_parameters()] == [n for n, _ in tm.named_parameters()]
+    for (_, p), (_, tp) in zip(m.named_parameters(), tm.named_parameters()):
+        assert p.shape == tp.shape and p.dtype == em.float32
+    m.load_state_dict(tm.state_dict())
+    m.double()
+    x = np.random.default_rng(13).standard_normal(shape)
+    ex, tx = em.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    out, tout = m(ex), tm(tx)
+    _close(out, tout, 1e-10)
+    cot = np.random.default_rng(14).standard_normal(tuple(tout.shape))
+    (out * em.tensor(cot)).sum().backward()
+    (tout * torch.tensor(cot)).sum().backward()
+    _close(ex.grad, tx.grad, 1e-9)
+    for (_, p), (_, tp) in zip(m.named_parameters(), tm.named_parameters()):
+        _close(p.grad, tp.grad, 1e-9)
+
+
+def test_conv_layers_initialise_as_torch():
+    from ember import nn
+    em.manual_seed(0)
+    for m, fan_in in [(nn.Conv2d(16, 32, 3), 16 * 9), (nn.Conv1d(8, 8, 5, groups=2), 4 * 5),
+                      (nn.ConvTranspose2d(16, 8, 4), 8 * 16)]:
+        bound = 1 / np.sqrt(fan_in)  # kaiming_uniform_(a=sqrt(5)): U(-1/sqrt(fan_in), ...)
+        w, b = m.weight.detach().numpy(), m.bias.detach().numpy()
+        assert np.abs(w).max() <= bound and np.abs(b).max() <= bound
+        assert abs(w.std() - bound / np.sqrt(3)) < 0.1 * bound
+        assert abs(w.mean()) < 0.1 * bound
+
+
+def test_conv_transpose2d_output_size_and_layer_errors():
+    from ember import nn
+    m, tm = nn.ConvTranspose2d(2, 3, 3, stride=2, padding=1), \
+        torch.nn.ConvTranspose2d(2, 3, 3, stride=2, padding=1)
+    m.load_state_dict(tm.state_dict())
+    x = np.random.default_rng(15).standard_normal((1, 2, 4, 4)).astype(np.float32)
+    for size in [(7, 7), (8, 7), [1, 3, 8, 8]]:
+        _close(m(em.tensor(x), output_size=size), tm(torch.tensor(x), output_size=size), 1e-5)
+    _same_error(lambda: m(em.tensor(x), output_size=(9, 9)),
+                lambda: tm(torch.tensor(x), output_size=(9, 9)))
+    for args, kw_ in [((3, 16, 3), dict(groups=2)), ((4, 6, 3), dict(groups=4)),
+                      ((3, 6, 3), dict(groups=0)), ((3, 6, 3), dict(stride=2, padding="same"))]:
+        _same_error(lambda: nn.Conv2d(*args, **kw_), lambda: torch.nn.Conv2d(*args, **kw_))
+    _same_error(lambda: nn.ConvTranspose2d(3, 6, 3, padding_mode="reflect"),
+                lambda: torch.nn.ConvTranspose2d(3, 6, 3, padding_mode="reflect"))
+    with pytest.raises(ValueError, match="Invalid padding string 'foo'"):
+        nn.Conv2d(3, 6, 3, padding="foo")
+    with pytest.raises(ValueError, match="padding_mode must be one of"):
+        nn.Conv2d(3, 6, 3, padding_mode="x")
+
+
+def test_a_small_cnn_step_compiles_and_matches_the_uncompiled_step():
+    from ember import nn
+
+    def make():
+        return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(4, 8, 3), nn.AvgPool2d(2, ceil_mode=True),
+                             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 2))
+
+    em.manual_seed(0)
+    m1, m2 = make(), make()
+    m2.load_state_dict(m1.state_dict())
+    x = em.randn(16, 1, 8, 8)
+    y = (x.mean((1, 2, 3)) > 0).long()
+
+    def step(model):
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        with em.no_grad():
+            for p in model.parameters():
+                p.sub_(0.5 * p.grad)
+                p.grad = None
+        return loss.detach()
+
+    cstep = em.compile(step)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(5):
+            l1, l2 = cstep(m1).item(), step(m2).item()
+            np.testing.assert_allclose(l1, l2, rtol=1e-5)
+    assert cstep.traces == 1
+    for (_, a), (_, c) in zip(m1.named_parameters(), m2.named_parameters()):
+        np.testing.assert_allclose(a.detach().numpy(), c.detach().numpy(), rtol=1e-4, atol=1e-5)
