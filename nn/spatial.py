@@ -456,12 +456,48 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     kernel, stride, pads, dil = _pool_args(kernel_size, stride, padding, dilation, "max_pool2d")
     fill = -math.inf if x.dtype.is_floating_point else (
         int(np.iinfo(x.dtype.np).min) if x.dtype.is_integer else False)
-    views, (oh, ow) = _pool_windows(x, kernel, stride, pads, dil, ceil_mode, fill)
-    out, pick = _running_max(views, return_indices)
+    tiles = _tiles(x, kernel, stride, pads, dil, ceil_mode)
+    if tiles is not None:
+        (oh, ow), xw = _tile_out(x, kernel), tiles
+        views = [xw[:, :, :, i, :, j] for i in range(kernel[0]) for j in range(kernel[1])]
+        with em.no_grad():
+            _, pick = _running_max(views, True)
+        # NOTE: the window's first maximum picked by a mask over the tiles: the value is
+        # exact (one element plus zeros) and the gradient one fused elementwise kernel
+        hot = (pick.reshape(*pick.shape[:3], 1, pick.shape[3], 1) ==
+               em.arange(len(views), device=x.device).reshape(kernel[0], 1, kernel[1]))
+        out = em.where(hot, xw, em.zeros((), dtype=x.dtype)).sum((3, 5))
+        if not return_indices:
+            pick = None
+    else:
+        views, (oh, ow) = _pool_windows(x, kernel, stride, pads, dil, ceil_mode, fill)
+        out, pick = _running_max(views, return_indices)
     if return_indices:
         idx = _pool_indices(pick, x.shape[2:], kernel, stride, pads, dil, (oh, ow), x)
         return (out.squeeze(0), idx.squeeze(0)) if unbatched else (out, idx)
     return out.squeeze(0) if unbatched else out
+
+
+def _tile_out(x, kernel):
+    return x.shape[2] // kernel[0], x.shape[3] // kernel[1]
+
+
+def _tiles(x, kernel, stride, pads, dil, ceil_mode):
+    """Non-overlapping windows that tile x, as a (N, C, OH, kH, OW, kW) view, or None.
+
+    Only when the windows are the kernel's tiles: stride == kernel, no padding, no
+    dilation (rows and columns past the last whole window are dropped, as floor mode
+    drops them; ceil mode needs them unless none are left over).
+    """
+    if stride != kernel or any(pads) or dil != (1, 1):
+        return None
+    (h, w), (kh, kw) = x.shape[2:], kernel
+    oh, ow = h // kh, w // kw
+    if oh == 0 or ow == 0 or (ceil_mode and (h % kh or w % kw)):
+        return None
+    if (h, w) != (oh * kh, ow * kw):
+        x = x[:, :, :oh * kh, :ow * kw]
+    return x.reshape(x.shape[0], x.shape[1], oh, kh, ow, kw)
 
 
 def _running_max(views, want_index):
@@ -520,6 +556,11 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
     kernel, stride, pads, dil = _pool_args(kernel_size, stride, padding, 1, "avg_pool2d")
     if divisor_override is not None and divisor_override == 0:
         raise RuntimeError("divisor must be not zero")
+    tiles = _tiles(x, kernel, stride, pads, (1, 1), ceil_mode)
+    if tiles is not None:  # NOTE: its gradient is one broadcast, not a write per offset
+        div = kernel[0] * kernel[1] if divisor_override is None else divisor_override
+        res = tiles.sum((3, 5)) / div
+        return res.squeeze(0) if unbatched else res
     views, out = _pool_windows(x, kernel, stride, pads, dil, ceil_mode, 0)
     total = views[0]
     for v in views[1:]:

@@ -25,7 +25,8 @@ def _pair(arrays, requires_grad):
 
 def _close(e, t, tol):
     assert tuple(e.shape) == tuple(t.shape)
-    np.testing.assert_allclose(e.detach().numpy(), t.detach().numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(e.detach().numpy(), t.detach().numpy(), rtol=tol, atol=tol,
+                               equal_nan=True)
 
 
 def _check(fe, ft, arrays, tol, seed=0, grads=True):
@@ -133,6 +134,18 @@ def test_avg_pool2d_matches_torch(kernel, stride, padding, _, ceil_mode, count_i
     kw_ = dict(kernel_size=kernel, stride=stride, padding=padding, ceil_mode=ceil_mode,
                count_include_pad=count_include_pad, divisor_override=divisor)
     _check(lambda a: F.avg_pool2d(a, **kw_), lambda a: TF.avg_pool2d(a, **kw_), [x], tol)
+
+
+@pytest.mark.parametrize("kernel,ceil_mode", [(2, False), ((2, 4), True), (3, False)])
+def test_pools_over_whole_tiles_match_torch(kernel, ceil_mode):
+    x = np.random.default_rng(16).standard_normal((2, 3, 8, 8))
+    x[0, :, :4] = 0.0  # all-zero windows: the first one takes the gradient
+    x[1, 0, 0, 0] = np.nan
+    for fe, ft in [(F.max_pool2d, TF.max_pool2d), (F.avg_pool2d, TF.avg_pool2d)]:
+        _check(lambda a: fe(a, kernel, ceil_mode=ceil_mode),
+               lambda a: ft(a, kernel, ceil_mode=ceil_mode), [x], 1e-12)
+    _, idx = F.max_pool2d(em.tensor(x), kernel, return_indices=True)
+    assert idx.tolist() == TF.max_pool2d(torch.tensor(x), kernel, return_indices=True)[1].tolist()
 
 
 def test_pools_take_unbatched_input_and_adaptive_average_pooling_matches_torch():
