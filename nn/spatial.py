@@ -20,6 +20,7 @@ import math
 import numpy as np
 
 import ember as em
+from ember.tracer.unfold import windows
 
 __all__ = ["conv1d", "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d",
            "adaptive_avg_pool2d", "pad", "interpolate"]
@@ -285,10 +286,7 @@ def _columns(x, kernel, stride, dilation):
     NOTE: one overlapping view (unfold), read once by the reshape that feeds the
     matrix product; its gradient is one scatter-add, not a sum of slice writes.
     """
-    (kh, kw), (dh, dw) = kernel, dilation
-    u = x.unfold(2, dh * (kh - 1) + 1, stride[0]).unfold(3, dw * (kw - 1) + 1, stride[1])
-    if dh > 1 or dw > 1:
-        u = u[..., ::dh, ::dw]
+    u = windows(x, (2, 3), tuple(kernel), tuple(stride), tuple(dilation))
     return u.permute(1, 4, 5, 0, 2, 3)
 
 

@@ -35,19 +35,41 @@ def unfold(x: Tensor, dimension: int, size: int, step: int) -> Tensor:
         raise RuntimeError(f"step is {step} but must be > 0")
     if size < 0:
         raise RuntimeError(f"size is {size} but must be >= 0")
-    count = (length - size) // step + 1
-    shape = tuple(x.shape)
     if x.ndim == 0:
         return make_view(x, View((size,), (1,), x._view.offset),
                          b.reshape(x.node, (size,)), "UnfoldBackward0")
-    st = x._view.strides
-    new_shape = shape[:d] + (count,) + shape[d + 1:] + (size,)
-    v = View(new_shape, st[:d] + (st[d] * step,) + st[d + 1:] + (st[d],), x._view.offset)
+    return windows(x, (d,), (size,), (step,), (1,))
+
+
+def windows(x: Tensor, dims: tuple, sizes: tuple, steps: tuple, dilations: tuple) -> Tensor:
+    """Sliding windows over several dims at once, as one strided view (one IR node).
+
+    Each dim in `dims` is replaced by its window count and a trailing dim of length
+    `sizes[i]` is appended (in the order of `dims`), its elements `dilations[i]` apart:
+    `x.unfold(2, kh, sh).unfold(3, kw, sw)` for dilation 1, but one view, so its gradient
+    is one scatter rather than one per dim. Used by ember.nn's convolutions and pooling.
+    """
+    shape = tuple(x.shape)
+    counts = tuple((shape[d] - dl * (k - 1) - 1) // st + 1
+                   for d, k, st, dl in zip(dims, sizes, steps, dilations))
+
+    def strided(strides):
+        out = list(strides)
+        for d, st, c in zip(dims, steps, counts):
+            out[d] = strides[d] * st
+        new_shape = list(shape)
+        for d, c in zip(dims, counts):
+            new_shape[d] = c
+        return (tuple(new_shape) + tuple(sizes),
+                tuple(out) + tuple(strides[d] * dl for d, dl in zip(dims, dilations)))
+
+    vshape, vstrides = strided(x._view.strides)
+    v = View(vshape, vstrides, x._view.offset)
     # the node reads the same elements from a contiguous copy of x's value
-    cs = View.contiguous(shape).strides
-    nv = View(new_shape, cs[:d] + (cs[d] * step,) + cs[d + 1:] + (cs[d],), 0)
+    _, cstrides = strided(View.contiguous(shape).strides)
+    nv = View(vshape, cstrides, 0)
     return make_view(x, v, node(Op.AS_STRIDED, (b.flat(x.node),), nv, x.dtype, nv.shape),
-                     "UnfoldBackward0")
+                     "UnfoldBackward0" if len(dims) == 1 else "AsStridedBackward0")
 
 
 Tensor.unfold = unfold
