@@ -145,9 +145,24 @@ def _contract(a: Tensor, la: list, c: Tensor, lc: list, keep: set):
     m = prod(sizes[lab] for lab in only_a)
     kk = prod(sizes[lab] for lab in inner)
     n = prod(sizes[lab] for lab in only_c)
-    out = a.reshape(nb, m, kk) @ c.reshape(nb, kk, n)
+    out = _matrix(a, len(batch), len(only_a), nb, m, kk) @ \
+        _matrix(c, len(batch), len(inner), nb, kk, n)
     labels = batch + only_a + only_c
     return out.reshape([sizes[lab] for lab in labels]), labels
+
+
+def _matrix(x: Tensor, n_batch: int, n_rows: int, nb: int, rows: int, cols: int) -> Tensor:
+    """x (batch dims, row dims, column dims) as a (nb, rows, cols) batch of matrices.
+
+    NOTE: where x's memory holds the columns before the rows (a transposed operand, as
+    k in q @ k^T), the matrices are a transposed view, not a copy: matmul reads either.
+    """
+    cut = n_batch + n_rows
+    order = list(range(n_batch)) + list(range(cut, x.ndim)) + list(range(n_batch, cut))
+    swapped = x.permute(order)
+    if not x.is_contiguous() and swapped.is_contiguous():
+        return swapped.reshape(nb, cols, rows).transpose(1, 2)
+    return x.reshape(nb, rows, cols)
 
 
 def _check_sizes(operands, labels_list):
