@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from . import loops, optim_step
+from . import loops, nn_cases, optim_step
 
 __all__ = ["CASES", "Case", "case_names", "select", "size_label"]
 
@@ -290,6 +290,19 @@ CASES: tuple[Case, ...] = (
          work=optim_step.adam_bytes, unit="step", tol=1e-5,
          note="Adam.step() over a 784-256-10 MLP's parameters, gradients set; "
               "compiles per ember step in the notes"),
+    Case("conv2d_step", "training", ((8, 3, 16, 8, 16), (32, 3, 32, 16, 32)), nn_cases.conv_inputs,
+         numpy=nn_cases.np_conv_step, tensor=nn_cases.conv_step, loop=True,
+         trainable=("w1", "b1", "w2", "b2"), unit="step", work=nn_cases.conv_flops, tol=1e-4,
+         note="(largest size) conv2d 3->16 3x3 on 32x32, relu, max_pool2d 2, conv2d 16->32 "
+              "3x3 on 16x16; "
+              "forward and backward, SGD"),
+    Case("attention_step", "training", ((2, 2, 64, 16), (8, 4, 128, 32)),
+         nn_cases.attention_inputs,
+         numpy=nn_cases.np_attention_step, tensor=nn_cases.attention_step, loop=True,
+         trainable=("q", "k", "v"), unit="step", work=nn_cases.attention_flops, tol=1e-4,
+         note="softmax(q k^T / sqrt(d)) v with einsum, (largest size) batch 8, 4 heads, seq "
+              "128, dim 32; "
+              "forward and backward, SGD"),
     # overhead, on 1-element tensors
     Case("realize_1", "overhead", (1,), vector, numpy=lambda x: x + 1,
          tensor=lambda lib, x: x + 1, note="x + 1 on a 1-element tensor"),

@@ -7,12 +7,14 @@ nothing below it imports it.
 """
 
 from . import methods as _methods  # noqa: F401  (attaches Tensor methods)
+from . import unfold as _unfold  # noqa: F401  (attaches Tensor.unfold)
 from .arguments import tensor_first, tensor_sequence
 from .autograd import backward, grad, grad_of, value_and_grad
 from .compile import GraphBreak, compile, explain
 from .creation import *  # noqa: F401,F403
 from .creation import __all__ as _creation_all
 from .device import device
+from .einsum import einsum
 from .elementwise import *  # noqa: F401,F403
 from .elementwise import __all__ as _elementwise_all
 from .indexing import gather, index_select, masked_fill, nonzero, where  # noqa: F401,F811
@@ -58,6 +60,7 @@ __all__ = (["Tensor", "Size", "device", "realize", "compile", "explain", "GraphB
             "backward", "grad", "grad_of",
             "value_and_grad", "eager", "enable_grad", "is_eager", "is_grad_enabled",
             "no_grad", "set_eager", "set_grad_enabled", "gather", "index_select",
-            "masked_fill", "nonzero", "get_printoptions", "printoptions", "set_printoptions"]
+            "masked_fill", "nonzero", "get_printoptions", "printoptions", "set_printoptions",
+            "einsum"]
            + _creation_all + [n for n in _elementwise_all if n != "as_operand"]
            + _reductions_all + _shape_all)

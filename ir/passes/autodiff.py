@@ -20,7 +20,9 @@ elements when the maximum is NaN).
 
 from __future__ import annotations
 
+import itertools
 import math
+from math import prod
 
 from .. import build as b
 from ..graph import toposort
@@ -132,8 +134,52 @@ def _as_strided_vjp(n, g):
         view = View(g.shape, view.strides, view.offset)
     if not view.has_overlap():
         return [b.write(b.zeros(g.dtype, x.shape), g, view)]
+    split = _disjoint_split(view)
+    if split is not None:
+        return [_sum_of_writes(g, x.shape, view, split)]
     idx = _linear_index(view)
     return [node(Op.SCATTER_ADD, (b.zeros(g.dtype, x.shape), idx, b.flat(g)), 0)]
+
+
+_MAX_PARTS = 64
+
+
+def _disjoint_split(view: View) -> tuple[int, ...] | None:
+    """The fewest dims (at most two, at most _MAX_PARTS index combinations) whose every
+    fixed index leaves a view without overlap, or None.
+
+    NOTE: sliding windows (unfold, a convolution's columns) overlap only through their
+    window dims: fixing those, each part is an ordinary strided view, and the gradient
+    is a sum of plain writes instead of a scatter-add with an index per element.
+    """
+    best = None
+    dims = range(view.ndim)
+    for combo in [(d,) for d in dims] + [(d, e) for d in dims for e in dims if d < e]:
+        parts = prod(view.shape[d] for d in combo)
+        if parts > _MAX_PARTS or (best is not None and parts >= best[0]):
+            continue
+        rest = [d for d in dims if d not in combo]
+        if not View(tuple(view.shape[d] for d in rest), tuple(view.strides[d] for d in rest),
+                    view.offset).has_overlap():
+            best = (parts, combo)
+    return None if best is None else best[1]
+
+
+def _sum_of_writes(g: Node, shape: tuple, view: View, split: tuple[int, ...]) -> Node:
+    """The AS_STRIDED cotangent as a sum of one write per index of the `split` dims."""
+    rest = [d for d in range(view.ndim) if d not in split]
+    total = None
+    for index in itertools.product(*(range(view.shape[d]) for d in split)):
+        at = dict(zip(split, index))
+        offset = view.offset + sum(view.strides[d] * i for d, i in at.items())
+        part = View(tuple(view.shape[d] for d in rest), tuple(view.strides[d] for d in rest),
+                    offset)
+        arg = tuple((at[d], at[d] + 1, 1) if d in at else (0, n, 1)
+                    for d, n in enumerate(view.shape))
+        piece = b.reshape(node(Op.SLICE, (g,), arg), part.shape)
+        w = b.write(b.zeros(g.dtype, shape), piece, part)
+        total = w if total is None else _add(total, w)
+    return total
 
 
 def _linear_index(view: View) -> Node:
