@@ -5,8 +5,16 @@ its data replaced by positions: every BUFFER node, and every node whose value
 is already known (`runtime.realized`), becomes an input placeholder
 `BUFFER -1-i` (i: the input's position), and every RAND node's seed and
 sequence number become runtime parameter j (`arg = ("param", j, stream)`), so
-a loop that draws fresh random numbers each step still hits. What remains is
-structure: ops, dtypes, shapes, views and constant values. Nodes are
+a loop that draws fresh random numbers each step still hits. A floating-point
+constant (a Python number that reached the graph: a learning rate, a bias
+correction) becomes runtime parameter j too (`arg = Param(j)`; the value is
+bound at each call), so a loop whose scalars change every step still hits:
+the key holds its dtype and shape, not its value. A constant stays keyed by
+value where the value changes what is computed (`keyed_scalar`): an exponent
+of a power (2 and 0.5 select other code), a value an exact identity folds
+away (0, 1, -0.0), -1, 2, 0.5, NaN and infinities, and every integer or bool
+constant (shapes, indices, masks, integer arithmetic). What remains is
+structure: ops, dtypes, shapes, views and keyed constant values. Nodes are
 hash-consed, so the canonical output nodes themselves are the key: equal
 structure gives the very same objects, and a lookup hashes a tuple of them.
 
@@ -37,6 +45,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import stat
 import sys
@@ -50,7 +59,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from ..ir.graph import Graph
-from ..ir.node import Node, node
+from ..ir.node import Node, Param, node
 from ..ir.ops import Op
 from .buffers import lookup, realized
 from .config import default_cache_dir, options
@@ -65,6 +74,7 @@ __all__ = [
     "clear",
     "compiler_digest",
     "disk",
+    "keyed_scalar",
     "memory",
     "stats",
     "structure",
@@ -77,8 +87,26 @@ CODEGEN_VERSION = "1"
 # ---------------------------------------------------------------------------
 # canonical form
 
-def canonical(outputs) -> tuple[tuple[Node, ...], list[np.ndarray], list[tuple[int, int]]]:
-    """(canonical output nodes, input arrays by position, RAND parameters by position)."""
+# constant values that select other code or fold away (simplify's identities)
+_SPECIAL = frozenset({0.0, 1.0, -1.0, 2.0, 0.5})
+
+
+def keyed_scalar(n: Node) -> bool:
+    """Whether CONST node `n` is keyed by its value (else it is a runtime parameter).
+
+    NOTE: a value is a parameter only where no pass or generator looks at it: a
+    float constant of a float dtype that is not one of the values simplify's
+    identities and the generators test for (0, -0.0, 1, -1, 2, 0.5), nor NaN or an
+    infinity. An exponent of POW is keyed whatever its value (the walks see to that).
+    """
+    v = n.arg
+    return not (type(v) is float and n.dtype.is_floating_point and math.isfinite(v)
+                and v not in _SPECIAL)
+
+
+def canonical(outputs) -> tuple[tuple[Node, ...], list[np.ndarray], list]:
+    """(canonical output nodes, input arrays by position, runtime parameters by position:
+    a RAND node's (seed, sequence), a scalar constant's value)."""
     visit, inputs, params = _walker()
     try:
         outs = tuple([visit(o) for o in outputs])
@@ -104,13 +132,15 @@ def _unlink(fn) -> None:
             cell.cell_contents = None
 
 
-def _walker(memo: dict | None = None):
+def _walker(memo: dict | None = None, scalars: bool = True):
+    """`scalars`: whether scalar constants become runtime parameters (see `walk`)."""
     memo = {} if memo is None else memo
     inputs: list[np.ndarray] = []
-    params: list[tuple[int, int]] = []
+    params: list = []
     known = realized.data
     ref = weakref.ref
     get = memo.get
+    CONST, POW = Op.CONST, Op.POW
 
     def visit(n: Node) -> Node:
         c = get(n)
@@ -126,11 +156,18 @@ def _walker(memo: dict | None = None):
                 seed, seq, stream = n.arg
                 c = node(op, (), ("param", len(params), stream), n.dtype, n.shape)
                 params.append((seed, seq))
+            elif op is CONST and scalars and not keyed_scalar(n):
+                c = node(op, (), Param(len(params)), n.dtype, n.shape)
+                params.append(n.arg)
             else:
                 c = n
         elif known and ref(n) in known:
             c = node(Op.BUFFER, (), -1 - len(inputs), n.dtype, n.shape)
             inputs.append(known[ref(n)])
+        elif op is POW and ins[1].op is CONST:
+            # NOTE: an exponent stays keyed by value (NumPy computes 2 and 0.5 otherwise)
+            a = visit(ins[0])
+            c = n if a is ins[0] else node(op, (a, ins[1]), n.arg, n.dtype, n.shape)
         else:
             new = tuple([visit(i) for i in ins])
             c = n if new == ins else node(op, new, n.arg, n.dtype, n.shape)
@@ -146,8 +183,9 @@ def structure(outputs) -> tuple[tuple, list[np.ndarray], list[tuple[int, int]]]:
     The key is a flat tuple with one entry per node in the order `canonical`
     visits them: (op, arg, dtype, shape, input positions...), inputs and
     realised nodes as (-1, dtype, shape) (the program reads their values),
-    RAND as (op, stream, dtype, shape), CONST args by repr (so -0.0 and NaN key
-    correctly). It names the same graph
+    RAND as (op, stream, dtype, shape), a scalar parameter as (op, Param, dtype,
+    shape), other CONST args by repr (so -0.0 and NaN key correctly). It names the
+    same graph
     as `canonical`'s nodes, without building them (a node costs ~0.5 us here).
     NOTE: ops enter the key as `id(op)`: `Enum.__hash__` runs Python code, and
     this key never leaves the process (the disk key hashes the graph's text).
@@ -166,17 +204,31 @@ def walk(outputs, through_known: bool = False):
     `through_known`: a node whose value is known is still an input, but the walk
     goes on below it too (a backward pass reads the values that computed it), and
     its token is its whole structure marked as known, `(-2, token)`: a backward
-    pass depends on the op that computed a value, not only on its shape."""
+    pass depends on the op that computed a value, not only on its shape. Such a walk
+    keeps every constant keyed by value (the VJP rules read constants' values).
+
+    Scalar constants (`keyed_scalar` false) are runtime parameters: their token is
+    `(op, Param, dtype, shape)` and their value goes to `params`, in order with the
+    RAND parameters (as `canonical` numbers them)."""
     index: dict[Node, int] = {}
     tokens: list[tuple] = []
     inputs: list[np.ndarray] = []
-    params: list[tuple[int, int]] = []
+    params: list = []
     sources: list[Node] = []
     rands: list[Node] = []
     known = realized.data
     ref = weakref.ref
     get = index.get
-    BUFFER, RAND, CONST = Op.BUFFER, Op.RAND, Op.CONST
+    BUFFER, RAND, CONST, POW = Op.BUFFER, Op.RAND, Op.CONST, Op.POW
+    scalars = not through_known
+    kept: dict[Node, int] = {}  # exponents: keyed by value even where a parameter elsewhere
+
+    def exponent(n: Node) -> int:
+        i = kept.get(n)
+        if i is None:
+            tokens.append((id(CONST), repr(n.arg), n.dtype, n.shape))
+            i = kept[n] = len(tokens) - 1
+        return i
 
     def visit(n: Node) -> int:
         i = get(n)
@@ -194,6 +246,9 @@ def walk(outputs, through_known: bool = False):
                 tokens.append((id(op), stream, n.dtype, n.shape))
                 params.append((seed, seq))
                 rands.append(n)
+            elif op is CONST and scalars and not keyed_scalar(n):
+                tokens.append((id(op), Param, n.dtype, n.shape))
+                params.append(n.arg)
             else:
                 tokens.append((id(op), repr(n.arg) if op is CONST else n.arg, n.dtype,
                                n.shape))
@@ -209,7 +264,9 @@ def walk(outputs, through_known: bool = False):
                 token = (id(op), n.arg, n.dtype, n.shape, visit(ins[0]))
             elif len(ins) == 2:
                 a = visit(ins[0])
-                token = (id(op), n.arg, n.dtype, n.shape, a, visit(ins[1]))
+                e = ins[1]
+                e = exponent(e) if op is POW and e.op is CONST else visit(e)
+                token = (id(op), n.arg, n.dtype, n.shape, a, e)
             else:
                 token = (id(op), n.arg, n.dtype, n.shape, *map(visit, ins))
             if through_known and known and ref(n) in known:
@@ -240,7 +297,8 @@ def canonical_over(outputs, sources, rands) -> tuple[Node, ...] | None:
     memo = {n: node(Op.BUFFER, (), -1 - k, n.dtype, n.shape) for k, n in enumerate(sources)}
     for j, n in enumerate(rands):
         memo[n] = node(Op.RAND, (), ("param", j, n.arg[2]), n.dtype, n.shape)
-    visit, inputs, params = _walker(memo)
+    # NOTE: as walk(through_known=True), which numbered `sources`, constants stay keyed
+    visit, inputs, params = _walker(memo, scalars=False)
     try:
         outs = tuple([visit(o) for o in outputs])
     except RecursionError:
