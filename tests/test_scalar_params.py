@@ -233,3 +233,14 @@ def test_special_first_values_fall_back_to_value_guards():
     x = em.tensor([1.0, 2.0])
     for s in (1.0, 0.5, 0.25, math.nan, math.inf, -0.0, 0.25):
         same(f(x, s).numpy(), (x * s).numpy())
+
+
+def test_the_recompile_limit_names_a_float_guard_that_kept_failing():
+    f = em.compile(lambda x, lr: x * 2 if lr > 0.5 else x * lr, recompile_limit=2)
+    x = em.tensor([1.0, 2.0])
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        for lr in (0.1, 0.2, 0.3):
+            same(f(x, lr).numpy(), (x * lr).numpy())
+    (limit,) = [w for w in seen if "recompile limit" in str(w.message)]
+    assert "argument 1 changed: 0.2 -> 0.3" in str(limit.message)

@@ -975,8 +975,10 @@ def compile(fn=None, *, fullgraph: bool = False, backend: str = "auto",
 
     Args:
         fn (callable): the function to compile. Its tensor arguments become inputs
-            of the traced program; its other arguments are guarded by value (by
-            identity if they cannot be hashed).
+            of the traced program; a float argument that only flows into tensor
+            operations is a runtime parameter (a new value costs no trace); its other
+            arguments, and floats its code reads in Python (`if lr > 0`, `lr * 2`),
+            are guarded by value (by identity if they cannot be hashed).
         fullgraph (bool): raise `em.GraphBreak` at a graph break instead of warning
             and running the function uncompiled.
         backend (str): "auto" (the compiled NumPy path on the CPU), "numpy",
@@ -993,7 +995,11 @@ def compile(fn=None, *, fullgraph: bool = False, backend: str = "auto",
     arguments (closures, globals, attributes, containers, module parameters).
     Each call reads their current value, their in-place updates and new `.grad`s
     are written back, and they are guarded like arguments. Python numbers,
-    strings and shapes it reads stay constants of the trace.
+    strings and shapes it reads stay constants of the trace, except float
+    arguments that only flow into tensor operations (see `fn`): the first trace
+    notes where the function's code reads a float, then traces once more with other
+    values to find the constants that hold it (so its Python side effects happen
+    twice on that call); a float it cannot follow to a constant is guarded by value.
 
     What is a graph break: anything that needs a value while tracing (`.item()`,
     `bool(t)`, `if t > 0:`, `.numpy()`, `.tolist()`, `print(t)`, indexing with a
