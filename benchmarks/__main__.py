@@ -172,9 +172,13 @@ def _run(args: argparse.Namespace, cases: list) -> int:
             notes.append(note)
             _progress(f"note: {note}")
         _progress(f"[{i}/{len(jobs)}] {case.name} {size_label(size)} ...", end=" ")
+        mark = len(libs.notes)
         run = run_case(case, size, contenders, libs, settings)
         runs.append(run)
         _progress(f"{run.seconds:.1f} s: {summary(run)}")
+        for note in libs.notes[mark:]:  # what a case's contenders noted (compiles per step)
+            notes.append(note)
+            _progress(f"note: {note}")
     print_table(runs, limits, libs.versions(), sys.stdout, notes)
     if args.json:
         meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"),

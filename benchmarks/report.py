@@ -26,8 +26,8 @@ MISS, HIT = "ember (cache miss)", "ember (cache hit)"
 
 def baseline_of(run: CaseRun) -> str | None:
     """The contender the others are compared with; None for cases reported alone."""
-    if run.case.custom:
-        return None
+    if run.case.custom and EMBER not in run.case.custom:
+        return None  # NOTE: a case whose own contenders include "ember" compares with it
     for name in (EMBER, NUMPY):
         if run.outcomes.get(name) and run.outcomes[name].status == "ok":
             return name
