@@ -43,7 +43,7 @@ def _lib(libs: Libraries, name: str) -> tuple[Any, Any]:
         return libs.torch, lambda a: libs.torch.from_numpy(a.copy())
     if libs.em is None:
         raise Unavailable(f"ember cannot be imported: {libs.em_error}")
-    return libs.em, lambda a: libs.em.from_numpy(a.copy())
+    return libs.em, lambda a: libs.em.tensor(a)  # NOTE: its own memory, as torch.randn gives
 
 
 def _compiles(libs: Libraries) -> int:

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import stat
 import sys
@@ -100,8 +99,8 @@ def keyed_scalar(n: Node) -> bool:
     infinity. An exponent of POW is keyed whatever its value (the walks see to that).
     """
     v = n.arg
-    return not (type(v) is float and n.dtype.is_floating_point and math.isfinite(v)
-                and v not in _SPECIAL)
+    # NOTE: v - v is 0.0 for every finite float (NaN and infinities give NaN)
+    return type(v) is not float or v in _SPECIAL or v - v != 0.0 or n.dtype.category != 2
 
 
 def canonical(outputs) -> tuple[tuple[Node, ...], list[np.ndarray], list]:
