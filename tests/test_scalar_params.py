@@ -202,18 +202,21 @@ def test_a_float_read_in_python_is_guarded_by_value():
 
 
 @pytest.mark.parametrize("body", [
-    lambda x, lr: x * math.sqrt(lr),
+    lambda x, lr: x * math.exp(lr),
     lambda x, lr: x * (lr * 2),
     lambda x, lr: x * float(lr),
     lambda x, lr: x * np.float32(lr),
     lambda x, lr: x ** lr,
     lambda x, lr: x * lr + em.tensor([lr, lr]),
     lambda x, lr: x * lr + x * 0.3,
+    lambda x, lr: x + em.full((2,), lr, dtype=em.int64),
+    lambda x, lr: x + em.tensor([1, 2]).fill_(lr),
+    lambda x, lr: x * (em.tensor([1, 2]) > lr),
 ])
 def test_a_float_that_does_not_flow_straight_into_ops_stays_correct(body):
     f = em.compile(body)
     x = em.tensor([1.5, 2.5])
-    for lr in (0.3, 0.7, 0.3, 1.0, 0.9):
+    for lr in (0.3, 0.7, 0.3, 1.0, 0.9, 2.3, 3.6, -1.5, -0.4):
         same(f(x, lr).numpy(), body(x, lr).numpy())
 
 

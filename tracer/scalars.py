@@ -96,8 +96,11 @@ def wrap(a, k: int, reads: set):
 
 
 def other_value(v: float, k: int) -> float:
-    """A value for argument k's second trace: close to v, not v, and no special value."""
-    return v + (k + 1) * max(abs(v), 1.0) * 2.0 ** -26 + 2.0 ** -40
+    """A value for argument k's second trace: no special value, and far enough from v
+    that every integer conversion ember may make of it (int, floor, round, trunc: an
+    integer tensor's constant) differs from v's, so a baked conversion shows as a
+    difference between the traces."""
+    return v + (2.5 + 0.0001234 * (k + 1)) * max(1.0, abs(v) * 2.0 ** -20)
 
 
 def same_value(a, b) -> bool:
