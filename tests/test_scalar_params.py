@@ -15,6 +15,8 @@ import pytest
 import ember as em
 from ember.runtime import cache
 
+torch = pytest.importorskip("torch")
+
 SPECIAL = [0.0, -0.0, 1.0, -1.0, 2.0, 0.5, 3.0, -2.5, 1e-30, 1e30, 3.4e38, 1e300,
            math.nan, math.inf, -math.inf, 0.1, 7.0, 123456.789]
 DTYPES = [em.float32, em.float64, em.float16, em.bfloat16]
@@ -247,3 +249,43 @@ def test_the_recompile_limit_names_a_float_guard_that_kept_failing():
             same(f(x, lr).numpy(), (x * lr).numpy())
     (limit,) = [w for w in seen if "recompile limit" in str(w.message)]
     assert "argument 1 changed: 0.2 -> 0.3" in str(limit.message)
+
+
+# -- the tutorial's two-layer network, updated in place -----------------------------------
+
+def two_layer_step(x, y, w1, w2, lr=1e-6):
+    h = x.mm(w1)
+    h_relu = h.clamp(min=0)
+    y_pred = h_relu.mm(w2)
+    loss = (y_pred - y).pow(2).sum().item()
+    grad_y_pred = 2.0 * (y_pred - y)
+    grad_w2 = h_relu.t().mm(grad_y_pred)
+    grad_h = grad_y_pred.mm(w2.t()).clone()
+    grad_h[h < 0] = 0
+    grad_w1 = x.t().mm(grad_h)
+    with em.no_grad():
+        w1 -= lr * grad_w1
+        w2 -= lr * grad_w2
+    return loss
+
+
+def test_the_in_place_loop_hits_the_cache_and_its_walk_does_not_grow():
+    from ember.tracer import storage
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(s, dtype=np.float32) for s in ((8, 20), (8, 3), (20, 6),
+                                                                (6, 3))]
+    x, y, w1, w2 = (em.tensor(a) for a in arrays)
+    tx, ty, tw1, tw2 = (torch.tensor(a) for a in arrays)
+    walked = []
+    for step in range(60):
+        loss = two_layer_step(x, y, w1, w2, 1e-3)
+        want = two_layer_step(tx, ty, tw1, tw2, 1e-3)
+        assert loss == pytest.approx(want, rel=1e-4)
+        walked.append(storage.walked[0])
+        if step == 3:
+            misses = cache.stats().misses
+    assert cache.stats().misses == misses  # every step after the first few: a hit
+    # NOTE: the walk stops at values already computed: it once went down every earlier
+    # step's graph, one step longer each step
+    assert walked[-1] == walked[10]
+    np.testing.assert_allclose(w1.numpy(), tw1.numpy(), rtol=1e-4, atol=1e-5)
