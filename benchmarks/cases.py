@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from . import loops, nn_cases, optim_step
+from . import loops, nn_cases, optim_step, steps
 
 __all__ = ["CASES", "Case", "case_names", "select", "size_label"]
 
@@ -317,6 +317,19 @@ CASES: tuple[Case, ...] = (
          custom=loops.CAPTURE_CONTENDERS,
          note="a cache hit of em.compile(x * w + 1): w passed, or captured from the "
               "enclosing scope (at most 5 us more)"),
+    # one cached program per step, lazily and compiled (the notes give compiles per step)
+    Case("decaying_scalar", "training", (1000,), steps.decay_inputs, numpy=steps.np_decay,
+         only=(), custom=steps.DECAY_CONTENDERS, per_call=steps.STEPS, unit="step", tol=1e-5,
+         note="(x * s + 1).exp().sum().item() with a new s each step: s is a runtime "
+              "parameter"),
+    Case("inplace_loop", "training", ((64, 1000, 100, 10),), steps.two_layer_inputs,
+         numpy=steps.np_two_layer, only=(), custom=steps.INPLACE_CONTENDERS,
+         per_call=steps.STEPS, unit="step", tol=1e-4,
+         note="the tutorial's two-layer network: manual backward, w -= lr * grad, "
+              "loss.item()"),
+    Case("compiled_step", "training", (1000,), steps.step_inputs, numpy=steps.np_step,
+         only=(), custom=steps.STEP_CONTENDERS, per_call=steps.STEPS, unit="step", tol=1e-5,
+         note="the README's step under em.compile over a captured model.w, lr decaying"),
     Case("compile200", "overhead", (200,), loops.one_element, numpy=loops.np_random_chain,
          only=(), custom=loops.COMPILE_CONTENDERS, tol=1e-5,
          note="a fresh 200-op graph (cache miss) and the same graph again (cache hit)"),

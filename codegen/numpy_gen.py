@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..ir import dtypes as dt
+from ..ir.node import Param
 from ..ir.ops import Op
 from ..ir.passes.fusion import TILE_ELEMS
 from .kernel import AllocKind, Kernel, Program, Ref, RefKind, Step, StepKind, Stmt, Value
@@ -633,7 +634,9 @@ class _StepContext:
 
     def __init__(self, prog: Program):
         self.owned = _owned_once(prog)
-        self.consts = {s.out: s.arg for s in prog.steps if s.kind is StepKind.CONST}
+        self.consts = {s.out: s.arg for s in prog.steps
+                       if s.kind is StepKind.CONST and not isinstance(s.arg, Param)}
+        self.outputs = set(prog.outputs)
 
 
 def _fill_src(value, val: Value) -> str:
@@ -644,13 +647,18 @@ def _fill_src(value, val: Value) -> str:
 
 
 def _const_step(st: Step, val: Value, stubs: list[str], ctx=None) -> str:
+    """A filled constant; a runtime parameter (a Python number whose value is bound per
+    call: `ir.node.Param`) as a broadcast view, fresh where it is an output."""
+    if isinstance(st.arg, Param):
+        output = ctx is None or st.out in ctx.outputs
+        return f"v{st.out} = " + _param(st.arg.index, val, output)
     return f"v{st.out} = {_fill_src(st.arg, val)}"
 
 
 def _write_step(st: Step, val: Value, stubs: list[str], ctx=None) -> str:
     """A strided write into a copy of the destination; into the destination itself
     where the program made it and nothing else reads it (`ctx.owned`), or into a fresh
-    fill where it is a constant read elsewhere too (cheaper than a copy)."""
+    fill where it is a filled constant read elsewhere too (cheaper than a copy)."""
     v = st.arg
     dest, src = (f"v{x}" for x in st.srcs)
     fn = "_write"
@@ -795,12 +803,26 @@ def _owned_once(prog: Program) -> set[int]:
         srcs = s.kernel.loads if s.kind is StepKind.KERNEL else s.srcs
         for v in srcs:
             uses[v] = uses.get(v, 0) + 1
-        if s.kind is StepKind.CONST or (s.kind is StepKind.EXTERN and s.op is Op.WRITE):
+        if (s.kind is StepKind.CONST and not isinstance(s.arg, Param)) or (
+                s.kind is StepKind.EXTERN and s.op is Op.WRITE):
             fresh.add(s.out)
     for v in prog.outputs:
         uses[v] = uses.get(v, 0) + 1
     writes = {s.srcs[0] for s in prog.steps if s.kind is StepKind.EXTERN and s.op is Op.WRITE}
     return {v for v in writes if v in fresh and uses.get(v) == 1}
+
+
+def _param(j: int, val, output: bool) -> str:
+    """Source text of runtime parameter j (a Python number) as the interpreter's CONST
+    of `val`'s dtype and shape: a broadcast view of one element (bfloat16 rounded),
+    or a fresh array where it is an output of the program."""
+    x = f"np.array(params[{j}], {np_type(val.dtype)})"
+    if val.dtype is dt.bfloat16:
+        x = f"_bf16({x})"
+    shape = tuple(val.shape)
+    if output:
+        return f"np.full({shape!r}, {x})"
+    return x if not shape else f"np.broadcast_to({x}, {shape!r})"
 
 
 def emit(prog: Program, tile_elems: int = TILE_ELEMS) -> str:

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..ir import dtypes as dt
 from ..ir.graph import Graph
-from ..ir.node import Node
+from ..ir.node import Node, Param
 from ..ir.ops import Op
 from ..ir.view import View
 from . import cache, special, threads
@@ -168,7 +168,10 @@ class Compiled:
 
 
 def _fold(n: Node):
-    """The value of elementwise node n over constant inputs, by the interpreter's rules."""
+    """The value of elementwise node n over constant inputs, by the interpreter's rules
+    (None where an input is a runtime parameter: its value is bound at each call)."""
+    if any(type(i.arg) is Param for i in n.inputs):
+        return None
     stub = _Stub(n.op, n.arg, n.dtype, ())
     # NOTE: a constant cast to a narrow dtype (1e5 to float16) overflows to inf, as
     # the interpreter's CONST does, silently
