@@ -46,6 +46,10 @@ UFUNC = {
     Op.LE: "less_equal", Op.EQ: "equal", Op.NE: "not_equal", Op.AND: "bitwise_and",
     Op.OR: "bitwise_or", Op.XOR: "bitwise_xor", Op.FLOORDIV: "floor_divide",
     Op.MOD: "remainder",
+    Op.ASIN: "arcsin", Op.ACOS: "arccos", Op.ATAN: "arctan", Op.SINH: "sinh", Op.COSH: "cosh",
+    Op.ASINH: "arcsinh", Op.ACOSH: "arccosh", Op.ATANH: "arctanh", Op.ATAN2: "arctan2",
+    Op.HYPOT: "hypot", Op.COPYSIGN: "copysign", Op.FMOD: "fmod", Op.SHL: "left_shift",
+    Op.SHR: "right_shift",
 }
 # kernel statements with a rule of their own (below, in `_Kernel.stmt`)
 SPECIAL = {Op.ROUND, Op.NOT, Op.CAST, Op.WHERE, Op.EXPAND, Op.REDUCE_SUM, Op.REDUCE_PROD,
@@ -61,6 +65,7 @@ REDUCER = {Op.REDUCE_SUM: "add", Op.REDUCE_PROD: "multiply", Op.REDUCE_MAX: "max
 # ufuncs do (IEEE arithmetic)
 OPERATOR = {"np.add": "({} + {})", "np.subtract": "({} - {})", "np.multiply": "({} * {})",
             "np.true_divide": "({} / {})", "np.negative": "(-{})"}
+_INT_DIVIDES = {Op.FLOORDIV, Op.MOD, Op.FMOD}  # an integer divisor of 0 raises
 _SCALAR_OPS = set(UFUNC) | {Op.EXPAND, Op.NOT}
 _SCALAR_DTYPES = {np.dtype(np.float32), np.dtype(np.float64)}
 # NumPy's SIMD loops for these take two contiguous arrays; with a scalar operand
@@ -344,7 +349,7 @@ class _Kernel:
             self.call(s, "np.multiply", [x, x], want, s.srcs[:1])
         elif op in UFUNC:
             fn = f"np.{UFUNC[op]}"
-            if op in (Op.FLOORDIV, Op.MOD) and s.dtype.is_integer and math.prod(s.shape):
+            if op in _INT_DIVIDES and s.dtype.is_integer and math.prod(s.shape):
                 # NOTE: an integer divisor of zero raises, as the interpreter's rule does
                 self.lines.append(f"_check_divisor({args[1]})")
             self.buffer_for(s)

@@ -66,6 +66,14 @@ class Op(Enum):
     ERF = auto()
     ERFC = auto()
     ERFINV = auto()
+    ASIN = auto()
+    ACOS = auto()
+    ATAN = auto()
+    SINH = auto()
+    COSH = auto()
+    ASINH = auto()
+    ACOSH = auto()
+    ATANH = auto()
     NOT = auto()
     CAST = auto()
     # binary elementwise
@@ -85,6 +93,12 @@ class Op(Enum):
     XOR = auto()
     FLOORDIV = auto()
     MOD = auto()
+    ATAN2 = auto()
+    HYPOT = auto()
+    COPYSIGN = auto()
+    FMOD = auto()
+    SHL = auto()
+    SHR = auto()
     # ternary
     WHERE = auto()
     # movement
@@ -120,10 +134,12 @@ SOURCE = frozenset({Op.BUFFER, Op.CONST, Op.RAND, Op.ARANGE})
 UNARY = frozenset({Op.NEG, Op.EXP, Op.LOG, Op.SIN, Op.COS, Op.TAN, Op.TANH, Op.SQRT,
                    Op.ABS, Op.SIGN, Op.FLOOR, Op.CEIL, Op.ROUND, Op.TRUNC, Op.LOG1P,
                    Op.EXPM1, Op.EXP2, Op.RECIP, Op.NOT, Op.CAST, Op.ERF, Op.ERFC,
-                   Op.ERFINV})
+                   Op.ERFINV, Op.ASIN, Op.ACOS, Op.ATAN, Op.SINH, Op.COSH, Op.ASINH,
+                   Op.ACOSH, Op.ATANH})
 COMPARISON = frozenset({Op.LT, Op.LE, Op.EQ, Op.NE})
 BINARY = frozenset({Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.POW, Op.MAX, Op.MIN, Op.AND,
-                    Op.OR, Op.XOR, Op.FLOORDIV, Op.MOD}) | COMPARISON
+                    Op.OR, Op.XOR, Op.FLOORDIV, Op.MOD, Op.ATAN2, Op.HYPOT, Op.COPYSIGN,
+                    Op.FMOD, Op.SHL, Op.SHR}) | COMPARISON
 ELEMENTWISE = UNARY | BINARY | {Op.WHERE}
 MOVEMENT = frozenset({Op.RESHAPE, Op.PERMUTE, Op.EXPAND, Op.SLICE, Op.FLIP,
                       Op.AS_STRIDED})

@@ -500,6 +500,26 @@ CASES = {
     "erf": (lambda m, x: m.erf(x), [(3, 4)], "any"),
     "erfc": (lambda m, x: x.erfc(), [(3, 4)], "any"),
     "erfinv": (lambda m, x: m.erfinv(x), [(3, 4)], "unit"),
+    # -- more elementwise
+    "asin": (lambda m, x: m.asin(x), [(3, 4)], "unit"),
+    "acos": (lambda m, x: x.acos(), [(3, 4)], "unit"),
+    "atan": (lambda m, x: m.atan(x), [(3, 4)], "any"),
+    "sinh": (lambda m, x: m.sinh(x), [(3, 4)], "any"),
+    "cosh": (lambda m, x: x.cosh(), [(3, 4)], "any"),
+    "asinh": (lambda m, x: m.asinh(x), [(3, 4)], "any"),
+    "acosh": (lambda m, x: m.acosh(x + 1.5), [(3, 4)], "pos"),
+    "atanh": (lambda m, x: m.atanh(x), [(3, 4)], "unit"),
+    "atan2": (lambda m, x, y: m.atan2(x, y), [(3, 4), (4,)], ["any", "pos"]),
+    "hypot": (lambda m, x, y: m.hypot(x, y), [(3, 4), (3, 1)], "pos"),
+    "copysign": (lambda m, x, y: m.copysign(x, y), [(3, 4), (4,)], ["pos", "distinct"]),
+    "fmod": (lambda m, x, y: m.fmod(x, y), [(3, 4), (4,)], ["distinct", "pos"]),
+    "fmod[scalar]": (lambda m, x: x.fmod(0.7), [(3, 4)], "distinct"),
+    "lerp[tensor weight]": (lambda m, x, y, w: m.lerp(x, y, w), [(3, 4), (4,), (3, 1)],
+                            ["any", "any", "unit"]),
+    "lerp[scalar]": (lambda m, x, y: m.lerp(x, y, 0.7), [(3, 4), (3, 4)], "any"),
+    "clamp[tensor min and max]": (lambda m, x, lo, hi: m.clamp(x, lo, hi - 0.5),
+                                  [(3, 4), (4,), (3, 1)], ["distinct", "unit", "pos"]),
+    "asin_": (lambda m, x: (x * 1).asin_(), [(3, 4)], "unit"),
 }
 
 def _words(text: str) -> list[str]:

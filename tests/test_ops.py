@@ -111,6 +111,14 @@ UNARY = {
     "erf": (_wide(np.frompyfunc(math.erf, 1, 1)), (-3, 3), ["int64", "bool"]),
     "erfc": (_wide(np.frompyfunc(math.erfc, 1, 1)), (-3, 5), ["int32"]),
     "erfinv": (None, (-0.99, 0.99), ["int64", "bool"]),
+    "asin": (_wide(np.arcsin), (-0.99, 0.99), ["int64", "bool"]),
+    "acos": (_wide(np.arccos), (-0.99, 0.99), ["int32"]),
+    "atan": (_wide(np.arctan), (-4, 4), ["int64"]),
+    "sinh": (_wide(np.sinh), (-3, 3), ["int16", "bool"]),
+    "cosh": (_wide(np.cosh), (-3, 3), ["int64"]),
+    "asinh": (_wide(np.arcsinh), (-4, 4), ["int64"]),
+    "acosh": (_wide(np.arccosh), (1, 5), ["int64"]),
+    "atanh": (_wide(np.arctanh), (-0.95, 0.95), ["int8"]),
 }
 
 
@@ -694,6 +702,69 @@ for _shapes in [((2, 1), (3, 1, 4), (1,)), ((),), ((0, 1), (3,)), ((5,), 5), (3,
     case("broadcast_shapes", lambda M, s=_shapes: _broadcast_shapes(M, *s),
          np_fn=lambda s=_shapes: np.broadcast_shapes(*s), id=str(_shapes))
 
+# ---------------------------------------------------------------- more elementwise
+_MORE_BINARY = {"atan2": np.arctan2, "arctan2": np.arctan2, "hypot": np.hypot,
+                "copysign": np.copysign, "fmod": np.fmod}
+for _name, _ref in _MORE_BINARY.items():
+    for _a, _b in [("float32", "float32"), ("float64", "float32"), ("float16", "float16"),
+                   ("bfloat16", "bfloat16"), ("int64", "float32"), ("int32", "int64")]:
+        if _name == "hypot" and "int" in _a:
+            continue
+        _lo = 1 if _name == "fmod" and "int" in _b else -3
+        case(_name, _binary(_name), R(3, 4, dtype=_a, seed=1), R(4, dtype=_b, seed=2, lo=_lo),
+             np_fn=_ref if "16" not in _a else None, id=f"{_a}-{_b}")
+    case(_name, _binary(_name), R(2, 1, 3, seed=3), R(4, 1, seed=4, lo=0.5), np_fn=_ref,
+         id="broadcast")
+    case(_name, _binary(_name), R(seed=3), R(0, 3, seed=4, lo=0.5), np_fn=_ref, id="0d-empty")
+    case(_name, lambda M, x, y, n=_name: getattr(x, n)(y), special(), special()[::-1].copy(),
+         np_fn=_ref, id="special-method")
+case("fmod", lambda M, x: M.fmod(x, 2.5), R(3, 4, dtype="int64", lo=-9, hi=9),
+     np_fn=lambda x: np.fmod(x, 2.5), id="int-by-float")
+case("fmod", lambda M, x: x.fmod(-3), R(3, 4, dtype="int8", lo=-9, hi=9),
+     np_fn=lambda x: np.fmod(x, -3), id="int8")
+case("copysign", lambda M, x: M.copysign(x, -1), R(3, 4, dtype="int64"),
+     np_fn=lambda x: np.copysign(x, -1.0), id="int-scalar")
+for _d in INTS:
+    _counts = np.array([-1, 0, 1, 3, 7, 8, 9, 63, 64, 70], dtype=np.int64)
+    _vals = R(10, dtype=_d, lo=-100, hi=100, seed=8)
+    case("bitwise_left_shift", lambda M, x, s: M.bitwise_left_shift(x, s.to(x.dtype)), _vals,
+         _counts, id=_d)
+    case("bitwise_right_shift", lambda M, x, s: x >> s.to(x.dtype), _vals, _counts, id=_d)
+    case("bitwise_left_shift", lambda M, x: x << 2, _vals,
+         np_fn=lambda x: np.left_shift(x, 2), id=f"{_d}-scalar")
+    case("bitwise_right_shift", lambda M, x: 64 >> x.clamp(0, 6), _vals, id=f"{_d}-reflected")
+case("bitwise_left_shift", lambda M, x, y: x << y, R(3, 1, dtype="int32"),
+     R(4, dtype="int64", lo=0, hi=5), np_fn=np.left_shift, id="broadcast-promote")
+case("bitwise_left_shift", lambda M, x: x << 1, R(3, dtype="bool"),
+     np_fn=lambda x: x.astype(np.int64) << 1, id="bool-scalar")
+for _d in ("float32", "float64", "float16", "int64"):
+    _x = R(3, 4, dtype=_d, seed=1)
+    _y = (_x + R(3, 4, dtype=_d, seed=2, lo=-1e-5, hi=1e-5) if "int" not in _d
+          else R(3, 4, dtype=_d, seed=2))
+    case("isclose", lambda M, x, y: M.isclose(x, y), _x, _y, id=_d)
+    case("isclose", lambda M, x, y: M.isclose(x, y, rtol=0.1, atol=0.5), _x,
+         R(3, 4, dtype=_d, seed=2), id=f"{_d}-tolerances")
+case("isclose", lambda M, x, y: M.isclose(x, y, equal_nan=True), special(),
+     special()[::-1].copy(), id="equal_nan")
+case("isclose", lambda M, x, y: x.isclose(y), special(), special(), id="special")
+case("isclose", lambda M, x, y: M.isclose(x, y, rtol=0, atol=0), special(), special(),
+     id="exact")
+case("allclose", lambda M, x, y: M.allclose(x, y), R(3, 4), R(3, 4), id="equal")
+case("allclose", lambda M, x, y: x.allclose(y + 1e-3), R(3, 4), R(3, 4), id="far")
+case("allclose", lambda M, x, y: M.allclose(x, y, equal_nan=True), special(), special(),
+     id="nan")
+for _w in (0.25, 0.75, -1.0, 2.0):
+    case("lerp", lambda M, x, y, w=_w: M.lerp(x, y, w), R(3, 4), R(4, seed=1),
+         np_fn=lambda x, y, w=_w: x + w * (y - x), id=f"scalar-{_w}")
+case("lerp", lambda M, x, y, w: M.lerp(x, y, w), R(3, 4, dtype="float64"),
+     R(4, dtype="float64", seed=1), R(3, 1, dtype="float64", seed=2, lo=-1, hi=2),
+     np_fn=lambda x, y, w: x + w * (y - x), id="tensor-weight")
+case("lerp", lambda M, x, y, w: x.lerp(y, w), R(2, 3, dtype="float16"),
+     R(2, 3, dtype="float16", seed=1), R(dtype="float16", seed=2), id="method-0d-weight")
+case("clamp", lambda M, x, lo, hi: M.clamp(x, lo, hi), R(3, 4), R(4, seed=1, lo=-3, hi=0),
+     R(3, 1, seed=2, lo=0, hi=3), np_fn=lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi),
+     id="tensor-bounds")
+
 # ---------------------------------------------------------------- running the registry
 
 # The names of API.md's "Operations" section, each of which must have a case above.
@@ -708,6 +779,9 @@ API_OPERATIONS = [
     "softmax", "log_softmax", "view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze",
     "permute", "transpose", "expand", "expand_as", "broadcast_to", "contiguous", "cat", "stack",
     "split", "chunk", "flip", "broadcast_shapes",
+    "erf", "erfc", "erfinv", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh",
+    "atan2", "arctan2", "hypot", "copysign", "fmod", "bitwise_left_shift",
+    "bitwise_right_shift", "isclose", "allclose", "lerp",
 ]
 
 

@@ -16,6 +16,8 @@ from .device import device
 from .elementwise import *  # noqa: F401,F403
 from .elementwise import __all__ as _elementwise_all
 from .indexing import gather, index_select, masked_fill, nonzero
+from .mathops import *  # noqa: F401,F403
+from .mathops import __all__ as _mathops_all
 from .mode import (
     eager,
     enable_grad,
@@ -37,6 +39,7 @@ from .tensor import Size, Tensor
 # methods, bound before this, need no check
 _TENSOR_FIRST = [n for n in _reductions_all + _shape_all
                  if n not in ("cat", "concat", "stack", "broadcast_shapes")] + [
+    n for n in _mathops_all if n not in ("bitwise_left_shift", "bitwise_right_shift")] + [
     "gather", "index_select", "masked_fill", "nonzero"]
 for _name in _TENSOR_FIRST:
     globals()[_name] = tensor_first(globals()[_name])
@@ -60,4 +63,4 @@ __all__ = (["Tensor", "Size", "device", "realize", "compile", "explain", "GraphB
             "no_grad", "set_eager", "set_grad_enabled", "gather", "index_select",
             "masked_fill", "nonzero", "get_printoptions", "printoptions", "set_printoptions"]
            + _creation_all + [n for n in _elementwise_all if n != "as_operand"]
-           + _reductions_all + _shape_all)
+           + _reductions_all + _shape_all + _mathops_all)

@@ -15,7 +15,7 @@ from ..ir import build as b
 from ..ir.node import Node, node
 from ..ir.ops import Op
 from ..runtime.context import current, swap_eager, swap_grad
-from . import elementwise
+from . import elementwise, mathops
 from .autograd import base_flat, record
 from .data import check_scalar
 from .storage import realize_storages
@@ -202,12 +202,18 @@ def _direct_build(x: Tensor, fn, args, kwargs):
 
 
 _NAMES: dict = {}  # fn -> the name of its in-place record
-_DIVISIONS = (elementwise.floor_divide, elementwise.remainder, elementwise.div)
+_DIVISIONS = (elementwise.floor_divide, elementwise.remainder, elementwise.div, mathops.fmod)
 
 # fn -> the form it takes when autograd records the write (the build runs without
 # grad, where `clamp` leaves out what its gradient needs)
 _GRADED = {elementwise.clamp: elementwise.clamp_graded,
            elementwise.relu: elementwise.relu_graded}
+
+
+# fn -> (how many tensor operands come first, the record's name when one more is a tensor)
+_BY_TENSOR = {elementwise.lerp: (1, "LerpBackward1"), mathops.fmod: (0, "FmodBackward1"),
+              mathops.copysign: (0, "CopysignBackward0")}
+_NAMES_BY_NUMBER = {mathops.copysign: "CopysignBackward1"}
 
 
 def inplace_op(x: Tensor, fn, *args, name: str | None = None, **kwargs) -> Tensor:
@@ -220,7 +226,7 @@ def inplace_op(x: Tensor, fn, *args, name: str | None = None, **kwargs) -> Tenso
         # holding a value that can never be computed
         elementwise.check_int_divisor(x, args[0], now=True)
     if name is None:
-        name = _NAMES.get(fn)
+        name = _NAMES.get(fn) or _NAMES_BY_NUMBER.get(fn)
         if name is None:
             name = _NAMES[fn] = fn.__name__.capitalize().rstrip("_") + "Backward0"
     if fn is elementwise.clamp:
@@ -233,6 +239,8 @@ def inplace_op(x: Tensor, fn, *args, name: str | None = None, **kwargs) -> Tenso
         name = "DivBackward2"
     elif fn is elementwise.pow and others:
         name = "PowBackward1"
+    elif fn in _BY_TENSOR and others[_BY_TENSOR[fn][0]:]:
+        name = _BY_TENSOR[fn][1]  # PyTorch's record by a tensor operand
     elif fn is _masked_fill():
         name = f"MaskedFillBackward{int(bool(others[1:]))}"
     if fn is _masked_fill() and x._view.has_overlap():
@@ -356,4 +364,7 @@ INPLACE_METHODS = ["add", "sub", "mul", "div", "pow", "neg", "abs", "sqrt", "rsq
                    "square", "remainder", "floor_divide", "maximum", "minimum", "lerp",
                    "nan_to_num", "logical_not", "bitwise_not", "bitwise_and", "bitwise_or",
                    "bitwise_xor", "masked_fill", "multiply", "divide", "negative", "exp2",
-                   "log2", "log10", "erf", "erfc", "erfinv"]
+                   "log2", "log10", "erf", "erfc", "erfinv", "asin", "acos", "atan", "sinh", "cosh",
+                   "asinh", "acosh", "atanh", "arcsin", "arccos", "arctan", "arcsinh",
+                   "arccosh", "arctanh", "atan2", "arctan2", "hypot", "copysign", "fmod",
+                   "bitwise_left_shift", "bitwise_right_shift"]

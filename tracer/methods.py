@@ -12,7 +12,7 @@ from ..ir import build as b
 from ..ir import dtypes as dt
 from ..ir.node import Node, node
 from ..ir.ops import Op
-from . import autograd, elementwise, indexing, inplace, reductions, shape
+from . import autograd, elementwise, indexing, inplace, mathops, reductions, shape
 from .device import check_device
 from .elementwise import laid_out
 from .tensor import Tensor, _new, result
@@ -23,6 +23,7 @@ _FUNCTION_METHODS = {
     reductions: [n for n in reductions.__all__],
     shape: [n for n in shape.__all__ if n not in ("cat", "concat", "stack")],
     indexing: ["index_select", "masked_fill", "gather", "nonzero"],
+    mathops: mathops.__all__,
 }
 
 for _module, _names in _FUNCTION_METHODS.items():
@@ -30,7 +31,7 @@ for _module, _names in _FUNCTION_METHODS.items():
         setattr(Tensor, _name, getattr(_module, _name))
 
 for _name in inplace.INPLACE_METHODS:
-    _module = elementwise if hasattr(elementwise, _name) else indexing
+    _module = next(m for m in (elementwise, mathops, indexing) if hasattr(m, _name))
     setattr(Tensor, _name + "_", inplace._make_inplace(_name, _module))
 
 Tensor.copy_ = inplace.copy_
@@ -79,6 +80,10 @@ _OPERATORS = {
     "__and__": elementwise.bitwise_and, "__rand__": _swap(elementwise.bitwise_and),
     "__or__": elementwise.bitwise_or, "__ror__": _swap(elementwise.bitwise_or),
     "__xor__": elementwise.bitwise_xor, "__rxor__": _swap(elementwise.bitwise_xor),
+    "__lshift__": mathops.bitwise_left_shift,
+    "__rlshift__": _swap(mathops.bitwise_left_shift),
+    "__rshift__": mathops.bitwise_right_shift,
+    "__rrshift__": _swap(mathops.bitwise_right_shift),
     "__eq__": elementwise.eq, "__ne__": elementwise.ne, "__lt__": elementwise.lt,
     "__le__": elementwise.le, "__gt__": elementwise.gt, "__ge__": elementwise.ge,
     "__neg__": elementwise.neg, "__abs__": elementwise.abs,
@@ -87,6 +92,8 @@ _OPERATORS = {
     "__imul__": _inplace_operator("mul_"), "__itruediv__": _inplace_operator("div_"),
     "__ifloordiv__": _inplace_operator("floor_divide_"),
     "__imod__": _inplace_operator("remainder_"),
+    "__ilshift__": _inplace_operator("bitwise_left_shift_"),
+    "__irshift__": _inplace_operator("bitwise_right_shift_"),
 }
 for _name, _fn in _OPERATORS.items():
     setattr(Tensor, _name, _fn)

@@ -321,6 +321,30 @@ def _cumsum_vjp(n, g):
     return [node(Op.FLIP, (node(Op.CUMSUM, (node(Op.FLIP, (g,), axis),), n.arg),), axis)]
 
 
+def _square(x: Node) -> Node:
+    return node(Op.MUL, (x, x))
+
+
+def _rsqrt(x: Node) -> Node:
+    return node(Op.RECIP, (node(Op.SQRT, (x,)),))
+
+
+def _atan2_vjp(n, g):
+    x, y = n.inputs
+    # NOTE: PyTorch zeroes the infinite 1 / (x^2 + y^2) at the origin: the gradient is 0
+    square = _add(_square(x), _square(y))
+    recip = b.where(node(Op.EQ, (square, _c(square, 0))), _c(square, 0),
+                    node(Op.RECIP, (square,)))
+    return [_mul(g, _mul(y, recip)), _mul(g, _mul(_neg(x), recip))]
+
+
+def _copysign_vjp(n, g):
+    """PyTorch's: g * (result / x), 0 where x == 0; the sign source gets 0."""
+    x, y = n.inputs
+    ratio = b.where(node(Op.EQ, (x, _c(x, 0))), _c(x, 0), _div(n, x))
+    return [_mul(g, ratio), _zeros_like(y)]
+
+
 def _erf_slope(x: Node) -> Node:
     """erf'(x) = 2 / sqrt(pi) * exp(-x^2), PyTorch's formula."""
     return _mul(_c(x, 2 / math.sqrt(math.pi)), node(Op.EXP, (_neg(_mul(x, x)),)))
@@ -355,6 +379,15 @@ VJP = {
     Op.EXP2: lambda n, g: [_mul(_mul(g, n), _c(n, math.log(2)))],  # torch's g * 2^x * ln 2
     Op.RECIP: lambda n, g: [_neg(_mul(g, _mul(n, n)))],
     Op.NOT: _none,
+    # PyTorch's formulas (derivatives.yaml)
+    Op.ASIN: lambda n, g: [_mul(g, _rsqrt(_sub(_c(n, 1), _square(n.inputs[0]))))],
+    Op.ACOS: lambda n, g: [_neg(_mul(g, _rsqrt(_sub(_c(n, 1), _square(n.inputs[0])))))],
+    Op.ATAN: lambda n, g: [_div(g, _add(_square(n.inputs[0]), _c(n, 1)))],
+    Op.SINH: lambda n, g: [_mul(g, node(Op.COSH, n.inputs))],
+    Op.COSH: lambda n, g: [_mul(g, node(Op.SINH, n.inputs))],
+    Op.ASINH: lambda n, g: [_mul(g, _rsqrt(_add(_square(n.inputs[0]), _c(n, 1))))],
+    Op.ACOSH: lambda n, g: [_mul(g, _rsqrt(_sub(_square(n.inputs[0]), _c(n, 1))))],
+    Op.ATANH: lambda n, g: [_mul(g, node(Op.RECIP, (_sub(_c(n, 1), _square(n.inputs[0])),)))],
     Op.ERF: lambda n, g: [_mul(g, _erf_slope(n.inputs[0]))],
     Op.ERFC: lambda n, g: [_neg(_mul(g, _erf_slope(n.inputs[0])))],
     # torch's g * sqrt(pi) / 2 * exp(erfinv(x) ** 2)
@@ -372,6 +405,11 @@ VJP = {
     Op.AND: _none, Op.OR: _none, Op.XOR: _none, Op.FLOORDIV: _zero,
     # NOTE: floor(x / y) is not x // y at infinities (1 // -inf is -1, inf // 1 NaN)
     Op.MOD: lambda n, g: [g, _neg(_mul(g, node(Op.FLOORDIV, n.inputs)))],
+    Op.ATAN2: _atan2_vjp,
+    Op.HYPOT: lambda n, g: [_mul(g, _div(n.inputs[0], n)), _mul(g, _div(n.inputs[1], n))],
+    Op.COPYSIGN: _copysign_vjp,
+    Op.FMOD: lambda n, g: [g, _neg(_mul(g, node(Op.TRUNC, (_div(*n.inputs),))))],
+    Op.SHL: _none, Op.SHR: _none,
     Op.WHERE: lambda n, g: [None, b.where(n.inputs[0], g, _c(g, 0)),
                             b.where(n.inputs[0], _c(g, 0), g)],
     Op.RESHAPE: lambda n, g: [b.reshape(g, n.inputs[0].shape)],
