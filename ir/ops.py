@@ -27,6 +27,7 @@ TAKE           axis: out = x.shape[:axis] + idx.shape + x.shape[axis+1:]
 SCATTER[_ADD]  axis: inputs (dest, idx, src), src shaped as TAKE's output
 ARGSORT        (axis, descending): a stable sort's indices, int64
 CUMSUM         axis
+SCAN           (axis, kind): a running "prod", "max", "min" or "logsumexp" along axis
 =============  ============================================================
 """
 
@@ -122,6 +123,7 @@ class Op(Enum):
     SCATTER_ADD = auto()
     ARGSORT = auto()
     CUMSUM = auto()
+    SCAN = auto()
 
     def __repr__(self) -> str:
         return f"Op.{self.name}"
@@ -144,4 +146,4 @@ ELEMENTWISE = UNARY | BINARY | {Op.WHERE}
 MOVEMENT = frozenset({Op.RESHAPE, Op.PERMUTE, Op.EXPAND, Op.SLICE, Op.FLIP,
                       Op.AS_STRIDED})
 REDUCE = frozenset({Op.REDUCE_SUM, Op.REDUCE_PROD, Op.REDUCE_MAX, Op.REDUCE_MIN})
-EXTERN = frozenset({Op.TAKE, Op.SCATTER, Op.SCATTER_ADD, Op.ARGSORT, Op.CUMSUM})
+EXTERN = frozenset({Op.TAKE, Op.SCATTER, Op.SCATTER_ADD, Op.ARGSORT, Op.CUMSUM, Op.SCAN})

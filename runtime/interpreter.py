@@ -183,6 +183,20 @@ def _cumsum(n, x):
     return out
 
 
+_SCANS = {"prod": None, "max": np.maximum, "min": np.minimum, "logsumexp": np.logaddexp}
+
+
+def _scan(n, x):
+    """A running product (in the accumulation dtype), maximum, minimum (NaN
+    propagates) or log-sum-exp along the axis."""
+    axis, kind = n.arg
+    if kind == "prod":
+        return np.cumprod(x, axis=axis, dtype=_acc(n))
+    if kind == "logsumexp":
+        x = x.astype(_acc(n), copy=False)
+    return _SCANS[kind].accumulate(x, axis=axis)
+
+
 def _int_div(fn):
     """floor_divide / remainder; integers by zero raise, as in torch (NumPy gives 0)."""
     def rule(n, a, b):
@@ -269,6 +283,7 @@ IMPL = {
     Op.SCATTER_ADD: _scatter(True),
     Op.ARGSORT: _argsort,
     Op.CUMSUM: _cumsum,
+    Op.SCAN: _scan,
 }
 
 

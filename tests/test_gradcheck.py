@@ -520,6 +520,18 @@ CASES = {
     "clamp[tensor min and max]": (lambda m, x, lo, hi: m.clamp(x, lo, hi - 0.5),
                                   [(3, 4), (4,), (3, 1)], ["distinct", "unit", "pos"]),
     "asin_": (lambda m, x: (x * 1).asin_(), [(3, 4)], "unit"),
+    # -- scans, selections, triangles
+    "cumprod": (lambda m, x: m.cumprod(x, 1), [(3, 4)], "any"),
+    "cumprod[one zero]": (lambda m, x: x.cumprod(0), [(5,)], "zero1"),
+    "cumprod[two zeros]": (lambda m, x: x.cumprod(-1), [(2, 5)], "zero2"),
+    "logcumsumexp": (lambda m, x: m.logcumsumexp(x, 0), [(4, 3)], "any"),
+    "cummax": (lambda m, x: m.cummax(x, 1)[0], [(3, 4)], "distinct"),
+    "cummin": (lambda m, x: x.cummin(0)[0], [(4, 3)], "distinct"),
+    "topk": (lambda m, x: m.topk(x, 2)[0], [(3, 5)], "distinct"),
+    "kthvalue": (lambda m, x: m.kthvalue(x, 2, 0)[0], [(4, 3)], "distinct"),
+    "tril": (lambda m, x: m.tril(x, 1), [(2, 3, 4)], "any"),
+    "triu": (lambda m, x: x.triu(), [(3, 4)], "any"),
+    "diag[method]": (lambda m, x: x.diag(1), [(3, 4)], "any"),
 }
 
 def _words(text: str) -> list[str]:

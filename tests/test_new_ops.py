@@ -58,6 +58,16 @@ def test_special_functions_compile_and_fuse(fn):
     "M.lerp(M.tensor([1.0]), M.tensor([1.0], dtype=M.float64), 0.5)",
     "M.lerp(M.tensor([1.0]), M.tensor([1.0]), M.tensor([1.0], dtype=M.float64))",
     "M.asin(0.5)",
+    "M.tril(M.ones(3))",
+    "M.ones(3).triu()",
+    "M.topk(M.ones(3), 4)",
+    "M.topk(M.ones(3), -1)",
+    "M.kthvalue(M.ones(3), 4)",
+    "M.kthvalue(M.ones(2, 3), 0, 1)",
+    "M.logcumsumexp(M.tensor([1, 2]), 0)",
+    "M.cumprod(M.ones(3), 1)",
+    "M.cummax(M.ones(3), 2)",
+    "M.ones(2, 2, 2).diag()",
 ])
 def test_errors_match_torch(expr):
     with pytest.raises(Exception) as want:

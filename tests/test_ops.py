@@ -765,6 +765,47 @@ case("clamp", lambda M, x, lo, hi: M.clamp(x, lo, hi), R(3, 4), R(4, seed=1, lo=
      R(3, 1, seed=2, lo=0, hi=3), np_fn=lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi),
      id="tensor-bounds")
 
+# ---------------------------------------------------------------- scans, selections, triangles
+for _d in ("float32", "float64", "int64", "int32", "bool", "float16"):
+    case("cumprod", lambda M, x: M.cumprod(x, 1), R(3, 5, dtype=_d, lo=-2, hi=2), id=_d)
+    case("cummax", lambda M, x: M.cummax(x, 1), R(3, 6, dtype=_d, lo=-2, hi=2), id=_d)
+    case("cummin", lambda M, x: x.cummin(0), R(6, 3, dtype=_d, lo=-2, hi=2), id=_d)
+    case("tril", lambda M, x: M.tril(x), R(3, 4, dtype=_d), id=_d)
+    case("triu", lambda M, x: x.triu(-1), R(2, 3, 4, dtype=_d), id=_d)
+    if _d != "bool":
+        case("topk", lambda M, x: M.topk(x, 2), R(3, 5, dtype=_d, lo=-50, hi=50), id=_d)
+        case("kthvalue", lambda M, x: M.kthvalue(x, 2, 0), R(4, 3, dtype=_d, lo=-50, hi=50),
+             id=_d)
+for _d in ("float32", "float64", "float16", "bfloat16"):
+    case("logcumsumexp", lambda M, x: M.logcumsumexp(x, -1), R(3, 5, dtype=_d), id=_d)
+for _shape in [(), (0, 3), (4, 0)]:
+    case("cumprod", lambda M, x: M.cumprod(x, 0), R(*_shape), id=f"{_shape}")
+    case("cummax", lambda M, x: M.cummax(x, 0), R(*_shape), id=f"{_shape}")
+    case("logcumsumexp", lambda M, x: M.logcumsumexp(x, 0), R(*_shape), id=f"{_shape}")
+case("cumprod", lambda M, x: M.cumprod(x, 0, dtype=M.float64), R(5, dtype="int32"),
+     id="dtype")
+case("cumprod", lambda M, x: x.cumprod(0), np.array([2.0, 0.0, 3.0, np.nan, np.inf]),
+     id="special")
+case("cummax", lambda M, x: M.cummax(x, 0), special(), id="special")
+case("cummin", lambda M, x: M.cummin(x, 0), special()[::-1].copy(), id="special")
+case("cummax", lambda M, x: M.cummax(x, 0), np.array([1, 3, 3, 2, 3]), id="ties-latest")
+case("logcumsumexp", lambda M, x: M.logcumsumexp(x, 0),
+     np.array([-1000.0, 0.0, 1000.0, -np.inf, np.inf, np.nan]), id="extremes")
+case("topk", lambda M, x: M.topk(x, 3, dim=0, largest=False), R(5, 2, lo=-50, hi=50),
+     id="smallest")
+case("topk", lambda M, x: M.topk(x, 4), np.array([1.0, np.nan, 3.0, -np.inf, 2.0, np.inf]),
+     id="nan-largest")
+case("topk", lambda M, x: x.topk(1), R(), id="0d")
+case("topk", lambda M, x: M.topk(x, 0), R(3, 4), id="k0")
+case("kthvalue", lambda M, x: M.kthvalue(x, 3, keepdim=True), R(2, 5, lo=-50, hi=50),
+     id="keepdim")
+case("kthvalue", lambda M, x: x.kthvalue(1), R(), id="0d")
+case("tril", lambda M, x: M.tril(x, 2), R(3, 5), id="diagonal")
+case("triu", lambda M, x: M.triu(x, -5), R(3, 5), id="all")
+case("tril", lambda M, x: M.tril(x), R(0, 3), id="empty")
+case("diag", lambda M, x: x.diag(), R(3, 4), id="method-2d")
+case("diag", lambda M, x: x.diag(-1), R(3), id="method-1d")
+
 # ---------------------------------------------------------------- running the registry
 
 # The names of API.md's "Operations" section, each of which must have a case above.
@@ -781,7 +822,8 @@ API_OPERATIONS = [
     "split", "chunk", "flip", "broadcast_shapes",
     "erf", "erfc", "erfinv", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh",
     "atan2", "arctan2", "hypot", "copysign", "fmod", "bitwise_left_shift",
-    "bitwise_right_shift", "isclose", "allclose", "lerp",
+    "bitwise_right_shift", "isclose", "allclose", "lerp", "cumprod", "cummax", "cummin",
+    "logcumsumexp", "topk", "kthvalue", "tril", "triu", "diag",
 ]
 
 

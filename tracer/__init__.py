@@ -30,6 +30,8 @@ from .mode import (
 from .printing import get_printoptions, printoptions, set_printoptions
 from .reductions import *  # noqa: F401,F403
 from .reductions import __all__ as _reductions_all
+from .scans import *  # noqa: F401,F403
+from .scans import __all__ as _scans_all
 from .shape import *  # noqa: F401,F403
 from .shape import __all__ as _shape_all
 from .storage import realize_storages
@@ -40,6 +42,7 @@ from .tensor import Size, Tensor
 _TENSOR_FIRST = [n for n in _reductions_all + _shape_all
                  if n not in ("cat", "concat", "stack", "broadcast_shapes")] + [
     n for n in _mathops_all if n not in ("bitwise_left_shift", "bitwise_right_shift")] + [
+    *_scans_all,
     "gather", "index_select", "masked_fill", "nonzero"]
 for _name in _TENSOR_FIRST:
     globals()[_name] = tensor_first(globals()[_name])
@@ -63,4 +66,4 @@ __all__ = (["Tensor", "Size", "device", "realize", "compile", "explain", "GraphB
             "no_grad", "set_eager", "set_grad_enabled", "gather", "index_select",
             "masked_fill", "nonzero", "get_printoptions", "printoptions", "set_printoptions"]
            + _creation_all + [n for n in _elementwise_all if n != "as_operand"]
-           + _reductions_all + _shape_all + _mathops_all)
+           + _reductions_all + _shape_all + _mathops_all + _scans_all)

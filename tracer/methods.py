@@ -12,7 +12,17 @@ from ..ir import build as b
 from ..ir import dtypes as dt
 from ..ir.node import Node, node
 from ..ir.ops import Op
-from . import autograd, elementwise, indexing, inplace, mathops, reductions, shape
+from . import (
+    autograd,
+    creation,
+    elementwise,
+    indexing,
+    inplace,
+    mathops,
+    reductions,
+    scans,
+    shape,
+)
 from .device import check_device
 from .elementwise import laid_out
 from .tensor import Tensor, _new, result
@@ -24,6 +34,8 @@ _FUNCTION_METHODS = {
     shape: [n for n in shape.__all__ if n not in ("cat", "concat", "stack")],
     indexing: ["index_select", "masked_fill", "gather", "nonzero"],
     mathops: mathops.__all__,
+    scans: scans.__all__,
+    creation: ["diag"],
 }
 
 for _module, _names in _FUNCTION_METHODS.items():
@@ -31,7 +43,7 @@ for _module, _names in _FUNCTION_METHODS.items():
         setattr(Tensor, _name, getattr(_module, _name))
 
 for _name in inplace.INPLACE_METHODS:
-    _module = next(m for m in (elementwise, mathops, indexing) if hasattr(m, _name))
+    _module = next(m for m in (elementwise, mathops, scans, indexing) if hasattr(m, _name))
     setattr(Tensor, _name + "_", inplace._make_inplace(_name, _module))
 
 Tensor.copy_ = inplace.copy_

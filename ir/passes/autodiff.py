@@ -350,6 +350,58 @@ def _erf_slope(x: Node) -> Node:
     return _mul(_c(x, 2 / math.sqrt(math.pi)), node(Op.EXP, (_neg(_mul(x, x)),)))
 
 
+def _reverse_cumsum(x: Node, axis: int) -> Node:
+    return node(Op.FLIP, (node(Op.CUMSUM, (node(Op.FLIP, (x,), (axis,)),), axis),), (axis,))
+
+
+def _cumprod_grad(x: Node, y: Node, g: Node, axis: int) -> Node:
+    """PyTorch's cumprod gradient, exact with zeros: before x's first zero along the
+    axis, sum_{i>=j} g_i y_i / x_j; at the first zero, the same sum over the running
+    product that skips it; after it, 0 (every product there holds that zero)."""
+    from ..dtypes import int64
+    is_zero = node(Op.EQ, (x, _c(x, 0)))
+    zeros_so_far = node(Op.CUMSUM, (b.cast(is_zero, int64),), axis)
+    before = node(Op.EQ, (zeros_so_far, _c(zeros_so_far, 0)))
+    first = node(Op.AND, (is_zero, node(Op.EQ, (zeros_so_far, _c(zeros_so_far, 1)))))
+    plain = _div(_reverse_cumsum(_mul(g, y), axis), x)
+    skipped = node(Op.SCAN, (b.where(first, _c(x, 1), x),), (axis, "prod"))
+    at_first = _reverse_cumsum(_mul(g, skipped), axis)
+    return b.where(before, plain, b.where(first, at_first, _c(x, 0)))
+
+
+# the lowest finite value of each float dtype (PyTorch's numeric_limits::lowest)
+_LOWEST = {"float64": -1.7976931348623157e308, "float32": -3.4028234663852886e38,
+           "float16": -65504.0, "bfloat16": -3.3895313892515355e38}
+
+
+def _logcumsumexp_grad(x: Node, y: Node, g: Node, axis: int) -> Node:
+    """PyTorch's logcumsumexp gradient: the positive and negative parts of g, each
+    summed in log space (a reverse logcumsumexp), so that nothing overflows."""
+    def reverse_lcse(v):
+        return node(Op.FLIP, (node(Op.SCAN, (node(Op.FLIP, (v,), (axis,)),),
+                                   (axis, "logsumexp")),), (axis,))
+    lowest = _c(g, _LOWEST[g.dtype.name])
+    log_abs = node(Op.LOG, (node(Op.ABS, (g,)),))
+    positive = b.where(node(Op.LT, (_c(g, 0), g)), log_abs, lowest)
+    negative = b.where(node(Op.LT, (g, _c(g, 0))), log_abs, lowest)
+    pos = node(Op.EXP, (_add(reverse_lcse(_sub(positive, y)), x),))
+    neg = node(Op.EXP, (_add(reverse_lcse(_sub(negative, y)), x),))
+    return _sub(pos, neg)
+
+
+def _scan_vjp(n, g):
+    """prod and logsumexp scans: PyTorch's formulas. max and min scans carry no
+    gradient: cummax/cummin gather their values by index (tracer/scans.py), so the
+    gradient flows through the gather, as PyTorch's scatter-adds it."""
+    axis, kind = n.arg
+    (x,) = n.inputs
+    if kind == "prod":
+        return [_cumprod_grad(x, n, g, axis)]
+    if kind == "logsumexp":
+        return [_logcumsumexp_grad(x, n, g, axis)]
+    return [None]
+
+
 def _cast_vjp(n, g):
     x = n.inputs[0]
     return [b.cast(g, x.dtype) if x.dtype.is_floating_point else None]
@@ -429,6 +481,7 @@ VJP = {
     Op.SCATTER_ADD: _scatter_vjp,
     Op.ARGSORT: _none,
     Op.CUMSUM: _cumsum_vjp,
+    Op.SCAN: _scan_vjp,
 }
 
 
