@@ -135,3 +135,34 @@ def test_isclose_broadcasts_and_keeps_infinities():
     a = em.tensor([[math.inf], [1.0]])
     b = em.tensor([math.inf, -math.inf, 1.0 + 1e-9])
     assert em.isclose(a, b).tolist() == [[True, False, False], [False, False, True]]
+
+
+# ---------------------------------------------------------------- axis= as dim=
+
+AXIS_CALLS = [
+    "x.sum(axis=1)", "M.sum(x, axis=0, keepdims=True)", "x.mean(axis=(0, 1))",
+    "M.max(x, axis=1).values", "x.min(axis=0, keepdim=True).indices", "x.amax(axis=1)",
+    "M.amin(x, axis=0)", "x.std(axis=1)", "M.var(x, axis=0, keepdims=True)", "x.prod(axis=1)",
+    "M.argmax(x, axis=1)", "x.argmin(axis=0)", "M.cumsum(x, axis=1)", "x.cumprod(axis=0)",
+    "M.any(x > 0, axis=1)", "(x > 0).all(axis=0)", "M.logsumexp(x, axis=1)",
+    "x.softmax(axis=0)", "M.cat([x, x], axis=1)", "M.stack([x, x], axis=2)",
+    "x.unsqueeze(axis=0)", "M.topk(x, 2, axis=0).values", "x.median(axis=1).values",
+    "M.cummax(x, axis=1).indices", "x.norm(dim=1)",
+]
+
+
+@needs_torch
+@pytest.mark.parametrize("expr", AXIS_CALLS)
+def test_axis_is_an_alias_of_dim(expr):
+    a = np.random.default_rng(0).standard_normal((3, 4))
+    got = eval(expr, {"M": em, "x": em.tensor(a)})
+    want = eval(expr, {"M": torch, "x": torch.tensor(a)})
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-12)
+    assert tuple(got.shape) == tuple(want.shape)
+
+
+def test_axis_and_dim_together_are_refused():
+    with pytest.raises(TypeError, match="'dim' and its alias 'axis'"):
+        em.ones(2, 3).sum(dim=0, axis=1)
+    with pytest.raises(TypeError, match="'keepdim' and its alias 'keepdims'"):
+        em.mean(em.ones(2, 3), 0, keepdim=True, keepdims=True)

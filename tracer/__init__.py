@@ -7,7 +7,7 @@ nothing below it imports it.
 """
 
 from . import methods as _methods  # noqa: F401  (attaches Tensor methods)
-from .arguments import tensor_first, tensor_sequence
+from .arguments import numpy_names, tensor_first, tensor_sequence
 from .autograd import backward, grad, grad_of, value_and_grad
 from .compile import GraphBreak, compile, explain
 from .creation import *  # noqa: F401,F403
@@ -48,6 +48,9 @@ for _name in _TENSOR_FIRST:
     globals()[_name] = tensor_first(globals()[_name])
 for _name in ("cat", "concat", "stack"):
     globals()[_name] = tensor_sequence(globals()[_name])
+for _name in _reductions_all + _shape_all + _mathops_all + _scans_all + _elementwise_all + [
+        "gather", "index_select"]:
+    globals()[_name] = numpy_names(globals()[_name])
 
 
 def realize(*tensors: Tensor) -> tuple:

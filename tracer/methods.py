@@ -23,6 +23,7 @@ from . import (
     scans,
     shape,
 )
+from .arguments import numpy_names
 from .device import check_device
 from .elementwise import laid_out
 from .tensor import Tensor, _new, result
@@ -40,7 +41,7 @@ _FUNCTION_METHODS = {
 
 for _module, _names in _FUNCTION_METHODS.items():
     for _name in _names:
-        setattr(Tensor, _name, getattr(_module, _name))
+        setattr(Tensor, _name, numpy_names(getattr(_module, _name)))
 
 for _name in inplace.INPLACE_METHODS:
     _module = next(m for m in (elementwise, mathops, scans, indexing) if hasattr(m, _name))
