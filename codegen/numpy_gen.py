@@ -95,7 +95,7 @@ VIEW = {
 }
 # run through the reference interpreter's rule (`_extern`)
 EXTERN_OPS = {Op.TAKE, Op.SCATTER, Op.SCATTER_ADD, Op.ARGSORT, Op.CUMSUM, Op.WRITE, Op.RAND,
-              Op.ARANGE, Op.SCAN}
+              Op.ARANGE, Op.SCAN, Op.SCATTER_REDUCE}
 
 
 def covered_ops() -> set[Op]:

@@ -241,6 +241,7 @@ INFER.update({
     Op.SLICE: _slice, Op.FLIP: _same, Op.AS_STRIDED: _as_strided, Op.WRITE: _write,
     Op.MATMUL: _matmul, Op.TAKE: _take, Op.SCATTER: _scatter, Op.SCATTER_ADD: _scatter,
     Op.ARGSORT: _argsort, Op.CUMSUM: _same, Op.SCAN: _same,
+    Op.SCATTER_REDUCE: _scatter,
 })
 
 

@@ -25,6 +25,8 @@ REDUCE_*       tuple of axes (the output keeps them with size 1)
 MATMUL         None: inputs (..., m, k) and (..., k, n) with equal batch dims
 TAKE           axis: out = x.shape[:axis] + idx.shape + x.shape[axis+1:]
 SCATTER[_ADD]  axis: inputs (dest, idx, src), src shaped as TAKE's output
+SCATTER_REDUCE (axis, kind, include_self): as SCATTER_ADD, combining by "prod", "amax"
+               or "amin"; without include_self the written positions start from none
 ARGSORT        (axis, descending): a stable sort's indices, int64
 CUMSUM         axis
 SCAN           (axis, kind): a running "prod", "max", "min" or "logsumexp" along axis
@@ -124,6 +126,7 @@ class Op(Enum):
     ARGSORT = auto()
     CUMSUM = auto()
     SCAN = auto()
+    SCATTER_REDUCE = auto()
 
     def __repr__(self) -> str:
         return f"Op.{self.name}"
@@ -146,4 +149,5 @@ ELEMENTWISE = UNARY | BINARY | {Op.WHERE}
 MOVEMENT = frozenset({Op.RESHAPE, Op.PERMUTE, Op.EXPAND, Op.SLICE, Op.FLIP,
                       Op.AS_STRIDED})
 REDUCE = frozenset({Op.REDUCE_SUM, Op.REDUCE_PROD, Op.REDUCE_MAX, Op.REDUCE_MIN})
-EXTERN = frozenset({Op.TAKE, Op.SCATTER, Op.SCATTER_ADD, Op.ARGSORT, Op.CUMSUM, Op.SCAN})
+EXTERN = frozenset({Op.TAKE, Op.SCATTER, Op.SCATTER_ADD, Op.ARGSORT, Op.CUMSUM, Op.SCAN,
+                    Op.SCATTER_REDUCE})

@@ -80,6 +80,31 @@ def _scatter(accumulate):
     return rule
 
 
+_COMBINE = {"prod": np.multiply, "amax": np.maximum, "amin": np.minimum}
+
+
+def _identity(kind: str, dtype: np.dtype):
+    """What a combination by `kind` starts from in `dtype`."""
+    if kind == "prod":
+        return 1
+    if dtype.kind == "f":
+        return -np.inf if kind == "amax" else np.inf
+    if dtype.kind == "b":
+        return kind == "amin"
+    info = np.iinfo(dtype)
+    return info.min if kind == "amax" else info.max
+
+
+def _scatter_reduce(n, dest, idx, src):
+    axis, kind, include_self = n.arg
+    out = np.array(dest, copy=True)
+    where = (slice(None),) * axis + (idx,)
+    if not include_self:
+        out[where] = _identity(kind, out.dtype)
+    _COMBINE[kind].at(out, where, src)
+    return out
+
+
 def _take(n, x, idx):
     size = x.shape[n.arg]
     if idx.size and (idx.min() < 0 or idx.max() >= size):
@@ -284,6 +309,7 @@ IMPL = {
     Op.ARGSORT: _argsort,
     Op.CUMSUM: _cumsum,
     Op.SCAN: _scan,
+    Op.SCATTER_REDUCE: _scatter_reduce,
 }
 
 

@@ -532,7 +532,35 @@ CASES = {
     "tril": (lambda m, x: m.tril(x, 1), [(2, 3, 4)], "any"),
     "triu": (lambda m, x: x.triu(), [(3, 4)], "any"),
     "diag[method]": (lambda m, x: x.diag(1), [(3, 4)], "any"),
+    # -- scatters (index (3, 4) into (3, 5) along 1, with repeats)
+    "scatter": (lambda m, x, s: m.scatter(x, 1, m.tensor([[0, 3], [4, 2], [1, 0]]), s[:, :2]),
+                [(3, 5), (3, 4)], "any"),
+    "scatter_add": (lambda m, x, s: x.scatter_add(1, _SCATTER_INDEX(m), s), [(3, 5), (3, 4)],
+                    "any"),
+    "scatter_reduce[sum]": (lambda m, x, s: m.scatter_reduce(x, 1, _SCATTER_INDEX(m), s, "sum",
+                                                             include_self=False),
+                            [(3, 5), (3, 4)], "any"),
+    "scatter_reduce[mean]": (lambda m, x, s: m.scatter_reduce(x, 1, _SCATTER_INDEX(m), s,
+                                                              "mean"), [(3, 5), (3, 4)], "any"),
+    "scatter_reduce[prod]": (lambda m, x, s: m.scatter_reduce(x, 1, _SCATTER_INDEX(m), s,
+                                                              "prod"), [(3, 5), (3, 4)], "any"),
+    "scatter_reduce[amax]": (lambda m, x, s: m.scatter_reduce(x, 1, _SCATTER_INDEX(m), s,
+                                                              "amax"), [(3, 5), (3, 4)],
+                             "distinct"),
+    "scatter_reduce[amin]": (lambda m, x, s: m.scatter_reduce(x, 1, _SCATTER_INDEX(m), s,
+                                                              "amin"),
+                             [(3, 5), (3, 4)], "distinct"),
+    "index_add": (lambda m, x, s: m.index_add(x, 0, m.tensor([0, 2, 0]), s, alpha=1.5),
+                  [(3, 4), (3, 4)], "any"),
+    "index_put": (lambda m, x, v: m.index_put(x, (m.tensor([0, 2, 0]),), v, accumulate=True),
+                  [(3, 4), (4,)], "any"),
+    "index_put[assign]": (lambda m, x, v: x.index_put((m.tensor([2, 0]),), v), [(3, 4), (4,)],
+                          "any"),
 }
+
+
+def _SCATTER_INDEX(m):
+    return m.tensor([[0, 1, 0, 3], [2, 2, 0, 1], [3, 3, 3, 4]])
 
 def _words(text: str) -> list[str]:
     return text.split()

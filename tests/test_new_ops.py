@@ -166,3 +166,59 @@ def test_axis_and_dim_together_are_refused():
         em.ones(2, 3).sum(dim=0, axis=1)
     with pytest.raises(TypeError, match="'keepdim' and its alias 'keepdims'"):
         em.mean(em.ones(2, 3), 0, keepdim=True, keepdims=True)
+
+
+# ---------------------------------------------------------------- scatters
+
+@needs_torch
+def test_scatter_reduce_extreme_gradient_counts_excluded_self_as_torch():
+    """PyTorch shares an amin/amax gradient with input's own equal value even with
+    include_self=False (and then drops that share): ember's gradient is PyTorch's."""
+    outs = []
+    for M in (em, torch):
+        x = M.tensor([1.0, 5.0], requires_grad=True)
+        s = M.tensor([1.0, 2.0, 1.0], requires_grad=True)
+        y = M.scatter_reduce(x, 0, M.tensor([0, 0, 0]), s, "amin", include_self=False)
+        y.sum().backward()
+        outs.append((y.tolist(), x.grad.tolist(), s.grad.tolist()))
+    assert outs[0] == outs[1]
+
+
+@pytest.mark.parametrize("fn", ["scatter_", "scatter_add_", "index_add_"])
+def test_scatter_in_place_forms_write_through_views(fn):
+    base = em.zeros(2, 4)
+    row = base[1]
+    idx = em.tensor([3, 1, 3])
+    if fn == "index_add_":
+        getattr(row, fn)(0, idx, em.ones(3))
+    else:
+        getattr(row, fn)(0, idx, em.ones(3))
+    want = [[0.0] * 4, [0.0, 1.0, 0.0, 2.0 if fn != "scatter_" else 1.0]]
+    assert base.tolist() == want
+
+
+def test_index_put_in_place_accumulates():
+    x = em.zeros(2, 3)
+    assert x.index_put_((em.tensor([0, 0, 1]), em.tensor([2, 2, 0])), em.tensor(1.5),
+                        accumulate=True) is x
+    assert x.tolist() == [[0.0, 0.0, 3.0], [1.5, 0.0, 0.0]]
+
+
+@needs_torch
+@pytest.mark.parametrize("expr", [
+    "M.scatter(M.zeros(3), 0, M.tensor([3]), M.ones(1))",
+    "M.scatter(M.zeros(3), 0, M.tensor([0.0]), M.ones(1))",
+    "M.scatter(M.zeros(2, 3), 1, M.tensor([0, 1]), M.ones(2))",
+    "M.scatter_add(M.zeros(2, 2), 0, M.tensor([[0, 1, 0]]), M.ones(1, 3))",
+    "M.scatter_reduce(M.zeros(3), 0, M.tensor([0]), M.ones(1), 'foo')",
+    "M.scatter(M.zeros(3), 0, M.tensor([0]), M.ones(1), reduce='max')",
+    "M.index_add(M.zeros(3, 2), 0, M.tensor([0, 1]), M.ones(3, 2))",
+    "M.index_add(M.zeros(3), 0, M.tensor([5]), M.ones(1))",
+    "M.index_put(M.zeros(3), (M.tensor([0, 1]),), M.ones(3))",
+])
+def test_scatter_errors_match_torch(expr):
+    with pytest.raises(Exception) as want:
+        eval(expr, {"M": torch})
+    with pytest.raises(type(want.value)) as got:
+        eval(expr, {"M": em}).tolist()
+    assert str(got.value).split("\n")[0] == str(want.value).split("\n")[0]

@@ -806,6 +806,41 @@ case("tril", lambda M, x: M.tril(x), R(0, 3), id="empty")
 case("diag", lambda M, x: x.diag(), R(3, 4), id="method-2d")
 case("diag", lambda M, x: x.diag(-1), R(3), id="method-1d")
 
+# ---------------------------------------------------------------- scatters
+_IDX = np.array([[0, 1, 0, 3], [2, 2, 0, 1], [3, 3, 3, 3]])
+for _d in ("float32", "float64", "int64", "int32", "float16"):
+    case("scatter", lambda M, x, s, i: M.scatter(x, 1, i, s), R(3, 5, dtype=_d),
+         R(3, 4, dtype=_d, seed=1), _IDX, id=_d)
+    case("scatter_add", lambda M, x, s, i: x.scatter_add(1, i, s), R(3, 5, dtype=_d),
+         R(3, 4, dtype=_d, seed=1), _IDX, id=_d)
+    for _red in ("sum", "prod", "mean", "amax", "amin"):
+        for _inc in (True, False):
+            case("scatter_reduce", lambda M, x, s, i, r=_red, inc=_inc: M.scatter_reduce(
+                x, 1, i, s, r, include_self=inc), R(3, 5, dtype=_d),
+                R(3, 4, dtype=_d, seed=1), _IDX, id=f"{_d}-{_red}-{_inc}")
+    case("index_add", lambda M, x, s, i: M.index_add(x, 0, i, s), R(3, 4, dtype=_d),
+         R(5, 4, dtype=_d, seed=1), np.array([0, 2, 0, 1, 2]), id=_d)
+    case("index_put", lambda M, x, v, i: M.index_put(x, (i,), v, accumulate=True),
+         R(4, 3, dtype=_d), R(3, dtype=_d, seed=1), np.array([0, 3, 0]), id=_d)
+case("scatter", lambda M, x, i: x.scatter(0, i, -2.5), R(3, 4), np.array([[0, 1, 2, 0]]),
+     id="value")
+case("scatter", lambda M, x, s, i: M.scatter(x, 1, i, s, reduce="add"), R(3, 5), R(3, 4),
+     _IDX, id="reduce-add")
+case("scatter", lambda M, x, s, i: M.scatter(x, 1, i, s, reduce="multiply"), R(3, 5), R(3, 4),
+     _IDX, id="reduce-multiply")
+case("scatter", lambda M, x, s, i: M.scatter(x, 0, i, s), R(0, 3), R(0, 3),
+     np.zeros((0, 3), np.int64), id="empty")
+case("scatter_add", lambda M, x, s, i: M.scatter_add(x, 0, i, s), R(5), R(3),
+     np.array([4, 4, 0]), id="1d")
+case("scatter_reduce", lambda M, x, s, i: M.scatter_reduce(x, 0, i, s, "amax"), special(),
+     special()[::-1].copy(), np.arange(12) % 3, id="special")
+case("index_add", lambda M, x, s, i: x.index_add(1, i, s, alpha=-2), R(3, 4), R(3, 2),
+     np.array([3, 3]), id="alpha")
+case("index_put", lambda M, x, v, i, j: M.index_put(x, (i, j), v), R(3, 4), R(2),
+     np.array([0, 2]), np.array([1, 3]), id="two-indices")
+case("index_put", lambda M, x, v, m: x.index_put((m,), v), R(4, 3), R(3),
+     np.array([True, False, True, False]), id="mask")
+
 # ---------------------------------------------------------------- running the registry
 
 # The names of API.md's "Operations" section, each of which must have a case above.
@@ -823,7 +858,8 @@ API_OPERATIONS = [
     "erf", "erfc", "erfinv", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh",
     "atan2", "arctan2", "hypot", "copysign", "fmod", "bitwise_left_shift",
     "bitwise_right_shift", "isclose", "allclose", "lerp", "cumprod", "cummax", "cummin",
-    "logcumsumexp", "topk", "kthvalue", "tril", "triu", "diag",
+    "logcumsumexp", "topk", "kthvalue", "tril", "triu", "diag", "scatter", "scatter_add",
+    "scatter_reduce", "index_add", "index_put",
 ]
 
 

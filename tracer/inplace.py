@@ -367,4 +367,5 @@ INPLACE_METHODS = ["add", "sub", "mul", "div", "pow", "neg", "abs", "sqrt", "rsq
                    "log2", "log10", "erf", "erfc", "erfinv", "asin", "acos", "atan", "sinh", "cosh",
                    "asinh", "acosh", "atanh", "arcsin", "arccos", "arctan", "arcsinh",
                    "arccosh", "arctanh", "atan2", "arctan2", "hypot", "copysign", "fmod",
-                   "bitwise_left_shift", "bitwise_right_shift", "tril", "triu"]
+                   "bitwise_left_shift", "bitwise_right_shift", "tril", "triu", "scatter",
+                   "scatter_add", "scatter_reduce", "index_add", "index_put"]

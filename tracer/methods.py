@@ -21,6 +21,7 @@ from . import (
     mathops,
     reductions,
     scans,
+    scatter,
     shape,
 )
 from .arguments import numpy_names
@@ -36,6 +37,7 @@ _FUNCTION_METHODS = {
     indexing: ["index_select", "masked_fill", "gather", "nonzero"],
     mathops: mathops.__all__,
     scans: scans.__all__,
+    scatter: scatter.__all__,
     creation: ["diag"],
 }
 
@@ -44,7 +46,7 @@ for _module, _names in _FUNCTION_METHODS.items():
         setattr(Tensor, _name, numpy_names(getattr(_module, _name)))
 
 for _name in inplace.INPLACE_METHODS:
-    _module = next(m for m in (elementwise, mathops, scans, indexing) if hasattr(m, _name))
+    _module = next(m for m in (elementwise, mathops, scans, scatter, indexing) if hasattr(m, _name))
     setattr(Tensor, _name + "_", inplace._make_inplace(_name, _module))
 
 Tensor.copy_ = inplace.copy_

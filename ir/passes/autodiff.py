@@ -402,6 +402,50 @@ def _scan_vjp(n, g):
     return [None]
 
 
+def _scatter_reduce_vjp(n, g):
+    """PyTorch's scatter_reduce gradients (over the flat form this op takes in ember)."""
+    dest, idx, src = n.inputs
+    axis, kind, include_self = n.arg
+
+    def take(v):
+        return node(Op.TAKE, (v, idx), axis)
+
+    def scatter_add(start, v):
+        return node(Op.SCATTER_ADD, (start, idx, v), axis)
+
+    if kind in ("amax", "amin"):
+        # the elements equal to the result share its gradient evenly
+        self_is = node(Op.EQ, (dest, n))
+        src_is = node(Op.EQ, (src, take(n)))
+        # NOTE: as PyTorch's, the count includes input's own value where it equals the
+        # result even without include_self (that share is then dropped)
+        count = scatter_add(b.cast(self_is, g.dtype), b.cast(src_is, g.dtype))
+        share = _div(g, count)
+        return [_unless_included(b.where(self_is, share, _c(share, 0)), idx, axis,
+                                 include_self), None,
+                b.where(src_is, take(share), _c(src, 0))]
+    # prod: g * result / x, with x's zeros handled as PyTorch does
+    dest_zero = node(Op.EQ, (dest, _c(dest, 0)))
+    masked_dest = b.where(dest_zero, _c(dest, 1), dest)
+    without_self = node(Op.SCATTER_REDUCE, (masked_dest, idx, src), n.arg)
+    g_dest = _div(_mul(g, without_self), masked_dest)
+    src_zero = node(Op.EQ, (src, _c(src, 0)))
+    zeros = take(scatter_add(_zeros_like(dest), b.cast(src_zero, dest.dtype)))
+    single = node(Op.AND, (src_zero, node(Op.EQ, (zeros, _c(zeros, 1)))))
+    skip_zero = node(Op.SCATTER_REDUCE, (dest, idx, b.where(single, _c(src, 1), src)), n.arg)
+    plain = _div(take(_mul(g, n)), b.where(src_zero, _c(src, 1), src))
+    g_src = b.where(single, take(_mul(g, skip_zero)), plain)
+    return [_unless_included(g_dest, idx, axis, include_self), None, g_src]
+
+
+def _unless_included(g_dest: Node, idx: Node, axis: int, include_self: bool) -> Node:
+    """g_dest, 0 at the written positions when the reduction left input's value out."""
+    if include_self:
+        return g_dest
+    zeros = b.zeros(g_dest.dtype, g_dest.shape[:axis] + idx.shape + g_dest.shape[axis + 1:])
+    return node(Op.SCATTER, (g_dest, idx, zeros), axis)
+
+
 def _cast_vjp(n, g):
     x = n.inputs[0]
     return [b.cast(g, x.dtype) if x.dtype.is_floating_point else None]
@@ -482,6 +526,7 @@ VJP = {
     Op.ARGSORT: _none,
     Op.CUMSUM: _cumsum_vjp,
     Op.SCAN: _scan_vjp,
+    Op.SCATTER_REDUCE: _scatter_reduce_vjp,
 }
 
 
