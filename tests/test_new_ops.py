@@ -68,6 +68,15 @@ def test_special_functions_compile_and_fuse(fn):
     "M.cumprod(M.ones(3), 1)",
     "M.cummax(M.ones(3), 2)",
     "M.ones(2, 2, 2).diag()",
+    "M.bincount(M.tensor([-1]))",
+    "M.bincount(M.tensor([[1]]))",
+    "M.bincount(M.tensor([1.0]))",
+    "M.bincount(M.tensor([1]), minlength=-1)",
+    "M.bincount(M.tensor([1, 2]), weights=M.tensor([1.0]))",
+    "M.searchsorted(M.tensor([1.0, 3.0]), M.tensor([2.0]), side='bad')",
+    "M.searchsorted(M.tensor([[1.0, 3.0]]), M.tensor([2.0]))",
+    "M.searchsorted(M.tensor([1.0, 3.0]), M.tensor([2.0]), right=True, side='left')",
+    "M.unique(M.ones(2), dim=1)",
 ])
 def test_errors_match_torch(expr):
     with pytest.raises(Exception) as want:
@@ -222,3 +231,10 @@ def test_scatter_errors_match_torch(expr):
     with pytest.raises(type(want.value)) as got:
         eval(expr, {"M": em}).tolist()
     assert str(got.value).split("\n")[0] == str(want.value).split("\n")[0]
+
+
+def test_value_dependent_ops_break_a_compiled_graph_and_still_run():
+    f = em.compile(lambda x: em.unique(x * 2) + 1)
+    with pytest.warns(UserWarning):
+        out = f(em.tensor([3, 1, 3]))
+    assert out.tolist() == [3, 7]

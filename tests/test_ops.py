@@ -841,6 +841,36 @@ case("index_put", lambda M, x, v, i, j: M.index_put(x, (i, j), v), R(3, 4), R(2)
 case("index_put", lambda M, x, v, m: x.index_put((m,), v), R(4, 3), R(3),
      np.array([True, False, True, False]), id="mask")
 
+# ---------------------------------------------------------------- value-dependent results
+for _d in ("float32", "int64", "int8", "bool", "float64"):
+    case("unique", lambda M, x: M.unique(x, return_inverse=True, return_counts=True),
+         R(4, 5, dtype=_d, lo=-3, hi=3), id=_d)
+    case("unique", lambda M, x: x.unique(dim=1, return_counts=True),
+         R(2, 6, dtype=_d, lo=0, hi=2), id=f"{_d}-dim")
+case("unique", lambda M, x: M.unique(x), np.array([np.nan, 1.0, np.nan, 0.0, 1.0]), id="nan")
+case("unique", lambda M, x: M.unique(x, return_inverse=True), R(), id="0d")
+case("unique", lambda M, x: M.unique(x, return_inverse=True), R(0, 3), id="empty")
+case("unique", lambda M, x: M.unique(x, dim=0, return_inverse=True),
+     np.array([[1, 2], [1, 2], [0, 5]]), id="rows")
+for _d in ("int64", "int32", "uint8", "int16"):
+    case("bincount", lambda M, x: M.bincount(x), R(9, dtype=_d, lo=0, hi=6), id=_d)
+case("bincount", lambda M, x, w: x.bincount(w, minlength=8), R(9, dtype="int64", lo=0, hi=6),
+     R(9), id="weights-float32")
+case("bincount", lambda M, x, w: M.bincount(x, weights=w), R(9, dtype="int64", lo=0, hi=6),
+     R(9, dtype="int32"), id="weights-int")
+case("bincount", lambda M, x: M.bincount(x, minlength=3), np.zeros(0, np.int64), id="empty")
+_SEQ = np.array([1.0, 3.0, 3.0, 5.0, 8.0])
+for _right in (False, True):
+    case("searchsorted", lambda M, s, v, r=_right: M.searchsorted(s, v, right=r), _SEQ,
+         np.array([[3.0, 0.0, 9.0], [5.0, 3.5, np.nan]]), id=f"right-{_right}")
+case("searchsorted", lambda M, s, v: M.searchsorted(s, v, side="right", out_int32=True),
+     _SEQ.astype(np.int64), np.array([3, 0, 8, 9]), id="side-int32")
+case("searchsorted", lambda M, s: M.searchsorted(s, 3.0), _SEQ, id="scalar")
+case("searchsorted", lambda M, s, v: M.searchsorted(s, v), np.sort(R(2, 3, 6), -1),
+     R(2, 3, 4, seed=1), id="batched")
+case("searchsorted", lambda M, s, v, o: M.searchsorted(s, v, sorter=o),
+     np.array([5.0, 1.0, 3.0]), np.array([2.0, 4.0, 6.0]), np.array([1, 2, 0]), id="sorter")
+
 # ---------------------------------------------------------------- running the registry
 
 # The names of API.md's "Operations" section, each of which must have a case above.
@@ -859,7 +889,7 @@ API_OPERATIONS = [
     "atan2", "arctan2", "hypot", "copysign", "fmod", "bitwise_left_shift",
     "bitwise_right_shift", "isclose", "allclose", "lerp", "cumprod", "cummax", "cummin",
     "logcumsumexp", "topk", "kthvalue", "tril", "triu", "diag", "scatter", "scatter_add",
-    "scatter_reduce", "index_add", "index_put",
+    "scatter_reduce", "index_add", "index_put", "unique", "bincount", "searchsorted",
 ]
 
 

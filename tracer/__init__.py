@@ -34,6 +34,8 @@ from .scans import *  # noqa: F401,F403
 from .scans import __all__ as _scans_all
 from .scatter import *  # noqa: F401,F403
 from .scatter import __all__ as _scatter_all
+from .sets import *  # noqa: F401,F403
+from .sets import __all__ as _sets_all
 from .shape import *  # noqa: F401,F403
 from .shape import __all__ as _shape_all
 from .storage import realize_storages
@@ -44,14 +46,14 @@ from .tensor import Size, Tensor
 _TENSOR_FIRST = [n for n in _reductions_all + _shape_all
                  if n not in ("cat", "concat", "stack", "broadcast_shapes")] + [
     n for n in _mathops_all if n not in ("bitwise_left_shift", "bitwise_right_shift")] + [
-    *_scans_all, *_scatter_all,
+    *_scans_all, *_scatter_all, *_sets_all,
     "gather", "index_select", "masked_fill", "nonzero"]
 for _name in _TENSOR_FIRST:
     globals()[_name] = tensor_first(globals()[_name])
 for _name in ("cat", "concat", "stack"):
     globals()[_name] = tensor_sequence(globals()[_name])
 for _name in _reductions_all + _shape_all + _mathops_all + _scans_all + _scatter_all + [
-        *_elementwise_all,
+        *_elementwise_all, *_sets_all,
         "gather", "index_select"]:
     globals()[_name] = numpy_names(globals()[_name])
 
@@ -72,4 +74,5 @@ __all__ = (["Tensor", "Size", "device", "realize", "compile", "explain", "GraphB
             "no_grad", "set_eager", "set_grad_enabled", "gather", "index_select",
             "masked_fill", "nonzero", "get_printoptions", "printoptions", "set_printoptions"]
            + _creation_all + [n for n in _elementwise_all if n != "as_operand"]
-           + _reductions_all + _shape_all + _mathops_all + _scans_all + _scatter_all)
+           + _reductions_all + _shape_all + _mathops_all + _scans_all + _scatter_all
+           + _sets_all)

@@ -22,6 +22,7 @@ from . import (
     reductions,
     scans,
     scatter,
+    sets,
     shape,
 )
 from .arguments import numpy_names
@@ -38,6 +39,7 @@ _FUNCTION_METHODS = {
     mathops: mathops.__all__,
     scans: scans.__all__,
     scatter: scatter.__all__,
+    sets: ["unique", "bincount"],
     creation: ["diag"],
 }
 
