@@ -135,6 +135,24 @@ def test_lerp_in_place_with_tensor_weight_and_grad():
     assert w.grad.tolist() == [2.0, 2.0]
 
 
+@needs_torch
+@pytest.mark.parametrize("expr", ["x.tril()", "x.triu(1)", "M.lerp(x, x * 2, 0.3)",
+                                  "x.erf()", "M.cumprod(x, 1)"])
+def test_second_backward_without_retain_graph_as_torch(expr):
+    """Records whose PyTorch formula saves no tensor stay usable; the others raise."""
+    outcomes = []
+    for M in (em, torch):
+        x = M.ones(2, 2, requires_grad=True)
+        y = eval(expr, {"M": M, "x": x * 1}).sum()
+        y.backward()
+        try:
+            y.backward()
+            outcomes.append("ok")
+        except RuntimeError:
+            outcomes.append("raised")
+    assert outcomes[0] == outcomes[1]
+
+
 def test_allclose_is_a_python_bool():
     assert em.allclose(em.ones(3), em.ones(3)) is True
     assert em.ones(2).allclose(em.zeros(2)) is False

@@ -280,7 +280,8 @@ NO_SAVES = frozenset((
     "ToCopyBackward0", "FloorBackward0", "CeilBackward0", "RoundBackward0", "RoundBackward1",
     "TruncBackward0", "SignBackward0", "SumBackward0", "SumBackward1", "MeanBackward0",
     "MeanBackward1", "CumsumBackward0", "FillBackward0", "FillBackward2", "FillBackward3",
-    "ZeroBackward0", "CopyBackwards", "UnbindBackward0",
+    "ZeroBackward0", "CopyBackwards", "UnbindBackward0", "TrilBackward0", "TriuBackward0",
+    "LerpBackward0",
 ))
 _ONE_INPUT = frozenset(("UnsafeViewBackward0", "RemainderBackward0"))
 
