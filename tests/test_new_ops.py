@@ -256,3 +256,18 @@ def test_value_dependent_ops_break_a_compiled_graph_and_still_run():
     with pytest.warns(UserWarning):
         out = f(em.tensor([3, 1, 3]))
     assert out.tolist() == [3, 7]
+
+
+@needs_torch
+def test_in_place_record_names_are_torch_s():
+    exprs = ["y.scatter_(0, M.tensor([1]), M.ones(1, requires_grad=True))",
+             "y.scatter_(0, M.tensor([1]), 2.0)", "y.scatter_add_(0, M.tensor([1]), M.ones(1))",
+             "y.index_add_(0, M.tensor([1]), M.ones(1))",
+             "y.index_put_((M.tensor([1]),), M.ones(1))",
+             "y.scatter_reduce_(0, M.tensor([1]), M.ones(1), 'amax')", "y.nan_to_num_()",
+             "y.erf_()", "y.fmod_(2)", "y.copysign_(-1)", "y.atan2_(M.ones(3))"]
+    names = []
+    for M in (em, torch):
+        x = M.zeros(3, requires_grad=True)
+        names.append([eval(e, {"M": M, "y": x * 1}).grad_fn.name() for e in exprs])
+    assert names[0] == names[1]

@@ -15,7 +15,7 @@ from ..ir import build as b
 from ..ir.node import Node, node
 from ..ir.ops import Op
 from ..runtime.context import current, swap_eager, swap_grad
-from . import elementwise, mathops
+from . import elementwise, mathops, scatter
 from .autograd import base_flat, record
 from .data import check_scalar
 from .storage import realize_storages
@@ -212,8 +212,8 @@ _GRADED = {elementwise.clamp: elementwise.clamp_graded,
 
 # fn -> (how many tensor operands come first, the record's name when one more is a tensor)
 _BY_TENSOR = {elementwise.lerp: (1, "LerpBackward1"), mathops.fmod: (0, "FmodBackward1"),
-              mathops.copysign: (0, "CopysignBackward0")}
-_NAMES_BY_NUMBER = {mathops.copysign: "CopysignBackward1"}
+              mathops.copysign: (0, "CopysignBackward0"), scatter.scatter: (1, "ScatterBackward0")}
+_NAMES_BY_NUMBER = {mathops.copysign: "CopysignBackward1", scatter.scatter: "ScatterBackward1"}
 
 
 def inplace_op(x: Tensor, fn, *args, name: str | None = None, **kwargs) -> Tensor:
@@ -228,7 +228,9 @@ def inplace_op(x: Tensor, fn, *args, name: str | None = None, **kwargs) -> Tenso
     if name is None:
         name = _NAMES.get(fn) or _NAMES_BY_NUMBER.get(fn)
         if name is None:
-            name = _NAMES[fn] = fn.__name__.capitalize().rstrip("_") + "Backward0"
+            # NOTE: PyTorch's record names are CamelCase: scatter_add -> ScatterAddBackward0
+            name = _NAMES[fn] = "".join(
+                p.capitalize() for p in fn.__name__.rstrip("_").split("_")) + "Backward0"
     if fn is elementwise.clamp:
         name = elementwise.clamp_name(others)
     elif fn is elementwise.remainder and others:
