@@ -114,6 +114,7 @@ BINARY = {
     "div": lambda m, x, y: x / y,
     "mul": lambda m, x, y: x * y,
     "remainder": lambda m, x, y: x % y,
+    "lerp(x, 1, y)": lambda m, x, y: m.lerp(x, m.ones_like(x), y),
     "atan2": lambda m, x, y: m.atan2(x, y),
     "em.hypot": lambda m, x, y: m.hypot(x, y),
     "copysign": lambda m, x, y: m.copysign(x, y),

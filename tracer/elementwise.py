@@ -792,11 +792,14 @@ def lerp(input, end, weight) -> Tensor:
                                f"dtype {_C10_NAME[t.dtype.name]}")
 
     def build(a, z, t):
+        # NOTE: PyTorch's a + t * (z - a) where |t| < 0.5, else z - (z - a) * (1 - t),
+        # written as one sum start + step * (z - a) (the same bits: t - 1 is exactly
+        # -(1 - t)), so that the gradients are g * (1 - t), g * t and g * (z - a) even
+        # where t is infinite (a `where` of two whole formulas would give NaN there)
         small = node(Op.LT, (node(Op.ABS, (t,)), b.like(t, 0.5)))
-        diff = node(Op.SUB, (z, a))
-        near_start = node(Op.ADD, (a, node(Op.MUL, (t, diff))))
-        near_end = node(Op.SUB, (z, node(Op.MUL, (diff, node(Op.SUB, (b.like(t, 1), t))))))
-        return b.where(small, near_start, near_end)
+        start = b.where(small, a, z)
+        step = b.where(small, t, node(Op.SUB, (t, b.like(t, 1))))
+        return node(Op.ADD, (start, node(Op.MUL, (step, node(Op.SUB, (z, a))))))
     name = "LerpBackward1" if isinstance(w, Tensor) else "LerpBackward0"
     return _apply(Op.WHERE, (x, e, w), name, build=build)
 
