@@ -153,6 +153,28 @@ def test_second_backward_without_retain_graph_as_torch(expr):
     assert outcomes[0] == outcomes[1]
 
 
+@needs_torch
+@pytest.mark.parametrize("expr,write", [
+    ("x.erfinv()", "y"), ("x.erfinv()", "x"), ("x.erf()", "x"), ("x.erf()", "y"),
+    ("M.cumprod(x, 0)", "y"), ("x.tril()", "x"), ("M.hypot(x, x * 2)", "y"),
+])
+def test_in_place_write_after_use_errors_as_torch(expr, write):
+    """A backward through a record whose saved tensor was overwritten raises, as in
+    PyTorch; one whose formula does not need the overwritten tensor does not."""
+    outcomes = []
+    for M in (em, torch):
+        leaf = M.tensor([[0.1, 0.2], [0.3, 0.4]], requires_grad=True)
+        x = leaf * 1
+        y = eval(expr, {"M": M, "x": x})
+        (x if write == "x" else y).add_(1)
+        try:
+            y.sum().backward()
+            outcomes.append("ok")
+        except RuntimeError:
+            outcomes.append("raised")
+    assert outcomes[0] == outcomes[1]
+
+
 def test_allclose_is_a_python_bool():
     assert em.allclose(em.ones(3), em.ones(3)) is True
     assert em.ones(2).allclose(em.zeros(2)) is False

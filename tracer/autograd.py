@@ -259,6 +259,7 @@ SAVES = {
     "MulBackward0": ((0, 1), (1, 0)),
     "NansumBackward0": (0,),
     "NanmeanBackward0": (0,),  # PyTorch's nansum / count: the input, and the count
+    "ErfinvBackward0": (0,),  # PyTorch's formula recomputes erfinv(x): the input only
 }
 # a product of two operands saves each for the other's gradient (matmul's records;
 # "UnsafeViewBackward0" is also reshape's, whose one input this saves nothing of)
