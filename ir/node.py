@@ -268,7 +268,8 @@ INFER.update({
     Op.WHERE: _where, Op.RESHAPE: _reshape, Op.PERMUTE: _permute, Op.EXPAND: _expand,
     Op.SLICE: _slice, Op.FLIP: _same, Op.AS_STRIDED: _as_strided, Op.WRITE: _write,
     Op.MATMUL: _matmul, Op.TAKE: _take, Op.SCATTER: _scatter, Op.SCATTER_ADD: _scatter,
-    Op.ARGSORT: _argsort, Op.CUMSUM: _same,
+    Op.ARGSORT: _argsort, Op.CUMSUM: _same, Op.SCAN: _same,
+    Op.SCATTER_REDUCE: _scatter,
 })
 
 
