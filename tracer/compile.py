@@ -63,9 +63,10 @@ from ..runtime.config import options
 from ..runtime.context import current, switch
 from ..runtime.execute import run
 from . import mode, storage
+from .checks import CheckError, CheckReport
 from .tensor import Tensor, _new, from_array
 
-__all__ = ["compile", "explain", "GraphBreak"]
+__all__ = ["compile", "explain", "GraphBreak", "CheckError", "CheckReport"]
 
 
 class GraphBreak(RuntimeError):
@@ -109,10 +110,14 @@ class _Trace:
         self.created: dict[int, tuple] = {}  # id(storage) -> (weak ref, user line)
         self.seen: dict[int, _Seen] = {}     # id(storage) -> its state before the trace
         self.roots: dict[int, tuple] = {}    # id(tensor) -> (tensor, requires_grad, .grad)
+        self.lines: dict | None = None       # node -> (file, line) that built it (check=)
 
     def made(self, st: storage.Storage) -> None:
         """A storage was made while tracing (see Storage.__init__)."""
-        self.created[id(st)] = (weakref.ref(st), _user_frame())
+        frame = _user_frame()
+        self.created[id(st)] = (weakref.ref(st), frame)
+        if self.lines is not None:
+            self.lines.setdefault(st.node, frame)
 
     def read(self, t: Tensor) -> None:
         """The function read t's value (see Tensor.node): note it if it is captured."""
@@ -311,6 +316,7 @@ class _Program:
         self.views: dict = {}             # (argument view, leaf view) -> composed view
         self.bindings: list = []          # [(name, read the name now, weak ref at trace)]
         self.nodes = len(toposort(outputs))
+        self.lines: dict | None = None    # node -> (file, line) that built it (check=)
 
     def _prepare(self) -> None:
         """Find the compiled program once, and where each of its inputs comes from."""
@@ -445,9 +451,13 @@ def _arg_array(t: Tensor) -> np.ndarray:
     return np.ascontiguousarray(t._array()).reshape(-1)
 
 
-def _trace(fn, args, kwargs) -> _Program | str:
-    """Run fn on placeholders; a _Program, or the reason it cannot be replayed."""
+def _trace(fn, args, kwargs, lines: bool = False) -> _Program | str:
+    """Run fn on placeholders; a _Program, or the reason it cannot be replayed.
+
+    `lines`: note the user's line that built each node (for `check=`)."""
     trace = _Trace()
+    if lines:
+        trace.lines = {}
     placeholders, proxies = [], []
     positional = list(args) + [kwargs[k] for k in sorted(kwargs)]
     tensors = [a for a in positional if isinstance(a, Tensor)]
@@ -497,6 +507,7 @@ def _trace(fn, args, kwargs) -> _Program | str:
         trace.restore()
     if isinstance(program, str):
         return program
+    program.lines = trace.lines
     escaped = _escaped(trace, leaves, proxies)
     return program if escaped is None else _Escape(
         f"graph break at {_line_text(*escaped)}: a tensor computed inside the function is "
@@ -741,7 +752,7 @@ class CompiledFunction:
     """A function compiled by `em.compile`: call it like the original."""
 
     def __init__(self, fn, fullgraph: bool, backend: str, dynamic: bool,
-                 recompile_limit: int = 8):
+                 recompile_limit: int = 8, check: bool | str = False):
         self.fn = fn
         self.fullgraph = fullgraph
         self.backend = backend
@@ -754,6 +765,9 @@ class CompiledFunction:
         self._last: tuple | None = None
         self._limited = False
         self._escapes: dict[tuple, str] = {}  # signatures whose trace kept a value outside
+        self.check = check
+        self.checks = 0                  # replays check=True traced again
+        self.last_check = None           # check="fp64": the CheckReport of the last call
         functools.update_wrapper(self, fn)
 
     def _name(self) -> str:
@@ -771,6 +785,8 @@ class CompiledFunction:
             found = self._find(entries, args, kwargs)
             if not isinstance(found, str):
                 self.hits += 1
+                if self.check is True:
+                    self._check_trace(found[0], args, kwargs)
                 return self._replay(found[0], args, kwargs, found[1])
             if found == _ALSO_PASSED:
                 return self.fn(*args, **kwargs)
@@ -814,7 +830,7 @@ class CompiledFunction:
             self.reasons.append(reason)
         self._last = sig
         self.traces += 1
-        program = _trace(self.fn, args, kwargs)
+        program = _trace(self.fn, args, kwargs, lines=bool(self.check))
         if isinstance(program, str):
             if self.fullgraph:
                 raise GraphBreak(f"{self._name()}: {program} (fullgraph=True)")
@@ -845,6 +861,8 @@ class CompiledFunction:
         values = program.values(arrays, self.backend)
         if values is None:
             return self.fn(*args, **kwargs)
+        if self.check == "fp64":
+            self._check_fp64(program, arrays, values)
         roots_seen: set[int] = set()
         values = [_owned(v, arrays, roots_seen) for v in values]
         for k, i in program.writes:
@@ -869,6 +887,34 @@ class CompiledFunction:
         leaves = iter([_leaf(program, spec, positional, storages, roots, values, fresh)
                        for spec in specs])
         return _unflatten(tree, leaves)
+
+    def _check_trace(self, program: _Program, args, kwargs) -> None:
+        """check=True: on the first replays and a sample after, trace again and raise
+        CheckError if the graph differs (before anything is written back)."""
+        from .checks import CHECK_EVERY, CHECK_FIRST, retrace_check
+        self.checks += 1
+        n = self.checks
+        if n > CHECK_FIRST and n % CHECK_EVERY:
+            return
+        # NOTE: the trace runs on placeholders and restores every captured tensor it
+        # touched, so only the replay below changes tensors
+        fresh = _trace(self.fn, args, kwargs, lines=True)
+        retrace_check(self._name(), program, fresh)
+
+    def _check_fp64(self, program: _Program, arrays, values) -> None:
+        """check="fp64": compare this call's results with a float64 evaluation."""
+        from .checks import fp64_check
+        saved = [buf.array for buf in program.sources]
+        try:
+            for buf, a in zip(program.sources, arrays):
+                buf.array = a
+            report = fp64_check(self._name(), program, values)
+        finally:
+            for buf, a in zip(program.sources, saved):
+                buf.array = a
+        self.last_check = report
+        if not report.ok:
+            warnings.warn(f"em.compile: {report}", stacklevel=4)
 
     def explain(self) -> str:
         lines = [f"{self._name()}: {self.traces} trace(s), {self.hits} cached call(s)"]
@@ -933,7 +979,7 @@ def _arg_storages(args, kwargs) -> set[int]:
 
 
 def compile(fn=None, *, fullgraph: bool = False, backend: str = "auto",
-            dynamic: bool = False, recompile_limit: int = 8):
+            dynamic: bool = False, recompile_limit: int = 8, check: bool | str = False):
     """Compile `fn` (also usable as `@em.compile` or `@em.compile(fullgraph=True)`).
 
     Each signature is traced once and replayed afterwards; the module's docstring
@@ -952,6 +998,22 @@ def compile(fn=None, *, fullgraph: bool = False, backend: str = "auto",
         recompile_limit (int): the most traces per function; past it, the function
             runs uncompiled wherever no traced program fits, with one warning naming
             the guard that failed.
+        check (bool or str): ``True`` traces the function again (on placeholders,
+            restoring every tensor it touches) on the first 3 calls that replay a
+            program and on every 64th after, and raises `em.CheckError` before the
+            call changes anything if it would now build another graph than the one
+            replayed (a guard is missing: the function branches on Python state the
+            trace could not see), naming the first differing node and the line that
+            built it. Python side effects of the body (a counter it increments) happen
+            once more on those calls. ``"fp64"`` evaluates each call's graph again with
+            the reference interpreter in float64 and stores an `em.CheckReport` in the
+            compiled function's ``last_check``: per output, the normwise error of the
+            compiled and of the uncompiled result against float64, and a budget of a
+            few ulps of the dtype (4 for float16 and bfloat16, 64 for float32) plus
+            ``4 * sqrt(K)`` ulps of the accumulator for a reduction of length K. A
+            compiled error over budget warns, naming the first fused kernel where the
+            error appears and the line of the function that built it. Both are for
+            debugging: they cost a trace or an interpreted run per checked call.
 
     Returns the compiled function (or, without `fn`, a decorator).
 
@@ -992,9 +1054,12 @@ def compile(fn=None, *, fullgraph: bool = False, backend: str = "auto",
     if isinstance(recompile_limit, bool) or not isinstance(recompile_limit, int) or \
             recompile_limit < 1:
         raise ValueError(f"recompile_limit must be a positive int, got {recompile_limit!r}")
+    if check not in (False, True, "fp64") or (check and not isinstance(check, (bool, str))):
+        raise ValueError(f"check must be False, True or 'fp64', got {check!r}")
     if fn is None:
-        return lambda f: CompiledFunction(f, fullgraph, backend, dynamic, recompile_limit)
-    return CompiledFunction(fn, fullgraph, backend, dynamic, recompile_limit)
+        return lambda f: CompiledFunction(f, fullgraph, backend, dynamic, recompile_limit,
+                                          check)
+    return CompiledFunction(fn, fullgraph, backend, dynamic, recompile_limit, check)
 
 
 def explain(fn, *args, graph: bool = False, **kwargs):
