@@ -49,6 +49,7 @@ import linecache
 import os
 import sys
 import traceback
+import types
 import warnings
 import weakref
 
@@ -434,7 +435,10 @@ def _unflatten(tree, leaves):
     if kind is dict:
         return {k: _unflatten(v, leaves) for k, v in tree[1]}
     items = [_unflatten(t, leaves) for t in tree[1]]
-    return kind(items) if kind is list else tuple(items) if kind is tuple else kind(*items)
+    if kind is list:
+        return items
+    # NOTE: a namedtuple takes its fields; other tuple types (em.Size) one sequence
+    return kind(*items) if hasattr(kind, "_fields") else kind(items)
 
 
 def _placeholder(t: Tensor, trace: _Trace) -> tuple[Tensor, rb.Buffer]:
@@ -843,7 +847,7 @@ class CompiledFunction:
             elif not self.programs.get(sig):
                 self.programs[sig] = program
             return None
-        program.bindings = _bindings(self.fn)
+        program.bindings = _bindings(self.fn) + _reach_bindings(self.fn, program)
         entries = self.programs.get(sig)
         if not isinstance(entries, list):
             entries = self.programs[sig] = []
@@ -968,6 +972,95 @@ def _bindings(fn) -> list:
         if isinstance(value, Tensor):
             out.append((name, functools.partial(scope.get, name), weakref.ref(value)))
     return out
+
+
+_REACH_DEPTH = 4      # attribute / item steps followed from a closure cell or global
+_REACH_OBJECTS = 2000  # objects visited at most, per trace
+_MISSING = object()
+_OPAQUE = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType,
+           types.MethodType, str, bytes, int, float, complex, bool, np.ndarray, Tensor)
+
+
+def _reach_bindings(fn, program: _Program) -> list:
+    """How fn reaches each captured tensor through attributes and containers (`S.w`,
+    `self.layers[0].weight`), to guard that the path still leads to that tensor.
+
+    NOTE: a captured tensor is known by its storage: rebinding `model.w = new` while
+    the old tensor lives on elsewhere would otherwise replay over the old one.
+    Breadth first from the closure cells, the globals fn names and a bound method's
+    `self`, at most `_REACH_DEPTH` steps; tensors named directly are `_bindings`'.
+    """
+    targets = {id(t) for ref, *_ in program.roots if (t := ref()) is not None}
+    # NOTE: a view the function reads (S.w = base.reshape(...)) is captured by its storage
+    stores = {id(st) for kind, x in program.captures if kind == "storage" and
+              (st := x()) is not None}
+    if not targets and not stores:
+        return []
+    func = getattr(fn, "__func__", fn)
+    code = getattr(func, "__code__", None)
+    starts = []
+    if getattr(fn, "__self__", None) is not None:
+        starts.append(("self", functools.partial(getattr, fn, "__self__")))
+    for name, cell in zip(getattr(code, "co_freevars", ()), getattr(func, "__closure__", None)
+                          or ()):
+        starts.append((name, functools.partial(_cell_value, cell)))
+    scope = getattr(func, "__globals__", {})
+    for name in getattr(code, "co_names", ()):
+        if name in scope:
+            starts.append((name, functools.partial(scope.get, name, _MISSING)))
+    out, seen, found = [], set(), set()
+    queue = [(name, read, read(), ()) for name, read in starts]
+    while queue and len(seen) < _REACH_OBJECTS:
+        name, read, obj, steps = queue.pop(0)
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        for key, child in _children(obj):
+            path = steps + (key,)
+            if isinstance(child, Tensor):
+                if (id(child) in targets or id(child._storage) in stores) and \
+                        id(child) not in found:
+                    found.add(id(child))
+                    out.append((name + "".join(_fmt_step(k) for k in path),
+                                functools.partial(_follow, read, path), weakref.ref(child)))
+            elif len(path) < _REACH_DEPTH and not isinstance(child, _OPAQUE):
+                queue.append((name, read, child, path))
+    return out
+
+
+def _cell_value(cell):
+    try:
+        return cell.cell_contents
+    except ValueError:  # an empty cell
+        return _MISSING
+
+
+def _children(obj) -> list:
+    """(step, value) of obj's items or instance attributes; none for other objects."""
+    if isinstance(obj, (list, tuple)):
+        return [((True, i), v) for i, v in enumerate(obj)]
+    if isinstance(obj, dict):
+        return [((True, k), v) for k, v in list(obj.items())]
+    attrs = getattr(obj, "__dict__", None)
+    if isinstance(attrs, dict) and not isinstance(obj, _OPAQUE):
+        return [((False, k), v) for k, v in list(attrs.items())]
+    return []
+
+
+def _fmt_step(step) -> str:
+    is_item, key = step
+    return f"[{key!r}]" if is_item else f".{key}"
+
+
+def _follow(read, path):
+    """The object `path` leads to from read() now (_MISSING where it no longer does)."""
+    obj = read()
+    for is_item, key in path:
+        try:
+            obj = obj[key] if is_item else vars(obj)[key]
+        except (KeyError, IndexError, TypeError):
+            return _MISSING
+    return obj
 
 
 def _arg_storages(args, kwargs) -> set[int]:
