@@ -112,6 +112,7 @@ class _Trace:
         self.seen: dict[int, _Seen] = {}     # id(storage) -> its state before the trace
         self.roots: dict[int, tuple] = {}    # id(tensor) -> (tensor, requires_grad, .grad)
         self.lines: dict | None = None       # node -> (file, line) that built it (check=)
+        self.autograd: dict[int, tuple] = {}  # id(tensor) -> (tensor, _rg, _grad_fn, version)
 
     def made(self, st: storage.Storage) -> None:
         """A storage was made while tracing (see Storage.__init__)."""
@@ -139,6 +140,7 @@ class _Trace:
         root = t._base if t._base is not None else t
         if id(root) not in self.roots and not root._detached:
             self.roots[id(root)] = (root, root._requires_grad, root._grad)
+            self._note_autograd(root)
 
     def touch(self, t: Tensor) -> None:
         """The function reads or sets t's .grad (see Tensor.grad): note t's state before."""
@@ -146,6 +148,23 @@ class _Trace:
         if key not in self.created and key not in self.inputs and id(t) not in self.roots \
                 and not t._detached:
             self.roots[id(t)] = (t, t._requires_grad, t._grad)
+            self._note_autograd(t)
+
+    def _note_autograd(self, t: Tensor) -> None:
+        """Keep t's autograd state before the trace (an in-place op may record on t)."""
+        self.autograd.setdefault(id(t), (t, t._rg, t._grad_fn, t._fn_version))
+
+    def autograd_changed(self, proxies) -> str | None:
+        """Why the trace cannot be replayed, where an in-place op recorded autograd
+        history on an argument or a captured tensor (`c.mul_(w)`, w requiring grad):
+        a replay writes values back, never a record."""
+        for t, rg, fn, _ in self.autograd.values():
+            if t._rg != rg or t._grad_fn is not fn:
+                return "an in-place op gave a captured tensor autograd history"
+        for k, p in enumerate(proxies):
+            if isinstance(p, Tensor) and p._grad_fn is not None:
+                return f"an in-place op gave argument {k} autograd history"
+        return None
 
     def is_input(self, st: storage.Storage) -> bool:
         """Whether realised `st` is a placeholder or a captured tensor (value unknown)."""
@@ -161,6 +180,8 @@ class _Trace:
             seen.restore()
         for root, _, grad in self.roots.values():
             root._grad = grad
+        for t, rg, fn, version in self.autograd.values():
+            t._rg, t._grad_fn, t._fn_version = rg, fn, version
 
 
 def depends_on_inputs(nodes) -> bool:
@@ -468,6 +489,10 @@ def _trace(fn, args, kwargs, lines: bool = False) -> _Program | str:
     if len({id(a._storage) for a in tensors}) != len(tensors):
         return "two tensor arguments share memory (views of one tensor)"
     for k, a in enumerate(positional):
+        # NOTE: a placeholder is a leaf: the history of one that is not cannot be replayed
+        if isinstance(a, Tensor) and a._requires_grad and a._grad_fn is not None:
+            return f"argument {k} requires grad and is not a leaf (it has a grad_fn)"
+    for k, a in enumerate(positional):
         if not isinstance(a, Tensor):
             proxies.append(a)
             continue
@@ -506,7 +531,8 @@ def _trace(fn, args, kwargs, lines: bool = False) -> _Program | str:
         del result
         if mode.is_grad_enabled() and not consumed and any(t._requires_grad for t in leaves):
             return "a returned tensor requires grad and no backward() ran inside the function"
-        program = _record(trace, tree, leaves, proxies, before, placeholders, seq0, n_random)
+        program = trace.autograd_changed(proxies) or _record(
+            trace, tree, leaves, proxies, before, placeholders, seq0, n_random)
     finally:
         trace.restore()
     if isinstance(program, str):
@@ -584,14 +610,25 @@ def _record(trace: _Trace, tree, leaves, proxies, before, placeholders, seq0, n_
             spec = ("rootgrad", r, roots[r] is not None and roots[r][0]._grad is t)
         elif key in trace.seen:
             r = root_index.get(id(t))
-            spec = ("root", r, True) if r is not None and roots[r] is not None else (
-                "capture", key, False)
+            # NOTE: a view of a captured tensor is a view of it (its base) after a replay
+            base = root_index.get(id(t._base)) if t._base is not None else None
+            if r is not None and roots[r] is not None:
+                spec = ("root", r, True)
+            elif base is not None and roots[base] is not None and not t._detached and \
+                    t._base._view.is_full(t._storage.numel):
+                spec = ("rootview", base, False)
+            else:
+                spec = ("capture", key, False)
         else:
             if key not in fresh:
                 fresh[key] = len(outputs)
                 outputs.append(b.reshape(t._storage.node, (t._storage.numel,)))
             spec = ("out", fresh[key], t._storage.node.shape)
-        specs.append(spec + (t._view, t.dtype, t._detached))
+        # NOTE: a result whose graph a backward() inside consumed still requires grad
+        # uncompiled (a spent record): its record's name, to give the replay's one
+        spent = t._grad_fn.name() if t._grad_fn is not None and t._requires_grad and \
+            not t._detached else None
+        specs.append(spec + (t._view, t.dtype, t._detached, spent))
     # the captures: storages the program reads, writes or returns
     used = {n.arg for n in toposort(outputs) if n.op is Op.BUFFER}
     keep = {key for key, _ in written} | {spec[1] for spec in specs if spec[0] == "capture"}
@@ -606,7 +643,7 @@ def _record(trace: _Trace, tree, leaves, proxies, before, placeholders, seq0, n_
     cap_writes = [(cap_index[key], i) for key, i in written]
     specs = [(kind, cap_index[i] if kind == "capture" else i, *rest)
              for kind, i, *rest in specs]
-    needed = {r for kind, r, *_ in specs if kind in ("root", "rootgrad")}
+    needed = {r for kind, r, *_ in specs if kind in ("root", "rootgrad", "rootview")}
     needed |= {r for r, _ in root_grads} | {x for kind, x in captures if kind == "grad"}
     guards = [None if r is None else (weakref.ref(r[0]), r[1],
                                       None if r[2] is None else (tuple(r[2].shape), r[2].dtype),
@@ -732,13 +769,15 @@ def _alias(program: _Program, real: Tensor, view: View, dtype, detached: bool) -
 
 def _leaf(program, spec, positional, storages, roots, values, fresh) -> Tensor:
     """The returned tensor `spec` describes (see _record), for this call."""
-    kind, i, whole, view, dtype, detached = spec
+    kind, i, whole, view, dtype, detached, spent = spec
     if kind == "out":
         st = fresh.get(i)
         if st is None:
             st = fresh[i] = storage.Storage.from_array(values[i], dtype, "cpu", whole)
         out = _new(st, view, dtype, None)
         out._detached = detached
+        if spent is not None:
+            _spent_record(out, spent)
         return out
     if kind == "capture":
         st = storages[i]
@@ -747,9 +786,23 @@ def _leaf(program, spec, positional, storages, roots, values, fresh) -> Tensor:
         return out
     if kind == "root":
         return roots[i]
+    if kind == "rootview":
+        return _new(roots[i]._storage, view, dtype, roots[i])
     real = positional[i] if kind == "arg" else positional[i]._grad if kind == "arggrad" \
         else roots[i]._grad
     return real if whole else _alias(program, real, view, dtype, detached)
+
+
+def _spent_record(t: Tensor, name: str) -> None:
+    """Give t a freed record named `name`, as the uncompiled call leaves a result whose
+    graph a backward() inside consumed (a backward through it raises, as there)."""
+    from .autograd import GradFn
+    st = t._storage
+    fn = GradFn(name, (), (), None, (), (st, st.version))
+    fn.freed = True
+    t._grad_fn = fn
+    t._requires_grad = True
+    t._fn_version = st.version
 
 
 class CompiledFunction:
@@ -991,9 +1044,10 @@ def _reach_bindings(fn, program: _Program) -> list:
     `self`, at most `_REACH_DEPTH` steps; tensors named directly are `_bindings`'.
     """
     targets = {id(t) for ref, *_ in program.roots if (t := ref()) is not None}
-    # NOTE: a view the function reads (S.w = base.reshape(...)) is captured by its storage
-    stores = {id(st) for kind, x in program.captures if kind == "storage" and
-              (st := x()) is not None}
+    # NOTE: a view of a captured tensor (S.w = base.reshape(...)) is known by its storage
+    stores = {id(t._storage) for ref, *_ in program.roots if (t := ref()) is not None}
+    stores |= {id(st) for kind, x in program.captures if kind == "storage" and
+               (st := x()) is not None}
     if not targets and not stores:
         return []
     func = getattr(fn, "__func__", fn)
@@ -1021,8 +1075,9 @@ def _reach_bindings(fn, program: _Program) -> list:
                 if (id(child) in targets or id(child._storage) in stores) and \
                         id(child) not in found:
                     found.add(id(child))
+                    ref = weakref.ref(child)
                     out.append((name + "".join(_fmt_step(k) for k in path),
-                                functools.partial(_follow, read, path), weakref.ref(child)))
+                                functools.partial(_follow, read, path, ref), ref))
             elif len(path) < _REACH_DEPTH and not isinstance(child, _OPAQUE):
                 queue.append((name, read, child, path))
     return out
@@ -1052,8 +1107,13 @@ def _fmt_step(step) -> str:
     return f"[{key!r}]" if is_item else f".{key}"
 
 
-def _follow(read, path):
-    """The object `path` leads to from read() now (_MISSING where it no longer does)."""
+def _follow(read, path, ref):
+    """The object `path` leads to from read() now (_MISSING where it no longer does).
+
+    NOTE: None once the tensor found there died: the captures' own guard then says
+    it was freed, which retires the program."""
+    if ref() is None:
+        return None
     obj = read()
     for is_item, key in path:
         try:
