@@ -113,6 +113,7 @@ class _Trace:
         self.roots: dict[int, tuple] = {}    # id(tensor) -> (tensor, requires_grad, .grad)
         self.lines: dict | None = None       # node -> (file, line) that built it (check=)
         self.autograd: dict[int, tuple] = {}  # id(tensor) -> (tensor, _rg, _grad_fn, version)
+        self.late: set[int] = set()  # uids of captured buffers realised during the trace
 
     def made(self, st: storage.Storage) -> None:
         """A storage was made while tracing (see Storage.__init__)."""
@@ -136,6 +137,8 @@ class _Trace:
                     storage.realize_storages([st])
                 finally:
                     switch(trace=active)
+                # NOTE: its buffer is newer than the trace's start, and still an input
+                self.late.add(st.buffer.uid)
             self.seen[key] = _Seen(st)
         root = t._base if t._base is not None else t
         if id(root) not in self.roots and not root._detached:
@@ -168,7 +171,8 @@ class _Trace:
 
     def is_input(self, st: storage.Storage) -> bool:
         """Whether realised `st` is a placeholder or a captured tensor (value unknown)."""
-        return st.buffer.uid < self.start
+        uid = st.buffer.uid
+        return uid < self.start or uid in self.late
 
     def value_read(self, st: storage.Storage) -> None:
         """A realised storage's value is read (see Storage.array)."""
@@ -189,8 +193,9 @@ def depends_on_inputs(nodes) -> bool:
     trace = current().trace
     if trace is None:
         return False
-    start = trace.start
-    return any(n.op is Op.BUFFER and n.arg < start for n in toposort(nodes))
+    start, late = trace.start, trace.late
+    return any(n.op is Op.BUFFER and (n.arg < start or n.arg in late)
+               for n in toposort(nodes))
 
 
 _PACKAGE_DIRS = tuple(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
@@ -570,8 +575,11 @@ def _record(trace: _Trace, tree, leaves, proxies, before, placeholders, seq0, n_
             grads.append((k, len(outputs)))
             outputs.append(b.cast(p._grad.node, p.dtype))
     # the captured tensors, and which of their storages hold a captured tensor's .grad
+    # NOTE: a root whose .grad alone was read or written (a backward() on the leaf
+    # itself) is kept: its .grad is read through it at each call
     roots = [r for r in trace.roots.values()
-             if id(r[0]._storage) in trace.seen or r[0]._grad is not r[2]]
+             if id(r[0]._storage) in trace.seen or r[0]._grad is not r[2] or (
+                 r[2] is not None and id(r[2]._storage) in trace.seen)]
     root_index = {id(r[0]): i for i, r in enumerate(roots)}
     grad_of = {}
     for i, (root, _, grad) in enumerate(roots):
