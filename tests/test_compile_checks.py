@@ -164,3 +164,12 @@ def test_budget_grows_with_reduction_length():
     assert checks.budget(em.float16) == pytest.approx(4 * 2.0 ** -10, rel=1e-3)
     assert checks.budget(em.float32, 4096) > checks.budget(em.float32, 16)
     assert checks.budget(em.float32) < 1e-5
+
+
+def test_fp64_replays_the_calls_random_draws():
+    f = em.compile(lambda x: (x * em.rand(64) + em.randn(64)).exp(), check="fp64")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(3):  # each call draws new numbers: the check uses the same ones
+            f(em.ones(64))
+            assert f.last_check.ok and f.last_check.outputs[0].compiled < 1e-6

@@ -151,29 +151,37 @@ def retrace_check(name: str, old, new) -> None:
 # -- check="fp64" --------------------------------------------------------------------
 
 class _Wide:
-    """A node as the float64 evaluation sees it: float dtypes become float64."""
+    """A node as the float64 evaluation sees it: float dtypes become float64 (`wide`),
+    and a random draw takes this call's sequence numbers (`rand`: see fp64_check)."""
 
     __slots__ = ("op", "arg", "dtype", "shape", "inputs")
 
-    def __init__(self, n):
+    def __init__(self, n, wide: bool = True, rand=None):
         self.op, self.arg, self.shape, self.inputs = n.op, n.arg, n.shape, n.inputs
-        self.dtype = dt.float64 if n.dtype.is_floating_point else n.dtype
+        self.dtype = dt.float64 if wide and n.dtype.is_floating_point else n.dtype
+        if rand is not None and n.op is Op.RAND:
+            seed, first, seq0 = rand
+            self.arg = (seed, first + n.arg[1] - seq0, n.arg[2])
 
     @property
     def numel(self) -> int:
         return math.prod(self.shape)
 
 
-def _evaluate(nodes: list, wide: bool) -> dict[int, np.ndarray]:
+def _evaluate(nodes: list, wide: bool, rand=None) -> dict[int, np.ndarray]:
     """Every node's value, node by node: in its dtype, or with float ops in float64."""
     values: dict[int, np.ndarray] = {}
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         for n in nodes:
             args = [values[id(i)] for i in n.inputs]
-            if not wide or n.op in (Op.BUFFER, Op.RAND) or not n.dtype.is_floating_point:
-                # NOTE: inputs and random draws keep their values; ops on other dtypes
-                # (comparisons, integer casts) read the float64 operands
+            if n.op is Op.RAND:
+                v = _finish(n, IMPL[n.op](_Wide(n, False, rand)))
+                if wide:
+                    v = v.astype(np.float64)
+            elif not wide or n.op is Op.BUFFER or not n.dtype.is_floating_point:
+                # NOTE: inputs keep their values; ops on other dtypes (comparisons,
+                # integer casts) read the float64 operands
                 v = _finish(n, IMPL[n.op](n, *args))
                 if wide and n.dtype.is_floating_point:
                     v = v.astype(np.float64)
@@ -302,7 +310,7 @@ def _output_names(program) -> dict[int, str]:
     return names
 
 
-def _first_bad_kernel(program, report: CheckReport) -> None:
+def _first_bad_kernel(program, report: CheckReport, rand) -> None:
     """Set report's kernel, op and line: the first kernel whose stored values exceed
     their budget when computed node by node in their dtypes (see the module doc)."""
     from ..ir.passes.pipeline import lower
@@ -311,7 +319,7 @@ def _first_bad_kernel(program, report: CheckReport) -> None:
 
     plan = lower(Graph(tuple(program.outputs)), fold=_fold, tile_elems=options.tile_elems)
     nodes = toposort(plan.graph.outputs)
-    narrow, wide = _evaluate(nodes, False), _evaluate(nodes, True)
+    narrow, wide = _evaluate(nodes, False, rand), _evaluate(nodes, True, rand)
     limit = _budgets(nodes)
     lines = _lines_of(toposort(program.outputs), program.lines)
     lines.update(_lines_of(nodes, {n: lines[id(n)] for n in nodes if id(n) in lines}))
@@ -337,11 +345,15 @@ def _first_bad_kernel(program, report: CheckReport) -> None:
                 return
 
 
-def fp64_check(name: str, program, values: list[np.ndarray]) -> CheckReport:
+def fp64_check(name: str, program, values: list[np.ndarray], rand=None) -> CheckReport:
     """Compare the compiled `values` of `program` (inputs bound to its sources' arrays)
-    and its node-by-node evaluation with a float64 one (see the module docstring)."""
+    and its node-by-node evaluation with a float64 one (see the module docstring).
+
+    `rand`: (seed, first sequence number) of this call's random draws."""
+    if rand is not None:
+        rand = (*rand, program.seq0)
     nodes = toposort(program.outputs)
-    narrow, wide = _evaluate(nodes, False), _evaluate(nodes, True)
+    narrow, wide = _evaluate(nodes, False, rand), _evaluate(nodes, True, rand)
     limit = _budgets(nodes)
     names = _output_names(program)
     report = CheckReport(name)
@@ -354,5 +366,5 @@ def fp64_check(name: str, program, values: list[np.ndarray]) -> CheckReport:
             _error(values[i].reshape(out.shape), ref), _error(narrow[id(out)], ref),
             limit[id(out)]))
     if not report.ok:
-        _first_bad_kernel(program, report)
+        _first_bad_kernel(program, report, rand)
     return report

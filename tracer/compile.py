@@ -969,11 +969,14 @@ class CompiledFunction:
     def _check_fp64(self, program: _Program, arrays, values) -> None:
         """check="fp64": compare this call's results with a float64 evaluation."""
         from .checks import fp64_check
+        # NOTE: the call's draws were the last n_random the generator gave
+        seed, end = current().generator.position()
         saved = [buf.array for buf in program.sources]
         try:
             for buf, a in zip(program.sources, arrays):
                 buf.array = a
-            report = fp64_check(self._name(), program, values)
+            report = fp64_check(self._name(), program, values,
+                                (seed, end - program.n_random))
         finally:
             for buf, a in zip(program.sources, saved):
                 buf.array = a
