@@ -1040,6 +1040,7 @@ def _bindings(fn) -> list:
 
 _REACH_DEPTH = 4      # attribute / item steps followed from a closure cell or global
 _REACH_OBJECTS = 2000  # objects visited at most, per trace
+_REACH_ITEMS = 256     # items or attributes looked at per object
 _MISSING = object()
 _OPAQUE = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType,
            types.MethodType, str, bytes, int, float, complex, bool, np.ndarray, Tensor)
@@ -1104,12 +1105,12 @@ def _cell_value(cell):
 def _children(obj) -> list:
     """(step, value) of obj's items or instance attributes; none for other objects."""
     if isinstance(obj, (list, tuple)):
-        return [((True, i), v) for i, v in enumerate(obj)]
+        return [((True, i), v) for i, v in enumerate(obj[:_REACH_ITEMS])]
     if isinstance(obj, dict):
-        return [((True, k), v) for k, v in list(obj.items())]
+        return [((True, k), v) for k, v in list(obj.items())[:_REACH_ITEMS]]
     attrs = getattr(obj, "__dict__", None)
     if isinstance(attrs, dict) and not isinstance(obj, _OPAQUE):
-        return [((False, k), v) for k, v in list(attrs.items())]
+        return [((False, k), v) for k, v in list(attrs.items())[:_REACH_ITEMS]]
     return []
 
 
