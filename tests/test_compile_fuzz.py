@@ -161,3 +161,17 @@ def test_a_mask_from_a_captured_pending_tensor_is_a_graph_break():
     with pytest.warns(UserWarning, match="graph break"):
         assert f().tolist() == [1.0]
     assert f().tolist() == [1.0, 2.0, 3.0]
+
+
+def test_an_argument_requiring_grad_through_its_base_runs_uncompiled():
+    w = em.tensor(0.25, requires_grad=True)
+
+    def step(v):
+        v[0, 1:] = w  # an empty region: v now requires grad through its base
+        return v * 2
+
+    v = em.arange(3, dtype=em.float32).reshape((3, 1))
+    f = em.compile(step)
+    for _ in range(3):
+        assert _quiet(f, v).tolist() == [[0.0], [2.0], [4.0]]
+    assert "requires grad and is not a leaf" in em.explain(f)

@@ -494,9 +494,11 @@ def _trace(fn, args, kwargs, lines: bool = False) -> _Program | str:
     if len({id(a._storage) for a in tensors}) != len(tensors):
         return "two tensor arguments share memory (views of one tensor)"
     for k, a in enumerate(positional):
-        # NOTE: a placeholder is a leaf: the history of one that is not cannot be replayed
-        if isinstance(a, Tensor) and a._requires_grad and a._grad_fn is not None:
-            return f"argument {k} requires grad and is not a leaf (it has a grad_fn)"
+        # NOTE: a placeholder is a leaf: the history of one that is not (it has a record,
+        # or requires grad only through its base) cannot be replayed
+        if isinstance(a, Tensor) and a._requires_grad and (a._grad_fn is not None or
+                                                           not a._rg):
+            return f"argument {k} requires grad and is not a leaf"
     for k, a in enumerate(positional):
         if not isinstance(a, Tensor):
             proxies.append(a)

@@ -269,7 +269,55 @@ def check_case(case: CompileCase) -> list[str]:
         em.set_grad_enabled(True)
 
 
-def _check_case(case: CompileCase) -> list[str]:
+def _torch_first_call(case: CompileCase, want: tuple) -> list[str]:
+    """What differs between torch's first call and ember's uncompiled one (`want`)."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is the oracle where installed
+        return []
+    ns = namespace(torch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            for st in case.setup:
+                exec(st.code, ns)  # noqa: S102 - the fuzzer's own generated source
+            S = _State()
+            for n in case.captured:
+                setattr(S, n, ns[n])
+            exec(case.function_source(), ns)  # noqa: S102
+            fn = ns["make"](torch, S)
+            values = {n: ns[n] for n in case.inputs}
+            args = [values[n] for n in case.passed] + ([SCALARS[0]] if case.scalar else [])
+            out = fn(*args)
+        except Exception as e:  # noqa: BLE001 - ember ran this call
+            return [f"call 0: torch raised {type(e).__name__}: {str(e)[:120]}; ember ran"]
+    named = {f"input {n}": t for n, t in values.items()}
+    named.update({f"returned {k}": v for k, v in out.items()})
+    diffs = []
+    w_entries = want[0]
+    groups: dict = {}
+    for name, v in named.items():
+        try:
+            t = _entry(v, True)
+        except Exception:  # noqa: BLE001 - torch cannot read it either
+            continue
+        e = w_entries.get(name)
+        if t is None or isinstance(e, str):
+            continue
+        diffs += [f"call 0: {name}: {cat}: torch {detail}" for cat, detail in
+                  diff_entry(t, e, case.low) if cat != "stride"]
+        if isinstance(v, torch.Tensor) and v.numel():
+            groups.setdefault(v.untyped_storage().data_ptr(), set()).add(name)
+    shared = frozenset(frozenset(g) for g in groups.values() if len(g) > 1)
+    counted = {n for g in groups.values() for n in g}  # NOTE: empty tensors share nothing
+    mine = frozenset(k for g in want[1] if len(k := frozenset(g & counted)) > 1)
+    if shared != mine:
+        fmt = lambda s: sorted(sorted(g) for g in s)  # noqa: E731
+        diffs.append(f"call 0: memory shared: torch {fmt(shared)}, ember {fmt(mine)}")
+    return diffs
+
+
+def _check_case(case: CompileCase, torch_too: bool = True) -> list[str]:
     calls = [(False, s) for s in SCALARS[:SAME_DATA_CALLS]] + [(True, SCALARS[-1])]
     sides = {c: _side(case, c, False) for c in (False, True)}
     kept = []
@@ -289,8 +337,10 @@ def _check_case(case: CompileCase) -> list[str]:
             return [f"call {call}: uncompiled {_fmt_err(w_err)}, compiled {_fmt_err(g_err)}"]
         if w_err is not None:  # NOTE: both raised alike; what a failed call left is not
             return []          # specified (lazy mode leaves the failing write pending)
-        diffs = _compare(case, call, _observe(sides[True], g_out),
-                         _observe(sides[False], w_out))
+        want = _observe(sides[False], w_out)
+        diffs = _compare(case, call, _observe(sides[True], g_out), want)
+        if not diffs and call == 0 and torch_too:
+            diffs = _torch_first_call(case, want)
         if diffs:
             return diffs
     return []
