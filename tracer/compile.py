@@ -636,8 +636,12 @@ def _record(trace: _Trace, tree, leaves, proxies, before, placeholders, seq0, n_
             spec = ("out", fresh[key], t._storage.node.shape)
         # NOTE: a result whose graph a backward() inside consumed still requires grad
         # uncompiled (a spent record): its record's name, to give the replay's one
-        spent = t._grad_fn.name() if t._grad_fn is not None and t._requires_grad and \
-            not t._detached else None
+        spent = None
+        if t._requires_grad and not t._detached:
+            # NOTE: a view requiring grad through its base gets its record when read; a
+            # leaf made inside ("" here) requires grad with no record
+            spent = t._grad_fn.name() if t._grad_fn is not None else "" if t._rg else \
+                "AsStridedBackward0"
         specs.append(spec + (t._view, t.dtype, t._detached, spent))
     # the captures: storages the program reads, writes or returns
     used = {n.arg for n in toposort(outputs) if n.op is Op.BUFFER}
@@ -677,6 +681,9 @@ def _escaped(trace: _Trace, leaves, proxies) -> tuple[str, int] | None:
     keep = {id(t._storage) for t in leaves}
     keep |= {id(p._grad._storage) for p in proxies if isinstance(p, Tensor) and
              p._grad is not None}
+    # NOTE: the returned tensors (the trace's) keep what their records saved alive: that
+    # is no escape, so they are let go of first
+    leaves.clear()
 
     def alive():
         for key, (ref, line) in trace.created.items():
@@ -786,8 +793,10 @@ def _leaf(program, spec, positional, storages, roots, values, fresh) -> Tensor:
             st = fresh[i] = storage.Storage.from_array(values[i], dtype, "cpu", whole)
         out = _new(st, view, dtype, None)
         out._detached = detached
-        if spent is not None:
+        if spent:
             _spent_record(out, spent)
+        elif spent is not None:
+            out._requires_grad = True
         return out
     if kind == "capture":
         st = storages[i]
