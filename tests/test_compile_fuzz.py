@@ -195,3 +195,17 @@ def test_returned_views_and_leaves_of_a_consumed_graph_require_grad():
             got = f(em.ones(2, 2))
         assert [t.requires_grad for t in got] == [t.requires_grad for t in want] == [True] * 3
         assert got[2].is_leaf and not got[1].is_leaf
+
+
+def test_returned_view_that_retains_its_grad():
+    def step(v):
+        u = v[::2]
+        u.retain_grad()
+        (u * u).sum().backward()
+        return u
+
+    want = step(em.tensor([1.0, 2.0, 3.0], requires_grad=True))
+    f = em.compile(step)
+    for _ in range(2):
+        got = f(em.tensor([1.0, 2.0, 3.0], requires_grad=True))
+        assert got.grad is not None and got.grad.tolist() == want.grad.tolist() == [2.0, 6.0]

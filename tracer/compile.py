@@ -344,6 +344,7 @@ class _Program:
         self.bindings: list = []          # [(name, read the name now, weak ref at trace)]
         self.nodes = len(toposort(outputs))
         self.lines: dict | None = None    # node -> (file, line) that built it (check=)
+        self.retained: list = []          # [(leaf index, output index)]: retained .grads
 
     def _prepare(self) -> None:
         """Find the compiled program once, and where each of its inputs comes from."""
@@ -643,6 +644,12 @@ def _record(trace: _Trace, tree, leaves, proxies, before, placeholders, seq0, n_
             spent = t._grad_fn.name() if t._grad_fn is not None else "" if t._rg else \
                 "AsStridedBackward0"
         specs.append(spec + (t._view, t.dtype, t._detached, spent))
+    # returned non-leaf tensors that retain their grad: their .grad is an output too
+    retained = []
+    for j, t in enumerate(leaves):
+        if t._retains_grad and t._grad is not None and t._grad_fn is not None:
+            retained.append((j, len(outputs)))
+            outputs.append(b.reshape(b.cast(t._grad.node, t.dtype), (t._grad.numel(),)))
     # the captures: storages the program reads, writes or returns
     used = {n.arg for n in toposort(outputs) if n.op is Op.BUFFER}
     keep = {key for key, _ in written} | {spec[1] for spec in specs if spec[0] == "capture"}
@@ -665,8 +672,10 @@ def _record(trace: _Trace, tree, leaves, proxies, before, placeholders, seq0, n_
               for i, r in enumerate(roots)]
     # NOTE: a .grad storage's own guard is its tensor's; it never needs one of its own
     guards = [g if g is not None else (_ALWAYS, False, None, False) for g in guards]
-    return _Program(outputs, (tree, specs), placeholders, cap_sources, writes, grads, seq0,
-                    n_random, captures, guards, cap_writes, root_grads)
+    program = _Program(outputs, (tree, specs), placeholders, cap_sources, writes, grads,
+                       seq0, n_random, captures, guards, cap_writes, root_grads)
+    program.retained = retained
+    return program
 
 
 def _always():
@@ -960,9 +969,13 @@ class CompiledFunction:
                                                          t.dtype)
         tree, specs = program.structure
         fresh: dict = {}
-        leaves = iter([_leaf(program, spec, positional, storages, roots, values, fresh)
-                       for spec in specs])
-        return _unflatten(tree, leaves)
+        built = [_leaf(program, spec, positional, storages, roots, values, fresh)
+                 for spec in specs]
+        for j, i in program.retained:
+            t = built[j]
+            t._grad = from_array(values[i].reshape(tuple(t.shape)), t.dtype)
+            t._retains_grad = True
+        return _unflatten(tree, iter(built))
 
     def _check_trace(self, program: _Program, args, kwargs) -> None:
         """check=True: on the first replays and a sample after, trace again and raise
