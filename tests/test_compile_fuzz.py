@@ -209,3 +209,28 @@ def test_returned_view_that_retains_its_grad():
     for _ in range(2):
         got = f(em.tensor([1.0, 2.0, 3.0], requires_grad=True))
         assert got.grad is not None and got.grad.tolist() == want.grad.tolist() == [2.0, 6.0]
+
+
+def test_reading_a_captured_tensor_through_detach_is_a_graph_break():
+    s = _State()
+    s.v = em.zeros(3)  # pending: nothing reads it as a node before .numpy()
+    f = em.compile(lambda: s.v.detach().numpy().copy())
+    with pytest.warns(UserWarning, match="graph break"):
+        assert f().tolist() == [0.0, 0.0, 0.0]
+    s.v.add_(1)
+    assert f().tolist() == [1.0, 1.0, 1.0]
+
+
+def test_a_detached_alias_given_history_by_copy_requires_grad():
+    def step(v):
+        y = v.exp()
+        d = y.detach()
+        d.copy_(v)  # d requires grad again
+        v.log1p().sum().backward()
+        return d
+
+    want = step(em.tensor([1.0, 2.0], requires_grad=True))
+    f = em.compile(step)
+    for _ in range(2):
+        got = _quiet(f, em.tensor([1.0, 2.0], requires_grad=True))
+        assert got.requires_grad == want.requires_grad is True

@@ -176,7 +176,9 @@ class _Trace:
 
     def value_read(self, st: storage.Storage) -> None:
         """A realised storage's value is read (see Storage.array)."""
-        if self.is_input(st):
+        # NOTE: a tensor from outside that nothing read as a node (`w.detach().numpy()`)
+        # was realised just now: its value is an input too
+        if self.is_input(st) or (id(st) not in self.created and id(st) not in self.inputs):
             graph_break()
 
     def restore(self) -> None:
@@ -638,7 +640,7 @@ def _record(trace: _Trace, tree, leaves, proxies, before, placeholders, seq0, n_
         # NOTE: a result whose graph a backward() inside consumed still requires grad
         # uncompiled (a spent record): its record's name, to give the replay's one
         spent = None
-        if t._requires_grad and not t._detached:
+        if t._requires_grad:
             # NOTE: a view requiring grad through its base gets its record when read; a
             # leaf made inside ("" here) requires grad with no record
             spent = t._grad_fn.name() if t._grad_fn is not None else "" if t._rg else \
