@@ -234,3 +234,9 @@ def test_a_detached_alias_given_history_by_copy_requires_grad():
     for _ in range(2):
         got = _quiet(f, em.tensor([1.0, 2.0], requires_grad=True))
         assert got.requires_grad == want.requires_grad is True
+
+
+@pytest.mark.parametrize("seed", [30942])
+def test_found_programs_pass(seed):
+    # NOTE: 30942: a captured view's record, rebuilt while tracing, was left behind
+    assert fuzz_compile.check_case(fuzz_compile.case_for(seed)) == []

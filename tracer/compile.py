@@ -140,6 +140,7 @@ class _Trace:
                 # NOTE: its buffer is newer than the trace's start, and still an input
                 self.late.add(st.buffer.uid)
             self.seen[key] = _Seen(st)
+        self._note_autograd(t)  # NOTE: a view's record may be rebuilt while tracing
         root = t._base if t._base is not None else t
         if id(root) not in self.roots and not root._detached:
             self.roots[id(root)] = (root, root._requires_grad, root._grad)
