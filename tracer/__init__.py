@@ -10,7 +10,7 @@ from . import methods as _methods  # noqa: F401  (attaches Tensor methods)
 from . import unfold as _unfold  # noqa: F401  (attaches Tensor.unfold)
 from .arguments import numpy_names, tensor_first, tensor_sequence
 from .autograd import backward, grad, grad_of, value_and_grad
-from .compile import GraphBreak, compile, explain
+from .compile import CheckError, CheckReport, GraphBreak, compile, explain
 from .creation import *  # noqa: F401,F403
 from .creation import __all__ as _creation_all
 from .device import device
@@ -76,6 +76,7 @@ def realize(*tensors: Tensor) -> tuple:
 
 
 __all__ = (["Tensor", "Size", "device", "realize", "compile", "explain", "GraphBreak",
+            "CheckError", "CheckReport",
             "backward", "grad", "grad_of",
             "value_and_grad", "eager", "enable_grad", "is_eager", "is_grad_enabled",
             "no_grad", "set_eager", "set_grad_enabled", "gather", "index_select",

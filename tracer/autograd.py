@@ -76,8 +76,9 @@ def _write_grads(pairs, create_graph: bool) -> None:
         for x, g in pairs:
             x._grad = g if x._grad is None else x._grad + g
         return
-    if current().trace is not None:  # em.compile is tracing: stay lazy
+    if (trace := current().trace) is not None:  # em.compile is tracing: stay lazy
         for x, g in pairs:
+            trace.touch(x)  # NOTE: so the trace puts back a captured leaf's .grad
             gnode = b.cast(g.node, x.dtype)
             if x._grad is None:
                 x._grad = wrap_node(gnode)

@@ -53,6 +53,7 @@ import linecache
 import os
 import sys
 import traceback
+import types
 import warnings
 import weakref
 
@@ -72,10 +73,11 @@ from ..runtime.execute import run
 from ..runtime.interpreter import _strided
 from ..runtime.triton_launch import available as triton_available
 from . import mode, scalars, storage
+from .checks import CheckError, CheckReport
 from .inplace import copy_
 from .tensor import Tensor, _new, from_array
 
-__all__ = ["compile", "explain", "GraphBreak"]
+__all__ = ["compile", "explain", "GraphBreak", "CheckError", "CheckReport"]
 
 
 class GraphBreak(RuntimeError):
@@ -119,10 +121,16 @@ class _Trace:
         self.created: dict[int, tuple] = {}  # id(storage) -> (weak ref, user line)
         self.seen: dict[int, _Seen] = {}     # id(storage) -> its state before the trace
         self.roots: dict[int, tuple] = {}    # id(tensor) -> (tensor, requires_grad, .grad)
+        self.lines: dict | None = None       # node -> (file, line) that built it (check=)
+        self.autograd: dict[int, tuple] = {}  # id(tensor) -> (tensor, _rg, _grad_fn, version)
+        self.late: set[int] = set()  # uids of captured buffers realised during the trace
 
     def made(self, st: storage.Storage) -> None:
         """A storage was made while tracing (see Storage.__init__)."""
-        self.created[id(st)] = (weakref.ref(st), _user_frame())
+        frame = _user_frame()
+        self.created[id(st)] = (weakref.ref(st), frame)
+        if self.lines is not None:
+            self.lines.setdefault(st.node, frame)
 
     def read(self, t: Tensor) -> None:
         """The function read t's value (see Tensor.node): note it if it is captured."""
@@ -139,10 +147,14 @@ class _Trace:
                     storage.realize_storages([st])
                 finally:
                     switch(trace=active)
+                # NOTE: its buffer is newer than the trace's start, and still an input
+                self.late.add(st.buffer.uid)
             self.seen[key] = _Seen(st)
+        self._note_autograd(t)  # NOTE: a view's record may be rebuilt while tracing
         root = t._base if t._base is not None else t
         if id(root) not in self.roots and not root._detached:
             self.roots[id(root)] = (root, root._requires_grad, root._grad)
+            self._note_autograd(root)
 
     def made_here(self, st: storage.Storage) -> bool:
         """Whether the trace made `st`.
@@ -160,14 +172,34 @@ class _Trace:
         if not self.made_here(t._storage) and key not in self.inputs and id(t) not in self.roots \
                 and not t._detached:
             self.roots[id(t)] = (t, t._requires_grad, t._grad)
+            self._note_autograd(t)
+
+    def _note_autograd(self, t: Tensor) -> None:
+        """Keep t's autograd state before the trace (an in-place op may record on t)."""
+        self.autograd.setdefault(id(t), (t, t._rg, t._grad_fn, t._fn_version))
+
+    def autograd_changed(self, proxies) -> str | None:
+        """Why the trace cannot be replayed, where an in-place op recorded autograd
+        history on an argument or a captured tensor (`c.mul_(w)`, w requiring grad):
+        a replay writes values back, never a record."""
+        for t, rg, fn, _ in self.autograd.values():
+            if t._rg != rg or t._grad_fn is not fn:
+                return "an in-place op gave a captured tensor autograd history"
+        for k, p in enumerate(proxies):
+            if isinstance(p, Tensor) and p._grad_fn is not None:
+                return f"an in-place op gave argument {k} autograd history"
+        return None
 
     def is_input(self, st: storage.Storage) -> bool:
         """Whether realised `st` is a placeholder or a captured tensor (value unknown)."""
-        return st.buffer.uid < self.start
+        uid = st.buffer.uid
+        return uid < self.start or uid in self.late
 
     def value_read(self, st: storage.Storage) -> None:
         """A realised storage's value is read (see Storage.array)."""
-        if self.is_input(st):
+        # NOTE: a tensor from outside that nothing read as a node (`w.detach().numpy()`)
+        # was realised just now: its value is an input too
+        if self.is_input(st) or (id(st) not in self.created and id(st) not in self.inputs):
             graph_break()
 
     def realizing(self, nodes) -> None:
@@ -181,6 +213,8 @@ class _Trace:
             seen.restore()
         for root, _, grad in self.roots.values():
             root._grad = grad
+        for t, rg, fn, version in self.autograd.values():
+            t._rg, t._grad_fn, t._fn_version = rg, fn, version
 
 
 def depends_on_inputs(nodes) -> bool:
@@ -188,8 +222,9 @@ def depends_on_inputs(nodes) -> bool:
     trace = current().trace
     if trace is None:
         return False
-    start = trace.start
-    return any(n.op is Op.BUFFER and n.arg < start for n in toposort(nodes))
+    start, late = trace.start, trace.late
+    return any(n.op is Op.BUFFER and (n.arg < start or n.arg in late)
+               for n in toposort(nodes))
 
 
 # NOTE: the source folders of ember's packages (public/ installs as `ember` itself)
@@ -350,10 +385,13 @@ class _Program:
         self.inputs = None                # program input i <- ("arg", k) or ("const", array)
         self.params = None                # RAND parameters (seed, sequence) at trace time
         self.scalar_slots: list = []      # [(runtime parameter, float argument index)]
+        self.scalar_values: dict = {}     # float argument index -> its value at trace time
         self.scalar_guards: list = []     # [(float argument index, value)]: by value
         self.views: dict = {}             # (argument view, leaf view) -> composed view
         self.bindings: list = []          # [(name, read the name now, weak ref at trace)]
         self.nodes = len(toposort(outputs))
+        self.lines: dict | None = None    # node -> (file, line) that built it (check=)
+        self.retained: list = []          # [(leaf index, output index)]: retained .grads
 
     def _prepare(self, backend: str = "auto") -> None:
         """Find the compiled program once, and where each of its inputs comes from."""
@@ -477,7 +515,10 @@ def _unflatten(tree, leaves):
     if kind is dict:
         return {k: _unflatten(v, leaves) for k, v in tree[1]}
     items = [_unflatten(t, leaves) for t in tree[1]]
-    return kind(items) if kind is list else tuple(items) if kind is tuple else kind(*items)
+    if kind is list:
+        return items
+    # NOTE: a namedtuple takes its fields; other tuple types (em.Size) one sequence
+    return kind(*items) if hasattr(kind, "_fields") else kind(items)
 
 
 def _placeholder(t: Tensor, trace: _Trace) -> tuple[Tensor, rb.Buffer]:
@@ -494,17 +535,26 @@ def _arg_array(t: Tensor) -> np.ndarray:
     return np.ascontiguousarray(t._array()).reshape(-1)
 
 
-def _trace(fn, args, kwargs, reads: set | None = None) -> _Program | str:
+def _trace(fn, args, kwargs, reads: set | None = None, lines: bool = False) -> _Program | str:
     """Run fn on placeholders; a _Program, or the reason it cannot be replayed.
 
     `reads`: where the function's code reads a float argument (its positions go there:
-    see tracer/scalars.py)."""
+    see tracer/scalars.py); `lines`: note the user's line that built each node (for
+    `check=`)."""
     trace = _Trace()
+    if lines:
+        trace.lines = {}
     placeholders, proxies = [], []
     positional = list(args) + [kwargs[k] for k in sorted(kwargs)]
     tensors = [a for a in positional if isinstance(a, Tensor)]
     if len({id(a._storage) for a in tensors}) != len(tensors):
         return "two tensor arguments share memory (views of one tensor)"
+    for k, a in enumerate(positional):
+        # NOTE: a placeholder is a leaf: the history of one that is not (it has a record,
+        # or requires grad only through its base) cannot be replayed
+        if isinstance(a, Tensor) and a._requires_grad and (a._grad_fn is not None or
+                                                           not a._rg):
+            return f"argument {k} requires grad and is not a leaf"
     for k, a in enumerate(positional):
         if not isinstance(a, Tensor):
             proxies.append(scalars.wrap(a, k, reads) if reads is not None else a)
@@ -544,11 +594,13 @@ def _trace(fn, args, kwargs, reads: set | None = None) -> _Program | str:
         del result
         if mode.is_grad_enabled() and not consumed and any(t._requires_grad for t in leaves):
             return "a returned tensor requires grad and no backward() ran inside the function"
-        program = _record(trace, tree, leaves, proxies, before, placeholders, seq0, n_random)
+        program = trace.autograd_changed(proxies) or _record(
+            trace, tree, leaves, proxies, before, placeholders, seq0, n_random)
     finally:
         trace.restore()
     if isinstance(program, str):
         return program
+    program.lines = trace.lines
     escaped = _escaped(trace, leaves, proxies)
     return program if escaped is None else _Escape(
         f"graph break at {_line_text(*escaped)}: a tensor computed inside the function is "
@@ -581,8 +633,11 @@ def _record(trace: _Trace, tree, leaves, proxies, before, placeholders, seq0, n_
             grads.append((k, len(outputs)))
             outputs.append(b.cast(p._grad.node, p.dtype))
     # the captured tensors, and which of their storages hold a captured tensor's .grad
+    # NOTE: a root whose .grad alone was read or written (a backward() on the leaf
+    # itself) is kept: its .grad is read through it at each call
     roots = [r for r in trace.roots.values()
-             if id(r[0]._storage) in trace.seen or r[0]._grad is not r[2]]
+             if id(r[0]._storage) in trace.seen or r[0]._grad is not r[2] or (
+                 r[2] is not None and id(r[2]._storage) in trace.seen)]
     root_index = {id(r[0]): i for i, r in enumerate(roots)}
     grad_of = {}
     for i, (root, _, grad) in enumerate(roots):
@@ -621,14 +676,35 @@ def _record(trace: _Trace, tree, leaves, proxies, before, placeholders, seq0, n_
             spec = ("rootgrad", r, roots[r] is not None and roots[r][0]._grad is t)
         elif key in trace.seen:
             r = root_index.get(id(t))
-            spec = ("root", r, True) if r is not None and roots[r] is not None else (
-                "capture", key, False)
+            # NOTE: a view of a captured tensor is a view of it (its base) after a replay
+            base = root_index.get(id(t._base)) if t._base is not None else None
+            if r is not None and roots[r] is not None:
+                spec = ("root", r, True)
+            elif base is not None and roots[base] is not None and not t._detached and \
+                    t._base._view.is_full(t._storage.numel):
+                spec = ("rootview", base, False)
+            else:
+                spec = ("capture", key, False)
         else:
             if key not in fresh:
                 fresh[key] = len(outputs)
                 outputs.append(b.reshape(t._storage.node, (t._storage.numel,)))
             spec = ("out", fresh[key], t._storage.node.shape)
-        specs.append(spec + (t._view, t.dtype, t._detached))
+        # NOTE: a result whose graph a backward() inside consumed still requires grad
+        # uncompiled (a spent record): its record's name, to give the replay's one
+        spent = None
+        if t._requires_grad:
+            # NOTE: a view requiring grad through its base gets its record when read; a
+            # leaf made inside ("" here) requires grad with no record
+            spent = t._grad_fn.name() if t._grad_fn is not None else "" if t._rg else \
+                "AsStridedBackward0"
+        specs.append(spec + (t._view, t.dtype, t._detached, spent))
+    # returned non-leaf tensors that retain their grad: their .grad is an output too
+    retained = []
+    for j, t in enumerate(leaves):
+        if t._retains_grad and t._grad is not None and t._grad_fn is not None:
+            retained.append((j, len(outputs)))
+            outputs.append(b.reshape(b.cast(t._grad.node, t.dtype), (t._grad.numel(),)))
     # the captures: storages the program reads, writes or returns
     used = {n.arg for n in toposort(outputs) if n.op is Op.BUFFER}
     keep = {key for key, _ in written} | {spec[1] for spec in specs if spec[0] == "capture"}
@@ -643,7 +719,7 @@ def _record(trace: _Trace, tree, leaves, proxies, before, placeholders, seq0, n_
     cap_writes = [(cap_index[key], i) for key, i in written]
     specs = [(kind, cap_index[i] if kind == "capture" else i, *rest)
              for kind, i, *rest in specs]
-    needed = {r for kind, r, *_ in specs if kind in ("root", "rootgrad")}
+    needed = {r for kind, r, *_ in specs if kind in ("root", "rootgrad", "rootview")}
     needed |= {r for r, _ in root_grads} | {x for kind, x in captures if kind == "grad"}
     guards = [None if r is None else (weakref.ref(r[0]), r[1],
                                       None if r[2] is None else (tuple(r[2].shape), r[2].dtype),
@@ -651,8 +727,10 @@ def _record(trace: _Trace, tree, leaves, proxies, before, placeholders, seq0, n_
               for i, r in enumerate(roots)]
     # NOTE: a .grad storage's own guard is its tensor's; it never needs one of its own
     guards = [g if g is not None else (_ALWAYS, False, None, False) for g in guards]
-    return _Program(outputs, (tree, specs), placeholders, cap_sources, writes, grads, seq0,
-                    n_random, captures, guards, cap_writes, root_grads)
+    program = _Program(outputs, (tree, specs), placeholders, cap_sources, writes, grads,
+                       seq0, n_random, captures, guards, cap_writes, root_grads)
+    program.retained = retained
+    return program
 
 
 def _always():
@@ -667,6 +745,9 @@ def _escaped(trace: _Trace, leaves, proxies) -> tuple[str, int] | None:
     keep = {id(t._storage) for t in leaves}
     keep |= {id(p._grad._storage) for p in proxies if isinstance(p, Tensor) and
              p._grad is not None}
+    # NOTE: the returned tensors (the trace's) keep what their records saved alive: that
+    # is no escape, so they are let go of first
+    leaves.clear()
 
     def alive():
         for key, (ref, line) in trace.created.items():
@@ -766,13 +847,17 @@ def _alias(program: _Program, real: Tensor, view: View, dtype, detached: bool) -
 
 def _leaf(program, spec, positional, storages, roots, values, fresh) -> Tensor:
     """The returned tensor `spec` describes (see _record), for this call."""
-    kind, i, whole, view, dtype, detached = spec
+    kind, i, whole, view, dtype, detached, spent = spec
     if kind == "out":
         st = fresh.get(i)
         if st is None:
             st = fresh[i] = storage.Storage.from_array(values[i], dtype, "cpu", whole)
         out = _new(st, view, dtype, None)
         out._detached = detached
+        if spent:
+            _spent_record(out, spent)
+        elif spent is not None:
+            out._requires_grad = True
         return out
     if kind == "capture":
         st = storages[i]
@@ -781,16 +866,30 @@ def _leaf(program, spec, positional, storages, roots, values, fresh) -> Tensor:
         return out
     if kind == "root":
         return roots[i]
+    if kind == "rootview":
+        return _new(roots[i]._storage, view, dtype, roots[i])
     real = positional[i] if kind == "arg" else positional[i]._grad if kind == "arggrad" \
         else roots[i]._grad
     return real if whole else _alias(program, real, view, dtype, detached)
+
+
+def _spent_record(t: Tensor, name: str) -> None:
+    """Give t a freed record named `name`, as the uncompiled call leaves a result whose
+    graph a backward() inside consumed (a backward through it raises, as there)."""
+    from .autograd import GradFn
+    st = t._storage
+    fn = GradFn(name, (), (), None, (), (st, st.version))
+    fn.freed = True
+    t._grad_fn = fn
+    t._requires_grad = True
+    t._fn_version = st.version
 
 
 class CompiledFunction:
     """A function compiled by `em.compile`: call it like the original."""
 
     def __init__(self, fn, fullgraph: bool, backend: str, dynamic: bool,
-                 recompile_limit: int = 8):
+                 recompile_limit: int = 8, check: bool | str = False):
         self.fn = fn
         self.fullgraph = fullgraph
         self.backend = backend
@@ -803,6 +902,9 @@ class CompiledFunction:
         self._last: tuple | None = None
         self._limited = False
         self._escapes: dict[tuple, str] = {}  # signatures whose trace kept a value outside
+        self.check = check
+        self.checks = 0                  # replays check=True traced again
+        self.last_check = None           # check="fp64": the CheckReport of the last call
         functools.update_wrapper(self, fn)
 
     def _name(self) -> str:
@@ -820,6 +922,8 @@ class CompiledFunction:
             found = self._find(entries, args, kwargs)
             if not isinstance(found, str):
                 self.hits += 1
+                if self.check is True:
+                    self._check_trace(found[0], args, kwargs)
                 return self._replay(found[0], args, kwargs, found[1])
             if found == _ALSO_PASSED:
                 return self.fn(*args, **kwargs)
@@ -868,7 +972,8 @@ class CompiledFunction:
             self.reasons.append(reason)
         self._last = sig
         self.traces += 1
-        program = scalars.trace(_trace, self.fn, args, kwargs)
+        program = scalars.trace(functools.partial(_trace, lines=bool(self.check)), self.fn,
+                                args, kwargs)
         if isinstance(program, str):
             if self.fullgraph:
                 raise GraphBreak(f"{self._name()}: {program} (fullgraph=True)")
@@ -881,7 +986,7 @@ class CompiledFunction:
             elif not self.programs.get(sig):
                 self.programs[sig] = program
             return None
-        program.bindings = _bindings(self.fn)
+        program.bindings = _bindings(self.fn) + _reach_bindings(self.fn, program)
         entries = self.programs.get(sig)
         if not isinstance(entries, list):
             entries = self.programs[sig] = []
@@ -899,6 +1004,8 @@ class CompiledFunction:
         values = program.values(arrays, self.backend, positional)
         if values is None:
             return self.fn(*args, **kwargs)
+        if self.check == "fp64":
+            self._check_fp64(program, arrays, values)
         roots_seen: set[int] = set()
         values = [_owned(v, arrays, roots_seen) for v in values]
         for k, i in program.writes:
@@ -920,9 +1027,51 @@ class CompiledFunction:
                                                          t.dtype)
         tree, specs = program.structure
         fresh: dict = {}
-        leaves = iter([_leaf(program, spec, positional, storages, roots, values, fresh)
-                       for spec in specs])
-        return _unflatten(tree, leaves)
+        built = [_leaf(program, spec, positional, storages, roots, values, fresh)
+                 for spec in specs]
+        for j, i in program.retained:
+            t = built[j]
+            t._grad = from_array(values[i].reshape(tuple(t.shape)), t.dtype)
+            t._retains_grad = True
+        return _unflatten(tree, iter(built))
+
+    def _check_trace(self, program: _Program, args, kwargs) -> None:
+        """check=True: on the first replays and a sample after, trace again and raise
+        CheckError if the graph differs (before anything is written back)."""
+        from .checks import CHECK_EVERY, CHECK_FIRST, retrace_check
+        self.checks += 1
+        n = self.checks
+        if n > CHECK_FIRST and n % CHECK_EVERY:
+            return
+        # NOTE: the trace runs on placeholders and restores every captured tensor it
+        # touched, so only the replay below changes tensors
+        # NOTE: float arguments that are runtime parameters are traced at the values the
+        # program was traced with (the graph holds those as its constants)
+        traced = dict(program.scalar_values)
+        n = len(args)
+        names = sorted(kwargs)
+        args = [traced.get(k, a) for k, a in enumerate(args)]
+        kwargs = {name: traced.get(n + i, kwargs[name]) for i, name in enumerate(names)}
+        fresh = _trace(self.fn, args, kwargs, lines=True)
+        retrace_check(self._name(), program, fresh)
+
+    def _check_fp64(self, program: _Program, arrays, values) -> None:
+        """check="fp64": compare this call's results with a float64 evaluation."""
+        from .checks import fp64_check
+        # NOTE: the call's draws were the last n_random the generator gave
+        seed, end = current().generator.position()
+        saved = [buf.array for buf in program.sources]
+        try:
+            for buf, a in zip(program.sources, arrays):
+                buf.array = a
+            report = fp64_check(self._name(), program, values,
+                                (seed, end - program.n_random))
+        finally:
+            for buf, a in zip(program.sources, saved):
+                buf.array = a
+        self.last_check = report
+        if not report.ok:
+            warnings.warn(f"em.compile: {report}", stacklevel=4)
 
     def stats(self) -> dict:
         """{"traces": traces made, "hits": calls that replayed a trace, "programs":
@@ -995,6 +1144,103 @@ def _bindings(fn) -> list:
     return out
 
 
+_REACH_DEPTH = 4      # attribute / item steps followed from a closure cell or global
+_REACH_OBJECTS = 2000  # objects visited at most, per trace
+_REACH_ITEMS = 256     # items or attributes looked at per object
+_MISSING = object()
+_OPAQUE = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType,
+           types.MethodType, str, bytes, int, float, complex, bool, np.ndarray, Tensor)
+
+
+def _reach_bindings(fn, program: _Program) -> list:
+    """How fn reaches each captured tensor through attributes and containers (`S.w`,
+    `self.layers[0].weight`), to guard that the path still leads to that tensor.
+
+    NOTE: a captured tensor is known by its storage: rebinding `model.w = new` while
+    the old tensor lives on elsewhere would otherwise replay over the old one.
+    Breadth first from the closure cells, the globals fn names and a bound method's
+    `self`, at most `_REACH_DEPTH` steps; tensors named directly are `_bindings`'.
+    """
+    targets = {id(t) for ref, *_ in program.roots if (t := ref()) is not None}
+    # NOTE: a view of a captured tensor (S.w = base.reshape(...)) is known by its storage
+    stores = {id(t._storage) for ref, *_ in program.roots if (t := ref()) is not None}
+    stores |= {id(st) for kind, x in program.captures if kind == "storage" and
+               (st := x()) is not None}
+    if not targets and not stores:
+        return []
+    func = getattr(fn, "__func__", fn)
+    code = getattr(func, "__code__", None)
+    starts = []
+    if getattr(fn, "__self__", None) is not None:
+        starts.append(("self", functools.partial(getattr, fn, "__self__")))
+    for name, cell in zip(getattr(code, "co_freevars", ()), getattr(func, "__closure__", None)
+                          or ()):
+        starts.append((name, functools.partial(_cell_value, cell)))
+    scope = getattr(func, "__globals__", {})
+    for name in getattr(code, "co_names", ()):
+        if name in scope:
+            starts.append((name, functools.partial(scope.get, name, _MISSING)))
+    out, seen, found = [], set(), set()
+    queue = [(name, read, read(), ()) for name, read in starts]
+    while queue and len(seen) < _REACH_OBJECTS:
+        name, read, obj, steps = queue.pop(0)
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        for key, child in _children(obj):
+            path = steps + (key,)
+            if isinstance(child, Tensor):
+                if (id(child) in targets or id(child._storage) in stores) and \
+                        id(child) not in found:
+                    found.add(id(child))
+                    ref = weakref.ref(child)
+                    out.append((name + "".join(_fmt_step(k) for k in path),
+                                functools.partial(_follow, read, path, ref), ref))
+            elif len(path) < _REACH_DEPTH and not isinstance(child, _OPAQUE):
+                queue.append((name, read, child, path))
+    return out
+
+
+def _cell_value(cell):
+    try:
+        return cell.cell_contents
+    except ValueError:  # an empty cell
+        return _MISSING
+
+
+def _children(obj) -> list:
+    """(step, value) of obj's items or instance attributes; none for other objects."""
+    if isinstance(obj, (list, tuple)):
+        return [((True, i), v) for i, v in enumerate(obj[:_REACH_ITEMS])]
+    if isinstance(obj, dict):
+        return [((True, k), v) for k, v in list(obj.items())[:_REACH_ITEMS]]
+    attrs = getattr(obj, "__dict__", None)
+    if isinstance(attrs, dict) and not isinstance(obj, _OPAQUE):
+        return [((False, k), v) for k, v in list(attrs.items())[:_REACH_ITEMS]]
+    return []
+
+
+def _fmt_step(step) -> str:
+    is_item, key = step
+    return f"[{key!r}]" if is_item else f".{key}"
+
+
+def _follow(read, path, ref):
+    """The object `path` leads to from read() now (_MISSING where it no longer does).
+
+    NOTE: None once the tensor found there died: the captures' own guard then says
+    it was freed, which retires the program."""
+    if ref() is None:
+        return None
+    obj = read()
+    for is_item, key in path:
+        try:
+            obj = obj[key] if is_item else vars(obj)[key]
+        except (KeyError, IndexError, TypeError):
+            return _MISSING
+    return obj
+
+
 def _arg_storages(args, kwargs) -> set[int]:
     """ids of the argument tensors' storages (a captured tensor must be none of them)."""
     out = {id(a._storage) for a in args if isinstance(a, Tensor)}
@@ -1004,7 +1250,7 @@ def _arg_storages(args, kwargs) -> set[int]:
 
 
 def compile(fn=None, *, fullgraph: bool = False, backend: str = "auto",
-            dynamic: bool = False, recompile_limit: int = 8):
+            dynamic: bool = False, recompile_limit: int = 8, check: bool | str = False):
     """Compile `fn` (also usable as `@em.compile` or `@em.compile(fullgraph=True)`).
 
     Each signature is traced once and replayed afterwards; the module's docstring
@@ -1025,6 +1271,22 @@ def compile(fn=None, *, fullgraph: bool = False, backend: str = "auto",
         recompile_limit (int): the most traces per function; past it, the function
             runs uncompiled wherever no traced program fits, with one warning naming
             the guard that failed.
+        check (bool or str): ``True`` traces the function again (on placeholders,
+            restoring every tensor it touches) on the first 3 calls that replay a
+            program and on every 64th after, and raises `em.CheckError` before the
+            call changes anything if it would now build another graph than the one
+            replayed (a guard is missing: the function branches on Python state the
+            trace could not see), naming the first differing node and the line that
+            built it. Python side effects of the body (a counter it increments) happen
+            once more on those calls. ``"fp64"`` evaluates each call's graph again with
+            the reference interpreter in float64 and stores an `em.CheckReport` in the
+            compiled function's ``last_check``: per output, the normwise error of the
+            compiled and of the uncompiled result against float64, and a budget of a
+            few ulps of the dtype (4 for float16 and bfloat16, 64 for float32) plus
+            ``4 * sqrt(K)`` ulps of the accumulator for a reduction of length K. A
+            compiled error over budget warns, naming the first fused kernel where the
+            error appears and the line of the function that built it. Both are for
+            debugging: they cost a trace or an interpreted run per checked call.
 
     Returns the compiled function (or, without `fn`, a decorator).
 
@@ -1069,9 +1331,12 @@ def compile(fn=None, *, fullgraph: bool = False, backend: str = "auto",
     if isinstance(recompile_limit, bool) or not isinstance(recompile_limit, int) or \
             recompile_limit < 1:
         raise ValueError(f"recompile_limit must be a positive int, got {recompile_limit!r}")
+    if check not in (False, True, "fp64") or (check and not isinstance(check, (bool, str))):
+        raise ValueError(f"check must be False, True or 'fp64', got {check!r}")
     if fn is None:
-        return lambda f: CompiledFunction(f, fullgraph, backend, dynamic, recompile_limit)
-    return CompiledFunction(fn, fullgraph, backend, dynamic, recompile_limit)
+        return lambda f: CompiledFunction(f, fullgraph, backend, dynamic, recompile_limit,
+                                          check)
+    return CompiledFunction(fn, fullgraph, backend, dynamic, recompile_limit, check)
 
 
 def explain(fn, *args, graph: bool = False, **kwargs):

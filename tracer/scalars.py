@@ -218,5 +218,6 @@ def trace(trace_fn, fn, args, kwargs):
             guarded = ks
         else:
             program.scalar_slots = found
+            program.scalar_values = first
     program.scalar_guards = [(k, positional[k]) for k in sorted(guarded)]
     return program

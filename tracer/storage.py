@@ -147,7 +147,7 @@ class Storage:
         """The realised flat array (realising first if needed)."""
         if not self.is_realized:
             realize_storages([self])
-        elif (trace := current().trace) is not None:
+        if (trace := current().trace) is not None:
             trace.value_read(self)  # a graph break when self is an input of the trace
         return self.buffer.array
 
