@@ -115,6 +115,7 @@ class _Trace:
         self.created: dict[int, tuple] = {}  # id(storage) -> (weak ref, user line)
         self.seen: dict[int, _Seen] = {}     # id(storage) -> its state before the trace
         self.roots: dict[int, tuple] = {}    # id(tensor) -> (tensor, requires_grad, .grad)
+        self.states: dict[int, tuple] = {}   # id(obj) -> (weak ref, read, value, label)
 
     def made(self, st: storage.Storage) -> None:
         """A storage was made while tracing (see Storage.__init__)."""
@@ -177,6 +178,54 @@ class _Trace:
             seen.restore()
         for root, _, grad in self.roots.values():
             root._grad = grad
+
+
+# -- Python-side state a trace depends on ----------------------------------------
+
+_STATE_EPOCH = [0]  # bumped whenever guarded Python-side state may have changed
+
+
+def state_changed() -> None:
+    """Say that Python-side state a trace may depend on changed (`Module.train()` calls
+    it): compiled functions re-check their state guards on their next call only then."""
+    _STATE_EPOCH[0] += 1
+
+
+def note_state(obj, read, label: str) -> None:
+    """While tracing, record that the trace depends on `read(obj)` (Python-side state,
+    such as a module's `training` flags): the program is replayed only while
+    `read(obj)` gives the same value. `label` names `obj` in `em.explain`.
+
+    Cheap outside a trace (one context read); each object is noted once per trace.
+    """
+    trace = current().trace
+    if trace is None or id(obj) in trace.states:
+        return
+    trace.states[id(obj)] = (weakref.ref(obj), read, read(obj), label)
+
+
+def _check_states(states) -> str | None:
+    """Why guarded Python-side state no longer matches its trace (None: it does)."""
+    for ref, read, value, label in states:
+        obj = ref()
+        if obj is None:
+            return f"freed: {label} was freed"
+        now = read(obj)
+        if now != value:
+            return f"{label}: {_state_change(value, now)}"
+    return None
+
+
+def _state_change(old, new) -> str:
+    """The first difference of two state values (pairs of (name, value) name theirs)."""
+    if isinstance(old, tuple) and isinstance(new, tuple) and len(old) == len(new):
+        for a, c in zip(old, new):
+            if a != c:
+                if isinstance(a, tuple) and len(a) == 2 and isinstance(c, tuple) and \
+                        a[0] == c[0]:
+                    return f"{a[0]} changed {a[1]} -> {c[1]}"
+                return f"changed {a} -> {c}"
+    return f"changed {old} -> {new}"
 
 
 def depends_on_inputs(nodes) -> bool:
@@ -334,6 +383,8 @@ class _Program:
         self.params = None                # RAND parameters (seed, sequence) at trace time
         self.views: dict = {}             # (argument view, leaf view) -> composed view
         self.bindings: list = []          # [(name, read the name now, weak ref at trace)]
+        self.states: tuple = ()           # Python-side state guards (see note_state)
+        self.state_epoch = 0              # _STATE_EPOCH when they last passed
         self.nodes = len(toposort(outputs))
 
     def _prepare(self, backend: str = "auto") -> None:
@@ -353,6 +404,11 @@ class _Program:
         for name, read, ref in self.bindings:
             if read() is not ref():
                 return f"the tensor bound to {name!r} changed"
+        if self.states and self.state_epoch != _STATE_EPOCH[0]:
+            changed = _check_states(self.states)
+            if changed is not None:
+                return changed
+            self.state_epoch = _STATE_EPOCH[0]
         roots = []
         for i, (ref, requires_grad, grad, needed) in enumerate(self.roots):
             t = ref()
@@ -490,6 +546,7 @@ def _trace(fn, args, kwargs) -> _Program | str:
             placeholders.append((k, gbuf, True))
         proxies.append(p)
     trace.start = next(rb._uids)  # NOTE: every buffer made before the trace has a lower uid
+    epoch = _STATE_EPOCH[0]
     n_args = len(args)
     call_args = proxies[:n_args]
     call_kwargs = dict(zip(sorted(kwargs), proxies[n_args:]))
@@ -503,6 +560,7 @@ def _trace(fn, args, kwargs) -> _Program | str:
     prev = switch(trace=trace, eager=False, generator=generator)
     try:
         try:
+            _note_reached(fn, positional)
             result = fn(*call_args, **call_kwargs)
         except GraphBreak:
             return f"graph break at {trace.broke}"
@@ -520,10 +578,35 @@ def _trace(fn, args, kwargs) -> _Program | str:
         trace.restore()
     if isinstance(program, str):
         return program
+    program.states = tuple(trace.states.values())
+    program.state_epoch = epoch
     escaped = _escaped(trace, leaves, proxies)
     return program if escaped is None else _Escape(
         f"graph break at {_line_text(*escaped)}: a tensor computed inside the function is "
         "kept outside it (pass it in or return it instead)")
+
+
+def _note_reached(fn, positional) -> None:
+    """Note the guarded state of objects fn reaches by name or receives (arguments,
+    closure cells, globals, a bound method's object): any with `_note_trace_state`
+    (an `em.nn.Module`). Objects reached otherwise note theirs when used (a module
+    when it is called)."""
+    code = getattr(fn, "__code__", None)
+    reached = [fn, *positional]
+    owner = getattr(fn, "__self__", None)
+    if owner is not None:
+        reached.append(owner)
+    for cell in getattr(fn, "__closure__", None) or ():
+        try:
+            reached.append(cell.cell_contents)
+        except ValueError:  # an empty cell
+            pass
+    scope = getattr(fn, "__globals__", {})
+    reached += [scope.get(name) for name in getattr(code, "co_names", ())]
+    for obj in reached:
+        note = getattr(type(obj), "_note_trace_state", None)
+        if note is not None:
+            note(obj)
 
 
 class _Escape(str):
