@@ -68,6 +68,7 @@ from ..runtime.execute import run
 from ..runtime.interpreter import _strided
 from ..runtime.triton_launch import available as triton_available
 from . import mode, storage
+from .dynamic import Fit, NotDynamic
 from .inplace import copy_
 from .tensor import Tensor, _new, from_array
 
@@ -384,6 +385,7 @@ class _Program:
         self.views: dict = {}             # (argument view, leaf view) -> composed view
         self.bindings: list = []          # [(name, read the name now, weak ref at trace)]
         self.states: tuple = ()           # Python-side state guards (see note_state)
+        self.resized = False              # made from two traces at other sizes (_resize)
         self.state_epoch = 0              # _STATE_EPOCH when they last passed
         self.nodes = len(toposort(outputs))
 
@@ -840,10 +842,141 @@ def _leaf(program, spec, positional, storages, roots, values, fresh) -> Tensor:
     return real if whole else _alias(program, real, view, dtype, detached)
 
 
+# -- dynamic dimensions (see tracer/dynamic.py for the design) ----------------------
+
+def _size_positions(sa: tuple, sb: tuple) -> tuple | None:
+    """(positions, (s1, s2)): where two signatures differ, when they differ only in
+    sizes of tensor dims that all change from one size s1 to one size s2 (both >= 2).
+
+    A position is (argument index, "shape" or "grad", dim).
+    """
+    if sa[0] != sb[0] or sa[2] != sb[2] or len(sa[1]) != len(sb[1]):
+        return None
+    positions, pair = [], None
+    for i, (x, y) in enumerate(zip(sa[1], sb[1])):
+        if x == y:
+            continue
+        if not (isinstance(x, tuple) and isinstance(y, tuple) and x[:1] == y[:1] == ("T",)) \
+                or x[2:5] != y[2:5] or x[6] != y[6] or len(x[1]) != len(y[1]) \
+                or (x[5] is None) != (y[5] is None):
+            return None
+        dims = [((i, "shape", d), p, q) for d, (p, q) in enumerate(zip(x[1], y[1])) if p != q]
+        if x[5] is not None:
+            if x[5][1] != y[5][1] or len(x[5][0]) != len(y[5][0]):
+                return None
+            dims += [((i, "grad", d), p, q) for d, (p, q) in enumerate(zip(x[5][0], y[5][0]))
+                     if p != q]
+        for where, p, q in dims:
+            pair = pair or (p, q)
+            if (p, q) != pair or min(p, q) < 2:
+                return None
+            positions.append(where)
+    return (tuple(positions), pair) if positions else None
+
+
+def _with_size(sig: tuple, positions, size: int) -> tuple:
+    """sig with every dim at `positions` set to `size`."""
+    parts = list(sig[1])
+    for i, where, d in positions:
+        _, shape, dtype, device, requires_grad, grad, alias = parts[i]
+        if where == "shape":
+            shape = shape[:d] + (size,) + shape[d + 1:]
+        else:
+            grad = (grad[0][:d] + (size,) + grad[0][d + 1:], grad[1])
+        parts[i] = ("T", shape, dtype, device, requires_grad, grad, alias)
+    return sig[0], tuple(parts), sig[2]
+
+
+def _size_of(sig: tuple, positions) -> int | None:
+    """The one size sig has at every dim of `positions` (None: they differ)."""
+    sizes = set()
+    for i, where, d in positions:
+        part = sig[1][i] if i < len(sig[1]) else None
+        if not (isinstance(part, tuple) and part[:1] == ("T",)):
+            return None
+        shape = part[1] if where == "shape" else (part[5] or ((),))[0]
+        if d >= len(shape):
+            return None
+        sizes.add(shape[d])
+    return sizes.pop() if len(sizes) == 1 else None
+
+
+class _Template:
+    """Two traces of one function at sizes s1 and s2 of its dynamic dims, from which
+    programs for other sizes are made without tracing (see tracer/dynamic.py)."""
+
+    def __init__(self, sig_a: tuple, a: _Program, b: _Program, positions, s1: int, s2: int):
+        self.sig_a, self.a, self.b = sig_a, a, b
+        self.positions, self.s1, self.s2 = positions, s1, s2
+        self.failed: str | None = None   # why the dims are specialised again
+        self.sizes: list[int] = []       # the sizes served without tracing
+
+    def size_in(self, sig: tuple) -> int | None:
+        """The dynamic size of sig when it is this template's signature at that size."""
+        size = _size_of(sig, self.positions)
+        if size is None or size < 2 or _with_size(sig, self.positions, self.s1) != self.sig_a:
+            return None
+        return size
+
+    def at(self, size: int) -> _Program:
+        """The program at `size`: the traces' graph re-shaped (raises NotDynamic)."""
+        program = _resize(self.a, self.b, Fit(self.s1, self.s2, size))
+        self.sizes.append(size)
+        return program
+
+    def describe(self) -> str:
+        dims = ", ".join(f"argument {i}{'.grad' if w == 'grad' else ''} dim {d}"
+                         for i, w, d in self.positions)
+        return f"{dims} (traced at sizes {self.s1} and {self.s2})"
+
+
+def _same_layout(first: _Program, second: _Program) -> None:
+    """Raise NotDynamic unless two programs read, write and return alike."""
+    for name in ("writes", "grads", "captures", "roots", "cap_writes", "root_grads",
+                 "n_random", "states"):
+        if getattr(first, name) != getattr(second, name):
+            raise NotDynamic(f"the traces differ in their {name.replace('_', ' ')}")
+    if [(k, g) for k, _, g in first.placeholders] != \
+            [(k, g) for k, _, g in second.placeholders] or \
+            len(first.sources) != len(second.sources):
+        raise NotDynamic("the traces read different inputs")
+
+
+def _resize(first: _Program, second: _Program, fit: Fit) -> _Program:
+    """The program first (traced at fit.s1) is at fit.s, given second (traced at fit.s2)."""
+    _same_layout(first, second)
+    n = len(first.placeholders)
+    places = []
+    for (k, buf, is_grad), (_, other, _) in zip(first.placeholders, second.placeholders):
+        numel = fit.value(buf.array.size, other.array.size, f"the size of argument {k}")
+        places.append((k, rb.Buffer(np.zeros(numel, buf.array.dtype), buf.device), is_grad))
+    where_a = {buf.uid: j for j, buf in enumerate(first.sources)}
+    where_b = {buf.uid: j for j, buf in enumerate(second.sources)}
+
+    def buffers(x, y, shape):
+        j = where_a.get(x.arg)
+        if j is None or where_b.get(y.arg) != j:
+            raise NotDynamic("the traces read different tensors")
+        if j < n:
+            return rb.buffer_node(places[j][1], x.dtype, shape)
+        if shape != x.shape:
+            raise NotDynamic("a captured tensor's shape depends on the size")
+        return x
+
+    outputs = fit.graph(first.outputs, second.outputs, buffers)
+    structure = fit.value(first.structure, second.structure, "what the function returns")
+    program = _Program(outputs, structure, places, first.sources[n:], first.writes, first.grads,
+                       first.seq0, first.n_random, first.captures, first.roots, first.cap_writes,
+                       first.root_grads)
+    program.bindings, program.states = first.bindings, first.states
+    program.state_epoch, program.resized = first.state_epoch, True
+    return program
+
+
 class CompiledFunction:
     """A function compiled by `em.compile`: call it like the original."""
 
-    def __init__(self, fn, fullgraph: bool, backend: str, dynamic: bool,
+    def __init__(self, fn, fullgraph: bool, backend: str, dynamic: bool | None,
                  recompile_limit: int = 8):
         self.fn = fn
         self.fullgraph = fullgraph
@@ -857,6 +990,8 @@ class CompiledFunction:
         self._last: tuple | None = None
         self._limited = False
         self._escapes: dict[tuple, str] = {}  # signatures whose trace kept a value outside
+        self.templates: list[_Template] = []  # dynamic dims: traces re-shaped for new sizes
+        self.resized = 0                      # programs made for a new size without tracing
         functools.update_wrapper(self, fn)
 
     def _name(self) -> str:
@@ -880,6 +1015,10 @@ class CompiledFunction:
             reason = found
         elif self._last is not None:
             reason = _describe_guard(self._last, sig)
+            resized = self._resized(sig, args, kwargs)
+            if isinstance(resized, tuple):
+                return self._replay(*resized)
+            reason = resized or reason
         program = self._retrace(sig, reason, args, kwargs)
         if program is None:
             return self.fn(*args, **kwargs)
@@ -902,6 +1041,55 @@ class CompiledFunction:
                 bound = bound[len("freed: "):]
             reason = reason or bound
         return reason
+
+    def _resized(self, sig, args, kwargs) -> tuple | str | None:
+        """(program, args, kwargs, bound) for a signature that differs from traced ones
+        only in a dynamic size, made without tracing; where it must be traced, None or
+        why its dynamic dims are specialised again."""
+        if self.dynamic is False:
+            return None
+        arg_storages = _arg_storages(args, kwargs)
+        why = None
+        for template, size in self._templates_for(sig):
+            if template.failed is not None or isinstance(template.a.bind(arg_storages), str):
+                continue  # NOTE: specialised again, or traced in another state
+            try:
+                program = template.at(size)
+            except NotDynamic as e:
+                template.failed = str(e)
+                why = why or f"{template.describe()} is specialised again at size {size}: {e}"
+                continue
+            bound = program.bind(arg_storages)
+            if isinstance(bound, str):
+                continue
+            self.resized += 1
+            self.programs[sig] = [program]
+            return program, args, kwargs, bound
+        return why
+
+    def _templates_for(self, sig):
+        """(template, size) pairs that may serve sig: known ones, then ones made from two
+        traced programs whose signatures differ from each other as sig does from them
+        (the second recompile the same dims cause)."""
+        for template in self.templates:
+            size = template.size_in(sig)
+            if size is not None:
+                yield template, size
+        traced = [(k, p) for k, e in self.programs.items() if isinstance(e, list)
+                  for p in e if not p.resized]
+        known = {(id(t.a), id(t.b)) for t in self.templates}
+        for i, (sig_a, first) in enumerate(traced):
+            for sig_b, second in traced[i + 1:]:
+                found = _size_positions(sig_a, sig_b)
+                if found is None or (id(first), id(second)) in known or \
+                        first.states != second.states:
+                    continue
+                template = _Template(sig_a, first, second, found[0], *found[1])
+                size = template.size_in(sig)
+                if size is not None:
+                    self.templates.append(template)
+                    known.add((id(first), id(second)))
+                    yield template, size
 
     def _retrace(self, sig, reason, args, kwargs) -> _Program | None:
         """Trace for this call (None: run it uncompiled), within the recompile limit."""
@@ -974,16 +1162,19 @@ class CompiledFunction:
         return _unflatten(tree, leaves)
 
     def stats(self) -> dict:
-        """{"traces": traces made, "hits": calls that replayed a trace, "programs":
-        traced programs held, "uncompiled": signatures that run uncompiled}."""
+        """{"traces": traces made (runs of the Python body), "hits": calls that replayed a
+        trace, "programs": programs held, "uncompiled": signatures that run uncompiled,
+        "resized": programs made for a new size of a dynamic dimension without tracing}."""
         held = [e for e in self.programs.values() if isinstance(e, list)]
         return {"traces": self.traces, "hits": self.hits,
                 "programs": sum(len(e) for e in held),
-                "uncompiled": len(self.programs) - len(held)}
+                "uncompiled": len(self.programs) - len(held), "resized": self.resized}
 
     def clear(self) -> None:
         """Forget every trace (the next call traces again) and reset the counters."""
         self.programs.clear()
+        self.templates.clear()
+        self.resized = 0
         self._escapes.clear()
         self.reasons.clear()
         self.traces = self.hits = 0
@@ -992,11 +1183,15 @@ class CompiledFunction:
 
     def explain(self) -> str:
         lines = [f"{self._name()}: {self.traces} trace(s), {self.hits} cached call(s)"]
+        if self.resized:
+            lines[0] += f", {self.resized} program(s) made for a new size without tracing"
         for sig, entries in self.programs.items():
             if isinstance(entries, str):
                 lines.append(f"  {_fmt_signature(sig)}: runs uncompiled: {entries}")
                 continue
             for p in entries:
+                if p.resized:
+                    continue  # NOTE: listed under its dynamic dims below
                 if p.entry is None and not current().eager:
                     p._prepare()
                 kernels = getattr(p.entry, "kernels", -1)
@@ -1008,6 +1203,8 @@ class CompiledFunction:
                                  f"receiving them: {p.describe()}; writes back "
                                  f"{len(p.cap_writes)} of them and {len(p.root_grads)} new "
                                  f".grad(s)")
+                lines.append(f"    guards: {_fmt_guards(sig, p)}")
+        lines += [f"  {_fmt_dynamic(t)}" for t in self.templates]
         for r in self.reasons:
             lines.append(f"  recompiled because {r}")
         if self._limited:
@@ -1017,6 +1214,34 @@ class CompiledFunction:
 
     def __repr__(self) -> str:
         return f"<compiled {self._name()}>"
+
+
+def _fmt_guards(sig: tuple, p: _Program) -> str:
+    """What must hold for a call to replay p (for `em.explain`)."""
+    parts = [f"arguments {_fmt_signature(sig)}" + (f" with keywords {list(sig[0])}"
+                                                     if sig[0] else ""),
+             f"grad mode {'on' if sig[2] else 'off'}"]
+    if p.captures:
+        parts.append("each captured tensor alive, with its requires_grad and .grad")
+    parts += [f"{name!r} still bound to its tensor" for name, _, _ in p.bindings]
+    parts += [f"{label}: {_fmt_state(value)}" for _, _, value, label in p.states]
+    return "; ".join(parts)
+
+
+def _fmt_state(value) -> str:
+    if isinstance(value, tuple) and all(isinstance(v, tuple) and len(v) == 2 for v in value):
+        return ", ".join(f"{k}={v}" for k, v in value)
+    return repr(value)
+
+
+def _fmt_dynamic(t: _Template) -> str:
+    """A dynamic dimension's line in `em.explain`."""
+    text = f"dynamic: {t.describe()}, any size >= 2"
+    if t.failed is not None:
+        return f"{text} until it was specialised again: {t.failed}"
+    if t.sizes:
+        text += f"; served without tracing at sizes {', '.join(map(str, t.sizes))}"
+    return text
 
 
 def _bindings(fn) -> list:
@@ -1053,7 +1278,7 @@ def _arg_storages(args, kwargs) -> set[int]:
 
 
 def compile(fn=None, *, fullgraph: bool = False, backend: str = "auto",
-            dynamic: bool = False, recompile_limit: int = 8):
+            dynamic: bool | None = None, recompile_limit: int = 8):
     """Compile `fn` (also usable as `@em.compile` or `@em.compile(fullgraph=True)`).
 
     Each signature is traced once and replayed afterwards; the module's docstring
@@ -1135,7 +1360,7 @@ def explain(fn, *args, graph: bool = False, **kwargs):
     ['MUL', 'EXP', 'REDUCE_SUM']
     """
     target = fn if isinstance(fn, CompiledFunction) else CompiledFunction(fn, False, "auto",
-                                                                          False)
+                                                                          None)
     sig = None
     if args or kwargs:
         sig = _signature(args, kwargs)
