@@ -27,6 +27,20 @@ function (then it runs uncompiled, with one warning naming the failing guard);
 `em.explain(fn, *args)` says why. Python numbers, strings and shapes stay
 constants of the trace.
 
+Python-side state. An object the trace depends on notes itself while tracing
+(`note_state`: an `em.nn.Module` does when called, or when the function receives or
+names it) with a function that reads its state (the `training` flags of it and its
+submodules); the program is replayed only while that state reads the same.
+`state_changed()` (called by `Module.train()`/`eval()` and by setting `.training`)
+bumps one counter; a call re-reads the state only when the counter moved.
+
+Dynamic dimensions (`dynamic=None` or True; tracer/dynamic.py has the design): when
+a signature misses and two traced programs differ only in one size at the same dims
+as it, the first program's graph is rebuilt at the new size (`_Template`, `_resize`)
+and compiled as a new program, without running the function; where that fails the
+dims are specialised again (traced per size) and `em.explain` says why. Traces and
+such programs are counted apart (`stats()`: "traces", "resized").
+
 What needs a value of an input while tracing (`.item()`, `bool(t)`, `.numpy()`,
 `.tolist()`, `print`, indexing with it; of an argument or a captured tensor, or
 of anything computed from one) is a graph break: the function then runs as
@@ -1284,6 +1298,13 @@ def compile(fn=None, *, fullgraph: bool = False, backend: str = "auto",
     Each signature is traced once and replayed afterwards; the module's docstring
     has the details of guards and write-backs.
 
+    What is guarded: each tensor argument's shape (but a dynamic dimension's
+    size, see `dynamic`), dtype, device, requires_grad and `.grad`; other
+    arguments by value; grad mode; the captured tensors' state; and Python-side
+    state the trace read: the `training` flags of every `em.nn.Module` the
+    function receives, names or calls, so a trace made in train mode is not
+    replayed after `model.eval()`.
+
     Args:
         fn (callable): the function to compile. Its tensor arguments become inputs
             of the traced program; its other arguments are guarded by value (by
@@ -1292,8 +1313,12 @@ def compile(fn=None, *, fullgraph: bool = False, backend: str = "auto",
             and running the function uncompiled.
         backend (str): "auto" (the compiled NumPy path on the CPU), "numpy",
             "triton" or "interpreter".
-        dynamic (bool): accepted for PyTorch compatibility; shapes are always
-            specialised, and each new shape is traced as with `dynamic=False`.
+        dynamic (bool or None): None (default) or True: a dimension traced at two
+            sizes is dynamic, and every other size >= 2 of it is served by the traced
+            graph re-shaped for it, without running `fn` again (tracer/dynamic.py
+            has the design); where the graph depends on the size in another way (a
+            reshape that splits the dimension) it is specialised again and
+            `em.explain` says why. False: every shape is traced.
         recompile_limit (int): the most traces per function; past it, the function
             runs uncompiled wherever no traced program fits, with one warning naming
             the guard that failed.
@@ -1327,6 +1352,11 @@ def compile(fn=None, *, fullgraph: bool = False, backend: str = "auto",
     tensor([11., 12.])
     >>> f(em.ones(2)).item()  # w is read at each call, not frozen in the trace
     23.0
+    >>> g = em.compile(lambda x: x.mean(0))
+    >>> for n in range(2, 14):  # 12 batch sizes: the Python body runs twice
+    ...     _ = g(em.ones(n, 3))
+    >>> g.stats()["traces"], g.stats()["resized"]
+    (2, 10)
     """
     if backend not in ("auto", "numpy", "triton", "interpreter"):
         raise ValueError(f"unknown backend {backend!r}; expected 'auto', 'numpy' or 'triton'")
