@@ -120,3 +120,33 @@ def test_a_dynamic_dim_of_a_captured_model_in_eval_mode():
         np.testing.assert_allclose(f(x).numpy(), m(x).numpy(), rtol=1e-6)
     assert f.stats()["traces"] == 4  # train mode: 2 sizes; eval mode: 2 sizes
     assert f.stats()["resized"] == 3
+
+
+def test_variances_and_size_dependent_constants_follow_the_size():
+    def fn(x):
+        return x.var(0), x.std(1, correction=0), x * x.shape[0], x / (x.shape[0] + 1)
+
+    f = em.compile(fn)
+    rng = np.random.default_rng(2)
+    for n in (3, 4, 9, 6):
+        x = em.tensor(rng.standard_normal((n, 5)).astype(np.float32))
+        for a, b in zip(f(x), fn(x)):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5)
+    assert f.stats()["traces"] == 2 and f.stats()["resized"] == 2
+
+
+def test_batch_norm_statistics_follow_a_dynamic_batch():
+    em.manual_seed(0)
+    m = nn.Sequential(nn.Linear(4, 5), nn.BatchNorm1d(5)).requires_grad_(False)
+    f = em.compile(lambda x: m(x))
+    for n in (3, 4, 6, 8):
+        x = em.tensor(np.random.default_rng(n).standard_normal((n, 4)).astype(np.float32))
+        before = [t.numpy().copy() for t in m.buffers()]
+        got = f(x).numpy()
+        got_stats = [t.numpy().copy() for t in m.buffers()]
+        for t, v in zip(m.buffers(), before):
+            t.copy_(em.tensor(v))
+        np.testing.assert_allclose(got, m(x).numpy(), rtol=1e-5, atol=1e-6)
+        for a, b in zip(got_stats, m.buffers()):
+            np.testing.assert_allclose(a, b.numpy(), rtol=1e-6)
+    assert f.stats()["traces"] == 2  # Bessel's n / (n - 1) follows the size

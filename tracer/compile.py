@@ -1092,11 +1092,13 @@ class CompiledFunction:
         traced = [(k, p) for k, e in self.programs.items() if isinstance(e, list)
                   for p in e if not p.resized]
         known = {(id(t.a), id(t.b)) for t in self.templates}
+        # NOTE: dims specialised again stay so: no other pair of traces is tried for them
+        failed = {t.positions for t in self.templates if t.failed is not None}
         for i, (sig_a, first) in enumerate(traced):
             for sig_b, second in traced[i + 1:]:
                 found = _size_positions(sig_a, sig_b)
                 if found is None or (id(first), id(second)) in known or \
-                        first.states != second.states:
+                        found[0] in failed or first.states != second.states:
                     continue
                 template = _Template(sig_a, first, second, found[0], *found[1])
                 size = template.size_in(sig)

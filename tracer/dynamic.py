@@ -12,7 +12,9 @@ size, found from the two points:
 - an integer: affine in the size, `a * S + c` with integer `a` and `c` (a batch dim
   `S`, a flattened `S * 6`, a stride, a slice's stop `S - 1`);
 - a float: proportional to the size (`k * S`, a mean's count) or to its inverse
-  (`k / S`, the scale `1 / n` of a mean's backward).
+  (`k / S`, the scale `1 / n` of a mean's backward), or an integer affine in the
+  size (a variance's `n - 1`), the inverse of one, or one over `S + k` for a small
+  `k` (Bessel's factor `n / (n - 1)` of batch norm's running variance).
 
 Numbers equal in both traces stay as they are. The graph is rebuilt at S with those
 numbers substituted, each node checked against shape inference, and compiled as any
@@ -33,6 +35,7 @@ branches on a size (`if x.shape[0] > 100:`) should be compiled with `dynamic=Fal
 
 from __future__ import annotations
 
+from ..ir.build import reshape
 from ..ir.node import Node, infer, node
 from ..ir.ops import Op
 from ..ir.view import View
@@ -94,8 +97,29 @@ class Fit:
                 return x / self.s1 * self.s
             if _close(x * self.s1, y * self.s2):
                 return x * self.s1 / self.s
+            # NOTE: a count made from the size (`n - 1` of a variance), its inverse, or
+            # such a count over the size moved by a little (`n / (n - 1)`, Bessel's factor)
+            for k in (0, -1, 1, -2, 2):
+                p, q = (x, y) if k == 0 else (x * (self.s1 + k), y * (self.s2 + k))
+                v = self._integer_affine(p, q)
+                if v is not None and v and self.s + k:
+                    return float(v) if k == 0 else v / (self.s + k)
+            v = self._integer_affine(1 / x, 1 / y)
+            if v:
+                return 1 / v
         raise NotDynamic(f"{what} is {x!r} at size {self.s1} and {y!r} at size {self.s2}: "
-                         "neither proportional to the size nor to its inverse")
+                         "neither proportional to the size or its inverse, nor an integer "
+                         "affine in it or the inverse of one")
+
+    def _integer_affine(self, p: float, q: float) -> int | None:
+        """p (at s1) and q (at s2) at s, when both are integers affine in the size."""
+        if not (_close(p, round(p)) and _close(q, round(q))):
+            return None
+        p, q = round(p), round(q)
+        if (q - p) % (self.s2 - self.s1):
+            return None
+        out = p + (q - p) // (self.s2 - self.s1) * (self.s - self.s1)
+        return out if out >= 0 else None
 
     def graph(self, xs, ys, buffers) -> list[Node]:
         """The nodes ys (traced at s2) are to xs (traced at s1), rebuilt at size s.
@@ -111,6 +135,13 @@ class Fit:
         while stack:
             a, c, ready = stack.pop()
             if (a, c) in made:
+                continue
+            if a.op is not c.op and _peel(a).op is _peel(c).op is Op.BUFFER and \
+                    a.shape == c.shape:
+                # NOTE: a captured tensor read as its buffer in one trace and through a
+                # reshape of it in the other (a replay wrote it back flat in between)
+                inner = _peel(a)
+                made[(a, c)] = reshape(buffers(inner, _peel(c), inner.shape), a.shape)
                 continue
             if a.op is not c.op or a.dtype is not c.dtype or len(a.inputs) != len(c.inputs):
                 raise NotDynamic(f"the traces differ in structure: {a.op.name} "
@@ -139,6 +170,11 @@ class Fit:
             if inferred != shape:
                 raise NotDynamic(f"{a.op.name} gives {inferred}, not {shape}, at size {self.s}")
         return node(a.op, inputs, arg, a.dtype, shape)
+
+
+def _peel(n: Node) -> Node:
+    """The BUFFER node a reshape of one reads, else n."""
+    return n.inputs[0] if n.op is Op.RESHAPE and n.inputs[0].op is Op.BUFFER else n
 
 
 def _close(a: float, b: float) -> bool:
