@@ -115,11 +115,14 @@ def test_a_dynamic_dim_of_a_captured_model_in_eval_mode():
     for n in (2, 3, 9):
         f(em.ones(n, 4))
     m.eval()
-    for n in (4, 11, 5, 7):
+    for n in (4, 11, 5, 7, 9):  # 9: a size served in train mode, now in eval mode
         x = em.ones(n, 4)
         np.testing.assert_allclose(f(x).numpy(), m(x).numpy(), rtol=1e-6)
     assert f.stats()["traces"] == 4  # train mode: 2 sizes; eval mode: 2 sizes
-    assert f.stats()["resized"] == 3
+    assert f.stats()["resized"] == 4
+    m.train()
+    f(em.ones(9, 4))
+    assert f.stats()["hits"] == 1
 
 
 def test_variances_and_size_dependent_constants_follow_the_size():
@@ -150,3 +153,25 @@ def test_batch_norm_statistics_follow_a_dynamic_batch():
         for a, b in zip(got_stats, m.buffers()):
             np.testing.assert_allclose(a, b.numpy(), rtol=1e-6)
     assert f.stats()["traces"] == 2  # Bessel's n / (n - 1) follows the size
+
+
+def test_cross_entropy_over_a_dynamic_batch():
+    em.manual_seed(0)
+    m = nn.Linear(6, 4)
+
+    def step(x, y):
+        loss = nn.functional.cross_entropy(m(x), y)
+        loss.backward()
+        return loss.detach()
+
+    f = em.compile(step)
+    rng = np.random.default_rng(3)
+    for n in (5, 6, 9, 2, 13):
+        x = em.tensor(rng.standard_normal((n, 6)).astype(np.float32))
+        y = em.tensor(rng.integers(0, 4, n))
+        m.zero_grad()
+        got, got_grad = f(x, y).item(), m.weight.grad.numpy()
+        m.zero_grad()
+        assert got == pytest.approx(step(x, y).item(), rel=1e-5)
+        np.testing.assert_allclose(got_grad, m.weight.grad.numpy(), rtol=1e-5, atol=1e-7)
+    assert f.stats()["traces"] == 2 and f.stats()["resized"] == 3

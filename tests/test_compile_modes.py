@@ -30,8 +30,10 @@ def test_captured_model_follows_train_and_eval():
     m.train()
     f(x)
     assert f.stats()["traces"] == 2  # the train-mode trace is replayed again
-    assert "recompiled because module Sequential: training changed True -> False" in \
-        em.explain(f)
+    text = em.explain(f)
+    assert "recompiled because module Sequential: training changed True -> False" in text
+    assert "guards: arguments (f32[5,6]); grad mode on; each captured tensor alive" in text
+    assert "module Sequential: training=False, 0.training=False, 1.training=False" in text
 
 
 def test_model_passed_as_argument_follows_train_and_eval():

@@ -1029,6 +1029,7 @@ class CompiledFunction:
             reason = found
         elif self._last is not None:
             reason = _describe_guard(self._last, sig)
+        if self._last is not None:
             resized = self._resized(sig, args, kwargs)
             if isinstance(resized, tuple):
                 return self._replay(*resized)
@@ -1077,7 +1078,11 @@ class CompiledFunction:
             if isinstance(bound, str):
                 continue
             self.resized += 1
-            self.programs[sig] = [program]
+            entries = self.programs.get(sig)
+            if isinstance(entries, list):
+                entries.insert(0, program)
+            else:
+                self.programs[sig] = [program]
             return program, args, kwargs, bound
         return why
 

@@ -84,10 +84,7 @@ class Fit:
         if rem:
             raise NotDynamic(f"{what} is {x} at size {self.s1} and {y} at size {self.s2}: "
                              "no affine function of the size with integer coefficients")
-        out = x + a * (self.s - self.s1)
-        if out < 0:
-            raise NotDynamic(f"{what} would be negative ({out}) at size {self.s}")
-        return out
+        return x + a * (self.s - self.s1)
 
     def _float(self, x: float, y: float, what: str) -> float:
         if x == y or (x != x and y != y):
@@ -158,6 +155,9 @@ class Fit:
         """The node at size s of a (at s1) and c (at s2), whose inputs are in `made`."""
         shape = self.value(a.shape, c.shape, f"a dim of a {a.op.name} node's shape "
                                              f"{a.shape} -> {c.shape}")
+        if min(shape, default=0) < 0:
+            raise NotDynamic(f"a {a.op.name} node's shape {a.shape} -> {c.shape} would be "
+                             f"{shape} at size {self.s}")
         if a.op is Op.BUFFER:
             return buffers(a, c, shape)
         inputs = tuple(made[(x, y)] for x, y in zip(a.inputs, c.inputs))
