@@ -175,3 +175,21 @@ def test_cross_entropy_over_a_dynamic_batch():
         assert got == pytest.approx(step(x, y).item(), rel=1e-5)
         np.testing.assert_allclose(got_grad, m.weight.grad.numpy(), rtol=1e-5, atol=1e-7)
     assert f.stats()["traces"] == 2 and f.stats()["resized"] == 3
+
+
+@pytest.mark.parametrize("half", [False, True])
+def test_an_argument_and_its_grad_share_a_dynamic_dim(half):
+    def fn(x):
+        (x * x).sum().backward()
+        out = x.detach()
+        return (out[: out.shape[0] // 2] if half else out) * 1
+
+    f = em.compile(fn)
+    for n in (4, 6, 8, 10, 12):
+        x, y = (em.arange(float(n)).requires_grad_() for _ in range(2))
+        x.grad, y.grad = em.ones(n), em.ones(n)
+        np.testing.assert_array_equal(f(x).numpy(), fn(y).numpy())
+        np.testing.assert_array_equal(x.grad.numpy(), y.grad.numpy())
+    # n // 2 is no affine function of n: that dim is traced per size
+    assert f.stats()["traces"] == (5 if half else 2)
+    assert "argument 0 dim 0, argument 0.grad dim 0 (traced at sizes 4 and 6)" in em.explain(f)

@@ -57,6 +57,7 @@ and outputs that share a storage while tracing share one after a replay.
 
 from __future__ import annotations
 
+import copy
 import functools
 import gc
 import linecache
@@ -978,12 +979,17 @@ def _resize(first: _Program, second: _Program, fit: Fit) -> _Program:
         return x
 
     outputs = fit.graph(first.outputs, second.outputs, buffers)
-    structure = fit.value(first.structure, second.structure, "what the function returns")
-    program = _Program(outputs, structure, places, first.sources[n:], first.writes, first.grads,
-                       first.seq0, first.n_random, first.captures, first.roots, first.cap_writes,
-                       first.root_grads)
-    program.bindings, program.states = first.bindings, first.states
-    program.state_epoch, program.resized = first.state_epoch, True
+    # NOTE: a copy, so every field of the first trace (guards, write-backs, captures)
+    # carries over; only what depends on the size or on the compiled entry is new
+    program = copy.copy(first)
+    program.outputs = outputs
+    program.structure = fit.value(first.structure, second.structure, "what the function returns")
+    program.placeholders = places
+    program.sources = [buf for _, buf, _ in places] + first.sources[n:]
+    program.entry = program.inputs = program.params = None
+    program.views = {}
+    program.nodes = len(toposort(outputs))
+    program.resized = True
     return program
 
 

@@ -29,8 +29,16 @@ size), the dimension is specialised again: each new size is traced as without
 `dynamic`, and `em.explain` says which number stopped it.
 
 Assumption, as any two-point fit: a size the Python body computes from the dynamic
-size is affine in it between the sizes traced and the sizes replayed. A body that
-branches on a size (`if x.shape[0] > 100:`) should be compiled with `dynamic=False`.
+size is affine in it between the sizes traced and the sizes replayed. The integer
+coefficients reject most other functions (`n // 2` at 4 and 6 gives 2 and 3: no
+integer slope), but not one that takes the same value at both traced sizes
+(`min(n, 8)` traced at 10 and 12), nor a branch on a size (`if x.shape[0] > 100:`)
+that went the same way at both: such a body should be compiled with `dynamic=False`.
+
+Which number is which needs no provenance: the BUFFER nodes of the two graphs are
+paired by their place among the program's inputs (argument i's placeholder, captured
+tensor j), every other node by its place in the graph, so a number equal in both
+traces is static even where it happens to equal the traced size.
 """
 
 from __future__ import annotations
