@@ -193,3 +193,19 @@ def test_an_argument_and_its_grad_share_a_dynamic_dim(half):
     # n // 2 is no affine function of n: that dim is traced per size
     assert f.stats()["traces"] == (5 if half else 2)
     assert "argument 0 dim 0, argument 0.grad dim 0 (traced at sizes 4 and 6)" in em.explain(f)
+
+
+def test_the_two_point_fit_of_size_dependent_numbers():
+    from ember.tracer.dynamic import Fit, NotDynamic
+
+    f = Fit(4, 6, 10)
+    assert f.value(8, 12) == 20 and f.value(3, 5) == 9 and f.value(-4, -6) == -10
+    assert f.value((4, 3), (6, 3)) == (10, 3)
+    assert f.value(8.0, 12.0) == 20.0  # a mean's count
+    assert f.value(0.25, 1 / 6) == pytest.approx(0.1)  # its inverse
+    assert f.value(3.0, 5.0) == 9.0  # a variance's n - 1
+    assert f.value(4 / 3, 6 / 5) == pytest.approx(10 / 9)  # Bessel's n / (n - 1)
+    assert f.value(float("inf"), float("inf")) == float("inf")
+    for x, y in ((2, 3), (0.1, 0.25), (float("nan"), 1.0), ("a", "b"), (1, 1.0)):
+        with pytest.raises(NotDynamic):
+            f.value(x, y)

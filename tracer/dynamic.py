@@ -43,6 +43,8 @@ traces is static even where it happens to equal the traced size.
 
 from __future__ import annotations
 
+import math
+
 from ..ir.build import reshape
 from ..ir.node import Node, infer, node
 from ..ir.ops import Op
@@ -61,13 +63,19 @@ class Fit:
     def __init__(self, s1: int, s2: int, s: int):
         self.s1, self.s2, self.s = s1, s2, s
 
-    def value(self, x, y, what: str = "a value"):
-        """x (at s1) and y (at s2) as they are at s, for numbers, tuples and Views."""
+    def value(self, x, y, what="a value"):
+        """x (at s1) and y (at s2) as they are at s, for numbers, tuples and Views.
+
+        `what` names the value in the error (a str, or a function that makes one: the
+        text is made only when a value does not fit).
+        """
+        if x is y:
+            return x
         if type(x) is not type(y):
-            raise NotDynamic(f"{what} changed type: {x!r} -> {y!r}")
+            raise NotDynamic(f"{_text(what)} changed type: {x!r} -> {y!r}")
         if isinstance(x, bool) or x is None or isinstance(x, str):
             if x != y:
-                raise NotDynamic(f"{what} changed: {x!r} -> {y!r}")
+                raise NotDynamic(f"{_text(what)} changed: {x!r} -> {y!r}")
             return x
         if isinstance(x, int):
             return self._int(x, y, what)
@@ -75,29 +83,29 @@ class Fit:
             return self._float(x, y, what)
         if isinstance(x, (tuple, list)):
             if len(x) != len(y):
-                raise NotDynamic(f"{what} changed length: {x!r} -> {y!r}")
+                raise NotDynamic(f"{_text(what)} changed length: {x!r} -> {y!r}")
             return type(x)(self.value(a, c, what) for a, c in zip(x, y))
         if isinstance(x, View):
-            return View(self.value(x.shape, y.shape, what), self.value(x.strides, y.strides,
-                                                                        what),
+            return View(self.value(x.shape, y.shape, what),
+                        self.value(x.strides, y.strides, what),
                         self.value(x.offset, y.offset, what))
-        if x != y:
-            raise NotDynamic(f"{what} changed: {x!r} -> {y!r}")
+        if not _equal(x, y):
+            raise NotDynamic(f"{_text(what)} changed: {x!r} -> {y!r}")
         return x
 
-    def _int(self, x: int, y: int, what: str) -> int:
+    def _int(self, x: int, y: int, what) -> int:
         if x == y:
             return x
         a, rem = divmod(y - x, self.s2 - self.s1)
         if rem:
-            raise NotDynamic(f"{what} is {x} at size {self.s1} and {y} at size {self.s2}: "
-                             "no affine function of the size with integer coefficients")
+            raise NotDynamic(f"{_text(what)} is {x} at size {self.s1} and {y} at size "
+                             f"{self.s2}: no affine function of the size with integer coefficients")
         return x + a * (self.s - self.s1)
 
-    def _float(self, x: float, y: float, what: str) -> float:
+    def _float(self, x: float, y: float, what) -> float:
         if x == y or (x != x and y != y):
             return x
-        if x and y:
+        if x and y and math.isfinite(x) and math.isfinite(y):
             if _close(x / self.s1, y / self.s2):
                 return x / self.s1 * self.s
             if _close(x * self.s1, y * self.s2):
@@ -112,9 +120,9 @@ class Fit:
             v = self._integer_affine(1 / x, 1 / y)
             if v:
                 return 1 / v
-        raise NotDynamic(f"{what} is {x!r} at size {self.s1} and {y!r} at size {self.s2}: "
-                         "neither proportional to the size or its inverse, nor an integer "
-                         "affine in it or the inverse of one")
+        raise NotDynamic(f"{_text(what)} is {x!r} at size {self.s1} and {y!r} at size "
+                         f"{self.s2}: neither proportional to the size or its inverse, nor an "
+                         "integer affine in it or the inverse of one")
 
     def _integer_affine(self, p: float, q: float) -> int | None:
         """p (at s1) and q (at s2) at s, when both are integers affine in the size."""
@@ -161,8 +169,8 @@ class Fit:
 
     def _node(self, a: Node, c: Node, made: dict, buffers) -> Node:
         """The node at size s of a (at s1) and c (at s2), whose inputs are in `made`."""
-        shape = self.value(a.shape, c.shape, f"a dim of a {a.op.name} node's shape "
-                                             f"{a.shape} -> {c.shape}")
+        shape = self.value(a.shape, c.shape, lambda: f"a dim of a {a.op.name} node's shape "
+                                                     f"{a.shape} -> {c.shape}")
         if min(shape, default=0) < 0:
             raise NotDynamic(f"a {a.op.name} node's shape {a.shape} -> {c.shape} would be "
                              f"{shape} at size {self.s}")
@@ -171,13 +179,25 @@ class Fit:
         inputs = tuple(made[(x, y)] for x, y in zip(a.inputs, c.inputs))
         # NOTE: a random draw's arg is where the trace stood in the stream, not a size:
         # the first trace's numbering is the program's
-        arg = a.arg if a.op is Op.RAND else self.value(a.arg, c.arg, f"the arg of a {a.op.name} "
-                                                       f"node {a.arg!r} -> {c.arg!r}")
+        arg = a.arg if a.op is Op.RAND else self.value(
+            a.arg, c.arg, lambda: f"the arg of a {a.op.name} node {a.arg!r} -> {c.arg!r}")
         if inputs:
             _, inferred = infer(a.op, inputs, arg)
             if inferred != shape:
                 raise NotDynamic(f"{a.op.name} gives {inferred}, not {shape}, at size {self.s}")
         return node(a.op, inputs, arg, a.dtype, shape)
+
+
+def _equal(x, y) -> bool:
+    """x == y, False where the comparison is no bool (arrays)."""
+    try:
+        return bool(x == y)
+    except (TypeError, ValueError):
+        return False
+
+
+def _text(what) -> str:
+    return what() if callable(what) else what
 
 
 def _peel(n: Node) -> Node:
