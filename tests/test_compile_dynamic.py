@@ -209,3 +209,14 @@ def test_the_two_point_fit_of_size_dependent_numbers():
     for x, y in ((2, 3), (0.1, 0.25), (float("nan"), 1.0), ("a", "b"), (1, 1.0)):
         with pytest.raises(NotDynamic):
             f.value(x, y)
+
+
+def test_explain_with_arguments_uses_a_dynamic_dim_as_a_call_would():
+    f = em.compile(lambda x: x.sum(1))
+    f(em.ones(3, 2))
+    f(em.ones(4, 2))
+    text = em.explain(f, em.ones(9, 2))
+    assert f.stats()["traces"] == 2 and f.stats()["resized"] == 1
+    assert "served without tracing at sizes 9" in text
+    g = em.explain(f, em.ones(9, 2), graph=True)
+    assert any(d["shape"] == (9, 2) for _, d in g.nodes(data=True))

@@ -1412,7 +1412,10 @@ def explain(fn, *args, graph: bool = False, **kwargs):
             reason = None if target._last is None else _describe_guard(target._last, sig)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                target._retrace(sig, reason, args, kwargs)
+                # NOTE: as a call would: a dynamic size is served without tracing
+                resized = None if target._last is None else target._resized(sig, args, kwargs)
+                if not isinstance(resized, tuple):
+                    target._retrace(sig, resized or reason, args, kwargs)
     if not graph:
         return target.explain()
     entries = target.programs.get(sig if sig is not None else target._last)
