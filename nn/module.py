@@ -17,6 +17,7 @@ import numpy as np
 import ember as em
 
 from ..ir import dtypes as dt
+from ..tracer.compile import note_state, state_changed
 from ..tracer.tensor import Tensor
 from .parameter import Parameter, set_data
 
@@ -54,6 +55,12 @@ def _addindent(s: str, spaces: int) -> str:
         return s
     first = lines.pop(0)
     return first + "\n" + "\n".join(spaces * " " + line for line in lines)
+
+
+def _training_flags(m: Module) -> tuple:
+    """((dotted name, training), ...) of m and its submodules (m itself is 'training')."""
+    return tuple((f"{name}.training" if name else "training", sub.training)
+                 for name, sub in m.named_modules())
 
 
 class Module:
@@ -102,6 +109,7 @@ class Module:
             f'Module [{type(self).__name__}] is missing the required "forward" function')
 
     def __call__(self, *args, **kwargs):
+        self._note_trace_state()
         for hook in list(self._forward_pre_hooks.values()):
             out = hook(self, args)
             if out is not None:
@@ -198,6 +206,8 @@ class Module:
                                 "(torch.Tensor or None expected)")
             d["_buffers"][name] = value
         else:
+            if name == "training":
+                state_changed()  # NOTE: compiled functions re-check their modules' modes
             object.__setattr__(self, name, value)
 
     def __getattr__(self, name: str):
@@ -422,6 +432,11 @@ class Module:
         for m in self.children():
             m.train(mode)
         return self
+
+    def _note_trace_state(self) -> None:
+        """While `em.compile` traces, guard the `training` flags of this module and its
+        submodules: the trace is replayed only in the modes it was traced in."""
+        note_state(self, _training_flags, f"module {type(self).__name__}")
 
     def eval(self) -> Module:
         """Set evaluation mode: `self.train(False)`."""

@@ -121,8 +121,8 @@ def test_compiled_functions_have_their_own_stats_and_clear():
     x = em.tensor([1.0, 2.0])
     f(x)
     f(x)
-    assert f.stats() == {"traces": 1, "hits": 1, "programs": 1, "uncompiled": 0}
+    assert f.stats() == {"traces": 1, "hits": 1, "programs": 1, "uncompiled": 0, "resized": 0}
     f.clear()
-    assert f.stats() == {"traces": 0, "hits": 0, "programs": 0, "uncompiled": 0}
+    assert f.stats() == {"traces": 0, "hits": 0, "programs": 0, "uncompiled": 0, "resized": 0}
     np.testing.assert_array_equal(f(x).numpy(), [3.0, 5.0])
     assert f.stats()["traces"] == 1

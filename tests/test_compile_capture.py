@@ -447,7 +447,7 @@ def test_state_made_on_the_first_call_and_kept_is_traced_once_more():
 # -- the recompile limit --------------------------------------------------------------
 
 def test_the_recompile_limit_runs_uncompiled_with_one_warning():
-    f = em.compile(lambda x: x * 2, recompile_limit=3)
+    f = em.compile(lambda x: x * 2, recompile_limit=3, dynamic=False)
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         for n in (64, 32, 16, 8, 4):
@@ -460,7 +460,7 @@ def test_the_recompile_limit_runs_uncompiled_with_one_warning():
 
 
 def test_the_default_recompile_limit_is_eight():
-    f = em.compile(lambda x: x + 1)
+    f = em.compile(lambda x: x + 1, dynamic=False)
     with pytest.warns(UserWarning, match=re.escape("argument 0: shape changed (8,) -> (9,)")):
         for n in range(1, 11):
             f(em.ones(n))

@@ -500,9 +500,6 @@ def test_parameter_list_and_dict_match_torch():
     assert list(ed.keys()) == ["b"] and [n for n, _ in ed.named_parameters()] == ["b"]
 
 
-@pytest.mark.xfail(strict=True, reason="em.compile guards tensors and argument values, not "
-                   "a module's training flag: a function traced in train mode replays its "
-                   "dropout after model.eval()")
 def test_compiled_forward_follows_train_and_eval():
     m = nn.Dropout(0.5)
     f = em.compile(lambda x: m(x))

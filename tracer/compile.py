@@ -31,6 +31,20 @@ program, guarded by type, so a decaying learning rate costs no trace. A float th
 function reads in Python (`if lr > 0`, `lr * 2`, `round(lr)`) is guarded by value
 (tracer/scalars.py says how this is found).
 
+Python-side state. An object the trace depends on notes itself while tracing
+(`note_state`: an `em.nn.Module` does when called, or when the function receives or
+names it) with a function that reads its state (the `training` flags of it and its
+submodules); the program is replayed only while that state reads the same.
+`state_changed()` (called by `Module.train()`/`eval()` and by setting `.training`)
+bumps one counter; a call re-reads the state only when the counter moved.
+
+Dynamic dimensions (`dynamic=None` or True; tracer/dynamic.py has the design): when
+a signature misses and two traced programs differ only in one size at the same dims
+as it, the first program's graph is rebuilt at the new size (`_Template`, `_resize`)
+and compiled as a new program, without running the function; where that fails the
+dims are specialised again (traced per size) and `em.explain` says why. Traces and
+such programs are counted apart (`stats()`: "traces", "resized").
+
 What needs a value of an input while tracing (`.item()`, `bool(t)`, `.numpy()`,
 `.tolist()`, `print`, indexing with it; of an argument or a captured tensor, or
 of anything computed from one) is a graph break: the function then runs as
@@ -47,6 +61,7 @@ and outputs that share a storage while tracing share one after a replay.
 
 from __future__ import annotations
 
+import copy
 import functools
 import gc
 import linecache
@@ -74,6 +89,7 @@ from ..runtime.interpreter import _strided
 from ..runtime.triton_launch import available as triton_available
 from . import mode, scalars, storage
 from .checks import CheckError, CheckReport
+from .dynamic import Fit, NotDynamic
 from .inplace import copy_
 from .tensor import Tensor, _new, from_array
 
@@ -124,6 +140,7 @@ class _Trace:
         self.lines: dict | None = None       # node -> (file, line) that built it (check=)
         self.autograd: dict[int, tuple] = {}  # id(tensor) -> (tensor, _rg, _grad_fn, version)
         self.late: set[int] = set()  # uids of captured buffers realised during the trace
+        self.states: dict[int, tuple] = {}   # id(obj) -> (weak ref, read, value, label)
 
     def made(self, st: storage.Storage) -> None:
         """A storage was made while tracing (see Storage.__init__)."""
@@ -215,6 +232,54 @@ class _Trace:
             root._grad = grad
         for t, rg, fn, version in self.autograd.values():
             t._rg, t._grad_fn, t._fn_version = rg, fn, version
+
+
+# -- Python-side state a trace depends on ----------------------------------------
+
+_STATE_EPOCH = [0]  # bumped whenever guarded Python-side state may have changed
+
+
+def state_changed() -> None:
+    """Say that Python-side state a trace may depend on changed (`Module.train()` calls
+    it): compiled functions re-check their state guards on their next call only then."""
+    _STATE_EPOCH[0] += 1
+
+
+def note_state(obj, read, label: str) -> None:
+    """While tracing, record that the trace depends on `read(obj)` (Python-side state,
+    such as a module's `training` flags): the program is replayed only while
+    `read(obj)` gives the same value. `label` names `obj` in `em.explain`.
+
+    Cheap outside a trace (one context read); each object is noted once per trace.
+    """
+    trace = current().trace
+    if trace is None or id(obj) in trace.states:
+        return
+    trace.states[id(obj)] = (weakref.ref(obj), read, read(obj), label)
+
+
+def _check_states(states) -> str | None:
+    """Why guarded Python-side state no longer matches its trace (None: it does)."""
+    for ref, read, value, label in states:
+        obj = ref()
+        if obj is None:
+            return f"freed: {label} was freed"
+        now = read(obj)
+        if now != value:
+            return f"{label}: {_state_change(value, now)}"
+    return None
+
+
+def _state_change(old, new) -> str:
+    """The first difference of two state values (pairs of (name, value) name theirs)."""
+    if isinstance(old, tuple) and isinstance(new, tuple) and len(old) == len(new):
+        for a, c in zip(old, new):
+            if a != c:
+                if isinstance(a, tuple) and len(a) == 2 and isinstance(c, tuple) and \
+                        a[0] == c[0]:
+                    return f"{a[0]} changed {a[1]} -> {c[1]}"
+                return f"changed {a} -> {c}"
+    return f"changed {old} -> {new}"
 
 
 def depends_on_inputs(nodes) -> bool:
@@ -389,6 +454,9 @@ class _Program:
         self.scalar_guards: list = []     # [(float argument index, value)]: by value
         self.views: dict = {}             # (argument view, leaf view) -> composed view
         self.bindings: list = []          # [(name, read the name now, weak ref at trace)]
+        self.states: tuple = ()           # Python-side state guards (see note_state)
+        self.resized = False              # made from two traces at other sizes (_resize)
+        self.state_epoch = 0              # _STATE_EPOCH when they last passed
         self.nodes = len(toposort(outputs))
         self.lines: dict | None = None    # node -> (file, line) that built it (check=)
         self.retained: list = []          # [(leaf index, output index)]: retained .grads
@@ -410,6 +478,11 @@ class _Program:
         for name, read, ref in self.bindings:
             if read() is not ref():
                 return f"the tensor bound to {name!r} changed"
+        if self.states and self.state_epoch != _STATE_EPOCH[0]:
+            changed = _check_states(self.states)
+            if changed is not None:
+                return changed
+            self.state_epoch = _STATE_EPOCH[0]
         roots = []
         for i, (ref, requires_grad, grad, needed) in enumerate(self.roots):
             t = ref()
@@ -569,6 +642,7 @@ def _trace(fn, args, kwargs, reads: set | None = None, lines: bool = False) -> _
             placeholders.append((k, gbuf, True))
         proxies.append(p)
     trace.start = next(rb._uids)  # NOTE: every buffer made before the trace has a lower uid
+    epoch = _STATE_EPOCH[0]
     n_args = len(args)
     call_args = proxies[:n_args]
     call_kwargs = dict(zip(sorted(kwargs), proxies[n_args:]))
@@ -582,6 +656,7 @@ def _trace(fn, args, kwargs, reads: set | None = None, lines: bool = False) -> _
     prev = switch(trace=trace, eager=False, generator=generator)
     try:
         try:
+            _note_reached(fn, positional)
             result = fn(*call_args, **call_kwargs)
         except GraphBreak:
             return f"graph break at {trace.broke}"
@@ -601,10 +676,35 @@ def _trace(fn, args, kwargs, reads: set | None = None, lines: bool = False) -> _
     if isinstance(program, str):
         return program
     program.lines = trace.lines
+    program.states = tuple(trace.states.values())
+    program.state_epoch = epoch
     escaped = _escaped(trace, leaves, proxies)
     return program if escaped is None else _Escape(
         f"graph break at {_line_text(*escaped)}: a tensor computed inside the function is "
         "kept outside it (pass it in or return it instead)")
+
+
+def _note_reached(fn, positional) -> None:
+    """Note the guarded state of objects fn reaches by name or receives (arguments,
+    closure cells, globals, a bound method's object): any with `_note_trace_state`
+    (an `em.nn.Module`). Objects reached otherwise note theirs when used (a module
+    when it is called)."""
+    code = getattr(fn, "__code__", None)
+    reached = [fn, *positional]
+    owner = getattr(fn, "__self__", None)
+    if owner is not None:
+        reached.append(owner)
+    for cell in getattr(fn, "__closure__", None) or ():
+        try:
+            reached.append(cell.cell_contents)
+        except ValueError:  # an empty cell
+            pass
+    scope = getattr(fn, "__globals__", {})
+    reached += [scope.get(name) for name in getattr(code, "co_names", ())]
+    for obj in reached:
+        note = getattr(type(obj), "_note_trace_state", None)
+        if note is not None:
+            note(obj)
 
 
 class _Escape(str):
@@ -883,12 +983,146 @@ def _spent_record(t: Tensor, name: str) -> None:
     t._grad_fn = fn
     t._requires_grad = True
     t._fn_version = st.version
+# -- dynamic dimensions (see tracer/dynamic.py for the design) ----------------------
+
+def _size_positions(sa: tuple, sb: tuple) -> tuple | None:
+    """(positions, (s1, s2)): where two signatures differ, when they differ only in
+    sizes of tensor dims that all change from one size s1 to one size s2 (both >= 2).
+
+    A position is (argument index, "shape" or "grad", dim).
+    """
+    if sa[0] != sb[0] or sa[2] != sb[2] or len(sa[1]) != len(sb[1]):
+        return None
+    positions, pair = [], None
+    for i, (x, y) in enumerate(zip(sa[1], sb[1])):
+        if x == y:
+            continue
+        if not (isinstance(x, tuple) and isinstance(y, tuple) and x[:1] == y[:1] == ("T",)) \
+                or x[2:5] != y[2:5] or x[6] != y[6] or len(x[1]) != len(y[1]) \
+                or (x[5] is None) != (y[5] is None):
+            return None
+        dims = [((i, "shape", d), p, q) for d, (p, q) in enumerate(zip(x[1], y[1])) if p != q]
+        if x[5] is not None:
+            if x[5][1] != y[5][1] or len(x[5][0]) != len(y[5][0]):
+                return None
+            dims += [((i, "grad", d), p, q) for d, (p, q) in enumerate(zip(x[5][0], y[5][0]))
+                     if p != q]
+        for where, p, q in dims:
+            pair = pair or (p, q)
+            if (p, q) != pair or min(p, q) < 2:
+                return None
+            positions.append(where)
+    return (tuple(positions), pair) if positions else None
+
+
+def _with_size(sig: tuple, positions, size: int) -> tuple:
+    """sig with every dim at `positions` set to `size`."""
+    parts = list(sig[1])
+    for i, where, d in positions:
+        _, shape, dtype, device, requires_grad, grad, alias = parts[i]
+        if where == "shape":
+            shape = shape[:d] + (size,) + shape[d + 1:]
+        else:
+            grad = (grad[0][:d] + (size,) + grad[0][d + 1:], grad[1])
+        parts[i] = ("T", shape, dtype, device, requires_grad, grad, alias)
+    return sig[0], tuple(parts), sig[2]
+
+
+def _size_of(sig: tuple, positions) -> int | None:
+    """The one size sig has at every dim of `positions` (None: they differ)."""
+    sizes = set()
+    for i, where, d in positions:
+        part = sig[1][i] if i < len(sig[1]) else None
+        if not (isinstance(part, tuple) and part[:1] == ("T",)):
+            return None
+        shape = part[1] if where == "shape" else (part[5] or ((),))[0]
+        if d >= len(shape):
+            return None
+        sizes.add(shape[d])
+    return sizes.pop() if len(sizes) == 1 else None
+
+
+class _Template:
+    """Two traces of one function at sizes s1 and s2 of its dynamic dims, from which
+    programs for other sizes are made without tracing (see tracer/dynamic.py)."""
+
+    def __init__(self, sig_a: tuple, a: _Program, b: _Program, positions, s1: int, s2: int):
+        self.sig_a, self.a, self.b = sig_a, a, b
+        self.positions, self.s1, self.s2 = positions, s1, s2
+        self.failed: str | None = None   # why the dims are specialised again
+        self.sizes: list[int] = []       # the sizes served without tracing
+
+    def size_in(self, sig: tuple) -> int | None:
+        """The dynamic size of sig when it is this template's signature at that size."""
+        size = _size_of(sig, self.positions)
+        if size is None or size < 2 or _with_size(sig, self.positions, self.s1) != self.sig_a:
+            return None
+        return size
+
+    def at(self, size: int) -> _Program:
+        """The program at `size`: the traces' graph re-shaped (raises NotDynamic)."""
+        program = _resize(self.a, self.b, Fit(self.s1, self.s2, size))
+        self.sizes.append(size)
+        return program
+
+    def describe(self) -> str:
+        dims = ", ".join(f"argument {i}{'.grad' if w == 'grad' else ''} dim {d}"
+                         for i, w, d in self.positions)
+        return f"{dims} (traced at sizes {self.s1} and {self.s2})"
+
+
+def _same_layout(first: _Program, second: _Program) -> None:
+    """Raise NotDynamic unless two programs read, write and return alike."""
+    for name in ("writes", "grads", "captures", "roots", "cap_writes", "root_grads",
+                 "n_random", "states"):
+        if getattr(first, name) != getattr(second, name):
+            raise NotDynamic(f"the traces differ in their {name.replace('_', ' ')}")
+    if [(k, g) for k, _, g in first.placeholders] != \
+            [(k, g) for k, _, g in second.placeholders] or \
+            len(first.sources) != len(second.sources):
+        raise NotDynamic("the traces read different inputs")
+
+
+def _resize(first: _Program, second: _Program, fit: Fit) -> _Program:
+    """The program first (traced at fit.s1) is at fit.s, given second (traced at fit.s2)."""
+    _same_layout(first, second)
+    n = len(first.placeholders)
+    places = []
+    for (k, buf, is_grad), (_, other, _) in zip(first.placeholders, second.placeholders):
+        numel = fit.value(buf.array.size, other.array.size, f"the size of argument {k}")
+        places.append((k, rb.Buffer(np.zeros(numel, buf.array.dtype), buf.device), is_grad))
+    where_a = {buf.uid: j for j, buf in enumerate(first.sources)}
+    where_b = {buf.uid: j for j, buf in enumerate(second.sources)}
+
+    def buffers(x, y, shape):
+        j = where_a.get(x.arg)
+        if j is None or where_b.get(y.arg) != j:
+            raise NotDynamic("the traces read different tensors")
+        if j < n:
+            return rb.buffer_node(places[j][1], x.dtype, shape)
+        if shape != x.shape:
+            raise NotDynamic("a captured tensor's shape depends on the size")
+        return x
+
+    outputs = fit.graph(first.outputs, second.outputs, buffers)
+    # NOTE: a copy, so every field of the first trace (guards, write-backs, captures)
+    # carries over; only what depends on the size or on the compiled entry is new
+    program = copy.copy(first)
+    program.outputs = outputs
+    program.structure = fit.value(first.structure, second.structure, "what the function returns")
+    program.placeholders = places
+    program.sources = [buf for _, buf, _ in places] + first.sources[n:]
+    program.entry = program.inputs = program.params = None
+    program.views = {}
+    program.nodes = len(toposort(outputs))
+    program.resized = True
+    return program
 
 
 class CompiledFunction:
     """A function compiled by `em.compile`: call it like the original."""
 
-    def __init__(self, fn, fullgraph: bool, backend: str, dynamic: bool,
+    def __init__(self, fn, fullgraph: bool, backend: str, dynamic: bool | None,
                  recompile_limit: int = 8, check: bool | str = False):
         self.fn = fn
         self.fullgraph = fullgraph
@@ -905,6 +1139,8 @@ class CompiledFunction:
         self.check = check
         self.checks = 0                  # replays check=True traced again
         self.last_check = None           # check="fp64": the CheckReport of the last call
+        self.templates: list[_Template] = []  # dynamic dims: traces re-shaped for new sizes
+        self.resized = 0                      # programs made for a new size without tracing
         functools.update_wrapper(self, fn)
 
     def _name(self) -> str:
@@ -930,6 +1166,11 @@ class CompiledFunction:
             reason = found
         elif self._last is not None:
             reason = _describe_guard(self._last, sig)
+        if self._last is not None:
+            resized = self._resized(sig, args, kwargs)
+            if isinstance(resized, tuple):
+                return self._replay(*resized)
+            reason = resized or reason
         program = self._retrace(sig, reason, args, kwargs)
         if program is None:
             return self.fn(*args, **kwargs)
@@ -957,6 +1198,61 @@ class CompiledFunction:
                 bound = bound[len("freed: "):]
             reason = reason or bound
         return reason
+
+    def _resized(self, sig, args, kwargs) -> tuple | str | None:
+        """(program, args, kwargs, bound) for a signature that differs from traced ones
+        only in a dynamic size, made without tracing; where it must be traced, None or
+        why its dynamic dims are specialised again."""
+        if self.dynamic is False:
+            return None
+        arg_storages = _arg_storages(args, kwargs)
+        why = None
+        for template, size in self._templates_for(sig):
+            if template.failed is not None or isinstance(template.a.bind(arg_storages), str):
+                continue  # NOTE: specialised again, or traced in another state
+            try:
+                program = template.at(size)
+            except NotDynamic as e:
+                template.failed = str(e)
+                why = why or f"{template.describe()} is specialised again at size {size}: {e}"
+                continue
+            bound = program.bind(arg_storages)
+            if isinstance(bound, str):
+                continue
+            self.resized += 1
+            entries = self.programs.get(sig)
+            if isinstance(entries, list):
+                entries.insert(0, program)
+            else:
+                self.programs[sig] = [program]
+            return program, args, kwargs, bound
+        return why
+
+    def _templates_for(self, sig):
+        """(template, size) pairs that may serve sig: known ones, then ones made from two
+        traced programs whose signatures differ from each other as sig does from them
+        (the second recompile the same dims cause)."""
+        for template in self.templates:
+            size = template.size_in(sig)
+            if size is not None:
+                yield template, size
+        traced = [(k, p) for k, e in self.programs.items() if isinstance(e, list)
+                  for p in e if not p.resized]
+        known = {(id(t.a), id(t.b)) for t in self.templates}
+        # NOTE: dims specialised again stay so: no other pair of traces is tried for them
+        failed = {t.positions for t in self.templates if t.failed is not None}
+        for i, (sig_a, first) in enumerate(traced):
+            for sig_b, second in traced[i + 1:]:
+                found = _size_positions(sig_a, sig_b)
+                if found is None or (id(first), id(second)) in known or \
+                        found[0] in failed or first.states != second.states:
+                    continue
+                template = _Template(sig_a, first, second, found[0], *found[1])
+                size = template.size_in(sig)
+                if size is not None:
+                    self.templates.append(template)
+                    known.add((id(first), id(second)))
+                    yield template, size
 
     def _retrace(self, sig, reason, args, kwargs) -> _Program | None:
         """Trace for this call (None: run it uncompiled), within the recompile limit."""
@@ -1074,16 +1370,19 @@ class CompiledFunction:
             warnings.warn(f"em.compile: {report}", stacklevel=4)
 
     def stats(self) -> dict:
-        """{"traces": traces made, "hits": calls that replayed a trace, "programs":
-        traced programs held, "uncompiled": signatures that run uncompiled}."""
+        """{"traces": traces made (runs of the Python body), "hits": calls that replayed a
+        trace, "programs": programs held, "uncompiled": signatures that run uncompiled,
+        "resized": programs made for a new size of a dynamic dimension without tracing}."""
         held = [e for e in self.programs.values() if isinstance(e, list)]
         return {"traces": self.traces, "hits": self.hits,
                 "programs": sum(len(e) for e in held),
-                "uncompiled": len(self.programs) - len(held)}
+                "uncompiled": len(self.programs) - len(held), "resized": self.resized}
 
     def clear(self) -> None:
         """Forget every trace (the next call traces again) and reset the counters."""
         self.programs.clear()
+        self.templates.clear()
+        self.resized = 0
         self._escapes.clear()
         self.reasons.clear()
         self.traces = self.hits = 0
@@ -1092,11 +1391,15 @@ class CompiledFunction:
 
     def explain(self) -> str:
         lines = [f"{self._name()}: {self.traces} trace(s), {self.hits} cached call(s)"]
+        if self.resized:
+            lines[0] += f", {self.resized} program(s) made for a new size without tracing"
         for sig, entries in self.programs.items():
             if isinstance(entries, str):
                 lines.append(f"  {_fmt_signature(sig)}: runs uncompiled: {entries}")
                 continue
             for p in entries:
+                if p.resized:
+                    continue  # NOTE: listed under its dynamic dims below
                 if p.entry is None and not current().eager:
                     p._prepare()
                 kernels = getattr(p.entry, "kernels", -1)
@@ -1108,6 +1411,8 @@ class CompiledFunction:
                                  f"receiving them: {p.describe()}; writes back "
                                  f"{len(p.cap_writes)} of them and {len(p.root_grads)} new "
                                  f".grad(s)")
+                lines.append(f"    guards: {_fmt_guards(sig, p)}")
+        lines += [f"  {_fmt_dynamic(t)}" for t in self.templates]
         for r in self.reasons:
             lines.append(f"  recompiled because {r}")
         if self._limited:
@@ -1117,6 +1422,34 @@ class CompiledFunction:
 
     def __repr__(self) -> str:
         return f"<compiled {self._name()}>"
+
+
+def _fmt_guards(sig: tuple, p: _Program) -> str:
+    """What must hold for a call to replay p (for `em.explain`)."""
+    parts = [f"arguments {_fmt_signature(sig)}" + (f" with keywords {list(sig[0])}"
+                                                     if sig[0] else ""),
+             f"grad mode {'on' if sig[2] else 'off'}"]
+    if p.captures:
+        parts.append("each captured tensor alive, with its requires_grad and .grad")
+    parts += [f"{name!r} still bound to its tensor" for name, _, _ in p.bindings]
+    parts += [f"{label}: {_fmt_state(value)}" for _, _, value, label in p.states]
+    return "; ".join(parts)
+
+
+def _fmt_state(value) -> str:
+    if isinstance(value, tuple) and all(isinstance(v, tuple) and len(v) == 2 for v in value):
+        return ", ".join(f"{k}={v}" for k, v in value)
+    return repr(value)
+
+
+def _fmt_dynamic(t: _Template) -> str:
+    """A dynamic dimension's line in `em.explain`."""
+    text = f"dynamic: {t.describe()}, any size >= 2"
+    if t.failed is not None:
+        return f"{text} until it was specialised again: {t.failed}"
+    if t.sizes:
+        text += f"; served without tracing at sizes {', '.join(map(str, t.sizes))}"
+    return text
 
 
 def _bindings(fn) -> list:
@@ -1250,11 +1583,18 @@ def _arg_storages(args, kwargs) -> set[int]:
 
 
 def compile(fn=None, *, fullgraph: bool = False, backend: str = "auto",
-            dynamic: bool = False, recompile_limit: int = 8, check: bool | str = False):
+            dynamic: bool | None = None, recompile_limit: int = 8, check: bool | str = False):
     """Compile `fn` (also usable as `@em.compile` or `@em.compile(fullgraph=True)`).
 
     Each signature is traced once and replayed afterwards; the module's docstring
     has the details of guards and write-backs.
+
+    What is guarded: each tensor argument's shape (but a dynamic dimension's
+    size, see `dynamic`), dtype, device, requires_grad and `.grad`; other
+    arguments by value; grad mode; the captured tensors' state; and Python-side
+    state the trace read: the `training` flags of every `em.nn.Module` the
+    function receives, names or calls, so a trace made in train mode is not
+    replayed after `model.eval()`.
 
     Args:
         fn (callable): the function to compile. Its tensor arguments become inputs
@@ -1266,8 +1606,12 @@ def compile(fn=None, *, fullgraph: bool = False, backend: str = "auto",
             and running the function uncompiled.
         backend (str): "auto" (the compiled NumPy path on the CPU), "numpy",
             "triton" or "interpreter".
-        dynamic (bool): accepted for PyTorch compatibility; shapes are always
-            specialised, and each new shape is traced as with `dynamic=False`.
+        dynamic (bool or None): None (default) or True: a dimension traced at two
+            sizes is dynamic, and every other size >= 2 of it is served by the traced
+            graph re-shaped for it, without running `fn` again (tracer/dynamic.py
+            has the design); where the graph depends on the size in another way (a
+            reshape that splits the dimension) it is specialised again and
+            `em.explain` says why. False: every shape is traced.
         recompile_limit (int): the most traces per function; past it, the function
             runs uncompiled wherever no traced program fits, with one warning naming
             the guard that failed.
@@ -1321,6 +1665,11 @@ def compile(fn=None, *, fullgraph: bool = False, backend: str = "auto",
     tensor([11., 12.])
     >>> f(em.ones(2)).item()  # w is read at each call, not frozen in the trace
     23.0
+    >>> g = em.compile(lambda x: x.mean(0))
+    >>> for n in range(2, 14):  # 12 batch sizes: the Python body runs twice
+    ...     _ = g(em.ones(n, 3))
+    >>> g.stats()["traces"], g.stats()["resized"]
+    (2, 10)
     """
     if backend not in ("auto", "numpy", "triton", "interpreter"):
         raise ValueError(f"unknown backend {backend!r}; expected 'auto', 'numpy' or 'triton'")
@@ -1357,7 +1706,7 @@ def explain(fn, *args, graph: bool = False, **kwargs):
     ['MUL', 'EXP', 'REDUCE_SUM']
     """
     target = fn if isinstance(fn, CompiledFunction) else CompiledFunction(fn, False, "auto",
-                                                                          False)
+                                                                          None)
     sig = None
     if args or kwargs:
         sig = _signature(args, kwargs)
@@ -1366,7 +1715,10 @@ def explain(fn, *args, graph: bool = False, **kwargs):
             reason = None if target._last is None else _describe_guard(target._last, sig)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                target._retrace(sig, reason, args, kwargs)
+                # NOTE: as a call would: a dynamic size is served without tracing
+                resized = None if target._last is None else target._resized(sig, args, kwargs)
+                if not isinstance(resized, tuple):
+                    target._retrace(sig, resized or reason, args, kwargs)
     if not graph:
         return target.explain()
     entries = target.programs.get(sig if sig is not None else target._last)
