@@ -37,8 +37,8 @@ import numpy as np
 
 from ..ir import dtypes as dt
 from ..ir.ops import Op
-from ..ir.passes.fusion import TILE_ELEMS
 from .kernel import AllocKind, Kernel, Program, Ref, RefKind, Step, StepKind, Stmt, Value
+from .numpy_policy import TILE_ELEMS
 
 __all__ = ["EXTERN_OPS", "RULES", "Rule", "SPECIAL", "UFUNC", "VIEW", "covered_ops", "emit"]
 

@@ -115,11 +115,27 @@ def test_reductions(triton_backend, name):
 
 
 def test_a_kernel_triton_cannot_express_runs_on_the_host_and_says_so(triton_backend):
-    # NOTE: the fusion pass puts sibling reductions over different axes in one kernel
+    x = (A * 10).astype(np.int64)
+    _check(lambda t: t @ t.T, x)
+    report = rc.compiled_for(em.tensor(x) @ em.tensor(x).T).report
+    assert "runs on the host: a int64 matmul" in report
+
+
+def test_the_triton_backend_keeps_reductions_over_other_axes_apart(triton_backend):
+    # NOTE: NumPy's rules put sibling reductions over different axes in one kernel;
+    # Triton's refuse to (one kernel reduces one set of axes)
     _check(lambda x: (x.argmax(1), x.argmin(0)), A)
+    _kernels_run_as_triton(lambda x: (x.argmax(1), x.argmin(0)), A)
     x = em.tensor(A)
-    report = rc.compiled_for(x.argmax(1), x.argmin(0)).report
-    assert "runs on the host: reductions over different axes" in report
+    assert rc.compiled_for(x.argmax(1), x.argmin(0)).kernels == 2
+
+
+def test_the_triton_backend_keeps_reductions_out_of_a_matmuls_kernel(triton_backend):
+    x = rng.standard_normal((6, 8)).astype(np.float32)
+    w = rng.standard_normal((8, 5)).astype(np.float32)
+    _check(lambda a, b: (a @ b).relu().sum(0), x, w, rtol=1e-5, atol=1e-5)
+    report = _kernels_run_as_triton(lambda a, b: (a @ b).relu().sum(0), x, w)
+    assert "in a matmul's kernel" in report
 
 
 def test_looped_reduction_over_a_long_row(triton_backend):
@@ -127,6 +143,12 @@ def test_looped_reduction_over_a_long_row(triton_backend):
     _check(lambda t: (t * 2).sum(1), x, rtol=1e-5, atol=1e-3)
     _check(lambda t: t.amax(1), x)
     assert "looped" not in _kernels_run_as_triton(lambda t: t.sum(1), x)
+
+
+def test_a_long_row_read_again_after_its_reduction_is_split_into_kernels(triton_backend):
+    x = rng.standard_normal((2, 20000)).astype(np.float32)
+    _check(lambda t: t.softmax(-1), x, rtol=1e-5, atol=1e-8)
+    assert "too long for one block" in _kernels_run_as_triton(lambda t: t.softmax(-1), x)
 
 
 def test_layer_norm_and_softmax_forward_and_backward(triton_backend):
