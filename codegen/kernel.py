@@ -17,6 +17,13 @@ of a dtype and shape). A step is
   seed and sequence number are the run's j-th runtime parameter;
 * `const`: a constant materialised as an array.
 
+Each `Kernel` says what a pointer-arithmetic back end needs to pick its form,
+computed once here (`classify`): its `kind` (`KernelKind`: pointwise; reduction,
+with each distinct set of reduced axes; contraction, a MATMUL with its M, N, K,
+batch shape and accumulator dtype in a `Contraction`) and its `epilogue` (the
+statements computed from a reduction's or a matmul's result; the other non-reducing
+statements are the prologue). Each `Value` names its device ("cpu" for now).
+
 `Alloc`s say where each stored value lives: a fresh array (outputs, small
 intermediates), a reused slot of the memory plan, or the flat output buffer
 under a reshaped view (so an output is written in place and returned as is).
@@ -29,12 +36,12 @@ from enum import StrEnum
 
 from ..ir import dtypes as dt
 from ..ir.node import Node
-from ..ir.ops import Op
+from ..ir.ops import REDUCE, Op
 from ..ir.passes.fusion import GroupKind
 from ..ir.passes.schedule import Schedule
 
-__all__ = ["Alloc", "AllocKind", "Kernel", "Program", "Ref", "RefKind", "Step", "StepKind",
-           "Stmt", "Value", "build_program"]
+__all__ = ["Alloc", "AllocKind", "Contraction", "Kernel", "KernelKind", "Program", "Ref",
+           "RefKind", "Step", "StepKind", "Stmt", "Value", "build_program", "classify"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,7 @@ class Value:
     id: int
     dtype: dt.DType
     shape: tuple[int, ...]
+    device: str = "cpu"
 
 
 class RefKind(StrEnum):
@@ -59,6 +67,14 @@ class StepKind(StrEnum):
     VIEW = "view"
     EXTERN = "extern"
     CONST = "const"
+
+
+class KernelKind(StrEnum):
+    """What a kernel computes, as a back end picks its form."""
+
+    POINTWISE = "pointwise"      # elementwise statements over the domain
+    REDUCTION = "reduction"      # REDUCE_* statements, with prologue and epilogue
+    CONTRACTION = "contraction"  # a MATMUL, then its elementwise epilogue
 
 
 class AllocKind(StrEnum):
@@ -89,6 +105,18 @@ class Stmt:
 
 
 @dataclass(frozen=True)
+class Contraction:
+    """The MATMUL of a contraction kernel: (batch..., M, K) @ (batch..., K, N)."""
+
+    stmt: int                 # the MATMUL statement's id
+    m: int
+    n: int
+    k: int
+    batch: tuple[int, ...]    # the domain's leading axes (operands broadcast over them)
+    acc: dt.DType             # the dtype products are summed in
+
+
+@dataclass(frozen=True)
 class Kernel:
     name: str
     domain: tuple[int, ...]
@@ -96,6 +124,12 @@ class Kernel:
     loads: tuple[int, ...]  # value ids
     body: tuple[Stmt, ...]
     stores: tuple[tuple[int, int], ...]  # (statement id, value id)
+    kind: KernelKind = KernelKind.POINTWISE
+    # each distinct set of reduced axes, sorted (one for most kernels)
+    reduce_axes: tuple[tuple[int, ...], ...] = ()
+    contraction: Contraction | None = None
+    epilogue: frozenset = frozenset()  # ids of statements computed from a reduction's
+    #                                    or a matmul's result
 
     @property
     def numel(self) -> int:
@@ -183,7 +217,8 @@ def build_program(plan: Schedule) -> Program:
             local[id(n)] = len(body)
             body.append(Stmt(len(body), n.op, tuple(srcs), n.arg, n.dtype, n.shape))
         stores = tuple((local[id(n)], value(n)) for n in g.outputs)
-        kernel = Kernel(g.name, g.domain, g.tile_axis, tuple(loads), tuple(body), stores)
+        kernel = Kernel(g.name, g.domain, g.tile_axis, tuple(loads), tuple(body), stores,
+                        *classify(g.domain, body))
         steps.append(Step(StepKind.KERNEL, -1, kernel=kernel))
     outputs = tuple(operand(o) for o in graph.outputs)
 
@@ -199,6 +234,34 @@ def build_program(plan: Schedule) -> Program:
                 allocs[s.out] = Alloc(AllocKind.BASE)
     return Program(tuple(values), tuple(inputs), tuple(steps), outputs, allocs,
                    tuple(plan.slot_bytes), plan.peak_bytes)
+
+
+# the dtype a matmul of a dtype accumulates in (float16 and bfloat16 sum in float32)
+_ACCUMULATOR = {dt.float16: dt.float32, dt.bfloat16: dt.float32}
+
+
+def classify(domain: tuple[int, ...], body) -> tuple[KernelKind, tuple, Contraction | None,
+                                                      frozenset]:
+    """(kind, reduced axis sets, contraction, epilogue) of a kernel's statements."""
+    sets = sorted({tuple(sorted(s.arg)) for s in body if s.op in REDUCE})
+    matmuls = [s for s in body if s.op is Op.MATMUL]
+    contraction = None
+    if matmuls:
+        mm = matmuls[0]
+        m, n = ((1,) * 2 + tuple(mm.shape))[-2:]
+        k = mm.srcs[0].shape[-1] if mm.srcs[0].shape else 1
+        contraction = Contraction(mm.id, m, n, k, tuple(domain[:-2]),
+                                  _ACCUMULATOR.get(mm.dtype, mm.dtype))
+        kind = KernelKind.CONTRACTION
+    else:
+        kind = KernelKind.REDUCTION if sets else KernelKind.POINTWISE
+    sources = {s.id for s in body if s.op in REDUCE or s.op is Op.MATMUL}
+    epilogue: set[int] = set()
+    for s in body:
+        if any(r.kind is RefKind.LOCAL and (r.index in sources or r.index in epilogue)
+               for r in s.srcs):
+            epilogue.add(s.id)
+    return kind, tuple(sets), contraction, frozenset(epilogue)
 
 
 def _stored(steps, v: int) -> bool:

@@ -2,7 +2,9 @@
 
     Program (codegen/kernel.py) ─► emit(prog) ─► a module's source: kernels + `program`
 
-Each `Kernel` of the description becomes one Triton kernel of one of three forms:
+Each `Kernel` of the description becomes one Triton kernel of the form its kind
+says (`Kernel.kind`, `reduce_axes`, `contraction` and `epilogue`, computed once in
+codegen/kernel.py; `plan_kernel` adds the blocks and the grid):
 
 * **pointwise** (no reduction, no matmul): a 1-D grid over the domain's elements,
   `BLOCK` elements a program; a load whose value is a fresh contiguous array of the
@@ -36,7 +38,7 @@ from dataclasses import dataclass, field
 
 from ..ir import dtypes as dt
 from ..ir.ops import REDUCE, Op
-from .kernel import Kernel, Program, Ref, RefKind, Stmt
+from .kernel import Kernel, KernelKind, Program, Ref, RefKind, Stmt
 from .numpy_gen import RULES as NP_RULES
 from .numpy_gen import arg_src, dtype_ref
 
@@ -236,7 +238,7 @@ _COMBINE = {Op.REDUCE_SUM: "_add", Op.REDUCE_PROD: "_mul", Op.REDUCE_MAX: "_max_
 class KernelPlan:
     """How one kernel is written: its form, blocks and the loads read flat."""
 
-    form: str                      # "pointwise" | "reduction" | "contraction"
+    form: KernelKind               # the kernel's kind (codegen/kernel.py's `classify`)
     axes: tuple[int, ...] = ()     # reduced axes (reduction) or () (others)
     rows: int = 1
     cols: int = 1
@@ -253,19 +255,10 @@ def _pow2(n: int) -> int:
 
 
 def _reduced_axes(k: Kernel) -> tuple[int, ...]:
-    sets = {tuple(sorted(s.arg)) for s in k.body if s.op in REDUCE}
-    if len(sets) > 1:
-        raise NotImplementedError(f"reductions over different axes {sorted(sets)} in one kernel")
-    return sets.pop() if sets else ()
-
-
-def _depends_on_reduce(k: Kernel) -> set[int]:
-    """Statements computed from a reduction's result."""
-    after: set[int] = set()
-    for s in k.body:
-        if s.op in REDUCE or any(r.kind == "local" and r.index in after for r in s.srcs):
-            after.add(s.id)
-    return after
+    if len(k.reduce_axes) > 1:
+        raise NotImplementedError(f"reductions over different axes {list(k.reduce_axes)} in "
+                                  "one kernel")
+    return k.reduce_axes[0] if k.reduce_axes else ()
 
 
 def plan_kernel(k: Kernel, contiguous_loads: frozenset) -> KernelPlan:
@@ -274,15 +267,14 @@ def plan_kernel(k: Kernel, contiguous_loads: frozenset) -> KernelPlan:
     if any(len(r.shape) != len(k.domain) for s in k.body for r in s.srcs
            if r.kind != "const") or any(len(s.shape) != len(k.domain) for s in k.body):
         raise NotImplementedError("a statement of another rank than the kernel's domain")
-    matmuls = [s for s in k.body if s.op is Op.MATMUL]
     axes = _reduced_axes(k)
-    if matmuls:
-        return _plan_contraction(k, matmuls, axes)
-    if not axes:
+    if k.kind is KernelKind.CONTRACTION:
+        return _plan_contraction(k, [s for s in k.body if s.op is Op.MATMUL], axes)
+    if k.kind is KernelKind.POINTWISE:
         n = k.numel
         block = min(POINTWISE_BLOCK, _pow2(max(n, 1)))
         flat = frozenset(j for j in contiguous_loads)
-        return KernelPlan("pointwise", (), n, 1, False, block, 1, 1,
+        return KernelPlan(KernelKind.POINTWISE, (), n, 1, False, block, 1, 1,
                           (max(1, -(-n // block)),), flat)
     cols = 1
     for a in axes:
@@ -290,8 +282,7 @@ def plan_kernel(k: Kernel, contiguous_loads: frozenset) -> KernelPlan:
     rows = max(1, k.numel // max(cols, 1)) if cols else 0
     if cols == 0 or rows == 0:
         raise NotImplementedError("a reduction over an empty domain")
-    after = _depends_on_reduce(k)
-    full_after = [s for s in k.body if s.id in after and s.op not in REDUCE
+    full_after = [s for s in k.body if s.id in k.epilogue and s.op not in REDUCE
                   and all(s.shape[a] == k.domain[a] for a in axes)]
     looped = cols > PERSISTENT_MAX
     if looped and full_after:
@@ -299,7 +290,7 @@ def plan_kernel(k: Kernel, contiguous_loads: frozenset) -> KernelPlan:
                                   "reduction (too long for one block)")
     block_n = LOOP_BLOCK if looped else _pow2(cols)
     block_m = max(1, min(_pow2(rows), TILE // block_n))
-    return KernelPlan("reduction", axes, rows, cols, looped, block_m, block_n, 1,
+    return KernelPlan(KernelKind.REDUCTION, axes, rows, cols, looped, block_m, block_n, 1,
                       (-(-rows // block_m),))
 
 
@@ -313,18 +304,15 @@ def _plan_contraction(k: Kernel, matmuls, axes) -> KernelPlan:
         raise NotImplementedError(f"a {mm.dtype.name} matmul")
     if len(k.domain) < 2 or mm.shape != k.domain:
         raise NotImplementedError("a matmul whose result is not the kernel's domain")
-    m, n = k.domain[-2], k.domain[-1]
-    kk = mm.srcs[0].shape[-1]
+    m, n, kk = k.contraction.m, k.contraction.n, k.contraction.k
     # NOTE: a float32 product is exact (FMA, not TF32): it holds a smaller tile in
     # registers without spilling
     big = 32 if mm.dtype is dt.float32 else 64
     bm = min(big, max(16, _pow2(m)))
     bn = min(big, max(16, _pow2(n)))
     bk = min(32, max(16, _pow2(kk)))
-    batch = 1
-    for s in k.domain[:-2]:
-        batch *= s
-    return KernelPlan("contraction", (), m, n, False, bm, bn, bk,
+    batch = math.prod(k.contraction.batch)
+    return KernelPlan(KernelKind.CONTRACTION, (), m, n, False, bm, bn, bk,
                       (-(-m // bm) * -(-n // bn), batch))
 
 
@@ -384,7 +372,8 @@ def kernel_source(k: Kernel, plan: KernelPlan, name: str | None = None) -> str:
     w(f"def {name}({', '.join(load_args + store_args)}):", 0)
     w(f'"""{plan.form} over {k.domain}: ' + "; ".join(
         f"s{s.id} {s.op.name}" for s in k.body) + '"""')
-    form = {"pointwise": _pointwise, "reduction": _reduction, "contraction": _contraction}
+    form = {KernelKind.POINTWISE: _pointwise, KernelKind.REDUCTION: _reduction,
+            KernelKind.CONTRACTION: _contraction}
     form[plan.form](k, plan, w)
     return "@triton.jit\n" + "\n".join(w.lines) + "\n"
 
@@ -473,7 +462,7 @@ def _reduction(k: Kernel, plan: KernelPlan, w: _Writer) -> None:
         return all(shape[a] == 1 for a in axes)
 
     depth = 1
-    after = _depends_on_reduce(k)
+    after = k.epilogue
     if plan.looped:
         for s in k.body:
             if s.op in REDUCE:
