@@ -12,7 +12,8 @@ picks it by name (`backend_named`), and keys its programs by it.
   It refuses what one Triton kernel cannot compute: reductions over different sets
   of axes, a reduction (or a second matmul) in a matmul's kernel (a column
   reduction of a matmul's output needs a split or atomics on a GPU), and a row
-  read again after its reduction when the row is longer than one block.
+  read again after its reduction when the row is longer than one block. RAND is a
+  kernel op there: Philox runs inside the kernel (the same numbers as the CPU's).
 
 NOTE: a back end that cannot run here (Triton without a GPU or TRITON_INTERPRET=1)
 is refused by the runtime before anything is compiled (runtime/triton_launch.py's
@@ -73,6 +74,11 @@ class TritonBackend(Backend):
     """Triton kernels (runtime/triton_launch.py loads and launches them)."""
 
     name = "triton"
+
+    def _places(self, op: Op) -> Placement:
+        # NOTE: Philox runs inside Triton kernels (triton_gen's `_Body.rand`): the
+        # same numbers as the CPU's, from the same counter layout
+        return Placement.KERNEL if op is Op.RAND else OPINFO[op].placement
 
     def why_not(self, fuser, gs: list[Group], n: Node, domain) -> str | None:
         sets = {g.reduce_axes for g in gs if g.reduce_axes}

@@ -9,7 +9,9 @@ of a dtype and shape). A step is
   Operands are `Ref`s: a statement's result, a load, or a literal constant.
   Statements use the IR's Ops with the IR's arg conventions; EXPAND inside a
   kernel is a broadcast of a value that has size 1 on the expanded axes, and a
-  MATMUL is computed whole before the tiles (its epilogue then runs per tile);
+  MATMUL is computed whole before the tiles (its epilogue then runs per tile); a
+  RAND statement (where the back end computes it in kernels: Triton) has the arg
+  ("param", j, stream) of the extern step below;
 * `view`: a movement op on one value (strided view; AS_STRIDED args are Views,
   the form a pointer-arithmetic back end needs);
 * `extern`: one op run as a library call (TAKE, SCATTER, ..., WRITE, RAND,

@@ -18,6 +18,15 @@ codegen/kernel.py; `plan_kernel` adds the blocks and the grid):
 * **contraction** (one MATMUL of two loads, then an elementwise epilogue over its
   result): `tl.dot` over K in blocks, float32 accumulation, grouped program order.
 
+Random numbers are computed in the kernel (the Triton back end places RAND in
+kernels, codegen/backend.py): `_philox_at` runs Philox 4x32-10 in uint32 words
+(`tl.umulhi` for the high products) on the element's row-major index in the RAND
+value, with the counter layout of runtime/philox.py, and the stream's top bits make
+the float exactly as `philox.uniform` does; the seed and sequence number are
+runtime arguments (`r<j>_k0`, `r<j>_k1`, `r<j>_seq`: `_rand_args` of parameter j),
+so a new seed reuses the compiled kernel. randn's Box-Muller is the graph's own
+LOG, SQRT and COS statements, fused with the draws.
+
 Statements follow the reference interpreter (runtime/interpreter.py): float16 and
 bfloat16 are computed in float32 and rounded to their dtype after every statement,
 as NumPy's float16 loops round; divisions and square roots are correctly rounded
@@ -183,6 +192,31 @@ def _round_bf16(x):
 
 
 @triton.jit
+def _philox_at(idx, k0, k1, seq):
+    # Philox 4x32-10 (runtime/philox.py) of counter (idx, 0, seq, 0) and key (k0, k1), in
+    # uint32 words: the high half of each 32x32-bit product from tl.umulhi
+    c0 = idx.to(tl.uint32)
+    zero = c0 * 0
+    c1 = zero
+    c2 = zero + seq.to(tl.uint32)
+    c3 = zero
+    key0 = zero + k0.to(tl.uint32)
+    key1 = zero + k1.to(tl.uint32)
+    for _ in tl.static_range(10):
+        hi0 = tl.umulhi(c0, _PHILOX_M0)
+        lo0 = c0 * _PHILOX_M0
+        hi1 = tl.umulhi(c2, _PHILOX_M1)
+        lo1 = c2 * _PHILOX_M1
+        c0 = hi1 ^ c1 ^ key0
+        c1 = lo1
+        c2 = hi0 ^ c3 ^ key1
+        c3 = lo0
+        key0 = key0 + _PHILOX_W0
+        key1 = key1 + _PHILOX_W1
+    return c0, c1, c2, c3
+
+
+@triton.jit
 def _max_nan(a, b):
     return tl.maximum(a, b, propagate_nan=tl.PropagateNan.ALL)
 
@@ -229,6 +263,9 @@ def _identity(op: Op, d: dt.DType) -> str:
     info = np.iinfo(d.np)
     return repr(int(info.min if op is Op.REDUCE_MAX else info.max))
 
+
+# the random bits a uniform float of a dtype holds (runtime/philox.py's)
+_MANTISSA = {dt.float64: 53, dt.float32: 24, dt.float16: 11, dt.bfloat16: 8}
 
 _COMBINE = {Op.REDUCE_SUM: "_add", Op.REDUCE_PROD: "_mul", Op.REDUCE_MAX: "_max_nan",
             Op.REDUCE_MIN: "_min_nan"}
@@ -368,6 +405,7 @@ def kernel_source(k: Kernel, plan: KernelPlan, name: str | None = None) -> str:
         if j not in plan.flat:
             load_args.extend(f"in{j}_s{d}" for d in range(nd))
     store_args = [f"out{j}" for j in range(len(k.stores))]
+    store_args += [f"r{j}_{w}" for j in _rand_params(k) for w in ("k0", "k1", "seq")]
     w = _Writer()
     w(f"def {name}({', '.join(load_args + store_args)}):", 0)
     w(f'"""{plan.form} over {k.domain}: ' + "; ".join(
@@ -385,9 +423,11 @@ def _strides(j: int, plan: KernelPlan, nd: int) -> list[str]:
 class _Body:
     """Writes a kernel's statements: each as `s{id}`, rounded where its dtype asks."""
 
-    def __init__(self, k: Kernel, w: _Writer, load_expr, block_shape: str, depth: int = 1):
+    def __init__(self, k: Kernel, w: _Writer, load_expr, block_shape: str, depth: int = 1,
+                 index_of=None):
         self.k, self.w, self.load_expr, self.shape, self.depth = k, w, load_expr, \
             block_shape, depth
+        self.index_of = index_of  # shape -> the row-major index of the block's elements
         self.loaded: dict[int, str] = {}
 
     def ref(self, r: Ref) -> str:
@@ -404,10 +444,33 @@ class _Body:
         return self.loaded[r.index]
 
     def stmt(self, s: Stmt) -> None:
+        if s.op is Op.RAND:
+            self.rand(s)
+            return
         rule = RULES.get(s.op)
         if rule is None:
             raise NotImplementedError(f"no Triton rule for {s.op.name}")
         expr = rule(s, *[self.ref(r) for r in s.srcs])
+        self.assign(s, expr)
+
+    def rand(self, s: Stmt) -> None:
+        """RAND as runtime/philox.py's `uniform`: Philox of the element's index in the
+        value, then the stream's words' top bits as a float in [0, 1) (exact in the
+        value's dtype)."""
+        _, j, stream = s.arg
+        if math.prod(s.shape) >= 1 << 31:
+            raise NotImplementedError("random numbers past 2**31 elements")
+        words = [f"p{s.id}_{i}" for i in range(4)]
+        self.w(f"{', '.join(words)} = _philox_at({self.index_of(s.shape)}, r{j}_k0, r{j}_k1, "
+               f"r{j}_seq)", self.depth)
+        hi, lo = words[2 * stream], words[2 * stream + 1]
+        bits = _MANTISSA[s.dtype]
+        if bits > 32:
+            # NOTE: 53 bits: 32 of the first word, the top 21 of the second
+            expr = (f"((({hi}.to(tl.uint64) << 21) | ({lo} >> 11).to(tl.uint64))"
+                    f".to(tl.float64) * {2.0 ** -53!r})")
+        else:
+            expr = f"(({hi} >> {32 - bits}).to(tl.float32) * {2.0 ** -bits!r})"
         self.assign(s, expr)
 
     def assign(self, s: Stmt, expr: str) -> None:
@@ -422,7 +485,8 @@ def _pointwise(k: Kernel, plan: KernelPlan, w: _Writer) -> None:
     nd = len(k.domain)
     w(f"offs = tl.program_id(0) * {plan.block_m} + tl.arange(0, {plan.block_m})")
     w(f"mask = offs < {plan.rows}")
-    needs_index = any(j not in plan.flat for j in range(len(k.loads)))
+    needs_index = any(j not in plan.flat for j in range(len(k.loads))) or any(
+        s.op is Op.RAND and s.shape != k.domain for s in k.body)
     idx = _index_names(k.domain, tuple(range(nd)), "offs", "i", w) if needs_index else {}
 
     def load(j: int) -> str:
@@ -432,13 +496,22 @@ def _pointwise(k: Kernel, plan: KernelPlan, w: _Writer) -> None:
         off = _offset(shape, _strides(j, plan, nd), idx, range(nd), "offs * 0")
         return f"tl.load(in{j} + {off}, mask=mask)"
 
-    body = _Body(k, w, load, f"[{plan.block_m}]")
+    def index_of(shape) -> str:
+        return "offs" if shape == k.domain else _offset(
+            shape, [str(x) for x in _contiguous(shape)], idx, range(nd), "offs * 0")
+
+    body = _Body(k, w, load, f"[{plan.block_m}]", index_of=index_of)
     for s in k.body:
         body.stmt(s)
     for j, (sid, _) in enumerate(k.stores):
         if k.body[sid].shape != k.domain:
             raise NotImplementedError("a pointwise kernel storing a broadcast value")
         w(f"tl.store(out{j} + offs, s{sid}, mask=mask)")
+
+
+def _rand_params(k: Kernel) -> list[int]:
+    """The runtime parameters (seed, sequence number) k's RAND statements draw from."""
+    return sorted({s.arg[1] for s in k.body if s.op is Op.RAND})
 
 
 def _load_shape(k: Kernel, j: int) -> tuple[int, ...]:
@@ -487,7 +560,7 @@ def _reduction(k: Kernel, plan: KernelPlan, w: _Writer) -> None:
         off = _offset(shape, strides, idx, range(nd), "(rows + cols) * 0")
         return f"tl.load(in{j} + {off}, mask=mask)"
 
-    body = _Body(k, w, load, f"[{bm}, {bn}]", depth)
+    body = _Body(k, w, load, f"[{bm}, {bn}]", depth, _index_of(idx, nd))
     stores = {sid: j for j, (sid, _) in enumerate(k.stores)}
     late: list[Stmt] = []
     for s in k.body:
@@ -519,6 +592,15 @@ def _reduction(k: Kernel, plan: KernelPlan, w: _Writer) -> None:
             body.stmt(s)
             if s.id in stores:
                 _store(w, k, s, stores[s.id], idx, kept, axes, True, 1)
+
+
+def _index_of(idx: dict, nd: int):
+    """shape -> the row-major index, in a value of that shape, of a 2-D block's elements
+    (the block's axes' index names: `idx`)."""
+    def index_of(shape) -> str:
+        return _offset(shape, [str(x) for x in _contiguous(shape)], idx, range(nd),
+                       "(rows + cols) * 0")
+    return index_of
 
 
 def _acc_tl(d: dt.DType) -> str:
@@ -596,7 +678,7 @@ def _contraction(k: Kernel, plan: KernelPlan, w: _Writer) -> None:
         off = _offset(shape, _strides(j, plan, nd), idx, range(nd), "(rows + cols) * 0")
         return f"tl.load(in{j} + {off}, mask=mask)"
 
-    body = _Body(k, w, load, f"[{bm}, {bn}]")
+    body = _Body(k, w, load, f"[{bm}, {bn}]", index_of=_index_of(idx, nd))
     stores = {sid: j for j, (sid, _) in enumerate(k.stores)}
     for s in k.body:
         if s is mm:
@@ -641,11 +723,15 @@ from ember.ir import dtypes as dt
 from ember.ir.ops import Op
 from ember.ir.view import View
 from ember.runtime.compiled import _extern, _strided_at, _Stub, _write
-from ember.runtime.triton_launch import _host_kernel_of, _input, _launch, _output
+from ember.runtime.triton_launch import _host_kernel_of, _input, _launch, _output, _rand_args
 from ember.runtime.triton_launch import libdevice as _libdevice
 
 libdevice = _libdevice()
 
+_PHILOX_M0 = tl.constexpr(0xD2511F53)
+_PHILOX_M1 = tl.constexpr(0xCD9E8D57)
+_PHILOX_W0 = tl.constexpr(0x9E3779B9)
+_PHILOX_W1 = tl.constexpr(0xBB67AE85)
 _INF = tl.constexpr(float("inf"))
 _NINF = tl.constexpr(float("-inf"))
 _NAN = tl.constexpr(float("nan"))
@@ -675,7 +761,7 @@ def emit(prog: Program) -> tuple[str, list[str]]:
                 stubs.append(f"{name} = _host_kernel_of({_kernel_literal(k)})")
                 loads = ", ".join(f"v{v}" for v in k.loads)
                 outs = ", ".join(f"v{v}" for _, v in k.stores)
-                body.append(f"{outs}, = {name}([{loads}])")
+                body.append(f"{outs}, = {name}([{loads}], params)")
                 continue
             parts.append(src)
             outs = [(sid, v) for sid, v in k.stores]
@@ -685,7 +771,9 @@ def emit(prog: Program) -> tuple[str, list[str]]:
             loads = ", ".join(f"v{v}" for v in k.loads)
             flat = sorted(plan.flat)
             stores = ", ".join(f"v{v}" for _, v in outs)
-            body.append(f"_launch({k.name}, {plan.grid!r}, [{loads}], [{stores}], {flat!r})")
+            rand = "".join(f"*_rand_args(params[{j}]), " for j in _rand_params(k))
+            body.append(f"_launch({k.name}, {plan.grid!r}, [{loads}], [{stores}], {flat!r}"
+                        + (f", ({rand})" if rand else "") + ")")
         elif step.kind == "view":
             # NOTE: host steps are the NumPy generator's, one rule table for both
             body.append(f"v{step.out} = " + NP_RULES[step.op].view(f"v{step.srcs[0]}",
@@ -719,7 +807,8 @@ _POINTER = {dt.float32: "*fp32", dt.float64: "*fp64", dt.float16: "*fp16",
 
 def kernel_signature(prog: Program, k: Kernel, plan: KernelPlan) -> dict[str, str]:
     """The argument types of kernel k as its launcher passes them on a GPU (Triton's
-    `ASTSource` signature): each operand's pointer, then its strides (32-bit ints)."""
+    `ASTSource` signature): each operand's pointer, then its strides (32-bit ints); then
+    each random parameter's Philox key and sequence words (`_rand_args`: 32-bit ints)."""
     vals = {v.id: v for v in prog.values}
     sig = {}
     for j, v in enumerate(k.loads):
@@ -728,6 +817,8 @@ def kernel_signature(prog: Program, k: Kernel, plan: KernelPlan) -> dict[str, st
             sig.update({f"in{j}_s{d}": "i32" for d in range(len(k.domain))})
     for j, (_, v) in enumerate(k.stores):
         sig[f"out{j}"] = _POINTER[vals[v].dtype]
+    for j in _rand_params(k):
+        sig.update({f"r{j}_{w}": "i32" for w in ("k0", "k1", "seq")})
     return sig
 
 

@@ -182,6 +182,46 @@ def test_random_numbers_equal_the_cpu_ones(triton_backend):
     with em.eager():
         b = (em.randn(4, 5) * 2 + em.rand(5)).numpy()
     np.testing.assert_array_equal(a, b)
+    # NOTE: generated inside the kernels (Philox in Triton), not by an extern step
+    source = rc.compiled_for(em.randn(4, 5) * 2 + em.rand(5)).source
+    assert "_philox_at(" in source and "Op.RAND" not in source
+
+
+RANDOM = {
+    "float64": lambda: em.rand(3, 9, dtype=em.float64) + 1,
+    "float16": lambda: em.rand(3, 9, dtype=em.float16) * 3,
+    "bfloat16_randn": lambda: em.randn(3, 9, dtype=em.bfloat16),
+    "randint": lambda: em.randint(0, 10, (6, 5)),
+    "broadcast": lambda: em.tensor(A) * em.rand(5, 1),
+    "in_a_reduction": lambda: (em.rand(4, 50) * 2).sum(1),
+    "in_a_matmul_epilogue": lambda: (em.tensor(A) @ em.tensor(A).T) * (em.rand(5, 5) > 0.5),
+}
+
+
+@pytest.mark.parametrize("seed", [3, 2**40 + 2**31 + 7])
+@pytest.mark.parametrize("name", sorted(RANDOM))
+def test_random_kernels_equal_the_cpu_ones(triton_backend, name, seed):
+    em.manual_seed(seed)
+    fast = RANDOM[name]()
+    source = rc.compiled_for(fast).source
+    em.manual_seed(seed)
+    with em.eager():
+        ref = RANDOM[name]().numpy()
+    if name in ("in_a_reduction", "in_a_matmul_epilogue"):  # sums in another order
+        np.testing.assert_allclose(fast.numpy(), ref, rtol=1e-5, atol=1e-5)
+    else:
+        np.testing.assert_array_equal(fast.numpy(), ref)
+    assert "_philox_at(" in source and "Op.RAND" not in source
+
+
+def test_random_numbers_in_a_kernel_run_on_the_host_equal_the_cpu_ones(triton_backend):
+    em.manual_seed(5)
+    fast = (em.rand(6) * 2 - 1).erfinv()  # no Triton rule for erfinv: the host's kernel
+    assert "runs on the host" in rc.compiled_for(fast).report
+    em.manual_seed(5)
+    with em.eager():
+        ref = (em.rand(6) * 2 - 1).erfinv().numpy()
+    np.testing.assert_array_equal(fast.numpy(), ref)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
