@@ -7,9 +7,9 @@ says (`Kernel.kind`, `reduce_axes`, `contraction` and `epilogue`, computed once 
 codegen/kernel.py; `plan_kernel` adds the blocks and the grid):
 
 * **pointwise** (no reduction, no matmul): a 1-D grid over the domain's elements,
-  `BLOCK` elements a program; a load whose value is a fresh contiguous array of the
-  domain's shape is read at the flat offset (so it compiles to vector loads), any
-  other through its strides (runtime arguments: a view, a broadcast with stride 0);
+  `BLOCK` elements a program; a load whose value (or whose View's base) is a
+  contiguous array of the domain's shape is read at the flat offset (so it compiles
+  to vector loads), any other through its strides;
 * **reduction** (REDUCE_* statements over one set of axes, prologue and epilogue
   fused): rows (the kept axes) x columns (the reduced ones), `BLOCK_M` rows a
   program; one block of columns when they fit ("persistent": softmax and layer norm
@@ -35,8 +35,15 @@ generator cannot express (two sets of reduced axes, an integer matmul, ...) rais
 `NotImplementedError` naming why; the caller runs that kernel on the host
 (`_host_kernel`) and the debug report says so.
 
-The host steps of a program (views, extern ops, constants) are NumPy, as in the
-NumPy generator; kernels read and write its arrays through torch tensors sharing
+A load that is a view of a program value (`Kernel.views`: the chain of view steps
+composed into one View of its base) reads the base by index arithmetic with the
+View's strides and offset as constants (0 for a broadcast, negative for a flip);
+the view steps only kernels read that way are not run on the host at all
+(`_needed`). A load whose chain does not compose (a reshape of a transposed view)
+is the host's view, read through its strides (runtime arguments).
+
+The host steps of a program (the other views, extern ops, constants) are NumPy, as in
+the NumPy generator; kernels read and write its arrays through torch tensors sharing
 their memory (runtime/triton_launch.py).
 """
 
@@ -285,6 +292,12 @@ class KernelPlan:
     block_k: int = 1
     grid: tuple = ()
     flat: frozenset = field(default_factory=frozenset)  # loads read at flat offsets
+    # loads read from their base through a composed View (constant strides and offset)
+    views: dict = field(default_factory=dict)
+
+    def no_strides(self) -> frozenset:
+        """Loads that take no stride arguments (flat, or through a constant View)."""
+        return self.flat | frozenset(self.views)
 
 
 def _pow2(n: int) -> int:
@@ -304,6 +317,19 @@ def plan_kernel(k: Kernel, contiguous_loads: frozenset) -> KernelPlan:
     if any(len(r.shape) != len(k.domain) for s in k.body for r in s.srcs
            if r.kind != "const") or any(len(s.shape) != len(k.domain) for s in k.body):
         raise NotImplementedError("a statement of another rank than the kernel's domain")
+    plan = _plan_form(k, contiguous_loads)
+    for j, composed in enumerate(k.views or ()):
+        if composed is None or j in plan.flat:
+            continue
+        view = composed[1]
+        if plan.form is KernelKind.POINTWISE and view.offset == 0 and view.is_contiguous() \
+                and tuple(view.shape) == tuple(k.domain):
+            plan.flat = plan.flat | {j}  # NOTE: its base, read at flat offsets (vector loads)
+        plan.views[j] = view
+    return plan
+
+
+def _plan_form(k: Kernel, contiguous_loads: frozenset) -> KernelPlan:
     axes = _reduced_axes(k)
     if k.kind is KernelKind.CONTRACTION:
         return _plan_contraction(k, [s for s in k.body if s.op is Op.MATMUL], axes)
@@ -391,7 +417,7 @@ def _index_names(domain, axes_of_part, var: str, prefix: str, w: _Writer, depth=
 def _offset(shape, strides: list[str], idx: dict, axes, zero: str = "0") -> str:
     """The element offset of a value of `shape` at the index `idx` over `axes`; `zero`
     where no axis moves it (a block of zeros of the block's shape)."""
-    terms = [f"{idx[a]} * {strides[a]}" for a in axes if shape[a] != 1]
+    terms = [f"{idx[a]} * {strides[a]}" for a in axes if shape[a] != 1 and strides[a] != "0"]
     return " + ".join(terms) if terms else zero
 
 
@@ -402,7 +428,7 @@ def kernel_source(k: Kernel, plan: KernelPlan, name: str | None = None) -> str:
     load_args = []
     for j in range(len(k.loads)):
         load_args.append(f"in{j}")
-        if j not in plan.flat:
+        if j not in plan.no_strides():
             load_args.extend(f"in{j}_s{d}" for d in range(nd))
     store_args = [f"out{j}" for j in range(len(k.stores))]
     store_args += [f"r{j}_{w}" for j in _rand_params(k) for w in ("k0", "k1", "seq")]
@@ -417,7 +443,17 @@ def kernel_source(k: Kernel, plan: KernelPlan, name: str | None = None) -> str:
 
 
 def _strides(j: int, plan: KernelPlan, nd: int) -> list[str]:
+    """Load j's strides: its View's (constants), else its stride arguments."""
+    view = plan.views.get(j)
+    if view is not None:
+        return [str(x) for x in view.strides]
     return [f"in{j}_s{d}" for d in range(nd)]
+
+
+def _ptr(j: int, plan: KernelPlan) -> str:
+    """Load j's pointer: its base's, moved to its View's offset."""
+    view = plan.views.get(j)
+    return f"(in{j} + {view.offset})" if view is not None and view.offset else f"in{j}"
 
 
 class _Body:
@@ -494,7 +530,7 @@ def _pointwise(k: Kernel, plan: KernelPlan, w: _Writer) -> None:
             return f"tl.load(in{j} + offs, mask=mask)"
         shape = _load_shape(k, j)
         off = _offset(shape, _strides(j, plan, nd), idx, range(nd), "offs * 0")
-        return f"tl.load(in{j} + {off}, mask=mask)"
+        return f"tl.load({_ptr(j, plan)} + {off}, mask=mask)"
 
     def index_of(shape) -> str:
         return "offs" if shape == k.domain else _offset(
@@ -556,9 +592,9 @@ def _reduction(k: Kernel, plan: KernelPlan, w: _Writer) -> None:
         strides = _strides(j, plan, nd)
         if is_row(shape):
             off = _offset(shape, strides, idx, kept, "rows * 0")
-            return f"tl.load(in{j} + {off}, mask=rmask)"
+            return f"tl.load({_ptr(j, plan)} + {off}, mask=rmask)"
         off = _offset(shape, strides, idx, range(nd), "(rows + cols) * 0")
-        return f"tl.load(in{j} + {off}, mask=mask)"
+        return f"tl.load({_ptr(j, plan)} + {off}, mask=mask)"
 
     body = _Body(k, w, load, f"[{bm}, {bn}]", depth, _index_of(idx, nd))
     stores = {sid: j for j, (sid, _) in enumerate(k.stores)}
@@ -662,9 +698,9 @@ def _contraction(k: Kernel, plan: KernelPlan, w: _Writer) -> None:
     w(f"acc = tl.zeros([{bm}, {bn}], tl.float32)")
     w(f"for k0 in range(0, {kk}, {bk}):")
     w("kk = k0 + ks", 2)
-    w(f"ta = tl.load(in{a.index} + {batch_a} + rows * {sa[-2]} + kk[None, :] * {sa[-1]}, "
+    w(f"ta = tl.load({_ptr(a.index, plan)} + {batch_a} + rows * {sa[-2]} + kk[None, :] * {sa[-1]}, "
       f"mask=rmask & (kk[None, :] < {kk}), other=0.0)", 2)
-    w(f"tb = tl.load(in{b.index} + {batch_b} + kk[:, None] * {sb[-2]} + cols * {sb[-1]}, "
+    w(f"tb = tl.load({_ptr(b.index, plan)} + {batch_b} + kk[:, None] * {sb[-2]} + cols * {sb[-1]}, "
       f"mask=(kk[:, None] < {kk}) & cmask, other=0.0)", 2)
     precision = ', input_precision="ieee"' if a.dtype is dt.float32 else ""
     if a.dtype in _ROUNDED:
@@ -676,7 +712,7 @@ def _contraction(k: Kernel, plan: KernelPlan, w: _Writer) -> None:
     def load(j: int) -> str:
         shape = _load_shape(k, j)
         off = _offset(shape, _strides(j, plan, nd), idx, range(nd), "(rows + cols) * 0")
-        return f"tl.load(in{j} + {off}, mask=mask)"
+        return f"tl.load({_ptr(j, plan)} + {off}, mask=mask)"
 
     body = _Body(k, w, load, f"[{bm}, {bn}]", index_of=_index_of(idx, nd))
     stores = {sid: j for j, (sid, _) in enumerate(k.stores)}
@@ -749,13 +785,14 @@ def emit(prog: Program) -> tuple[str, list[str]]:
     for pos, v in prog.inputs:
         # NOTE: an input is its buffer's flat array
         body.append(f"v{v} = _input(inputs[{pos}], {tuple(vals[v].shape)!r})")
+    written = _written(prog)
+    needed = _needed(prog, written)
     for step in prog.steps:
         if step.kind == "kernel":
             k = step.kernel
-            try:
-                plan = plan_kernel(k, _fresh_contiguous(prog, k))
-                src = kernel_source(k, plan)
-            except NotImplementedError as e:
+            plan, src = written[k.name]
+            if plan is None:
+                e = src
                 notes.append(f"{k.name} runs on the host: {e}")
                 name = f"_h{len(stubs)}"
                 stubs.append(f"{name} = _host_kernel_of({_kernel_literal(k)})")
@@ -768,13 +805,15 @@ def emit(prog: Program) -> tuple[str, list[str]]:
             for _, v in outs:
                 val = vals[v]
                 body.append(f"v{v} = np.empty({tuple(val.shape)!r}, {_np_storage(val.dtype)})")
-            loads = ", ".join(f"v{v}" for v in k.loads)
-            flat = sorted(plan.flat)
+            loads = ", ".join(f"v{_read(plan, k, j)}" for j in range(len(k.loads)))
+            flat = sorted(plan.no_strides())
             stores = ", ".join(f"v{v}" for _, v in outs)
             rand = "".join(f"*_rand_args(params[{j}]), " for j in _rand_params(k))
             body.append(f"_launch({k.name}, {plan.grid!r}, [{loads}], [{stores}], {flat!r}"
                         + (f", ({rand})" if rand else "") + ")")
         elif step.kind == "view":
+            if step.out not in needed:
+                continue  # NOTE: read by kernels through their composed Views only
             # NOTE: host steps are the NumPy generator's, one rule table for both
             body.append(f"v{step.out} = " + NP_RULES[step.op].view(f"v{step.srcs[0]}",
                                                                    step.arg))
@@ -784,6 +823,43 @@ def emit(prog: Program) -> tuple[str, list[str]]:
     parts.extend(s + "\n" for s in stubs)
     parts.append("\ndef program(inputs, params):\n" + "".join(f"    {ln}\n" for ln in body))
     return "\n\n".join(p.strip("\n") + "\n" for p in parts), notes
+
+
+def _written(prog: Program) -> dict:
+    """{kernel name: (plan, source)}, or (None, why not) for a kernel left to the host."""
+    out = {}
+    for step in prog.steps:
+        if step.kind == "kernel":
+            k = step.kernel
+            try:
+                plan = plan_kernel(k, _fresh_contiguous(prog, k))
+                out[k.name] = (plan, kernel_source(k, plan))
+            except NotImplementedError as e:
+                out[k.name] = (None, e)
+    return out
+
+
+def _read(plan: KernelPlan, k: Kernel, j: int) -> int:
+    """The value kernel k's load j is handed: its View's base, or the value itself."""
+    return k.views[j][0] if j in plan.views else k.loads[j]
+
+
+def _needed(prog: Program, written: dict) -> set[int]:
+    """The values the host must make: outputs, what host steps read, and what kernels are
+    handed (a view step whose value kernels read through composed Views is skipped)."""
+    needed = set(prog.outputs)
+    for step in prog.steps:
+        if step.kind == "kernel":
+            k = step.kernel
+            plan = written[k.name][0]
+            needed |= set(k.loads) if plan is None else {
+                _read(plan, k, j) for j in range(len(k.loads))}
+        elif step.kind != "view":
+            needed |= set(step.srcs)
+    for step in reversed(prog.steps):
+        if step.kind == "view" and step.out in needed:
+            needed.add(step.srcs[0])
+    return needed
 
 
 def kernel_plans(prog: Program) -> list[tuple[Kernel, KernelPlan]]:
@@ -813,7 +889,7 @@ def kernel_signature(prog: Program, k: Kernel, plan: KernelPlan) -> dict[str, st
     sig = {}
     for j, v in enumerate(k.loads):
         sig[f"in{j}"] = _POINTER[vals[v].dtype]
-        if j not in plan.flat:
+        if j not in plan.no_strides():
             sig.update({f"in{j}_s{d}": "i32" for d in range(len(k.domain))})
     for j, (_, v) in enumerate(k.stores):
         sig[f"out{j}"] = _POINTER[vals[v].dtype]

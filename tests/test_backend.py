@@ -3,7 +3,8 @@
 Fusion asks a back end what differs (codegen/backend.py): NumPy keeps a large
 kernel's axis to tile, Triton keeps one set of reduced axes per kernel and no
 reduction in a matmul's kernel. The kernel description says each kernel's kind,
-reduced axes, contraction and epilogue once (codegen/kernel.py's `classify`).
+reduced axes, contraction and epilogue once (codegen/kernel.py's `classify`), and
+each load's View of its base (the chain of view steps composed: `compose`).
 Programs are built, not run: these tests need neither triton nor torch.
 """
 
@@ -14,12 +15,13 @@ import pytest
 
 import ember as em
 from ember.codegen.backend import NumpyBackend, TritonBackend, backend_named
-from ember.codegen.kernel import KernelKind, build_program
+from ember.codegen.kernel import KernelKind, build_program, compose
 from ember.codegen.numpy_policy import TILE_ELEMS
 from ember.ir import dtypes as dt
 from ember.ir.graph import Graph
 from ember.ir.ops import Op
 from ember.ir.passes.pipeline import lower
+from ember.ir.view import View
 from ember.runtime import cache
 from ember.runtime.compiled import _fold
 
@@ -93,3 +95,27 @@ def test_kernels_say_their_kind_axes_contraction_and_epilogue():
     assert k.body[mm.stmt].op is Op.MATMUL
     assert {s.id for s in k.body if s.id != mm.stmt} <= k.epilogue
     assert {v.device for v in prog.values} == {"cpu"}
+
+
+def test_each_load_says_the_view_of_its_base_it_reads():
+    x = _data(5, 7)
+    _, prog = _program(TritonBackend(), x.flip(0) + x[:, 2:3])
+    (k,) = prog.kernels
+    (base,) = {v for v, _ in prog.inputs}
+    views = {v.strides: (b, v) for b, v in k.views}
+    assert views[(-7, 1)] == (base, View((5, 7), (-7, 1), 28))   # flipped: a negative stride
+    assert views[(7, 0)] == (base, View((5, 7), (7, 0), 2))      # a broadcast column
+    _, prog = _program(TritonBackend(), x.t().reshape(5, 7) * 2)  # a copy: no one View
+    (k,) = prog.kernels
+    assert k.views == (None,)
+
+
+def test_compose_follows_the_movement_ops():
+    v = View.contiguous((4, 6))
+    assert compose(v, Op.PERMUTE, (1, 0), (6, 4)) == View((6, 4), (1, 6), 0)
+    assert compose(v, Op.SLICE, ((1, 4, 2), (5, 0, -2)), (2, 3)) == View((2, 3), (12, -2), 11)
+    assert compose(v, Op.FLIP, (1,), (4, 6)) == View((4, 6), (6, -1), 5)
+    assert compose(v, Op.EXPAND, (3, 4, 6), (3, 4, 6)) == View((3, 4, 6), (0, 6, 1), 0)
+    assert compose(v, Op.AS_STRIDED, View((2, 2), (1, 4), 3), (2, 2)) == View((2, 2), (1, 4), 3)
+    assert compose(View((6, 4), (1, 6), 0), Op.RESHAPE, (24,), (24,)) is None
+    assert compose(View((6, 4), (1, 6), 0), Op.AS_STRIDED, View((2,), (1,), 0), (2,)) is None

@@ -88,6 +88,18 @@ def test_pointwise(triton_backend, name):
     _kernels_run_as_triton(fn, *inputs)
 
 
+@pytest.mark.parametrize("name", ["transpose", "step_slice", "flip", "broadcast_column",
+                                  "permute3"])
+def test_views_are_read_in_the_kernel_through_their_composed_strides(triton_backend, name):
+    fn, *inputs = POINTWISE[name]
+    source = rc.compiled_for(fn(*[em.tensor(x) for x in inputs])).source
+    driver = source[source.index("def program"):].splitlines()[1:]
+    # NOTE: no host view step is left: inputs, outputs and launches only
+    allowed = ("_input(", "np.empty(", "_launch(", "return ")
+    assert all(any(word in line for word in allowed) for line in driver), driver
+    _check(fn, *inputs)
+
+
 REDUCTIONS = {
     "sum_rows": (lambda x: x.sum(1), A),
     "sum_cols": (lambda x: x.sum(0), A),
