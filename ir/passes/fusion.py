@@ -124,7 +124,8 @@ def joined(gs: list[Group], n: Node) -> tuple[set, frozenset]:
 class FusionRules:
     """What fusion asks a back end. These base rules place each op as OPINFO says,
     let every compatible node join and tile nothing; a back end overrides what it
-    decides otherwise (codegen/backend.py)."""
+    decides otherwise (codegen/backend.py). `fuser` is the fusion in progress: rules
+    may ask it `group(node)` (a node's group so far) and `contiguous(node)`."""
 
     name = "generic"
 
