@@ -9,7 +9,9 @@ of a dtype and shape). A step is
   Operands are `Ref`s: a statement's result, a load, or a literal constant.
   Statements use the IR's Ops with the IR's arg conventions; EXPAND inside a
   kernel is a broadcast of a value that has size 1 on the expanded axes, and a
-  MATMUL is computed whole before the tiles (its epilogue then runs per tile);
+  MATMUL is computed whole before the tiles (its epilogue then runs per tile); a
+  RAND statement (where the back end computes it in kernels: Triton) has the arg
+  ("param", j, stream) of the extern step below;
 * `view`: a movement op on one value (strided view; AS_STRIDED args are Views,
   the form a pointer-arithmetic back end needs);
 * `extern`: one op run as a library call (TAKE, SCATTER, ..., WRITE, RAND,
@@ -17,6 +19,20 @@ of a dtype and shape). A step is
   seed and sequence number are the run's j-th runtime parameter;
 * `const`: a constant materialised as an array; a CONST whose arg is a `Param` is
   the run's j-th runtime parameter (a Python number), read by kernels as a load.
+
+Each `Kernel` says what a pointer-arithmetic back end needs to pick its form,
+computed once here (`classify`): its `kind` (`KernelKind`: pointwise; reduction,
+with each distinct set of reduced axes; contraction, a MATMUL with its M, N, K,
+batch shape and accumulator dtype in a `Contraction`) and its `epilogue` (the
+statements computed from a reduction's or a matmul's result; the other non-reducing
+statements are the prologue). Each `Value` names its device ("cpu" for now).
+Each load says how it reads memory (`Kernel.views`): where the value is a chain of
+view steps over a stored value (its *base*: an input, a kernel's store, an extern's
+or a constant's array), the chain composed into one `View` of the base's row-major
+elements (strides in elements, stride 0 for a broadcast, negative for a flip, an
+offset for a slice), so a pointer-arithmetic back end reads the base directly; None
+where the load is a stored value itself or a chain cannot be composed (a reshape of
+a transposed view, an as_strided of a non-contiguous one): then the host's view.
 
 `Alloc`s say where each stored value lives: a fresh array (outputs, small
 intermediates), a reused slot of the memory plan, or the flat output buffer
@@ -30,12 +46,13 @@ from enum import StrEnum
 
 from ..ir import dtypes as dt
 from ..ir.node import Node, Param
-from ..ir.ops import Op
+from ..ir.ops import REDUCE, Op
 from ..ir.passes.fusion import GroupKind
 from ..ir.passes.schedule import Schedule
+from ..ir.view import View
 
-__all__ = ["Alloc", "AllocKind", "Kernel", "Program", "Ref", "RefKind", "Step", "StepKind",
-           "Stmt", "Value", "build_program"]
+__all__ = ["Alloc", "AllocKind", "Contraction", "Kernel", "KernelKind", "Program", "Ref",
+           "RefKind", "Step", "StepKind", "Stmt", "Value", "build_program", "classify", "compose"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +60,7 @@ class Value:
     id: int
     dtype: dt.DType
     shape: tuple[int, ...]
+    device: str = "cpu"
 
 
 class RefKind(StrEnum):
@@ -60,6 +78,14 @@ class StepKind(StrEnum):
     VIEW = "view"
     EXTERN = "extern"
     CONST = "const"
+
+
+class KernelKind(StrEnum):
+    """What a kernel computes, as a back end picks its form."""
+
+    POINTWISE = "pointwise"      # elementwise statements over the domain
+    REDUCTION = "reduction"      # REDUCE_* statements, with prologue and epilogue
+    CONTRACTION = "contraction"  # a MATMUL, then its elementwise epilogue
 
 
 class AllocKind(StrEnum):
@@ -90,6 +116,18 @@ class Stmt:
 
 
 @dataclass(frozen=True)
+class Contraction:
+    """The MATMUL of a contraction kernel: (batch..., M, K) @ (batch..., K, N)."""
+
+    stmt: int                 # the MATMUL statement's id
+    m: int
+    n: int
+    k: int
+    batch: tuple[int, ...]    # the domain's leading axes (operands broadcast over them)
+    acc: dt.DType             # the dtype products are summed in
+
+
+@dataclass(frozen=True)
 class Kernel:
     name: str
     domain: tuple[int, ...]
@@ -97,6 +135,13 @@ class Kernel:
     loads: tuple[int, ...]  # value ids
     body: tuple[Stmt, ...]
     stores: tuple[tuple[int, int], ...]  # (statement id, value id)
+    kind: KernelKind = KernelKind.POINTWISE
+    # each distinct set of reduced axes, sorted (one for most kernels)
+    reduce_axes: tuple[tuple[int, ...], ...] = ()
+    contraction: Contraction | None = None
+    epilogue: frozenset = frozenset()  # ids of statements computed from a reduction's
+    #                                    or a matmul's result
+    views: tuple = ()  # per load: (base value id, View of the base) or None
 
     @property
     def numel(self) -> int:
@@ -157,16 +202,27 @@ def build_program(plan: Schedule) -> Program:
         if n.op is Op.BUFFER:
             inputs.append((-1 - n.arg, value(n)))
 
+    composed: dict[int, tuple[int, View] | None] = {}
+
     def operand(n: Node) -> int:
         if n.op is Op.CONST and id(n) not in vid:
             steps.append(Step(StepKind.CONST, value(n), Op.CONST, (), n.arg))
         return value(n)
+
+    def view_of(v: int) -> tuple[int, View] | None:
+        """(base, View) of value v, where v is a chain of view steps over a base."""
+        return composed.get(v)
 
     for g in plan.steps:
         if g.kind is not GroupKind.KERNEL:
             n = g.nodes[0]
             srcs = tuple(operand(i) for i in n.inputs)
             steps.append(Step(StepKind(g.kind), value(n), n.op, srcs, n.arg))
+            if g.kind is GroupKind.VIEW:
+                src = srcs[0]
+                base, v = composed.get(src) or (src, View.contiguous(values[src].shape))
+                v = compose(v, n.op, n.arg, n.shape)
+                composed[value(n)] = None if v is None else (base, v)
             continue
         loads = [operand(i) for i in g.loads]
         load_index = {id(i): j for j, i in enumerate(g.loads)}
@@ -187,7 +243,8 @@ def build_program(plan: Schedule) -> Program:
             local[id(n)] = len(body)
             body.append(Stmt(len(body), n.op, tuple(srcs), n.arg, n.dtype, n.shape))
         stores = tuple((local[id(n)], value(n)) for n in g.outputs)
-        kernel = Kernel(g.name, g.domain, g.tile_axis, tuple(loads), tuple(body), stores)
+        kernel = Kernel(g.name, g.domain, g.tile_axis, tuple(loads), tuple(body), stores,
+                        *classify(g.domain, body), tuple(view_of(v) for v in loads))
         steps.append(Step(StepKind.KERNEL, -1, kernel=kernel))
     outputs = tuple(operand(o) for o in graph.outputs)
 
@@ -203,6 +260,69 @@ def build_program(plan: Schedule) -> Program:
                 allocs[s.out] = Alloc(AllocKind.BASE)
     return Program(tuple(values), tuple(inputs), tuple(steps), outputs, allocs,
                    tuple(plan.slot_bytes), plan.peak_bytes)
+
+
+def compose(v: View, op: Op, arg, shape: tuple[int, ...]) -> View | None:
+    """The View of movement op `op` (arg: the IR's) applied to a value read through v;
+    None where no single View reads it (`shape`: the result's, checked)."""
+    if op is Op.RESHAPE:
+        out = v.reshape(tuple(arg))
+    elif op is Op.PERMUTE:
+        out = v.permute(tuple(arg))
+    elif op is Op.EXPAND:
+        out = v.expand(tuple(arg))
+    elif op is Op.SLICE:
+        out = v
+        for d, bounds in enumerate(arg):
+            start, stop, step = slice(*bounds).indices(out.shape[d])
+            sizes = list(out.shape)
+            strides = list(out.strides)
+            sizes[d] = len(range(start, stop, step))
+            offset = out.offset + start * strides[d]
+            strides[d] *= step
+            out = View(tuple(sizes), tuple(strides), offset)
+    elif op is Op.FLIP:
+        sizes, strides, offset = v.shape, list(v.strides), v.offset
+        for d in arg:
+            offset += (sizes[d] - 1) * strides[d] if sizes[d] else 0
+            strides[d] = -strides[d]
+        out = View(sizes, tuple(strides), offset)
+    elif op is Op.AS_STRIDED:
+        # NOTE: as_strided reads its input's row-major elements: composable where
+        # the input is laid out row-major in its base
+        out = View(arg.shape, arg.strides, v.offset + arg.offset) if v.is_contiguous() \
+            else None
+    else:
+        return None
+    return out if out is not None and tuple(out.shape) == tuple(shape) else None
+
+
+# the dtype a matmul of a dtype accumulates in (float16 and bfloat16 sum in float32)
+_ACCUMULATOR = {dt.float16: dt.float32, dt.bfloat16: dt.float32}
+
+
+def classify(domain: tuple[int, ...], body) -> tuple[KernelKind, tuple, Contraction | None,
+                                                      frozenset]:
+    """(kind, reduced axis sets, contraction, epilogue) of a kernel's statements."""
+    sets = sorted({tuple(sorted(s.arg)) for s in body if s.op in REDUCE})
+    matmuls = [s for s in body if s.op is Op.MATMUL]
+    contraction = None
+    if matmuls:
+        mm = matmuls[0]
+        m, n = ((1,) * 2 + tuple(mm.shape))[-2:]
+        k = mm.srcs[0].shape[-1] if mm.srcs[0].shape else 1
+        contraction = Contraction(mm.id, m, n, k, tuple(domain[:-2]),
+                                  _ACCUMULATOR.get(mm.dtype, mm.dtype))
+        kind = KernelKind.CONTRACTION
+    else:
+        kind = KernelKind.REDUCTION if sets else KernelKind.POINTWISE
+    sources = {s.id for s in body if s.op in REDUCE or s.op is Op.MATMUL}
+    epilogue: set[int] = set()
+    for s in body:
+        if any(r.kind is RefKind.LOCAL and (r.index in sources or r.index in epilogue)
+               for r in s.srcs):
+            epilogue.add(s.id)
+    return kind, tuple(sets), contraction, frozenset(epilogue)
 
 
 def _stored(steps, v: int) -> bool:

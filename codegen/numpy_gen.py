@@ -38,10 +38,11 @@ import numpy as np
 from ..ir import dtypes as dt
 from ..ir.node import Param
 from ..ir.ops import Op
-from ..ir.passes.fusion import TILE_ELEMS
 from .kernel import AllocKind, Kernel, Program, Ref, RefKind, Step, StepKind, Stmt, Value
+from .numpy_policy import TILE_ELEMS
 
-__all__ = ["EXTERN_OPS", "RULES", "Rule", "SPECIAL", "UFUNC", "VIEW", "covered_ops", "emit"]
+__all__ = ["EXTERN_OPS", "RULES", "Rule", "SPECIAL", "StepContext", "UFUNC", "VIEW", "covered_ops",
+           "emit"]
 
 REDUCER = {Op.REDUCE_SUM: "add", Op.REDUCE_PROD: "multiply", Op.REDUCE_MAX: "maximum",
            Op.REDUCE_MIN: "minimum"}
@@ -628,7 +629,7 @@ def _strided_view(x: str, v) -> str:
 # A step rule `step(st, val, stubs)` is the line computing step `st` into value
 # `val` (stubs: module-level `_Stub`s it may add, one per line).
 
-class _StepContext:
+class StepContext:
     """What step rules may ask of the whole program: the values a WRITE may fill in
     place (`_owned_once`) and the filled constants."""
 
@@ -871,7 +872,7 @@ def emit(prog: Program, tile_elems: int = TILE_ELEMS) -> str:
         return [f"v{a.of} = np.empty({tuple(base.shape)!r}, {np_type(base.dtype)})",
                 f"v{v} = v{a.of}.reshape({shape})"]
 
-    ctx = _StepContext(prog)
+    ctx = StepContext(prog)
 
     for step in prog.steps:
         if step.kind is StepKind.KERNEL:

@@ -2,12 +2,14 @@
 
     Program (codegen/kernel.py) ─► emit(prog) ─► a module's source: kernels + `program`
 
-Each `Kernel` of the description becomes one Triton kernel of one of three forms:
+Each `Kernel` of the description becomes one Triton kernel of the form its kind
+says (`Kernel.kind`, `reduce_axes`, `contraction` and `epilogue`, computed once in
+codegen/kernel.py; `plan_kernel` adds the blocks and the grid):
 
 * **pointwise** (no reduction, no matmul): a 1-D grid over the domain's elements,
-  `BLOCK` elements a program; a load whose value is a fresh contiguous array of the
-  domain's shape is read at the flat offset (so it compiles to vector loads), any
-  other through its strides (runtime arguments: a view, a broadcast with stride 0);
+  `BLOCK` elements a program; a load whose value (or whose View's base) is a
+  contiguous array of the domain's shape is read at the flat offset (so it compiles
+  to vector loads), any other through its strides;
 * **reduction** (REDUCE_* statements over one set of axes, prologue and epilogue
   fused): rows (the kept axes) x columns (the reduced ones), `BLOCK_M` rows a
   program; one block of columns when they fit ("persistent": softmax and layer norm
@@ -15,6 +17,15 @@ Each `Kernel` of the description becomes one Triton kernel of one of three forms
   after a reduction needs the whole row again);
 * **contraction** (one MATMUL of two loads, then an elementwise epilogue over its
   result): `tl.dot` over K in blocks, float32 accumulation, grouped program order.
+
+Random numbers are computed in the kernel (the Triton back end places RAND in
+kernels, codegen/backend.py): `_philox_at` runs Philox 4x32-10 in uint32 words
+(`tl.umulhi` for the high products) on the element's row-major index in the RAND
+value, with the counter layout of runtime/philox.py, and the stream's top bits make
+the float exactly as `philox.uniform` does; the seed and sequence number are
+runtime arguments (`r<j>_k0`, `r<j>_k1`, `r<j>_seq`: `_rand_args` of parameter j),
+so a new seed reuses the compiled kernel. randn's Box-Muller is the graph's own
+LOG, SQRT and COS statements, fused with the draws.
 
 Statements follow the reference interpreter (runtime/interpreter.py): float16 and
 bfloat16 are computed in float32 and rounded to their dtype after every statement,
@@ -24,8 +35,15 @@ generator cannot express (two sets of reduced axes, an integer matmul, ...) rais
 `NotImplementedError` naming why; the caller runs that kernel on the host
 (`_host_kernel`) and the debug report says so.
 
-The host steps of a program (views, extern ops, constants) are NumPy, as in the
-NumPy generator; kernels read and write its arrays through torch tensors sharing
+A load that is a view of a program value (`Kernel.views`: the chain of view steps
+composed into one View of its base) reads the base by index arithmetic with the
+View's strides and offset as constants (0 for a broadcast, negative for a flip);
+the view steps only kernels read that way are not run on the host at all
+(`_needed`). A load whose chain does not compose (a reshape of a transposed view)
+is the host's view, read through its strides (runtime arguments).
+
+The host steps of a program (the other views, extern ops, constants) are NumPy, as in
+the NumPy generator; kernels read and write its arrays through torch tensors sharing
 their memory (runtime/triton_launch.py).
 """
 
@@ -36,9 +54,9 @@ from dataclasses import dataclass, field
 
 from ..ir import dtypes as dt
 from ..ir.ops import REDUCE, Op
-from .kernel import Kernel, Program, Ref, RefKind, Stmt
+from .kernel import Kernel, KernelKind, Program, Ref, RefKind, Stmt
 from .numpy_gen import RULES as NP_RULES
-from .numpy_gen import arg_src, dtype_ref
+from .numpy_gen import StepContext, arg_src, dtype_ref
 
 __all__ = ["RULES", "emit", "kernel_plans", "kernel_signature", "kernel_source", "plan_kernel"]
 
@@ -181,6 +199,31 @@ def _round_bf16(x):
 
 
 @triton.jit
+def _philox_at(idx, k0, k1, seq):
+    # Philox 4x32-10 (runtime/philox.py) of counter (idx, 0, seq, 0) and key (k0, k1), in
+    # uint32 words: the high half of each 32x32-bit product from tl.umulhi
+    c0 = idx.to(tl.uint32)
+    zero = c0 * 0
+    c1 = zero
+    c2 = zero + seq.to(tl.uint32)
+    c3 = zero
+    key0 = zero + k0.to(tl.uint32)
+    key1 = zero + k1.to(tl.uint32)
+    for _ in tl.static_range(10):
+        hi0 = tl.umulhi(c0, _PHILOX_M0)
+        lo0 = c0 * _PHILOX_M0
+        hi1 = tl.umulhi(c2, _PHILOX_M1)
+        lo1 = c2 * _PHILOX_M1
+        c0 = hi1 ^ c1 ^ key0
+        c1 = lo1
+        c2 = hi0 ^ c3 ^ key1
+        c3 = lo0
+        key0 = key0 + _PHILOX_W0
+        key1 = key1 + _PHILOX_W1
+    return c0, c1, c2, c3
+
+
+@triton.jit
 def _max_nan(a, b):
     return tl.maximum(a, b, propagate_nan=tl.PropagateNan.ALL)
 
@@ -228,6 +271,9 @@ def _identity(op: Op, d: dt.DType) -> str:
     return repr(int(info.min if op is Op.REDUCE_MAX else info.max))
 
 
+# the random bits a uniform float of a dtype holds (runtime/philox.py's)
+_MANTISSA = {dt.float64: 53, dt.float32: 24, dt.float16: 11, dt.bfloat16: 8}
+
 _COMBINE = {Op.REDUCE_SUM: "_add", Op.REDUCE_PROD: "_mul", Op.REDUCE_MAX: "_max_nan",
             Op.REDUCE_MIN: "_min_nan"}
 
@@ -236,7 +282,7 @@ _COMBINE = {Op.REDUCE_SUM: "_add", Op.REDUCE_PROD: "_mul", Op.REDUCE_MAX: "_max_
 class KernelPlan:
     """How one kernel is written: its form, blocks and the loads read flat."""
 
-    form: str                      # "pointwise" | "reduction" | "contraction"
+    form: KernelKind               # the kernel's kind (codegen/kernel.py's `classify`)
     axes: tuple[int, ...] = ()     # reduced axes (reduction) or () (others)
     rows: int = 1
     cols: int = 1
@@ -246,6 +292,12 @@ class KernelPlan:
     block_k: int = 1
     grid: tuple = ()
     flat: frozenset = field(default_factory=frozenset)  # loads read at flat offsets
+    # loads read from their base through a composed View (constant strides and offset)
+    views: dict = field(default_factory=dict)
+
+    def no_strides(self) -> frozenset:
+        """Loads that take no stride arguments (flat, or through a constant View)."""
+        return self.flat | frozenset(self.views)
 
 
 def _pow2(n: int) -> int:
@@ -253,19 +305,10 @@ def _pow2(n: int) -> int:
 
 
 def _reduced_axes(k: Kernel) -> tuple[int, ...]:
-    sets = {tuple(sorted(s.arg)) for s in k.body if s.op in REDUCE}
-    if len(sets) > 1:
-        raise NotImplementedError(f"reductions over different axes {sorted(sets)} in one kernel")
-    return sets.pop() if sets else ()
-
-
-def _depends_on_reduce(k: Kernel) -> set[int]:
-    """Statements computed from a reduction's result."""
-    after: set[int] = set()
-    for s in k.body:
-        if s.op in REDUCE or any(r.kind == "local" and r.index in after for r in s.srcs):
-            after.add(s.id)
-    return after
+    if len(k.reduce_axes) > 1:
+        raise NotImplementedError(f"reductions over different axes {list(k.reduce_axes)} in "
+                                  "one kernel")
+    return k.reduce_axes[0] if k.reduce_axes else ()
 
 
 def plan_kernel(k: Kernel, contiguous_loads: frozenset) -> KernelPlan:
@@ -274,15 +317,27 @@ def plan_kernel(k: Kernel, contiguous_loads: frozenset) -> KernelPlan:
     if any(len(r.shape) != len(k.domain) for s in k.body for r in s.srcs
            if r.kind != "const") or any(len(s.shape) != len(k.domain) for s in k.body):
         raise NotImplementedError("a statement of another rank than the kernel's domain")
-    matmuls = [s for s in k.body if s.op is Op.MATMUL]
+    plan = _plan_form(k, contiguous_loads)
+    for j, composed in enumerate(k.views or ()):
+        if composed is None or j in plan.flat:
+            continue
+        view = composed[1]
+        if plan.form is KernelKind.POINTWISE and view.offset == 0 and view.is_contiguous() \
+                and tuple(view.shape) == tuple(k.domain):
+            plan.flat = plan.flat | {j}  # NOTE: its base, read at flat offsets (vector loads)
+        plan.views[j] = view
+    return plan
+
+
+def _plan_form(k: Kernel, contiguous_loads: frozenset) -> KernelPlan:
     axes = _reduced_axes(k)
-    if matmuls:
-        return _plan_contraction(k, matmuls, axes)
-    if not axes:
+    if k.kind is KernelKind.CONTRACTION:
+        return _plan_contraction(k, [s for s in k.body if s.op is Op.MATMUL], axes)
+    if k.kind is KernelKind.POINTWISE:
         n = k.numel
         block = min(POINTWISE_BLOCK, _pow2(max(n, 1)))
         flat = frozenset(j for j in contiguous_loads)
-        return KernelPlan("pointwise", (), n, 1, False, block, 1, 1,
+        return KernelPlan(KernelKind.POINTWISE, (), n, 1, False, block, 1, 1,
                           (max(1, -(-n // block)),), flat)
     cols = 1
     for a in axes:
@@ -290,8 +345,7 @@ def plan_kernel(k: Kernel, contiguous_loads: frozenset) -> KernelPlan:
     rows = max(1, k.numel // max(cols, 1)) if cols else 0
     if cols == 0 or rows == 0:
         raise NotImplementedError("a reduction over an empty domain")
-    after = _depends_on_reduce(k)
-    full_after = [s for s in k.body if s.id in after and s.op not in REDUCE
+    full_after = [s for s in k.body if s.id in k.epilogue and s.op not in REDUCE
                   and all(s.shape[a] == k.domain[a] for a in axes)]
     looped = cols > PERSISTENT_MAX
     if looped and full_after:
@@ -299,7 +353,7 @@ def plan_kernel(k: Kernel, contiguous_loads: frozenset) -> KernelPlan:
                                   "reduction (too long for one block)")
     block_n = LOOP_BLOCK if looped else _pow2(cols)
     block_m = max(1, min(_pow2(rows), TILE // block_n))
-    return KernelPlan("reduction", axes, rows, cols, looped, block_m, block_n, 1,
+    return KernelPlan(KernelKind.REDUCTION, axes, rows, cols, looped, block_m, block_n, 1,
                       (-(-rows // block_m),))
 
 
@@ -313,18 +367,15 @@ def _plan_contraction(k: Kernel, matmuls, axes) -> KernelPlan:
         raise NotImplementedError(f"a {mm.dtype.name} matmul")
     if len(k.domain) < 2 or mm.shape != k.domain:
         raise NotImplementedError("a matmul whose result is not the kernel's domain")
-    m, n = k.domain[-2], k.domain[-1]
-    kk = mm.srcs[0].shape[-1]
+    m, n, kk = k.contraction.m, k.contraction.n, k.contraction.k
     # NOTE: a float32 product is exact (FMA, not TF32): it holds a smaller tile in
     # registers without spilling
     big = 32 if mm.dtype is dt.float32 else 64
     bm = min(big, max(16, _pow2(m)))
     bn = min(big, max(16, _pow2(n)))
     bk = min(32, max(16, _pow2(kk)))
-    batch = 1
-    for s in k.domain[:-2]:
-        batch *= s
-    return KernelPlan("contraction", (), m, n, False, bm, bn, bk,
+    batch = math.prod(k.contraction.batch)
+    return KernelPlan(KernelKind.CONTRACTION, (), m, n, False, bm, bn, bk,
                       (-(-m // bm) * -(-n // bn), batch))
 
 
@@ -366,7 +417,7 @@ def _index_names(domain, axes_of_part, var: str, prefix: str, w: _Writer, depth=
 def _offset(shape, strides: list[str], idx: dict, axes, zero: str = "0") -> str:
     """The element offset of a value of `shape` at the index `idx` over `axes`; `zero`
     where no axis moves it (a block of zeros of the block's shape)."""
-    terms = [f"{idx[a]} * {strides[a]}" for a in axes if shape[a] != 1]
+    terms = [f"{idx[a]} * {strides[a]}" for a in axes if shape[a] != 1 and strides[a] != "0"]
     return " + ".join(terms) if terms else zero
 
 
@@ -377,28 +428,42 @@ def kernel_source(k: Kernel, plan: KernelPlan, name: str | None = None) -> str:
     load_args = []
     for j in range(len(k.loads)):
         load_args.append(f"in{j}")
-        if j not in plan.flat:
+        if j not in plan.no_strides():
             load_args.extend(f"in{j}_s{d}" for d in range(nd))
     store_args = [f"out{j}" for j in range(len(k.stores))]
+    store_args += [f"r{j}_{w}" for j in _rand_params(k) for w in ("k0", "k1", "seq")]
     w = _Writer()
     w(f"def {name}({', '.join(load_args + store_args)}):", 0)
     w(f'"""{plan.form} over {k.domain}: ' + "; ".join(
         f"s{s.id} {s.op.name}" for s in k.body) + '"""')
-    form = {"pointwise": _pointwise, "reduction": _reduction, "contraction": _contraction}
+    form = {KernelKind.POINTWISE: _pointwise, KernelKind.REDUCTION: _reduction,
+            KernelKind.CONTRACTION: _contraction}
     form[plan.form](k, plan, w)
     return "@triton.jit\n" + "\n".join(w.lines) + "\n"
 
 
 def _strides(j: int, plan: KernelPlan, nd: int) -> list[str]:
+    """Load j's strides: its View's (constants), else its stride arguments."""
+    view = plan.views.get(j)
+    if view is not None:
+        return [str(x) for x in view.strides]
     return [f"in{j}_s{d}" for d in range(nd)]
+
+
+def _ptr(j: int, plan: KernelPlan) -> str:
+    """Load j's pointer: its base's, moved to its View's offset."""
+    view = plan.views.get(j)
+    return f"(in{j} + {view.offset})" if view is not None and view.offset else f"in{j}"
 
 
 class _Body:
     """Writes a kernel's statements: each as `s{id}`, rounded where its dtype asks."""
 
-    def __init__(self, k: Kernel, w: _Writer, load_expr, block_shape: str, depth: int = 1):
+    def __init__(self, k: Kernel, w: _Writer, load_expr, block_shape: str, depth: int = 1,
+                 index_of=None):
         self.k, self.w, self.load_expr, self.shape, self.depth = k, w, load_expr, \
             block_shape, depth
+        self.index_of = index_of  # shape -> the row-major index of the block's elements
         self.loaded: dict[int, str] = {}
 
     def ref(self, r: Ref) -> str:
@@ -415,10 +480,33 @@ class _Body:
         return self.loaded[r.index]
 
     def stmt(self, s: Stmt) -> None:
+        if s.op is Op.RAND:
+            self.rand(s)
+            return
         rule = RULES.get(s.op)
         if rule is None:
             raise NotImplementedError(f"no Triton rule for {s.op.name}")
         expr = rule(s, *[self.ref(r) for r in s.srcs])
+        self.assign(s, expr)
+
+    def rand(self, s: Stmt) -> None:
+        """RAND as runtime/philox.py's `uniform`: Philox of the element's index in the
+        value, then the stream's words' top bits as a float in [0, 1) (exact in the
+        value's dtype)."""
+        _, j, stream = s.arg
+        if math.prod(s.shape) >= 1 << 31:
+            raise NotImplementedError("random numbers past 2**31 elements")
+        words = [f"p{s.id}_{i}" for i in range(4)]
+        self.w(f"{', '.join(words)} = _philox_at({self.index_of(s.shape)}, r{j}_k0, r{j}_k1, "
+               f"r{j}_seq)", self.depth)
+        hi, lo = words[2 * stream], words[2 * stream + 1]
+        bits = _MANTISSA[s.dtype]
+        if bits > 32:
+            # NOTE: 53 bits: 32 of the first word, the top 21 of the second
+            expr = (f"((({hi}.to(tl.uint64) << 21) | ({lo} >> 11).to(tl.uint64))"
+                    f".to(tl.float64) * {2.0 ** -53!r})")
+        else:
+            expr = f"(({hi} >> {32 - bits}).to(tl.float32) * {2.0 ** -bits!r})"
         self.assign(s, expr)
 
     def assign(self, s: Stmt, expr: str) -> None:
@@ -433,7 +521,8 @@ def _pointwise(k: Kernel, plan: KernelPlan, w: _Writer) -> None:
     nd = len(k.domain)
     w(f"offs = tl.program_id(0) * {plan.block_m} + tl.arange(0, {plan.block_m})")
     w(f"mask = offs < {plan.rows}")
-    needs_index = any(j not in plan.flat for j in range(len(k.loads)))
+    needs_index = any(j not in plan.flat for j in range(len(k.loads))) or any(
+        s.op is Op.RAND and s.shape != k.domain for s in k.body)
     idx = _index_names(k.domain, tuple(range(nd)), "offs", "i", w) if needs_index else {}
 
     def load(j: int) -> str:
@@ -441,15 +530,24 @@ def _pointwise(k: Kernel, plan: KernelPlan, w: _Writer) -> None:
             return f"tl.load(in{j} + offs, mask=mask)"
         shape = _load_shape(k, j)
         off = _offset(shape, _strides(j, plan, nd), idx, range(nd), "offs * 0")
-        return f"tl.load(in{j} + {off}, mask=mask)"
+        return f"tl.load({_ptr(j, plan)} + {off}, mask=mask)"
 
-    body = _Body(k, w, load, f"[{plan.block_m}]")
+    def index_of(shape) -> str:
+        return "offs" if shape == k.domain else _offset(
+            shape, [str(x) for x in _contiguous(shape)], idx, range(nd), "offs * 0")
+
+    body = _Body(k, w, load, f"[{plan.block_m}]", index_of=index_of)
     for s in k.body:
         body.stmt(s)
     for j, (sid, _) in enumerate(k.stores):
         if k.body[sid].shape != k.domain:
             raise NotImplementedError("a pointwise kernel storing a broadcast value")
         w(f"tl.store(out{j} + offs, s{sid}, mask=mask)")
+
+
+def _rand_params(k: Kernel) -> list[int]:
+    """The runtime parameters (seed, sequence number) k's RAND statements draw from."""
+    return sorted({s.arg[1] for s in k.body if s.op is Op.RAND})
 
 
 def _load_shape(k: Kernel, j: int) -> tuple[int, ...]:
@@ -473,7 +571,7 @@ def _reduction(k: Kernel, plan: KernelPlan, w: _Writer) -> None:
         return all(shape[a] == 1 for a in axes)
 
     depth = 1
-    after = _depends_on_reduce(k)
+    after = k.epilogue
     if plan.looped:
         for s in k.body:
             if s.op in REDUCE:
@@ -494,11 +592,11 @@ def _reduction(k: Kernel, plan: KernelPlan, w: _Writer) -> None:
         strides = _strides(j, plan, nd)
         if is_row(shape):
             off = _offset(shape, strides, idx, kept, "rows * 0")
-            return f"tl.load(in{j} + {off}, mask=rmask)"
+            return f"tl.load({_ptr(j, plan)} + {off}, mask=rmask)"
         off = _offset(shape, strides, idx, range(nd), "(rows + cols) * 0")
-        return f"tl.load(in{j} + {off}, mask=mask)"
+        return f"tl.load({_ptr(j, plan)} + {off}, mask=mask)"
 
-    body = _Body(k, w, load, f"[{bm}, {bn}]", depth)
+    body = _Body(k, w, load, f"[{bm}, {bn}]", depth, _index_of(idx, nd))
     stores = {sid: j for j, (sid, _) in enumerate(k.stores)}
     late: list[Stmt] = []
     for s in k.body:
@@ -530,6 +628,15 @@ def _reduction(k: Kernel, plan: KernelPlan, w: _Writer) -> None:
             body.stmt(s)
             if s.id in stores:
                 _store(w, k, s, stores[s.id], idx, kept, axes, True, 1)
+
+
+def _index_of(idx: dict, nd: int):
+    """shape -> the row-major index, in a value of that shape, of a 2-D block's elements
+    (the block's axes' index names: `idx`)."""
+    def index_of(shape) -> str:
+        return _offset(shape, [str(x) for x in _contiguous(shape)], idx, range(nd),
+                       "(rows + cols) * 0")
+    return index_of
 
 
 def _acc_tl(d: dt.DType) -> str:
@@ -591,9 +698,9 @@ def _contraction(k: Kernel, plan: KernelPlan, w: _Writer) -> None:
     w(f"acc = tl.zeros([{bm}, {bn}], tl.float32)")
     w(f"for k0 in range(0, {kk}, {bk}):")
     w("kk = k0 + ks", 2)
-    w(f"ta = tl.load(in{a.index} + {batch_a} + rows * {sa[-2]} + kk[None, :] * {sa[-1]}, "
+    w(f"ta = tl.load({_ptr(a.index, plan)} + {batch_a} + rows * {sa[-2]} + kk[None, :] * {sa[-1]}, "
       f"mask=rmask & (kk[None, :] < {kk}), other=0.0)", 2)
-    w(f"tb = tl.load(in{b.index} + {batch_b} + kk[:, None] * {sb[-2]} + cols * {sb[-1]}, "
+    w(f"tb = tl.load({_ptr(b.index, plan)} + {batch_b} + kk[:, None] * {sb[-2]} + cols * {sb[-1]}, "
       f"mask=(kk[:, None] < {kk}) & cmask, other=0.0)", 2)
     precision = ', input_precision="ieee"' if a.dtype is dt.float32 else ""
     if a.dtype in _ROUNDED:
@@ -605,9 +712,9 @@ def _contraction(k: Kernel, plan: KernelPlan, w: _Writer) -> None:
     def load(j: int) -> str:
         shape = _load_shape(k, j)
         off = _offset(shape, _strides(j, plan, nd), idx, range(nd), "(rows + cols) * 0")
-        return f"tl.load(in{j} + {off}, mask=mask)"
+        return f"tl.load({_ptr(j, plan)} + {off}, mask=mask)"
 
-    body = _Body(k, w, load, f"[{bm}, {bn}]")
+    body = _Body(k, w, load, f"[{bm}, {bn}]", index_of=_index_of(idx, nd))
     stores = {sid: j for j, (sid, _) in enumerate(k.stores)}
     for s in k.body:
         if s is mm:
@@ -652,11 +759,15 @@ from ember.ir import dtypes as dt
 from ember.ir.ops import Op
 from ember.ir.view import View
 from ember.runtime.compiled import _bf16, _extern, _strided_at, _Stub, _write, _write_into
-from ember.runtime.triton_launch import _host_kernel_of, _input, _launch, _output
+from ember.runtime.triton_launch import _host_kernel_of, _input, _launch, _output, _rand_args
 from ember.runtime.triton_launch import libdevice as _libdevice
 
 libdevice = _libdevice()
 
+_PHILOX_M0 = tl.constexpr(0xD2511F53)
+_PHILOX_M1 = tl.constexpr(0xCD9E8D57)
+_PHILOX_W0 = tl.constexpr(0x9E3779B9)
+_PHILOX_W1 = tl.constexpr(0xBB67AE85)
 _INF = tl.constexpr(float("inf"))
 _NINF = tl.constexpr(float("-inf"))
 _NAN = tl.constexpr(float("nan"))
@@ -671,42 +782,85 @@ def emit(prog: Program) -> tuple[str, list[str]]:
     stubs: list[str] = []
     notes: list[str] = []
     vals = {v.id: v for v in prog.values}
+    host = StepContext(prog)  # NOTE: host steps are the NumPy generator's, with its context
     for pos, v in prog.inputs:
         # NOTE: an input is its buffer's flat array
         body.append(f"v{v} = _input(inputs[{pos}], {tuple(vals[v].shape)!r})")
+    written = _written(prog)
+    needed = _needed(prog, written)
     for step in prog.steps:
         if step.kind == "kernel":
             k = step.kernel
-            try:
-                plan = plan_kernel(k, _fresh_contiguous(prog, k))
-                src = kernel_source(k, plan)
-            except NotImplementedError as e:
+            plan, src = written[k.name]
+            if plan is None:
+                e = src
                 notes.append(f"{k.name} runs on the host: {e}")
                 name = f"_h{len(stubs)}"
                 stubs.append(f"{name} = _host_kernel_of({_kernel_literal(k)})")
                 loads = ", ".join(f"v{v}" for v in k.loads)
                 outs = ", ".join(f"v{v}" for _, v in k.stores)
-                body.append(f"{outs}, = {name}([{loads}])")
+                body.append(f"{outs}, = {name}([{loads}], params)")
                 continue
             parts.append(src)
             outs = [(sid, v) for sid, v in k.stores]
             for _, v in outs:
                 val = vals[v]
                 body.append(f"v{v} = np.empty({tuple(val.shape)!r}, {_np_storage(val.dtype)})")
-            loads = ", ".join(f"v{v}" for v in k.loads)
-            flat = sorted(plan.flat)
+            loads = ", ".join(f"v{_read(plan, k, j)}" for j in range(len(k.loads)))
+            flat = sorted(plan.no_strides())
             stores = ", ".join(f"v{v}" for _, v in outs)
-            body.append(f"_launch({k.name}, {plan.grid!r}, [{loads}], [{stores}], {flat!r})")
+            rand = "".join(f"*_rand_args(params[{j}]), " for j in _rand_params(k))
+            body.append(f"_launch({k.name}, {plan.grid!r}, [{loads}], [{stores}], {flat!r}"
+                        + (f", ({rand})" if rand else "") + ")")
         elif step.kind == "view":
+            if step.out not in needed:
+                continue  # NOTE: read by kernels through their composed Views only
             # NOTE: host steps are the NumPy generator's, one rule table for both
             body.append(f"v{step.out} = " + NP_RULES[step.op].view(f"v{step.srcs[0]}",
                                                                    step.arg))
         else:
-            body.append(NP_RULES[step.op].step(step, vals[step.out], stubs))
+            body.append(NP_RULES[step.op].step(step, vals[step.out], stubs, host))
     body.append("return [" + ", ".join(f"_output(v{o})" for o in prog.outputs) + "]")
     parts.extend(s + "\n" for s in stubs)
     parts.append("\ndef program(inputs, params):\n" + "".join(f"    {ln}\n" for ln in body))
     return "\n\n".join(p.strip("\n") + "\n" for p in parts), notes
+
+
+def _written(prog: Program) -> dict:
+    """{kernel name: (plan, source)}, or (None, why not) for a kernel left to the host."""
+    out = {}
+    for step in prog.steps:
+        if step.kind == "kernel":
+            k = step.kernel
+            try:
+                plan = plan_kernel(k, _fresh_contiguous(prog, k))
+                out[k.name] = (plan, kernel_source(k, plan))
+            except NotImplementedError as e:
+                out[k.name] = (None, e)
+    return out
+
+
+def _read(plan: KernelPlan, k: Kernel, j: int) -> int:
+    """The value kernel k's load j is handed: its View's base, or the value itself."""
+    return k.views[j][0] if j in plan.views else k.loads[j]
+
+
+def _needed(prog: Program, written: dict) -> set[int]:
+    """The values the host must make: outputs, what host steps read, and what kernels are
+    handed (a view step whose value kernels read through composed Views is skipped)."""
+    needed = set(prog.outputs)
+    for step in prog.steps:
+        if step.kind == "kernel":
+            k = step.kernel
+            plan = written[k.name][0]
+            needed |= set(k.loads) if plan is None else {
+                _read(plan, k, j) for j in range(len(k.loads))}
+        elif step.kind != "view":
+            needed |= set(step.srcs)
+    for step in reversed(prog.steps):
+        if step.kind == "view" and step.out in needed:
+            needed.add(step.srcs[0])
+    return needed
 
 
 def kernel_plans(prog: Program) -> list[tuple[Kernel, KernelPlan]]:
@@ -730,15 +884,18 @@ _POINTER = {dt.float32: "*fp32", dt.float64: "*fp64", dt.float16: "*fp16",
 
 def kernel_signature(prog: Program, k: Kernel, plan: KernelPlan) -> dict[str, str]:
     """The argument types of kernel k as its launcher passes them on a GPU (Triton's
-    `ASTSource` signature): each operand's pointer, then its strides (32-bit ints)."""
+    `ASTSource` signature): each operand's pointer, then its strides (32-bit ints); then
+    each random parameter's Philox key and sequence words (`_rand_args`: 32-bit ints)."""
     vals = {v.id: v for v in prog.values}
     sig = {}
     for j, v in enumerate(k.loads):
         sig[f"in{j}"] = _POINTER[vals[v].dtype]
-        if j not in plan.flat:
+        if j not in plan.no_strides():
             sig.update({f"in{j}_s{d}": "i32" for d in range(len(k.domain))})
     for j, (_, v) in enumerate(k.stores):
         sig[f"out{j}"] = _POINTER[vals[v].dtype]
+    for j in _rand_params(k):
+        sig.update({f"r{j}_{w}": "i32" for w in ("k0", "k1", "seq")})
     return sig
 
 

@@ -36,8 +36,8 @@ from .interpreter import (
     int_pow,
 )
 
-__all__ = ["Compiled", "compile_key", "compiled_for", "fits", "lookup", "program_for",
-           "run_compiled"]
+__all__ = ["Compiled", "compile_key", "compiled_for", "fits", "fusion_backend", "lookup",
+           "program_for", "run_compiled"]
 
 
 class _Stub:
@@ -194,8 +194,8 @@ def compile_key(key: tuple[Node, ...], backend: str = "numpy") -> Compiled:
     "triton")."""
     # NOTE: imported here so that a process that only loads programs from the
     # disk cache never imports the compiler
+    from ..codegen.backend import backend_named
     from ..codegen.kernel import build_program
-    from ..codegen.numpy_gen import emit
     from ..ir.passes.pipeline import lower
     from ..ir.passes.schedule import describe
 
@@ -209,16 +209,14 @@ def compile_key(key: tuple[Node, ...], backend: str = "numpy") -> Compiled:
     notes: list[str] = []
     try:
         log = (lambda line: debug(f"{which_run()}: pass {line}")) if options.debug >= 2 else None
-        plan = lower(graph, fold=_fold, tile_elems=options.tile_elems, check=options.verify,
-                     log=log)
+        target = backend_named(backend, options.tile_elems)
+        plan = lower(graph, fold=_fold, backend=target, check=options.verify, log=log)
         prog = build_program(plan)
+        source, notes = target.emit(prog)
         if backend == "triton":
-            from ..codegen import triton_gen
             from .triton_launch import load_module
-            source, notes = triton_gen.emit(prog)
             fn = load_module(source).program
         else:
-            source = emit(prog, options.tile_elems)
             fn = _exec(source)
     except Exception as e:
         if options.verify and not isinstance(e, (NotImplementedError, TypeError)):
@@ -341,6 +339,13 @@ def resolve_backend(backend: str = "auto") -> str:
     if backend == "auto":
         backend = options.backend
     return "triton" if backend == "triton" else "numpy"
+
+
+def fusion_backend(backend: str = "auto"):
+    """The `codegen.backend.Backend` object of `backend` ("auto": `resolve_backend`'s),
+    as the compiler uses it (NumPy's tiles as the options say)."""
+    from ..codegen.backend import backend_named
+    return backend_named(resolve_backend(backend), options.tile_elems)
 
 
 def lookup(outputs, backend: str = "auto") -> tuple[Compiled, list, list]:

@@ -24,7 +24,7 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ..ir.passes.fusion import TILE_ELEMS
+from ..codegen.numpy_policy import TILE_ELEMS
 
 __all__ = ["ConfigError", "Options", "debug", "default_cache_dir", "log", "options"]
 

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..ir import dtypes as dt
 from ..ir.ops import Op
+from . import philox
 from .interpreter import IMPL
 
 if TYPE_CHECKING:
@@ -173,9 +174,24 @@ def _tensor(a: np.ndarray, roots: dict):
     return base.as_strided(a.shape or (1,), strides or (1,), offset), strides
 
 
-def _launch(kernel, grid, loads, stores, flat) -> None:
+def _rand_args(param) -> tuple[int, int, int]:
+    """The Philox key words and sequence word of a random parameter (seed, sequence
+    number), as 32-bit signed ints (the kernel reads their bits as uint32).
+
+    NOTE: values in the int32 range keep one kernel signature for every seed (Triton
+    types a larger int argument as int64)."""
+    seed, seq = param
+    return tuple(_i32(v) for v in (seed, seed >> 32, seq))
+
+
+def _i32(v: int) -> int:
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v >= 1 << 31 else v
+
+
+def _launch(kernel, grid, loads, stores, flat, scalars=()) -> None:
     """Launch `kernel` over `grid` with its loads (each followed by its strides in
-    elements, unless read at flat offsets) and its outputs."""
+    elements, unless read at flat offsets), its outputs, then `scalars`."""
     if any(s.size == 0 for s in stores):
         return
     args = []
@@ -190,6 +206,7 @@ def _launch(kernel, grid, loads, stores, flat) -> None:
         if j not in flat:
             args.extend(strides)
     args.extend(_tensor(s, roots)[0] for s in stores)
+    args.extend(scalars)
     kernel[grid](*args)
 
 
@@ -216,10 +233,17 @@ class _HostNode:
 
 def _host_kernel_of(k: Kernel):
     """A function computing kernel k on the host with the reference interpreter's
-    rules (a kernel the Triton generator cannot express)."""
-    def run(loads):
+    rules (a kernel the Triton generator cannot express); `params`: the run's random
+    parameters, which RAND statements ("param", j, stream) draw from."""
+    def run(loads, params=()):
         local = []
         for s in k.body:
+            if s.op is Op.RAND:
+                _, j, stream = s.arg
+                seed, seq = params[j]
+                value = philox.uniform(seed, seq, stream, int(np.prod(s.shape)), s.dtype.name)
+                local.append(value.astype(s.dtype.np).reshape(s.shape))
+                continue
             args = []
             for r in s.srcs:
                 if r.kind == "local":

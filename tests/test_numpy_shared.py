@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import ember as em
-from ember.ir.passes.fusion import TILED_ABOVE
+from ember.codegen.numpy_policy import TILED_ABOVE
 
 torch = pytest.importorskip("torch")
 

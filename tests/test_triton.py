@@ -88,6 +88,18 @@ def test_pointwise(triton_backend, name):
     _kernels_run_as_triton(fn, *inputs)
 
 
+@pytest.mark.parametrize("name", ["transpose", "step_slice", "flip", "broadcast_column",
+                                  "permute3"])
+def test_views_are_read_in_the_kernel_through_their_composed_strides(triton_backend, name):
+    fn, *inputs = POINTWISE[name]
+    source = rc.compiled_for(fn(*[em.tensor(x) for x in inputs])).source
+    driver = source[source.index("def program"):].splitlines()[1:]
+    # NOTE: no host view step is left: inputs, outputs, launches and runtime parameters
+    allowed = ("_input(", "np.empty(", "_launch(", "return ", "params[")
+    assert all(any(word in line for word in allowed) for line in driver), driver
+    _check(fn, *inputs)
+
+
 REDUCTIONS = {
     "sum_rows": (lambda x: x.sum(1), A),
     "sum_cols": (lambda x: x.sum(0), A),
@@ -115,11 +127,27 @@ def test_reductions(triton_backend, name):
 
 
 def test_a_kernel_triton_cannot_express_runs_on_the_host_and_says_so(triton_backend):
-    # NOTE: the fusion pass puts sibling reductions over different axes in one kernel
+    x = (A * 10).astype(np.int64)
+    _check(lambda t: t @ t.T, x)
+    report = rc.compiled_for(em.tensor(x) @ em.tensor(x).T).report
+    assert "runs on the host: a int64 matmul" in report
+
+
+def test_the_triton_backend_keeps_reductions_over_other_axes_apart(triton_backend):
+    # NOTE: NumPy's rules put sibling reductions over different axes in one kernel;
+    # Triton's refuse to (one kernel reduces one set of axes)
     _check(lambda x: (x.argmax(1), x.argmin(0)), A)
+    _kernels_run_as_triton(lambda x: (x.argmax(1), x.argmin(0)), A)
     x = em.tensor(A)
-    report = rc.compiled_for(x.argmax(1), x.argmin(0)).report
-    assert "runs on the host: reductions over different axes" in report
+    assert rc.compiled_for(x.argmax(1), x.argmin(0)).kernels == 2
+
+
+def test_the_triton_backend_keeps_reductions_out_of_a_matmuls_kernel(triton_backend):
+    x = rng.standard_normal((6, 8)).astype(np.float32)
+    w = rng.standard_normal((8, 5)).astype(np.float32)
+    _check(lambda a, b: (a @ b).relu().sum(0), x, w, rtol=1e-5, atol=1e-5)
+    report = _kernels_run_as_triton(lambda a, b: (a @ b).relu().sum(0), x, w)
+    assert "in a matmul's kernel" in report
 
 
 def test_looped_reduction_over_a_long_row(triton_backend):
@@ -127,6 +155,12 @@ def test_looped_reduction_over_a_long_row(triton_backend):
     _check(lambda t: (t * 2).sum(1), x, rtol=1e-5, atol=1e-3)
     _check(lambda t: t.amax(1), x)
     assert "looped" not in _kernels_run_as_triton(lambda t: t.sum(1), x)
+
+
+def test_a_long_row_read_again_after_its_reduction_is_split_into_kernels(triton_backend):
+    x = rng.standard_normal((2, 20000)).astype(np.float32)
+    _check(lambda t: t.softmax(-1), x, rtol=1e-5, atol=1e-8)
+    assert "too long for one block" in _kernels_run_as_triton(lambda t: t.softmax(-1), x)
 
 
 def test_layer_norm_and_softmax_forward_and_backward(triton_backend):
@@ -160,6 +194,46 @@ def test_random_numbers_equal_the_cpu_ones(triton_backend):
     with em.eager():
         b = (em.randn(4, 5) * 2 + em.rand(5)).numpy()
     np.testing.assert_array_equal(a, b)
+    # NOTE: generated inside the kernels (Philox in Triton), not by an extern step
+    source = rc.compiled_for(em.randn(4, 5) * 2 + em.rand(5)).source
+    assert "_philox_at(" in source and "Op.RAND" not in source
+
+
+RANDOM = {
+    "float64": lambda: em.rand(3, 9, dtype=em.float64) + 1,
+    "float16": lambda: em.rand(3, 9, dtype=em.float16) * 3,
+    "bfloat16_randn": lambda: em.randn(3, 9, dtype=em.bfloat16),
+    "randint": lambda: em.randint(0, 10, (6, 5)),
+    "broadcast": lambda: em.tensor(A) * em.rand(5, 1),
+    "in_a_reduction": lambda: (em.rand(4, 50) * 2).sum(1),
+    "in_a_matmul_epilogue": lambda: (em.tensor(A) @ em.tensor(A).T) * (em.rand(5, 5) > 0.5),
+}
+
+
+@pytest.mark.parametrize("seed", [3, 2**40 + 2**31 + 7])
+@pytest.mark.parametrize("name", sorted(RANDOM))
+def test_random_kernels_equal_the_cpu_ones(triton_backend, name, seed):
+    em.manual_seed(seed)
+    fast = RANDOM[name]()
+    source = rc.compiled_for(fast).source
+    em.manual_seed(seed)
+    with em.eager():
+        ref = RANDOM[name]().numpy()
+    if name in ("in_a_reduction", "in_a_matmul_epilogue"):  # sums in another order
+        np.testing.assert_allclose(fast.numpy(), ref, rtol=1e-5, atol=1e-5)
+    else:
+        np.testing.assert_array_equal(fast.numpy(), ref)
+    assert "_philox_at(" in source and "Op.RAND" not in source
+
+
+def test_random_numbers_in_a_kernel_run_on_the_host_equal_the_cpu_ones(triton_backend):
+    em.manual_seed(5)
+    fast = (em.rand(6) * 2 - 1).erfinv()  # no Triton rule for erfinv: the host's kernel
+    assert "runs on the host" in rc.compiled_for(fast).report
+    em.manual_seed(5)
+    with em.eager():
+        ref = (em.rand(6) * 2 - 1).erfinv().numpy()
+    np.testing.assert_array_equal(fast.numpy(), ref)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])

@@ -22,6 +22,7 @@ import pytest
 
 import ember as em
 from ember.codegen import triton_gen
+from ember.codegen.backend import TritonBackend
 from ember.codegen.kernel import build_program
 from ember.ir.graph import Graph
 from ember.ir.passes.pipeline import lower
@@ -39,7 +40,7 @@ def _kernels(*tensors):
     """[(name, compiled-for-GPU kernel function, signature, pointer positions)] of the
     program that computes `tensors` (built, not run)."""
     key, _, _ = cache.canonical([t._storage.node for t in tensors])
-    prog = build_program(lower(Graph(key), fold=_fold))
+    prog = build_program(lower(Graph(key), fold=_fold, backend=TritonBackend()))
     source, notes = triton_gen.emit(prog)
     assert not notes, notes
     module = load_module(source, interpret=False)
@@ -72,11 +73,13 @@ def _families():
         "argmax": (rows.argmax(-1),),
         "matmul_f16_epilogue": (((a16 @ b16) + bias).relu(),),
         "matmul_f32": ((a32 @ b32) * 2,),
+        # a dropout mask, and randn (Box-Muller: a log and a cos of its two streams)
+        "random": (x * (em.rand(4096, 4096) > 0.1), em.randn(32768, 1024)),
     }
 
 
 FAMILIES = ["pointwise", "broadcast_transpose", "softmax", "layer_norm", "sum_looped",
-            "argmax", "matmul_f16_epilogue", "matmul_f32"]
+            "argmax", "matmul_f16_epilogue", "matmul_f32", "random"]
 
 
 # NOTE: every family for the H100/H200; for the A100 the ones whose code differs most
@@ -96,7 +99,8 @@ def _report() -> dict:
             ptx = compiled.asm["ptx"]
             rows.append({"name": name, "usage": resource_usage(compiled.asm["cubin"]),
                          "v4_load": "ld.global.v4" in ptx, "v4_store": "st.global.v4" in ptx,
-                         "wgmma": "wgmma" in ptx, "mma_sync": "mma.sync" in ptx})
+                         "wgmma": "wgmma" in ptx, "mma_sync": "mma.sync" in ptx,
+                         "mulhi": "mul.hi.u32" in ptx})
         out[f"{family}/{capability}"] = rows
     return out
 
@@ -134,3 +138,9 @@ def test_contiguous_pointwise_kernels_use_vector_loads_and_stores(report):
 def test_half_precision_matmul_uses_tensor_cores(report, capability, instruction):
     (row,) = report[f"matmul_f16_epilogue/{capability}"]
     assert row[instruction], row
+
+
+def test_random_kernels_compute_philox_in_the_kernel(report):
+    rows = report["random/90"]
+    assert len(rows) == 2 and all(row["mulhi"] for row in rows), rows  # tl.umulhi
+    assert all(row["v4_store"] for row in rows), rows

@@ -81,7 +81,7 @@ from ..ir.passes.pipeline import lower
 from ..ir.view import View
 from ..runtime import buffers as rb
 from ..runtime.cache import canonical
-from ..runtime.compiled import _fold, lookup
+from ..runtime.compiled import _fold, fusion_backend, lookup
 from ..runtime.config import options
 from ..runtime.context import current, switch
 from ..runtime.execute import run
@@ -1724,14 +1724,14 @@ def explain(fn, *args, graph: bool = False, **kwargs):
     entries = target.programs.get(sig if sig is not None else target._last)
     if not entries or isinstance(entries, str):
         return None
-    return _fused_graph(entries[-1].outputs)
+    return _fused_graph(entries[-1].outputs, target.backend)
 
 
-def _fused_graph(outputs):
+def _fused_graph(outputs, backend: str = "auto"):
     """The simplified graph of `outputs` as a networkx DiGraph, each vertex marked with
     the kernel the schedule puts it in (see `explain`)."""
     key, _, _ = canonical(outputs)
-    plan = lower(Graph(key), fold=_fold, tile_elems=options.tile_elems)
+    plan = lower(Graph(key), fold=_fold, backend=fusion_backend(backend))
     out = plan.graph.to_networkx()
     where = {id(n): f"k{g.id}" for g in plan.steps for n in g.nodes}
     for i, n in enumerate(plan.graph.nodes):

@@ -18,7 +18,14 @@ Fusion is greedy, in topological order: a node joins the group of an input when
 
 * the shapes are compatible (same rank; each axis equal, or 1 on one side),
 * joining creates no cycle between groups (checked on the group dependency DAG),
-* joining does not take away the tiling of a large kernel (see `tile_axis`).
+* the back end accepts it (`FusionRules.why_not`: NumPy keeps a large kernel's axis
+  to tile, Triton keeps one set of reduced axes per kernel, ...).
+
+What differs between back ends is asked of a `FusionRules` (codegen/backend.py's
+`Backend`s are these): where an op goes (`placement`: Triton computes RAND inside
+kernels, NumPy calls it), whether a node may join (`why_not`) and along which axis
+a kernel is tiled (`tile_axis`). The base rules fuse whatever is compatible and
+tile nothing.
 
 Each refusal is recorded in `Fusion.notes` (shown with EMBER_DEBUG=2).
 """
@@ -28,30 +35,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
-from math import prod
 
 from ..graph import Graph
 from ..node import Node
 from ..ops import FUSIBLE, OPINFO, REDUCE, Op, Placement
 
-__all__ = ["KERNEL_OPS", "Fusion", "Group", "GroupKind", "fuse", "tile_axis"]
+__all__ = ["KERNEL_OPS", "Fusion", "FusionRules", "Group", "GroupKind", "fuse", "joined"]
 
 # ops that may be members of a kernel group (EXPAND only when its input is in it):
 # those OPINFO places in kernels
 KERNEL_OPS = FUSIBLE
-
-# Elements per tile of a large kernel (EMBER_TILE overrides). Measured on a
-# 2-core machine with 2 MiB of L2 per core: one thread runs an 8-op chain at
-# the same speed with 32K to 256K; two threads need tiles of about 128K, as
-# smaller ones spend their time handing the GIL back and forth between ufunc
-# calls (32K: slower on two threads than on one).
-TILE_ELEMS = 1 << 17
-# Kernels over more elements than this run in tiles, with scratch arrays reused
-# between calls; smaller ones compute each value into a fresh array. (A fresh
-# array of 128 KiB or more comes from mmap and is page-faulted on every call:
-# a 16-op chain over 64K float32 elements took 6x longer computed that way.)
-TILED_ABOVE = 1 << 13
-
 
 class GroupKind(StrEnum):
     """What a group of a fusion is (its value is the word the debug report uses)."""
@@ -104,22 +97,6 @@ class Fusion:
         return [g for g in self.groups if g.kind is GroupKind.KERNEL]
 
 
-def tile_axis(domain, shapes, reduce_axes) -> int | None:
-    """The axis a kernel can be split along: every computed value spans it, and it
-    comes before every reduced axis.
-
-    NOTE: the second condition keeps tiled reductions bit-identical to whole-array
-    ones: a tile is then a block of whole reduction rows laid out as in the full
-    array, so NumPy reduces each row in the same order. A column block of a
-    reduction over rows is summed in another order, so such kernels run whole.
-    """
-    first_reduced = min(reduce_axes, default=len(domain))
-    for a, size in enumerate(domain[:first_reduced]):
-        if size > 1 and all(s[a] == size for s in shapes):
-            return a
-    return None
-
-
 def _compatible(a: tuple, b: tuple) -> bool:
     return len(a) == len(b) and all(x == y or x == 1 or y == 1 for x, y in zip(a, b))
 
@@ -133,11 +110,45 @@ def _computed(n: Node) -> bool:
     return n.op is not Op.EXPAND and n.op is not Op.MATMUL
 
 
+def joined(gs: list[Group], n: Node) -> tuple[set, frozenset]:
+    """(shapes of the computed members, reduced axes) of the union of gs with n."""
+    shapes = set().union(*(g.shapes for g in gs))
+    raxes = frozenset().union(*(g.reduce_axes for g in gs))
+    if _computed(n):
+        shapes = shapes | {n.shape}
+    if n.op in REDUCE:
+        raxes = raxes | frozenset(n.arg)
+    return shapes, raxes
+
+
+class FusionRules:
+    """What fusion asks a back end. These base rules place each op as OPINFO says,
+    let every compatible node join and tile nothing; a back end overrides what it
+    decides otherwise (codegen/backend.py). `fuser` is the fusion in progress: rules
+    may ask it `group(node)` (a node's group so far) and `contiguous(node)`."""
+
+    name = "generic"
+
+    def placement(self, n: Node) -> Placement:
+        """Where node n goes: a kernel, a view step or an extern step."""
+        return OPINFO[n.op].placement
+
+    def why_not(self, fuser: _Fuser, gs: list[Group], n: Node,
+                domain: tuple[int, ...]) -> str | None:
+        """None when n may join the union of `gs` (whose joint domain with n would be
+        `domain`: shapes and cycles are already checked), else why not."""
+        return None
+
+    def tile_axis(self, fuser: _Fuser, g: Group, members: set[int]) -> int | None:
+        """The axis kernel group g is split along (None: one block); `members`: ids of
+        its nodes."""
+        return None
+
+
 class _Fuser:
-    def __init__(self, graph: Graph, tile_elems: int):
+    def __init__(self, graph: Graph, rules: FusionRules):
         self.graph = graph
-        self.tile_elems = tile_elems
-        self.tiled_above = min(TILED_ABOVE, tile_elems)
+        self.rules = rules
         self.index = {id(n): i for i, n in enumerate(graph.nodes)}
         self.groups: dict[int, Group] = {}
         self.parent: dict[int, int] = {}
@@ -209,17 +220,7 @@ class _Fuser:
             s = self.group(i)
             if s is not None and s.id not in members and any(self.depends(s, g) for g in gs):
                 return f"{self.name(i)} (in @{s.id}) depends on the kernel: fusing makes a cycle"
-        if prod(domain) > self.tiled_above:
-            shapes = set().union(*(g.shapes for g in gs))
-            raxes = frozenset().union(*(g.reduce_axes for g in gs))
-            if _computed(n):
-                shapes = shapes | {n.shape}
-            if n.op in REDUCE:
-                raxes = raxes | frozenset(n.arg)
-            if tile_axis(domain, shapes, raxes) is None and any(
-                    tile_axis(g.domain, g.shapes, g.reduce_axes) is not None for g in gs):
-                return "joining would leave the large kernel without an axis to tile"
-        return None
+        return self.rules.why_not(self, gs, n, domain)
 
     def join(self, gs: list[Group], n: Node) -> Group:
         g = gs[0]
@@ -268,7 +269,7 @@ class _Fuser:
 
     def run(self) -> Fusion:
         for n in self.graph.nodes:
-            placement = OPINFO[n.op].placement
+            placement = self.rules.placement(n)
             if placement is Placement.KERNEL:
                 self.place_kernel_node(n)
             elif placement is Placement.VIEW:
@@ -289,19 +290,6 @@ class _Fuser:
         if n.op is Op.RESHAPE:
             return self.contiguous(n.inputs[0])
         return False
-
-    def reduce_reads_rows(self, n: Node, members: set[int]) -> bool:
-        """Whether a tile of reduction n reads the same layout as the whole array.
-
-        NOTE: NumPy orders a reduction's loops by the input's strides; a block
-        of rows of a contiguous array keeps that order (bit-identical sums), a
-        block of a transposed or broadcast view may not, so such kernels run
-        whole.
-        """
-        x = n.inputs[0]
-        if id(x) in members:
-            return x.op is not Op.EXPAND
-        return x.op is not Op.CONST and self.contiguous(x)
 
     def finish(self) -> Fusion:
         users: dict[int, list[Node]] = {}
@@ -325,10 +313,8 @@ class _Fuser:
                     if id(i) not in members and i.op is not Op.CONST and id(i) not in seen:
                         seen.add(id(i))
                         g.loads.append(i)
-            large = g.shapes and prod(g.domain) > self.tiled_above
-            if g.kind is GroupKind.KERNEL and large and all(
-                    self.reduce_reads_rows(n, members) for n in g.nodes if n.op in REDUCE):
-                g.tile_axis = tile_axis(g.domain, g.shapes, g.reduce_axes)
+            if g.kind is GroupKind.KERNEL:
+                g.tile_axis = self.rules.tile_axis(self, g, members)
         return Fusion(self.graph, groups, group_of, self.renumber(groups))
 
     def renumber(self, groups: list[Group]) -> list[str]:
@@ -344,6 +330,7 @@ class _Fuser:
                 for note in self.notes]
 
 
-def fuse(graph: Graph, tile_elems: int = TILE_ELEMS) -> Fusion:
-    """Group `graph`'s nodes into kernels (see the module docstring)."""
-    return _Fuser(graph, tile_elems).run()
+def fuse(graph: Graph, backend: FusionRules | None = None) -> Fusion:
+    """Group `graph`'s nodes into kernels as `backend` decides (None: the base rules; see
+    the module docstring)."""
+    return _Fuser(graph, backend or FusionRules()).run()

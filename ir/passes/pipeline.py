@@ -7,7 +7,10 @@
 and checks that the outputs kept their dtypes and shapes; `log` (given one,
 as EMBER_DEBUG=2 does) is told each step's name, what it made and how long it
 took. `fold` is the constant evaluator simplify uses (the runtime backs it with
-the reference interpreter).
+the reference interpreter). `backend` is what fusion asks what differs between
+back ends (a `FusionRules`: codegen/backend.py's `Backend`s; None: the base rules,
+which fuse whatever is compatible and tile nothing); `tile_elems`, where given, is
+handed to a back end that tiles (`backend.tiled(tile_elems)`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from collections.abc import Callable
 from functools import partial
 
 from ..graph import Graph
-from .fusion import TILE_ELEMS, Fusion, fuse
+from .fusion import Fusion, FusionRules, fuse
 from .schedule import Schedule, schedule
 from .simplify import Fold, eliminate_dead, simplify
 from .verify import check_same_outputs, verify
@@ -27,13 +30,13 @@ __all__ = ["graph_passes", "lower", "passes"]
 MIN_SLOT_BYTES = 1 << 16
 
 
-def passes(fold: Fold | None = None, tile_elems: int = TILE_ELEMS,
+def passes(fold: Fold | None = None, backend: FusionRules | None = None,
            min_slot_bytes: int = MIN_SLOT_BYTES) -> list[tuple[str, Callable]]:
     """The pipeline, in order: (name, step), from a Graph to a Schedule."""
     return [
         ("simplify", partial(simplify, fold=fold)),            # Graph -> Graph
         ("eliminate_dead", eliminate_dead),                    # Graph -> Graph
-        ("fuse", partial(fuse, tile_elems=tile_elems)),        # Graph -> Fusion
+        ("fuse", partial(fuse, backend=backend)),              # Graph -> Fusion
         ("schedule", partial(schedule, min_slot_bytes=min_slot_bytes)),  # Fusion -> Schedule
     ]
 
@@ -55,14 +58,16 @@ def summary(value) -> str:
     return type(value).__name__  # pragma: no cover - every step's result is named above
 
 
-def lower(graph: Graph, *, fold: Fold | None = None, tile_elems: int = TILE_ELEMS,
-          min_slot_bytes: int = MIN_SLOT_BYTES, check: bool = False,
-          log: Callable[[str], None] | None = None) -> Schedule:
-    """Run the pipeline: simplified, fused and scheduled `graph`."""
+def lower(graph: Graph, *, fold: Fold | None = None, backend: FusionRules | None = None,
+          tile_elems: int | None = None, min_slot_bytes: int = MIN_SLOT_BYTES,
+          check: bool = False, log: Callable[[str], None] | None = None) -> Schedule:
+    """Run the pipeline: simplified, fused (as `backend` decides) and scheduled `graph`."""
+    if tile_elems is not None and hasattr(backend, "tiled"):
+        backend = backend.tiled(tile_elems)
     if check:
         verify(graph, "input")
     value = graph
-    for name, step in passes(fold, tile_elems, min_slot_bytes):
+    for name, step in passes(fold, backend, min_slot_bytes):
         start = time.perf_counter() if log is not None else 0.0
         new = step(value)
         if check and isinstance(new, Graph):

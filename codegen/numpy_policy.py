@@ -1,0 +1,91 @@
+"""The NumPy back end's measured fusion and tiling choices (`NumpyRules`).
+
+NumPy runs a kernel as one ufunc call per statement; a large kernel runs in tiles
+of whole rows on a small thread pool (codegen/numpy_gen.py). The fusion pass asks
+these rules (through `codegen.backend.NumpyBackend`) whether a node may join a
+kernel and along which axis a kernel is tiled. Kept apart from the generator so
+that the runtime's options read `TILE_ELEMS` without importing the compiler.
+"""
+
+from __future__ import annotations
+
+from math import prod
+
+from ..ir.node import Node
+from ..ir.ops import REDUCE, Op
+from ..ir.passes.fusion import FusionRules, Group, joined
+
+__all__ = ["TILED_ABOVE", "TILE_ELEMS", "NumpyRules", "tile_axis"]
+
+# Elements per tile of a large kernel (EMBER_TILE overrides). Measured on a
+# 2-core machine with 2 MiB of L2 per core: one thread runs an 8-op chain at
+# the same speed with 32K to 256K; two threads need tiles of about 128K, as
+# smaller ones spend their time handing the GIL back and forth between ufunc
+# calls (32K: slower on two threads than on one).
+TILE_ELEMS = 1 << 17
+# Kernels over more elements than this run in tiles, with scratch arrays reused
+# between calls; smaller ones compute each value into a fresh array. (A fresh
+# array of 128 KiB or more comes from mmap and is page-faulted on every call:
+# a 16-op chain over 64K float32 elements took 6x longer computed that way.)
+TILED_ABOVE = 1 << 13
+
+
+def tile_axis(domain, shapes, reduce_axes) -> int | None:
+    """The axis a kernel can be split along: every computed value spans it, and it
+    comes before every reduced axis.
+
+    NOTE: the second condition keeps tiled reductions bit-identical to whole-array
+    ones: a tile is then a block of whole reduction rows laid out as in the full
+    array, so NumPy reduces each row in the same order. A column block of a
+    reduction over rows is summed in another order, so such kernels run whole.
+    """
+    first_reduced = min(reduce_axes, default=len(domain))
+    for a, size in enumerate(domain[:first_reduced]):
+        if size > 1 and all(s[a] == size for s in shapes):
+            return a
+    return None
+
+
+class NumpyRules(FusionRules):
+    """NumPy's choices: a node may not take away a large kernel's axis to tile; a
+    kernel over more than `TILED_ABOVE` elements (or `tile_elems`, if fewer) is tiled
+    where its reductions read whole rows."""
+
+    name = "numpy"
+
+    def __init__(self, tile_elems: int = TILE_ELEMS):
+        self.tile_elems = tile_elems
+        self.tiled_above = min(TILED_ABOVE, tile_elems)
+
+    def tiled(self, tile_elems: int) -> NumpyRules:
+        """These rules with tiles of `tile_elems` elements."""
+        return type(self)(tile_elems)
+
+    def why_not(self, fuser, gs: list[Group], n: Node, domain) -> str | None:
+        if prod(domain) > self.tiled_above:
+            shapes, raxes = joined(gs, n)
+            if tile_axis(domain, shapes, raxes) is None and any(
+                    tile_axis(g.domain, g.shapes, g.reduce_axes) is not None for g in gs):
+                return "joining would leave the large kernel without an axis to tile"
+        return None
+
+    def tile_axis(self, fuser, g: Group, members: set[int]) -> int | None:
+        large = g.shapes and prod(g.domain) > self.tiled_above
+        if large and all(self.reduce_reads_rows(fuser, n, members)
+                         for n in g.nodes if n.op in REDUCE):
+            return tile_axis(g.domain, g.shapes, g.reduce_axes)
+        return None
+
+    @staticmethod
+    def reduce_reads_rows(fuser, n: Node, members: set[int]) -> bool:
+        """Whether a tile of reduction n reads the same layout as the whole array.
+
+        NOTE: NumPy orders a reduction's loops by the input's strides; a block
+        of rows of a contiguous array keeps that order (bit-identical sums), a
+        block of a transposed or broadcast view may not, so such kernels run
+        whole.
+        """
+        x = n.inputs[0]
+        if id(x) in members:
+            return x.op is not Op.EXPAND
+        return x.op is not Op.CONST and fuser.contiguous(x)
