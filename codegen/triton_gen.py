@@ -86,19 +86,34 @@ def _rule_unary(s: Stmt, x: str) -> str:
     if s.op is Op.SQRT:
         return f"tl.sqrt_rn({x})" if s.dtype is not dt.float64 else f"libdevice.sqrt({x})"
     if s.op is Op.RECIP:
-        return f"_div(1.0, {x})"
+        return _divide(s, "1.0", x)
     if s.op is Op.SIGN:
-        return f"_sign({x})"
+        # NOTE: an unsigned operand has no negative literal to compare with
+        return f"({x} > 0).to({x}.dtype)" if s.dtype is dt.uint8 else f"_sign({x})"
     if s.op is Op.NOT:
         return f"({x} == 0)" if s.dtype is dt.bool_ else f"(~{x})"
     raise NotImplementedError(f"no Triton rule for {s.op.name}")
 
 
+def _divide(s: Stmt, a: str, b: str) -> str:
+    """a / b correctly rounded: `div_rn` is float32's; float64's `/` is IEEE's already;
+    integers divide as NumPy's true division does, in float64, truncated to their dtype."""
+    if not _float(s):
+        return f"({a}.to(tl.float64) / {b}.to(tl.float64)).to({_TL[s.dtype]})"
+    return f"({a} / {b})" if s.dtype is dt.float64 else f"_div({a}, {b})"
+
+
+# NOTE: bool arithmetic is logical (NumPy's and the interpreter's): True + True is True
+_BOOL = {Op.ADD: "({} | {})", Op.MUL: "({} & {})", Op.MAX: "({} | {})", Op.MIN: "({} & {})"}
+
+
 def _rule_binary(s: Stmt, a: str, b: str) -> str:
+    if s.dtype is dt.bool_ and s.op in _BOOL:
+        return _BOOL[s.op].format(a, b)
     if s.op in _BINARY:
         return _BINARY[s.op].format(a, b)
     if s.op is Op.DIV:
-        return f"_div({a}, {b})"
+        return _divide(s, a, b)
     if s.op is Op.MAX:
         return f"tl.maximum({a}, {b}, propagate_nan=tl.PropagateNan.ALL)" if _float(s) \
             else f"tl.maximum({a}, {b})"
@@ -109,13 +124,14 @@ def _rule_binary(s: Stmt, a: str, b: str) -> str:
         if not _float(s):
             raise NotImplementedError("an integer power")
         e = s.srcs[1]
-        if e.kind == "const" and s.arg is None and e.index in _SCALAR_POWERS:
+        if e.kind == "const" and s.arg is None and e.index in _SCALAR_POWERS \
+                and s.dtype is not dt.float64:
             # NOTE: NumPy's power by one number of these is exactly this (the
             # reference interpreter's, and PyTorch's, result)
             return _SCALAR_POWERS[e.index].format(a)
         return f"libdevice.pow({a}, {b})"
     if s.op is Op.FLOORDIV:
-        return f"libdevice.floor(_div({a}, {b}))" if _float(s) else f"_floordiv({a}, {b})"
+        return f"_floordiv_f({a}, {b})" if _float(s) else f"_floordiv({a}, {b})"
     if s.op is Op.MOD:
         return f"_fmod_floor({a}, {b})" if _float(s) else f"_mod({a}, {b})"
     raise NotImplementedError(f"no Triton rule for {s.op.name}")
@@ -158,6 +174,23 @@ def _floordiv(a, b):
     q = a // b
     r = a - q * b
     return tl.where((r != 0) & ((r < 0) != (b < 0)), q - 1, q)
+
+
+@triton.jit
+def _floordiv_f(a, b):
+    # NumPy's float floor_divide (npy_divmod), which the reference interpreter runs
+    m = libdevice.fmod(a, b)
+    if a.dtype.is_fp64():
+        q = (a - m) / b
+        whole = a / b
+    else:
+        q = tl.div_rn(a - m, b)
+        whole = tl.div_rn(a, b)
+    q = tl.where((m != 0) & ((b < 0) != (m < 0)), q - 1.0, q)
+    f = libdevice.floor(q)
+    f = tl.where(q - f > 0.5, f + 1.0, f)
+    f = tl.where(q == 0, whole * 0.0, f)
+    return tl.where(b == 0, whole, f)
 
 
 @triton.jit
@@ -367,6 +400,10 @@ def _offset(shape, strides: list[str], idx: dict, axes, zero: str = "0") -> str:
     """The element offset of a value of `shape` at the index `idx` over `axes`; `zero`
     where no axis moves it (a block of zeros of the block's shape)."""
     terms = [f"{idx[a]} * {strides[a]}" for a in axes if shape[a] != 1]
+    if terms and "cols" in zero:
+        # NOTE: a 2-D block: an offset that moves along one of its axes only is
+        # broadcast to both (the compiler folds the zeros away)
+        terms.append(zero)
     return " + ".join(terms) if terms else zero
 
 
@@ -405,7 +442,8 @@ class _Body:
         if r.kind == "local":
             return f"s{r.index}"
         if r.kind == "const":
-            return _literal(r.index, r.dtype, self.shape)
+            shape = self.shape if isinstance(self.shape, str) else self.shape(r)
+            return _literal(r.index, r.dtype, shape)
         if r.index not in self.loaded:
             name = f"x{r.index}"
             self.w(f"{name} = {self.load_expr(r.index)}", self.depth)
@@ -498,7 +536,10 @@ def _reduction(k: Kernel, plan: KernelPlan, w: _Writer) -> None:
         off = _offset(shape, strides, idx, range(nd), "(rows + cols) * 0")
         return f"tl.load(in{j} + {off}, mask=mask)"
 
-    body = _Body(k, w, load, f"[{bm}, {bn}]", depth)
+    # NOTE: a constant of a row's shape is a column of the block: a value computed
+    # from it and the row's reductions alone is stored as a row
+    body = _Body(k, w, load, lambda r: f"[{bm}, 1]" if is_row(r.shape) else f"[{bm}, {bn}]",
+                 depth)
     stores = {sid: j for j, (sid, _) in enumerate(k.stores)}
     late: list[Stmt] = []
     for s in k.body:
@@ -749,7 +790,10 @@ def _np_storage(d: dt.DType) -> str:
 def _kernel_literal(k: Kernel) -> str:
     """Source that rebuilds kernel k (for the host fallback)."""
     def ref(r: Ref) -> str:
-        return (f"Ref(RefKind.{RefKind(r.kind).name}, {r.index!r}, {dtype_ref(r.dtype)}, "
+        index = repr(r.index)
+        if index in ("inf", "-inf", "nan") or "(inf)" in index or "(nan)" in index:
+            index = f"float('{float(r.index)}')"  # NOTE: no name inf or nan there
+        return (f"Ref(RefKind.{RefKind(r.kind).name}, {index}, {dtype_ref(r.dtype)}, "
                 f"{tuple(r.shape)!r})")
 
     stmts = ", ".join(

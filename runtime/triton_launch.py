@@ -227,7 +227,9 @@ def _host_kernel_of(k: Kernel):
                 elif r.kind == "load":
                     args.append(np.asarray(loads[r.index]))
                 else:
-                    args.append(np.asarray(r.index, dtype=r.dtype.np))
+                    # NOTE: a constant operand has its statement's shape (a matmul's)
+                    args.append(np.broadcast_to(np.asarray(r.index, dtype=r.dtype.np),
+                                                r.shape))
             stub = _HostNode(s, [_HostNode(None, None, r) for r in s.srcs])
             value = np.asarray(IMPL[s.op](stub, *args))
             if s.dtype is dt.bfloat16:
