@@ -59,7 +59,10 @@ _ROUNDED = {dt.float16: "tl.float16", dt.bfloat16: "tl.bfloat16"}
 
 _LIBDEVICE = {Op.EXP: "exp", Op.LOG: "log", Op.SIN: "sin", Op.COS: "cos", Op.TAN: "tan",
               Op.TANH: "tanh", Op.LOG1P: "log1p", Op.EXPM1: "expm1", Op.EXP2: "exp2",
-              Op.FLOOR: "floor", Op.CEIL: "ceil", Op.TRUNC: "trunc", Op.ROUND: "rint"}
+              Op.FLOOR: "floor", Op.CEIL: "ceil", Op.TRUNC: "trunc", Op.ROUND: "rint",
+              Op.ERF: "erf", Op.ERFC: "erfc", Op.ERFINV: "erfinv"}
+# rounding an integer changes nothing
+_INTEGER_IDENTITY = {Op.FLOOR, Op.CEIL, Op.TRUNC, Op.ROUND}
 _BINARY = {Op.ADD: "({} + {})", Op.SUB: "({} - {})", Op.MUL: "({} * {})",
            Op.LT: "({} < {})", Op.LE: "({} <= {})", Op.EQ: "({} == {})",
            Op.NE: "({} != {})", Op.AND: "({} & {})", Op.OR: "({} | {})",
@@ -77,6 +80,8 @@ def _float(s: Stmt) -> bool:
 def _rule_unary(s: Stmt, x: str) -> str:
     if s.op in _LIBDEVICE:
         if not s.srcs[0].dtype.is_floating_point:
+            if s.op in _INTEGER_IDENTITY and s.dtype is s.srcs[0].dtype:
+                return f"({x} + 0)"
             raise NotImplementedError(f"{s.op.name} of an integer operand")
         return f"libdevice.{_LIBDEVICE[s.op]}({x})"
     if s.op is Op.NEG:
@@ -122,7 +127,9 @@ def _rule_binary(s: Stmt, a: str, b: str) -> str:
             else f"tl.minimum({a}, {b})"
     if s.op is Op.POW:
         if not _float(s):
-            raise NotImplementedError("an integer power")
+            if s.dtype is dt.bool_ or s.srcs[0].dtype is not s.srcs[1].dtype:
+                raise NotImplementedError("a power of mixed or bool operands")
+            return f"_ipow({a}, {b})"
         e = s.srcs[1]
         if e.kind == "const" and s.arg is None and e.index in _SCALAR_POWERS \
                 and s.dtype is not dt.float64:
@@ -191,6 +198,24 @@ def _floordiv_f(a, b):
     f = tl.where(q - f > 0.5, f + 1.0, f)
     f = tl.where(q == 0, whole * 0.0, f)
     return tl.where(b == 0, whole, f)
+
+
+@triton.jit
+def _ipow(a, b):
+    # an integer power by squaring, wrapping as NumPy's; as torch (and the reference
+    # interpreter), x ** -k is 0 for |x| > 1, 1 for x = 1, +-1 for x = -1
+    base = a
+    e = tl.where(b < 0, 0, b)
+    r = a * 0 + 1
+    for _ in range(63):
+        r = tl.where((e & 1) != 0, r * base, r)
+        base = base * base
+        e = e >> 1
+    if a.dtype.is_int_signed():
+        odd = (b % 2) != 0
+        small = tl.where(a == 1, 1, tl.where(a == -1, tl.where(odd, -1, 1), 0)).to(a.dtype)
+        r = tl.where(b < 0, small, r)
+    return r
 
 
 @triton.jit
@@ -342,7 +367,7 @@ def _plan_contraction(k: Kernel, matmuls, axes) -> KernelPlan:
     mm = matmuls[0]
     if any(r.kind != "load" for r in mm.srcs):
         raise NotImplementedError("a matmul whose operands are computed in the kernel")
-    if not mm.dtype.is_floating_point or mm.dtype is dt.float64:
+    if not mm.dtype.is_floating_point:
         raise NotImplementedError(f"a {mm.dtype.name} matmul")
     if len(k.domain) < 2 or mm.shape != k.domain:
         raise NotImplementedError("a matmul whose result is not the kernel's domain")
@@ -350,7 +375,7 @@ def _plan_contraction(k: Kernel, matmuls, axes) -> KernelPlan:
     kk = mm.srcs[0].shape[-1]
     # NOTE: a float32 product is exact (FMA, not TF32): it holds a smaller tile in
     # registers without spilling
-    big = 32 if mm.dtype is dt.float32 else 64
+    big = 32 if mm.dtype in (dt.float32, dt.float64) else 64
     bm = min(big, max(16, _pow2(m)))
     bn = min(big, max(16, _pow2(n)))
     bk = min(32, max(16, _pow2(kk)))
@@ -629,7 +654,8 @@ def _contraction(k: Kernel, plan: KernelPlan, w: _Writer) -> None:
     sb = _strides(b.index, plan, nd)
     batch_a = _offset(a.shape, sa, bidx, range(nd - 2))
     batch_b = _offset(b.shape, sb, bidx, range(nd - 2))
-    w(f"acc = tl.zeros([{bm}, {bn}], tl.float32)")
+    acc = "tl.float64" if a.dtype is dt.float64 else "tl.float32"
+    w(f"acc = tl.zeros([{bm}, {bn}], {acc})")
     w(f"for k0 in range(0, {kk}, {bk}):")
     w("kk = k0 + ks", 2)
     w(f"ta = tl.load(in{a.index} + {batch_a} + rows * {sa[-2]} + kk[None, :] * {sa[-1]}, "
@@ -652,7 +678,7 @@ def _contraction(k: Kernel, plan: KernelPlan, w: _Writer) -> None:
     stores = {sid: j for j, (sid, _) in enumerate(k.stores)}
     for s in k.body:
         if s is mm:
-            body.assign(s, "acc" if s.dtype in _ROUNDED or s.dtype is dt.float32
+            body.assign(s, "acc" if s.dtype in _ROUNDED or s.dtype in (dt.float32, dt.float64)
                         else f"acc.to({_TL[s.dtype]})")
         else:
             body.stmt(s)

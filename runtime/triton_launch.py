@@ -28,6 +28,7 @@ import numpy as np
 
 from ..ir import dtypes as dt
 from ..ir.ops import Op
+from . import special
 from .interpreter import IMPL
 
 if TYPE_CHECKING:
@@ -59,7 +60,8 @@ def available() -> str | None:
 _NUMPY_LIBDEVICE = {"exp": np.exp, "log": np.log, "sin": np.sin, "cos": np.cos,
                     "tan": np.tan, "tanh": np.tanh, "log1p": np.log1p, "expm1": np.expm1,
                     "exp2": np.exp2, "floor": np.floor, "ceil": np.ceil, "trunc": np.trunc,
-                    "rint": np.rint, "sqrt": np.sqrt, "pow": np.power, "fmod": np.fmod}
+                    "rint": np.rint, "sqrt": np.sqrt, "pow": np.power, "fmod": np.fmod,
+                    "erf": special.erf, "erfc": special.erfc, "erfinv": special.erfinv}
 
 
 class InterpretedLibdevice:
