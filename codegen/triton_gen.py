@@ -32,6 +32,7 @@ their memory (runtime/triton_launch.py).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 from ..ir import dtypes as dt
@@ -432,8 +433,10 @@ def _offset(shape, strides: list[str], idx: dict, axes, zero: str = "0") -> str:
     return " + ".join(terms) if terms else zero
 
 
-def kernel_source(k: Kernel, plan: KernelPlan, name: str | None = None) -> str:
-    """The `@triton.jit` function of kernel k, written as `plan` says."""
+def kernel_source(k: Kernel, plan: KernelPlan, name: str | None = None,
+                  nodes: tuple[int, ...] = ()) -> str:
+    """The `@triton.jit` function of kernel k, written as `plan` says; `nodes`: the graph's
+    number of each statement's node (the schedule's `%N`), named in the line's comment."""
     name = name or k.name
     nd = len(k.domain)
     load_args = []
@@ -448,7 +451,23 @@ def kernel_source(k: Kernel, plan: KernelPlan, name: str | None = None) -> str:
         f"s{s.id} {s.op.name}" for s in k.body) + '"""')
     form = {"pointwise": _pointwise, "reduction": _reduction, "contraction": _contraction}
     form[plan.form](k, plan, w)
-    return "@triton.jit\n" + "\n".join(w.lines) + "\n"
+    return "@triton.jit\n" + "\n".join(_commented(w.lines, k, nodes)) + "\n"
+
+
+_ASSIGN = re.compile(r"^\s+s(\d+) = ")
+
+
+def _commented(lines: list[str], k: Kernel, nodes: tuple[int, ...]) -> list[str]:
+    """Each statement's line with a comment naming its IR op and node (`# MUL %12`)."""
+    out = []
+    for line in lines:
+        m = _ASSIGN.match(line)
+        if m:
+            i = int(m.group(1))
+            node = f" %{nodes[i]}" if i < len(nodes) else ""
+            line = f"{line}  # {k.body[i].op.name}{node}"
+        out.append(line)
+    return out
 
 
 def _strides(j: int, plan: KernelPlan, nd: int) -> list[str]:
@@ -730,9 +749,11 @@ _NAN = tl.constexpr(float("nan"))
 '''
 
 
-def emit(prog: Program) -> tuple[str, list[str]]:
+def emit(prog: Program, nodes: dict[str, tuple[int, ...]] | None = None
+         ) -> tuple[str, list[str]]:
     """(module source, notes): Triton kernels and the `program(inputs, params)` that
-    runs the steps; a note names each kernel run on the host and why."""
+    runs the steps; a note names each kernel run on the host and why. `nodes`: each
+    kernel's statements' graph node numbers, by kernel name (for the source's comments)."""
     parts = [HEADER, _HELPERS]
     body: list[str] = []
     stubs: list[str] = []
@@ -746,7 +767,7 @@ def emit(prog: Program) -> tuple[str, list[str]]:
             k = step.kernel
             try:
                 plan = plan_kernel(k, _fresh_contiguous(prog, k))
-                src = kernel_source(k, plan)
+                src = kernel_source(k, plan, nodes=(nodes or {}).get(k.name, ()))
             except NotImplementedError as e:
                 notes.append(f"{k.name} runs on the host: {e}")
                 name = f"_h{len(stubs)}"

@@ -34,7 +34,7 @@ from .interpreter import IMPL
 if TYPE_CHECKING:
     from ..codegen.kernel import Kernel
 
-__all__ = ["available", "compile_for_target", "load_module", "resource_usage"]
+__all__ = ["available", "compile_for_target", "load_module", "resource_usage", "target_tag"]
 
 _MODULES: dict[str, object] = {}
 _FOLDER: list[str] = []
@@ -55,6 +55,20 @@ def available() -> str | None:
     return ("the Triton back end needs a CUDA GPU, or TRITON_INTERPRET=1 set before the "
             "first import of triton to run its kernels on the CPU through Triton's "
             "interpreter")
+
+
+def target_tag() -> str:
+    """What a generated Triton program's kernels run on, for the disk cache's key:
+    Triton's version and "interpreter" (TRITON_INTERPRET=1) or the current GPU's compute
+    capability ("sm90")."""
+    import triton
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        where = "interpreter"
+    else:
+        import torch
+        major, minor = torch.cuda.get_device_capability()
+        where = f"sm{major}{minor}"
+    return f"triton{triton.__version__}-{where}"
 
 
 _NUMPY_LIBDEVICE = {"exp": np.exp, "log": np.log, "sin": np.sin, "cos": np.cos,

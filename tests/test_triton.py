@@ -11,6 +11,9 @@ millisecond per program instance.
 
 from __future__ import annotations
 
+import json
+import re
+
 import numpy as np
 import pytest
 
@@ -220,3 +223,61 @@ def test_a_backend_that_cannot_run_says_what_is_missing(monkeypatch):
     monkeypatch.setattr(options, "backend", "triton")
     with pytest.raises(RuntimeError, match="needs a CUDA GPU"):
         (em.tensor(A) * 3).numpy()
+
+
+def test_triton_programs_are_kept_in_the_disk_cache_and_verified_on_load(
+        triton_backend, tmp_path, monkeypatch):
+    from ember.runtime import cache, triton_launch
+    monkeypatch.setattr(options, "cache_dir", str(tmp_path))
+    x = rng.standard_normal((4, 6)).astype(np.float32)
+    fn = (lambda t: (t.exp() * 2).sum(1))  # noqa: E731
+    cache.clear()
+    first = fn(em.tensor(x)).numpy()
+    stored = list(tmp_path.rglob("*.py"))
+    assert len(stored) == 1 and "@triton.jit" in stored[0].read_text()
+    # a fresh process's memory: the program comes from disk, through a file
+    cache.memory.clear()
+    hits, compiles = cache.stats().disk_hits, cache.stats().compiles
+    again = fn(em.tensor(x)).numpy()
+    assert cache.stats().disk_hits == hits + 1
+    assert cache.stats().compiles == compiles
+    np.testing.assert_array_equal(first, again)
+    # keyed by the target: another Triton version or GPU is another file
+    cache.memory.clear()
+    monkeypatch.setattr(triton_launch, "target_tag", lambda: "triton0.0-sm90")
+    fn(em.tensor(x)).numpy()
+    assert len(list(tmp_path.rglob("*.py"))) == 2
+
+
+def test_a_triton_program_that_does_not_fit_its_graph_is_compiled_again(
+        triton_backend, tmp_path, monkeypatch):
+    from ember.runtime import cache
+    monkeypatch.setattr(options, "cache_dir", str(tmp_path))
+    x = rng.standard_normal((3, 5)).astype(np.float32)
+    cache.clear()
+    ref = (em.tensor(x) * 3).numpy()
+    (path,) = tmp_path.rglob("*.py")
+    text = path.read_text()
+    # NOTE: a whole, checksummed file of another graph's program (outputs of another shape)
+    head, meta, source = text.split("\n", 2)
+    source = source.replace("def program(inputs, params):",
+                            "def program(inputs, params):\n    return [np.zeros(7, np.float32)]"
+                            "\n\n\ndef _unused(inputs, params):")
+    cache.disk.store(path.stem, source, json.loads(meta[2:]))
+    cache.memory.clear()
+    before = cache.stats().disk_rejects
+    np.testing.assert_array_equal((em.tensor(x) * 3).numpy(), ref)
+    assert cache.stats().disk_rejects == before + 1
+
+
+def test_debug_2_prints_the_triton_source_with_the_ir_nodes_of_each_line(
+        triton_backend, monkeypatch, caplog):
+    import logging
+    monkeypatch.setattr(options, "debug", 2)
+    monkeypatch.setattr(options, "cache", False)
+    with caplog.at_level(logging.DEBUG, logger="ember"):
+        (em.tensor(A).exp() * 2).numpy()
+    text = caplog.text
+    assert "@triton.jit" in text
+    assert re.search(r"s\d+ = .*  # EXP %\d+", text), text
+    assert re.search(r"s\d+ = .*  # MUL %\d+", text), text
