@@ -715,7 +715,7 @@ def _contraction(k: Kernel, plan: KernelPlan, w: _Writer) -> None:
 def _fresh_contiguous(prog: Program, k: Kernel) -> frozenset:
     """Positions of k's loads that are whole arrays of the domain's shape (made by a
     kernel, an extern step or a constant, or an input): those read at flat offsets
-    (`_launch` copies one that is not contiguous after all)."""
+    (`Launch` copies one that is not contiguous after all)."""
     made = {v for s in prog.steps if s.kind == "kernel" for _, v in s.kernel.stores}
     made |= {v for _, v in prog.inputs}
     made |= {s.out for s in prog.steps if s.kind in ("extern", "const")}
@@ -738,7 +738,7 @@ from ember.ir import dtypes as dt
 from ember.ir.ops import Op
 from ember.ir.view import View
 from ember.runtime.compiled import _extern, _strided_at, _Stub, _write
-from ember.runtime.triton_launch import _host_kernel_of, _input, _launch, _output
+from ember.runtime.triton_launch import Launch, _host_kernel_of, _input, _output
 from ember.runtime.triton_launch import libdevice as _libdevice
 
 libdevice = _libdevice()
@@ -784,7 +784,9 @@ def emit(prog: Program, nodes: dict[str, tuple[int, ...]] | None = None
             loads = ", ".join(f"v{v}" for v in k.loads)
             flat = sorted(plan.flat)
             stores = ", ".join(f"v{v}" for _, v in outs)
-            body.append(f"_launch({k.name}, {plan.grid!r}, [{loads}], [{stores}], {flat!r})")
+            # NOTE: the grid and launch arguments are fixed when the module is loaded
+            stubs.append(f"_launch_{k.name} = Launch({k.name}, {plan.grid!r}, {flat!r})")
+            body.append(f"_launch_{k.name}([{loads}], [{stores}])")
         elif step.kind == "view":
             # NOTE: host steps are the NumPy generator's, one rule table for both
             body.append(f"v{step.out} = " + NP_RULES[step.op].view(f"v{step.srcs[0]}",

@@ -34,7 +34,8 @@ from .interpreter import IMPL
 if TYPE_CHECKING:
     from ..codegen.kernel import Kernel
 
-__all__ = ["available", "compile_for_target", "load_module", "resource_usage", "target_tag"]
+__all__ = ["Launch", "available", "compile_for_target", "load_module", "resource_usage",
+           "target_tag"]
 
 _MODULES: dict[str, object] = {}
 _FOLDER: list[str] = []
@@ -207,6 +208,96 @@ def _launch(kernel, grid, loads, stores, flat) -> None:
             args.extend(strides)
     args.extend(_tensor(s, roots)[0] for s in stores)
     kernel[grid](*args)
+
+
+class Launch:
+    """One kernel's launch, prepared when its program is loaded: a call binds the
+    buffers and calls the kernel, nothing else.
+
+    Under Triton's interpreter (TRITON_INTERPRET=1) a call is `_launch`: the arrays
+    become CPU torch tensors over their memory and `kernel[grid]` runs them. On a GPU
+    the grid, the launch arguments that are not buffers (every operand's strides:
+    static, as the shapes are part of the program's key) and the compiled kernel are
+    fixed on the first call (`kernel.warmup`, which compiles once); later calls go
+    straight to the compiled kernel's launcher (`CompiledKernel.run`), skipping
+    `kernel[grid]`'s binding and specialisation lookup. ember's CPU memory is NumPy,
+    so on a GPU each operand is copied to the device and each output back per call.
+    """
+
+    __slots__ = ("args", "compiled", "empty", "flat", "gpu", "grid", "kernel")
+
+    def __init__(self, kernel, grid: tuple, flat=(), gpu: bool | None = None):
+        self.kernel = kernel
+        self.grid = tuple(grid) + (1,) * (3 - len(grid))
+        self.flat = frozenset(flat)
+        self.gpu = os.environ.get("TRITON_INTERPRET") != "1" if gpu is None else gpu
+        self.args: list | None = None  # per operand: its strides (after its pointer)
+        self.compiled = None  # (launcher, function, packed metadata) on a GPU
+        self.empty = False
+
+    def __call__(self, loads, stores) -> None:
+        if not self.gpu:
+            _launch(self.kernel, self.grid, loads, stores, self.flat)
+            return
+        if self.args is None:
+            self._prepare(loads, stores)
+        if self.empty:
+            return
+        ins = [_to_device(a) for a in loads]
+        outs = [_device_empty(s) for s in stores]
+        args = []
+        for t, strides in zip(ins, self.args):
+            args.append(t)
+            args.extend(strides)
+        args.extend(outs)
+        if self.compiled is None:
+            self._compile(args)
+        run, function, meta = self.compiled
+        run(self.grid[0], self.grid[1], self.grid[2], _current_stream(), function, meta,
+            None, None, None, *args)
+        for s, t in zip(stores, outs):
+            s[...] = _to_host(t).reshape(s.shape)
+
+    def _prepare(self, loads, stores) -> None:
+        """The launch arguments that are not buffers: each load's strides (contiguous:
+        each is copied to the device as a contiguous tensor), none for flat loads."""
+        self.empty = any(s.size == 0 for s in stores)
+        self.args = [() if j in self.flat else _contiguous_strides(np.shape(a))
+                     for j, a in enumerate(loads)]
+
+    def _compile(self, args) -> None:
+        # NOTE: no fused multiply-adds: kernels round each operation as the reference
+        # interpreter does
+        compiled = self.kernel.warmup(*args, grid=self.grid, enable_fp_fusion=False)
+        self.compiled = (compiled.run, compiled.function, compiled.packed_metadata)
+
+
+def _contiguous_strides(shape) -> tuple[int, ...]:
+    out, n = [], 1
+    for size in reversed(shape):
+        out.append(n)
+        n *= max(size, 1)
+    return tuple(reversed(out))
+
+
+# NOTE: the device side of a GPU launch, one function each (the tests replace them)
+def _to_device(a: np.ndarray):
+    import torch
+    return torch.from_numpy(np.ascontiguousarray(a)).to("cuda")
+
+
+def _device_empty(a: np.ndarray):
+    import torch
+    return torch.empty(a.shape, dtype=torch.from_numpy(a[:0].reshape(-1)).dtype, device="cuda")
+
+
+def _to_host(t) -> np.ndarray:
+    return t.cpu().numpy()
+
+
+def _current_stream() -> int:
+    import torch
+    return torch.cuda.current_stream().cuda_stream
 
 
 class _HostNode:

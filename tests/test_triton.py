@@ -281,3 +281,49 @@ def test_debug_2_prints_the_triton_source_with_the_ir_nodes_of_each_line(
     assert "@triton.jit" in text
     assert re.search(r"s\d+ = .*  # EXP %\d+", text), text
     assert re.search(r"s\d+ = .*  # MUL %\d+", text), text
+
+
+def test_a_gpu_launch_precomputes_its_arguments_and_calls_the_compiled_launcher(monkeypatch):
+    """The GPU path of `Launch`, with a fake kernel and CPU tensors for device memory:
+    the first call compiles once (`warmup`) and fixes the strides; every call goes to
+    the compiled kernel's launcher with the same grid and stride arguments."""
+    import torch
+
+    from ember.runtime import triton_launch as tl_launch
+    monkeypatch.setattr(tl_launch, "_to_device", lambda a: torch.from_numpy(np.array(a)))
+    monkeypatch.setattr(tl_launch, "_device_empty", lambda a: torch.zeros(a.shape,
+                                                                           dtype=torch.float32))
+    monkeypatch.setattr(tl_launch, "_to_host", lambda t: t.numpy())
+    monkeypatch.setattr(tl_launch, "_current_stream", lambda: 7)
+    calls = []
+
+    def launcher(g0, g1, g2, stream, function, meta, launch_meta, enter, exit_, *args):
+        calls.append(((g0, g1, g2), stream, function, meta, args))
+        x, s0, s1, y, out = args
+        out.copy_(x * 2 + y)
+
+    class Compiled:
+        run, function, packed_metadata = staticmethod(launcher), "fn", "meta"
+
+    class Kernel:
+        warmups = 0
+
+        def warmup(self, *args, grid, **options):
+            Kernel.warmups += 1
+            assert options == {"enable_fp_fusion": False}
+            return Compiled()
+
+        def __getitem__(self, grid):
+            raise AssertionError("a prepared GPU launch never specialises through kernel[grid]")
+
+    launch = tl_launch.Launch(Kernel(), (3,), flat=[1], gpu=True)
+    x = np.arange(12, dtype=np.float32).reshape(3, 4).T  # a transposed load: copied
+    y = np.ones((4, 3), np.float32)
+    for _ in range(3):
+        out = np.empty((4, 3), np.float32)
+        launch([x, y], [out])
+        np.testing.assert_array_equal(out, x * 2 + 1)
+    assert Kernel.warmups == 1
+    assert launch.args == [(3, 1), ()]
+    assert [c[:4] for c in calls] == [((3, 1, 1), 7, "fn", "meta")] * 3
+    assert all(c[4][1:3] == (3, 1) for c in calls)
