@@ -366,8 +366,8 @@ def _plan_contraction(k: Kernel, matmuls, axes) -> KernelPlan:
     if len(matmuls) > 1 or axes:
         raise NotImplementedError("a matmul fused with another matmul or a reduction")
     mm = matmuls[0]
-    if any(r.kind != "load" for r in mm.srcs):
-        raise NotImplementedError("a matmul whose operands are computed in the kernel")
+    for r in mm.srcs:
+        _prologue(k, mm, r)  # NOTE: raises where an operand cannot be computed per tile
     if not mm.dtype.is_floating_point:
         raise NotImplementedError(f"a {mm.dtype.name} matmul")
     if len(k.domain) < 2 or mm.shape != k.domain:
@@ -481,6 +481,7 @@ class _Body:
         self.k, self.w, self.load_expr, self.shape, self.depth = k, w, load_expr, \
             block_shape, depth
         self.loaded: dict[int, str] = {}
+        self.prefix = "x"  # of the loads' names
 
     def ref(self, r: Ref) -> str:
         if r.kind == "local":
@@ -489,7 +490,7 @@ class _Body:
             shape = self.shape if isinstance(self.shape, str) else self.shape(r)
             return _literal(r.index, r.dtype, shape)
         if r.index not in self.loaded:
-            name = f"x{r.index}"
+            name = f"{self.prefix}{r.index}"
             self.w(f"{name} = {self.load_expr(r.index)}", self.depth)
             if r.dtype in _ROUNDED:
                 self.w(f"{name} = {name}.to(tl.float32)", self.depth)
@@ -647,6 +648,73 @@ def _contiguous(shape) -> list[int]:
     return list(reversed(out))
 
 
+def _prologue(k: Kernel, mm: Stmt, operand: Ref) -> list[Stmt]:
+    """The statements that compute a matmul operand in the kernel (none for a load), in
+    order: elementwise, of the operand's shape, from loads and constants, and read by
+    nothing but each other and the matmul (they are computed per tile of the operand)."""
+    if operand.kind != "local":
+        return []  # a load, or a constant
+    need, stack = set(), [operand.index]
+    while stack:
+        i = stack.pop()
+        if i not in need:
+            need.add(i)
+            stack.extend(r.index for r in k.body[i].srcs if r.kind == "local")
+    chain = [st for st in k.body if st.id in need]
+    stored = {sid for sid, _ in k.stores}
+    for st in chain:
+        if st.op in FORM_OPS or st.id in stored or any(
+                len(x) != len(operand.shape) or any(a not in (1, b) for a, b in
+                                                    zip(x, operand.shape))
+                for x in [st.shape] + [r.shape for r in st.srcs if r.kind != "const"]):
+            raise NotImplementedError("a matmul operand computed by other than elementwise "
+                                      "work of its own shape")
+    for st in k.body:
+        if st.id not in need and st is not mm and any(
+                r.kind == "local" and r.index in need for r in st.srcs):
+            raise NotImplementedError("a matmul operand computed in the kernel and read "
+                                      "by its epilogue too")
+    return chain
+
+
+def _operand_tile(k: Kernel, plan: KernelPlan, w: _Writer, mm: Stmt, side: int,
+                  bidx: dict) -> str:
+    """Write the loop's lines that make the tile of matmul operand `side` (0: A, 1: B):
+    a load, or its prologue's statements over loads of the tile; the tile's name."""
+    nd = len(k.domain)
+    ref = mm.srcs[side]
+    kk = mm.srcs[0].shape[-1]
+    if side == 0:
+        idx = {**bidx, nd - 2: "rows", nd - 1: "kk[None, :]"}
+        zero, mask = "(rows + kk[None, :]) * 0", f"rmask & (kk[None, :] < {kk})"
+        block = f"[{plan.block_m}, {plan.block_k}]"
+    else:
+        idx = {**bidx, nd - 2: "kk[:, None]", nd - 1: "cols"}
+        zero, mask = "(kk[:, None] + cols) * 0", f"(kk[:, None] < {kk}) & cmask"
+        block = f"[{plan.block_k}, {plan.block_n}]"
+    name = "ta" if side == 0 else "tb"
+
+    def load(j: int) -> str:
+        shape = _load_shape(k, j)
+        off = _offset(shape, _strides(j, plan, nd), idx, range(nd))
+        return f"tl.load(in{j} + {off} + {zero}, mask={mask}, other=0)"
+
+    if ref.kind == "load":
+        w(f"{name} = {load(ref.index)}", 2)
+        return name
+    if ref.kind == "const":  # a backward's cotangent of ones, say
+        w(f"{name} = tl.where({mask}, {_literal(ref.index, ref.dtype, block)}, 0)", 2)
+        return name
+    body = _Body(k, w, load, block, 2)
+    body.prefix = f"p{name}"
+    for st in _prologue(k, mm, ref):
+        body.stmt(st)
+    # NOTE: the tile's elements past the ends are zeros, whatever the prologue made of
+    # the loads' zeros there (log(0) * 0 is NaN)
+    w(f"{name} = tl.where({mask}, s{ref.index}, 0)", 2)
+    return name
+
+
 def _contraction(k: Kernel, plan: KernelPlan, w: _Writer) -> None:
     nd = len(k.domain)
     mm = next(s for s in k.body if s.op is Op.MATMUL)
@@ -669,18 +737,12 @@ def _contraction(k: Kernel, plan: KernelPlan, w: _Writer) -> None:
     w(f"cmask = cols < {n}")
     w("mask = rmask & cmask")
     w(f"ks = tl.arange(0, {bk})")
-    sa = _strides(a.index, plan, nd)
-    sb = _strides(b.index, plan, nd)
-    batch_a = _offset(a.shape, sa, bidx, range(nd - 2))
-    batch_b = _offset(b.shape, sb, bidx, range(nd - 2))
     acc = "tl.float64" if a.dtype is dt.float64 else "tl.float32"
     w(f"acc = tl.zeros([{bm}, {bn}], {acc})")
     w(f"for k0 in range(0, {kk}, {bk}):")
     w("kk = k0 + ks", 2)
-    w(f"ta = tl.load(in{a.index} + {batch_a} + rows * {sa[-2]} + kk[None, :] * {sa[-1]}, "
-      f"mask=rmask & (kk[None, :] < {kk}), other=0.0)", 2)
-    w(f"tb = tl.load(in{b.index} + {batch_b} + kk[:, None] * {sb[-2]} + cols * {sb[-1]}, "
-      f"mask=(kk[:, None] < {kk}) & cmask, other=0.0)", 2)
+    _operand_tile(k, plan, w, mm, 0, bidx)
+    _operand_tile(k, plan, w, mm, 1, bidx)
     precision = ', input_precision="ieee"' if a.dtype is dt.float32 else ""
     if a.dtype in _ROUNDED:
         w(f"ta = ta.to({_ROUNDED[a.dtype]})", 2)
@@ -695,7 +757,10 @@ def _contraction(k: Kernel, plan: KernelPlan, w: _Writer) -> None:
 
     body = _Body(k, w, load, f"[{bm}, {bn}]")
     stores = {sid: j for j, (sid, _) in enumerate(k.stores)}
+    tiles = {st.id for r in mm.srcs for st in _prologue(k, mm, r)}
     for s in k.body:
+        if s.id in tiles:
+            continue  # NOTE: computed per tile of its operand, in the loop
         if s is mm:
             body.assign(s, "acc" if s.dtype in _ROUNDED or s.dtype in (dt.float32, dt.float64)
                         else f"acc.to({_TL[s.dtype]})")

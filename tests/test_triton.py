@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import ember as em
+from ember.codegen import triton_gen
 from ember.runtime import compiled as rc
 from ember.runtime.config import options
 
@@ -327,3 +328,39 @@ def test_a_gpu_launch_precomputes_its_arguments_and_calls_the_compiled_launcher(
     assert launch.args == [(3, 1), ()]
     assert [c[:4] for c in calls] == [((3, 1, 1), 7, "fn", "meta")] * 3
     assert all(c[4][1:3] == (3, 1) for c in calls)
+
+
+def test_matmul_operands_computed_in_the_kernel(triton_backend):
+    """A matmul operand made by elementwise work of its own shape (here exp(a) * 2, and
+    a constant one) is computed per tile inside the K loop: a kernel built by hand, as
+    the fusion pass does not make one yet."""
+    from ember.codegen.kernel import Kernel, Ref, RefKind, Stmt
+    from ember.ir import dtypes as dt
+    from ember.ir.ops import Op
+    from ember.runtime.triton_launch import _launch, load_module
+
+    f32 = dt.float32
+    a, b = Ref(RefKind.LOAD, 0, f32, (5, 7)), Ref(RefKind.LOAD, 1, f32, (7, 3))
+    body = (Stmt(0, Op.EXP, (a,), None, f32, (5, 7)),
+            Stmt(1, Op.MUL, (Ref(RefKind.LOCAL, 0, f32, (5, 7)), Ref(RefKind.CONST, 2.0, f32,
+                                                                      (5, 7))), None, f32,
+                 (5, 7)),
+            Stmt(2, Op.MATMUL, (Ref(RefKind.LOCAL, 1, f32, (5, 7)), b), None, f32, (5, 3)),
+            Stmt(0, Op.MATMUL, (Ref(RefKind.CONST, 1.5, f32, (3, 7)),
+                                Ref(RefKind.LOAD, 0, f32, (7, 3))), None, f32, (3, 3)))
+    x = rng.standard_normal((5, 7)).astype(np.float32)
+    w = rng.standard_normal((7, 3)).astype(np.float32)
+    k = Kernel("k0", (5, 3), None, (0, 1), body[:3], ((2, 0),))
+    plan = triton_gen.plan_kernel(k, frozenset())
+    module = load_module(triton_gen.HEADER + triton_gen._HELPERS
+                         + triton_gen.kernel_source(k, plan))
+    out = np.empty((5, 3), np.float32)
+    _launch(module.k0, plan.grid, [x, w], [out], ())
+    np.testing.assert_allclose(out, (np.exp(x) * 2) @ w, rtol=1e-5)
+    k = Kernel("k0", (3, 3), None, (1,), (body[3],), ((0, 0),))
+    plan = triton_gen.plan_kernel(k, frozenset())
+    module = load_module(triton_gen.HEADER + triton_gen._HELPERS
+                         + triton_gen.kernel_source(k, plan))
+    out = np.empty((3, 3), np.float32)
+    _launch(module.k0, plan.grid, [w], [out], ())
+    np.testing.assert_allclose(out, np.full((3, 7), 1.5, np.float32) @ w, rtol=1e-5)
