@@ -2,7 +2,8 @@
 
     python -m ember.benchmarks --quick              # a smoke run, under a minute on a CPU
     python -m ember.benchmarks --filter softmax --json out.json
-    python -m ember.benchmarks --device cuda --plot bench.png
+    python -m ember.benchmarks --device cuda        # the GPU run: benchmarks/gpu.py
+    python -m ember.benchmarks --device cuda --dry-run
 
 Progress goes to stderr, the table to stdout. Unless EMBER_CACHE_DIR is set, ember's
 disk cache lives in a temporary folder for the run, so that no earlier run's cache
@@ -96,6 +97,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="exit with 1 if a contender disagrees with NumPy or fails "
                         "(default: exit 0)")
     p.add_argument("-v", "--verbose", action="store_true", help="print tracebacks of failures")
+    p.add_argument("--dry-run", action="store_true",
+                   help="with --device cuda: list the GPU tests and cases that would run")
+    p.add_argument("--no-tests", action="store_true",
+                   help="with --device cuda: skip the GPU test subset")
     return p.parse_args(argv)
 
 
@@ -124,6 +129,14 @@ def _settings(args: argparse.Namespace) -> Settings:
 def main(argv: list[str] | None = None) -> int:
     """Run the suite; returns the process exit code."""
     args = parse_args(argv)
+    if args.device == "cuda":
+        # NOTE: the GPU run is its own script (benchmarks/gpu.py): the Triton back end's
+        # tests on the GPU, then the GPU cases against torch eager and torch.compile
+        from . import gpu
+        if args.dry_run:
+            print("\n".join(gpu.plan_lines()))
+            return 0
+        return gpu.run(tests=not args.no_tests, compiled=not args.quick)
     cases = select(args.filter)
     if args.list:
         for case in cases:

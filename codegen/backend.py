@@ -50,8 +50,9 @@ class Backend(FusionRules):
     def placement(self, n: Node) -> Placement:
         return self._places(n.op)
 
-    def emit(self, prog: Program) -> tuple[str, list[str]]:
-        """(module source defining `program(inputs, params)`, notes for the report)."""
+    def emit(self, prog: Program, nodes=None) -> tuple[str, list[str]]:
+        """(module source defining `program(inputs, params)`, notes for the report);
+        `nodes`: each kernel's graph node numbers by kernel name, for source comments."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -66,7 +67,7 @@ class NumpyBackend(NumpyRules, Backend):
     def __init__(self, tile_elems: int = TILE_ELEMS):
         NumpyRules.__init__(self, tile_elems)
 
-    def emit(self, prog: Program) -> tuple[str, list[str]]:
+    def emit(self, prog: Program, nodes=None) -> tuple[str, list[str]]:
         return numpy_gen.emit(prog, self.tile_elems), []
 
 
@@ -103,8 +104,8 @@ class TritonBackend(Backend):
                         "too long for one block")
         return None
 
-    def emit(self, prog: Program) -> tuple[str, list[str]]:
-        return triton_gen.emit(prog)
+    def emit(self, prog: Program, nodes=None) -> tuple[str, list[str]]:
+        return triton_gen.emit(prog, nodes)
 
 
 def _after_reduction(fuser, gs: list[Group], n: Node) -> bool:

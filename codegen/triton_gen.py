@@ -50,6 +50,7 @@ their memory (runtime/triton_launch.py).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 from ..ir import dtypes as dt
@@ -77,7 +78,10 @@ _ROUNDED = {dt.float16: "tl.float16", dt.bfloat16: "tl.bfloat16"}
 
 _LIBDEVICE = {Op.EXP: "exp", Op.LOG: "log", Op.SIN: "sin", Op.COS: "cos", Op.TAN: "tan",
               Op.TANH: "tanh", Op.LOG1P: "log1p", Op.EXPM1: "expm1", Op.EXP2: "exp2",
-              Op.FLOOR: "floor", Op.CEIL: "ceil", Op.TRUNC: "trunc", Op.ROUND: "rint"}
+              Op.FLOOR: "floor", Op.CEIL: "ceil", Op.TRUNC: "trunc", Op.ROUND: "rint",
+              Op.ERF: "erf", Op.ERFC: "erfc", Op.ERFINV: "erfinv"}
+# rounding an integer changes nothing
+_INTEGER_IDENTITY = {Op.FLOOR, Op.CEIL, Op.TRUNC, Op.ROUND}
 _BINARY = {Op.ADD: "({} + {})", Op.SUB: "({} - {})", Op.MUL: "({} * {})",
            Op.LT: "({} < {})", Op.LE: "({} <= {})", Op.EQ: "({} == {})",
            Op.NE: "({} != {})", Op.AND: "({} & {})", Op.OR: "({} | {})",
@@ -95,6 +99,8 @@ def _float(s: Stmt) -> bool:
 def _rule_unary(s: Stmt, x: str) -> str:
     if s.op in _LIBDEVICE:
         if not s.srcs[0].dtype.is_floating_point:
+            if s.op in _INTEGER_IDENTITY and s.dtype is s.srcs[0].dtype:
+                return f"({x} + 0)"
             raise NotImplementedError(f"{s.op.name} of an integer operand")
         return f"libdevice.{_LIBDEVICE[s.op]}({x})"
     if s.op is Op.NEG:
@@ -104,19 +110,34 @@ def _rule_unary(s: Stmt, x: str) -> str:
     if s.op is Op.SQRT:
         return f"tl.sqrt_rn({x})" if s.dtype is not dt.float64 else f"libdevice.sqrt({x})"
     if s.op is Op.RECIP:
-        return f"_div(1.0, {x})"
+        return _divide(s, "1.0", x)
     if s.op is Op.SIGN:
-        return f"_sign({x})"
+        # NOTE: an unsigned operand has no negative literal to compare with
+        return f"({x} > 0).to({x}.dtype)" if s.dtype is dt.uint8 else f"_sign({x})"
     if s.op is Op.NOT:
         return f"({x} == 0)" if s.dtype is dt.bool_ else f"(~{x})"
     raise NotImplementedError(f"no Triton rule for {s.op.name}")
 
 
+def _divide(s: Stmt, a: str, b: str) -> str:
+    """a / b correctly rounded: `div_rn` is float32's; float64's `/` is IEEE's already;
+    integers divide as NumPy's true division does, in float64, truncated to their dtype."""
+    if not _float(s):
+        return f"({a}.to(tl.float64) / {b}.to(tl.float64)).to({_TL[s.dtype]})"
+    return f"({a} / {b})" if s.dtype is dt.float64 else f"_div({a}, {b})"
+
+
+# NOTE: bool arithmetic is logical (NumPy's and the interpreter's): True + True is True
+_BOOL = {Op.ADD: "({} | {})", Op.MUL: "({} & {})", Op.MAX: "({} | {})", Op.MIN: "({} & {})"}
+
+
 def _rule_binary(s: Stmt, a: str, b: str) -> str:
+    if s.dtype is dt.bool_ and s.op in _BOOL:
+        return _BOOL[s.op].format(a, b)
     if s.op in _BINARY:
         return _BINARY[s.op].format(a, b)
     if s.op is Op.DIV:
-        return f"_div({a}, {b})"
+        return _divide(s, a, b)
     if s.op is Op.MAX:
         return f"tl.maximum({a}, {b}, propagate_nan=tl.PropagateNan.ALL)" if _float(s) \
             else f"tl.maximum({a}, {b})"
@@ -125,15 +146,18 @@ def _rule_binary(s: Stmt, a: str, b: str) -> str:
             else f"tl.minimum({a}, {b})"
     if s.op is Op.POW:
         if not _float(s):
-            raise NotImplementedError("an integer power")
+            if s.dtype is dt.bool_ or s.srcs[0].dtype is not s.srcs[1].dtype:
+                raise NotImplementedError("a power of mixed or bool operands")
+            return f"_ipow({a}, {b})"
         e = s.srcs[1]
-        if e.kind == "const" and s.arg is None and e.index in _SCALAR_POWERS:
+        if e.kind == "const" and s.arg is None and e.index in _SCALAR_POWERS \
+                and s.dtype is not dt.float64:
             # NOTE: NumPy's power by one number of these is exactly this (the
             # reference interpreter's, and PyTorch's, result)
             return _SCALAR_POWERS[e.index].format(a)
         return f"libdevice.pow({a}, {b})"
     if s.op is Op.FLOORDIV:
-        return f"libdevice.floor(_div({a}, {b}))" if _float(s) else f"_floordiv({a}, {b})"
+        return f"_floordiv_f({a}, {b})" if _float(s) else f"_floordiv({a}, {b})"
     if s.op is Op.MOD:
         return f"_fmod_floor({a}, {b})" if _float(s) else f"_mod({a}, {b})"
     raise NotImplementedError(f"no Triton rule for {s.op.name}")
@@ -176,6 +200,41 @@ def _floordiv(a, b):
     q = a // b
     r = a - q * b
     return tl.where((r != 0) & ((r < 0) != (b < 0)), q - 1, q)
+
+
+@triton.jit
+def _floordiv_f(a, b):
+    # NumPy's float floor_divide (npy_divmod), which the reference interpreter runs
+    m = libdevice.fmod(a, b)
+    if a.dtype.is_fp64():
+        q = (a - m) / b
+        whole = a / b
+    else:
+        q = tl.div_rn(a - m, b)
+        whole = tl.div_rn(a, b)
+    q = tl.where((m != 0) & ((b < 0) != (m < 0)), q - 1.0, q)
+    f = libdevice.floor(q)
+    f = tl.where(q - f > 0.5, f + 1.0, f)
+    f = tl.where(q == 0, whole * 0.0, f)
+    return tl.where(b == 0, whole, f)
+
+
+@triton.jit
+def _ipow(a, b):
+    # an integer power by squaring, wrapping as NumPy's; as torch (and the reference
+    # interpreter), x ** -k is 0 for |x| > 1, 1 for x = 1, +-1 for x = -1
+    base = a
+    e = tl.where(b < 0, 0, b)
+    r = a * 0 + 1
+    for _ in range(63):
+        r = tl.where((e & 1) != 0, r * base, r)
+        base = base * base
+        e = e >> 1
+    if a.dtype.is_int_signed():
+        odd = (b % 2) != 0
+        small = tl.where(a == 1, 1, tl.where(a == -1, tl.where(odd, -1, 1), 0)).to(a.dtype)
+        r = tl.where(b < 0, small, r)
+    return r
 
 
 @triton.jit
@@ -361,16 +420,16 @@ def _plan_contraction(k: Kernel, matmuls, axes) -> KernelPlan:
     if len(matmuls) > 1 or axes:
         raise NotImplementedError("a matmul fused with another matmul or a reduction")
     mm = matmuls[0]
-    if any(r.kind != "load" for r in mm.srcs):
-        raise NotImplementedError("a matmul whose operands are computed in the kernel")
-    if not mm.dtype.is_floating_point or mm.dtype is dt.float64:
+    for r in mm.srcs:
+        _prologue(k, mm, r)  # NOTE: raises where an operand cannot be computed per tile
+    if not mm.dtype.is_floating_point:
         raise NotImplementedError(f"a {mm.dtype.name} matmul")
     if len(k.domain) < 2 or mm.shape != k.domain:
         raise NotImplementedError("a matmul whose result is not the kernel's domain")
     m, n, kk = k.contraction.m, k.contraction.n, k.contraction.k
     # NOTE: a float32 product is exact (FMA, not TF32): it holds a smaller tile in
     # registers without spilling
-    big = 32 if mm.dtype is dt.float32 else 64
+    big = 32 if mm.dtype in (dt.float32, dt.float64) else 64
     bm = min(big, max(16, _pow2(m)))
     bn = min(big, max(16, _pow2(n)))
     bk = min(32, max(16, _pow2(kk)))
@@ -418,11 +477,17 @@ def _offset(shape, strides: list[str], idx: dict, axes, zero: str = "0") -> str:
     """The element offset of a value of `shape` at the index `idx` over `axes`; `zero`
     where no axis moves it (a block of zeros of the block's shape)."""
     terms = [f"{idx[a]} * {strides[a]}" for a in axes if shape[a] != 1 and strides[a] != "0"]
+    if terms and "cols" in zero:
+        # NOTE: a 2-D block: an offset that moves along one of its axes only is
+        # broadcast to both (the compiler folds the zeros away)
+        terms.append(zero)
     return " + ".join(terms) if terms else zero
 
 
-def kernel_source(k: Kernel, plan: KernelPlan, name: str | None = None) -> str:
-    """The `@triton.jit` function of kernel k, written as `plan` says."""
+def kernel_source(k: Kernel, plan: KernelPlan, name: str | None = None,
+                  nodes: tuple[int, ...] = ()) -> str:
+    """The `@triton.jit` function of kernel k, written as `plan` says; `nodes`: the graph's
+    number of each statement's node (the schedule's `%N`), named in the line's comment."""
     name = name or k.name
     nd = len(k.domain)
     load_args = []
@@ -439,7 +504,23 @@ def kernel_source(k: Kernel, plan: KernelPlan, name: str | None = None) -> str:
     form = {KernelKind.POINTWISE: _pointwise, KernelKind.REDUCTION: _reduction,
             KernelKind.CONTRACTION: _contraction}
     form[plan.form](k, plan, w)
-    return "@triton.jit\n" + "\n".join(w.lines) + "\n"
+    return "@triton.jit\n" + "\n".join(_commented(w.lines, k, nodes)) + "\n"
+
+
+_ASSIGN = re.compile(r"^\s+s(\d+) = ")
+
+
+def _commented(lines: list[str], k: Kernel, nodes: tuple[int, ...]) -> list[str]:
+    """Each statement's line with a comment naming its IR op and node (`# MUL %12`)."""
+    out = []
+    for line in lines:
+        m = _ASSIGN.match(line)
+        if m:
+            i = int(m.group(1))
+            node = f" %{nodes[i]}" if i < len(nodes) else ""
+            line = f"{line}  # {k.body[i].op.name}{node}"
+        out.append(line)
+    return out
 
 
 def _strides(j: int, plan: KernelPlan, nd: int) -> list[str]:
@@ -465,14 +546,16 @@ class _Body:
             block_shape, depth
         self.index_of = index_of  # shape -> the row-major index of the block's elements
         self.loaded: dict[int, str] = {}
+        self.prefix = "x"  # of the loads' names
 
     def ref(self, r: Ref) -> str:
         if r.kind == "local":
             return f"s{r.index}"
         if r.kind == "const":
-            return _literal(r.index, r.dtype, self.shape)
+            shape = self.shape if isinstance(self.shape, str) else self.shape(r)
+            return _literal(r.index, r.dtype, shape)
         if r.index not in self.loaded:
-            name = f"x{r.index}"
+            name = f"{self.prefix}{r.index}"
             self.w(f"{name} = {self.load_expr(r.index)}", self.depth)
             if r.dtype in _ROUNDED:
                 self.w(f"{name} = {name}.to(tl.float32)", self.depth)
@@ -596,7 +679,10 @@ def _reduction(k: Kernel, plan: KernelPlan, w: _Writer) -> None:
         off = _offset(shape, strides, idx, range(nd), "(rows + cols) * 0")
         return f"tl.load({_ptr(j, plan)} + {off}, mask=mask)"
 
-    body = _Body(k, w, load, f"[{bm}, {bn}]", depth, _index_of(idx, nd))
+    # NOTE: a constant of a row's shape is a column of the block: a value computed
+    # from it and the row's reductions alone is stored as a row
+    body = _Body(k, w, load, lambda r: f"[{bm}, 1]" if is_row(r.shape) else f"[{bm}, {bn}]",
+                 depth, _index_of(idx, nd))
     stores = {sid: j for j, (sid, _) in enumerate(k.stores)}
     late: list[Stmt] = []
     for s in k.body:
@@ -669,6 +755,73 @@ def _contiguous(shape) -> list[int]:
     return list(reversed(out))
 
 
+def _prologue(k: Kernel, mm: Stmt, operand: Ref) -> list[Stmt]:
+    """The statements that compute a matmul operand in the kernel (none for a load), in
+    order: elementwise, of the operand's shape, from loads and constants, and read by
+    nothing but each other and the matmul (they are computed per tile of the operand)."""
+    if operand.kind != "local":
+        return []  # a load, or a constant
+    need, stack = set(), [operand.index]
+    while stack:
+        i = stack.pop()
+        if i not in need:
+            need.add(i)
+            stack.extend(r.index for r in k.body[i].srcs if r.kind == "local")
+    chain = [st for st in k.body if st.id in need]
+    stored = {sid for sid, _ in k.stores}
+    for st in chain:
+        if st.op in FORM_OPS or st.id in stored or any(
+                len(x) != len(operand.shape) or any(a not in (1, b) for a, b in
+                                                    zip(x, operand.shape))
+                for x in [st.shape] + [r.shape for r in st.srcs if r.kind != "const"]):
+            raise NotImplementedError("a matmul operand computed by other than elementwise "
+                                      "work of its own shape")
+    for st in k.body:
+        if st.id not in need and st is not mm and any(
+                r.kind == "local" and r.index in need for r in st.srcs):
+            raise NotImplementedError("a matmul operand computed in the kernel and read "
+                                      "by its epilogue too")
+    return chain
+
+
+def _operand_tile(k: Kernel, plan: KernelPlan, w: _Writer, mm: Stmt, side: int,
+                  bidx: dict) -> str:
+    """Write the loop's lines that make the tile of matmul operand `side` (0: A, 1: B):
+    a load, or its prologue's statements over loads of the tile; the tile's name."""
+    nd = len(k.domain)
+    ref = mm.srcs[side]
+    kk = mm.srcs[0].shape[-1]
+    if side == 0:
+        idx = {**bidx, nd - 2: "rows", nd - 1: "kk[None, :]"}
+        zero, mask = "(rows + kk[None, :]) * 0", f"rmask & (kk[None, :] < {kk})"
+        block = f"[{plan.block_m}, {plan.block_k}]"
+    else:
+        idx = {**bidx, nd - 2: "kk[:, None]", nd - 1: "cols"}
+        zero, mask = "(kk[:, None] + cols) * 0", f"(kk[:, None] < {kk}) & cmask"
+        block = f"[{plan.block_k}, {plan.block_n}]"
+    name = "ta" if side == 0 else "tb"
+
+    def load(j: int) -> str:
+        shape = _load_shape(k, j)
+        off = _offset(shape, _strides(j, plan, nd), idx, range(nd))
+        return f"tl.load({_ptr(j, plan)} + {off} + {zero}, mask={mask}, other=0)"
+
+    if ref.kind == "load":
+        w(f"{name} = {load(ref.index)}", 2)
+        return name
+    if ref.kind == "const":  # a backward's cotangent of ones, say
+        w(f"{name} = tl.where({mask}, {_literal(ref.index, ref.dtype, block)}, 0)", 2)
+        return name
+    body = _Body(k, w, load, block, 2)
+    body.prefix = f"p{name}"
+    for st in _prologue(k, mm, ref):
+        body.stmt(st)
+    # NOTE: the tile's elements past the ends are zeros, whatever the prologue made of
+    # the loads' zeros there (log(0) * 0 is NaN)
+    w(f"{name} = tl.where({mask}, s{ref.index}, 0)", 2)
+    return name
+
+
 def _contraction(k: Kernel, plan: KernelPlan, w: _Writer) -> None:
     nd = len(k.domain)
     mm = next(s for s in k.body if s.op is Op.MATMUL)
@@ -691,17 +844,12 @@ def _contraction(k: Kernel, plan: KernelPlan, w: _Writer) -> None:
     w(f"cmask = cols < {n}")
     w("mask = rmask & cmask")
     w(f"ks = tl.arange(0, {bk})")
-    sa = _strides(a.index, plan, nd)
-    sb = _strides(b.index, plan, nd)
-    batch_a = _offset(a.shape, sa, bidx, range(nd - 2))
-    batch_b = _offset(b.shape, sb, bidx, range(nd - 2))
-    w(f"acc = tl.zeros([{bm}, {bn}], tl.float32)")
+    acc = "tl.float64" if a.dtype is dt.float64 else "tl.float32"
+    w(f"acc = tl.zeros([{bm}, {bn}], {acc})")
     w(f"for k0 in range(0, {kk}, {bk}):")
     w("kk = k0 + ks", 2)
-    w(f"ta = tl.load({_ptr(a.index, plan)} + {batch_a} + rows * {sa[-2]} + kk[None, :] * {sa[-1]}, "
-      f"mask=rmask & (kk[None, :] < {kk}), other=0.0)", 2)
-    w(f"tb = tl.load({_ptr(b.index, plan)} + {batch_b} + kk[:, None] * {sb[-2]} + cols * {sb[-1]}, "
-      f"mask=(kk[:, None] < {kk}) & cmask, other=0.0)", 2)
+    _operand_tile(k, plan, w, mm, 0, bidx)
+    _operand_tile(k, plan, w, mm, 1, bidx)
     precision = ', input_precision="ieee"' if a.dtype is dt.float32 else ""
     if a.dtype in _ROUNDED:
         w(f"ta = ta.to({_ROUNDED[a.dtype]})", 2)
@@ -716,9 +864,12 @@ def _contraction(k: Kernel, plan: KernelPlan, w: _Writer) -> None:
 
     body = _Body(k, w, load, f"[{bm}, {bn}]", index_of=_index_of(idx, nd))
     stores = {sid: j for j, (sid, _) in enumerate(k.stores)}
+    tiles = {st.id for r in mm.srcs for st in _prologue(k, mm, r)}
     for s in k.body:
+        if s.id in tiles:
+            continue  # NOTE: computed per tile of its operand, in the loop
         if s is mm:
-            body.assign(s, "acc" if s.dtype in _ROUNDED or s.dtype is dt.float32
+            body.assign(s, "acc" if s.dtype in _ROUNDED or s.dtype in (dt.float32, dt.float64)
                         else f"acc.to({_TL[s.dtype]})")
         else:
             body.stmt(s)
@@ -736,7 +887,7 @@ def _contraction(k: Kernel, plan: KernelPlan, w: _Writer) -> None:
 def _fresh_contiguous(prog: Program, k: Kernel) -> frozenset:
     """Positions of k's loads that are whole arrays of the domain's shape (made by a
     kernel, an extern step or a constant, or an input): those read at flat offsets
-    (`_launch` copies one that is not contiguous after all)."""
+    (`Launch` copies one that is not contiguous after all)."""
     made = {v for s in prog.steps if s.kind == "kernel" for _, v in s.kernel.stores}
     made |= {v for _, v in prog.inputs}
     made |= {s.out for s in prog.steps if s.kind in ("extern", "const")}
@@ -759,7 +910,7 @@ from ember.ir import dtypes as dt
 from ember.ir.ops import Op
 from ember.ir.view import View
 from ember.runtime.compiled import _bf16, _extern, _strided_at, _Stub, _write, _write_into
-from ember.runtime.triton_launch import _host_kernel_of, _input, _launch, _output, _rand_args
+from ember.runtime.triton_launch import Launch, _host_kernel_of, _input, _output, _rand_args
 from ember.runtime.triton_launch import libdevice as _libdevice
 
 libdevice = _libdevice()
@@ -774,9 +925,11 @@ _NAN = tl.constexpr(float("nan"))
 '''
 
 
-def emit(prog: Program) -> tuple[str, list[str]]:
+def emit(prog: Program, nodes: dict[str, tuple[int, ...]] | None = None
+         ) -> tuple[str, list[str]]:
     """(module source, notes): Triton kernels and the `program(inputs, params)` that
-    runs the steps; a note names each kernel run on the host and why."""
+    runs the steps; a note names each kernel run on the host and why. `nodes`: each
+    kernel's statements' graph node numbers, by kernel name (for the source's comments)."""
     parts = [HEADER, _HELPERS]
     body: list[str] = []
     stubs: list[str] = []
@@ -786,7 +939,7 @@ def emit(prog: Program) -> tuple[str, list[str]]:
     for pos, v in prog.inputs:
         # NOTE: an input is its buffer's flat array
         body.append(f"v{v} = _input(inputs[{pos}], {tuple(vals[v].shape)!r})")
-    written = _written(prog)
+    written = _written(prog, nodes)
     needed = _needed(prog, written)
     for step in prog.steps:
         if step.kind == "kernel":
@@ -810,7 +963,9 @@ def emit(prog: Program) -> tuple[str, list[str]]:
             flat = sorted(plan.no_strides())
             stores = ", ".join(f"v{v}" for _, v in outs)
             rand = "".join(f"*_rand_args(params[{j}]), " for j in _rand_params(k))
-            body.append(f"_launch({k.name}, {plan.grid!r}, [{loads}], [{stores}], {flat!r}"
+            # NOTE: the grid and launch arguments are fixed when the module is loaded
+            stubs.append(f"_launch_{k.name} = Launch({k.name}, {plan.grid!r}, {flat!r})")
+            body.append(f"_launch_{k.name}([{loads}], [{stores}]"
                         + (f", ({rand})" if rand else "") + ")")
         elif step.kind == "view":
             if step.out not in needed:
@@ -826,15 +981,17 @@ def emit(prog: Program) -> tuple[str, list[str]]:
     return "\n\n".join(p.strip("\n") + "\n" for p in parts), notes
 
 
-def _written(prog: Program) -> dict:
-    """{kernel name: (plan, source)}, or (None, why not) for a kernel left to the host."""
+def _written(prog: Program, nodes: dict | None = None) -> dict:
+    """{kernel name: (plan, source)}, or (None, why not) for a kernel left to the host;
+    `nodes`: each kernel's graph node numbers, for the source's comments."""
     out = {}
     for step in prog.steps:
         if step.kind == "kernel":
             k = step.kernel
             try:
                 plan = plan_kernel(k, _fresh_contiguous(prog, k))
-                out[k.name] = (plan, kernel_source(k, plan))
+                out[k.name] = (plan, kernel_source(k, plan,
+                                                   nodes=(nodes or {}).get(k.name, ())))
             except NotImplementedError as e:
                 out[k.name] = (None, e)
     return out
@@ -906,7 +1063,10 @@ def _np_storage(d: dt.DType) -> str:
 def _kernel_literal(k: Kernel) -> str:
     """Source that rebuilds kernel k (for the host fallback)."""
     def ref(r: Ref) -> str:
-        return (f"Ref(RefKind.{RefKind(r.kind).name}, {r.index!r}, {dtype_ref(r.dtype)}, "
+        index = repr(r.index)
+        if index in ("inf", "-inf", "nan") or "(inf)" in index or "(nan)" in index:
+            index = f"float('{float(r.index)}')"  # NOTE: no name inf or nan there
+        return (f"Ref(RefKind.{RefKind(r.kind).name}, {index}, {dtype_ref(r.dtype)}, "
                 f"{tuple(r.shape)!r})")
 
     stmts = ", ".join(

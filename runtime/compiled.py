@@ -5,7 +5,12 @@ looks the program up in memory, then on disk, and only on a double miss runs
 the pass pipeline (ir/passes/pipeline.py), builds the kernel description
 (codegen/kernel.py) and generates NumPy source (codegen/numpy_gen.py). The
 source is `exec`ed once into a namespace holding the helpers it names; the
-resulting `program(inputs, params)` is what a cache hit calls.
+resulting `program(inputs, params)` is what a cache hit calls. With the Triton
+back end (codegen/triton_gen.py) the source is a module of `@triton.jit`
+kernels, imported from a file (runtime/triton_launch.py `load_module`); it is
+kept on disk like NumPy's, under a name that also says Triton's version and the
+target (`triton_launch.target_tag`: a GPU's compute capability, or the
+interpreter), and verified on its first call as NumPy's is.
 
 A graph the generator cannot handle (a dtype combination NumPy has no loop
 for, say) is remembered as such and runs on the reference interpreter, which
@@ -14,6 +19,7 @@ then raises the same error it always would.
 
 from __future__ import annotations
 
+import hashlib
 import time
 import warnings
 
@@ -199,11 +205,7 @@ def compile_key(key: tuple[Node, ...], backend: str = "numpy") -> Compiled:
     from ..ir.passes.pipeline import lower
     from ..ir.passes.schedule import describe
 
-    if backend == "triton":
-        from .triton_launch import available
-        missing = available()
-        if missing is not None:
-            raise RuntimeError(missing)  # NOTE: never a silent fall back to another back end
+    _require(backend)
     start = time.perf_counter()
     graph = Graph(key)
     notes: list[str] = []
@@ -212,7 +214,7 @@ def compile_key(key: tuple[Node, ...], backend: str = "numpy") -> Compiled:
         target = backend_named(backend, options.tile_elems)
         plan = lower(graph, fold=_fold, backend=target, check=options.verify, log=log)
         prog = build_program(plan)
-        source, notes = target.emit(prog)
+        source, notes = target.emit(prog, _node_numbers(plan))
         if backend == "triton":
             from .triton_launch import load_module
             fn = load_module(source).program
@@ -240,28 +242,59 @@ def compile_key(key: tuple[Node, ...], backend: str = "numpy") -> Compiled:
     return entry
 
 
+def _require(backend: str) -> None:
+    """Raise, saying what is missing, where `backend` cannot run here."""
+    if backend == "triton":
+        from .triton_launch import available
+        missing = available()
+        if missing is not None:
+            raise RuntimeError(missing)  # NOTE: never a silent fall back to another back end
+
+
+def _node_numbers(plan) -> dict[str, tuple[int, ...]]:
+    """Each kernel's nodes' numbers in the graph (the schedule's `%N`), by kernel name."""
+    index = {id(n): i for i, n in enumerate(plan.graph.nodes)}
+    return {g.name: tuple(index[id(n)] for n in g.nodes) for g in plan.steps}
+
+
+def _digest(key: tuple[Node, ...], backend: str) -> str:
+    """The disk cache's name of `key`'s program on `backend`: a Triton program's also
+    names Triton's version and the target (a GPU's compute capability, or the
+    interpreter), whose kernels its source was written for."""
+    digest = cache.digest_of(key)
+    if backend == "numpy":
+        return digest
+    from .triton_launch import target_tag
+    return hashlib.sha256(f"{backend}-{target_tag()}\n{digest}".encode()).hexdigest()
+
+
+def _program_of(source: str, backend: str):
+    """The `program` function of generated source: exec'd (NumPy), or imported from a
+    file (Triton: its JIT reads the kernels' source)."""
+    if backend == "triton":
+        from .triton_launch import load_module
+        return load_module(source).program
+    return _exec(source)
+
+
 def _load_or_compile(key: tuple[Node, ...], backend: str = "numpy") -> Compiled:
     counters = cache.memory.counters
-    if backend == "triton":
-        # NOTE: Triton programs live in this process's memory cache only (their
-        # kernels are compiled by Triton's own cache)
-        counters.compiles += 1
-        return compile_key(key, backend)
+    _require(backend)
     digest = None
     if options.cache:
-        digest = cache.digest_of(key)
+        digest = _digest(key, backend)
         stored = cache.disk.load(digest)
         if stored is not None:
             source, meta = stored
             try:
-                entry = Compiled(_exec(source), source, meta.get("kernels", -1),
+                entry = Compiled(_program_of(source, backend), source, meta.get("kernels", -1),
                                  meta.get("peak_bytes", -1), meta.get("report", ""),
                                  meta.get("held_bytes", 0))
             except Exception:  # noqa: BLE001 - a stored file that fails to load is rewritten
                 counters.disk_rejects += 1
                 counters.disk_hits -= 1
             else:
-                entry.fn = _checked_first_call(entry, key, digest)
+                entry.fn = _checked_first_call(entry, key, digest, backend)
                 if options.debug:
                     # NOTE: a warm disk cache shows what a compile would have shown
                     debug(f"{which_run()}: loaded {entry.kernels} kernels from the disk cache, "
@@ -269,13 +302,15 @@ def _load_or_compile(key: tuple[Node, ...], backend: str = "numpy") -> Compiled:
                     if options.debug >= 2:
                         debug(f"{which_run()}: schedule and source\n{entry.report}\n{source}")
                 return entry
-    return _compile_and_store(key, digest)
+    return _compile_and_store(key, digest, backend)
 
 
-def _compile_and_store(key: tuple[Node, ...], digest: str | None) -> Compiled:
-    """Compile `key`, and write the program to the disk cache under `digest` (if any)."""
+def _compile_and_store(key: tuple[Node, ...], digest: str | None,
+                       backend: str = "numpy") -> Compiled:
+    """Compile `key` for `backend`, and write the program to the disk cache under
+    `digest` (if any)."""
     cache.memory.counters.compiles += 1
-    entry = compile_key(key)
+    entry = compile_key(key, backend)
     if digest is not None and entry.fn is not None:
         cache.disk.store(digest, entry.source, {"kernels": entry.kernels,
                                                 "peak_bytes": entry.peak_bytes,
@@ -295,7 +330,8 @@ def fits(values, key: tuple[Node, ...]) -> bool:
     return True
 
 
-def _checked_first_call(entry: Compiled, key: tuple[Node, ...], digest: str):
+def _checked_first_call(entry: Compiled, key: tuple[Node, ...], digest: str,
+                        backend: str = "numpy"):
     """The loaded program of `entry`, wrapped so that its first call checks its outputs
     against the graph's; a program that does not fit is discarded, and `key` is
     compiled again (and rewritten on disk) in its place.
@@ -314,7 +350,7 @@ def _checked_first_call(entry: Compiled, key: tuple[Node, ...], digest: str):
         if options.debug:
             debug(f"{which_run()}: a program loaded from the disk cache gave outputs of other "
                   "shapes or dtypes than its graph's; compiling it again")
-        fresh = _compile_and_store(key, digest)
+        fresh = _compile_and_store(key, digest, backend)
         # NOTE: nbytes stays: the memory cache counted the entry's bytes when it was put
         for name in ("fn", "kernels", "peak_bytes", "report", "source"):
             setattr(entry, name, getattr(fresh, name))
@@ -326,11 +362,11 @@ def _checked_first_call(entry: Compiled, key: tuple[Node, ...], digest: str):
     return first_call
 
 
-def program_for(canonical_outputs: tuple[Node, ...]) -> Compiled:
-    """The program for canonical output nodes (`cache.canonical_over`): loaded from
-    the disk cache or compiled. The caller keeps it (the in-memory cache is keyed
-    by structure)."""
-    return _load_or_compile(canonical_outputs)
+def program_for(canonical_outputs: tuple[Node, ...], backend: str = "auto") -> Compiled:
+    """The program for canonical output nodes (`cache.canonical_over`) on `backend`
+    (`resolve_backend`): loaded from the disk cache or compiled. The caller keeps it
+    (the in-memory cache is keyed by structure)."""
+    return _load_or_compile(canonical_outputs, resolve_backend(backend))
 
 
 def resolve_backend(backend: str = "auto") -> str:

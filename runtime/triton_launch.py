@@ -28,13 +28,14 @@ import numpy as np
 
 from ..ir import dtypes as dt
 from ..ir.ops import Op
-from . import philox
+from . import philox, special
 from .interpreter import IMPL
 
 if TYPE_CHECKING:
     from ..codegen.kernel import Kernel
 
-__all__ = ["available", "compile_for_target", "load_module", "resource_usage"]
+__all__ = ["Launch", "available", "compile_for_target", "load_module", "resource_usage",
+           "target_tag"]
 
 _MODULES: dict[str, object] = {}
 _FOLDER: list[str] = []
@@ -57,10 +58,25 @@ def available() -> str | None:
             "interpreter")
 
 
+def target_tag() -> str:
+    """What a generated Triton program's kernels run on, for the disk cache's key:
+    Triton's version and "interpreter" (TRITON_INTERPRET=1) or the current GPU's compute
+    capability ("sm90")."""
+    import triton
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        where = "interpreter"
+    else:
+        import torch
+        major, minor = torch.cuda.get_device_capability()
+        where = f"sm{major}{minor}"
+    return f"triton{triton.__version__}-{where}"
+
+
 _NUMPY_LIBDEVICE = {"exp": np.exp, "log": np.log, "sin": np.sin, "cos": np.cos,
                     "tan": np.tan, "tanh": np.tanh, "log1p": np.log1p, "expm1": np.expm1,
                     "exp2": np.exp2, "floor": np.floor, "ceil": np.ceil, "trunc": np.trunc,
-                    "rint": np.rint, "sqrt": np.sqrt, "pow": np.power, "fmod": np.fmod}
+                    "rint": np.rint, "sqrt": np.sqrt, "pow": np.power, "fmod": np.fmod,
+                    "erf": special.erf, "erfc": special.erfc, "erfinv": special.erfinv}
 
 
 class InterpretedLibdevice:
@@ -210,6 +226,97 @@ def _launch(kernel, grid, loads, stores, flat, scalars=()) -> None:
     kernel[grid](*args)
 
 
+class Launch:
+    """One kernel's launch, prepared when its program is loaded: a call binds the
+    buffers and calls the kernel, nothing else.
+
+    Under Triton's interpreter (TRITON_INTERPRET=1) a call is `_launch`: the arrays
+    become CPU torch tensors over their memory and `kernel[grid]` runs them. On a GPU
+    the grid, the launch arguments that are not buffers (every operand's strides:
+    static, as the shapes are part of the program's key) and the compiled kernel are
+    fixed on the first call (`kernel.warmup`, which compiles once); later calls go
+    straight to the compiled kernel's launcher (`CompiledKernel.run`), skipping
+    `kernel[grid]`'s binding and specialisation lookup. ember's CPU memory is NumPy,
+    so on a GPU each operand is copied to the device and each output back per call.
+    """
+
+    __slots__ = ("args", "compiled", "empty", "flat", "gpu", "grid", "kernel")
+
+    def __init__(self, kernel, grid: tuple, flat=(), gpu: bool | None = None):
+        self.kernel = kernel
+        self.grid = tuple(grid) + (1,) * (3 - len(grid))
+        self.flat = frozenset(flat)
+        self.gpu = os.environ.get("TRITON_INTERPRET") != "1" if gpu is None else gpu
+        self.args: list | None = None  # per operand: its strides (after its pointer)
+        self.compiled = None  # (launcher, function, packed metadata) on a GPU
+        self.empty = False
+
+    def __call__(self, loads, stores, scalars=()) -> None:
+        if not self.gpu:
+            _launch(self.kernel, self.grid, loads, stores, self.flat, scalars)
+            return
+        if self.args is None:
+            self._prepare(loads, stores)
+        if self.empty:
+            return
+        ins = [_to_device(a) for a in loads]
+        outs = [_device_empty(s) for s in stores]
+        args = []
+        for t, strides in zip(ins, self.args):
+            args.append(t)
+            args.extend(strides)
+        args.extend(outs)
+        args.extend(scalars)  # NOTE: random numbers' seed and sequence (int32)
+        if self.compiled is None:
+            self._compile(args)
+        run, function, meta = self.compiled
+        run(self.grid[0], self.grid[1], self.grid[2], _current_stream(), function, meta,
+            None, None, None, *args)
+        for s, t in zip(stores, outs):
+            s[...] = _to_host(t).reshape(s.shape)
+
+    def _prepare(self, loads, stores) -> None:
+        """The launch arguments that are not buffers: each load's strides (contiguous:
+        each is copied to the device as a contiguous tensor), none for flat loads."""
+        self.empty = any(s.size == 0 for s in stores)
+        self.args = [() if j in self.flat else _contiguous_strides(np.shape(a))
+                     for j, a in enumerate(loads)]
+
+    def _compile(self, args) -> None:
+        # NOTE: no fused multiply-adds: kernels round each operation as the reference
+        # interpreter does
+        compiled = self.kernel.warmup(*args, grid=self.grid, enable_fp_fusion=False)
+        self.compiled = (compiled.run, compiled.function, compiled.packed_metadata)
+
+
+def _contiguous_strides(shape) -> tuple[int, ...]:
+    out, n = [], 1
+    for size in reversed(shape):
+        out.append(n)
+        n *= max(size, 1)
+    return tuple(reversed(out))
+
+
+# NOTE: the device side of a GPU launch, one function each (the tests replace them)
+def _to_device(a: np.ndarray):
+    import torch
+    return torch.from_numpy(np.ascontiguousarray(a)).to("cuda")
+
+
+def _device_empty(a: np.ndarray):
+    import torch
+    return torch.empty(a.shape, dtype=torch.from_numpy(a[:0].reshape(-1)).dtype, device="cuda")
+
+
+def _to_host(t) -> np.ndarray:
+    return t.cpu().numpy()
+
+
+def _current_stream() -> int:
+    import torch
+    return torch.cuda.current_stream().cuda_stream
+
+
 class _HostNode:
     """A statement (or an operand) as the interpreter's rules read a node: op, arg,
     dtype, shape, and for rules that look at their operands (a power by a number)
@@ -251,7 +358,9 @@ def _host_kernel_of(k: Kernel):
                 elif r.kind == "load":
                     args.append(np.asarray(loads[r.index]))
                 else:
-                    args.append(np.asarray(r.index, dtype=r.dtype.np))
+                    # NOTE: a constant operand has its statement's shape (a matmul's)
+                    args.append(np.broadcast_to(np.asarray(r.index, dtype=r.dtype.np),
+                                                r.shape))
             stub = _HostNode(s, [_HostNode(None, None, r) for r in s.srcs])
             value = np.asarray(IMPL[s.op](stub, *args))
             if s.dtype is dt.bfloat16:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..runtime import cache
-from ..runtime.compiled import program_for
+from ..runtime.compiled import program_for, resolve_backend
 from ..runtime.config import debug, options
 from ..runtime.context import current
 from . import function, storage
@@ -170,7 +170,8 @@ def probe(t) -> Probe | None:
                   if type(e) is AccumulateGrad else at[id(e)] for e in f.edges]
         records.append(tuple(nodes))
     p = Probe()
-    p.key = ("plan", tokens, tuple(records), tuple(flags))
+    # NOTE: a plan's program is its back end's (keyed like lookup's programs)
+    p.key = ("plan", resolve_backend(), tokens, tuple(records), tuple(flags))
     p.inputs, p.params, p.sources, p.rands = inputs, params, sources, rands
     p.order, p.leaves, p.pending, p.chains = order, leaves, pending, chains
     return p
