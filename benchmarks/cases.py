@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from . import loops, model_cases, optim_step
+from . import loops, model_cases, nn_cases, optim_step, steps
 
 __all__ = ["CASES", "Case", "case_names", "select", "size_label"]
 
@@ -290,6 +290,19 @@ CASES: tuple[Case, ...] = (
          work=optim_step.adam_bytes, unit="step", tol=1e-5,
          note="Adam.step() over a 784-256-10 MLP's parameters, gradients set; "
               "compiles per ember step in the notes"),
+    Case("conv2d_step", "training", ((8, 3, 16, 8, 16), (32, 3, 32, 16, 32)), nn_cases.conv_inputs,
+         numpy=nn_cases.np_conv_step, tensor=nn_cases.conv_step, loop=True,
+         trainable=("w1", "b1", "w2", "b2"), unit="step", work=nn_cases.conv_flops, tol=1e-4,
+         note="(largest size) conv2d 3->16 3x3 on 32x32, relu, max_pool2d 2, conv2d 16->32 "
+              "3x3 on 16x16; "
+              "forward and backward, SGD"),
+    Case("attention_step", "training", ((2, 2, 64, 16), (8, 4, 128, 32)),
+         nn_cases.attention_inputs,
+         numpy=nn_cases.np_attention_step, tensor=nn_cases.attention_step, loop=True,
+         trainable=("q", "k", "v"), unit="step", work=nn_cases.attention_flops, tol=1e-4,
+         note="softmax(q k^T / sqrt(d)) v with einsum, (largest size) batch 8, 4 heads, seq "
+              "128, dim 32; "
+              "forward and backward, SGD"),
     Case("cnn_step", "training", ((8, 4), (64, 32)), model_cases.cnn_inputs,
          numpy=model_cases.np_cnn_loss, only=(), custom=model_cases.CNN_CONTENDERS,
          work=model_cases.cnn_flops, unit="step", tol=1e-4,
@@ -315,6 +328,19 @@ CASES: tuple[Case, ...] = (
          custom=loops.CAPTURE_CONTENDERS,
          note="a cache hit of em.compile(x * w + 1): w passed, or captured from the "
               "enclosing scope (at most 5 us more)"),
+    # one cached program per step, lazily and compiled (the notes give compiles per step)
+    Case("decaying_scalar", "training", (1000,), steps.decay_inputs, numpy=steps.np_decay,
+         only=(), custom=steps.DECAY_CONTENDERS, per_call=steps.STEPS, unit="step", tol=1e-5,
+         note="(x * s + 1).exp().sum().item() with a new s each step: s is a runtime "
+              "parameter"),
+    Case("inplace_loop", "training", ((64, 1000, 100, 10),), steps.two_layer_inputs,
+         numpy=steps.np_two_layer, only=(), custom=steps.INPLACE_CONTENDERS,
+         per_call=steps.STEPS, unit="step", tol=1e-4,
+         note="the tutorial's two-layer network: manual backward, w -= lr * grad, "
+              "loss.item()"),
+    Case("compiled_step", "training", (1000,), steps.step_inputs, numpy=steps.np_step,
+         only=(), custom=steps.STEP_CONTENDERS, per_call=steps.STEPS, unit="step", tol=1e-5,
+         note="the README's step under em.compile over a captured model.w, lr decaying"),
     Case("compile200", "overhead", (200,), loops.one_element, numpy=loops.np_random_chain,
          only=(), custom=loops.COMPILE_CONTENDERS, tol=1e-5,
          note="a fresh 200-op graph (cache miss) and the same graph again (cache hit)"),

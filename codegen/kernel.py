@@ -15,7 +15,8 @@ of a dtype and shape). A step is
 * `extern`: one op run as a library call (TAKE, SCATTER, ..., WRITE, RAND,
   ARANGE), arg as in the IR except RAND, whose arg is ("param", j, stream): the
   seed and sequence number are the run's j-th runtime parameter;
-* `const`: a constant materialised as an array.
+* `const`: a constant materialised as an array; a CONST whose arg is a `Param` is
+  the run's j-th runtime parameter (a Python number), read by kernels as a load.
 
 `Alloc`s say where each stored value lives: a fresh array (outputs, small
 intermediates), a reused slot of the memory plan, or the flat output buffer
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from ..ir import dtypes as dt
-from ..ir.node import Node
+from ..ir.node import Node, Param
 from ..ir.ops import Op
 from ..ir.passes.fusion import GroupKind
 from ..ir.passes.schedule import Schedule
@@ -176,9 +177,12 @@ def build_program(plan: Schedule) -> Program:
             for i in n.inputs:
                 if id(i) in local:
                     srcs.append(Ref(RefKind.LOCAL, local[id(i)], i.dtype, i.shape))
-                elif i.op is Op.CONST:
+                elif i.op is Op.CONST and type(i.arg) is not Param:
                     srcs.append(Ref(RefKind.CONST, i.arg, i.dtype, i.shape))
                 else:
+                    if id(i) not in load_index:  # a runtime parameter: read as an input
+                        load_index[id(i)] = len(loads)
+                        loads.append(operand(i))
                     srcs.append(Ref(RefKind.LOAD, load_index[id(i)], i.dtype, i.shape))
             local[id(n)] = len(body)
             body.append(Stmt(len(body), n.op, tuple(srcs), n.arg, n.dtype, n.shape))

@@ -4,7 +4,7 @@ The module defines one function per kernel and a driver, `program(inputs,
 params)`, that allocates buffers, calls the kernels and view/extern steps in
 order, and returns the outputs. The runtime `exec`s it once (see
 runtime/compiled.py for the names the source expects: `np`, `dt`, `Op`, `View`,
-`_extern`, `_strided_at`, `_write`, `_bf16`, `_bf16_`, `_tiles`, `_Stub`, `_int_pow`,
+`_extern`, `_strided_at`, `_write`, `_write_into`, `_bf16`, `_bf16_`, `_tiles`, `_Stub`, `_int_pow`,
 `_elementwise_pow`, `_select`, `_where`, `_check_divisor`, `_float_mod`, `_erf`,
 `_erfc`, `_erfinv`: its
 `NAMESPACE`).
@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..ir import dtypes as dt
+from ..ir.node import Param
 from ..ir.ops import Op
 from ..ir.passes.fusion import TILE_ELEMS
 from .kernel import AllocKind, Kernel, Program, Ref, RefKind, Step, StepKind, Stmt, Value
@@ -627,25 +628,56 @@ def _strided_view(x: str, v) -> str:
 # A step rule `step(st, val, stubs)` is the line computing step `st` into value
 # `val` (stubs: module-level `_Stub`s it may add, one per line).
 
-def _const_step(st: Step, val: Value, stubs: list[str]) -> str:
-    return f"v{st.out} = np.full({tuple(val.shape)!r}, {literal(st.arg, val.dtype)})"
+class _StepContext:
+    """What step rules may ask of the whole program: the values a WRITE may fill in
+    place (`_owned_once`) and the filled constants."""
+
+    def __init__(self, prog: Program):
+        self.owned = _owned_once(prog)
+        self.consts = {s.out: s.arg for s in prog.steps
+                       if s.kind is StepKind.CONST and not isinstance(s.arg, Param)}
+        self.outputs = set(prog.outputs)
 
 
-def _write_step(st: Step, val: Value, stubs: list[str]) -> str:
+def _fill_src(value, val: Value) -> str:
+    """A fresh array of val's shape filled with `value` (np.zeros for +0: cheaper)."""
+    if value == 0 and not (isinstance(value, float) and math.copysign(1.0, value) < 0):
+        return f"np.zeros({tuple(val.shape)!r}, {np_type(val.dtype)})"
+    return f"np.full({tuple(val.shape)!r}, {literal(value, val.dtype)})"
+
+
+def _const_step(st: Step, val: Value, stubs: list[str], ctx=None) -> str:
+    """A filled constant; a runtime parameter (a Python number whose value is bound per
+    call: `ir.node.Param`) as a broadcast view, fresh where it is an output."""
+    if isinstance(st.arg, Param):
+        output = ctx is None or st.out in ctx.outputs
+        return f"v{st.out} = " + _param(st.arg.index, val, output)
+    return f"v{st.out} = {_fill_src(st.arg, val)}"
+
+
+def _write_step(st: Step, val: Value, stubs: list[str], ctx=None) -> str:
+    """A strided write into a copy of the destination; into the destination itself
+    where the program made it and nothing else reads it (`ctx.owned`), or into a fresh
+    fill where it is a filled constant read elsewhere too (cheaper than a copy)."""
     v = st.arg
     dest, src = (f"v{x}" for x in st.srcs)
-    return (f"v{st.out} = _write({dest}, {src}, {tuple(v.shape)!r}, "
+    fn = "_write"
+    if ctx is not None and st.srcs[0] in ctx.owned:
+        fn = "_write_into"
+    elif ctx is not None and st.srcs[0] in ctx.consts:
+        fn, dest = "_write_into", _fill_src(ctx.consts[st.srcs[0]], val)
+    return (f"v{st.out} = {fn}({dest}, {src}, {tuple(v.shape)!r}, "
             f"{tuple(v.strides)!r}, {v.offset}, {val.dtype is dt.bfloat16})")
 
 
-def _rand_step(st: Step, val: Value, stubs: list[str]) -> str:
+def _rand_step(st: Step, val: Value, stubs: list[str], ctx=None) -> str:
     _, j, stream = st.arg
     stub = (f"_Stub(Op.RAND, (params[{j}][0], params[{j}][1], {stream}), "
             f"{dtype_ref(val.dtype)}, {tuple(val.shape)!r})")
     return f"v{st.out} = _extern({stub})"
 
 
-def _extern_step(st: Step, val: Value, stubs: list[str]) -> str:
+def _extern_step(st: Step, val: Value, stubs: list[str], ctx=None) -> str:
     """The interpreter's rule, called on a stub node (`_extern`)."""
     name = f"_n{len(stubs)}"
     stubs.append(f"{name} = _Stub(Op.{st.op.name}, {arg_src(st.arg)}, "
@@ -717,6 +749,22 @@ RULES: dict[Op, Rule] = {
     Op.ERF: Rule(_special("_erf")),
     Op.ERFC: Rule(_special("_erfc")),
     Op.ERFINV: Rule(_special("_erfinv")),
+    Op.ASIN: _uf("arcsin"),
+    Op.ACOS: _uf("arccos"),
+    Op.ATAN: _uf("arctan"),
+    Op.SINH: _uf("sinh"),
+    Op.COSH: _uf("cosh"),
+    Op.ASINH: _uf("arcsinh"),
+    Op.ACOSH: _uf("arccosh"),
+    Op.ATANH: _uf("arctanh"),
+    Op.ATAN2: _uf("arctan2"),
+    Op.HYPOT: _uf("hypot"),
+    Op.COPYSIGN: _uf("copysign"),
+    Op.FMOD: _uf("fmod", _int_divide),
+    Op.SHL: _uf("left_shift"),
+    Op.SHR: _uf("right_shift"),
+    Op.SCAN: Rule(step=_extern_step),
+    Op.SCATTER_REDUCE: Rule(step=_extern_step),
     Op.RESHAPE: Rule(view=_template("{x}.reshape({a})")),
     Op.PERMUTE: Rule(view=_template("np.transpose({x}, {a})")),
     Op.EXPAND: Rule(_expand, view=_template("np.broadcast_to({x}, {a})")),
@@ -757,6 +805,42 @@ def _tile_rows(k: Kernel, tile_elems: int) -> int:
     return max(1, tile_elems // max(1, inner))
 
 
+def _owned_once(prog: Program) -> set[int]:
+    """Values a WRITE may overwrite in place instead of copying.
+
+    NOTE: only values the program itself made as fresh arrays (a filled constant or
+    another WRITE's result) and that nothing else reads (no other step, no view, not
+    an output): a chain of writes (cat, stack, padding, slice gradients) then fills one
+    array instead of copying the whole of it once per write.
+    """
+    uses: dict[int, int] = {}
+    fresh = set()
+    for s in prog.steps:
+        srcs = s.kernel.loads if s.kind is StepKind.KERNEL else s.srcs
+        for v in srcs:
+            uses[v] = uses.get(v, 0) + 1
+        if (s.kind is StepKind.CONST and not isinstance(s.arg, Param)) or (
+                s.kind is StepKind.EXTERN and s.op is Op.WRITE):
+            fresh.add(s.out)
+    for v in prog.outputs:
+        uses[v] = uses.get(v, 0) + 1
+    writes = {s.srcs[0] for s in prog.steps if s.kind is StepKind.EXTERN and s.op is Op.WRITE}
+    return {v for v in writes if v in fresh and uses.get(v) == 1}
+
+
+def _param(j: int, val, output: bool) -> str:
+    """Source text of runtime parameter j (a Python number) as the interpreter's CONST
+    of `val`'s dtype and shape: a broadcast view of one element (bfloat16 rounded),
+    or a fresh array where it is an output of the program."""
+    x = f"np.array(params[{j}], {np_type(val.dtype)})"
+    if val.dtype is dt.bfloat16:
+        x = f"_bf16({x})"
+    shape = tuple(val.shape)
+    if output:
+        return f"np.full({shape!r}, {x})"
+    return x if not shape else f"np.broadcast_to({x}, {shape!r})"
+
+
 def emit(prog: Program, tile_elems: int = TILE_ELEMS) -> str:
     """The source text of a module whose `program(inputs, params)` runs `prog`."""
     parts = ["# generated by ember.codegen.numpy_gen\n"]
@@ -787,6 +871,8 @@ def emit(prog: Program, tile_elems: int = TILE_ELEMS) -> str:
         return [f"v{a.of} = np.empty({tuple(base.shape)!r}, {np_type(base.dtype)})",
                 f"v{v} = v{a.of}.reshape({shape})"]
 
+    ctx = _StepContext(prog)
+
     for step in prog.steps:
         if step.kind is StepKind.KERNEL:
             k = step.kernel
@@ -806,7 +892,7 @@ def emit(prog: Program, tile_elems: int = TILE_ELEMS) -> str:
                 continue
             body.append(f"v{step.out} = " + RULES[step.op].view(f"v{step.srcs[0]}", step.arg))
         else:
-            body.append(RULES[step.op].step(step, vals[step.out], stubs))
+            body.append(RULES[step.op].step(step, vals[step.out], stubs, ctx))
     if prog.slot_bytes:
         body.append("_POOL.append(slots)")
     body.append("return [" + ", ".join(f"v{o}" for o in prog.outputs) + "]")

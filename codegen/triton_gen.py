@@ -651,7 +651,7 @@ from ember.codegen.kernel import Kernel, Ref, RefKind, Stmt
 from ember.ir import dtypes as dt
 from ember.ir.ops import Op
 from ember.ir.view import View
-from ember.runtime.compiled import _extern, _strided_at, _Stub, _write
+from ember.runtime.compiled import _bf16, _extern, _strided_at, _Stub, _write, _write_into
 from ember.runtime.triton_launch import _host_kernel_of, _input, _launch, _output
 from ember.runtime.triton_launch import libdevice as _libdevice
 

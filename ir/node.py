@@ -19,7 +19,7 @@ import numpy as np
 from . import dtypes as dt
 from .ops import BINARY, COMPARISON, REDUCE, UNARY, Op
 
-__all__ = ["Node", "node", "const", "infer", "live_nodes", "pin"]
+__all__ = ["Node", "Param", "node", "const", "infer", "live_nodes", "pin"]
 
 
 class Node:
@@ -49,6 +49,32 @@ class Node:
 
     def __reduce__(self):
         raise TypeError("Nodes are interned and cannot be pickled; pickle a Graph's text form")
+
+
+class Param:
+    """The arg of a CONST node whose value is the `index`-th runtime parameter of a
+    cached program (runtime/cache.py): the node stands for a Python number that is
+    bound at each call, so it has no value while compiling.
+
+    NOTE: it equals no number (identity rules that look for 0 or 1 never match it)
+    and has no truth value (a rule that would branch on it raises instead)."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int):
+        self.index = index
+
+    def __eq__(self, other) -> bool:
+        return type(other) is Param and other.index == self.index
+
+    def __hash__(self) -> int:
+        return hash((Param, self.index))
+
+    def __repr__(self) -> str:
+        return f"param({self.index})"
+
+    def __bool__(self):
+        raise TypeError("a runtime parameter has no value while compiling")
 
 
 class _Ref(weakref.ref):
@@ -130,6 +156,8 @@ def const(value, dtype: dt.DType, shape: tuple[int, ...] = ()) -> Node:
 
 
 def _const(value, dtype: dt.DType, shape) -> Node:
+    if type(value) is Param:
+        return node(Op.CONST, (), value, dtype, tuple(shape))
     if dtype.is_bool:
         value = bool(value)
     elif dtype.is_integer:
@@ -240,7 +268,8 @@ INFER.update({
     Op.WHERE: _where, Op.RESHAPE: _reshape, Op.PERMUTE: _permute, Op.EXPAND: _expand,
     Op.SLICE: _slice, Op.FLIP: _same, Op.AS_STRIDED: _as_strided, Op.WRITE: _write,
     Op.MATMUL: _matmul, Op.TAKE: _take, Op.SCATTER: _scatter, Op.SCATTER_ADD: _scatter,
-    Op.ARGSORT: _argsort, Op.CUMSUM: _same,
+    Op.ARGSORT: _argsort, Op.CUMSUM: _same, Op.SCAN: _same,
+    Op.SCATTER_REDUCE: _scatter,
 })
 
 

@@ -26,7 +26,10 @@ MATMUL         None: inputs (..., m, k) and (..., k, n) with equal batch dims
 TAKE           axis: out = x.shape[:axis] + idx.shape + x.shape[axis+1:]
 SCATTER[_ADD]  axis: inputs (dest, idx, src), src shaped as TAKE's output
 ARGSORT        (axis, descending): a stable sort's indices, int64
+SCATTER_REDUCE (axis, kind, include_self): as SCATTER_ADD, combining by "prod", "amax"
+               or "amin"; without include_self the written positions start from none
 CUMSUM         axis
+SCAN           (axis, kind): a running "prod", "max", "min" or "logsumexp" along axis
 =============  ============================================================
 
 `OPINFO` holds one row per Op: its kind (what it computes), arity, placement
@@ -102,6 +105,22 @@ class Op(Enum):
     ERF = auto()
     ERFC = auto()
     ERFINV = auto()
+    ASIN = auto()
+    ACOS = auto()
+    ATAN = auto()
+    SINH = auto()
+    COSH = auto()
+    ASINH = auto()
+    ACOSH = auto()
+    ATANH = auto()
+    ATAN2 = auto()
+    HYPOT = auto()
+    COPYSIGN = auto()
+    FMOD = auto()
+    SHL = auto()
+    SHR = auto()
+    SCAN = auto()
+    SCATTER_REDUCE = auto()
     # binary elementwise
     ADD = auto()
     SUB = auto()
@@ -234,6 +253,20 @@ OPINFO: dict[Op, OpInfo] = {
     Op.ERF:          OpInfo(OpKind.UNARY,      1, Placement.KERNEL, True),
     Op.ERFC:         OpInfo(OpKind.UNARY,      1, Placement.KERNEL, True),
     Op.ERFINV:       OpInfo(OpKind.UNARY,      1, Placement.KERNEL, True),
+    Op.ASIN:         OpInfo(OpKind.UNARY,      1, Placement.KERNEL, True),
+    Op.ACOS:         OpInfo(OpKind.UNARY,      1, Placement.KERNEL, True),
+    Op.ATAN:         OpInfo(OpKind.UNARY,      1, Placement.KERNEL, True),
+    Op.SINH:         OpInfo(OpKind.UNARY,      1, Placement.KERNEL, True),
+    Op.COSH:         OpInfo(OpKind.UNARY,      1, Placement.KERNEL, True),
+    Op.ASINH:        OpInfo(OpKind.UNARY,      1, Placement.KERNEL, True),
+    Op.ACOSH:        OpInfo(OpKind.UNARY,      1, Placement.KERNEL, True),
+    Op.ATANH:        OpInfo(OpKind.UNARY,      1, Placement.KERNEL, True),
+    Op.ATAN2:        OpInfo(OpKind.BINARY,     2, Placement.KERNEL, True),
+    Op.HYPOT:        OpInfo(OpKind.BINARY,     2, Placement.KERNEL, True),
+    Op.COPYSIGN:     OpInfo(OpKind.BINARY,     2, Placement.KERNEL, True),
+    Op.FMOD:         OpInfo(OpKind.BINARY,     2, Placement.KERNEL, True),
+    Op.SHL:          OpInfo(OpKind.BINARY,     2, Placement.KERNEL, False),
+    Op.SHR:          OpInfo(OpKind.BINARY,     2, Placement.KERNEL, False),
     Op.ADD:          OpInfo(OpKind.BINARY,     2, Placement.KERNEL, True),
     Op.SUB:          OpInfo(OpKind.BINARY,     2, Placement.KERNEL, True),
     Op.MUL:          OpInfo(OpKind.BINARY,     2, Placement.KERNEL, True),
@@ -268,6 +301,8 @@ OPINFO: dict[Op, OpInfo] = {
     Op.SCATTER_ADD:  OpInfo(OpKind.LIBRARY,    3, Placement.EXTERN, True),
     Op.ARGSORT:      OpInfo(OpKind.LIBRARY,    1, Placement.EXTERN, False),
     Op.CUMSUM:       OpInfo(OpKind.LIBRARY,    1, Placement.EXTERN, True),
+    Op.SCAN:         OpInfo(OpKind.LIBRARY,    1, Placement.EXTERN, True),
+    Op.SCATTER_REDUCE: OpInfo(OpKind.LIBRARY,  3, Placement.EXTERN, True),
 }
 
 

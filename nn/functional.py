@@ -44,5 +44,17 @@ from .loss_functional import (  # noqa: F401
     smooth_l1_loss,
 )
 
+# NOTE: the spatial operations live in spatial.py (one import block, kept apart)
+from .spatial import (  # noqa: F401
+    adaptive_avg_pool2d,
+    avg_pool2d,
+    conv1d,
+    conv2d,
+    conv_transpose2d,
+    interpolate,
+    max_pool2d,
+    pad,
+)
+
 # NOTE: every public name imported above (and by any import line added later) is public
 __all__ = sorted(n for n in dir() if not n.startswith("_") and n not in ("annotations",))

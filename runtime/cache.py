@@ -5,12 +5,20 @@ with its data replaced by positions: every BUFFER node, and every node whose val
 is already known (`runtime.realized`), becomes an input placeholder
 `BUFFER -1-i` (i: the input's position), and every RAND node's seed and
 sequence number become runtime parameter j (`arg = ("param", j, stream)`), so
-a loop that draws fresh random numbers each step still hits. What remains is
-structure: ops, dtypes, shapes, views and constant values. `structure` is
-that walk's flat tuple of tokens (what a lookup hashes); `canonical` rebuilds
-the same graph as nodes over the placeholders (what the compiler and the disk
-key read). Nodes are hash-consed, so equal structure gives the very same
-canonical nodes.
+a loop that draws fresh random numbers each step still hits. A floating-point
+constant (a Python number that reached the graph: a learning rate, a bias
+correction) becomes runtime parameter j too (`arg = Param(j)`; the value is
+bound at each call), so a loop whose scalars change every step still hits:
+the key holds its dtype and shape, not its value. A constant stays keyed by
+value where the value changes what is computed (`keyed_scalar`): an exponent
+of a power (2 and 0.5 select other code), a value an exact identity folds
+away (0, 1, -0.0), -1, 2, 0.5, NaN and infinities, and every integer or bool
+constant (shapes, indices, masks, integer arithmetic). What remains is
+structure: ops, dtypes, shapes, views and keyed constant values. `structure`
+is that walk's flat tuple of tokens (what a lookup hashes); `canonical`
+rebuilds the same graph as nodes over the placeholders (what the compiler and
+the disk key read). Nodes are hash-consed, so equal structure gives the very
+same canonical nodes.
 
 **Memory.** `MemoryCache` is bounded by entries and bytes (of generated
 source) with least-recently-used eviction; `stats()` returns its counters
@@ -55,7 +63,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from ..ir.graph import Graph
-from ..ir.node import Node, node
+from ..ir.node import Node, Param, node
 from ..ir.ops import Op
 from .buffers import lookup, realized
 from .config import default_cache_dir, options
@@ -70,6 +78,7 @@ __all__ = [
     "clear",
     "compiler_digest",
     "disk",
+    "keyed_scalar",
     "memory",
     "stats",
     "structure",
@@ -82,9 +91,27 @@ CODEGEN_VERSION = "1"
 # ---------------------------------------------------------------------------
 # canonical form
 
-def canonical(outputs) -> tuple[tuple[Node, ...], list[np.ndarray], list[tuple[int, int]]]:
-    """(canonical output nodes, input arrays by position, RAND parameters by position):
-    the graph `walk` visits, rebuilt over its placeholders."""
+# constant values that select other code or fold away (simplify's identities)
+_SPECIAL = frozenset({0.0, 1.0, -1.0, 2.0, 0.5})
+
+
+def keyed_scalar(n: Node) -> bool:
+    """Whether CONST node `n` is keyed by its value (else it is a runtime parameter).
+
+    NOTE: a value is a parameter only where no pass or generator looks at it: a
+    float constant of a float dtype that is not one of the values simplify's
+    identities and the generators test for (0, -0.0, 1, -1, 2, 0.5), nor NaN or an
+    infinity. An exponent of POW is keyed whatever its value (the walks see to that).
+    """
+    v = n.arg
+    # NOTE: v - v is 0.0 for every finite float (NaN and infinities give NaN)
+    return type(v) is not float or v in _SPECIAL or v - v != 0.0 or n.dtype.category != 2
+
+
+def canonical(outputs) -> tuple[tuple[Node, ...], list[np.ndarray], list]:
+    """(canonical output nodes, input arrays by position, runtime parameters by position:
+    a RAND node's (seed, sequence), a scalar constant's value): the graph `walk`
+    visits, rebuilt over its placeholders."""
     walked = walk(outputs)
     if walked is None:
         # a graph deeper than the recursion limit: visit in topological order first
@@ -96,15 +123,22 @@ def canonical(outputs) -> tuple[tuple[Node, ...], list[np.ndarray], list[tuple[i
 def _rebuild(outputs, index, sources, rands) -> tuple[Node, ...]:
     """The canonical nodes of `outputs`: the graph `walk` visited (`index`, in visit
     order, inputs before their users), with `sources` as input placeholders
-    (`BUFFER -1-k`) and `rands` as runtime parameters, numbered in their order."""
+    (`BUFFER -1-k`) and `rands` (RAND nodes and scalar constants) as runtime
+    parameters, numbered in their order."""
     made = {n: node(Op.BUFFER, (), -1 - k, n.dtype, n.shape) for k, n in enumerate(sources)}
     for j, n in enumerate(rands):
-        made[n] = node(Op.RAND, (), ("param", j, n.arg[2]), n.dtype, n.shape)
+        made[n] = node(Op.RAND, (), ("param", j, n.arg[2]), n.dtype, n.shape) \
+            if n.op is Op.RAND else node(Op.CONST, (), Param(j), n.dtype, n.shape)
+    POW, CONST = Op.POW, Op.CONST
     for n in index:
         if n in made:
             continue
         ins = n.inputs
-        new = tuple([made[i] for i in ins])
+        if n.op is POW and ins[1].op is CONST:
+            # NOTE: an exponent stays keyed by value (NumPy computes 2 and 0.5 otherwise)
+            new = (made[ins[0]], ins[1])
+        else:
+            new = tuple([made.get(i, i) if i.op is CONST else made[i] for i in ins])
         made[n] = n if new == ins else node(n.op, new, n.arg, n.dtype, n.shape)
     return tuple([made[o] for o in outputs])
 
@@ -115,9 +149,10 @@ def structure(outputs) -> tuple[tuple, list[np.ndarray], list[tuple[int, int]]]:
     The key is `walk`'s: a flat tuple with one entry per node, in visit order:
     (op, arg, dtype, shape, input positions...), inputs and realised nodes as
     (-1, dtype, shape) (the program reads their values), RAND as (op, stream,
-    dtype, shape), CONST args by repr (so -0.0 and NaN key correctly). It names
-    the graph `canonical` rebuilds from the same walk, without building its
-    nodes (a node costs ~0.5 us here).
+    dtype, shape), a scalar parameter as (op, Param, dtype, shape), other CONST args
+    by repr (so -0.0 and NaN key correctly). It names the graph `canonical`
+    rebuilds from the same walk, without building its nodes (a node costs ~0.5 us
+    here).
     NOTE: ops enter the key as `id(op)`: `Enum.__hash__` runs Python code, and
     this key never leaves the process (the disk key hashes the graph's text).
     """
@@ -127,7 +162,8 @@ def structure(outputs) -> tuple[tuple, list[np.ndarray], list[tuple[int, int]]]:
     return walked[:3]
 
 
-def walk(outputs, through_known: bool = False, deep: bool = False):
+def walk(outputs, through_known: bool = False, deep: bool = False,
+         scalars: bool | None = None):
     """The one traversal behind every key: `structure`'s (key, inputs, params),
     then where each node is in the key (node -> position, in visit order), the
     nodes the inputs come from and the RAND nodes, in order; None for a graph
@@ -137,7 +173,13 @@ def walk(outputs, through_known: bool = False, deep: bool = False):
     `through_known`: a node whose value is known is still an input, but the walk
     goes on below it too (a backward pass reads the values that computed it), and
     its token is its whole structure marked as known, `(-2, token)`: a backward
-    pass depends on the op that computed a value, not only on its shape."""
+    pass depends on the op that computed a value, not only on its shape. Such a walk
+    keeps every constant keyed by value (the VJP rules read constants' values).
+
+    `scalars` (default: not `through_known`): whether scalar constants
+    (`keyed_scalar` false) are runtime parameters: their token is
+    `(op, Param, dtype, shape)`, their value goes to `params` and their node to the
+    last list, in order with the RAND parameters (as `canonical` numbers them)."""
     index: dict[Node, int] = {}
     tokens: list[tuple] = []
     inputs: list[np.ndarray] = []
@@ -147,7 +189,17 @@ def walk(outputs, through_known: bool = False, deep: bool = False):
     known = realized.data
     ref = weakref.ref
     get = index.get
-    BUFFER, RAND, CONST = Op.BUFFER, Op.RAND, Op.CONST
+    BUFFER, RAND, CONST, POW = Op.BUFFER, Op.RAND, Op.CONST, Op.POW
+    if scalars is None:
+        scalars = not through_known
+    kept: dict[Node, int] = {}  # exponents: keyed by value even where a parameter elsewhere
+
+    def exponent(n: Node) -> int:
+        i = kept.get(n)
+        if i is None:
+            tokens.append((id(CONST), repr(n.arg), n.dtype, n.shape))
+            i = kept[n] = len(tokens) - 1
+        return i
 
     def visit(n: Node) -> int:
         i = get(n)
@@ -165,6 +217,10 @@ def walk(outputs, through_known: bool = False, deep: bool = False):
                 tokens.append((id(op), stream, n.dtype, n.shape))
                 params.append((seed, seq))
                 rands.append(n)
+            elif op is CONST and scalars and not keyed_scalar(n):
+                tokens.append((id(op), Param, n.dtype, n.shape))
+                params.append(n.arg)
+                rands.append(n)
             else:
                 tokens.append((id(op), repr(n.arg) if op is CONST else n.arg, n.dtype,
                                n.shape))
@@ -180,7 +236,9 @@ def walk(outputs, through_known: bool = False, deep: bool = False):
                 token = (id(op), n.arg, n.dtype, n.shape, visit(ins[0]))
             elif len(ins) == 2:
                 a = visit(ins[0])
-                token = (id(op), n.arg, n.dtype, n.shape, a, visit(ins[1]))
+                e = ins[1]
+                e = exponent(e) if op is POW and e.op is CONST else visit(e)
+                token = (id(op), n.arg, n.dtype, n.shape, a, e)
             else:
                 token = (id(op), n.arg, n.dtype, n.shape, *map(visit, ins))
             if through_known and known and ref(n) in known:
@@ -213,7 +271,8 @@ def canonical_over(outputs, sources, rands) -> tuple[Node, ...] | None:
     """`canonical(outputs)` with the inputs and parameters numbered as `walk` numbered
     `sources` and `rands` (of another graph over the same data); None where the
     outputs read an input or a RAND node not among them."""
-    walked = walk(outputs)
+    # NOTE: as walk(through_known=True), which numbered `sources`, constants stay keyed
+    walked = walk(outputs, scalars=False)
     if walked is None:
         return None
     _, _, _, index, found, found_rands = walked

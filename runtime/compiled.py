@@ -21,7 +21,7 @@ import numpy as np
 
 from ..ir import dtypes as dt
 from ..ir.graph import Graph
-from ..ir.node import Node
+from ..ir.node import Node, Param
 from ..ir.ops import Op
 from ..ir.view import View
 from . import cache, special, threads
@@ -74,7 +74,11 @@ def _strided_at(x: np.ndarray, shape, strides, offset) -> np.ndarray:
 
 def _write(dest: np.ndarray, src, shape, strides, offset, bf16: bool) -> np.ndarray:
     """WRITE as the interpreter computes it: a copy of dest with the view's elements set."""
-    out = np.array(dest, copy=True)
+    return _write_into(np.array(dest, copy=True), src, shape, strides, offset, bf16)
+
+
+def _write_into(out: np.ndarray, src, shape, strides, offset, bf16: bool) -> np.ndarray:
+    """WRITE into `out` itself, an array the program made and nothing else reads."""
     item = out.itemsize
     try:
         target = np.ndarray(shape, out.dtype, out, offset * item, tuple(s * item for s in strides))
@@ -131,7 +135,8 @@ def _where(c, a, b, dtype) -> np.ndarray:
 
 
 NAMESPACE = {"np": np, "dt": dt, "Op": Op, "View": View, "_extern": _extern,
-             "_strided_at": _strided_at, "_write": _write, "_bf16": _bf16, "_bf16_": _bf16_,
+             "_strided_at": _strided_at, "_write": _write, "_write_into": _write_into,
+             "_bf16": _bf16, "_bf16_": _bf16_,
              "_tiles": threads.tiles, "_Stub": _Stub, "_int_pow": int_pow,
              "_elementwise_pow": elementwise_pow, "_select": _select, "_where": _where,
              "_check_divisor": check_divisor, "_float_mod": float_mod,
@@ -163,7 +168,10 @@ class Compiled:
 
 
 def _fold(n: Node):
-    """The value of elementwise node n over constant inputs, by the interpreter's rules."""
+    """The value of elementwise node n over constant inputs, by the interpreter's rules
+    (None where an input is a runtime parameter: its value is bound at each call)."""
+    if any(type(i.arg) is Param for i in n.inputs):
+        return None
     stub = _Stub(n.op, n.arg, n.dtype, ())
     # NOTE: a constant cast to a narrow dtype (1e5 to float16) overflows to inf, as
     # the interpreter's CONST does, silently

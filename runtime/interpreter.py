@@ -80,6 +80,31 @@ def _scatter(accumulate):
     return rule
 
 
+_COMBINE = {"prod": np.multiply, "amax": np.maximum, "amin": np.minimum}
+
+
+def _identity(kind: str, dtype: np.dtype):
+    """What a combination by `kind` starts from in `dtype`."""
+    if kind == "prod":
+        return 1
+    if dtype.kind == "f":
+        return -np.inf if kind == "amax" else np.inf
+    if dtype.kind == "b":
+        return kind == "amin"
+    info = np.iinfo(dtype)
+    return info.min if kind == "amax" else info.max
+
+
+def _scatter_reduce(n, dest, idx, src):
+    axis, kind, include_self = n.arg
+    out = np.array(dest, copy=True)
+    where = (slice(None),) * axis + (idx,)
+    if not include_self:
+        out[where] = _identity(kind, out.dtype)
+    _COMBINE[kind].at(out, where, src)
+    return out
+
+
 def _take(n, x, idx):
     size = x.shape[n.arg]
     if idx.size and (idx.min() < 0 or idx.max() >= size):
@@ -183,6 +208,20 @@ def _cumsum(n, x):
     return out
 
 
+_SCANS = {"prod": None, "max": np.maximum, "min": np.minimum, "logsumexp": np.logaddexp}
+
+
+def _scan(n, x):
+    """A running product (in the accumulation dtype), maximum, minimum (NaN
+    propagates) or log-sum-exp along the axis."""
+    axis, kind = n.arg
+    if kind == "prod":
+        return np.cumprod(x, axis=axis, dtype=_acc(n))
+    if kind == "logsumexp":
+        x = x.astype(_acc(n), copy=False)
+    return _SCANS[kind].accumulate(x, axis=axis)
+
+
 def _int_div(fn):
     """floor_divide / remainder; integers by zero raise, as in torch (NumPy gives 0)."""
     def rule(n, a, b):
@@ -219,6 +258,14 @@ IMPL = {
     Op.ERF: lambda n, x: special.erf(x),
     Op.ERFC: lambda n, x: special.erfc(x),
     Op.ERFINV: lambda n, x: special.erfinv(x),
+    Op.ASIN: lambda n, x: np.arcsin(x),
+    Op.ACOS: lambda n, x: np.arccos(x),
+    Op.ATAN: lambda n, x: np.arctan(x),
+    Op.SINH: lambda n, x: np.sinh(x),
+    Op.COSH: lambda n, x: np.cosh(x),
+    Op.ASINH: lambda n, x: np.arcsinh(x),
+    Op.ACOSH: lambda n, x: np.arccosh(x),
+    Op.ATANH: lambda n, x: np.arctanh(x),
     Op.CAST: lambda n, x: x.astype(n.dtype.np),
     Op.ADD: lambda n, a, b: np.add(a, b),
     Op.SUB: lambda n, a, b: np.subtract(a, b),
@@ -236,6 +283,12 @@ IMPL = {
     Op.XOR: lambda n, a, b: np.bitwise_xor(a, b),
     Op.FLOORDIV: _int_div(np.floor_divide),
     Op.MOD: _int_div(_mod),
+    Op.ATAN2: lambda n, a, b: np.arctan2(a, b),
+    Op.HYPOT: lambda n, a, b: np.hypot(a, b),
+    Op.COPYSIGN: lambda n, a, b: np.copysign(a, b),
+    Op.FMOD: _int_div(np.fmod),
+    Op.SHL: lambda n, a, b: np.left_shift(a, b),
+    Op.SHR: lambda n, a, b: np.right_shift(a, b),
     Op.WHERE: lambda n, c, a, b: np.where(c, a, b),
     Op.RESHAPE: lambda n, x: np.reshape(x, n.arg),
     Op.PERMUTE: lambda n, x: np.transpose(x, n.arg),
@@ -255,6 +308,8 @@ IMPL = {
     Op.SCATTER_ADD: _scatter(True),
     Op.ARGSORT: _argsort,
     Op.CUMSUM: _cumsum,
+    Op.SCAN: _scan,
+    Op.SCATTER_REDUCE: _scatter_reduce,
 }
 
 

@@ -50,12 +50,20 @@ def test_same_structure_hits_and_other_data_does_not_matter():
     assert b == pytest.approx(np.exp(9) + np.exp(-12) + 2)
 
 
-def test_other_shapes_dtypes_and_constants_miss():
+def test_other_shapes_dtypes_and_special_constants_miss():
     f(em.tensor([1.0, 2.0])).item()
     f(em.tensor([1.0, 2.0, 3.0])).item()
     f(em.tensor([1.0, 2.0], dtype=em.float64)).item()
-    ((em.tensor([1.0, 2.0]) * 4).exp() + 1).sum().item()
+    ((em.tensor([1.0, 2.0]) * 2).exp() + 1).sum().item()  # 2 is keyed by value
     assert cache.stats().misses == 4 and cache.stats().hits == 0
+
+
+def test_other_scalar_values_hit():
+    f(em.tensor([1.0, 2.0])).item()
+    # NOTE: 4 is a runtime parameter of the program f compiled with 3
+    out = ((em.tensor([1.0, 2.0]) * 4).exp() + 1).sum().item()
+    assert cache.stats().misses == 1 and cache.stats().hits == 1
+    assert out == pytest.approx(np.exp(4) + np.exp(8) + 2)
 
 
 def test_stats_are_inspectable_and_clear_resets_them():
@@ -247,7 +255,7 @@ def test_disk_cache_keeps_the_most_recently_used_files(monkeypatch):
     x = em.tensor([0.5, 1.5])
 
     def graph(k):
-        return (x * (k + 2.0)).exp().sum()
+        return (x ** (k + 3.0)).exp().sum()  # an exponent is keyed by value
     written = {}
     for k in range(6):  # six graphs, written one after another
         before = set(entries(options.cache_dir))
@@ -455,4 +463,4 @@ def test_the_verifier_checks_every_hit_against_its_graph(monkeypatch):
         outputs)[1:]))
     f(em.tensor([1.0, 2.0])).item()  # the same graph: fine
     with pytest.raises(AssertionError, match="served the program"):
-        ((em.tensor([1.0, 2.0]) * 4).exp() + 1).sum().item()
+        ((em.tensor([1.0, 2.0]) * 2).exp() + 1).sum().item()

@@ -106,7 +106,8 @@ def test_every_op_has_an_interpreter_rule():
 
 UNARY_OPS = [Op.NEG, Op.EXP, Op.LOG, Op.SIN, Op.COS, Op.TAN, Op.TANH, Op.SQRT, Op.ABS,
              Op.SIGN, Op.FLOOR, Op.CEIL, Op.ROUND, Op.TRUNC, Op.LOG1P, Op.EXPM1, Op.EXP2, Op.RECIP,
-             Op.ERF, Op.ERFC, Op.ERFINV]
+             Op.ERF, Op.ERFC, Op.ERFINV, Op.ASIN, Op.ACOS, Op.ATAN, Op.SINH, Op.COSH,
+             Op.ASINH, Op.ACOSH, Op.ATANH]
 
 
 @pytest.mark.parametrize("dtype", FLOATS, ids=lambda d: d.name)
@@ -126,7 +127,7 @@ def test_unary_int(op, dtype, tiling):
 
 
 ARITH = [Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.POW, Op.MAX, Op.MIN, Op.FLOORDIV, Op.MOD]
-BITS = [Op.AND, Op.OR, Op.XOR]
+BITS = [Op.AND, Op.OR, Op.XOR, Op.SHL, Op.SHR]
 
 
 @pytest.mark.parametrize("dtype", ALL, ids=lambda d: d.name)
@@ -134,14 +135,14 @@ BITS = [Op.AND, Op.OR, Op.XOR]
 def test_binary(op, dtype, tiling):
     if op in BITS and dtype.is_floating_point:
         pytest.skip("bitwise ops are integer-only")
-    if dtype.is_bool and op in (Op.SUB, Op.DIV, Op.POW, Op.FLOORDIV, Op.MOD):
+    if dtype.is_bool and op in (Op.SUB, Op.DIV, Op.POW, Op.FLOORDIV, Op.MOD, Op.FMOD):
         pytest.skip("not defined on bool")
     a = values(dtype, (5, 8), seed=1)
     c = values(dtype, (5, 8), seed=2)
     if op is Op.POW and dtype.is_integer:
         c = np.abs(c) % 3
         c = c.astype(dtype.np)
-    if op in (Op.FLOORDIV, Op.MOD) and dtype.is_integer:
+    if op in (Op.FLOORDIV, Op.MOD, Op.FMOD) and dtype.is_integer:
         c = np.where(c == 0, 3, c).astype(dtype.np)  # a zero divisor raises (tested below)
     x, y = leaf(a, dtype), leaf(c, dtype)
     out = node(op, (x, y))
@@ -151,7 +152,7 @@ def test_binary(op, dtype, tiling):
 
 
 @pytest.mark.parametrize("dtype", INTS, ids=lambda d: d.name)
-@pytest.mark.parametrize("op", [Op.FLOORDIV, Op.MOD], ids=lambda o: o.name)
+@pytest.mark.parametrize("op", [Op.FLOORDIV, Op.MOD, Op.FMOD], ids=lambda o: o.name)
 def test_integer_division_by_zero_raises_in_every_path(op, dtype, tiling):
     # as torch's RuntimeError("ZeroDivisionError"), where NumPy would give 0
     from ember.runtime.interpreter import IntegerDivisionByZero
@@ -170,7 +171,8 @@ def _defined(op: Op, dtype: dt.DType) -> bool:
     """Whether NumPy (and so the interpreter) has a loop for op on dtype."""
     if op not in BINARY and op not in (Op.NEG, Op.ABS, Op.SIGN, Op.ROUND):
         return dtype.is_floating_point
-    if dtype.is_bool and op in (Op.NEG, Op.SIGN, Op.SUB, Op.DIV, Op.POW, Op.FLOORDIV, Op.MOD):
+    if dtype.is_bool and op in (Op.NEG, Op.SIGN, Op.SUB, Op.DIV, Op.POW, Op.FLOORDIV, Op.MOD,
+                                Op.FMOD):
         return False
     return not (op in BITS and dtype.is_floating_point)
 
@@ -185,7 +187,7 @@ def test_one_element_kernels_on_scalars(op, dtype):
     a, c = values(dtype, (8,), seed=1), values(dtype, (8,), seed=2)
     if op is Op.POW and dtype.is_integer:
         c = (np.abs(c) % 3).astype(dtype.np)
-    if op in (Op.FLOORDIV, Op.MOD) and dtype.is_integer:  # both divide (a zero raises)
+    if op in (Op.FLOORDIV, Op.MOD, Op.FMOD) and dtype.is_integer:  # both divide (0 raises)
         a, c = (np.where(v == 0, 3, v).astype(dtype.np) for v in (a, c))
     outs = []
     for i in range(8):

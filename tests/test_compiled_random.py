@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 import ember as em
 from ember.runtime import cache, options
 
-UNARY = ["exp", "tanh", "sin", "abs", "neg", "sigmoid", "relu", "square", "sqrt_abs"]
+UNARY = ["exp", "tanh", "sin", "abs", "neg", "sigmoid", "relu", "square", "sqrt_abs", "erf",
+         "atan", "sinh"]
 BINARY = ["add", "sub", "mul", "div", "maximum", "minimum"]
 REDUCE = ["sum", "amax", "mean"]
 VIEW = ["t", "flip", "slice", "reshape", "unsqueeze_expand"]

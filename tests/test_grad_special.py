@@ -94,6 +94,14 @@ UNARY = {
     "erf": (lambda m, x: x.erf(), POINTS + [30.0]),
     "erfc": (lambda m, x: x.erfc(), POINTS + [30.0, -30.0]),
     "erfinv": (lambda m, x: x.erfinv(), POINTS + [0.999, -0.3]),
+    "asin": (lambda m, x: x.asin(), POINTS + [0.3]),
+    "acos": (lambda m, x: x.acos(), POINTS + [0.3]),
+    "atan": (lambda m, x: x.atan(), POINTS),
+    "sinh": (lambda m, x: x.sinh(), POINTS + [800.0]),
+    "cosh": (lambda m, x: x.cosh(), POINTS + [-800.0]),
+    "asinh": (lambda m, x: x.asinh(), POINTS),
+    "acosh": (lambda m, x: x.acosh(), POINTS),
+    "atanh": (lambda m, x: x.atanh(), POINTS),
 }
 
 # name -> expression of (module, x, y); x and y run over every pair of POINTS
@@ -106,6 +114,11 @@ BINARY = {
     "div": lambda m, x, y: x / y,
     "mul": lambda m, x, y: x * y,
     "remainder": lambda m, x, y: x % y,
+    "lerp(x, 1, y)": lambda m, x, y: m.lerp(x, m.ones_like(x), y),
+    "atan2": lambda m, x, y: m.atan2(x, y),
+    "em.hypot": lambda m, x, y: m.hypot(x, y),
+    "copysign": lambda m, x, y: m.copysign(x, y),
+    "fmod": lambda m, x, y: m.fmod(x, y),
     "where": lambda m, x, y: m.where(x < y, x, y),
     "clamp(min=y)": lambda m, x, y: m.clamp(x, min=y),
     "clamp(max=y)": lambda m, x, y: m.clamp(x, max=y),

@@ -24,13 +24,13 @@ DTYPES = ["float32", "float64", "int64", "int32", "bool", "float16"]
 
 UNARY = ["neg", "abs", "exp", "log", "sqrt", "sin", "tanh", "sigmoid", "relu", "floor",
          "round", "sign", "reciprocal", "square", "isnan", "logical_not", "clone", "float",
-         "long", "bool", "half", "nan_to_num"]
+         "long", "bool", "half", "nan_to_num", "erf", "erfc", "atan", "asinh", "sinh"]
 BINARY = ["add", "sub", "mul", "div", "maximum", "minimum", "eq", "lt", "ge", "pow",
-          "logical_and", "floor_divide", "remainder"]
+          "logical_and", "floor_divide", "remainder", "atan2", "copysign", "fmod"]
 SCALAR_OPS = ["add", "mul", "sub", "div", "pow", "lt", "maximum_scalar", "clamp"]
 REDUCE = ["sum", "mean", "amax", "amin", "argmax", "argmin", "var", "std", "logsumexp",
           "softmax", "log_softmax", "cumsum", "sort", "all", "any", "prod", "norm", "max",
-          "nansum", "quantile"]
+          "nansum", "quantile", "cumprod", "logcumsumexp", "cummax"]
 VIEWS = ["transpose", "permute", "slice", "select", "unsqueeze", "squeeze", "reshape",
          "expand", "T", "diagonal", "flatten", "narrow"]
 INPLACE = ["add_", "mul_", "fill_", "zero_", "setitem", "setitem_tensor", "clamp_",
@@ -47,7 +47,7 @@ def run_step(pool: list, step) -> object:
         out = getattr(x, name)()
     elif kind == "binary":
         y = pool[idx[1]]
-        if name in ("floor_divide", "remainder") and not y.dtype.is_floating_point:
+        if name in ("floor_divide", "remainder", "fmod") and not y.dtype.is_floating_point:
             # NOTE: an integer division by zero raises when the quotient is computed:
             # lazily later than here (tests/test_torch_semantics.py checks both modes)
             y = em.where(y == 0, em.ones_like(y), y)
@@ -65,7 +65,7 @@ def run_step(pool: list, step) -> object:
             out = op(s, x) if left else op(x, s)
     elif kind == "reduce":
         dim, keepdim = args
-        if name in ("softmax", "log_softmax", "cumsum"):
+        if name in ("softmax", "log_softmax", "cumsum", "cumprod", "logcumsumexp", "cummax"):
             out = getattr(x, name)(dim if dim is not None else -1)
         elif name == "sort":
             out = x.sort(dim if dim is not None else -1)

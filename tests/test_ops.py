@@ -111,6 +111,14 @@ UNARY = {
     "erf": (_wide(np.frompyfunc(math.erf, 1, 1)), (-3, 3), ["int64", "bool"]),
     "erfc": (_wide(np.frompyfunc(math.erfc, 1, 1)), (-3, 5), ["int32"]),
     "erfinv": (None, (-0.99, 0.99), ["int64", "bool"]),
+    "asin": (_wide(np.arcsin), (-0.99, 0.99), ["int64", "bool"]),
+    "acos": (_wide(np.arccos), (-0.99, 0.99), ["int32"]),
+    "atan": (_wide(np.arctan), (-4, 4), ["int64"]),
+    "sinh": (_wide(np.sinh), (-3, 3), ["int16", "bool"]),
+    "cosh": (_wide(np.cosh), (-3, 3), ["int64"]),
+    "asinh": (_wide(np.arcsinh), (-4, 4), ["int64"]),
+    "acosh": (_wide(np.arccosh), (1, 5), ["int64"]),
+    "atanh": (_wide(np.arctanh), (-0.95, 0.95), ["int8"]),
 }
 
 
@@ -694,6 +702,175 @@ for _shapes in [((2, 1), (3, 1, 4), (1,)), ((),), ((0, 1), (3,)), ((5,), 5), (3,
     case("broadcast_shapes", lambda M, s=_shapes: _broadcast_shapes(M, *s),
          np_fn=lambda s=_shapes: np.broadcast_shapes(*s), id=str(_shapes))
 
+# ---------------------------------------------------------------- more elementwise
+_MORE_BINARY = {"atan2": np.arctan2, "arctan2": np.arctan2, "hypot": np.hypot,
+                "copysign": np.copysign, "fmod": np.fmod}
+for _name, _ref in _MORE_BINARY.items():
+    for _a, _b in [("float32", "float32"), ("float64", "float32"), ("float16", "float16"),
+                   ("bfloat16", "bfloat16"), ("int64", "float32"), ("int32", "int64")]:
+        if _name == "hypot" and "int" in _a:
+            continue
+        _lo = 1 if _name == "fmod" and "int" in _b else -3
+        case(_name, _binary(_name), R(3, 4, dtype=_a, seed=1), R(4, dtype=_b, seed=2, lo=_lo),
+             np_fn=_ref if "16" not in _a else None, id=f"{_a}-{_b}")
+    case(_name, _binary(_name), R(2, 1, 3, seed=3), R(4, 1, seed=4, lo=0.5), np_fn=_ref,
+         id="broadcast")
+    case(_name, _binary(_name), R(seed=3), R(0, 3, seed=4, lo=0.5), np_fn=_ref, id="0d-empty")
+    case(_name, lambda M, x, y, n=_name: getattr(x, n)(y), special(), special()[::-1].copy(),
+         np_fn=_ref, id="special-method")
+case("fmod", lambda M, x: M.fmod(x, 2.5), R(3, 4, dtype="int64", lo=-9, hi=9),
+     np_fn=lambda x: np.fmod(x, 2.5), id="int-by-float")
+case("fmod", lambda M, x: x.fmod(-3), R(3, 4, dtype="int8", lo=-9, hi=9),
+     np_fn=lambda x: np.fmod(x, -3), id="int8")
+case("copysign", lambda M, x: M.copysign(x, -1), R(3, 4, dtype="int64"),
+     np_fn=lambda x: np.copysign(x, -1.0), id="int-scalar")
+for _d in INTS:
+    _counts = np.array([-1, 0, 1, 3, 7, 8, 9, 63, 64, 70], dtype=np.int64)
+    _vals = R(10, dtype=_d, lo=-100, hi=100, seed=8)
+    case("bitwise_left_shift", lambda M, x, s: M.bitwise_left_shift(x, s.to(x.dtype)), _vals,
+         _counts, id=_d)
+    case("bitwise_right_shift", lambda M, x, s: x >> s.to(x.dtype), _vals, _counts, id=_d)
+    case("bitwise_left_shift", lambda M, x: x << 2, _vals,
+         np_fn=lambda x: np.left_shift(x, 2), id=f"{_d}-scalar")
+    case("bitwise_right_shift", lambda M, x: 64 >> x.clamp(0, 6), _vals, id=f"{_d}-reflected")
+case("bitwise_left_shift", lambda M, x, y: x << y, R(3, 1, dtype="int32"),
+     R(4, dtype="int64", lo=0, hi=5), np_fn=np.left_shift, id="broadcast-promote")
+case("bitwise_left_shift", lambda M, x: x << 1, R(3, dtype="bool"),
+     np_fn=lambda x: x.astype(np.int64) << 1, id="bool-scalar")
+for _d in ("float32", "float64", "float16", "int64"):
+    _x = R(3, 4, dtype=_d, seed=1)
+    _y = (_x + R(3, 4, dtype=_d, seed=2, lo=-1e-5, hi=1e-5) if "int" not in _d
+          else R(3, 4, dtype=_d, seed=2))
+    case("isclose", lambda M, x, y: M.isclose(x, y), _x, _y, id=_d)
+    case("isclose", lambda M, x, y: M.isclose(x, y, rtol=0.1, atol=0.5), _x,
+         R(3, 4, dtype=_d, seed=2), id=f"{_d}-tolerances")
+case("isclose", lambda M, x, y: M.isclose(x, y, equal_nan=True), special(),
+     special()[::-1].copy(), id="equal_nan")
+case("isclose", lambda M, x, y: x.isclose(y), special(), special(), id="special")
+case("isclose", lambda M, x, y: M.isclose(x, y, rtol=0, atol=0), special(), special(),
+     id="exact")
+case("allclose", lambda M, x, y: M.allclose(x, y), R(3, 4), R(3, 4), id="equal")
+case("allclose", lambda M, x, y: x.allclose(y + 1e-3), R(3, 4), R(3, 4), id="far")
+case("allclose", lambda M, x, y: M.allclose(x, y, equal_nan=True), special(), special(),
+     id="nan")
+for _w in (0.25, 0.75, -1.0, 2.0):
+    case("lerp", lambda M, x, y, w=_w: M.lerp(x, y, w), R(3, 4), R(4, seed=1),
+         np_fn=lambda x, y, w=_w: x + w * (y - x), id=f"scalar-{_w}")
+case("lerp", lambda M, x, y, w: M.lerp(x, y, w), R(3, 4, dtype="float64"),
+     R(4, dtype="float64", seed=1), R(3, 1, dtype="float64", seed=2, lo=-1, hi=2),
+     np_fn=lambda x, y, w: x + w * (y - x), id="tensor-weight")
+case("lerp", lambda M, x, y, w: x.lerp(y, w), R(2, 3, dtype="float16"),
+     R(2, 3, dtype="float16", seed=1), R(dtype="float16", seed=2), id="method-0d-weight")
+case("clamp", lambda M, x, lo, hi: M.clamp(x, lo, hi), R(3, 4), R(4, seed=1, lo=-3, hi=0),
+     R(3, 1, seed=2, lo=0, hi=3), np_fn=lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi),
+     id="tensor-bounds")
+
+# ---------------------------------------------------------------- scans, selections, triangles
+for _d in ("float32", "float64", "int64", "int32", "bool", "float16"):
+    case("cumprod", lambda M, x: M.cumprod(x, 1), R(3, 5, dtype=_d, lo=-2, hi=2), id=_d)
+    case("cummax", lambda M, x: M.cummax(x, 1), R(3, 6, dtype=_d, lo=-2, hi=2), id=_d)
+    case("cummin", lambda M, x: x.cummin(0), R(6, 3, dtype=_d, lo=-2, hi=2), id=_d)
+    case("tril", lambda M, x: M.tril(x), R(3, 4, dtype=_d), id=_d)
+    case("triu", lambda M, x: x.triu(-1), R(2, 3, 4, dtype=_d), id=_d)
+    if _d != "bool":
+        case("topk", lambda M, x: M.topk(x, 2), R(3, 5, dtype=_d, lo=-50, hi=50), id=_d)
+        case("kthvalue", lambda M, x: M.kthvalue(x, 2, 0), R(4, 3, dtype=_d, lo=-50, hi=50),
+             id=_d)
+for _d in ("float32", "float64", "float16", "bfloat16"):
+    case("logcumsumexp", lambda M, x: M.logcumsumexp(x, -1), R(3, 5, dtype=_d), id=_d)
+for _shape in [(), (0, 3), (4, 0)]:
+    case("cumprod", lambda M, x: M.cumprod(x, 0), R(*_shape), id=f"{_shape}")
+    case("cummax", lambda M, x: M.cummax(x, 0), R(*_shape), id=f"{_shape}")
+    case("logcumsumexp", lambda M, x: M.logcumsumexp(x, 0), R(*_shape), id=f"{_shape}")
+case("cumprod", lambda M, x: M.cumprod(x, 0, dtype=M.float64), R(5, dtype="int32"),
+     id="dtype")
+case("cumprod", lambda M, x: x.cumprod(0), np.array([2.0, 0.0, 3.0, np.nan, np.inf]),
+     id="special")
+case("cummax", lambda M, x: M.cummax(x, 0), special(), id="special")
+case("cummin", lambda M, x: M.cummin(x, 0), special()[::-1].copy(), id="special")
+case("cummax", lambda M, x: M.cummax(x, 0), np.array([1, 3, 3, 2, 3]), id="ties-latest")
+case("logcumsumexp", lambda M, x: M.logcumsumexp(x, 0),
+     np.array([-1000.0, 0.0, 1000.0, -np.inf, np.inf, np.nan]), id="extremes")
+case("topk", lambda M, x: M.topk(x, 3, dim=0, largest=False), R(5, 2, lo=-50, hi=50),
+     id="smallest")
+case("topk", lambda M, x: M.topk(x, 4), np.array([1.0, np.nan, 3.0, -np.inf, 2.0, np.inf]),
+     id="nan-largest")
+case("topk", lambda M, x: x.topk(1), R(), id="0d")
+case("topk", lambda M, x: M.topk(x, 0), R(3, 4), id="k0")
+case("kthvalue", lambda M, x: M.kthvalue(x, 3, keepdim=True), R(2, 5, lo=-50, hi=50),
+     id="keepdim")
+case("kthvalue", lambda M, x: x.kthvalue(1), R(), id="0d")
+case("tril", lambda M, x: M.tril(x, 2), R(3, 5), id="diagonal")
+case("triu", lambda M, x: M.triu(x, -5), R(3, 5), id="all")
+case("tril", lambda M, x: M.tril(x), R(0, 3), id="empty")
+case("diag", lambda M, x: x.diag(), R(3, 4), id="method-2d")
+case("diag", lambda M, x: x.diag(-1), R(3), id="method-1d")
+
+# ---------------------------------------------------------------- scatters
+_IDX = np.array([[0, 1, 0, 3], [2, 2, 0, 1], [3, 3, 3, 3]])
+for _d in ("float32", "float64", "int64", "int32", "float16"):
+    case("scatter", lambda M, x, s, i: M.scatter(x, 1, i, s), R(3, 5, dtype=_d),
+         R(3, 4, dtype=_d, seed=1), _IDX, id=_d)
+    case("scatter_add", lambda M, x, s, i: x.scatter_add(1, i, s), R(3, 5, dtype=_d),
+         R(3, 4, dtype=_d, seed=1), _IDX, id=_d)
+    for _red in ("sum", "prod", "mean", "amax", "amin"):
+        for _inc in (True, False):
+            case("scatter_reduce", lambda M, x, s, i, r=_red, inc=_inc: M.scatter_reduce(
+                x, 1, i, s, r, include_self=inc), R(3, 5, dtype=_d),
+                R(3, 4, dtype=_d, seed=1), _IDX, id=f"{_d}-{_red}-{_inc}")
+    case("index_add", lambda M, x, s, i: M.index_add(x, 0, i, s), R(3, 4, dtype=_d),
+         R(5, 4, dtype=_d, seed=1), np.array([0, 2, 0, 1, 2]), id=_d)
+    case("index_put", lambda M, x, v, i: M.index_put(x, (i,), v, accumulate=True),
+         R(4, 3, dtype=_d), R(3, dtype=_d, seed=1), np.array([0, 3, 0]), id=_d)
+case("scatter", lambda M, x, i: x.scatter(0, i, -2.5), R(3, 4), np.array([[0, 1, 2, 0]]),
+     id="value")
+case("scatter", lambda M, x, s, i: M.scatter(x, 1, i, s, reduce="add"), R(3, 5), R(3, 4),
+     _IDX, id="reduce-add")
+case("scatter", lambda M, x, s, i: M.scatter(x, 1, i, s, reduce="multiply"), R(3, 5), R(3, 4),
+     _IDX, id="reduce-multiply")
+case("scatter", lambda M, x, s, i: M.scatter(x, 0, i, s), R(0, 3), R(0, 3),
+     np.zeros((0, 3), np.int64), id="empty")
+case("scatter_add", lambda M, x, s, i: M.scatter_add(x, 0, i, s), R(5), R(3),
+     np.array([4, 4, 0]), id="1d")
+case("scatter_reduce", lambda M, x, s, i: M.scatter_reduce(x, 0, i, s, "amax"), special(),
+     special()[::-1].copy(), np.arange(12) % 3, id="special")
+case("index_add", lambda M, x, s, i: x.index_add(1, i, s, alpha=-2), R(3, 4), R(3, 2),
+     np.array([3, 3]), id="alpha")
+case("index_put", lambda M, x, v, i, j: M.index_put(x, (i, j), v), R(3, 4), R(2),
+     np.array([0, 2]), np.array([1, 3]), id="two-indices")
+case("index_put", lambda M, x, v, m: x.index_put((m,), v), R(4, 3), R(3),
+     np.array([True, False, True, False]), id="mask")
+
+# ---------------------------------------------------------------- value-dependent results
+for _d in ("float32", "int64", "int8", "bool", "float64"):
+    case("unique", lambda M, x: M.unique(x, return_inverse=True, return_counts=True),
+         R(4, 5, dtype=_d, lo=-3, hi=3), id=_d)
+    case("unique", lambda M, x: x.unique(dim=1, return_counts=True),
+         R(2, 6, dtype=_d, lo=0, hi=2), id=f"{_d}-dim")
+case("unique", lambda M, x: M.unique(x), np.array([np.nan, 1.0, np.nan, 0.0, 1.0]), id="nan")
+case("unique", lambda M, x: M.unique(x, return_inverse=True), R(), id="0d")
+case("unique", lambda M, x: M.unique(x, return_inverse=True), R(0, 3), id="empty")
+case("unique", lambda M, x: M.unique(x, dim=0, return_inverse=True),
+     np.array([[1, 2], [1, 2], [0, 5]]), id="rows")
+for _d in ("int64", "int32", "uint8", "int16"):
+    case("bincount", lambda M, x: M.bincount(x), R(9, dtype=_d, lo=0, hi=6), id=_d)
+case("bincount", lambda M, x, w: x.bincount(w, minlength=8), R(9, dtype="int64", lo=0, hi=6),
+     R(9), id="weights-float32")
+case("bincount", lambda M, x, w: M.bincount(x, weights=w), R(9, dtype="int64", lo=0, hi=6),
+     R(9, dtype="int32"), id="weights-int")
+case("bincount", lambda M, x: M.bincount(x, minlength=3), np.zeros(0, np.int64), id="empty")
+_SEQ = np.array([1.0, 3.0, 3.0, 5.0, 8.0])
+for _right in (False, True):
+    case("searchsorted", lambda M, s, v, r=_right: M.searchsorted(s, v, right=r), _SEQ,
+         np.array([[3.0, 0.0, 9.0], [5.0, 3.5, np.nan]]), id=f"right-{_right}")
+case("searchsorted", lambda M, s, v: M.searchsorted(s, v, side="right", out_int32=True),
+     _SEQ.astype(np.int64), np.array([3, 0, 8, 9]), id="side-int32")
+case("searchsorted", lambda M, s: M.searchsorted(s, 3.0), _SEQ, id="scalar")
+case("searchsorted", lambda M, s, v: M.searchsorted(s, v), np.sort(R(2, 3, 6), -1),
+     R(2, 3, 4, seed=1), id="batched")
+case("searchsorted", lambda M, s, v, o: M.searchsorted(s, v, sorter=o),
+     np.array([5.0, 1.0, 3.0]), np.array([2.0, 4.0, 6.0]), np.array([1, 2, 0]), id="sorter")
+
 # ---------------------------------------------------------------- running the registry
 
 # The names of API.md's "Operations" section, each of which must have a case above.
@@ -708,6 +885,11 @@ API_OPERATIONS = [
     "softmax", "log_softmax", "view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze",
     "permute", "transpose", "expand", "expand_as", "broadcast_to", "contiguous", "cat", "stack",
     "split", "chunk", "flip", "broadcast_shapes",
+    "erf", "erfc", "erfinv", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh",
+    "atan2", "arctan2", "hypot", "copysign", "fmod", "bitwise_left_shift",
+    "bitwise_right_shift", "isclose", "allclose", "lerp", "cumprod", "cummax", "cummin",
+    "logcumsumexp", "topk", "kthvalue", "tril", "triu", "diag", "scatter", "scatter_add",
+    "scatter_reduce", "index_add", "index_put", "unique", "bincount", "searchsorted",
 ]
 
 

@@ -333,7 +333,8 @@ VARIANTS = {
     "shape": [lambda x: x.reshape(9).reshape(3, 3) * 2, lambda x: x.reshape(1, 9).reshape(3, 3) * 2,
               lambda x: x.reshape(9)[:3].expand(3, 3), lambda x: x.reshape(9)[3:6].expand(3, 3)],
     "dtype": [_via("float64"), _via("float16"), _via("bfloat16")],
-    "view": [lambda x: x * 1.5, lambda x: x.t() * 1.5, lambda x: x.flip(0).t() * 1.5,
+    # NOTE: -1 is keyed by value (1.5 would be a runtime parameter, as 3.0 above is)
+    "view": [lambda x: x * -1.0, lambda x: x.t() * -1.0, lambda x: x.flip(0).t() * -1.0,
              lambda x: x[:, [2, 0, 1]], lambda x: x[[1, 2, 0]]],
 }
 ALL_VARIANTS = [(group, i) for group, fs in VARIANTS.items() for i in range(len(fs))]

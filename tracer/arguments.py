@@ -14,7 +14,7 @@ import inspect
 
 from .tensor import Tensor
 
-__all__ = ["tensor_first", "tensor_sequence"]
+__all__ = ["numpy_names", "tensor_first", "tensor_sequence"]
 
 
 def _first_name(fn) -> str:
@@ -53,3 +53,38 @@ def tensor_sequence(fn):
         return fn(*args, **kwargs)
 
     return checked
+
+
+# NumPy's keyword -> PyTorch's, accepted wherever PyTorch's parser accepts them
+_NUMPY_NAMES = {"axis": "dim", "keepdims": "keepdim"}
+
+
+def numpy_names(fn):
+    """`fn` also accepting NumPy's keywords `axis=` for `dim=` and `keepdims=` for
+    `keepdim=`, as PyTorch does for every function and method with those parameters;
+    fn itself when it has neither."""
+    params = _parameters(fn)
+    aliases = {k: v for k, v in _NUMPY_NAMES.items() if v in params and k not in params}
+    if not aliases:
+        return fn
+    name = fn.__name__
+
+    @functools.wraps(fn)
+    def renamed(*args, **kwargs):
+        if kwargs:
+            for alias, real in aliases.items():
+                if alias in kwargs:
+                    if real in kwargs:
+                        raise TypeError(f"{name}() got both '{real}' and its alias "
+                                        f"'{alias}': pass one")
+                    kwargs[real] = kwargs.pop(alias)
+        return fn(*args, **kwargs)
+
+    return renamed
+
+
+def _parameters(fn) -> frozenset:
+    try:
+        return frozenset(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return frozenset()

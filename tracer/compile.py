@@ -25,7 +25,11 @@ freed one retires the program). A signature keeps one program per state of its
 captured tensors. A mismatch traces again, at most `recompile_limit` times per
 function (then it runs uncompiled, with one warning naming the failing guard);
 `em.explain(fn, *args)` says why. Python numbers, strings and shapes stay
-constants of the trace.
+constants of the trace, guarded by value, except float arguments that only flow
+into tensor operations (`w - lr * g`): those are runtime parameters of the
+program, guarded by type, so a decaying learning rate costs no trace. A float the
+function reads in Python (`if lr > 0`, `lr * 2`, `round(lr)`) is guarded by value
+(tracer/scalars.py says how this is found).
 
 What needs a value of an input while tracing (`.item()`, `bool(t)`, `.numpy()`,
 `.tolist()`, `print`, indexing with it; of an argument or a captured tensor, or
@@ -67,7 +71,7 @@ from ..runtime.context import current, switch
 from ..runtime.execute import run
 from ..runtime.interpreter import _strided
 from ..runtime.triton_launch import available as triton_available
-from . import mode, storage
+from . import mode, scalars, storage
 from .inplace import copy_
 from .tensor import Tensor, _new, from_array
 
@@ -241,6 +245,8 @@ def _signature(args, kwargs) -> tuple:
             alias = storages.setdefault(id(a._storage), i)
             parts.append(("T", tuple(a.shape), a.dtype, a._storage.device, a._requires_grad,
                           None if g is None else (tuple(g.shape), g.dtype), alias))
+        elif type(a) is float:
+            parts.append(_FLOAT)  # NOTE: by value only where the program says so
         else:
             try:
                 hash(a)
@@ -248,6 +254,17 @@ def _signature(args, kwargs) -> tuple:
                 a = ("id", id(a))
             parts.append(a)
     return tuple(sorted(kwargs)), tuple(parts), mode.is_grad_enabled()
+
+
+class _Float:
+    """A float argument's part of a signature (its value is guarded by the program,
+    where it must be: `scalars.check`)."""
+
+    def __repr__(self) -> str:
+        return "float"
+
+
+_FLOAT = _Float()
 
 
 def _fmt_part(p) -> str:
@@ -332,6 +349,8 @@ class _Program:
         self.entry = None                 # the cached compiled program, once looked up
         self.inputs = None                # program input i <- ("arg", k) or ("const", array)
         self.params = None                # RAND parameters (seed, sequence) at trace time
+        self.scalar_slots: list = []      # [(runtime parameter, float argument index)]
+        self.scalar_guards: list = []     # [(float argument index, value)]: by value
         self.views: dict = {}             # (argument view, leaf view) -> composed view
         self.bindings: list = []          # [(name, read the name now, weak ref at trace)]
         self.nodes = len(toposort(outputs))
@@ -386,17 +405,24 @@ class _Program:
                 storages.append(None)
         return arrays, storages, roots
 
-    def values(self, arrays: list[np.ndarray], backend: str) -> list[np.ndarray] | None:
-        """The outputs for these input arrays; None where only the function can tell."""
+    def values(self, arrays: list[np.ndarray], backend: str,
+               positional=()) -> list[np.ndarray] | None:
+        """The outputs for these input arrays (and the call's arguments, `positional`, for
+        the float arguments that are runtime parameters); None where only the function
+        can tell."""
         use_compiled = "interpreter" not in (options.backend, backend)
-        if not use_compiled and self.n_random:
-            return None  # the interpreter cannot redraw: run the function itself
+        if not use_compiled and (self.n_random or self.scalar_slots):
+            return None  # the interpreter cannot redraw nor rebind: run the function
         seed, seq0 = current().generator.draw(self.n_random)
         if use_compiled and self.entry is None:
             self._prepare(backend)
         if use_compiled and self.entry.fn is not None:
             inputs = [arrays[k] if kind == "arg" else k for kind, k in self.inputs]
-            params = [(seed, seq0 + seq - self.seq0) for _, seq in self.params]
+            # NOTE: RAND parameters are (seed, sequence); a scalar's is its value
+            params = [(seed, seq0 + p[1] - self.seq0) if type(p) is tuple else p
+                      for p in self.params]
+            for j, k in self.scalar_slots:
+                params[j] = positional[k]
             with np.errstate(all="ignore"):
                 return self.entry.fn(inputs, params)
         saved = [buf.array for buf in self.sources]
@@ -468,8 +494,11 @@ def _arg_array(t: Tensor) -> np.ndarray:
     return np.ascontiguousarray(t._array()).reshape(-1)
 
 
-def _trace(fn, args, kwargs) -> _Program | str:
-    """Run fn on placeholders; a _Program, or the reason it cannot be replayed."""
+def _trace(fn, args, kwargs, reads: set | None = None) -> _Program | str:
+    """Run fn on placeholders; a _Program, or the reason it cannot be replayed.
+
+    `reads`: where the function's code reads a float argument (its positions go there:
+    see tracer/scalars.py)."""
     trace = _Trace()
     placeholders, proxies = [], []
     positional = list(args) + [kwargs[k] for k in sorted(kwargs)]
@@ -478,7 +507,7 @@ def _trace(fn, args, kwargs) -> _Program | str:
         return "two tensor arguments share memory (views of one tensor)"
     for k, a in enumerate(positional):
         if not isinstance(a, Tensor):
-            proxies.append(a)
+            proxies.append(scalars.wrap(a, k, reads) if reads is not None else a)
             continue
         p, buf = _placeholder(a, trace)
         placeholders.append((k, buf, False))
@@ -810,7 +839,12 @@ class CompiledFunction:
         arg_storages = _arg_storages(args, kwargs) if any(p.captures for p in entries) \
             else ()
         reason = None
+        positional = list(args) + [kwargs[k] for k in sorted(kwargs)]
         for program in list(entries):
+            bound = scalars.check(program, positional) if program.scalar_guards else None
+            if bound is not None:
+                reason = reason or bound
+                continue
             bound = program.bind(arg_storages)
             if not isinstance(bound, str):
                 return program, bound
@@ -834,7 +868,7 @@ class CompiledFunction:
             self.reasons.append(reason)
         self._last = sig
         self.traces += 1
-        program = _trace(self.fn, args, kwargs)
+        program = scalars.trace(_trace, self.fn, args, kwargs)
         if isinstance(program, str):
             if self.fullgraph:
                 raise GraphBreak(f"{self._name()}: {program} (fullgraph=True)")
@@ -862,7 +896,7 @@ class CompiledFunction:
         arrays = [_arg_array(positional[k]._grad if is_grad else positional[k])
                   for k, _, is_grad in program.placeholders]
         arrays += cap_arrays
-        values = program.values(arrays, self.backend)
+        values = program.values(arrays, self.backend, positional)
         if values is None:
             return self.fn(*args, **kwargs)
         roots_seen: set[int] = set()
@@ -978,8 +1012,10 @@ def compile(fn=None, *, fullgraph: bool = False, backend: str = "auto",
 
     Args:
         fn (callable): the function to compile. Its tensor arguments become inputs
-            of the traced program; its other arguments are guarded by value (by
-            identity if they cannot be hashed).
+            of the traced program; a float argument that only flows into tensor
+            operations is a runtime parameter (a new value costs no trace); its other
+            arguments, and floats its code reads in Python (`if lr > 0`, `lr * 2`),
+            are guarded by value (by identity if they cannot be hashed).
         fullgraph (bool): raise `em.GraphBreak` at a graph break instead of warning
             and running the function uncompiled.
         backend (str): "auto" (the compiled NumPy path on the CPU), "numpy",
@@ -996,7 +1032,11 @@ def compile(fn=None, *, fullgraph: bool = False, backend: str = "auto",
     arguments (closures, globals, attributes, containers, module parameters).
     Each call reads their current value, their in-place updates and new `.grad`s
     are written back, and they are guarded like arguments. Python numbers,
-    strings and shapes it reads stay constants of the trace.
+    strings and shapes it reads stay constants of the trace, except float
+    arguments that only flow into tensor operations (see `fn`): the first trace
+    notes where the function's code reads a float, then traces once more with other
+    values to find the constants that hold it (so its Python side effects happen
+    twice on that call); a float it cannot follow to a constant is guarded by value.
 
     What is a graph break: anything that needs a value while tracing (`.item()`,
     `bool(t)`, `if t > 0:`, `.numpy()`, `.tolist()`, `print(t)`, indexing with a

@@ -771,10 +771,44 @@ def lerp(input, end, weight) -> Tensor:
         end (Tensor): the end points.
         weight (float or Tensor): the fraction of the way from `input` to `end`.
 
+    `input` is a float tensor; `end` (and a tensor `weight`) has its dtype, as PyTorch
+    requires. As PyTorch, the result is `end - (end - input) * (1 - weight)` where
+    |weight| >= 0.5 (exact at weight 1).
+
     >>> em.lerp(em.tensor([0.0, 10.0]), em.tensor([10.0, 20.0]), 0.5)
     tensor([ 5., 15.])
     """
-    return add(input, mul(weight, sub(end, input)))
+    x, e, w = as_operand(input), as_operand(end), as_operand(weight)
+    if not isinstance(x, Tensor) or not isinstance(e, Tensor):
+        raise TypeError("lerp(): argument 'input' and 'end' must be Tensors")
+    if not x.dtype.is_floating_point:
+        raise NotImplementedError(f'"lerp_kernel_scalar" not implemented for '
+                                  f"'{_TORCH_KERNEL_NAME[x.dtype.name]}'")
+    for what, t in (("end", e), ("weight", w)):
+        if isinstance(t, Tensor) and t.dtype is not x.dtype:
+            raise RuntimeError(f"expected dtype {_C10_NAME[x.dtype.name]} for `{what}` but got "
+                               f"dtype {_C10_NAME[t.dtype.name]}")
+
+    def build(a, z, t):
+        # NOTE: PyTorch's a + t * (z - a) where |t| < 0.5, else z - (z - a) * (1 - t),
+        # written as one sum start + step * (z - a) (the same bits: t - 1 is exactly
+        # -(1 - t)), so that the gradients are g * (1 - t), g * t and g * (z - a) even
+        # where t is infinite (a `where` of two whole formulas would give NaN there)
+        small = node(Op.LT, (node(Op.ABS, (t,)), b.like(t, 0.5)))
+        start = b.where(small, a, z)
+        step = b.where(small, t, node(Op.SUB, (t, b.like(t, 1))))
+        return node(Op.ADD, (start, node(Op.MUL, (step, node(Op.SUB, (z, a))))))
+    name = "LerpBackward1" if isinstance(w, Tensor) else "LerpBackward0"
+    return _apply(Op.WHERE, (x, e, w), name, build=build)
+
+
+# PyTorch's names of dtypes in kernel errors and in c10's type checks
+_TORCH_KERNEL_NAME = {"int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char",
+                      "uint8": "Byte", "bool": "Bool", "float32": "Float", "float64": "Double",
+                      "float16": "Half", "bfloat16": "BFloat16"}
+_C10_NAME = {"int64": "long int", "int32": "int", "int16": "short int", "int8": "signed char",
+             "uint8": "unsigned char", "bool": "bool", "float32": "float", "float64": "double",
+             "float16": "c10::Half", "bfloat16": "c10::BFloat16"}
 
 
 # -- comparisons and logic --------------------------------------------------------

@@ -73,6 +73,7 @@ SAVES = {
     "MulBackward0": ((0, 1), (1, 0)),
     "NansumBackward0": (0,),
     "NanmeanBackward0": (0,),  # PyTorch's nansum / count: the input, and the count
+    "ErfinvBackward0": (0,),  # PyTorch's formula recomputes erfinv(x): the input only
 }
 # a product of two operands saves each for the other's gradient (matmul's records;
 # "UnsafeViewBackward0" is also reshape's, whose one input this saves nothing of)
@@ -94,7 +95,8 @@ NO_SAVES = frozenset((
     "ToCopyBackward0", "FloorBackward0", "CeilBackward0", "RoundBackward0", "RoundBackward1",
     "TruncBackward0", "SignBackward0", "SumBackward0", "SumBackward1", "MeanBackward0",
     "MeanBackward1", "CumsumBackward0", "FillBackward0", "FillBackward2", "FillBackward3",
-    "ZeroBackward0", "CopyBackwards", "UnbindBackward0",
+    "ZeroBackward0", "CopyBackwards", "UnbindBackward0", "TrilBackward0", "TriuBackward0",
+    "LerpBackward0",
 ))
 _ONE_INPUT = frozenset(("UnsafeViewBackward0", "RemainderBackward0"))
 

@@ -15,7 +15,7 @@ from ..ir import build as b
 from ..ir.node import Node, node
 from ..ir.ops import Op
 from ..runtime.context import current, swap_eager, swap_grad
-from . import elementwise
+from . import elementwise, mathops
 from .data import check_scalar
 from .records import base_flat, record
 from .storage import realize_storages
@@ -202,12 +202,27 @@ def _direct_build(x: Tensor, fn, args, kwargs):
 
 
 _NAMES: dict = {}  # fn -> the name of its in-place record
-_DIVISIONS = (elementwise.floor_divide, elementwise.remainder, elementwise.div)
+_DIVISIONS = (elementwise.floor_divide, elementwise.remainder, elementwise.div, mathops.fmod)
 
 # fn -> the form it takes when autograd records the write (the build runs without
 # grad, where `clamp` leaves out what its gradient needs)
 _GRADED = {elementwise.clamp: elementwise.clamp_graded,
            elementwise.relu: elementwise.relu_graded}
+
+
+# fn -> (how many tensor operands come first, the record's name when one more is a tensor);
+# operations defined above this module add theirs (`record_names`)
+_BY_TENSOR = {elementwise.lerp: (1, "LerpBackward1"), mathops.fmod: (0, "FmodBackward1"),
+              mathops.copysign: (0, "CopysignBackward0")}
+_NAMES_BY_NUMBER = {mathops.copysign: "CopysignBackward1"}
+
+
+def record_names(fn, leading: int, by_tensor: str, by_number: str) -> None:
+    """PyTorch's names of `fn_`'s record: `by_tensor` where an operand after the first
+    `leading` tensor operands is a tensor, `by_number` otherwise (scatter_ by a src
+    tensor or by a value)."""
+    _BY_TENSOR[fn] = (leading, by_tensor)
+    _NAMES_BY_NUMBER[fn] = by_number
 
 
 def inplace_op(x: Tensor, fn, *args, name: str | None = None, **kwargs) -> Tensor:
@@ -220,9 +235,11 @@ def inplace_op(x: Tensor, fn, *args, name: str | None = None, **kwargs) -> Tenso
         # holding a value that can never be computed
         elementwise.check_int_divisor(x, args[0], now=True)
     if name is None:
-        name = _NAMES.get(fn)
+        name = _NAMES.get(fn) or _NAMES_BY_NUMBER.get(fn)
         if name is None:
-            name = _NAMES[fn] = fn.__name__.capitalize().rstrip("_") + "Backward0"
+            # NOTE: PyTorch's record names are CamelCase: scatter_add -> ScatterAddBackward0
+            name = _NAMES[fn] = "".join(
+                p.capitalize() for p in fn.__name__.rstrip("_").split("_")) + "Backward0"
     if fn is elementwise.clamp:
         name = elementwise.clamp_name(others)
     elif fn is elementwise.remainder and others:
@@ -233,6 +250,8 @@ def inplace_op(x: Tensor, fn, *args, name: str | None = None, **kwargs) -> Tenso
         name = "DivBackward2"
     elif fn is elementwise.pow and others:
         name = "PowBackward1"
+    elif fn in _BY_TENSOR and others[_BY_TENSOR[fn][0]:]:
+        name = _BY_TENSOR[fn][1]  # PyTorch's record by a tensor operand
     direct = _direct_build(x, fn, args, kwargs)
     if direct is not None:
         return inplace_node(x, direct, others, name)
@@ -330,11 +349,18 @@ INPLACE_METHODS = ["add", "sub", "mul", "div", "pow", "neg", "abs", "sqrt", "rsq
                    "nan_to_num", "logical_not", "bitwise_not", "bitwise_and", "bitwise_or",
                    "bitwise_xor", "multiply", "divide", "negative", "exp2",
                    "log2", "log10", "erf", "erfc", "erfinv"]
+# in-place forms of mathops' functions (those of modules above this one bind their own)
+MATHOPS_INPLACE = ["asin", "acos", "atan", "sinh", "cosh", "asinh",
+                   "acosh", "atanh", "arcsin", "arccos", "arctan", "arcsinh", "arccosh",
+                   "arctanh", "atan2", "arctan2", "hypot", "copysign", "fmod",
+                   "bitwise_left_shift", "bitwise_right_shift"]
 
 
 # Tensor methods: `t.add_(y)`, `t.copy_(src)`, `t += y`, ...
 for _name in INPLACE_METHODS:
     setattr(Tensor, _name + "_", _make_inplace(_name, elementwise))
+for _name in MATHOPS_INPLACE:
+    setattr(Tensor, _name + "_", _make_inplace(_name, mathops))
 Tensor.copy_ = copy_
 Tensor.fill_ = fill_
 Tensor.zero_ = zero_
@@ -350,5 +376,6 @@ def _inplace_operator(name):
 
 for _op, _method in (("__iadd__", "add_"), ("__isub__", "sub_"), ("__imul__", "mul_"),
                      ("__itruediv__", "div_"), ("__ifloordiv__", "floor_divide_"),
-                     ("__imod__", "remainder_")):
+                     ("__imod__", "remainder_"), ("__ilshift__", "bitwise_left_shift_"),
+                     ("__irshift__", "bitwise_right_shift_")):
     setattr(Tensor, _op, _inplace_operator(_method))

@@ -20,7 +20,9 @@ elements when the maximum is NaN).
 
 from __future__ import annotations
 
+import itertools
 import math
+from math import prod
 
 from .. import build as b
 from ..graph import toposort
@@ -132,8 +134,52 @@ def _as_strided_vjp(n, g):
         view = View(g.shape, view.strides, view.offset)
     if not view.has_overlap():
         return [b.write(b.zeros(g.dtype, x.shape), g, view)]
+    split = _disjoint_split(view)
+    if split is not None:
+        return [_sum_of_writes(g, x.shape, view, split)]
     idx = _linear_index(view)
     return [node(Op.SCATTER_ADD, (b.zeros(g.dtype, x.shape), idx, b.flat(g)), 0)]
+
+
+_MAX_PARTS = 64
+
+
+def _disjoint_split(view: View) -> tuple[int, ...] | None:
+    """The fewest dims (at most two, at most _MAX_PARTS index combinations) whose every
+    fixed index leaves a view without overlap, or None.
+
+    NOTE: sliding windows (unfold, a convolution's columns) overlap only through their
+    window dims: fixing those, each part is an ordinary strided view, and the gradient
+    is a sum of plain writes instead of a scatter-add with an index per element.
+    """
+    best = None
+    dims = range(view.ndim)
+    for combo in [(d,) for d in dims] + [(d, e) for d in dims for e in dims if d < e]:
+        parts = prod(view.shape[d] for d in combo)
+        if parts > _MAX_PARTS or (best is not None and parts >= best[0]):
+            continue
+        rest = [d for d in dims if d not in combo]
+        if not View(tuple(view.shape[d] for d in rest), tuple(view.strides[d] for d in rest),
+                    view.offset).has_overlap():
+            best = (parts, combo)
+    return None if best is None else best[1]
+
+
+def _sum_of_writes(g: Node, shape: tuple, view: View, split: tuple[int, ...]) -> Node:
+    """The AS_STRIDED cotangent as a sum of one write per index of the `split` dims."""
+    rest = [d for d in range(view.ndim) if d not in split]
+    total = None
+    for index in itertools.product(*(range(view.shape[d]) for d in split)):
+        at = dict(zip(split, index))
+        offset = view.offset + sum(view.strides[d] * i for d, i in at.items())
+        part = View(tuple(view.shape[d] for d in rest), tuple(view.strides[d] for d in rest),
+                    offset)
+        arg = tuple((at[d], at[d] + 1, 1) if d in at else (0, n, 1)
+                    for d, n in enumerate(view.shape))
+        piece = b.reshape(node(Op.SLICE, (g,), arg), part.shape)
+        w = b.write(b.zeros(g.dtype, shape), piece, part)
+        total = w if total is None else _add(total, w)
+    return total
 
 
 def _linear_index(view: View) -> Node:
@@ -322,9 +368,129 @@ def _cumsum_vjp(n, g):
     return [node(Op.FLIP, (node(Op.CUMSUM, (node(Op.FLIP, (g,), axis),), n.arg),), axis)]
 
 
+def _square(x: Node) -> Node:
+    return node(Op.MUL, (x, x))
+
+
+def _rsqrt(x: Node) -> Node:
+    return node(Op.RECIP, (node(Op.SQRT, (x,)),))
+
+
+def _atan2_vjp(n, g):
+    x, y = n.inputs
+    # NOTE: PyTorch zeroes the infinite 1 / (x^2 + y^2) at the origin: the gradient is 0
+    square = _add(_square(x), _square(y))
+    recip = b.where(node(Op.EQ, (square, _c(square, 0))), _c(square, 0),
+                    node(Op.RECIP, (square,)))
+    return [_mul(g, _mul(y, recip)), _mul(g, _mul(_neg(x), recip))]
+
+
+def _copysign_vjp(n, g):
+    """PyTorch's: g * (result / x), 0 where x == 0; the sign source gets 0."""
+    x, y = n.inputs
+    ratio = b.where(node(Op.EQ, (x, _c(x, 0))), _c(x, 0), _div(n, x))
+    return [_mul(g, ratio), _zeros_like(y)]
+
+
 def _erf_slope(x: Node) -> Node:
     """erf'(x) = 2 / sqrt(pi) * exp(-x^2), PyTorch's formula."""
     return _mul(_c(x, 2 / math.sqrt(math.pi)), node(Op.EXP, (_neg(_mul(x, x)),)))
+
+
+def _reverse_cumsum(x: Node, axis: int) -> Node:
+    return node(Op.FLIP, (node(Op.CUMSUM, (node(Op.FLIP, (x,), (axis,)),), axis),), (axis,))
+
+
+def _cumprod_grad(x: Node, y: Node, g: Node, axis: int) -> Node:
+    """PyTorch's cumprod gradient, exact with zeros: before x's first zero along the
+    axis, sum_{i>=j} g_i y_i / x_j; at the first zero, the same sum over the running
+    product that skips it; after it, 0 (every product there holds that zero)."""
+    from ..dtypes import int64
+    is_zero = node(Op.EQ, (x, _c(x, 0)))
+    zeros_so_far = node(Op.CUMSUM, (b.cast(is_zero, int64),), axis)
+    before = node(Op.EQ, (zeros_so_far, _c(zeros_so_far, 0)))
+    first = node(Op.AND, (is_zero, node(Op.EQ, (zeros_so_far, _c(zeros_so_far, 1)))))
+    plain = _div(_reverse_cumsum(_mul(g, y), axis), x)
+    skipped = node(Op.SCAN, (b.where(first, _c(x, 1), x),), (axis, "prod"))
+    at_first = _reverse_cumsum(_mul(g, skipped), axis)
+    return b.where(before, plain, b.where(first, at_first, _c(x, 0)))
+
+
+# the lowest finite value of each float dtype (PyTorch's numeric_limits::lowest)
+_LOWEST = {"float64": -1.7976931348623157e308, "float32": -3.4028234663852886e38,
+           "float16": -65504.0, "bfloat16": -3.3895313892515355e38}
+
+
+def _logcumsumexp_grad(x: Node, y: Node, g: Node, axis: int) -> Node:
+    """PyTorch's logcumsumexp gradient: the positive and negative parts of g, each
+    summed in log space (a reverse logcumsumexp), so that nothing overflows."""
+    def reverse_lcse(v):
+        return node(Op.FLIP, (node(Op.SCAN, (node(Op.FLIP, (v,), (axis,)),),
+                                   (axis, "logsumexp")),), (axis,))
+    lowest = _c(g, _LOWEST[g.dtype.name])
+    log_abs = node(Op.LOG, (node(Op.ABS, (g,)),))
+    positive = b.where(node(Op.LT, (_c(g, 0), g)), log_abs, lowest)
+    negative = b.where(node(Op.LT, (g, _c(g, 0))), log_abs, lowest)
+    pos = node(Op.EXP, (_add(reverse_lcse(_sub(positive, y)), x),))
+    neg = node(Op.EXP, (_add(reverse_lcse(_sub(negative, y)), x),))
+    return _sub(pos, neg)
+
+
+def _scan_vjp(n, g):
+    """prod and logsumexp scans: PyTorch's formulas. max and min scans carry no
+    gradient: cummax/cummin gather their values by index (tracer/scans.py), so the
+    gradient flows through the gather, as PyTorch's scatter-adds it."""
+    axis, kind = n.arg
+    (x,) = n.inputs
+    if kind == "prod":
+        return [_cumprod_grad(x, n, g, axis)]
+    if kind == "logsumexp":
+        return [_logcumsumexp_grad(x, n, g, axis)]
+    return [None]
+
+
+def _scatter_reduce_vjp(n, g):
+    """PyTorch's scatter_reduce gradients (over the flat form this op takes in ember)."""
+    dest, idx, src = n.inputs
+    axis, kind, include_self = n.arg
+
+    def take(v):
+        return node(Op.TAKE, (v, idx), axis)
+
+    def scatter_add(start, v):
+        return node(Op.SCATTER_ADD, (start, idx, v), axis)
+
+    if kind in ("amax", "amin"):
+        # the elements equal to the result share its gradient evenly
+        self_is = node(Op.EQ, (dest, n))
+        src_is = node(Op.EQ, (src, take(n)))
+        # NOTE: as PyTorch's, the count includes input's own value where it equals the
+        # result even without include_self (that share is then dropped)
+        count = scatter_add(b.cast(self_is, g.dtype), b.cast(src_is, g.dtype))
+        share = _div(g, count)
+        return [_unless_included(b.where(self_is, share, _c(share, 0)), idx, axis,
+                                 include_self), None,
+                b.where(src_is, take(share), _c(src, 0))]
+    # prod: g * result / x, with x's zeros handled as PyTorch does
+    dest_zero = node(Op.EQ, (dest, _c(dest, 0)))
+    masked_dest = b.where(dest_zero, _c(dest, 1), dest)
+    without_self = node(Op.SCATTER_REDUCE, (masked_dest, idx, src), n.arg)
+    g_dest = _div(_mul(g, without_self), masked_dest)
+    src_zero = node(Op.EQ, (src, _c(src, 0)))
+    zeros = take(scatter_add(_zeros_like(dest), b.cast(src_zero, dest.dtype)))
+    single = node(Op.AND, (src_zero, node(Op.EQ, (zeros, _c(zeros, 1)))))
+    skip_zero = node(Op.SCATTER_REDUCE, (dest, idx, b.where(single, _c(src, 1), src)), n.arg)
+    plain = _div(take(_mul(g, n)), b.where(src_zero, _c(src, 1), src))
+    g_src = b.where(single, take(_mul(g, skip_zero)), plain)
+    return [_unless_included(g_dest, idx, axis, include_self), None, g_src]
+
+
+def _unless_included(g_dest: Node, idx: Node, axis: int, include_self: bool) -> Node:
+    """g_dest, 0 at the written positions when the reduction left input's value out."""
+    if include_self:
+        return g_dest
+    zeros = b.zeros(g_dest.dtype, g_dest.shape[:axis] + idx.shape + g_dest.shape[axis + 1:])
+    return node(Op.SCATTER, (g_dest, idx, zeros), axis)
 
 
 def _cast_vjp(n, g):
@@ -356,6 +522,15 @@ VJP = {
     Op.EXP2: lambda n, g: [_mul(_mul(g, n), _c(n, math.log(2)))],  # torch's g * 2^x * ln 2
     Op.RECIP: lambda n, g: [_neg(_mul(g, _mul(n, n)))],
     Op.NOT: _none,
+    # PyTorch's formulas (derivatives.yaml)
+    Op.ASIN: lambda n, g: [_mul(g, _rsqrt(_sub(_c(n, 1), _square(n.inputs[0]))))],
+    Op.ACOS: lambda n, g: [_neg(_mul(g, _rsqrt(_sub(_c(n, 1), _square(n.inputs[0])))))],
+    Op.ATAN: lambda n, g: [_div(g, _add(_square(n.inputs[0]), _c(n, 1)))],
+    Op.SINH: lambda n, g: [_mul(g, node(Op.COSH, n.inputs))],
+    Op.COSH: lambda n, g: [_mul(g, node(Op.SINH, n.inputs))],
+    Op.ASINH: lambda n, g: [_mul(g, _rsqrt(_add(_square(n.inputs[0]), _c(n, 1))))],
+    Op.ACOSH: lambda n, g: [_mul(g, _rsqrt(_sub(_square(n.inputs[0]), _c(n, 1))))],
+    Op.ATANH: lambda n, g: [_mul(g, node(Op.RECIP, (_sub(_c(n, 1), _square(n.inputs[0])),)))],
     Op.ERF: lambda n, g: [_mul(g, _erf_slope(n.inputs[0]))],
     Op.ERFC: lambda n, g: [_neg(_mul(g, _erf_slope(n.inputs[0])))],
     # torch's g * sqrt(pi) / 2 * exp(erfinv(x) ** 2)
@@ -373,6 +548,11 @@ VJP = {
     Op.AND: _none, Op.OR: _none, Op.XOR: _none, Op.FLOORDIV: _zero,
     # NOTE: floor(x / y) is not x // y at infinities (1 // -inf is -1, inf // 1 NaN)
     Op.MOD: lambda n, g: [g, _neg(_mul(g, node(Op.FLOORDIV, n.inputs)))],
+    Op.ATAN2: _atan2_vjp,
+    Op.HYPOT: lambda n, g: [_mul(g, _div(n.inputs[0], n)), _mul(g, _div(n.inputs[1], n))],
+    Op.COPYSIGN: _copysign_vjp,
+    Op.FMOD: lambda n, g: [g, _neg(_mul(g, node(Op.TRUNC, (_div(*n.inputs),))))],
+    Op.SHL: _none, Op.SHR: _none,
     Op.WHERE: lambda n, g: [None, b.where(n.inputs[0], g, _c(g, 0)),
                             b.where(n.inputs[0], _c(g, 0), g)],
     Op.RESHAPE: lambda n, g: [b.reshape(g, n.inputs[0].shape)],
@@ -392,6 +572,8 @@ VJP = {
     Op.SCATTER_ADD: _scatter_vjp,
     Op.ARGSORT: _none,
     Op.CUMSUM: _cumsum_vjp,
+    Op.SCAN: _scan_vjp,
+    Op.SCATTER_REDUCE: _scatter_reduce_vjp,
 }
 
 
