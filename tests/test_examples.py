@@ -57,6 +57,15 @@ def test_char_transformer_trains_samples_and_reloads():
     assert "ember compiled" in out and "ember lazy" in out and "ms per step" in out
 
 
+def test_char_transformer_for_a_time_schedules_and_warns_of_nothing():
+    tiny = TINY_TRANSFORMER[2:]  # without --steps
+    done = run("char_transformer.py", *tiny, "--seconds", "0.5", "--every", "1000")
+    out = ok(done)
+    assert "compiled steps (AdamW, cosine schedule" in out
+    # the scheduler sees the optimizer's step although the compiled step replays it
+    assert "Warning" not in done.stderr, done.stderr
+
+
 @pytest.mark.parametrize("argv, message", [
     (("char_transformer.py", "--heads", "3"), "--dim 64 is not divisible by 3 heads"),
     (("char_transformer.py", "--seconds", "0"), "argument --seconds: must be a finite number"),
