@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from . import loops, nn_cases, optim_step, steps
+from . import loops, model_cases, nn_cases, optim_step, steps
 
 __all__ = ["CASES", "Case", "case_names", "select", "size_label"]
 
@@ -303,6 +303,17 @@ CASES: tuple[Case, ...] = (
          note="softmax(q k^T / sqrt(d)) v with einsum, (largest size) batch 8, 4 heads, seq "
               "128, dim 32; "
               "forward and backward, SGD"),
+    Case("cnn_step", "training", ((8, 4), (64, 32)), model_cases.cnn_inputs,
+         numpy=model_cases.np_cnn_loss, only=(), custom=model_cases.CNN_CONTENDERS,
+         work=model_cases.cnn_flops, unit="step", tol=1e-4,
+         note="examples/cnn_digits.py's CNN on 8x8 images, batch 64, 32 and 64 channels: "
+              "forward, cross-entropy, backward, AdamW; torch.compile compiles the model"),
+    Case("transformer_step", "training", ((4, 16, 16, 1, 96), (32, 64, 64, 2, 96)),
+         model_cases.transformer_inputs, numpy=model_cases.np_transformer_loss, only=(),
+         custom=model_cases.TRANSFORMER_CONTENDERS, work=model_cases.transformer_flops,
+         unit="step", tol=1e-4,
+         note="examples/char_transformer.py's model: batch 32, context 64, width 64, "
+              "4 heads, 2 blocks, 96 characters; forward, cross-entropy, backward, AdamW"),
     # overhead, on 1-element tensors
     Case("realize_1", "overhead", (1,), vector, numpy=lambda x: x + 1,
          tensor=lambda lib, x: x + 1, note="x + 1 on a 1-element tensor"),
