@@ -186,9 +186,23 @@ def read_known_from_buffers(roots: tuple[Node, ...]) -> tuple[Node, ...]:
             buf = None if n in _lent else _buffer_holding(value, n.dtype)
             memo[n] = n if buf is None else buffer_node(buf, n.dtype, n.shape)
             continue
+        if n in _walked:
+            memo[n] = n
+            continue
         stack.append((n, True))
         stack.extend([(i, False) for i in n.inputs if i not in memo])
-    return tuple([memo[r] for r in roots])
+    out = tuple([memo[r] for r in roots])
+    for n in out:
+        if n.inputs:
+            _walked.add(n)
+    return out
+
+
+# Results of `read_known_from_buffers`: a later walk stops at them (unless kept since).
+# NOTE: a write builds on the storage's last pending write; without this stop, a run of
+# writes walked every earlier one again. A value kept below one of them since is missed:
+# it is computed again, once, when that storage is realised.
+_walked: weakref.WeakSet = weakref.WeakSet()
 
 
 def _machine_bytes() -> int | None:
