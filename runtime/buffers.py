@@ -28,7 +28,7 @@ from ..ir.node import Node, node, pin
 from ..ir.ops import Op
 
 __all__ = ["Buffer", "lookup", "realized", "buffer_node", "owned", "check_size", "reads_shared",
-           "share", "share_more", "unshare", "shares_memory", "lend"]
+           "share", "share_more", "unshare", "shares_memory", "lend", "read_known_from_buffers"]
 
 _uids = itertools.count()
 realized: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -131,6 +131,78 @@ def buffer_node(buf: Buffer, dtype, shape: tuple[int, ...] | None = None) -> Nod
     n = node(Op.BUFFER, (), buf.uid, dtype, (buf.array.size,) if shape is None else shape)
     pin(n, buf)  # a pending graph never loses its inputs
     return n
+
+
+def _buffer_holding(value: np.ndarray, dtype) -> Buffer | None:
+    """The live buffer whose memory is exactly `value` (all of it, as `dtype`), if any.
+
+    NOTE: never a buffer NumPy shares: the user may change its bytes. Other buffers'
+    arrays are never written after they are made (a new value gets a new buffer).
+    """
+    root = _root(value)
+    entry = _roots.get(id(root))
+    buf = entry() if entry is not None else None
+    if buf is None or buf.uid in _shared:
+        return None
+    a = buf.array
+    # NOTE: two C-contiguous arrays as large as the root they view are the whole root
+    if (_root(a) is not root or value.dtype != dtype.np or a.dtype != value.dtype
+            or a.nbytes != root.nbytes or value.nbytes != root.nbytes
+            or not (value.flags.c_contiguous and a.flags.c_contiguous)):
+        return None
+    return buf
+
+
+def read_known_from_buffers(roots: tuple[Node, ...]) -> tuple[Node, ...]:
+    """`roots` with each kept node (see `realized`) whose value is a live buffer's memory
+    replaced by that buffer's BUFFER node; only the nodes above a replacement are rebuilt.
+
+    The values are the same; the graph no longer holds the computation a kept value came
+    from. NOTE: a training loop that updates a parameter in place (`w.sub_(lr * g)`) builds
+    the update from last step's pending update, now a kept value that is the parameter's
+    buffer: without this, each update held the previous one, a chain one step longer each
+    step. The walk stops at kept values, so it visits only this step's work.
+    """
+    known = realized.data
+    if not known:
+        return roots
+    ref = weakref.ref
+    memo: dict[Node, Node] = {}
+    stack = [(r, False) for r in roots]
+    while stack:
+        n, done = stack.pop()
+        if done:
+            ins = tuple([memo[i] for i in n.inputs])
+            changed = any(a is not b for a, b in zip(ins, n.inputs))
+            memo[n] = node(n.op, ins, n.arg, n.dtype, n.shape) if changed else n
+            continue
+        if n in memo:
+            continue
+        if not n.inputs:
+            memo[n] = n
+            continue
+        value = known.get(ref(n))
+        if value is not None:
+            buf = None if n in _lent else _buffer_holding(value, n.dtype)
+            memo[n] = n if buf is None else buffer_node(buf, n.dtype, n.shape)
+            continue
+        if n in _walked:
+            memo[n] = n
+            continue
+        stack.append((n, True))
+        stack.extend([(i, False) for i in n.inputs if i not in memo])
+    out = tuple([memo[r] for r in roots])
+    for n in out:
+        if n.inputs:
+            _walked.add(n)
+    return out
+
+
+# Results of `read_known_from_buffers`: a later walk stops at them (unless kept since).
+# NOTE: a write builds on the storage's last pending write; without this stop, a run of
+# writes walked every earlier one again. A value kept below one of them since is missed:
+# it is computed again, once, when that storage is realised.
+_walked: weakref.WeakSet = weakref.WeakSet()
 
 
 def _machine_bytes() -> int | None:

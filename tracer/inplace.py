@@ -14,6 +14,7 @@ from __future__ import annotations
 from ..ir import build as b
 from ..ir.node import Node, node
 from ..ir.ops import Op
+from ..runtime import buffers as rb
 from ..runtime.context import current, swap_eager, swap_grad
 from . import elementwise, mathops
 from .data import check_scalar
@@ -133,7 +134,12 @@ def inplace_node(x: Tensor, build, others: tuple = (), name: str = "CopySlices",
     else:
         x_old = x.node
         new_value = build(x_old, *other_nodes)
-        new_flat = b.write(storage.node, new_value, x._view)
+        dest = storage.node
+        if not records and current().trace is None:
+            # NOTE: only here: autograd's records and em.compile's traces keep the
+            # nodes they were built with
+            new_value, dest = rb.read_known_from_buffers((new_value, dest))
+        new_flat = b.write(dest, new_value, x._view)
         storage.write(new_flat)
         if records or (not x._detached and storage.node is new_flat
                        and x._view.is_full(storage.numel)):
