@@ -187,6 +187,8 @@ class _Kernel:
         self.resized: list[int] = []  # the sizes lines set, in order
         self.casting = False  # whether a reduction casts (it must run at the default)
         self.scalar = False  # set by emit(): a one-element kernel on NumPy scalars
+        self.param_loads: set[int] = set()  # loads that are runtime parameters (emit())
+        self.param_fills: set[int] = set()  # of those, the ones _FILL_CONST ops read
 
     # -- operands ----------------------------------------------------------------
     def tile_shape(self, shape) -> str:
@@ -427,7 +429,9 @@ class _Kernel:
         for j, r in enumerate(k.loads):
             shape = self.load_shapes[j]
             if len(shape) == len(k.domain) and shape[a] == k.domain[a] and shape[a] > 1:
-                head.append(f"l{j} = l{j}{_index(a, 'lo:hi')}")
+                # NOTE: a parameter read by a _FILL_CONST op is a tile-sized fill (below)
+                cut = ":n" if j in self.param_fills else "lo:hi"
+                head.append(f"l{j} = l{j}{_index(a, cut)}")
         for st in self.pre:
             if st.shape[a] == k.domain[a] and st.shape[a] > 1:
                 head.append(f"m{st.id} = m{st.id}{_index(a, 'lo:hi')}")
@@ -456,9 +460,13 @@ class _Kernel:
             body = self.lines
         src += "".join(f"    {ln}\n" for ln in head + body)
         outer = [self._pre_line(s) for s in self.pre]
+        # NOTE: a runtime parameter that max/min read is filled into one tile-sized array
+        # per call (a stride-0 operand takes NumPy's slow loop: see _FILL_CONST)
+        outer += [f"l{j} = np.full({self._tile_spec(self.load_shapes[j])!r}, "
+                  f"l{j}[{_first(self.load_shapes[j])}])" for j in sorted(self.param_fills)]
         spec = repr(tuple(self._scratch_spec()))
         inner = k.numel // k.domain[a]
-        whole = not self.scratch and not self.fills
+        whole = not self.scratch and not self.fills and not self.param_fills
         outer.append(f"_tiles({k.name}_tile, {k.domain[a]}, {self.rows}, {inner}, "
                      f"({', '.join(loads + pre + outs)},), {spec}, _S_{k.name}, {whole}, "
                      f"{bufsize})")
@@ -502,6 +510,9 @@ def _ufunc(k: _Kernel, s: Stmt, args: list[str]) -> None:
     if op in _FILL_CONST and k.tiled:
         args = [k.filled(r, s.shape) if r.kind is RefKind.CONST else a
                 for a, r in zip(args, s.srcs)]
+        k.param_fills |= {r.index for r in s.srcs
+                          if r.kind is RefKind.LOAD and r.index in k.param_loads
+                          and tuple(r.shape) == tuple(s.shape)}
     k.call(s, f"np.{UFUNC[op]}", args, _natural(op, [r.dtype for r in s.srcs]), s.srcs)
 
 
@@ -873,6 +884,8 @@ def emit(prog: Program, tile_elems: int = TILE_ELEMS) -> str:
                 f"v{v} = v{a.of}.reshape({shape})"]
 
     ctx = StepContext(prog)
+    param_values = {s.out for s in prog.steps
+                    if s.kind is StepKind.CONST and isinstance(s.arg, Param)}
 
     for step in prog.steps:
         if step.kind is StepKind.KERNEL:
@@ -880,6 +893,7 @@ def emit(prog: Program, tile_elems: int = TILE_ELEMS) -> str:
             tiled = k.tile_axis is not None
             gen = _Kernel(k, tiled, _tile_rows(k, tile_elems) if tiled else 0)
             gen.load_shapes = [vals[v].shape for v in k.loads]
+            gen.param_loads = {j for j, v in enumerate(k.loads) if v in param_values}
             parts.append(gen.emit())
             if gen.scratch and not tiled:  # pragma: no cover - direct kernels use none
                 raise AssertionError("direct kernel with scratch")

@@ -289,3 +289,16 @@ def test_the_in_place_loop_hits_the_cache_and_its_walk_does_not_grow():
     # step's graph, one step longer each step
     assert walked[-1] == walked[10]
     np.testing.assert_allclose(w1.numpy(), tw1.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_a_parameter_that_max_reads_is_filled_once_per_call():
+    """max/min with a runtime parameter read a tile-sized fill of it (NumPy's loop over
+    a stride-0 operand is the slow one), made once per call, with the call's value."""
+    x = em.tensor(np.linspace(-2, 2, 300_000).astype(np.float32))
+    for s in (0.3, -0.7, 1.3):
+        got = em.maximum(x * 1.5, s).numpy()
+        np.testing.assert_array_equal(got, np.maximum(x.numpy() * np.float32(1.5),
+                                                      np.float32(s)))
+    from ember.runtime.compiled import compiled_for
+    source = compiled_for(em.maximum(x * 1.5, 0.3)).source
+    assert "np.full(" in source and "params[" in source
