@@ -37,7 +37,7 @@ import numpy as np
 
 from ..ir import dtypes as dt
 from ..ir.node import Param
-from ..ir.ops import Op
+from ..ir.ops import ELEMENTWISE, Op
 from .kernel import AllocKind, Kernel, Program, Ref, RefKind, Step, StepKind, Stmt, Value
 from .numpy_policy import TILE_ELEMS
 
@@ -187,7 +187,8 @@ class _Kernel:
         self.resized: list[int] = []  # the sizes lines set, in order
         self.casting = False  # whether a reduction casts (it must run at the default)
         self.scalar = False  # set by emit(): a one-element kernel on NumPy scalars
-        self.param_loads: set[int] = set()  # loads that are runtime parameters (emit())
+        # loads that are runtime parameters (set by emit()): load -> the value's shape
+        self.param_loads: dict[int, tuple] = {}
         self.param_fills: set[int] = set()  # of those, the ones _FILL_CONST ops read
 
     # -- operands ----------------------------------------------------------------
@@ -427,9 +428,9 @@ class _Kernel:
         a = self.axis
         head = ["n = hi - lo"]
         for j, r in enumerate(k.loads):
-            shape = self.load_shapes[j]
+            # NOTE: a parameter read by a _FILL_CONST op is a tile-sized fill (below)
+            shape = self.param_loads[j] if j in self.param_fills else self.load_shapes[j]
             if len(shape) == len(k.domain) and shape[a] == k.domain[a] and shape[a] > 1:
-                # NOTE: a parameter read by a _FILL_CONST op is a tile-sized fill (below)
                 cut = ":n" if j in self.param_fills else "lo:hi"
                 head.append(f"l{j} = l{j}{_index(a, cut)}")
         for st in self.pre:
@@ -462,7 +463,7 @@ class _Kernel:
         outer = [self._pre_line(s) for s in self.pre]
         # NOTE: a runtime parameter that max/min read is filled into one tile-sized array
         # per call (a stride-0 operand takes NumPy's slow loop: see _FILL_CONST)
-        outer += [f"l{j} = np.full({self._tile_spec(self.load_shapes[j])!r}, "
+        outer += [f"l{j} = np.full({self._tile_spec(self.param_loads[j])!r}, "
                   f"l{j}[{_first(self.load_shapes[j])}])" for j in sorted(self.param_fills)]
         spec = repr(tuple(self._scratch_spec()))
         inner = k.numel // k.domain[a]
@@ -512,7 +513,7 @@ def _ufunc(k: _Kernel, s: Stmt, args: list[str]) -> None:
                 for a, r in zip(args, s.srcs)]
         k.param_fills |= {r.index for r in s.srcs
                           if r.kind is RefKind.LOAD and r.index in k.param_loads
-                          and tuple(r.shape) == tuple(s.shape)}
+                          and tuple(k.param_loads[r.index]) == tuple(s.shape)}
     k.call(s, f"np.{UFUNC[op]}", args, _natural(op, [r.dtype for r in s.srcs]), s.srcs)
 
 
@@ -644,11 +645,13 @@ class StepContext:
     """What step rules may ask of the whole program: the values a WRITE may fill in
     place (`_owned_once`) and the filled constants."""
 
-    def __init__(self, prog: Program):
+    def __init__(self, prog: Program, scalars: bool = True):
         self.owned = _owned_once(prog)
         self.consts = {s.out: s.arg for s in prog.steps
                        if s.kind is StepKind.CONST and not isinstance(s.arg, Param)}
         self.outputs = set(prog.outputs)
+        # runtime parameters passed as NumPy scalars (NumPy kernels; not Triton's)
+        self.scalars = _scalar_params(prog) if scalars else set()
 
 
 def _fill_src(value, val: Value) -> str:
@@ -658,9 +661,32 @@ def _fill_src(value, val: Value) -> str:
     return f"np.full({tuple(val.shape)!r}, {literal(value, val.dtype)})"
 
 
+def _scalar_params(prog: Program) -> set[int]:
+    """The runtime parameters that only kernels read, and only through elementwise
+    statements: those are passed as NumPy scalars (a broadcast view of the value's shape
+    costs microseconds to make per call, a tile per tile to slice)."""
+    params = {s.out for s in prog.steps if s.kind is StepKind.CONST and isinstance(s.arg, Param)}
+    out = params - set(prog.outputs)
+    for s in prog.steps:
+        if s.kind is not StepKind.KERNEL:
+            out -= set(s.srcs)
+            continue
+        k = s.kernel
+        for j, v in enumerate(k.loads):
+            if v in out and any(r.kind is RefKind.LOAD and r.index == j and
+                                st.op not in ELEMENTWISE
+                                for st in k.body for r in st.srcs):
+                out.discard(v)
+    return out
+
+
 def _const_step(st: Step, val: Value, stubs: list[str], ctx=None) -> str:
     """A filled constant; a runtime parameter (a Python number whose value is bound per
-    call: `ir.node.Param`) as a broadcast view, fresh where it is an output."""
+    call: `ir.node.Param`) as a broadcast view, fresh where it is an output, or a NumPy
+    scalar where kernels only combine it elementwise (`ctx.scalars`)."""
+    if isinstance(st.arg, Param) and ctx is not None and st.out in ctx.scalars:
+        x = f"np.array(params[{st.arg.index}], {np_type(val.dtype)})"
+        return f"v{st.out} = " + (f"_bf16({x})[()]" if val.dtype is dt.bfloat16 else f"{x}[()]")
     if isinstance(st.arg, Param):
         output = ctx is None or st.out in ctx.outputs
         return f"v{st.out} = " + _param(st.arg.index, val, output)
@@ -892,8 +918,10 @@ def emit(prog: Program, tile_elems: int = TILE_ELEMS) -> str:
             k = step.kernel
             tiled = k.tile_axis is not None
             gen = _Kernel(k, tiled, _tile_rows(k, tile_elems) if tiled else 0)
-            gen.load_shapes = [vals[v].shape for v in k.loads]
-            gen.param_loads = {j for j, v in enumerate(k.loads) if v in param_values}
+            # NOTE: a parameter that kernels only combine elementwise is a NumPy scalar
+            gen.load_shapes = [() if v in ctx.scalars else vals[v].shape for v in k.loads]
+            gen.param_loads = {j: vals[v].shape for j, v in enumerate(k.loads)
+                               if v in param_values}
             parts.append(gen.emit())
             if gen.scratch and not tiled:  # pragma: no cover - direct kernels use none
                 raise AssertionError("direct kernel with scratch")

@@ -935,7 +935,7 @@ def emit(prog: Program, nodes: dict[str, tuple[int, ...]] | None = None
     stubs: list[str] = []
     notes: list[str] = []
     vals = {v.id: v for v in prog.values}
-    host = StepContext(prog)  # NOTE: host steps are the NumPy generator's, with its context
+    host = StepContext(prog, scalars=False)  # NOTE: host steps are the NumPy generator's, with its context
     for pos, v in prog.inputs:
         # NOTE: an input is its buffer's flat array
         body.append(f"v{v} = _input(inputs[{pos}], {tuple(vals[v].shape)!r})")
