@@ -392,7 +392,7 @@ def check_int_divisor(input, other, now: bool = False) -> None:
     if not isinstance(y, Tensor):
         check_divisor(np.asarray(y))
     elif now:
-        check_divisor(y.detach().numpy())
+        check_divisor(y._array())  # NOTE: reads, never shares (numpy() would)
     elif y.node.op is Op.CONST:
         check_divisor(np.asarray(y.node.arg))
 
