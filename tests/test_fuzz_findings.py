@@ -48,3 +48,54 @@ def test_numpy_of_a_value_computed_inside_a_compiled_function_shares_its_memory(
         assert np.shares_memory(a, b.numpy())
         arrays.append(a)
     assert len({id(a) for a in arrays}) == 3
+
+
+def _written_through_a_view_of_a_detached_tensor(m):
+    x = m.tensor([[-1.5], [3.0], [0.0]], requires_grad=True)
+    d = x.detach()
+    v = d.movedim(1, 1)
+    v.copy_(x - m.tensor([[1.0]]))
+    flags = (d.requires_grad, v.requires_grad, d.is_leaf, v.is_leaf, x.requires_grad)
+    (v * v).sum().backward()
+    return flags, x.grad, d, v
+
+
+@needs_torch
+def test_a_write_through_a_view_of_a_detached_tensor_gives_it_history():
+    # compile fuzzer seed 30621 (main fuzzer seed 700000 too): a view of x.detach() was
+    # treated as a detached alias itself, so the write recorded on the view alone and
+    # the detached tensor did not require grad
+    got = _written_through_a_view_of_a_detached_tensor(em)
+    want = _written_through_a_view_of_a_detached_tensor(torch)
+    assert got[0] == want[0]
+    for a, b in zip(got[1:], want[1:], strict=True):
+        assert_same(a, b)
+
+
+def _in_place_on_part_of_a_view_of_a_detached_tensor(m):
+    v4 = m.tensor([1.0, 2.0])
+    v9 = m.tensor([3.0], requires_grad=True)
+    v5 = v4.detach()
+    v5.view((1, 2))[:, :1].mul_(v9)
+    (v5 * v5).sum().backward()
+    return v5.requires_grad, v4.requires_grad, v9.grad, v5
+
+
+@needs_torch
+def test_in_place_with_grad_on_part_of_a_view_of_a_detached_tensor():
+    got = _in_place_on_part_of_a_view_of_a_detached_tensor(em)
+    want = _in_place_on_part_of_a_view_of_a_detached_tensor(torch)
+    assert got[:2] == want[:2]
+    for a, b in zip(got[2:], want[2:], strict=True):
+        assert_same(a, b)
+
+
+@needs_torch
+def test_a_view_of_a_leaf_made_before_requires_grad_is_a_leaf():
+    def run(m):
+        a = m.zeros(3)
+        v = a[:1]
+        a.requires_grad_()
+        return v.is_leaf, v.requires_grad
+
+    assert run(em) == run(torch)
