@@ -99,3 +99,21 @@ def test_a_view_of_a_leaf_made_before_requires_grad_is_a_leaf():
         return v.is_leaf, v.requires_grad
 
     assert run(em) == run(torch)
+
+
+@needs_torch
+@pytest.mark.parametrize("n", [1, 100_000])
+def test_clamp_keeps_a_negative_zero_inside_its_bounds(n):
+    # compile fuzzer seed 102550: clamp(-1, 0) of -0.0 gave 0.0 (NumPy's minimum returns
+    # its second operand of two equal ones), so rsqrt gave inf where torch gives -inf
+    # NOTE: torch's own minimum/maximum return either zero, depending on the size
+    x = [-0.0, 0.0, 0.25, -3.0, float("nan")] * n
+
+    def fn(t):
+        return (t.clamp(-1.0, 0.0).rsqrt(), t.clamp(min=-0.0).rsqrt(),
+                t.clamp(max=0.0).rsqrt(), t.clamp(min=0.0).rsqrt())
+
+    want = fn(torch.tensor(x))
+    for out in (fn(em.tensor(x)), em.compile(fn)(em.tensor(x))):
+        for a, b in zip(out, want, strict=True):
+            assert_same(a, b)
