@@ -87,6 +87,7 @@ def _adopt(p: Tensor, src: Tensor) -> None:
     p._accum = None
     p._fn_version = 0
     p._detached = False
+    p._cut = None
     p._view_meta = None
 
 

@@ -236,7 +236,9 @@ def test_a_detached_alias_given_history_by_copy_requires_grad():
         assert got.requires_grad == want.requires_grad is True
 
 
-@pytest.mark.parametrize("seed", [30942])
+@pytest.mark.parametrize("seed", [30942, 31396, 32256, 32470, 32498])
 def test_found_programs_pass(seed):
     # NOTE: 30942: a captured view's record, rebuilt while tracing, was left behind
+    # 31396, 32470: float64 values cast from float32 ones compared at float32's tolerance;
+    # 32256: numpy() while tracing; 32498: a broadcast of 1 to an empty axis in one kernel
     assert fuzz_compile.check_case(fuzz_compile.case_for(seed)) == []

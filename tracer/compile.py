@@ -219,6 +219,13 @@ class _Trace:
         if self.is_input(st) or (id(st) not in self.created and id(st) not in self.inputs):
             graph_break()
 
+    def value_shared(self, st: storage.Storage) -> None:
+        """A storage's memory is about to be shared with NumPy (`numpy()`, `np.asarray(t)`):
+        always a graph break. NOTE: even a value computed inside the trace from no input
+        (`em.zeros(2).numpy()`): a replay would return the trace's one array again, and
+        in-place writes the trace records would not reach it."""
+        graph_break()
+
     def realizing(self, nodes) -> None:
         """Pending values are about to be computed (see realize_storages): a graph break
         when they read a placeholder or a captured tensor, whose values are unknown."""

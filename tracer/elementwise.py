@@ -392,7 +392,7 @@ def check_int_divisor(input, other, now: bool = False) -> None:
     if not isinstance(y, Tensor):
         check_divisor(np.asarray(y))
     elif now:
-        check_divisor(y.detach().numpy())
+        check_divisor(y._array())  # NOTE: reads, never shares (numpy() would)
     elif y.node.op is Op.CONST:
         check_divisor(np.asarray(y.node.arg))
 
@@ -704,8 +704,10 @@ def _clamp(operands, has_min: bool, has_max: bool, tracked: bool,
     def build(x, *bounds):
         lo = bounds[0] if has_min else None
         hi = bounds[-1] if has_max else None
-        v = x if lo is None else node(Op.MAX, (x, lo))
-        v = v if hi is None else node(Op.MIN, (v, hi))
+        # NOTE: the bound first: of two equal operands (-0.0 and a bound 0.0) MAX and MIN
+        # give the second, as NumPy's maximum and minimum do, and torch's clamp keeps x
+        v = x if lo is None else node(Op.MAX, (lo, x))
+        v = v if hi is None else node(Op.MIN, (hi, v))
         if not tracked or not x.dtype.is_floating_point:
             return v
         stops.append(v)

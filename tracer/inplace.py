@@ -58,7 +58,7 @@ def _tracks(x: Tensor, others) -> bool:
 def _tracked_base(x: Tensor):
     """The base whose history a write into x rewrites: none for a detached alias (as in
     PyTorch, `v.detach().mul_(2)` changes the values autograd never sees)."""
-    return None if x._detached else x._base
+    return x.history_base()
 
 
 def check_no_internal_overlap(x: Tensor) -> None:
@@ -123,7 +123,10 @@ def inplace_node(x: Tensor, build, others: tuple = (), name: str = "CopySlices",
         x_old = b.as_strided(flat_old, x._view)
         new_flat = b.write(flat_old, build(x_old, *other_nodes), x._view)
         storage.write(new_flat)
-        base._node = b.as_strided(new_flat, base._view)
+        base_new = b.as_strided(new_flat, base._view)
+        if base._detached:  # NOTE: read through a node of its own (see Tensor.node)
+            base_new = node(Op.CAST, (base_new,), None, base_new.dtype, base_new.shape)
+        base._node = base_new
         base._node_src = new_flat
         record(base, "CopySlices", (base,) + tuple(others), (base_node,) + other_nodes,
                stops=tuple(stops))

@@ -230,7 +230,7 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *,  
 
 def _check_distribution(input: Tensor, num_samples: int, replacement: bool) -> None:
     """PyTorch's checks of the weights (this reads their values)."""
-    w = np.asarray(input.detach().to(dt.float64))
+    w = input.detach().to(dt.float64)._array()  # NOTE: reads, never shares
     if not np.isfinite(w).all():
         raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
     if (w < 0).any():

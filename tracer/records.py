@@ -157,11 +157,11 @@ def base_flat(base: Tensor, base_node):
 
 def current_grad_fn(t: Tensor):
     """t's GradFn, rebuilt for a view whose storage was written through another alias
-    (never for a detached alias: its history stays cut)."""
+    (for a view of a detached tensor, from that tensor: `Tensor.history_base`)."""
     fn = t._grad_fn
-    base = t._base
+    base = t.history_base()
     if (base is not None and base._requires_grad and t._fn_version != t._storage.version
-            and not t._detached and mode.is_grad_enabled()):
+            and mode.is_grad_enabled()):
         base_node = base.node
         out = b.as_strided(base_flat(base, base_node), t._view)
         fn = GradFn("AsStridedBackward0", (edge(base),), (base_node,), out,

@@ -677,7 +677,7 @@ def _quantile(input: Tensor, q, dim, keepdim: bool, interpolation: str, ignore_n
     qt = copy_of(q, dtype=input.dtype) if scalar_q else q.to(input.dtype)
     if qt.ndim > 1:
         raise RuntimeError("quantile() q must be a scalar or 1D tensor")
-    qv = qt.detach().numpy().reshape(-1)
+    qv = qt._array().reshape(-1)  # NOTE: reads, never shares (numpy() would)
     if ((qv < 0) | (qv > 1)).any():
         raise RuntimeError("quantile() q values must be in the range [0, 1]")
     x = input.reshape(-1) if dim is None else input

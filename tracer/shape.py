@@ -31,6 +31,8 @@ def make_view(x: Tensor, new_view: View, n: Node, name: str) -> Tensor:
     """A tensor on x's storage read through `new_view`, whose value is node `n`."""
     out = _new(x._storage, new_view, x.dtype, x._base if x._base is not None else x)
     out._detached = x._detached
+    # NOTE: views of what detach() returned share its history, not the original's
+    out._cut = x if x._detached and x._cut is None else x._cut
     out._node = n
     out._node_src = x._storage.node
     out._view_meta = x._view_meta

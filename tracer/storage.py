@@ -103,6 +103,8 @@ class Storage:
         """
         if not self.is_realized:
             realize_storages([self])
+        if user_array is None and (trace := current().trace) is not None:
+            trace.value_shared(self)  # a graph break: a replay cannot share memory with NumPy
         if user_array is not None:
             self.user_array = user_array
         if not self.external:

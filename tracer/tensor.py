@@ -51,7 +51,7 @@ class Tensor:
 
     __slots__ = ("_storage", "_view", "_base", "dtype", "_rg", "_grad_fn",
                  "_grad", "_node", "_node_src", "_retains_grad", "_accum", "_fn_version",
-                 "_detached", "_view_meta", "__weakref__")
+                 "_detached", "_cut", "_view_meta", "__weakref__")
 
     # NOTE: make NumPy defer to Tensor's reflected operators (ndarray + Tensor).
     __array_priority__ = 1000
@@ -67,12 +67,20 @@ class Tensor:
 
         NOTE: as in PyTorch, a view (not detached) requires grad whenever its base
         does, even a view made before a write through another alias made the base
-        require grad; its record is rebuilt from the base's (`current_grad_fn`).
+        require grad; its record is rebuilt from the base's (`current_grad_fn`). A view
+        of a detached tensor follows that tensor (`history_base`).
         """
         if self._rg:
             return True
-        base = self._base
-        return base is not None and base._rg and not self._detached
+        base = self.history_base()
+        return base is not None and base._rg
+
+    def history_base(self) -> Tensor | None:
+        """The tensor whose autograd history a view shares: its base, or for a view of a
+        detached tensor that tensor (`_cut`; as in PyTorch, `x.detach()` starts a history
+        of its own, and `x.detach()[0].mul_(w)` gives it one). None for a tensor that is
+        no view, or is itself what `detach()` returned."""
+        return self._cut if self._detached else self._base
 
     @_requires_grad.setter
     def _requires_grad(self, flag: bool) -> None:
@@ -176,7 +184,11 @@ class Tensor:
 
     @property
     def is_leaf(self) -> bool:
-        return self._grad_fn is None
+        # NOTE: a view written through another alias after its base required grad has
+        # a history too (rebuilt on demand: records.current_grad_fn)
+        base = self.history_base()
+        return self._grad_fn is None and not (
+            base is not None and base._rg and self._fn_version != self._storage.version)
 
     @property
     def requires_grad(self) -> bool:
@@ -394,6 +406,7 @@ def _new(storage: Storage, view: View, dtype: dt.DType, base) -> Tensor:
     t._accum = None
     t._fn_version = 0
     t._detached = False
+    t._cut = None  # for a view of a detached tensor: that tensor (see history_base)
     t._view_meta = None  # why a view may not be written in place with grad (see inplace)
     return t
 

@@ -98,7 +98,11 @@ class Fusion:
 
 
 def _compatible(a: tuple, b: tuple) -> bool:
-    return len(a) == len(b) and all(x == y or x == 1 or y == 1 for x, y in zip(a, b))
+    # NOTE: an extent 1 against an extent 0 is not compatible: the domain takes the larger
+    # extent, and a domain of 1 along an empty axis would index the empty member (a kernel
+    # over the empty domain would never compute the other)
+    return len(a) == len(b) and all(x == y or (x == 1 and y != 0) or (y == 1 and x != 0)
+                                    for x, y in zip(a, b))
 
 
 def _extent(n: Node) -> tuple[int, ...]:
