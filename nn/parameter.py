@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ember as em
 
-from ..tracer.tensor import Tensor
+from ..tracer.tensor import Tensor, _init
 
 __all__ = ["Parameter"]
 
@@ -75,20 +75,7 @@ class Parameter(Tensor):
 
 def _adopt(p: Tensor, src: Tensor) -> None:
     """Make tensor p read src's storage through src's view (p keeps its identity)."""
-    p._storage = src._storage
-    p._view = src._view
-    p._base = None
-    p.dtype = src.dtype
-    p._rg = False
-    p._grad_fn = None
-    p._node = None
-    p._node_src = None
-    p._retains_grad = False
-    p._accum = None
-    p._fn_version = 0
-    p._detached = False
-    p._cut = None
-    p._view_meta = None
+    _init(p, src._storage, src._view, src.dtype, None)
 
 
 def set_data(t: Tensor, value: Tensor) -> None:

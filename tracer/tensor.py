@@ -393,13 +393,21 @@ def _dim(dim: int, ndim: int) -> int:
 
 def _new(storage: Storage, view: View, dtype: dt.DType, base) -> Tensor:
     t = object.__new__(Tensor)
+    t._grad = None
+    _init(t, storage, view, dtype, base)
+    return t
+
+
+def _init(t: Tensor, storage: Storage, view: View, dtype: dt.DType, base) -> None:
+    """Give t (a new tensor, or one taking another's data: `Parameter`'s `.data = x`)
+    the state of a tensor reading `storage` through `view`, with no autograd history
+    (its `.grad` is left as it is)."""
     t._storage = storage
     t._view = view
     t._base = base
     t.dtype = dtype
     t._rg = False
     t._grad_fn = None
-    t._grad = None
     t._node = None
     t._node_src = None
     t._retains_grad = False
@@ -408,7 +416,6 @@ def _new(storage: Storage, view: View, dtype: dt.DType, base) -> Tensor:
     t._detached = False
     t._cut = None  # for a view of a detached tensor: that tensor (see history_base)
     t._view_meta = None  # why a view may not be written in place with grad (see inplace)
-    return t
 
 
 def wrap_node(n: Node, device: str = "cpu", order: tuple[int, ...] | None = None) -> Tensor:
