@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
 import ember as em
 
-from . import init
+from .linear import reset_weight_and_bias
 from .module import Module
 from .parameter import Parameter
 from .spatial import conv1d, conv2d, conv_transpose2d, pad
@@ -66,14 +64,7 @@ class _ConvNd(Module):
 
     def reset_parameters(self) -> None:
         """Draw the weight and bias again from their initial distributions (torch's)."""
-        # NOTE: torch's rule: kaiming_uniform_ with a=sqrt(5), i.e. U(-1/sqrt(fan_in),
-        # 1/sqrt(fan_in)), and the bias from the same bound
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            if fan_in != 0:
-                bound = 1 / math.sqrt(fan_in)
-                init.uniform_(self.bias, -bound, bound)
+        reset_weight_and_bias(self.weight, self.bias)
 
     def extra_repr(self) -> str:
         n = len(self.kernel_size)

@@ -18,6 +18,16 @@ def _factory(device, dtype) -> dict:
     return {"device": device, "dtype": dtype}
 
 
+
+def reset_weight_and_bias(weight, bias) -> None:
+    """torch's initialisation of a linear or convolution layer: kaiming_uniform_ with
+    a=sqrt(5), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and the bias from the same bound."""
+    init.kaiming_uniform_(weight, a=math.sqrt(5))
+    if bias is not None:
+        fan_in, _ = init._calculate_fan_in_and_fan_out(weight)
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+        init.uniform_(bias, -bound, bound)
+
 class Identity(Module):
     """Returns its input unchanged (any arguments to the constructor are ignored)."""
 
@@ -59,11 +69,7 @@ class Linear(Module):
 
     def reset_parameters(self) -> None:
         """Draw the weight and bias again from their initial distributions."""
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
+        reset_weight_and_bias(self.weight, self.bias)
 
     def forward(self, input):
         return linear(input, self.weight, self.bias)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ._checks import check_betas, check_eps, check_lr, check_nonneg
-from .optimizer import Optimizer, Scalars, _em, advance_steps, make_state
+from .optimizer import Optimizer, Scalars, _em, advance_steps
 
 __all__ = ["Adam", "AdamW", "lerp"]
 
@@ -91,12 +91,6 @@ class Adam(Optimizer):
             group.setdefault("amsgrad", False)
             group.setdefault("maximize", False)
             group.setdefault("decoupled_weight_decay", False)
-
-    def _init_state(self, p, group: dict) -> dict:
-        state = self.state[p]
-        if not state:
-            state.update(make_state(lambda: self._new_state(p, group)))
-        return state
 
     @staticmethod
     def _new_state(p, group: dict) -> dict:

@@ -173,6 +173,14 @@ class Optimizer:
     # (key, index or None) of the float options a group's update reads as inputs
     _scalar_slots: tuple = (("lr", None),)
 
+    def _init_state(self, p, group: dict) -> dict:
+        """p's state, made on its first step by the subclass's `_new_state(p, group)`
+        (outside any trace: see `make_state`)."""
+        state = self.state[p]
+        if not state:
+            state.update(make_state(lambda: self._new_state(p, group)))
+        return state
+
     def __init__(self, params, defaults: dict):
         em = _em()
         self.defaults = defaults

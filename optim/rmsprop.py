@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ._checks import check_eps, check_lr, check_nonneg
 from .adam import lerp
-from .optimizer import Optimizer, Scalars, _em, make_state
+from .optimizer import Optimizer, Scalars, _em
 
 __all__ = ["RMSprop"]
 
@@ -69,12 +69,6 @@ class RMSprop(Optimizer):
                         weight_decay=weight_decay, capturable=capturable, foreach=foreach,
                         maximize=maximize, differentiable=differentiable)
         super().__init__(params, defaults)
-
-    def _init_state(self, p, group: dict) -> dict:
-        state = self.state[p]
-        if not state:
-            state.update(make_state(lambda: self._new_state(p, group)))
-        return state
 
     @staticmethod
     def _new_state(p, group: dict) -> dict:
