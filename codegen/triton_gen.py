@@ -504,7 +504,12 @@ def kernel_source(k: Kernel, plan: KernelPlan, name: str | None = None,
     form = {KernelKind.POINTWISE: _pointwise, KernelKind.REDUCTION: _reduction,
             KernelKind.CONTRACTION: _contraction}
     form[plan.form](k, plan, w)
-    return "@triton.jit\n" + "\n".join(_commented(w.lines, k, nodes)) + "\n"
+    # NOTE: random numbers' seed and sequence words change every call: never
+    # specialised on their values (Triton bakes an int argument of 1 into the kernel, and
+    # a GPU launch reuses the kernel compiled at the first call)
+    rand = [a for a in store_args if a.startswith("r")]
+    jit = f"@triton.jit(do_not_specialize={rand!r})" if rand else "@triton.jit"
+    return jit + "\n" + "\n".join(_commented(w.lines, k, nodes)) + "\n"
 
 
 _ASSIGN = re.compile(r"^\s+s(\d+) = ")
@@ -935,7 +940,8 @@ def emit(prog: Program, nodes: dict[str, tuple[int, ...]] | None = None
     stubs: list[str] = []
     notes: list[str] = []
     vals = {v.id: v for v in prog.values}
-    host = StepContext(prog, scalars=False)  # NOTE: host steps are the NumPy generator's, with its context
+    # NOTE: host steps are the NumPy generator's, with its context (parameters as arrays)
+    host = StepContext(prog, scalars=False)
     for pos, v in prog.inputs:
         # NOTE: an input is its buffer's flat array
         body.append(f"v{v} = _input(inputs[{pos}], {tuple(vals[v].shape)!r})")

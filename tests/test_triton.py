@@ -201,6 +201,9 @@ def test_random_numbers_equal_the_cpu_ones(triton_backend):
     # NOTE: generated inside the kernels (Philox in Triton), not by an extern step
     source = rc.compiled_for(em.randn(4, 5) * 2 + em.rand(5)).source
     assert "_philox_at(" in source and "Op.RAND" not in source
+    # NOTE: the seed words are arguments Triton must not specialise on (a seed of 1 would
+    # be baked into the kernel a GPU launch reuses)
+    assert "@triton.jit(do_not_specialize=['r" in source and "_seq'" in source
 
 
 RANDOM = {
