@@ -17,6 +17,22 @@ def _index(idx, n: int, what: str) -> int:
     return idx % n
 
 
+def _delete_and_renumber(container: Module, idx, what: str) -> None:
+    """`del container[idx]` (an index or a slice) of a Sequential or ModuleList.
+
+    NOTE: torch renumbers the remaining modules so the names stay 0..n-1."""
+    keys = list(container._modules)
+    if isinstance(idx, slice):
+        for key in keys[idx]:
+            delattr(container, key)
+    else:
+        delattr(container, keys[_index(idx, len(keys), what)])
+    items = list(container._modules.values())
+    container._modules.clear()
+    for i, m in enumerate(items):
+        container._modules[str(i)] = m
+
+
 class Sequential(Module):
     """Modules called in order, each on the previous one's output.
 
@@ -48,17 +64,7 @@ class Sequential(Module):
         setattr(self, keys[_index(idx, len(keys), "Sequential")], module)
 
     def __delitem__(self, idx) -> None:
-        keys = list(self._modules)
-        if isinstance(idx, slice):
-            for key in keys[idx]:
-                delattr(self, key)
-        else:
-            delattr(self, keys[_index(idx, len(keys), "Sequential")])
-        # NOTE: torch renumbers the remaining modules so the names stay 0..n-1
-        items = list(self._modules.values())
-        self._modules.clear()
-        for i, m in enumerate(items):
-            self._modules[str(i)] = m
+        _delete_and_renumber(self, idx, "Sequential")
 
     def __len__(self) -> int:
         return len(self._modules)
@@ -117,16 +123,7 @@ class ModuleList(Module):
         setattr(self, str(_index(idx, len(self), "ModuleList")), module)
 
     def __delitem__(self, idx) -> None:
-        keys = list(self._modules)
-        if isinstance(idx, slice):
-            for key in keys[idx]:
-                delattr(self, key)
-        else:
-            delattr(self, keys[_index(idx, len(keys), "ModuleList")])
-        items = list(self._modules.values())
-        self._modules.clear()
-        for i, m in enumerate(items):
-            self._modules[str(i)] = m
+        _delete_and_renumber(self, idx, "ModuleList")
 
     def __len__(self) -> int:
         return len(self._modules)

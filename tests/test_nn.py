@@ -585,3 +585,16 @@ def test_compiled_transformer_step_matches_uncompiled():
     for p, q in zip(plain.parameters(), compiled.parameters()):
         np.testing.assert_allclose(q.detach().numpy(), p.detach().numpy(), rtol=1e-5,
                                    atol=1e-6)
+
+
+def test_deleting_from_sequential_and_module_list_renumbers_as_torch():
+    got = []
+    for lib in (em, torch):
+        s = lib.nn.Sequential(lib.nn.ReLU(), lib.nn.Tanh(), lib.nn.Sigmoid(), lib.nn.ReLU())
+        del s[1]
+        del s[1:2]
+        m = lib.nn.ModuleList([lib.nn.ReLU(), lib.nn.Tanh(), lib.nn.Sigmoid()])
+        del m[-1]
+        got.append((list(s._modules), [type(x).__name__ for x in s],
+                    list(m._modules), [type(x).__name__ for x in m]))
+    assert got[0] == got[1]
