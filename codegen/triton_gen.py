@@ -915,7 +915,7 @@ from ember.ir import dtypes as dt
 from ember.ir.ops import Op
 from ember.ir.view import View
 from ember.runtime.compiled import _bf16, _extern, _strided_at, _Stub, _write, _write_into
-from ember.runtime.triton_launch import Launch, _host_kernel_of, _input, _output, _rand_args
+from ember.runtime.triton_launch import Launch, _host_kernel_of, _input, _rand_args
 from ember.runtime.triton_launch import libdevice as _libdevice
 
 libdevice = _libdevice()
@@ -981,7 +981,7 @@ def emit(prog: Program, nodes: dict[str, tuple[int, ...]] | None = None
                                                                    step.arg))
         else:
             body.append(NP_RULES[step.op].step(step, vals[step.out], stubs, host))
-    body.append("return [" + ", ".join(f"_output(v{o})" for o in prog.outputs) + "]")
+    body.append("return [" + ", ".join(f"v{o}" for o in prog.outputs) + "]")
     parts.extend(s + "\n" for s in stubs)
     parts.append("\ndef program(inputs, params):\n" + "".join(f"    {ln}\n" for ln in body))
     return "\n\n".join(p.strip("\n") + "\n" for p in parts), notes

@@ -154,10 +154,6 @@ def _input(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return a.reshape(shape)
 
 
-def _output(a):
-    return a
-
-
 def _root(a: np.ndarray) -> np.ndarray:
     """The array owning a's memory (the end of its chain of views)."""
     while isinstance(a.base, np.ndarray):
