@@ -72,9 +72,13 @@ class NumpyBackend(NumpyRules, Backend):
 
 
 class TritonBackend(Backend):
-    """Triton kernels (runtime/triton_launch.py loads and launches them)."""
+    """Triton kernels (runtime/triton_launch.py loads and launches them); `device`: the
+    program's values live in device memory (the "cuda" device), not NumPy's."""
 
     name = "triton"
+
+    def __init__(self, device: bool = False):
+        self.device = device
 
     def _places(self, op: Op) -> Placement:
         # NOTE: Philox runs inside Triton kernels (triton_gen's `_Body.rand`): the
@@ -105,7 +109,7 @@ class TritonBackend(Backend):
         return None
 
     def emit(self, prog: Program, nodes=None) -> tuple[str, list[str]]:
-        return triton_gen.emit(prog, nodes)
+        return triton_gen.emit(prog, nodes, self.device)
 
 
 def _after_reduction(fuser, gs: list[Group], n: Node) -> bool:
@@ -125,13 +129,14 @@ def _after_reduction(fuser, gs: list[Group], n: Node) -> bool:
     return False
 
 
-BACKENDS = {"numpy": NumpyBackend, "triton": TritonBackend}
+BACKENDS = {"numpy": NumpyBackend, "triton": TritonBackend, "cuda": TritonBackend}
 
 
 def backend_named(name: str, tile_elems: int = TILE_ELEMS) -> Backend:
-    """The back end called `name` ("numpy" or "triton"); NumPy's tiles of `tile_elems`."""
+    """The back end called `name` ("numpy", "triton", or "cuda": Triton over device
+    memory); NumPy's tiles of `tile_elems`."""
     if name == "numpy":
         return NumpyBackend(tile_elems)
-    if name == "triton":
-        return TritonBackend()
-    raise ValueError(f"unknown backend {name!r}; expected 'numpy' or 'triton'")
+    if name in ("triton", "cuda"):
+        return TritonBackend(device=name == "cuda")
+    raise ValueError(f"unknown backend {name!r}; expected 'numpy', 'triton' or 'cuda'")

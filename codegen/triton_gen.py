@@ -916,6 +916,7 @@ from ember.ir.ops import Op
 from ember.ir.view import View
 from ember.runtime.compiled import _bf16, _extern, _strided_at, _Stub, _write, _write_into
 from ember.runtime.triton_launch import Launch, _host_kernel_of, _input, _rand_args
+from ember.runtime.triton_launch import _device_value, _dview, _empty, _host
 from ember.runtime.triton_launch import libdevice as _libdevice
 
 libdevice = _libdevice()
@@ -930,11 +931,15 @@ _NAN = tl.constexpr(float("nan"))
 '''
 
 
-def emit(prog: Program, nodes: dict[str, tuple[int, ...]] | None = None
-         ) -> tuple[str, list[str]]:
+def emit(prog: Program, nodes: dict[str, tuple[int, ...]] | None = None,
+         device: bool = False) -> tuple[str, list[str]]:
     """(module source, notes): Triton kernels and the `program(inputs, params)` that
     runs the steps; a note names each kernel run on the host and why. `nodes`: each
-    kernel's statements' graph node numbers, by kernel name (for the source's comments)."""
+    kernel's statements' graph node numbers, by kernel name (for the source's comments).
+
+    `device`: the program's values are device tensors (the "cuda" device's memory):
+    it allocates there, takes views with torch's view methods, and runs host steps on
+    copies in host memory (`_host`, `_device_value`); otherwise they are NumPy arrays."""
     parts = [HEADER, _HELPERS]
     body: list[str] = []
     stubs: list[str] = []
@@ -956,35 +961,53 @@ def emit(prog: Program, nodes: dict[str, tuple[int, ...]] | None = None
                 notes.append(f"{k.name} runs on the host: {e}")
                 name = f"_h{len(stubs)}"
                 stubs.append(f"{name} = _host_kernel_of({_kernel_literal(k)})")
-                loads = ", ".join(f"v{v}" for v in k.loads)
+                loads = ", ".join((f"_host(v{v})" if device else f"v{v}") for v in k.loads)
                 outs = ", ".join(f"v{v}" for _, v in k.stores)
                 body.append(f"{outs}, = {name}([{loads}], params)")
+                if device:
+                    body.extend(f"v{v} = _device_value(v{v})" for _, v in k.stores)
                 continue
             parts.append(src)
             outs = [(sid, v) for sid, v in k.stores]
             for _, v in outs:
                 val = vals[v]
-                body.append(f"v{v} = np.empty({tuple(val.shape)!r}, {_np_storage(val.dtype)})")
+                alloc = "_empty" if device else "np.empty"
+                body.append(f"v{v} = {alloc}({tuple(val.shape)!r}, {_np_storage(val.dtype)})")
             loads = ", ".join(f"v{_read(plan, k, j)}" for j in range(len(k.loads)))
             flat = sorted(plan.no_strides())
             stores = ", ".join(f"v{v}" for _, v in outs)
             rand = "".join(f"*_rand_args(params[{j}]), " for j in _rand_params(k))
             # NOTE: the grid and launch arguments are fixed when the module is loaded
-            stubs.append(f"_launch_{k.name} = Launch({k.name}, {plan.grid!r}, {flat!r})")
+            stubs.append(f"_launch_{k.name} = Launch({k.name}, {plan.grid!r}, {flat!r}"
+                         + (", device=True)" if device else ")"))
             body.append(f"_launch_{k.name}([{loads}], [{stores}]"
                         + (f", ({rand})" if rand else "") + ")")
         elif step.kind == "view":
             if step.out not in needed:
                 continue  # NOTE: read by kernels through their composed Views only
+            if device:
+                body.append(f"v{step.out} = _dview(Op.{step.op.name}, {arg_src(step.arg)}, "
+                            f"v{step.srcs[0]})")
+                continue
             # NOTE: host steps are the NumPy generator's, one rule table for both
             body.append(f"v{step.out} = " + NP_RULES[step.op].view(f"v{step.srcs[0]}",
                                                                    step.arg))
         else:
-            body.append(NP_RULES[step.op].step(step, vals[step.out], stubs, host))
+            line = NP_RULES[step.op].step(step, vals[step.out], stubs, host)
+            body.append(_on_host(line, step.srcs) if device else line)
     body.append("return [" + ", ".join(f"v{o}" for o in prog.outputs) + "]")
     parts.extend(s + "\n" for s in stubs)
     parts.append("\ndef program(inputs, params):\n" + "".join(f"    {ln}\n" for ln in body))
     return "\n\n".join(p.strip("\n") + "\n" for p in parts), notes
+
+
+def _on_host(line: str, srcs) -> str:
+    """A host step's line `vN = expr` over device values: its operands copied to host
+    memory, its result back to the device."""
+    out, expr = line.split(" = ", 1)
+    srcs = {f"v{x}" for x in srcs}
+    expr = re.sub(r"\bv\d+\b", lambda m: f"_host({m[0]})" if m[0] in srcs else m[0], expr)
+    return f"{out} = _device_value({expr})"
 
 
 def _written(prog: Program, nodes: dict | None = None) -> dict:

@@ -30,9 +30,11 @@ from .ir.dtypes import (  # noqa: F401
 )
 from .ir.dtypes import bool_ as bool  # noqa: A001
 from .ir.dtypes import default_float as get_default_dtype  # noqa: F401
+from .runtime.devices import synchronize as _cuda_synchronize
 from .tracer import *  # noqa: F401,F403
 from .tracer import __all__ as _tracer_all
 from .tracer.device import cuda_available as _cuda_available
+from .tracer.device import device_count as _cuda_device_count
 from .tracer.dlpack import from_dlpack
 from .tracer.info import (  # noqa: F401
     finfo,
@@ -60,7 +62,8 @@ long = int64
 int = int32  # noqa: A001
 short = int16
 
-cuda = _NS(is_available=_cuda_available)
+cuda = _NS(is_available=_cuda_available, device_count=_cuda_device_count,
+           synchronize=_cuda_synchronize)
 
 __version__ = "0.1.0"
 

@@ -3,7 +3,8 @@
 The format (version 1) is a NumPy `.npz`, i.e. a zip archive, holding:
 
 - `manifest.json`: `{"format": "ember", "version": 1, "storages": [...], "root": ...}`.
-  Each storage is `{"key": "s0", "dtype": "float32", "numel": 6}`; `root` is the saved
+  Each storage is `{"key": "s0", "dtype": "float32", "numel": 6, "device": "cpu"}` (the
+  device it was saved from; a file without one was saved from the CPU); `root` is the saved
   object, encoded as tagged JSON values:
   `{"t": "none"}`, `{"t": "bool" | "int" | "str", "v": ...}`, `{"t": "float", "v":
   repr(x)}` (so inf and nan survive), `{"t": "list" | "tuple", "items": [...]}`,
@@ -82,8 +83,6 @@ class _Writer:
 
     def tensor(self, t: Tensor) -> dict:
         st = t._storage
-        if st.device != "cpu":
-            raise NotImplementedError("em.save: only CPU tensors can be saved")
         k = self.index.get(id(st))
         if k is None:
             k = self.index[id(st)] = len(self.storages)
@@ -126,8 +125,8 @@ def save(obj, f) -> None:
     realize_storages([st for st in w.storages if not st.is_realized])
     arrays = [_bits(st) for st in w.storages]
     manifest = {"format": FORMAT, "version": VERSION,
-                "storages": [{"key": f"s{i}", "dtype": st.dtype.name, "numel": st.numel}
-                             for i, st in enumerate(w.storages)],
+                "storages": [{"key": f"s{i}", "dtype": st.dtype.name, "numel": st.numel,
+                              "device": st.device} for i, st in enumerate(w.storages)],
                 "root": root}
     if isinstance(f, (str, os.PathLike)):
         with open(f, "wb") as fh:
@@ -149,12 +148,17 @@ def load(f, map_location=None, weights_only: bool = True, **kwargs):
     """Load what `em.save` wrote to `f` (a path or a readable binary file).
 
     Nothing in the file is executed (`weights_only` is accepted for PyTorch's API and
-    always holds). `map_location` may be None or "cpu" (ember's only device today).
+    always holds). Tensors come back on the device they were saved from, or as
+    `map_location` says: a device ("cpu", "cuda:0"), or a dict from saved device to
+    device ({"cuda:0": "cpu"}). A tensor saved from a GPU on a machine without one
+    needs `map_location="cpu"`, as in torch.
     A file that is not one `em.save` wrote, a damaged one, or one of a newer format
     version raises RuntimeError saying so.
     """
-    if map_location is not None and not callable(map_location) and \
-            not isinstance(map_location, dict):
+    if callable(map_location):
+        raise TypeError("em.load: map_location may be a device or a dict of devices, not a "
+                        "function")
+    if map_location is not None and not isinstance(map_location, dict):
         check_device(map_location)
     name = f if isinstance(f, (str, os.PathLike)) else getattr(f, "name", "the file")
     try:
@@ -167,13 +171,27 @@ def load(f, map_location=None, weights_only: bool = True, **kwargs):
     with z:
         manifest = _manifest(z, name)
         arrays = [_storage_array(z, s, name) for s in manifest["storages"]]
-        storages = [Storage.from_array(a, dt.to_dtype(s["dtype"]))
+        storages = [Storage.from_array(a, dt.to_dtype(s["dtype"]),
+                                       _device(s.get("device", "cpu"), map_location))
                     for a, s in zip(arrays, manifest["storages"])]
         try:
             return _Reader(storages, name).decode(manifest["root"])
         except (KeyError, TypeError, ValueError, IndexError) as e:
             raise RuntimeError(f"em.load: {name} has a damaged manifest ({type(e).__name__}: "
                                f"{e})") from None
+
+
+def _device(saved: str, map_location) -> str:
+    """Where a storage saved from device `saved` is loaded (see `load`)."""
+    if isinstance(map_location, dict):
+        target = map_location.get(saved, saved)
+    else:
+        target = saved if map_location is None else map_location
+    try:
+        return check_device(target)
+    except RuntimeError as e:
+        raise RuntimeError(f"em.load: a tensor was saved from {saved}, which cannot be used "
+                           f"here ({e}); pass map_location='cpu'") from None
 
 
 def _manifest(z: zipfile.ZipFile, name) -> dict:

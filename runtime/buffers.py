@@ -26,6 +26,7 @@ import numpy as np
 
 from ..ir.node import Node, node, pin
 from ..ir.ops import Op
+from . import devices
 
 __all__ = ["Buffer", "lookup", "realized", "buffer_node", "owned", "check_size", "reads_shared",
            "share", "share_more", "unshare", "shares_memory", "lend", "read_known_from_buffers"]
@@ -64,21 +65,33 @@ class Buffer:
 
     __slots__ = ("uid", "array", "device", "__weakref__")
 
-    def __init__(self, array: np.ndarray, device: str = "cpu"):
+    def __init__(self, array, device: str = "cpu"):
         if array.ndim != 1:
-            raise ValueError(f"a Buffer holds a flat array, got shape {array.shape}")
+            raise ValueError(f"a Buffer holds a flat array, got shape {tuple(array.shape)}")
         self.uid = uid = next(_uids)
         self.array = array
         self.device = device
         entry = _Entry(self, _dead)
         entry.uid = uid
-        entry.root = root = id(_root(array))
+        entry.root = root = _root_key(array)
         _registry[uid] = entry
         _roots[root] = entry
 
     @property
     def nbytes(self) -> int:
         return self.array.nbytes
+
+    @property
+    def size(self) -> int:
+        """The number of elements (a NumPy array's `size`, a device tensor's `numel()`)."""
+        a = self.array
+        return a.size if isinstance(a, np.ndarray) else a.numel()
+
+    def host(self) -> np.ndarray:
+        """The flat value as a NumPy array: the array itself on the CPU, a copy of device
+        memory (`runtime.devices.download`) on a GPU."""
+        a = self.array
+        return a if isinstance(a, np.ndarray) else devices.download(a)
 
     def __repr__(self) -> str:
         return f"<Buffer {self.uid} {self.array.dtype}[{self.array.size}] on {self.device}>"
@@ -90,6 +103,19 @@ def lookup(uid: int) -> Buffer:
     if buf is None:
         raise RuntimeError(f"buffer {uid} was freed while a graph still reads it")
     return buf
+
+
+def _root_key(a) -> object:
+    """The key of a's memory in `_roots`: its root array's id (NumPy), or ("device", the
+    address of its storage) for device memory."""
+    if isinstance(a, np.ndarray):
+        return id(_root(a))
+    return ("device", a.untyped_storage().data_ptr())
+
+
+def host(a):
+    """A value as NumPy reads it: a device tensor's copy in host memory, else `a`."""
+    return devices.download(a) if devices.is_device_array(a) else a
 
 
 def _root(a: np.ndarray) -> np.ndarray:
@@ -113,13 +139,26 @@ def owned(a: np.ndarray) -> np.ndarray:
 
     A fresh result -- or a reshaped view of one -- is kept as it is; a view of a
     buffer's memory, a read-only or broadcast array, or a small view of a larger
-    allocation is copied.
+    allocation is copied. Device memory likewise (`_owned_on_device`).
     """
+    if not isinstance(a, np.ndarray):
+        return _owned_on_device(a)
     root = _root(a)
     if (a.flags.c_contiguous and a.flags.writeable and root.base is None
             and root.size == a.size and not _in_a_buffer(root)):
         return a.reshape(-1)
     return np.array(a, order="C").reshape(-1)
+
+
+def _owned_on_device(t):
+    """Device tensor `t` flattened into memory of its own: itself where it is all of a
+    storage no buffer holds, else a contiguous copy."""
+    st = t.untyped_storage()
+    entry = _roots.get(("device", st.data_ptr()))
+    if (entry is None or entry() is None) and t.is_contiguous() and t.storage_offset() == 0 \
+            and st.nbytes() == t.nbytes:
+        return t.reshape(-1)
+    return t.reshape(-1).clone()
 
 
 def buffer_node(buf: Buffer, dtype, shape: tuple[int, ...] | None = None) -> Node:
@@ -128,7 +167,7 @@ def buffer_node(buf: Buffer, dtype, shape: tuple[int, ...] | None = None) -> Nod
     The buffer's array is flat; a shaped BUFFER node reads it row-major, so a
     realised result keeps its shape without a reshape node around it.
     """
-    n = node(Op.BUFFER, (), buf.uid, dtype, (buf.array.size,) if shape is None else shape)
+    n = node(Op.BUFFER, (), buf.uid, dtype, (buf.size,) if shape is None else shape)
     pin(n, buf)  # a pending graph never loses its inputs
     return n
 
@@ -139,6 +178,15 @@ def _buffer_holding(value: np.ndarray, dtype) -> Buffer | None:
     NOTE: never a buffer NumPy shares: the user may change its bytes. Other buffers'
     arrays are never written after they are made (a new value gets a new buffer).
     """
+    if not isinstance(value, np.ndarray):
+        entry = _roots.get(_root_key(value))
+        buf = entry() if entry is not None else None
+        if buf is None or not value.is_contiguous() or value.dtype != buf.array.dtype \
+                or value.dtype != devices.torch_dtype(dtype.np) \
+                or value.data_ptr() != buf.array.data_ptr() \
+                or value.numel() != buf.array.numel():
+            return None
+        return buf
     root = _root(value)
     entry = _roots.get(id(root))
     buf = entry() if entry is not None else None

@@ -30,7 +30,7 @@ from ..ir.graph import Graph
 from ..ir.node import Node, Param
 from ..ir.ops import Op
 from ..ir.view import View
-from . import cache, special, threads
+from . import cache, devices, special, threads
 from .config import debug, options, which_run
 from .interpreter import (
     IMPL,
@@ -215,11 +215,7 @@ def compile_key(key: tuple[Node, ...], backend: str = "numpy") -> Compiled:
         plan = lower(graph, fold=_fold, backend=target, check=options.verify, log=log)
         prog = build_program(plan)
         source, notes = target.emit(prog, _node_numbers(plan))
-        if backend == "triton":
-            from .triton_launch import load_module
-            fn = load_module(source).program
-        else:
-            fn = _exec(source)
+        fn = _program_of(source, backend)
     except Exception as e:
         if options.verify and not isinstance(e, (NotImplementedError, TypeError)):
             raise
@@ -242,9 +238,15 @@ def compile_key(key: tuple[Node, ...], backend: str = "numpy") -> Compiled:
     return entry
 
 
+def _evaluate_on(outputs: list[Node], device: str) -> list:
+    """The reference interpreter's values of `outputs`, in the memory of `device`."""
+    values = evaluate(outputs)
+    return values if device == "cpu" else [devices.upload(v, device) for v in values]
+
+
 def _require(backend: str) -> None:
     """Raise, saying what is missing, where `backend` cannot run here."""
-    if backend == "triton":
+    if backend in ("triton", "cuda"):
         from .triton_launch import available
         missing = available()
         if missing is not None:
@@ -271,7 +273,7 @@ def _digest(key: tuple[Node, ...], backend: str) -> str:
 def _program_of(source: str, backend: str):
     """The `program` function of generated source: exec'd (NumPy), or imported from a
     file (Triton: its JIT reads the kernels' source)."""
-    if backend == "triton":
+    if backend in ("triton", "cuda"):
         from .triton_launch import load_module
         return load_module(source).program
     return _exec(source)
@@ -325,7 +327,11 @@ def fits(values, key: tuple[Node, ...]) -> bool:
     if not isinstance(values, (list, tuple)) or len(values) != len(key):
         return False
     for v, n in zip(values, key):
-        if not isinstance(v, np.ndarray) or v.shape != n.shape or v.dtype != n.dtype.np:
+        if isinstance(v, np.ndarray):
+            if v.shape != n.shape or v.dtype != n.dtype.np:
+                return False
+        elif not devices.is_device_array(v) or tuple(v.shape) != n.shape \
+                or v.dtype != devices.torch_dtype(n.dtype.np):
             return False
     return True
 
@@ -369,12 +375,22 @@ def program_for(canonical_outputs: tuple[Node, ...], backend: str = "auto") -> C
     return _load_or_compile(canonical_outputs, resolve_backend(backend))
 
 
-def resolve_backend(backend: str = "auto") -> str:
-    """The back end that runs compiled programs: `backend`, or EMBER_BACKEND's where it
-    is "auto"; "auto" is NumPy (the only device is the CPU)."""
+def resolve_backend(backend: str = "auto", device: str = "cpu") -> str:
+    """The back end that runs compiled programs on `device`: `backend`, or EMBER_BACKEND's
+    where it is "auto"; "auto" is NumPy on the CPU and Triton on a GPU. "cuda" names the
+    Triton back end over device memory (runtime/devices.py), "triton" the one over
+    NumPy's memory (its kernels run by Triton's interpreter, or copied to a GPU per call).
+
+    Raises where the back end cannot run on the device: NumPy's kernels run on the CPU."""
     if backend == "auto":
         backend = options.backend
-    return "triton" if backend == "triton" else "numpy"
+    if device == "cpu":
+        return "triton" if backend == "triton" else "numpy"
+    if backend == "numpy":
+        raise RuntimeError(f"the NumPy back end runs on the CPU, and these tensors are on "
+                           f"{device}: use backend 'auto' or 'triton' (EMBER_BACKEND), or "
+                           "move them with .cpu()")
+    return "cuda"
 
 
 def fusion_backend(backend: str = "auto"):
@@ -384,12 +400,15 @@ def fusion_backend(backend: str = "auto"):
     return backend_named(resolve_backend(backend), options.tile_elems)
 
 
-def lookup(outputs, backend: str = "auto") -> tuple[Compiled, list, list]:
-    """(cached program, inputs, params) for the graph behind `outputs`."""
-    backend = resolve_backend(backend)
+def lookup(outputs, backend: str = "auto", device: str = "cpu") -> tuple[Compiled, list, list]:
+    """(cached program, inputs, params) for the graph behind `outputs`, run on `device`:
+    the inputs are in its memory (an input buffer of another device is copied)."""
+    backend = resolve_backend(backend, device)
     key, inputs, params = cache.structure(outputs)
     if backend != "numpy":
         key = (backend, key)  # NOTE: a program is keyed by its back end too
+    if devices.made[0]:
+        inputs = [devices.to_memory(a, device) for a in inputs]
     memory = cache.memory
     entry = memory.get(key)
     if entry is None:
@@ -430,19 +449,23 @@ def compiled_for(*tensors) -> Compiled:
     return lookup(outputs)[0]
 
 
-def run_compiled(outputs: list[Node]) -> list[np.ndarray]:
-    """The values of `outputs`, computed by the cached compiled program."""
-    entry, inputs, params = lookup(outputs)
+def run_compiled(outputs: list[Node], device: str = "cpu") -> list:
+    """The values of `outputs`, computed by the cached compiled program, in the memory of
+    `device`."""
+    entry, inputs, params = lookup(outputs, device=device)
     if entry.fn is None:
-        return evaluate(outputs)
+        return _evaluate_on(outputs, device)
     try:
         with np.errstate(all="ignore"):
-            return entry.fn(inputs, params)
+            if device == "cpu":
+                return entry.fn(inputs, params)
+            with devices.on(device):
+                return entry.fn(inputs, params)
     except Exception:
         # NOTE: the interpreter decides what an error is: it raises the error the
         # user must see; if it succeeds, the program was wrong and is retired
         # (in tests the failure surfaces instead).
-        values = evaluate(outputs)
+        values = _evaluate_on(outputs, device)
         if options.verify:
             raise
         entry.fn = None

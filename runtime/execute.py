@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-
 from ..ir.node import Node
 from .config import counts, debug, options
 from .context import current
+from .devices import upload
 from .interpreter import evaluate
 
 __all__ = ["counts", "run"]
@@ -33,15 +32,21 @@ def _run_compiled():
     return _COMPILED[0]
 
 
-def run(outputs: list[Node]) -> list[np.ndarray]:
-    """The values of `outputs` (arrays of their shapes and storage dtypes)."""
+def run(outputs: list[Node], device: str = "cpu") -> list:
+    """The values of `outputs` (arrays of their shapes and storage dtypes) in the memory
+    of `device`: NumPy arrays on the CPU, device tensors on a GPU (runtime/devices.py).
+
+    The reference interpreter computes in host memory: on a GPU, eager mode and
+    `EMBER_BACKEND=interpreter` copy the inputs out and the results in."""
     counts["runs"] += 1
     if options.debug:
         start = time.perf_counter()
     if not current().eager and options.backend not in ("interpreter", "reference"):
-        values = _run_compiled()(outputs)
+        values = _run_compiled()(outputs, device)
     else:
         values = evaluate(outputs)
+        if device != "cpu":
+            values = [upload(v, device) for v in values]
     if options.debug:
         ms = (time.perf_counter() - start) * 1e3
         from . import cache

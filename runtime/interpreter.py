@@ -17,7 +17,7 @@ from ..ir.graph import toposort
 from ..ir.node import Node
 from ..ir.ops import MOVEMENT, Op
 from . import philox, special
-from .buffers import lookup, realized
+from .buffers import host, lookup, realized
 
 __all__ = ["evaluate", "IMPL", "IntegerDivisionByZero", "check_divisor", "float_mod"]
 
@@ -232,7 +232,7 @@ def _int_div(fn):
 
 
 IMPL = {
-    Op.BUFFER: lambda n: lookup(n.arg).array.reshape(n.shape),
+    Op.BUFFER: lambda n: lookup(n.arg).host().reshape(n.shape),
     Op.CONST: _const,
     Op.RAND: _rand,
     Op.ARANGE: _arange,
@@ -337,7 +337,7 @@ def evaluate(outputs: list[Node]) -> list[np.ndarray]:
         for n in toposort(outputs, stop=known):
             hit = cached.get(n)
             if hit is not None:
-                values[id(n)] = hit
+                values[id(n)] = host(hit)  # NOTE: a value kept in device memory is copied
                 continue
             args = [values[id(i)] for i in n.inputs]
             values[id(n)] = _conform(n, IMPL[n.op](n, *args))

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..ir import dtypes as dt
 from ..ir.ops import Op
-from . import philox, special
+from . import devices, philox, special
 from .interpreter import IMPL
 
 if TYPE_CHECKING:
@@ -226,28 +226,36 @@ class Launch:
     """One kernel's launch, prepared when its program is loaded: a call binds the
     buffers and calls the kernel, nothing else.
 
-    Under Triton's interpreter (TRITON_INTERPRET=1) a call is `_launch`: the arrays
-    become CPU torch tensors over their memory and `kernel[grid]` runs them. On a GPU
-    the grid, the launch arguments that are not buffers (every operand's strides:
-    static, as the shapes are part of the program's key) and the compiled kernel are
-    fixed on the first call (`kernel.warmup`, which compiles once); later calls go
-    straight to the compiled kernel's launcher (`CompiledKernel.run`), skipping
-    `kernel[grid]`'s binding and specialisation lookup. ember's CPU memory is NumPy,
-    so on a GPU each operand is copied to the device and each output back per call.
+    Over device memory (`device=True`: the "cuda" device's programs, whose values are
+    torch tensors on the GPU) the operands are handed as they are, each followed by its
+    strides. Over NumPy's memory, under Triton's interpreter (TRITON_INTERPRET=1), a call
+    is `_launch`: the arrays become CPU torch tensors over their memory and
+    `kernel[grid]` runs them; on a GPU each operand is copied to the device and each
+    output back per call (the "triton" back end on CPU tensors).
+
+    On a GPU the compiled kernel is fixed on the first call (`kernel.warmup`, which
+    compiles once: the operands' shapes, strides and alignment are part of the program's
+    key); later calls go straight to the compiled kernel's launcher
+    (`CompiledKernel.run`), skipping `kernel[grid]`'s binding and specialisation lookup.
     """
 
-    __slots__ = ("args", "compiled", "empty", "flat", "gpu", "grid", "kernel")
+    __slots__ = ("args", "compiled", "device", "empty", "flat", "gpu", "grid", "kernel")
 
-    def __init__(self, kernel, grid: tuple, flat=(), gpu: bool | None = None):
+    def __init__(self, kernel, grid: tuple, flat=(), gpu: bool | None = None,
+                 device: bool = False):
         self.kernel = kernel
         self.grid = tuple(grid) + (1,) * (3 - len(grid))
         self.flat = frozenset(flat)
         self.gpu = os.environ.get("TRITON_INTERPRET") != "1" if gpu is None else gpu
+        self.device = device
         self.args: list | None = None  # per operand: its strides (after its pointer)
         self.compiled = None  # (launcher, function, packed metadata) on a GPU
         self.empty = False
 
     def __call__(self, loads, stores, scalars=()) -> None:
+        if self.device:
+            self._call_on_device(loads, stores, scalars)
+            return
         if not self.gpu:
             _launch(self.kernel, self.grid, loads, stores, self.flat, scalars)
             return
@@ -263,13 +271,36 @@ class Launch:
             args.extend(strides)
         args.extend(outs)
         args.extend(scalars)  # NOTE: random numbers' seed and sequence (int32)
+        self._run(args)
+        for s, t in zip(stores, outs):
+            s[...] = _to_host(t).reshape(s.shape)
+
+    def _call_on_device(self, loads, stores, scalars) -> None:
+        """Launch over device tensors: each load (contiguous where read at flat offsets)
+        with its strides in elements, then the outputs, then `scalars`."""
+        if any(s.numel() == 0 for s in stores):
+            return
+        args = []
+        for j, t in enumerate(loads):
+            if j in self.flat:
+                args.append(t if t.is_contiguous() else t.contiguous())
+                continue
+            args.append(t if t.dim() else t.reshape(1))
+            args.extend(t.stride())
+        args.extend(s if s.dim() else s.reshape(1) for s in stores)
+        args.extend(scalars)
+        if self.gpu:
+            self._run(args)
+        else:
+            self.kernel[self.grid](*args)
+
+    def _run(self, args) -> None:
+        """Call the compiled kernel's launcher (compiling it on the first call)."""
         if self.compiled is None:
             self._compile(args)
         run, function, meta = self.compiled
         run(self.grid[0], self.grid[1], self.grid[2], _current_stream(), function, meta,
             None, None, None, *args)
-        for s, t in zip(stores, outs):
-            s[...] = _to_host(t).reshape(s.shape)
 
     def _prepare(self, loads, stores) -> None:
         """The launch arguments that are not buffers: each load's strides (contiguous:
@@ -311,6 +342,52 @@ def _to_host(t) -> np.ndarray:
 def _current_stream() -> int:
     import torch
     return torch.cuda.current_stream().cuda_stream
+
+
+# NOTE: what a program over device memory (the "cuda" device's) calls between its
+# kernels: allocation on the device it runs on, and host steps (an op the kernels do
+# not compute, a view torch cannot express) on copies in host memory
+
+def _empty(shape, np_dtype):
+    """Device memory for a kernel's output, on the device the program runs on."""
+    return devices.empty_here(shape, np_dtype)
+
+
+def _host(v):
+    """A host step's operand: a device value copied to host memory (NumPy)."""
+    return devices.download(v) if devices.is_device_array(v) else v
+
+
+def _device_value(v):
+    """A host step's result, copied to the device the program runs on."""
+    return devices.upload(np.asarray(v), devices._CURRENT[0])
+
+
+def _dview(op: Op, arg, x):
+    """View step `op` (arg as the IR holds it) of device tensor x, as NumPy's view rule
+    computes it on the host; torch's views where they say the same (no negative step),
+    else on the host (`_strided_at`, NumPy's slicing)."""
+    if op is Op.RESHAPE:
+        return x.reshape(tuple(arg))
+    if op is Op.PERMUTE:
+        return x.permute(tuple(arg))
+    if op is Op.EXPAND:
+        return x.expand(tuple(arg))
+    if op is Op.FLIP:
+        return x.flip(tuple(arg))
+    if op is Op.SLICE:
+        if all(st > 0 for _, _, st in arg):
+            return x[tuple(slice(lo, hi, st) for lo, hi, st in arg)]
+        return _device_value(_host(x)[tuple(slice(lo, hi, st) for lo, hi, st in arg)])
+    if op is Op.AS_STRIDED:
+        if all(st >= 0 for st in arg.strides):
+            flat = x.contiguous().reshape(-1)
+            return flat.as_strided(tuple(arg.shape), tuple(arg.strides),
+                                   flat.storage_offset() + arg.offset)
+        from .compiled import _strided_at
+        return _device_value(_strided_at(_host(x), tuple(arg.shape), tuple(arg.strides),
+                                         arg.offset))
+    raise NotImplementedError(f"no device view rule for {op.name}")
 
 
 class _HostNode:

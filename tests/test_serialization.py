@@ -98,7 +98,8 @@ def test_format_is_documented_json():
     with zipfile.ZipFile(buf) as z:
         manifest = json.loads(z.read("manifest.json"))
         assert manifest["format"] == "ember" and manifest["version"] == 1
-        assert manifest["storages"] == [{"key": "s0", "dtype": "bfloat16", "numel": 2}]
+        assert manifest["storages"] == [{"key": "s0", "dtype": "bfloat16", "numel": 2,
+                                         "device": "cpu"}]
         (k, v), = manifest["root"]["items"]
         assert k == {"t": "str", "v": "w"} and v["t"] == "tensor" and v["shape"] == [2]
         assert np.lib.format.read_array(io.BytesIO(z.read("s0.npy"))).dtype == np.uint16

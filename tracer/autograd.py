@@ -81,7 +81,7 @@ def _write_grads(pairs, create_graph: bool) -> None:
             trace.touch(x)  # NOTE: so the trace puts back a captured leaf's .grad
             gnode = b.cast(g.node, x.dtype)
             if x._grad is None:
-                x._grad = wrap_node(gnode)
+                x._grad = wrap_node(gnode, x._storage.device)
             else:
                 old = x._grad
                 old._storage.write(b.write(old._storage.node, b.binary(
@@ -90,7 +90,8 @@ def _write_grads(pairs, create_graph: bool) -> None:
     nodes = [grad_total(x, g if isinstance(g, Node) else g.node) for x, g in pairs]
     # the leaves' pending in-place updates are realised in the same graph
     pending = [x._storage for x, _ in pairs if not x._storage.is_realized]
-    values = realize_storages(pending, extra=tuple(nodes))
+    values = realize_storages(pending, extra=tuple(nodes),
+                              device=pairs[0][0]._storage.device if pairs else None)
     set_grads([x for x, _ in pairs], values)
 
 
@@ -237,7 +238,8 @@ def value_and_grad(fn, argnums=0):
                 grads = (None,) * len(ours)
             else:
                 grads = grad_of([out], ours, create_graph=outer, allow_unused=True)
-            grads = tuple(g if g is not None else wrap_node(b.zeros(x.dtype, tuple(x.shape)))
+            grads = tuple(g if g is not None else wrap_node(b.zeros(x.dtype, tuple(x.shape)),
+                                                                    x._storage.device)
                           for g, x in zip(grads, ours))
         value = out if outer else out.detach()
         return value, (grads[0] if isinstance(argnums, int) else grads)

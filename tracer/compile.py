@@ -80,6 +80,7 @@ from ..ir.ops import Op
 from ..ir.passes.pipeline import lower
 from ..ir.view import View
 from ..runtime import buffers as rb
+from ..runtime import devices
 from ..runtime.cache import canonical
 from ..runtime.compiled import _fold, fusion_backend, lookup
 from ..runtime.config import options
@@ -454,6 +455,8 @@ class _Program:
         self.seq0 = seq0                  # the first random sequence number of the trace
         self.n_random = n_random          # random ops the function draws per call
         self.entry = None                 # the cached compiled program, once looked up
+        self.device = "cpu"               # where the program runs (its results' device)
+        self.out_devices = {}             # output index -> device of its fresh storage
         self.inputs = None                # program input i <- ("arg", k) or ("const", array)
         self.params = None                # RAND parameters (seed, sequence) at trace time
         self.scalar_slots: list = []      # [(runtime parameter, float argument index)]
@@ -470,7 +473,7 @@ class _Program:
 
     def _prepare(self, backend: str = "auto") -> None:
         """Find the compiled program once, and where each of its inputs comes from."""
-        entry, inputs, params = lookup(self.outputs, backend)
+        entry, inputs, params = lookup(self.outputs, backend, self.device)
         by_array = {id(buf.array): k for k, buf in enumerate(self.sources)}
         self.inputs = [("arg", by_array[id(a)]) if id(a) in by_array else ("const", a)
                        for a in inputs]
@@ -516,7 +519,7 @@ class _Program:
                     return "freed: a captured tensor was freed"
                 if id(st) in arg_storages:
                     return _ALSO_PASSED
-                arrays.append(st.array())
+                arrays.append(st.raw())
                 storages.append(st)
             else:
                 arrays.append(_arg_array(roots[x]._grad))
@@ -542,12 +545,15 @@ class _Program:
             for j, k in self.scalar_slots:
                 params[j] = positional[k]
             with np.errstate(all="ignore"):
-                return self.entry.fn(inputs, params)
+                if self.device == "cpu":
+                    return self.entry.fn(inputs, params)
+                with devices.on(self.device):
+                    return self.entry.fn(inputs, params)
         saved = [buf.array for buf in self.sources]
         try:
             for buf, a in zip(self.sources, arrays):
                 buf.array = a
-            return run(self.outputs)
+            return run(self.outputs, self.device)
         finally:
             for buf, a in zip(self.sources, saved):
                 buf.array = a
@@ -608,11 +614,13 @@ def _placeholder(t: Tensor, trace: _Trace) -> tuple[Tensor, rb.Buffer]:
     return p, p._storage.buffer
 
 
-def _arg_array(t: Tensor) -> np.ndarray:
+def _arg_array(t: Tensor):
+    """An argument's elements as a flat array in its device's memory."""
     st = t._storage
     if t._view.is_full(st.numel):
-        return st.array()
-    return np.ascontiguousarray(t._array()).reshape(-1)
+        return st.raw()
+    flat = np.ascontiguousarray(t._array()).reshape(-1)
+    return flat if st.device == "cpu" else devices.upload(flat, st.device)
 
 
 def _trace(fn, args, kwargs, reads: set | None = None, lines: bool = False) -> _Program | str:
@@ -764,7 +772,7 @@ def _record(trace: _Trace, tree, leaves, proxies, before, placeholders, seq0, n_
         if st.node is not seen.node:
             written.append((key, len(outputs)))
             outputs.append(b.reshape(st.node, (st.numel,)))
-    specs, fresh = [], {}
+    specs, fresh, out_devices = [], {}, {}
     arg_of = {id(p._storage): k for k, p in enumerate(proxies) if isinstance(p, Tensor)}
     arg_grad_of = {id(p._grad._storage): k for k, p in enumerate(proxies)
                    if isinstance(p, Tensor) and p._grad is not None}
@@ -795,6 +803,7 @@ def _record(trace: _Trace, tree, leaves, proxies, before, placeholders, seq0, n_
         else:
             if key not in fresh:
                 fresh[key] = len(outputs)
+                out_devices[len(outputs)] = t._storage.device
                 outputs.append(b.reshape(t._storage.node, (t._storage.numel,)))
             spec = ("out", fresh[key], t._storage.node.shape)
         # NOTE: a result whose graph a backward() inside consumed still requires grad
@@ -837,6 +846,11 @@ def _record(trace: _Trace, tree, leaves, proxies, before, placeholders, seq0, n_
     program = _Program(outputs, (tree, specs), placeholders, cap_sources, writes, grads,
                        seq0, n_random, captures, guards, cap_writes, root_grads)
     program.retained = retained
+    program.out_devices = out_devices
+    # NOTE: the program runs where its results live: a value stored on another device
+    # (a returned `x.cpu()`) is copied there, as any realisation's
+    program.device = next(iter(out_devices.values()), None) or next(
+        (buf.device for buf in program.sources), "cpu")
     return program
 
 
@@ -887,8 +901,19 @@ def _owned(v: np.ndarray, arrays: list[np.ndarray], roots: set[int]) -> np.ndarr
     that is an input (or a view of one), memory an earlier output took (`roots`: ids
     of the arrays owning it), or a read-only or broadcast view (the interpreter returns
     those for constants and movement ops). A fresh result laid out as a transposed
-    input is (`x.T * 2`) is kept as it is, as a lazy one is.
+    input is (`x.T * 2`) is kept as it is, as a lazy one is. A device value is copied
+    unless it is all of memory no input and no earlier output holds.
     """
+    if not isinstance(v, np.ndarray):
+        key = ("device", v.untyped_storage().data_ptr())
+        if key in roots or v.storage_offset() or not v.is_contiguous() or \
+                v.untyped_storage().nbytes() != v.nbytes or any(
+                    not isinstance(a, np.ndarray) and a.untyped_storage().data_ptr() == key[1]
+                    for a in arrays):
+            v = v.clone()
+            key = ("device", v.untyped_storage().data_ptr())
+        roots.add(key)
+        return v
     root = rb._root(v)
     if id(root) in roots or not v.flags.writeable or not (
             v.flags.c_contiguous or _dense(v)) or any(
@@ -906,13 +931,15 @@ def _write_back(target: Tensor, value: np.ndarray) -> None:
         st.assign(flat)
     else:
         with mode.no_grad():
-            copy_(target, from_array(np.array(flat).reshape(tuple(target.shape)), target.dtype))
+            flat = np.array(flat) if isinstance(flat, np.ndarray) else flat
+            copy_(target, from_array(flat.reshape(tuple(target.shape)), target.dtype,
+                                     st.device))
 
 
 def _set_grad(t: Tensor, value: np.ndarray) -> None:
     """Make value t's .grad (written into the existing .grad, as backward() does)."""
     if t._grad is None:
-        t._grad = from_array(value.reshape(tuple(t.shape)), t.dtype)
+        t._grad = from_array(value.reshape(tuple(t.shape)), t.dtype, t._storage.device)
     else:
         _write_back(t._grad, value)
 
@@ -958,7 +985,8 @@ def _leaf(program, spec, positional, storages, roots, values, fresh) -> Tensor:
     if kind == "out":
         st = fresh.get(i)
         if st is None:
-            st = fresh[i] = storage.Storage.from_array(values[i], dtype, "cpu", whole)
+            st = fresh[i] = storage.Storage.from_array(values[i], dtype,
+                                                       program.out_devices.get(i, "cpu"), whole)
         out = _new(st, view, dtype, None)
         out._detached = detached
         if spent:
@@ -1327,14 +1355,14 @@ class CompiledFunction:
         for r, i in program.root_grads:
             t = roots[r]
             t._grad = None if i is None else from_array(values[i].reshape(tuple(t.shape)),
-                                                         t.dtype)
+                                                         t.dtype, t._storage.device)
         tree, specs = program.structure
         fresh: dict = {}
         built = [_leaf(program, spec, positional, storages, roots, values, fresh)
                  for spec in specs]
         for j, i in program.retained:
             t = built[j]
-            t._grad = from_array(values[i].reshape(tuple(t.shape)), t.dtype)
+            t._grad = from_array(values[i].reshape(tuple(t.shape)), t.dtype, t._storage.device)
             t._retains_grad = True
         return _unflatten(tree, iter(built))
 

@@ -214,7 +214,9 @@ def _bad_element(x: Any, index: tuple[int, ...]) -> TypeError:
 
 def _array_leaf(x: Any, index: tuple[int, ...], target: DType | None) -> tuple[np.ndarray, DType]:
     """An array-like as an array in a dtype ember can cast from, and the DType it infers."""
-    a = np.asarray(x)
+    # NOTE: a tensor's value, copied from device memory where it is there (torch.tensor
+    # of a cuda tensor copies it too); np.asarray would share a CPU tensor's memory
+    a = x._array() if hasattr(x, "_array") else np.asarray(x)
     where, d = _where(index), a.dtype
     if not d.isnative:
         a = a.astype(d.newbyteorder("="))

@@ -1,12 +1,16 @@
 """Devices: `em.device("cpu")`, `"cuda:0"`, and `em.cuda.is_available()`.
 
 The CPU is always there. A CUDA device needs triton and a CUDA build of torch
-(runtime/ uses torch only to allocate GPU memory and launch kernels).
+(runtime/ uses torch only to allocate GPU memory, copy it and launch kernels; see
+runtime/devices.py, which can also emulate the device for tests without a GPU).
 """
 
 from __future__ import annotations
 
-__all__ = ["device", "check_device", "cuda_available"]
+from ..runtime import devices
+
+__all__ = ["device", "check_device", "cuda_available", "default_device", "device_count",
+           "set_default"]
 
 
 class device:
@@ -45,21 +49,46 @@ class device:
 
 
 def cuda_available() -> bool:
-    try:
-        import torch
-        return bool(torch.cuda.is_available())
-    except Exception:
-        return False
+    """`em.cuda.is_available()`: whether ember can make "cuda" tensors here."""
+    return devices.available()
+
+
+def device_count() -> int:
+    """`em.cuda.device_count()`: the number of CUDA devices (0 without one)."""
+    return devices.count() if devices.available() else 0
+
+
+# the device tensors are made on where no device is given (`em.set_default_device`)
+_DEFAULT = ["cpu"]
+
+
+def default_device() -> str:
+    return _DEFAULT[0]
+
+
+def set_default(device: str) -> None:
+    """Make `device` (checked: "cpu" or "cuda:N") the default device."""
+    _DEFAULT[0] = device
 
 
 def check_device(spec) -> str:
-    """Normalise a device argument to "cpu" or "cuda:N"; refuse CUDA without a GPU."""
+    """Normalise a device argument to "cpu" or "cuda:N" (None: the default device,
+    `em.set_default_device`); refuse CUDA without a GPU."""
     if spec is None:
+        return _DEFAULT[0]
+    if spec == "cpu":
         return "cpu"
+    if isinstance(spec, int):
+        spec = f"cuda:{spec}"  # NOTE: torch reads a bare ordinal as a CUDA device
     d = device(spec)
     if d.type == "cpu":
         return "cpu"
     if not cuda_available():
-        raise RuntimeError("no CUDA device is available to ember on this machine "
-                           "(em.cuda.is_available() is False): create the tensor on the CPU")
-    raise NotImplementedError("ember's GPU path is not built yet: tensors live on the CPU")
+        raise RuntimeError("Found no NVIDIA driver on your system: no CUDA device is "
+                           "available to ember (em.cuda.is_available() is False); create the "
+                           "tensor on the CPU")
+    index = d.index or 0
+    if index >= devices.count():
+        raise RuntimeError(f"CUDA error: invalid device ordinal (cuda:{index}; this machine "
+                           f"has {devices.count()} CUDA device(s))")
+    return f"cuda:{index}"

@@ -20,7 +20,7 @@ from ..ir.node import Node, const, node
 from ..ir.ops import Op
 from ..runtime.context import current
 from ..runtime.interpreter import check_divisor
-from .records import result
+from .records import common_device, result
 from .tensor import Tensor, copy_of, distinct_nodes
 
 __all__ = [
@@ -84,14 +84,6 @@ def _dtype_of(operands) -> dt.DType:
     return dt.result_type(dims, zero, scalars)
 
 
-def _check_device(tensors) -> str:
-    devices = {t._storage.device for t in tensors}
-    if len(devices) > 1:
-        raise RuntimeError("Expected all tensors to be on the same device, but found at least "
-                           f"two devices, {' and '.join(sorted(devices))}!")
-    return devices.pop() if devices else "cpu"
-
-
 def _operand(x, raw: Node | None, dtype: dt.DType, shape) -> Node:
     if raw is None:
         return b.full(x, dtype, shape)
@@ -114,7 +106,7 @@ def _apply(op: Op, operands, name: str, *, compute: dt.DType | None = None,
     else:
         operands = [as_operand(x) for x in operands]
         tensors = tuple(x for x in operands if isinstance(x, Tensor))
-        device = _check_device(tensors)
+        device = common_device(tensors)
         dtype = compute or _dtype_of(operands)
         shape = broadcast_shapes(*(x.shape for x in tensors))
         raws = distinct_nodes(tensors, tuple(t.node for t in tensors))
@@ -754,7 +746,7 @@ def where(condition, input, other) -> Tensor:
     x, y = as_operand(input), as_operand(other)
     dtype = _dtype_of([x, y])
     tensors = tuple(t for t in (cond, x, y) if isinstance(t, Tensor))
-    device = _check_device(tensors)
+    device = common_device(tensors)
     shape = broadcast_shapes(*(t.shape for t in tensors))
     raws = dict(zip(map(id, tensors), distinct_nodes(tensors, tuple(t.node for t in tensors))))
     c = b.expand_to(raws[id(cond)], shape)

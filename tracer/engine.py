@@ -22,6 +22,8 @@ from __future__ import annotations
 import threading
 import weakref
 
+import numpy as np
+
 from ..ir import build as b
 from ..ir.graph import toposort
 from ..ir.node import Node, node
@@ -372,13 +374,17 @@ def _engine(roots, root_cots, create_graph: bool, retain_graph: bool, as_nodes: 
         release(order)
     leaves = {k: v for k, v in cots.items() if isinstance(v[0], AccumulateGrad)}
     if not create_graph and not as_nodes:
-        leaves = {k: (e, _as_tensor(g)) for k, (e, g) in leaves.items()}
-        retained = [(t, _as_tensor(g)) for t, g in retained]
+        leaves = {k: (e, _as_tensor(g, _device_of(e.variable))) for k, (e, g) in leaves.items()}
+        retained = [(t, _as_tensor(g, t._storage.device)) for t, g in retained]
     return leaves, retained
 
 
-def _as_tensor(n) -> Tensor:
-    """A cotangent tensor whose value is node n.
+def _device_of(t: Tensor | None) -> str:
+    return "cpu" if t is None else t._storage.device
+
+
+def _as_tensor(n, device: str) -> Tensor:
+    """A cotangent tensor on `device` whose value is node n.
 
     NOTE: a cotangent can be a forward value itself (d(x * w)/dx is w); when that is
     a realised buffer, the gradient gets a copy, so it owns its memory and never
@@ -387,15 +393,16 @@ def _as_tensor(n) -> Tensor:
     if n.op is Op.BUFFER:
         if current().trace is not None:
             # em.compile is tracing: the buffer may be an input, whose value is not known
-            return wrap_node(node(Op.CAST, (n,), None, n.dtype, n.shape))
-        buf = lookup(n.arg)
-        return from_array(buf.array.reshape(n.shape).copy(), n.dtype, buf.device)
-    return wrap_node(n)
+            return wrap_node(node(Op.CAST, (n,), None, n.dtype, n.shape), device)
+        # NOTE: from_array copies a buffer's device memory itself (buffers.owned)
+        a = lookup(n.arg).array.reshape(n.shape)
+        return from_array(a.copy() if isinstance(a, np.ndarray) else a, n.dtype, device)
+    return wrap_node(n, device)
 
 
 def _recorded_cotangent(fn: GradFn, g: Tensor, gi) -> Tensor:
     """A cotangent whose own gradient can be taken (create_graph=True)."""
-    t = _as_tensor(gi)
+    t = _as_tensor(gi, g._storage.device)
     edges = (edge(g),) + fn.edges
     if any(e is not None for e in edges):
         saved = ((g._storage, g._storage.version, _describe(g)),) + fn.saved
@@ -410,9 +417,9 @@ def _root_cotangent(t: Tensor, gradient) -> Tensor:
         if t.numel() != 1:
             raise RuntimeError("grad can be implicitly created only for scalar outputs "
                                f"(the output has shape {tuple(t.shape)}); pass gradient=")
-        return wrap_node(b.ones(t.dtype, tuple(t.shape)))
+        return wrap_node(b.ones(t.dtype, tuple(t.shape)), t._storage.device)
     if not isinstance(gradient, Tensor):
-        gradient = copy_of(gradient, dtype=t.dtype)
+        gradient = copy_of(gradient, dtype=t.dtype, device=t._storage.device)
     if tuple(gradient.shape) != tuple(t.shape):
         raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of "
                            f"{tuple(gradient.shape)} and output[0] has a shape of "
@@ -465,4 +472,4 @@ def set_grads(tensors, values) -> None:
                 old._storage.numel) and old.dtype is x.dtype:
             old._storage.set_array(owned(value))
         else:
-            x._grad = from_array(owned(value).reshape(tuple(x.shape)), x.dtype)
+            x._grad = from_array(owned(value).reshape(tuple(x.shape)), x.dtype, x._storage.device)

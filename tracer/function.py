@@ -95,7 +95,7 @@ class _Custom:
         self.ctx = ctx
         self.n_args = n_args
         self.arg_edges = arg_edges   # (argument position, edge) of tensor arguments
-        self.outputs = outputs       # (dtype, shape) per output (None: not a tensor)
+        self.outputs = outputs       # (dtype, shape, device) per output (None: not a tensor)
 
     def saves_nothing(self) -> bool:
         """Whether ctx saved no tensor: the record stays usable after a pass, as in torch."""
@@ -110,11 +110,11 @@ class _Custom:
         for desc, gi in zip(self.outputs, parts):
             if gi is None:
                 if self.ctx.materialize_grads and desc is not None:
-                    dtype, shape = desc
+                    dtype, shape, device = desc
                     from .creation import zeros
-                    gi = zeros(shape, dtype=dtype)
+                    gi = zeros(shape, dtype=dtype, device=device)
             elif isinstance(gi, Node):
-                gi = wrap_node(gi)
+                gi = wrap_node(gi, desc[2] if desc is not None else "cpu")
             grads.append(gi)
         name = fn.name()
         result = self.cls.backward(self.ctx, *grads)
@@ -290,7 +290,8 @@ def _record(cls, ctx, args, outs, diff) -> None:
     for i, a in tensors:
         saved[i] = (a._storage, None, _describe(a))
     custom = _Custom(cls, ctx, len(args), tuple((i, e) for (i, _), e in zip(tensors, edges)),
-                     tuple(_describe(o) if isinstance(o, Tensor) else None for o in outs))
+                     tuple(_describe(o) + (o._storage.device,) if isinstance(o, Tensor) else None
+                           for o in outs))
     name = cls._backward_name
     first = outs[diff[0]]
     # NOTE: versions are None: a custom record checks only what ctx saved (saved_tensors)
@@ -370,13 +371,24 @@ def has_hooks(key) -> bool:
     return bool(_HOOKS) and bool(_HOOKS.get(key))
 
 
+def _device_of(key) -> str:
+    """The device of the tensor a hook's key stands for (a leaf's accumulator, a record)."""
+    t = getattr(key, "variable", None)
+    if t is not None:
+        return t._storage.device
+    saved = getattr(key, "out_saved", None)
+    if saved and saved[0] is not None:
+        return saved[0].device
+    return "cpu"
+
+
 def apply_hooks(key, g, create_graph: bool):
     """g after the hooks registered on `key` (a node or a Tensor, as given)."""
     hooks = _HOOKS.get(key)
     if not hooks:
         return g
     as_node = isinstance(g, Node)
-    t = wrap_node(g) if as_node else g
+    t = wrap_node(g, _device_of(key)) if as_node else g
     for hook in list(hooks):
         new = hook(t)
         if new is not None:

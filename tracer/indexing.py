@@ -356,7 +356,7 @@ def _scatter_target(x: Tensor):
     """
     if not x._view.has_overlap():
         n = node(Op.ARANGE, (), (0, 1), dt.int64, (x.numel(),))
-        return x, wrap_node(b.reshape(n, tuple(x.shape)))
+        return x, wrap_node(b.reshape(n, tuple(x.shape)), x._storage.device)
     base = x._base
     numel = x._storage.numel
     if base is None or x._detached or not base._view.is_full(numel):
@@ -365,7 +365,7 @@ def _scatter_target(x: Tensor):
                   "tensor before performing this operation. This also applies to advanced "
                   "indexing e.g. tensor[indices] = tensor", UserWarning, stacklevel=3)
     n = node(Op.ARANGE, (), (0, 1), dt.int64, (numel,))
-    return base, wrap_node(b.as_strided(n, x._view))
+    return base, wrap_node(b.as_strided(n, x._view), x._storage.device)
 
 
 def _drop_leading_ones(value):
@@ -478,14 +478,16 @@ def nonzero(input: Tensor, *, as_tuple: bool = False):
     a = input._array()
     coords = np.nonzero(a) if a.ndim else np.nonzero(a.reshape(1))
     if not as_tuple and a.ndim == 0:  # as torch: one row (or none) of no coordinates
-        return from_array(np.zeros((int(coords[0].size), 0), np.int64), dt.int64)
+        return from_array(np.zeros((int(coords[0].size), 0), np.int64), dt.int64,
+                          input._storage.device)
     if as_tuple:
-        return tuple(from_array(c.astype(np.int64), dt.int64) for c in coords)
+        return tuple(from_array(c.astype(np.int64), dt.int64,
+                                input._storage.device) for c in coords)
     if not coords:
-        return from_array(np.zeros((0, 0), np.int64), dt.int64)
+        return from_array(np.zeros((0, 0), np.int64), dt.int64, input._storage.device)
     # NOTE: column-major, as PyTorch's result: (n, ndim) with strides (1, n)
     n = int(coords[0].size)
-    out = from_array(np.stack(coords).astype(np.int64), dt.int64)
+    out = from_array(np.stack(coords).astype(np.int64), dt.int64, input._storage.device)
     out._view = View((n, len(coords)), (1, n), 0)
     out._node_src = None  # out.node reads the storage through the new view
     return out

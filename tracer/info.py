@@ -8,7 +8,7 @@ import numpy as np
 
 from ..ir import dtypes as dt
 from .creation import tensor, zeros
-from .device import check_device, device
+from .device import check_device, default_device, device, set_default
 from .tensor import Size, Tensor
 
 __all__ = ["finfo", "iinfo", "is_tensor", "is_floating_point", "set_default_device",
@@ -172,17 +172,16 @@ Tensor.__new__ = _tensor_new
 # -- the default device ---------------------------------------------------------------
 
 def set_default_device(device) -> None:  # noqa: A002 - PyTorch's argument name
-    """Set the device new tensors are made on. Only "cpu" exists today: "cuda" raises
-    ember's error that no CUDA device is available (or that the GPU path is not built).
-    """
-    if device is not None:
-        check_device(device)
+    """Set the device new tensors are made on where no `device=` is given ("cpu",
+    "cuda", "cuda:N"; None: the CPU), for every thread, as torch's. "cuda" raises where
+    no CUDA device is available (`em.cuda.is_available()`)."""
+    set_default(check_device(device if device is not None else "cpu"))
 
 
 def get_default_device():
-    """The device new tensors are made on: `device(type='cpu')`.
+    """The device new tensors are made on (`device(type='cpu')` unless set).
 
     >>> em.get_default_device()
     device(type='cpu')
     """
-    return device("cpu")
+    return device(default_device())

@@ -12,10 +12,12 @@ from ..ir import build as b
 from ..ir import dtypes as dt
 from ..ir.node import Node, node
 from ..ir.ops import Op
+from ..runtime.context import current
 from . import creation
 from .device import check_device
 from .elementwise import laid_out
 from .records import result
+from .storage import realize_storages
 from .tensor import Tensor, _new
 
 
@@ -34,6 +36,11 @@ def to(self, *args, dtype=None, device=None, copy: bool = False, non_blocking=Fa
     dev = check_device(device) if device is not None else self._storage.device
     if target is self.dtype and dev == self._storage.device and not copy:
         return self
+    if dev != self._storage.device and not self._storage.is_realized \
+            and current().trace is None:
+        # NOTE: the pending work is done where it was asked for (a GPU's kernels), then
+        # copied: the copy's graph reads the realised buffer, from the other device
+        realize_storages([self._storage])
     raw = self.node
     order, (n,) = laid_out((self,), (raw,))  # PyTorch's preserve_format
     n = b.cast(n, target) if target is not self.dtype else copy_node(n)

@@ -17,8 +17,8 @@ from ..runtime.context import current
 from . import mode
 from .tensor import Tensor, wrap_node
 
-__all__ = ["AccumulateGrad", "GradFn", "base_flat", "current_grad_fn", "edge", "is_stale",
-           "record", "record_order", "result"]
+__all__ = ["AccumulateGrad", "GradFn", "base_flat", "common_device", "current_grad_fn", "edge",
+           "is_stale", "record", "record_order", "result"]
 
 
 class AccumulateGrad:
@@ -206,6 +206,24 @@ def is_stale(fn: GradFn) -> bool:
     return False
 
 
+def common_device(tensors) -> str:
+    """The device an operation on `tensors` runs on: theirs, which must be one, except
+    that a 0-d CPU tensor may join tensors of another device, as in torch (a scalar)."""
+    if not tensors:
+        return "cpu"
+    first = tensors[0]._storage.device
+    if len(tensors) == 1 or all(t._storage.device == first for t in tensors):
+        return first
+    found = {t._storage.device for t in tensors}
+    if len(found - {"cpu"}) == 1 and all(t.ndim == 0 for t in tensors
+                                         if t._storage.device == "cpu"):
+        return (found - {"cpu"}).pop()
+    devices = [t._storage.device for t in tensors]
+    other = next(d for d in devices if d != first)
+    raise RuntimeError("Expected all tensors to be on the same device, but found at least "
+                       f"two devices, {first} and {other}!")
+
+
 def result(n: Node, inputs: tuple, name: str, in_nodes: tuple | None = None,
            device: str | None = None, scalars: tuple = (),
            order: tuple[int, ...] | None = None, stops: tuple = ()) -> Tensor:
@@ -218,7 +236,7 @@ def result(n: Node, inputs: tuple, name: str, in_nodes: tuple | None = None,
     `stops` nodes the gradient treats as constants (see autograd.record).
     """
     if device is None:
-        device = inputs[0]._storage.device if inputs else "cpu"
+        device = common_device(inputs)
     t = wrap_node(n, device, order)
     if current().grad_enabled and n.dtype.category == 2:
         for x in inputs:

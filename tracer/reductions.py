@@ -252,11 +252,12 @@ def _arg_extreme(input: Tensor, dim, keepdim: bool, largest: bool, what: str) ->
     else:
         axis = _dim(dim, input.ndim)
     if x.ndim == 0:
-        return wrap_node(b.zeros(dt.int64, ()))
+        return wrap_node(b.zeros(dt.int64, ()), input._storage.device)
     _nonempty(x, (axis,), what, dim is None)
     xn = x.node
     if input.numel() == 0:  # an empty result: no reduction to build
-        return wrap_node(_kept_dims(b.zeros(dt.int64, xn.shape), (axis,), keepdim, xn.shape))
+        return wrap_node(_kept_dims(b.zeros(dt.int64, xn.shape), (axis,), keepdim, xn.shape),
+                         input._storage.device)
     op = Op.REDUCE_MAX if largest else Op.REDUCE_MIN
     m = b.expand_to(b.reduce(op, xn, (axis,)), xn.shape)
     size = xn.shape[axis]
@@ -269,8 +270,9 @@ def _arg_extreme(input: Tensor, dim, keepdim: bool, largest: bool, what: str) ->
     idx = b.reduce(Op.REDUCE_MIN, b.where(hit, iota, b.full(size, dt.int64, xn.shape)),
                    (axis,))
     if dim is None:
-        return wrap_node(b.reshape(idx, (1,) * input.ndim if keepdim else ()))
-    return wrap_node(_kept_dims(idx, (axis,), keepdim, xn.shape))
+        return wrap_node(b.reshape(idx, (1,) * input.ndim if keepdim else ()),
+                         input._storage.device)
+    return wrap_node(_kept_dims(idx, (axis,), keepdim, xn.shape), input._storage.device)
 
 
 def argmax(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
@@ -525,7 +527,7 @@ def _softmax_input(input: Tensor, dim, dtype, what: str):
     axis = _dim(dim, input.ndim)
     if not x.dtype.is_floating_point:
         if x.numel == 0:
-            return wrap_node(b.zeros(x.dtype, x.shape))
+            return wrap_node(b.zeros(x.dtype, x.shape), input._storage.device)
         raise NotImplementedError(f"{what}(): not implemented for {x.dtype} input; pass "
                                   f"dtype=em.float32 or convert the input with .float()")
     out = x.dtype
@@ -593,7 +595,8 @@ def _logical_reduce(op: Op, input: Tensor, dim, keepdim: bool) -> Tensor:
     else:
         nz = b.cast(x, dt.bool_) if x.dtype is not dt.bool_ else x
         n = _reduce_node(op, b.cast(nz, dt.uint8), axes, keepdim)
-    return wrap_node(b.cast(n, dt.uint8 if x.dtype is dt.uint8 else dt.bool_))
+    return wrap_node(b.cast(n, dt.uint8 if x.dtype is dt.uint8 else dt.bool_),
+                     input._storage.device)
 
 
 def all(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
@@ -622,7 +625,7 @@ def count_nonzero(input: Tensor, dim=None) -> Tensor:
     axes = _dims(dim, input.ndim)
     x = input.node
     return wrap_node(_reduce_node(Op.REDUCE_SUM, b.cast(b.cast(x, dt.bool_), dt.int64), axes,
-                                  False))
+                                  False), input._storage.device)
 
 
 def cumsum(input: Tensor, dim: int, *, dtype=None) -> Tensor:
@@ -651,8 +654,9 @@ def argsort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool
     """
     axis = _dim(dim, input.ndim)
     if input.ndim == 0:
-        return wrap_node(b.zeros(dt.int64, ()))
-    return wrap_node(node(Op.ARGSORT, (input.node,), (axis, bool(descending))))
+        return wrap_node(b.zeros(dt.int64, ()), input._storage.device)
+    return wrap_node(node(Op.ARGSORT, (input.node,), (axis, bool(descending))),
+                     input._storage.device)
 
 
 def sort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool = False):
@@ -690,7 +694,8 @@ def _quantile(input: Tensor, q, dim, keepdim: bool, interpolation: str, ignore_n
     if ignore_nan:
         count = (~xs.isnan()).sum(-1, keepdim=True).to(input.dtype)   # (..., 1)
     else:
-        count = wrap_node(b.full(n, input.dtype, tuple(xs.shape[:-1]) + (1,)))
+        count = wrap_node(b.full(n, input.dtype, tuple(xs.shape[:-1]) + (1,)),
+                          input._storage.device)
     qs = qt.reshape(-1)                                             # (k,)
     pos = (count - 1).clamp(min=0).unsqueeze(-2) * qs.reshape(-1, 1)  # (..., k, 1)
     if interpolation == "lower":
@@ -778,7 +783,7 @@ def _median_index(input: Tensor, axis: int) -> Tensor:
         nans = b.reduce(Op.REDUCE_SUM, b.cast(node(Op.NE, (x, x)), dt.int64), (axis,))
         pos = b.where(node(Op.LT, (b.like(nans, 0), nans)),
                       node(Op.SUB, (b.like(nans, size), nans)), pos)
-    return take_along_dim(argsort(input, axis), wrap_node(pos), axis)
+    return take_along_dim(argsort(input, axis), wrap_node(pos, input._storage.device), axis)
 
 
 def median(input: Tensor, dim=None, keepdim: bool = False):
@@ -792,7 +797,8 @@ def median(input: Tensor, dim=None, keepdim: bool = False):
     _no_bool_median(input, "median_out")
     axis = _dim(dim, input.ndim)
     if input.ndim == 0:
-        return values_indices(input.clone(), wrap_node(b.zeros(dt.int64, ())))
+        return values_indices(input.clone(), wrap_node(b.zeros(dt.int64, ()),
+                                                       input._storage.device))
     _nonempty(input, (axis,), "median", False)
     x = input.node
     if input.numel() == 0:  # an empty result: nothing to select
@@ -801,7 +807,8 @@ def median(input: Tensor, dim=None, keepdim: bool = False):
         values = result(_kept_dims(b.zeros(x.dtype, kept), (axis,), keepdim, x.shape), (input,),
                         "MedianBackward1", (x,))
         return values_indices(
-            values, wrap_node(_kept_dims(b.zeros(dt.int64, kept), (axis,), keepdim, x.shape)))
+            values, wrap_node(_kept_dims(b.zeros(dt.int64, kept), (axis,), keepdim, x.shape),
+                              input._storage.device))
     idx = _median_index(input, axis)
     values = take_along_dim(input, idx, axis)
     if values._grad_fn is not None:

@@ -62,7 +62,8 @@ def logcumsumexp(input: Tensor, dim: int) -> Tensor:
 def _running_extreme(input: Tensor, dim: int, kind: str, name: str):
     axis = _dim(dim, input.ndim)
     if input.ndim == 0:
-        return values_indices(input.clone(), wrap_node(b.zeros(dt.int64, ())))
+        return values_indices(input.clone(), wrap_node(b.zeros(dt.int64, ()),
+                                                       input._storage.device))
     x = input.node
     running = node(Op.SCAN, (x,), (axis, kind))
     # NOTE: PyTorch's rule: an element equal to the running extreme (or a NaN) takes
@@ -74,7 +75,7 @@ def _running_extreme(input: Tensor, dim: int, kind: str, name: str):
     pos = b.reshape(node(Op.ARANGE, (), (0, 1), dt.int64, (size,)),
                     tuple(size if i == axis else 1 for i in range(input.ndim)))
     marks = b.where(hit, b.expand_to(pos, x.shape), b.zeros(dt.int64, x.shape))
-    indices = wrap_node(node(Op.SCAN, (marks,), (axis, "max")))
+    indices = wrap_node(node(Op.SCAN, (marks,), (axis, "max")), input._storage.device)
     values = take_along(input, indices, axis)
     if values._grad_fn is not None:
         values._grad_fn._name = name
@@ -126,7 +127,7 @@ def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: boo
 def _select(input: Tensor, order: Tensor, axis: int, k: int, name: str, shape):
     idx = wrap_node(b.reshape(node(Op.SLICE, (order.node,), tuple(
         (0, k if i == axis else s, 1) for i, s in enumerate(order.shape))), tuple(
-        k if i == axis else s for i, s in enumerate(order.shape))))
+        k if i == axis else s for i, s in enumerate(order.shape))), input._storage.device)
     values = take_along(input, idx, axis)
     if values._grad_fn is not None:
         values._grad_fn._name = name
@@ -161,7 +162,8 @@ def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):
 def _narrow(t: Tensor, axis: int, start: int) -> Tensor:
     """The one position `start` of t along axis (a fresh int64 tensor)."""
     return wrap_node(node(Op.SLICE, (t.node,), tuple(
-        (start, start + 1, 1) if i == axis else (0, s, 1) for i, s in enumerate(t.shape))))
+        (start, start + 1, 1) if i == axis else (0, s, 1) for i, s in enumerate(t.shape))),
+          t._storage.device)
 
 
 def _triangle(input: Tensor, diagonal: int, lower: bool, name: str) -> Tensor:

@@ -214,7 +214,7 @@ def index_put(input: Tensor, indices, values, accumulate: bool = False) -> Tenso
                         f"{type(indices).__name__}")
     numel = input.numel()
     iota = wrap_node(b.reshape(node(Op.ARANGE, (), (0, 1), dt.int64, (numel,)),
-                               tuple(input.shape)))
+                               tuple(input.shape)), input._storage.device)
     positions = getitem(iota, tuple(indices))
     values = as_operand(values, "values")
     shape = tuple(positions.shape)

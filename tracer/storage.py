@@ -27,6 +27,7 @@ import numpy as np
 from ..ir import dtypes as dt
 from ..ir.node import Node
 from ..runtime import buffers as rb
+from ..runtime import devices
 from ..runtime.config import options
 from ..runtime.context import current
 from ..runtime.execute import run
@@ -66,8 +67,9 @@ class Storage:
     @classmethod
     def from_array(cls, flat: np.ndarray, dtype: dt.DType, device: str = "cpu",
                    shape: tuple[int, ...] | None = None) -> Storage:
-        """A realised storage over `flat`, read as `shape` (default: flat)."""
-        buf = rb.Buffer(flat, device)
+        """A realised storage over `flat`, read as `shape` (default: flat); `flat` is
+        copied into `device`'s memory where it is not there."""
+        buf = rb.Buffer(_in_memory(flat, device), device)
         return cls(rb.buffer_node(buf, dtype, shape), dtype, device, buf)
 
     @property
@@ -90,7 +92,7 @@ class Storage:
         if self.external:
             _store(self, flat, self.node.shape)  # into the memory NumPy shares
         else:
-            self._adopt(rb.Buffer(flat, self.device), self.node.shape)
+            self._adopt(rb.Buffer(_in_memory(flat, self.device), self.device), self.node.shape)
         self.version += 1
 
     def share(self, new: bool = False, user_array: np.ndarray | None = None) -> None:
@@ -146,7 +148,13 @@ class Storage:
         self.source = None
 
     def array(self) -> np.ndarray:
-        """The realised flat array (realising first if needed)."""
+        """The realised flat array (realising first if needed); a copy in host memory of
+        a device's buffer."""
+        return rb.host(self.raw())
+
+    def raw(self):
+        """The realised flat value in its device's memory (realising first if needed):
+        the NumPy array on the CPU, the device tensor on a GPU."""
         if not self.is_realized:
             realize_storages([self])
         if (trace := current().trace) is not None:
@@ -154,8 +162,16 @@ class Storage:
         return self.buffer.array
 
 
-def _store(s: Storage, value: np.ndarray, shape: tuple[int, ...] | None = None) -> None:
+def _in_memory(value, device: str):
+    """`value` in the memory of `device` (a copy where it is elsewhere)."""
+    if device == "cpu" and isinstance(value, np.ndarray):
+        return value
+    return devices.to_memory(value, device)
+
+
+def _store(s: Storage, value, shape: tuple[int, ...] | None = None) -> None:
     """Make `value` (flat) the storage's realised value, read as `shape` (default: flat)."""
+    value = _in_memory(value, s.device)
     old = s.buffer
     if s.external and old is not None and old.array.shape == value.shape:
         # Write into the memory the user shares. Nodes that still read the old
@@ -216,12 +232,15 @@ def _written_read(roots, todo_ids: set) -> list[Storage]:
 walked = [0]  # how many nodes the last `_written_read` visited (tests read it)
 
 
-def realize_storages(storages, extra: tuple = ()) -> list[np.ndarray]:
+def realize_storages(storages, extra: tuple = (), device: str | None = None) -> list:
     """Realise `storages` in one graph; also compute the `extra` nodes and return them.
 
     `extra` nodes are computed in the same run (shared work is done once) but not
-    stored anywhere: callers use them for values such as gradients. Pending in-place
+    stored anywhere: callers use them for values such as gradients, in the memory of
+    the storages' device (or `device`, where no storage is given). Pending in-place
     writes of other storages that the graph computes anyway are committed too.
+    Storages on several devices are realised in one run per device: each program runs
+    where its results live.
     """
     todo = []
     seen = set()
@@ -231,6 +250,12 @@ def realize_storages(storages, extra: tuple = ()) -> list[np.ndarray]:
             todo.append(s)
     if not todo and not extra:
         return []
+    if todo:
+        device = todo[0].device
+        if any(s.device != device for s in todo):
+            realize_storages([s for s in todo if s.device != device])
+            todo = [s for s in todo if s.device == device]
+            seen = {id(s) for s in todo}
     chains = [s.node for s in todo]
     trace = current().trace
     if trace is not None:
@@ -239,7 +264,7 @@ def realize_storages(storages, extra: tuple = ()) -> list[np.ndarray]:
         more = _written_read(chains + list(extra), seen)
         todo += more
         chains += [s.node for s in more]
-    values = run(chains + list(extra))
+    values = run(chains + list(extra), device or "cpu")
     commit(todo, chains, values)
     del chains
     return values[len(todo):]

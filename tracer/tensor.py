@@ -22,7 +22,8 @@ from ..ir import dtypes as dt
 from ..ir.node import Node, node
 from ..ir.ops import Op
 from ..ir.view import View
-from ..runtime.buffers import check_size
+from ..runtime import devices
+from ..runtime.buffers import check_size, owned
 from ..runtime.context import current
 from ..runtime.interpreter import _strided
 from .data import as_array
@@ -276,6 +277,7 @@ class Tensor:
         if self._requires_grad and not force:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. "
                                "Use tensor.detach().numpy() instead.")
+        self._on_host("numpy")
         a = self._shared_array()
         self._storage.share()  # later in-place updates must reach `a`; NumPy may write it
         return a
@@ -290,7 +292,14 @@ class Tensor:
         # but NumPy may write the memory `numpy()` shares, as with torch
         return np.lib.stride_tricks.as_strided(flat[self._view.offset:], a.shape, a.strides)
 
+    def _on_host(self, what: str) -> None:
+        """Raise PyTorch's error where NumPy would share device memory (`.numpy()`)."""
+        if self._storage.device != "cpu":
+            raise TypeError(f"can't convert {self._storage.device} device type tensor to "
+                            f"{what}. Use Tensor.cpu() to copy the tensor to host memory first.")
+
     def __array__(self, dtype=None, copy=None):
+        self._on_host("numpy")
         a = self._array()
         if dtype is not None:
             return a.astype(dtype)
@@ -322,7 +331,12 @@ class Tensor:
         return self._array().tolist()
 
     def data_ptr(self) -> int:
-        """The address of this tensor's first element (equal for views of one storage)."""
+        """The address of this tensor's first element (equal for views of one storage; in
+        the device's memory for a cuda tensor)."""
+        if self._storage.device != "cpu":
+            self._storage.array()  # NOTE: realises (a graph break while tracing)
+            flat = self._storage.buffer.array
+            return flat.data_ptr() + self._view.offset * flat.element_size()
         flat = self._storage.array()
         return flat.__array_interface__["data"][0] + self._view.offset * flat.itemsize
 
@@ -460,8 +474,14 @@ def from_array(a: np.ndarray, dtype: dt.DType, device: str = "cpu",
     """A realised tensor over NumPy array `a` (shared, not copied, when possible).
 
     `external`: the caller keeps `a`, so in-place updates are written back into it
-    (while `a` is writable).
+    (while `a` is writable). On a GPU (`device` "cuda:N") the tensor holds a copy of `a`
+    in device memory; `a` may be a device tensor there (kept where it owns its memory).
     """
+    if device != "cpu" or not isinstance(a, np.ndarray):
+        shape = tuple(a.shape)
+        flat = owned(devices.to_memory(a, device))
+        return _new(Storage.from_array(flat, dtype, device, shape), View.contiguous(shape),
+                    dtype, None)
     if a.flags.c_contiguous:
         storage = Storage.from_array(a.reshape(-1), dtype, device, a.shape)
         if external:
