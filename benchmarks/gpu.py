@@ -5,17 +5,16 @@
     python -m ember.benchmarks.gpu --no-tests           # the benchmarks alone
 
 On a machine with an NVIDIA GPU (torch with CUDA, triton; no network needed) it runs
-tests/test_triton.py with the kernels compiled for the GPU (TRITON_INTERPRET unset,
-EMBER_BACKEND=triton), then times each case with torch eager, torch.compile and ember,
-in this process, and prints one table: each case's time and its share of the device's
-copy bandwidth (a torch copy of 1 GiB) or matmul peak (torch.matmul in bfloat16 at
-4096^3), or the time alone where neither applies. It fits in about 6 minutes on one
+the GPU test subset with the kernels compiled for the GPU (TRITON_INTERPRET=0):
+tests/test_triton.py with EMBER_BACKEND=triton (CPU tensors, operands copied to the GPU
+per call), and tests/test_cuda_device.py on the real "cuda" device (the op registry and
+the gradient table against the CPU, the device's API). Then it times each case with
+torch eager, torch.compile and ember on "cuda" tensors, in this process, and prints one
+table: each case's time and its share of the device's copy bandwidth (a torch copy of
+1 GiB) or matmul peak (torch.matmul in bfloat16 at 4096^3), or the time alone where
+neither applies; and the host time of a cache-hit call that launches one fused kernel
+(no synchronisation: what the Python side costs). It fits in about 6 minutes on one
 H100/H200.
-
-ember's memory is NumPy on the host until its "cuda" device exists, so its lane runs
-`backend="triton"` programs whose operands are copied to the device and whose outputs
-are copied back on every call (`runtime/triton_launch.Launch`); the table says so on
-that lane. Its figures measure that, not a device-resident ember.
 """
 
 from __future__ import annotations
@@ -37,9 +36,11 @@ import numpy as np
 __all__ = ["CASES", "NO_DEVICE", "main", "plan_lines", "run"]
 
 NO_DEVICE = "no CUDA device: the GPU benchmarks need one"
-EMBER_LANE = "ember (triton; operands copied host<->device per call)"
-TESTS = ("tests/test_triton.py",)
-TEST_TIMEOUT_S = 180
+EMBER_LANE = "ember (cuda tensors)"
+# (test file, its environment): kernels compiled for the GPU, never interpreted
+TESTS = (("tests/test_triton.py", {"TRITON_INTERPRET": "0", "EMBER_BACKEND": "triton"}),
+         ("tests/test_cuda_device.py", {"TRITON_INTERPRET": "0", "EMBER_BACKEND": "auto"}))
+TEST_TIMEOUT_S = 240
 
 
 @dataclass
@@ -121,13 +122,16 @@ CASES = [
 
 def plan_lines() -> list[str]:
     """What a run does, one line each (`--dry-run` prints them)."""
-    lines = [f"tests: {' '.join(TESTS)} with TRITON_INTERPRET=0 EMBER_BACKEND=triton "
-             f"(at most {TEST_TIMEOUT_S} s)",
+    lines = [f"tests: {path} with " + " ".join(f"{k}={v}" for k, v in env.items())
+             + f" (at most {TEST_TIMEOUT_S} s)" for path, env in TESTS]
+    lines += [
              "limits: torch copy of 1 GiB (copy bandwidth), torch.matmul bf16 4096^3 (peak)"]
     for c in CASES:
         share = "copy bandwidth" if c.bytes else "matmul peak" if c.flops else "time only"
         lines.append(f"case: {c.name} ({c.dtype}; {share}): torch eager, torch.compile, "
                      f"{EMBER_LANE}")
+    lines.append("host time of a cache-hit call launching one fused kernel (ember, torch "
+                 "eager, torch.compile; no synchronisation)")
     return lines
 
 
@@ -178,16 +182,40 @@ def _torch_lane(torch, case: GpuCase, arrays: dict, compiled: bool):
 
 def _ember_lane(em, case: GpuCase, arrays: dict):
     dtype = getattr(em, case.dtype)
-    ts = {k: em.tensor(v, dtype=dtype) for k, v in arrays.items()}
+    ts = {k: em.tensor(v, dtype=dtype, device="cuda") for k, v in arrays.items()}
     if case.train:
         ts = {k: v.requires_grad_(k in ("w1", "b1", "w2", "b2")) for k, v in ts.items()}
 
         def step():
             case.fn(em, **ts)
-            for k in ("w1", "b1", "w2", "b2"):
-                ts[k].detach().numpy()  # NOTE: realises the update
+            em.realize(*(ts[k] for k in ("w1", "b1", "w2", "b2")))  # NOTE: the update
         return step
-    return lambda: case.fn(em, **ts).numpy()
+    return lambda: em.realize(case.fn(em, **ts))
+
+
+def _host_overhead(torch, em) -> dict:
+    """Host seconds of a cache-hit call that launches one fused kernel, unsynchronised
+    (the kernel's own time overlaps the next call's Python), per lane."""
+    x = torch.randn(1024, device="cuda")
+    e = em.tensor(x.cpu().numpy(), device="cuda")
+    compiled = torch.compile(lambda t: (t * 2.0 + 1.0).exp())
+    lanes = {"torch eager": lambda: (x * 2.0 + 1.0).exp(),
+             "torch.compile": lambda: compiled(x),
+             EMBER_LANE: lambda: em.realize((e * 2.0 + 1.0).exp())}
+    out = {}
+    for name, call in lanes.items():
+        for _ in range(20):
+            call()
+        torch.cuda.synchronize()
+        times = []
+        for _ in range(7):
+            start = time.perf_counter()
+            for _ in range(200):
+                call()
+            times.append((time.perf_counter() - start) / 200)
+            torch.cuda.synchronize()
+        out[name] = statistics.median(times)
+    return out
 
 
 def _measure(case: GpuCase, lanes: dict[str, Callable[[], Callable]], sync) -> dict:
@@ -212,19 +240,24 @@ def _cell(case: GpuCase, value, copy_bw: float, peak: float) -> str:
 
 def run_tests(root: Path) -> tuple[bool, str]:
     """Run the GPU test subset in a subprocess; (passed, its last line)."""
-    paths = [str(root / t) for t in TESTS if (root / t).exists()]
-    if not paths:
-        return False, f"not found under {root} (an installed copy without tests/)"
-    env = {**os.environ, "TRITON_INTERPRET": "0", "EMBER_BACKEND": "triton"}
-    try:
-        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                               *paths], cwd=root, env=env, capture_output=True, text=True,
-                              timeout=TEST_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        return False, f"timed out after {TEST_TIMEOUT_S} s"
-    lines = [ln for ln in done.stdout.splitlines() if ln.strip()]
-    failures = [ln for ln in lines if ln.startswith(("FAILED", "ERROR"))]
-    return done.returncode == 0, "\n  ".join(failures + lines[-1:])
+    ok, said = True, []
+    for path, extra in TESTS:
+        if not (root / path).exists():
+            return False, f"{path} not found under {root} (an installed copy without tests/)"
+        env = {**os.environ, **extra}
+        try:
+            done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p",
+                                   "no:cacheprovider", str(root / path)], cwd=root, env=env,
+                                  capture_output=True, text=True, timeout=TEST_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            ok = False
+            said.append(f"{path}: timed out after {TEST_TIMEOUT_S} s")
+            continue
+        lines = [ln for ln in done.stdout.splitlines() if ln.strip()]
+        failures = [ln for ln in lines if ln.startswith(("FAILED", "ERROR"))]
+        ok = ok and done.returncode == 0
+        said.append(f"{path}: " + "\n  ".join(failures[:20] + lines[-1:]))
+    return ok, "\n  ".join(said)
 
 
 def run(tests: bool = True, compiled: bool = True, out=sys.stdout) -> int:
@@ -244,12 +277,9 @@ def run(tests: bool = True, compiled: bool = True, out=sys.stdout) -> int:
     status = 0
     if tests:
         passed, line = run_tests(Path(__file__).resolve().parents[1])
-        print(f"GPU tests ({' '.join(TESTS)}): {'passed' if passed else 'FAILED'}\n  {line}",
-              file=out, flush=True)
+        print(f"GPU tests: {'passed' if passed else 'FAILED'}\n  {line}", file=out, flush=True)
         status = 0 if passed else 1
     import ember as em
-    from ember.runtime.config import options
-    options.backend = "triton"
     copy_bw, peak = _limits(torch)
     print(f"device: {torch.cuda.get_device_name()}; copy {copy_bw / 1e9:.0f} GB/s, "
           f"bf16 matmul {peak / 1e12:.0f} TFLOP/s", file=out, flush=True)
@@ -271,8 +301,12 @@ def run(tests: bool = True, compiled: bool = True, out=sys.stdout) -> int:
     for case, result in rows:
         print(f"{case.name:<{width}} | " + " | ".join(
             f"{_cell(case, result.get(n), copy_bw, peak):<30}" for n in names), file=out)
-    print(f"note: the ember lane is {EMBER_LANE}: ember has no device-resident memory yet",
-          file=out)
+    try:
+        host = _host_overhead(torch, em)
+        print("cache-hit host time, one fused kernel: " + ", ".join(
+            f"{n} {v * 1e6:.1f} us" for n, v in host.items()), file=out)
+    except Exception as e:  # noqa: BLE001 - reported, not fatal
+        print(f"cache-hit host time: failed: {type(e).__name__}: {e}", file=out)
     print(f"done in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return status
 

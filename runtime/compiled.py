@@ -368,11 +368,12 @@ def _checked_first_call(entry: Compiled, key: tuple[Node, ...], digest: str,
     return first_call
 
 
-def program_for(canonical_outputs: tuple[Node, ...], backend: str = "auto") -> Compiled:
+def program_for(canonical_outputs: tuple[Node, ...], backend: str = "auto",
+                device: str = "cpu") -> Compiled:
     """The program for canonical output nodes (`cache.canonical_over`) on `backend`
-    (`resolve_backend`): loaded from the disk cache or compiled. The caller keeps it
-    (the in-memory cache is keyed by structure)."""
-    return _load_or_compile(canonical_outputs, resolve_backend(backend))
+    (`resolve_backend`) for `device`: loaded from the disk cache or compiled. The caller
+    keeps it (the in-memory cache is keyed by structure)."""
+    return _load_or_compile(canonical_outputs, resolve_backend(backend, device))
 
 
 def resolve_backend(backend: str = "auto", device: str = "cpu") -> str:

@@ -105,6 +105,8 @@ class Options:
     cache_bytes: int = 256 << 20
     disk_cache_entries: int = 4096  # files kept per compiler version (LRU by mtime)
     verify: bool = field(default_factory=lambda: _flag("EMBER_VERIFY"))
+    # "cuda" emulated in CPU memory, its kernels interpreted (tests; runtime/devices.py)
+    cuda_emulate: bool = field(default_factory=lambda: _flag("EMBER_CUDA_EMULATE"))
 
 
 options = Options()

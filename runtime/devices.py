@@ -26,12 +26,14 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from .config import options
+
 __all__ = ["available", "count", "download", "emulate", "emulated", "empty", "empty_here",
            "is_device_array", "on", "synchronize", "to_memory", "torch_device", "torch_dtype",
            "upload"]
 
 # whether "cuda" is emulated in CPU memory (tests; see the module's docstring)
-_EMULATED = [os.environ.get("EMBER_CUDA_EMULATE", "") == "1"]
+_EMULATED = [options.cuda_emulate]
 # how many device buffers were ever made: 0 means no CPU run needs to look for them
 made = [0]
 
@@ -63,6 +65,9 @@ def available() -> bool:
     """Whether ember can make "cuda" tensors here: a GPU torch can use and triton, or the
     emulated device."""
     if _EMULATED[0]:
+        if os.environ.get("TRITON_INTERPRET") != "1":
+            raise RuntimeError("EMBER_CUDA_EMULATE=1 runs the emulated device's kernels "
+                               "through Triton's interpreter: set TRITON_INTERPRET=1 too")
         return True
     try:
         import torch

@@ -277,16 +277,23 @@ class Launch:
 
     def _call_on_device(self, loads, stores, scalars) -> None:
         """Launch over device tensors: each load (contiguous where read at flat offsets)
-        with its strides in elements, then the outputs, then `scalars`."""
-        if any(s.numel() == 0 for s in stores):
+        with its strides in elements, then the outputs, then `scalars`.
+
+        NOTE: the strides are the program's (its key fixes every shape and view): read
+        from the first call's operands, then only bound."""
+        if self.args is None:
+            self.empty = any(s.numel() == 0 for s in stores)
+            self.args = [None if j in self.flat else tuple(t.stride())
+                         for j, t in enumerate(loads)]
+        if self.empty:
             return
         args = []
-        for j, t in enumerate(loads):
-            if j in self.flat:
+        for t, strides in zip(loads, self.args):
+            if strides is None:
                 args.append(t if t.is_contiguous() else t.contiguous())
-                continue
-            args.append(t if t.dim() else t.reshape(1))
-            args.extend(t.stride())
+            else:
+                args.append(t if t.dim() else t.reshape(1))
+                args.extend(strides)
         args.extend(s if s.dim() else s.reshape(1) for s in stores)
         args.extend(scalars)
         if self.gpu:

@@ -10,6 +10,7 @@ gets and its value against the same code on the CPU.
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -29,8 +30,14 @@ torch = pytest.importorskip("torch")
 
 @pytest.fixture
 def cuda():
-    with devices.emulate():
+    """The real CUDA device where kernels are compiled for one, else the emulated one."""
+    if os.environ.get("TRITON_INTERPRET") != "1":
+        if not devices.available():
+            pytest.skip("no CUDA device (and TRITON_INTERPRET=0: nothing to emulate with)")
         yield
+    else:
+        with devices.emulate():
+            yield
     em.set_default_device("cpu")
 
 
@@ -280,6 +287,22 @@ def test_a_module_trains_on_the_device_as_on_the_cpu(cuda):
         assert p.is_cuda
         np.testing.assert_allclose(p.detach().cpu().numpy(), q.detach().numpy(), rtol=1e-4,
                                    atol=1e-6)
+
+
+def test_backward_plans_replay_on_the_device(cuda):
+    from ember.tracer import plans
+    plans.clear()
+    w = em.randn(5, 3, device="cuda", requires_grad=True)
+    x = em.randn(7, 5, device="cuda")
+    ref_w = em.tensor(w.detach().cpu(), requires_grad=True)
+    for _ in range(4):
+        for p, inp in ((w, x), (ref_w, x.cpu())):
+            (inp @ p).sigmoid().sum().backward()
+            with em.no_grad():
+                p.sub_(0.1 * p.grad)
+                p.grad.zero_()
+    assert plans.stats()["replayed"] >= 4 and w.is_cuda and w.grad.is_cuda
+    np.testing.assert_allclose(w.detach().cpu().numpy(), ref_w.detach().numpy(), rtol=1e-6)
 
 
 def test_eager_mode_and_the_interpreter_on_cuda_tensors(cuda, monkeypatch):

@@ -539,6 +539,8 @@ class _Program:
             self._prepare(backend)
         if use_compiled and self.entry.fn is not None:
             inputs = [arrays[k] if kind == "arg" else k for kind, k in self.inputs]
+            if devices.made[0]:  # NOTE: an argument on another device is copied in
+                inputs = [devices.to_memory(a, self.device) for a in inputs]
             # NOTE: RAND parameters are (seed, sequence); a scalar's is its value
             params = [(seed, seq0 + p[1] - self.seq0) if type(p) is tuple else p
                       for p in self.params]

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..runtime import cache
+from ..runtime import cache, devices
 from ..runtime.compiled import program_for, resolve_backend
 from ..runtime.config import debug, options
 from ..runtime.context import current
@@ -69,7 +69,7 @@ class Probe:
     """One backward pass's key, and what running its plan needs."""
 
     __slots__ = ("key", "inputs", "params", "sources", "rands", "order", "leaves",
-                 "pending", "chains")
+                 "pending", "chains", "device")
 
     def replay(self, retain_graph: bool) -> bool:
         """Run the cached plan; False (nothing changed) when there is none or it fails."""
@@ -94,7 +94,7 @@ class Probe:
         if canonical is None:
             return False
         try:
-            entry = program_for(canonical)
+            entry = program_for(canonical, device=self.device)
         except Exception:  # noqa: BLE001 - the general pass says what is wrong
             return False
         if entry.fn is None or not self._run(entry):
@@ -109,7 +109,11 @@ class Probe:
     def _run(self, entry) -> bool:
         try:
             with np.errstate(all="ignore"):
-                values = entry.fn(self.inputs, self.params)
+                if self.device == "cpu":
+                    values = entry.fn(self.inputs, self.params)
+                else:
+                    with devices.on(self.device):
+                        values = entry.fn(self.inputs, self.params)
         except Exception:  # noqa: BLE001 - the general pass says what is wrong
             return False
         n = len(self.chains)
@@ -156,6 +160,16 @@ def probe(t) -> Probe | None:
     if walked is None:
         return None
     tokens, inputs, params, index, sources, rands = walked
+    # NOTE: the program runs where the gradients live: its leaves' one device
+    device = leaves[0]._storage.device if leaves else t._storage.device
+    if any(x._storage.device != device for x in leaves):
+        return None
+    try:
+        backend = resolve_backend("auto", device)
+    except RuntimeError:
+        return None  # the general pass raises it
+    if devices.made[0]:
+        inputs = [devices.to_memory(a, device) for a in inputs]
     records = []
     get = index.get
     for f in order:
@@ -171,7 +185,8 @@ def probe(t) -> Probe | None:
         records.append(tuple(nodes))
     p = Probe()
     # NOTE: a plan's program is its back end's (keyed like lookup's programs)
-    p.key = ("plan", resolve_backend(), tokens, tuple(records), tuple(flags))
+    p.key = ("plan", backend, tokens, tuple(records), tuple(flags))
+    p.device = device
     p.inputs, p.params, p.sources, p.rands = inputs, params, sources, rands
     p.order, p.leaves, p.pending, p.chains = order, leaves, pending, chains
     return p
