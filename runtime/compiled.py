@@ -275,7 +275,11 @@ def _program_of(source: str, backend: str):
     file (Triton: its JIT reads the kernels' source)."""
     if backend in ("triton", "cuda"):
         from .triton_launch import load_module
-        return load_module(source).program
+        fn = load_module(source).program
+        if backend == "cuda":
+            from .cuda_graphs import graphed
+            fn = graphed(fn, source)
+        return fn
     return _exec(source)
 
 

@@ -107,6 +107,8 @@ class Options:
     verify: bool = field(default_factory=lambda: _flag("EMBER_VERIFY"))
     # "cuda" emulated in CPU memory, its kernels interpreted (tests; runtime/devices.py)
     cuda_emulate: bool = field(default_factory=lambda: _flag("EMBER_CUDA_EMULATE"))
+    # programs of many small kernels replayed as CUDA graphs where faster (cuda_graphs.py)
+    cuda_graphs: bool = field(default_factory=lambda: _flag("EMBER_CUDA_GRAPHS", "1"))
 
 
 options = Options()

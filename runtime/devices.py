@@ -28,9 +28,9 @@ import numpy as np
 
 from .config import options
 
-__all__ = ["available", "count", "download", "emulate", "emulated", "empty", "empty_here",
-           "is_device_array", "on", "synchronize", "to_memory", "torch_device", "torch_dtype",
-           "upload"]
+__all__ = ["available", "count", "dlpack_copy", "dlpack_import", "download", "emulate",
+           "emulated", "empty", "empty_here", "is_device_array", "numpy_dtype", "on",
+           "synchronize", "to_memory", "torch_device", "torch_dtype", "upload"]
 
 # whether "cuda" is emulated in CPU memory (tests; see the module's docstring)
 _EMULATED = [options.cuda_emulate]
@@ -165,6 +165,25 @@ def to_memory(a, device: str):
     if device == "cpu":
         return download(a) if is_device_array(a) else a
     return a if is_device_array(a) else upload(a, device)
+
+
+def numpy_dtype(torch_dtype) -> np.dtype:
+    """The NumPy dtype of a torch dtype (the inverse of `torch_dtype`)."""
+    import torch
+    return torch.empty(0, dtype=torch_dtype).numpy().dtype
+
+
+def dlpack_copy(flat, view, stream, max_version):
+    """A DLPack capsule of a copy of `view` (a `View`) of device buffer `flat`."""
+    t = flat.as_strided(view.shape, view.strides, view.offset).clone()
+    kwargs = {} if max_version is None else {"max_version": max_version}
+    return t.__dlpack__(stream=stream, **kwargs)
+
+
+def dlpack_import(ext):
+    """A copy, in device memory, of what a DLPack producer on a CUDA device holds."""
+    import torch
+    return torch.from_dlpack(ext).clone()
 
 
 def synchronize() -> None:

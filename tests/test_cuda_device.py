@@ -305,6 +305,25 @@ def test_backward_plans_replay_on_the_device(cuda):
     np.testing.assert_allclose(w.detach().cpu().numpy(), ref_w.detach().numpy(), rtol=1e-6)
 
 
+def test_programs_of_small_kernels_replay_as_cuda_graphs_with_each_calls_inputs(cuda):
+    if devices.emulated():
+        pytest.skip("CUDA graphs need a real GPU (the emulated device never captures)")
+    from ember.runtime.compiled import compiled_for
+    from ember.runtime.cuda_graphs import WARMUP, GraphedProgram
+
+    def three(x):  # NOTE: three kernels (two reductions over other axes, a matmul)
+        return x.sum(0), x.amax(1), x @ x
+
+    xs = [em.randn(32, 32, device="cuda") for _ in range(WARMUP + 6)]
+    for x in xs + xs[:2]:
+        outs = three(x)
+        em.realize(*outs)
+        for got, want in zip(outs, three(x.cpu())):
+            np.testing.assert_allclose(got.cpu().numpy(), want.numpy(), rtol=1e-4, atol=1e-4)
+    fn = compiled_for(*three(xs[0])).fn
+    assert isinstance(fn, GraphedProgram) and fn.settled
+
+
 def test_eager_mode_and_the_interpreter_on_cuda_tensors(cuda, monkeypatch):
     x = em.tensor([1.0, 2.0, 3.0], device="cuda")
     with em.eager():
@@ -336,7 +355,23 @@ def test_save_and_load_cuda_tensors(cuda, tmp_path):
     assert moved["x"].is_cuda and moved["c"].is_cuda
 
 
-def test_dlpack_of_cuda_tensors_goes_through_torch(cuda):
-    x = em.arange(4.0, device="cuda")
-    t = torch.tensor(x.tolist())
-    assert t.tolist() == [0.0, 1.0, 2.0, 3.0]
+def test_pickle_and_deepcopy_keep_the_device(cuda):
+    import copy
+    import pickle
+    x = em.tensor([1.0, 2.0], device="cuda", requires_grad=True)
+    for y in (pickle.loads(pickle.dumps(x)), copy.deepcopy(x)):
+        assert y.is_cuda and y.requires_grad and y.tolist() == [1.0, 2.0]
+
+
+def test_dlpack_exchanges_cuda_tensors_by_copy(cuda):
+    x = em.arange(6.0, device="cuda").reshape(2, 3)
+    t = torch.from_dlpack(x.T)
+    assert t.tolist() == x.T.tolist()
+    if not devices.emulated():
+        assert t.is_cuda and x.__dlpack_device__() == (2, 0)
+    t[0, 0] = 100.0  # NOTE: a copy: ember's buffer is not written
+    assert x[0, 0].item() == 0.0
+    source = torch.arange(4.0, device=devices.torch_device("cuda:0"))
+    back = em.from_dlpack(source) if not devices.emulated() else em.tensor(source.tolist(),
+                                                                           device="cuda")
+    assert back.is_cuda and back.tolist() == [0.0, 1.0, 2.0, 3.0]

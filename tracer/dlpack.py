@@ -6,6 +6,10 @@ in: a tensor handed out is realised and its storage marked shared, exactly as
 ember computes after it, and ember's in-place updates are written into the memory
 the other library reads. A tensor taken in (`em.from_dlpack`) is shared as
 `em.from_numpy` shares an array.
+
+"cuda" tensors are exchanged by copy, in device memory (`runtime.devices`): ember's
+device buffers are never written after they are made, which memory another library
+holds could not promise.
 """
 
 from __future__ import annotations
@@ -13,12 +17,15 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import dtypes as dt
+from ..runtime import devices
 from .creation import from_numpy
-from .tensor import Tensor
+from .device import check_device
+from .tensor import Tensor, from_array
 
 __all__ = ["from_dlpack"]
 
 _CPU = 1  # DLPack's kDLCPU
+_CUDA = 2  # DLPack's kDLCUDA
 
 
 def _export(t: Tensor) -> np.ndarray:
@@ -27,8 +34,6 @@ def _export(t: Tensor) -> np.ndarray:
         raise BufferError("ember holds bfloat16 values as float32 in memory, so a bfloat16 "
                           "tensor cannot be shared through DLPack; convert it with "
                           "t.float() first")
-    if t._storage.device != "cpu":
-        raise BufferError("only CPU tensors can be exported through DLPack today")
     # NOTE: a tensor that requires grad exports its values (as `np.asarray(t)` does), so
     # `torch.tensor(t)`, which goes through DLPack, works on parameters too
     return t.numpy(force=True)
@@ -40,6 +45,8 @@ def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None
     the other. `stream` must be None (CPU). A tensor that requires grad exports its values
     (the other library sees no autograd history). Raises BufferError for bfloat16 (ember
     holds it as float32)."""
+    if self._storage.device != "cpu":
+        return devices.dlpack_copy(self._storage.raw(), self._view, stream, max_version)
     if stream is not None and stream != -1:
         raise BufferError("stream must be None for a CPU tensor")
     a = _export(self)
@@ -54,9 +61,10 @@ def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None
 
 
 def __dlpack_device__(self) -> tuple[int, int]:
-    """(device type, index) as DLPack names them: (1, 0) for the CPU."""
-    if self._storage.device != "cpu":
-        raise BufferError("only CPU tensors can be exported through DLPack today")
+    """(device type, index) as DLPack names them: (1, 0) for the CPU, (2, N) for cuda:N."""
+    device = self._storage.device
+    if device != "cpu" and not devices.emulated():  # NOTE: emulated memory is the CPU's
+        return (_CUDA, int(device.partition(":")[2] or 0))
     return (_CPU, 0)
 
 
@@ -89,6 +97,11 @@ def from_dlpack(ext) -> Tensor:
     """
     if isinstance(ext, Tensor):
         return ext
+    where = ext.__dlpack_device__() if hasattr(ext, "__dlpack_device__") else (_CPU, 0)
+    if where[0] == _CUDA:
+        value = devices.dlpack_import(ext)
+        return from_array(value, dt.from_numpy_dtype(devices.numpy_dtype(value.dtype)),
+                          check_device(f"cuda:{where[1]}"))
     if type(ext).__name__ == "PyCapsule":
         ext = _Capsule(ext)
     elif not hasattr(ext, "__dlpack__"):

@@ -381,7 +381,9 @@ class Tensor:
         return id(self)
 
     def __reduce_ex__(self, protocol):
-        return (_rebuild, (np.array(self._array()), self.dtype.name, self._requires_grad))
+        device = self._storage.device
+        return (_rebuild, (np.array(self._array()), self.dtype.name, self._requires_grad)
+                + ((device,) if device != "cpu" else ()))
 
     def __deepcopy__(self, memo):
         t = from_array(np.array(self._array()), self.dtype, self._storage.device)
@@ -389,8 +391,8 @@ class Tensor:
         return t
 
 
-def _rebuild(arr, dtype_name, requires_grad):
-    t = from_array(arr, dt.to_dtype(dtype_name))
+def _rebuild(arr, dtype_name, requires_grad, device="cpu"):
+    t = from_array(arr, dt.to_dtype(dtype_name), check_device(device))
     t._requires_grad = requires_grad
     return t
 
