@@ -29,7 +29,7 @@ import numpy as np
 from ..ir import dtypes as dt
 from ..ir.ops import Op
 from . import devices, philox, special
-from .interpreter import IMPL
+from .interpreter import IMPL, _strided
 
 if TYPE_CHECKING:
     from ..codegen.kernel import Kernel
@@ -373,7 +373,7 @@ def _device_value(v):
 def _dview(op: Op, arg, x):
     """View step `op` (arg as the IR holds it) of device tensor x, as NumPy's view rule
     computes it on the host; torch's views where they say the same (no negative step),
-    else on the host (`_strided_at`, NumPy's slicing)."""
+    else on the host (the interpreter's `_strided`, NumPy's slicing)."""
     if op is Op.RESHAPE:
         return x.reshape(tuple(arg))
     if op is Op.PERMUTE:
@@ -391,9 +391,8 @@ def _dview(op: Op, arg, x):
             flat = x.contiguous().reshape(-1)
             return flat.as_strided(tuple(arg.shape), tuple(arg.strides),
                                    flat.storage_offset() + arg.offset)
-        from .compiled import _strided_at
-        return _device_value(_strided_at(_host(x), tuple(arg.shape), tuple(arg.strides),
-                                         arg.offset))
+        flat = np.ascontiguousarray(_host(x)).reshape(-1)
+        return _device_value(np.ascontiguousarray(_strided(flat, arg)))
     raise NotImplementedError(f"no device view rule for {op.name}")
 
 
