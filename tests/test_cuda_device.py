@@ -18,7 +18,7 @@ import pytest
 import test_gradcheck as tg
 import test_ops as to
 from helpers import flat_outputs, to_ember
-from test_triton_lane import LANE_CASES, MATMULS, _agree
+from test_triton_lane import LANE_CASES, MATMULS, _agree, _grads
 
 import ember as em
 from ember.runtime import cache, devices
@@ -82,16 +82,6 @@ def test_op_on_the_cuda_device(on_cuda, c):
     if c.api in MATMULS and any(to.dname(a) == "bfloat16" for a in c.args):
         pytest.xfail("bfloat16 tl.dot is wrong in Triton's interpreter (checked on a GPU)")
     _same_as_cpu(c.fn, c.args, c.id)
-
-
-def _grads(fn, arrays):
-    leaves = [em.tensor(a, dtype=em.float64, requires_grad=True) for a in arrays]
-    outs = [o for o in flat_outputs(fn(em, *leaves)) if isinstance(o, em.Tensor)
-            and o.dtype.is_floating_point]
-    loss = sum((o * (k + 1.5)).sum() for k, o in enumerate(outs))
-    loss.backward()
-    return [loss.detach(), *[lf.grad if lf.grad is not None else em.zeros(1)
-                             for lf in leaves]]
 
 
 @pytest.mark.parametrize("name", list(tg.CASES))
