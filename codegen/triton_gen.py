@@ -69,7 +69,8 @@ from .kernel import Kernel, KernelKind, Program, Ref, RefKind, Stmt
 from .numpy_gen import RULES as NP_RULES
 from .numpy_gen import StepContext, arg_src, dtype_ref
 
-__all__ = ["RULES", "emit", "kernel_plans", "kernel_signature", "kernel_source", "plan_kernel"]
+__all__ = ["RULES", "block_constexprs", "config_grid", "emit", "kernel_args", "kernel_plans",
+           "kernel_signature", "kernel_source", "plan_kernel"]
 
 # the largest row a persistent reduction keeps in one block (elements)
 PERSISTENT_MAX = 16384
@@ -417,7 +418,7 @@ def _plan_form(k: Kernel, contiguous_loads: frozenset) -> KernelPlan:
                           (max(1, -(-n // block)),), flat)
     cols = math.prod(k.domain[a] for a in axes)
     rows = math.prod(k.domain[a] for a in range(len(k.domain)) if a not in axes)
-    if cols == 0 and rows:
+    if cols == 0:
         for s in k.body:
             if s.op in (Op.REDUCE_MAX, Op.REDUCE_MIN):
                 # NOTE: the reference interpreter's error (max/min have no identity; the
@@ -457,18 +458,19 @@ def _distinct(configs) -> tuple[dict, ...]:
 def _reduction_configs(rows: int, cols: int, looped: bool) -> tuple[dict, ...]:
     """Candidate blocks and warps of a reduction, the heuristic's first: a tile of `TILE`
     elements (a whole row when it fits: `PERSISTENT_MAX`), four warps; then half and twice
-    the rows a program, and more warps for long rows."""
+    the rows a program, and more warps for long rows. Stages are Triton's default (3:
+    a looped reduction's loads are pipelined)."""
     block_n = LOOP_BLOCK if looped else _pow2(cols)
     top = _pow2(rows)
     block_m = max(1, min(top, TILE // block_n))
     warps = 8 if block_n >= 8192 else 4
-    out = [_config(4, 1, BLOCK_M=block_m, BLOCK_N=block_n),
-           _config(warps * 2, 1, BLOCK_M=block_m, BLOCK_N=block_n),
-           _config(4, 1, BLOCK_M=max(1, block_m // 2), BLOCK_N=block_n),
-           _config(4, 1, BLOCK_M=min(top, block_m * 2), BLOCK_N=block_n)]
+    out = [_config(4, 3, BLOCK_M=block_m, BLOCK_N=block_n),
+           _config(warps * 2, 3, BLOCK_M=block_m, BLOCK_N=block_n),
+           _config(4, 3, BLOCK_M=max(1, block_m // 2), BLOCK_N=block_n),
+           _config(4, 3, BLOCK_M=min(top, block_m * 2), BLOCK_N=block_n)]
     if looped:
-        out += [_config(8, 1, BLOCK_M=block_m, BLOCK_N=2 * LOOP_BLOCK),
-                _config(4, 1, BLOCK_M=block_m, BLOCK_N=LOOP_BLOCK // 2)]
+        out += [_config(8, 3, BLOCK_M=block_m, BLOCK_N=2 * LOOP_BLOCK),
+                _config(4, 3, BLOCK_M=block_m, BLOCK_N=LOOP_BLOCK // 2)]
     return _distinct(out)
 
 
@@ -709,9 +711,9 @@ def _pointwise(k: Kernel, plan: KernelPlan, w: _Writer) -> None:
     nd = len(k.domain)
     w(f"offs = tl.program_id(0) * {plan.block_m} + tl.arange(0, {plan.block_m})")
     w(f"mask = offs < {plan.rows}")
-    broadcast = [sid for sid, _ in k.stores if k.body[sid].shape != k.domain]
     needs_index = any(j not in plan.flat for j in range(len(k.loads))) or any(
-        s.op is Op.RAND and s.shape != k.domain for s in k.body) or broadcast
+        s.op is Op.RAND and s.shape != k.domain for s in k.body) or any(
+        k.body[sid].shape != k.domain for sid, _ in k.stores)
     idx = _index_names(k.domain, tuple(range(nd)), "offs", "i", w) if needs_index else {}
 
     def load(j: int) -> str:
