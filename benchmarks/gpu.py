@@ -5,8 +5,9 @@
     python -m ember.benchmarks.gpu --no-tests           # the benchmarks alone
 
 On a machine with an NVIDIA GPU (torch with CUDA, triton; no network needed) it runs
-tests/test_triton.py with the kernels compiled for the GPU (TRITON_INTERPRET unset,
-EMBER_BACKEND=triton), then times each case with torch eager, torch.compile and ember,
+tests/test_triton.py and tests/test_autotune.py with the kernels compiled for the GPU
+(TRITON_INTERPRET unset, EMBER_BACKEND=triton, EMBER_AUTOTUNE=0 but where the autotuner
+is tested), then times each case with torch eager, torch.compile and ember,
 in this process, and prints one table: each case's time and its share of the device's
 copy bandwidth (a torch copy of 1 GiB) or matmul peak (torch.matmul in bfloat16 at
 4096^3), or the time alone where neither applies. It fits in about 6 minutes on one
@@ -38,7 +39,7 @@ __all__ = ["CASES", "NO_DEVICE", "main", "plan_lines", "run"]
 
 NO_DEVICE = "no CUDA device: the GPU benchmarks need one"
 EMBER_LANE = "ember (triton; operands copied host<->device per call)"
-TESTS = ("tests/test_triton.py",)
+TESTS = ("tests/test_triton.py", "tests/test_autotune.py")
 TEST_TIMEOUT_S = 180
 
 
@@ -122,6 +123,7 @@ CASES = [
 def plan_lines() -> list[str]:
     """What a run does, one line each (`--dry-run` prints them)."""
     lines = [f"tests: {' '.join(TESTS)} with TRITON_INTERPRET=0 EMBER_BACKEND=triton "
+             "EMBER_AUTOTUNE=0 "
              f"(at most {TEST_TIMEOUT_S} s)",
              "limits: torch copy of 1 GiB (copy bandwidth), torch.matmul bf16 4096^3 (peak)"]
     for c in CASES:
@@ -215,7 +217,10 @@ def run_tests(root: Path) -> tuple[bool, str]:
     paths = [str(root / t) for t in TESTS if (root / t).exists()]
     if not paths:
         return False, f"not found under {root} (an installed copy without tests/)"
-    env = {**os.environ, "TRITON_INTERPRET": "0", "EMBER_BACKEND": "triton"}
+    # NOTE: no autotuning while the tests check values (each candidate would compile:
+    # minutes); tests/test_autotune.py turns it on where it checks the tuner itself
+    env = {**os.environ, "TRITON_INTERPRET": "0", "EMBER_BACKEND": "triton",
+           "EMBER_AUTOTUNE": "0"}
     try:
         done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                                *paths], cwd=root, env=env, capture_output=True, text=True,

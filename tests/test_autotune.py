@@ -12,6 +12,8 @@ candidate, untimed.
 from __future__ import annotations
 
 import json
+import math
+import os
 
 import numpy as np
 import pytest
@@ -35,6 +37,7 @@ def fresh(monkeypatch, tmp_path):
     """The Triton back end, an empty disk cache in tmp_path, and nothing chosen or loaded
     in this process: a new process, as far as the autotuner can tell."""
     monkeypatch.setattr(options, "backend", "triton")
+    monkeypatch.setattr(options, "autotune", True)  # NOTE: the GPU run turns it off
     monkeypatch.setattr(options, "cache_dir", str(tmp_path))
     monkeypatch.setattr(triton_launch, "_MODULES", {})
     autotune.clear()
@@ -180,6 +183,10 @@ def test_without_the_disk_cache_choices_are_kept_in_memory(fresh, monkeypatch):
     assert tuned_of(sum_rows).config == config
 
 
+INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
+
+
+@pytest.mark.skipif(not INTERPRETED, reason="kernels run on a GPU")
 def test_the_interpreter_takes_the_first_candidate_untimed(fresh, monkeypatch):
     monkeypatch.setattr(autotune, "measure", None)
     out = sum_rows()
@@ -245,3 +252,29 @@ def test_a_gpu_launch_times_on_scratch_outputs_and_runs_the_winner(monkeypatch, 
     assert launched == [((2, 1, 1), 8)] * 3
     (config,) = autotune.chosen().values()
     assert config == configs[1]
+
+
+@pytest.mark.skipif(INTERPRETED, reason="times kernels on a GPU")
+def test_on_a_gpu_the_first_launch_times_every_candidate(fresh, monkeypatch):
+    import torch
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    clock = autotune._gpu_time
+    times = []
+
+    def measure(run, config):
+        times.append(clock(run, config))
+        return times[-1]
+
+    monkeypatch.setattr(autotune, "measure", measure)
+    out = matmul()
+    np.testing.assert_allclose(out.numpy(), reference(matmul), rtol=1e-5, atol=1e-5)
+    tuned = tuned_of(matmul)
+    assert len(times) == len(tuned.configs) and all(0 < t < math.inf for t in times), times
+    assert tuned.config == tuned.configs[times.index(min(times))]
+    (meta,) = stored_choices(fresh)
+    assert meta["config"] == tuned.config and meta["target"].endswith(
+        "sm{}{}".format(*torch.cuda.get_device_capability()))
+    restart(monkeypatch)
+    no_timing(monkeypatch)
+    np.testing.assert_array_equal(matmul().numpy(), out.numpy())
