@@ -7,8 +7,9 @@
 On a machine with an NVIDIA GPU (torch with CUDA, triton; no network needed) it runs
 the GPU test subset with the kernels compiled for the GPU (TRITON_INTERPRET=0):
 tests/test_triton.py with EMBER_BACKEND=triton (CPU tensors, operands copied to the GPU
-per call), and tests/test_cuda_device.py on the real "cuda" device (the op registry and
-the gradient table against the CPU, the device's API). Then it times each case with
+per call), tests/test_cuda_device.py on the real "cuda" device (the op registry and the
+gradient table against the CPU, the device's API), both with EMBER_AUTOTUNE=0, and
+tests/test_autotune.py (the autotuner, timing on the GPU). Then it times each case with
 torch eager, torch.compile and ember on "cuda" tensors, in this process, and prints one
 table: each case's time and its share of the device's copy bandwidth (a torch copy of
 1 GiB) or matmul peak (torch.matmul in bfloat16 at 4096^3), or the time alone where
@@ -37,9 +38,14 @@ __all__ = ["CASES", "NO_DEVICE", "main", "plan_lines", "run"]
 
 NO_DEVICE = "no CUDA device: the GPU benchmarks need one"
 EMBER_LANE = "ember (cuda tensors)"
-# (test file, its environment): kernels compiled for the GPU, never interpreted
-TESTS = (("tests/test_triton.py", {"TRITON_INTERPRET": "0", "EMBER_BACKEND": "triton"}),
-         ("tests/test_cuda_device.py", {"TRITON_INTERPRET": "0", "EMBER_BACKEND": "auto"}))
+# (test file, its environment): kernels compiled for the GPU, never interpreted; no
+# autotuning while tests check values (each candidate would compile: minutes), except
+# in tests/test_autotune.py, which checks the tuner itself
+TESTS = (("tests/test_triton.py", {"TRITON_INTERPRET": "0", "EMBER_BACKEND": "triton",
+                                   "EMBER_AUTOTUNE": "0"}),
+         ("tests/test_cuda_device.py", {"TRITON_INTERPRET": "0", "EMBER_BACKEND": "auto",
+                                        "EMBER_AUTOTUNE": "0"}),
+         ("tests/test_autotune.py", {"TRITON_INTERPRET": "0", "EMBER_BACKEND": "triton"}))
 TEST_TIMEOUT_S = 240
 
 

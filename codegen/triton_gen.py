@@ -9,14 +9,23 @@ codegen/kernel.py; `plan_kernel` adds the blocks and the grid):
 * **pointwise** (no reduction, no matmul): a 1-D grid over the domain's elements,
   `BLOCK` elements a program; a load whose value (or whose View's base) is a
   contiguous array of the domain's shape is read at the flat offset (so it compiles
-  to vector loads), any other through its strides;
+  to vector loads), any other through its strides; a stored value broadcast over the
+  domain (size 1 on some axes) is written by the elements at index 0 on those axes;
 * **reduction** (REDUCE_* statements over one set of axes, prologue and epilogue
   fused): rows (the kept axes) x columns (the reduced ones), `BLOCK_M` rows a
   program; one block of columns when they fit ("persistent": softmax and layer norm
   are one kernel), a loop over blocks of columns otherwise (allowed where nothing
-  after a reduction needs the whole row again);
+  after a reduction needs the whole row again); rows of no columns are the
+  reduction's identity (max and min, which have none, raise the interpreter's error);
 * **contraction** (one MATMUL of two loads, then an elementwise epilogue over its
-  result): `tl.dot` over K in blocks, float32 accumulation, grouped program order.
+  result): `tl.dot` over K in blocks, float32 accumulation, grouped program order;
+  an integer matmul is exact (no `tl.dot`: each K block's products broadcast to
+  [BLOCK_M, BLOCK_K, BLOCK_N] and summed, wrapping in the dtype as NumPy's).
+
+A matmul's and a reduction's block sizes are constexpr arguments (`BLOCK_M`, ...,
+defaulting to the heuristic's choice); `KernelPlan.configs` lists the candidates
+(blocks, `num_warps`, `num_stages`) runtime/autotune.py picks from, and the module
+wraps each such kernel in its `Tuned` (`_tuned_<name>`), which `Launch` calls.
 
 Random numbers are computed in the kernel (the Triton back end places RAND in
 kernels, codegen/backend.py): `_philox_at` runs Philox 4x32-10 in uint32 words
@@ -31,9 +40,9 @@ Statements follow the reference interpreter (runtime/interpreter.py): float16 an
 bfloat16 are computed in float32 and rounded to their dtype after every statement,
 as NumPy's float16 loops round; divisions and square roots are correctly rounded
 (`div_rn`, `sqrt_rn`); transcendental functions come from libdevice. A kernel the
-generator cannot express (two sets of reduced axes, an integer matmul, ...) raises
-`NotImplementedError` naming why; the caller runs that kernel on the host
-(`_host_kernel`) and the debug report says so.
+generator cannot express (two sets of reduced axes, random numbers past 2**31
+elements, ...) raises `NotImplementedError` naming why; the caller runs that kernel
+on the host (`_host_kernel`) and the debug report says so.
 
 A load that is a view of a program value (`Kernel.views`: the chain of view steps
 composed into one View of its base) reads the base by index arithmetic with the
@@ -49,6 +58,7 @@ their memory (runtime/triton_launch.py).
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from dataclasses import dataclass, field
@@ -59,7 +69,8 @@ from .kernel import Kernel, KernelKind, Program, Ref, RefKind, Stmt
 from .numpy_gen import RULES as NP_RULES
 from .numpy_gen import StepContext, arg_src, dtype_ref
 
-__all__ = ["RULES", "emit", "kernel_plans", "kernel_signature", "kernel_source", "plan_kernel"]
+__all__ = ["RULES", "block_constexprs", "config_grid", "emit", "kernel_args", "kernel_plans",
+           "kernel_signature", "kernel_source", "plan_kernel"]
 
 # the largest row a persistent reduction keeps in one block (elements)
 PERSISTENT_MAX = 16384
@@ -146,8 +157,12 @@ def _rule_binary(s: Stmt, a: str, b: str) -> str:
             else f"tl.minimum({a}, {b})"
     if s.op is Op.POW:
         if not _float(s):
-            if s.dtype is dt.bool_ or s.srcs[0].dtype is not s.srcs[1].dtype:
-                raise NotImplementedError("a power of mixed or bool operands")
+            if s.srcs[0].dtype is not s.srcs[1].dtype:
+                raise NotImplementedError("a power of mixed operands")
+            if s.dtype is dt.bool_:
+                # NOTE: NumPy's bool power (the interpreter's) is int8's cast back: a ** b
+                # is 1 where b is 0, a where b is 1
+                return f"({a} | ({b} == 0))"
             return f"_ipow({a}, {b})"
         e = s.srcs[1]
         if e.kind == "const" and s.arg is None and e.index in _SCALAR_POWERS \
@@ -353,6 +368,9 @@ class KernelPlan:
     flat: frozenset = field(default_factory=frozenset)  # loads read at flat offsets
     # loads read from their base through a composed View (constant strides and offset)
     views: dict = field(default_factory=dict)
+    # candidate configs (the kernel's constexpr blocks, num_warps, num_stages), the
+    # heuristic's first: runtime/autotune.py picks one (matmuls and reductions only)
+    configs: tuple = ()
 
     def no_strides(self) -> frozenset:
         """Loads that take no stride arguments (flat, or through a constant View)."""
@@ -398,22 +416,62 @@ def _plan_form(k: Kernel, contiguous_loads: frozenset) -> KernelPlan:
         flat = frozenset(j for j in contiguous_loads)
         return KernelPlan(KernelKind.POINTWISE, (), n, 1, False, block, 1, 1,
                           (max(1, -(-n // block)),), flat)
-    cols = 1
-    for a in axes:
-        cols *= k.domain[a]
-    rows = max(1, k.numel // max(cols, 1)) if cols else 0
-    if cols == 0 or rows == 0:
-        raise NotImplementedError("a reduction over an empty domain")
+    cols = math.prod(k.domain[a] for a in axes)
+    rows = math.prod(k.domain[a] for a in range(len(k.domain)) if a not in axes)
+    if cols == 0:
+        for s in k.body:
+            if s.op in (Op.REDUCE_MAX, Op.REDUCE_MIN):
+                # NOTE: the reference interpreter's error (max/min have no identity; the
+                # tracer raises PyTorch's before such a graph is built)
+                raise RuntimeError(
+                    f"max/min of an empty tensor of shape {s.srcs[0].shape} over dims "
+                    f"{list(s.arg)}: the operation has no identity; specify a non-empty dim")
     full_after = [s for s in k.body if s.id in k.epilogue and s.op not in REDUCE
                   and all(s.shape[a] == k.domain[a] for a in axes)]
     looped = cols > PERSISTENT_MAX
     if looped and full_after:
         raise NotImplementedError(f"a row of {cols} elements is read again after its "
                                   "reduction (too long for one block)")
+    # NOTE: an empty row reduces to the identity: one masked block of columns reads nothing
+    configs = _reduction_configs(rows, max(cols, 1), looped)
+    first = configs[0]
+    return KernelPlan(KernelKind.REDUCTION, axes, rows, cols, looped, first["BLOCK_M"],
+                      first["BLOCK_N"], 1, _reduction_grid(rows, first), configs=configs)
+
+
+def _reduction_grid(rows: int, config: dict) -> tuple[int, ...]:
+    return (max(1, -(-rows // config["BLOCK_M"])),)
+
+
+def _config(warps: int, stages: int, **blocks: int) -> dict:
+    return {**blocks, "num_warps": warps, "num_stages": stages}
+
+
+def _distinct(configs) -> tuple[dict, ...]:
+    out = []
+    for c in configs:
+        if c not in out:
+            out.append(c)
+    return tuple(out)
+
+
+def _reduction_configs(rows: int, cols: int, looped: bool) -> tuple[dict, ...]:
+    """Candidate blocks and warps of a reduction, the heuristic's first: a tile of `TILE`
+    elements (a whole row when it fits: `PERSISTENT_MAX`), four warps; then half and twice
+    the rows a program, and more warps for long rows. Stages are Triton's default (3:
+    a looped reduction's loads are pipelined)."""
     block_n = LOOP_BLOCK if looped else _pow2(cols)
-    block_m = max(1, min(_pow2(rows), TILE // block_n))
-    return KernelPlan(KernelKind.REDUCTION, axes, rows, cols, looped, block_m, block_n, 1,
-                      (-(-rows // block_m),))
+    top = _pow2(rows)
+    block_m = max(1, min(top, TILE // block_n))
+    warps = 8 if block_n >= 8192 else 4
+    out = [_config(4, 3, BLOCK_M=block_m, BLOCK_N=block_n),
+           _config(warps * 2, 3, BLOCK_M=block_m, BLOCK_N=block_n),
+           _config(4, 3, BLOCK_M=max(1, block_m // 2), BLOCK_N=block_n),
+           _config(4, 3, BLOCK_M=min(top, block_m * 2), BLOCK_N=block_n)]
+    if looped:
+        out += [_config(8, 3, BLOCK_M=block_m, BLOCK_N=2 * LOOP_BLOCK),
+                _config(4, 3, BLOCK_M=block_m, BLOCK_N=LOOP_BLOCK // 2)]
+    return _distinct(out)
 
 
 def _plan_contraction(k: Kernel, matmuls, axes) -> KernelPlan:
@@ -422,20 +480,40 @@ def _plan_contraction(k: Kernel, matmuls, axes) -> KernelPlan:
     mm = matmuls[0]
     for r in mm.srcs:
         _prologue(k, mm, r)  # NOTE: raises where an operand cannot be computed per tile
-    if not mm.dtype.is_floating_point:
-        raise NotImplementedError(f"a {mm.dtype.name} matmul")
     if len(k.domain) < 2 or mm.shape != k.domain:
         raise NotImplementedError("a matmul whose result is not the kernel's domain")
-    m, n, kk = k.contraction.m, k.contraction.n, k.contraction.k
-    # NOTE: a float32 product is exact (FMA, not TF32): it holds a smaller tile in
-    # registers without spilling
-    big = 32 if mm.dtype in (dt.float32, dt.float64) else 64
-    bm = min(big, max(16, _pow2(m)))
-    bn = min(big, max(16, _pow2(n)))
-    bk = min(32, max(16, _pow2(kk)))
-    batch = math.prod(k.contraction.batch)
-    return KernelPlan(KernelKind.CONTRACTION, (), m, n, False, bm, bn, bk,
-                      (-(-m // bm) * -(-n // bn), batch))
+    m, n = k.contraction.m, k.contraction.n
+    configs = _contraction_configs(mm.dtype, m, n, k.contraction.k)
+    first = configs[0]
+    return KernelPlan(KernelKind.CONTRACTION, (), m, n, False, first["BLOCK_M"],
+                      first["BLOCK_N"], first["BLOCK_K"],
+                      _contraction_grid(k, first), configs=configs)
+
+
+def _contraction_grid(k: Kernel, config: dict) -> tuple[int, ...]:
+    c = k.contraction
+    return (-(-c.m // config["BLOCK_M"]) * -(-c.n // config["BLOCK_N"]), math.prod(c.batch))
+
+
+def _contraction_configs(d: dt.DType, m: int, n: int, kk: int) -> tuple[dict, ...]:
+    """Candidate tiles of a matmul, the heuristic's first, each capped at the problem's
+    size. Tensor cores (float16, bfloat16) take 64x64 tiles and more; an exact float32 or
+    float64 product (FMA, not TF32) holds 32x32 in registers without spilling; an
+    integer one (a broadcast product summed over K, no `tl.dot`) a BLOCK_K of 8."""
+    def tile(bm: int, bn: int, bk: int, warps: int = 4, stages: int = 3) -> dict:
+        return _config(warps, stages, BLOCK_M=min(bm, max(16, _pow2(m))),
+                       BLOCK_N=min(bn, max(16, _pow2(n))), BLOCK_K=min(bk, max(16, _pow2(kk))))
+    if not d.is_floating_point:
+        return _distinct([_config(4, 2, BLOCK_M=min(32, max(16, _pow2(m))),
+                                  BLOCK_N=min(32, max(16, _pow2(n))), BLOCK_K=8),
+                          _config(4, 2, BLOCK_M=16, BLOCK_N=16, BLOCK_K=16),
+                          _config(8, 2, BLOCK_M=min(64, max(16, _pow2(m))),
+                                  BLOCK_N=min(32, max(16, _pow2(n))), BLOCK_K=4)])
+    if d in (dt.float32, dt.float64):
+        return _distinct([tile(32, 32, 32), tile(64, 32, 32), tile(32, 64, 32),
+                          tile(64, 64, 16, 8)])
+    return _distinct([tile(64, 64, 32), tile(128, 128, 32, 8), tile(128, 64, 32, 4, 4),
+                      tile(64, 128, 32, 4, 4), tile(128, 128, 64, 8, 3)])
 
 
 # ---------------------------------------------------------------------------
@@ -489,16 +567,10 @@ def kernel_source(k: Kernel, plan: KernelPlan, name: str | None = None,
     """The `@triton.jit` function of kernel k, written as `plan` says; `nodes`: the graph's
     number of each statement's node (the schedule's `%N`), named in the line's comment."""
     name = name or k.name
-    nd = len(k.domain)
-    load_args = []
-    for j in range(len(k.loads)):
-        load_args.append(f"in{j}")
-        if j not in plan.no_strides():
-            load_args.extend(f"in{j}_s{d}" for d in range(nd))
-    store_args = [f"out{j}" for j in range(len(k.stores))]
-    store_args += [f"r{j}_{w}" for j in _rand_params(k) for w in ("k0", "k1", "seq")]
+    args = kernel_args(k, plan)
+    blocks = [f"{b}: tl.constexpr = {v}" for b, v in block_constexprs(plan).items()]
     w = _Writer()
-    w(f"def {name}({', '.join(load_args + store_args)}):", 0)
+    w(f"def {name}({', '.join(args + blocks)}):", 0)
     w(f'"""{plan.form} over {k.domain}: ' + "; ".join(
         f"s{s.id} {s.op.name}" for s in k.body) + '"""')
     form = {KernelKind.POINTWISE: _pointwise, KernelKind.REDUCTION: _reduction,
@@ -507,12 +579,42 @@ def kernel_source(k: Kernel, plan: KernelPlan, name: str | None = None,
     # NOTE: random numbers' seed and sequence words change every call: never
     # specialised on their values (Triton bakes an int argument of 1 into the kernel, and
     # a GPU launch reuses the kernel compiled at the first call)
-    rand = [a for a in store_args if a.startswith("r")]
+    rand = [a for a in args if a.startswith("r")]
     jit = f"@triton.jit(do_not_specialize={rand!r})" if rand else "@triton.jit"
     return jit + "\n" + "\n".join(_commented(w.lines, k, nodes)) + "\n"
 
 
 _ASSIGN = re.compile(r"^\s+s(\d+) = ")
+
+
+def kernel_args(k: Kernel, plan: KernelPlan) -> list[str]:
+    """The names of kernel k's arguments, in order: each load's pointer (and strides,
+    unless it takes none), each output's pointer, each random parameter's words; then
+    come its constexpr blocks (`block_constexprs`)."""
+    args = []
+    for j in range(len(k.loads)):
+        args.append(f"in{j}")
+        if j not in plan.no_strides():
+            args.extend(f"in{j}_s{d}" for d in range(len(k.domain)))
+    args += [f"out{j}" for j in range(len(k.stores))]
+    return args + [f"r{j}_{w}" for j in _rand_params(k) for w in ("k0", "k1", "seq")]
+
+
+def block_constexprs(plan: KernelPlan, config: dict | None = None) -> dict[str, int]:
+    """The constexpr block sizes of a tuned kernel (a matmul's or a reduction's) under
+    `config` (default: the heuristic's first candidate), in argument order; {} for one
+    whose blocks are literals (pointwise)."""
+    if not plan.configs:
+        return {}
+    config = config or plan.configs[0]
+    return {name: v for name, v in config.items() if name.startswith("BLOCK_")}
+
+
+def config_grid(k: Kernel, plan: KernelPlan, config: dict) -> tuple[int, ...]:
+    """The grid of tuned kernel k launched with `config`'s blocks."""
+    if plan.form is KernelKind.CONTRACTION:
+        return _contraction_grid(k, config)
+    return _reduction_grid(plan.rows, config)
 
 
 def _commented(lines: list[str], k: Kernel, nodes: tuple[int, ...]) -> list[str]:
@@ -610,7 +712,8 @@ def _pointwise(k: Kernel, plan: KernelPlan, w: _Writer) -> None:
     w(f"offs = tl.program_id(0) * {plan.block_m} + tl.arange(0, {plan.block_m})")
     w(f"mask = offs < {plan.rows}")
     needs_index = any(j not in plan.flat for j in range(len(k.loads))) or any(
-        s.op is Op.RAND and s.shape != k.domain for s in k.body)
+        s.op is Op.RAND and s.shape != k.domain for s in k.body) or any(
+        k.body[sid].shape != k.domain for sid, _ in k.stores)
     idx = _index_names(k.domain, tuple(range(nd)), "offs", "i", w) if needs_index else {}
 
     def load(j: int) -> str:
@@ -628,9 +731,15 @@ def _pointwise(k: Kernel, plan: KernelPlan, w: _Writer) -> None:
     for s in k.body:
         body.stmt(s)
     for j, (sid, _) in enumerate(k.stores):
-        if k.body[sid].shape != k.domain:
-            raise NotImplementedError("a pointwise kernel storing a broadcast value")
-        w(f"tl.store(out{j} + offs, s{sid}, mask=mask)")
+        shape = k.body[sid].shape
+        if shape == k.domain:
+            w(f"tl.store(out{j} + offs, s{sid}, mask=mask)")
+            continue
+        # NOTE: a value broadcast over the domain (size 1 on some of its axes) is stored
+        # once per element of its own: by the domain's elements at index 0 on those axes
+        first = "".join(f" & ({idx[a]} == 0)" for a in range(nd)
+                        if shape[a] == 1 and k.domain[a] != 1)
+        w(f"tl.store(out{j} + {index_of(shape)}, s{sid}, mask=mask{first})")
 
 
 def _rand_params(k: Kernel) -> list[int]:
@@ -650,7 +759,7 @@ def _reduction(k: Kernel, plan: KernelPlan, w: _Writer) -> None:
     nd = len(k.domain)
     axes = plan.axes
     kept = tuple(a for a in range(nd) if a not in axes)
-    bm, bn = plan.block_m, plan.block_n
+    bm, bn = "BLOCK_M", "BLOCK_N"  # NOTE: constexpr arguments: the autotuner's choice
     w(f"rows = tl.program_id(0) * {bm} + tl.arange(0, {bm})[:, None]")
     w(f"rmask = rows < {plan.rows}")
     ridx = _index_names(k.domain, kept, "rows", "r", w) if kept else {}
@@ -799,11 +908,11 @@ def _operand_tile(k: Kernel, plan: KernelPlan, w: _Writer, mm: Stmt, side: int,
     if side == 0:
         idx = {**bidx, nd - 2: "rows", nd - 1: "kk[None, :]"}
         zero, mask = "(rows + kk[None, :]) * 0", f"rmask & (kk[None, :] < {kk})"
-        block = f"[{plan.block_m}, {plan.block_k}]"
+        block = "[BLOCK_M, BLOCK_K]"
     else:
         idx = {**bidx, nd - 2: "kk[:, None]", nd - 1: "cols"}
         zero, mask = "(kk[:, None] + cols) * 0", f"(kk[:, None] < {kk}) & cmask"
-        block = f"[{plan.block_k}, {plan.block_n}]"
+        block = "[BLOCK_K, BLOCK_N]"
     name = "ta" if side == 0 else "tb"
 
     def load(j: int) -> str:
@@ -827,20 +936,27 @@ def _operand_tile(k: Kernel, plan: KernelPlan, w: _Writer, mm: Stmt, side: int,
     return name
 
 
+# the dtype an integer matmul sums in: its own (wrapping as NumPy's), int32 for narrower
+# ones (the same bits once cast back), and a count of true products for bool
+_INT_ACC = {dt.int64: "tl.int64", dt.int32: "tl.int32", dt.int16: "tl.int32",
+            dt.int8: "tl.int32", dt.uint8: "tl.int32", dt.bool_: "tl.int32"}
+
+
 def _contraction(k: Kernel, plan: KernelPlan, w: _Writer) -> None:
     nd = len(k.domain)
     mm = next(s for s in k.body if s.op is Op.MATMUL)
     a, b = mm.srcs
     kk = a.shape[-1]
-    bm, bn, bk = plan.block_m, plan.block_n, plan.block_k
+    bm, bn, bk = "BLOCK_M", "BLOCK_N", "BLOCK_K"  # NOTE: constexprs: the autotuner's
     m, n = k.domain[-2], k.domain[-1]
-    grid_m, grid_n = -(-m // bm), -(-n // bn)
     w("pid = tl.program_id(0)")
-    w(f"group = pid // ({8} * {grid_n})")
+    w(f"grid_m = ({m} + {bm} - 1) // {bm}")
+    w(f"grid_n = ({n} + {bn} - 1) // {bn}")
+    w("group = pid // (8 * grid_n)")
     w("first_m = group * 8")
-    w(f"size_m = tl.minimum({grid_m} - first_m, 8)")
+    w("size_m = tl.minimum(grid_m - first_m, 8)")
     w("pid_m = first_m + (pid % size_m)")
-    w(f"pid_n = (pid % (8 * {grid_n})) // size_m")
+    w("pid_n = (pid % (8 * grid_n)) // size_m")
     w("batch = tl.program_id(1)")
     bidx = _index_names(k.domain, tuple(range(nd - 2)), "batch", "b", w) if nd > 2 else {}
     w(f"rows = pid_m * {bm} + tl.arange(0, {bm})[:, None]")
@@ -849,17 +965,25 @@ def _contraction(k: Kernel, plan: KernelPlan, w: _Writer) -> None:
     w(f"cmask = cols < {n}")
     w("mask = rmask & cmask")
     w(f"ks = tl.arange(0, {bk})")
-    acc = "tl.float64" if a.dtype is dt.float64 else "tl.float32"
+    exact = not mm.dtype.is_floating_point
+    acc = _INT_ACC.get(mm.dtype, "tl.int64") if exact else \
+        "tl.float64" if a.dtype is dt.float64 else "tl.float32"
     w(f"acc = tl.zeros([{bm}, {bn}], {acc})")
     w(f"for k0 in range(0, {kk}, {bk}):")
     w("kk = k0 + ks", 2)
     _operand_tile(k, plan, w, mm, 0, bidx)
     _operand_tile(k, plan, w, mm, 1, bidx)
-    precision = ', input_precision="ieee"' if a.dtype is dt.float32 else ""
-    if a.dtype in _ROUNDED:
-        w(f"ta = ta.to({_ROUNDED[a.dtype]})", 2)
-        w(f"tb = tb.to({_ROUNDED[b.dtype]})", 2)
-    w(f"acc = tl.dot(ta, tb, acc{precision})", 2)
+    if exact:
+        # NOTE: tl.dot has no int64 (nor exact wide integer) form: the products of a K
+        # block, broadcast to [BLOCK_M, BLOCK_K, BLOCK_N], summed over K; integers wrap
+        # as NumPy's matmul in the result's dtype, whatever the order of the sums
+        w(f"acc += tl.sum(ta.to({acc})[:, :, None] * tb.to({acc})[None, :, :], axis=1)", 2)
+    else:
+        precision = ', input_precision="ieee"' if a.dtype is dt.float32 else ""
+        if a.dtype in _ROUNDED:
+            w(f"ta = ta.to({_ROUNDED[a.dtype]})", 2)
+            w(f"tb = tb.to({_ROUNDED[b.dtype]})", 2)
+        w(f"acc = tl.dot(ta, tb, acc{precision})", 2)
     idx = {**bidx, nd - 2: "rows", nd - 1: "cols"}
 
     def load(j: int) -> str:
@@ -875,7 +999,7 @@ def _contraction(k: Kernel, plan: KernelPlan, w: _Writer) -> None:
             continue  # NOTE: computed per tile of its operand, in the loop
         if s is mm:
             body.assign(s, "acc" if s.dtype in _ROUNDED or s.dtype in (dt.float32, dt.float64)
-                        else f"acc.to({_TL[s.dtype]})")
+                        else "(acc != 0)" if s.dtype is dt.bool_ else f"acc.to({_TL[s.dtype]})")
         else:
             body.stmt(s)
         if s.id in stores:
@@ -914,6 +1038,7 @@ from ember.codegen.kernel import Kernel, Ref, RefKind, Stmt
 from ember.ir import dtypes as dt
 from ember.ir.ops import Op
 from ember.ir.view import View
+from ember.runtime.autotune import Tuned
 from ember.runtime.compiled import _bf16, _extern, _strided_at, _Stub, _write, _write_into
 from ember.runtime.triton_launch import Launch, _host_kernel_of, _input, _rand_args
 from ember.runtime.triton_launch import _device_value, _dview, _empty, _host
@@ -978,8 +1103,8 @@ def emit(prog: Program, nodes: dict[str, tuple[int, ...]] | None = None,
             stores = ", ".join(f"v{v}" for _, v in outs)
             rand = "".join(f"*_rand_args(params[{j}]), " for j in _rand_params(k))
             # NOTE: the grid and launch arguments are fixed when the module is loaded
-            stubs.append(f"_launch_{k.name} = Launch({k.name}, {plan.grid!r}, {flat!r}"
-                         + (", device=True)" if device else ")"))
+            stubs.append(f"_launch_{k.name} = Launch({_launched(k, plan)}, {plan.grid!r}, "
+                         f"{flat!r}" + (", device=True)" if device else ")"))
             body.append(f"_launch_{k.name}([{loads}], [{stores}]"
                         + (f", ({rand})" if rand else "") + ")")
         elif step.kind == "view":
@@ -1019,11 +1144,30 @@ def _written(prog: Program, nodes: dict | None = None) -> dict:
             k = step.kernel
             try:
                 plan = plan_kernel(k, _fresh_contiguous(prog, k))
-                out[k.name] = (plan, kernel_source(k, plan,
-                                                   nodes=(nodes or {}).get(k.name, ())))
+                src = kernel_source(k, plan, nodes=(nodes or {}).get(k.name, ()))
+                out[k.name] = (plan, src + _tuned(k, plan, src))
             except NotImplementedError as e:
                 out[k.name] = (None, e)
     return out
+
+
+def _launched(k: Kernel, plan: KernelPlan) -> str:
+    """What kernel k's `Launch` calls: the kernel, or its `Tuned` wrapper."""
+    return f"_tuned_{k.name}" if plan.configs else k.name
+
+
+def _tuned(k: Kernel, plan: KernelPlan, src: str) -> str:
+    """The module line that wraps tuned kernel k (source `src`) for runtime/autotune.py:
+    its candidates, the grid of each, its outputs' argument positions and a digest of
+    its source and candidates (the stored choice's key); "" for an untuned kernel."""
+    if not plan.configs:
+        return ""
+    grids = [config_grid(k, plan, c) for c in plan.configs]
+    args = kernel_args(k, plan)
+    outputs = tuple(args.index(f"out{j}") for j in range(len(k.stores)))
+    key = hashlib.sha256(f"{src}\n{plan.configs!r}\n{grids!r}".encode()).hexdigest()[:32]
+    return (f"\n\n_tuned_{k.name} = Tuned({k.name}, {list(plan.configs)!r}, {grids!r}, "
+            f"{outputs!r}, {key!r})\n")
 
 
 def _read(plan: KernelPlan, k: Kernel, j: int) -> int:
@@ -1071,7 +1215,8 @@ _POINTER = {dt.float32: "*fp32", dt.float64: "*fp64", dt.float16: "*fp16",
 def kernel_signature(prog: Program, k: Kernel, plan: KernelPlan) -> dict[str, str]:
     """The argument types of kernel k as its launcher passes them on a GPU (Triton's
     `ASTSource` signature): each operand's pointer, then its strides (32-bit ints); then
-    each random parameter's Philox key and sequence words (`_rand_args`: 32-bit ints)."""
+    each random parameter's Philox key and sequence words (`_rand_args`: 32-bit ints);
+    then a tuned kernel's constexpr blocks (their values: `block_constexprs`)."""
     vals = {v.id: v for v in prog.values}
     sig = {}
     for j, v in enumerate(k.loads):
@@ -1082,6 +1227,7 @@ def kernel_signature(prog: Program, k: Kernel, plan: KernelPlan) -> dict[str, st
         sig[f"out{j}"] = _POINTER[vals[v].dtype]
     for j in _rand_params(k):
         sig.update({f"r{j}_{w}": "i32" for w in ("k0", "k1", "seq")})
+    sig.update({name: "constexpr" for name in block_constexprs(plan)})
     return sig
 
 

@@ -13,7 +13,9 @@ the reference interpreter), `EMBER_NUM_THREADS` sizes the CPU thread pool,
 `EMBER_TILE` sets the elements per tile, `EMBER_VERIFY=1` runs the graph
 verifier between passes and checks every compiled-graph cache hit against the
 graph it was built from (the test suite turns it on), `EMBER_PLANS=0` makes
-every backward pass take the general path (no replayed plans: tracer/plans.py).
+every backward pass take the general path (no replayed plans: tracer/plans.py),
+`EMBER_AUTOTUNE=0` launches every Triton matmul and reduction with its heuristic's
+blocks, untimed (runtime/autotune.py).
 """
 
 from __future__ import annotations
@@ -101,6 +103,8 @@ class Options:
         f"{TILE_ELEMS})") or TILE_ELEMS)
     # backward passes replay the plan their structure left (tracer/plans.py)
     plans: bool = field(default_factory=lambda: _flag("EMBER_PLANS", "1"))
+    # Triton matmuls and reductions time their candidate configs on a GPU
+    autotune: bool = field(default_factory=lambda: _flag("EMBER_AUTOTUNE", "1"))
     cache_entries: int = 1024
     cache_bytes: int = 256 << 20
     disk_cache_entries: int = 4096  # files kept per compiler version (LRU by mtime)

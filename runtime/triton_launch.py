@@ -451,20 +451,24 @@ def _host_kernel_of(k: Kernel):
 
 
 def compile_for_target(kernel, signature: dict[str, str], capability: int,
-                       divisible: tuple[int, ...] = ()):
+                       divisible: tuple[int, ...] = (), constexprs: dict | None = None,
+                       compile_options: dict | None = None):
     """Compile a kernel (a `@triton.jit` function, not interpreted) for an NVIDIA GPU of
     compute `capability` (90: H100/H200, 80: A100) without one: Triton's compiled
     kernel, whose `asm` holds "ptx" and "cubin". `divisible`: positions of arguments
-    the launcher would mark divisible by 16 (pointers and sizes that are).
+    the launcher would mark divisible by 16 (pointers and sizes that are);
+    `constexprs`: values of the signature's "constexpr" arguments, by name;
+    `compile_options`: Triton's (num_warps, num_stages).
 
     NOTE: call it in a process where TRITON_INTERPRET is not set: Triton's front end
     takes parts of the interpreter's semantics when it was set at triton's import."""
     import triton
     from triton.backends.compiler import GPUTarget
     attrs = {(i,): [["tt.divisibility", 16]] for i in divisible}
-    src = triton.compiler.ASTSource(fn=kernel, signature=signature, constexprs={},
-                                    attrs=attrs)
-    return triton.compile(src, target=GPUTarget("cuda", capability, 32))
+    src = triton.compiler.ASTSource(fn=kernel, signature=signature,
+                                    constexprs=dict(constexprs or {}), attrs=attrs)
+    return triton.compile(src, target=GPUTarget("cuda", capability, 32),
+                          options=dict(compile_options or {}))
 
 def resource_usage(cubin: bytes) -> dict[str, int]:
     """Registers, shared memory, local memory and stack of a cubin's kernel, read by the

@@ -20,6 +20,7 @@ from ember.runtime import config
     ("EMBER_TILE", "big", "EMBER_TILE='big' is not accepted"),
     ("EMBER_EAGER", "maybe", "EMBER_EAGER='maybe' is not a yes/no value"),
     ("EMBER_CACHE", "2", "EMBER_CACHE='2' is not a yes/no value"),
+    ("EMBER_AUTOTUNE", "fast", "EMBER_AUTOTUNE='fast' is not a yes/no value"),
 ])
 def test_a_bad_variable_is_named_with_what_is_accepted(name, value, message, monkeypatch):
     monkeypatch.setenv(name, value)
@@ -42,6 +43,7 @@ def test_import_fails_with_the_message_not_a_bare_value_error():
     ("EMBER_BACKEND", "Interpreter", "backend", "interpreter"),
     ("EMBER_EAGER", "on", "eager_default", True), ("EMBER_CACHE", "off", "cache", False),
     ("EMBER_NUM_THREADS", "3", "num_threads", 3), ("EMBER_TILE", "4096", "tile_elems", 4096),
+    ("EMBER_AUTOTUNE", "on", "autotune", True), ("EMBER_AUTOTUNE", "0", "autotune", False),
 ])
 def test_accepted_values(name, value, field, expected, monkeypatch):
     monkeypatch.setenv(name, value)

@@ -130,11 +130,111 @@ def test_reductions(triton_backend, name):
     _kernels_run_as_triton(fn, *inputs)
 
 
-def test_a_kernel_triton_cannot_express_runs_on_the_host_and_says_so(triton_backend):
-    x = (A * 10).astype(np.int64)
-    _check(lambda t: t @ t.T, x)
-    report = rc.compiled_for(em.tensor(x) @ em.tensor(x).T).report
-    assert "runs on the host: a int64 matmul" in report
+@pytest.fixture
+def no_triton_exp(monkeypatch):
+    """EXP without a Triton rule, as an op the generator cannot express: its kernel runs
+    on the host. Programs made meanwhile are not kept (cache off, memory cleared)."""
+    from ember.ir.ops import Op
+    from ember.runtime import cache
+
+    def refuse(s, x):
+        raise NotImplementedError("no Triton rule for EXP")
+
+    monkeypatch.setitem(triton_gen.RULES, Op.EXP, refuse)
+    monkeypatch.setattr(options, "cache", False)
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def test_a_kernel_triton_cannot_express_runs_on_the_host_and_says_so(triton_backend,
+                                                                      no_triton_exp):
+    _check(lambda t: (t * 2).exp() + 1, A)
+    report = rc.compiled_for((em.tensor(A) * 2).exp() + 1).report
+    assert "runs on the host: no Triton rule for EXP" in report
+
+
+INT_MATMULS = {
+    # products past 2**53 and past 2**63: exact, and wrapping as NumPy's in int64
+    "int64_wraps": (lambda a, b: a @ b, rng.integers(-2**33, 2**33, (5, 7)),
+                    rng.integers(-2**33, 2**33, (7, 6))),
+    "int64_epilogue": (lambda a, b: (a @ b) * 3 - 1, rng.integers(-50, 50, (17, 19)),
+                       rng.integers(-50, 50, (19, 18))),
+    "int32_wraps": (lambda a, b: a @ b, rng.integers(-2**20, 2**20, (6, 9), dtype=np.int32),
+                    rng.integers(-2**20, 2**20, (9, 4), dtype=np.int32)),
+    "int8": (lambda a, b: a @ b, rng.integers(-100, 100, (5, 9), dtype=np.int8),
+             rng.integers(-100, 100, (9, 3), dtype=np.int8)),
+    "uint8": (lambda a, b: a @ b, rng.integers(0, 255, (4, 9), dtype=np.uint8),
+              rng.integers(0, 255, (9, 5), dtype=np.uint8)),
+    "batched_broadcast": (lambda a, b: a @ b, rng.integers(-9, 9, (3, 5, 7)),
+                          rng.integers(-9, 9, (7, 4))),
+    "vector": (lambda a, b: a @ b[:, 0], rng.integers(-9, 9, (5, 7)),
+               rng.integers(-9, 9, (7, 4))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(INT_MATMULS))
+def test_integer_matmuls_are_exact_triton_kernels(triton_backend, name):
+    fn, *inputs = INT_MATMULS[name]
+    _check(fn, *inputs)
+    _kernels_run_as_triton(fn, *inputs)
+    source = rc.compiled_for(fn(*[em.tensor(x) for x in inputs])).source
+    # NOTE: no float detour: the products are summed in the integer dtype, not by tl.dot
+    assert "tl.dot(" not in source and "tl.sum(ta." in source
+
+
+EMPTY_REDUCTIONS = {
+    "sum": (lambda x: x.sum(1), np.zeros((3, 0), np.float32)),
+    "mean": (lambda x: x.mean(1), np.zeros((3, 0), np.float32)),
+    "prod_keepdim": (lambda x: x.prod(1, keepdim=True) * 2 + 1, np.zeros((3, 0), np.float32)),
+    "sum_first_axis": (lambda x: x.sum(0), np.zeros((0, 4), np.float32)),
+    "sum_all": (lambda x: x.sum() + 1, np.zeros((0, 4), np.float32)),
+    "int_sum": (lambda x: x.long().sum(1), np.zeros((4, 0), np.float32)),
+    "half_sum": (lambda x: x.half().sum(-1), np.zeros((2, 0), np.float32)),
+    "any_all": (lambda x: ((x > 0).any(1), (x > 0).all(1)), np.zeros((3, 0), np.float32)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EMPTY_REDUCTIONS))
+def test_reductions_over_an_empty_domain_give_the_identity(triton_backend, name):
+    fn, x = EMPTY_REDUCTIONS[name]
+    _check(fn, x)
+    _kernels_run_as_triton(fn, x)
+
+
+def test_max_over_an_empty_domain_raises_the_interpreters_error():
+    """Max and min have no identity: a kernel reducing nothing raises as the reference
+    interpreter does (the tracer raises PyTorch's error before such a graph is built)."""
+    from ember.codegen.kernel import Kernel, Ref, RefKind, Stmt, classify
+    from ember.ir import dtypes as dt
+    from ember.ir.ops import Op
+
+    f32 = dt.float32
+    body = (Stmt(0, Op.REDUCE_MAX, (Ref(RefKind.LOAD, 0, f32, (3, 0)),), (1,), f32, (3, 1)),)
+    k = Kernel("k0", (3, 0), None, (0,), body, ((0, 1),), *classify((3, 0), body))
+    with pytest.raises(RuntimeError, match="no identity; specify a non-empty dim"):
+        triton_gen.plan_kernel(k, frozenset())
+
+
+BROADCAST_STORES = {
+    "column": (lambda x: (x[:, :1].exp(), x[:, :1].exp() + x), A),
+    "middle_axis": (lambda x: (x[:, :1, :] * 2, x[:, :1, :] * 2 - x), C),
+    "two_axes": (lambda x: (x[:1, :, :1] + 1, (x[:1, :, :1] + 1) * x), C),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROADCAST_STORES))
+def test_a_pointwise_kernel_stores_a_broadcast_value(triton_backend, name):
+    fn, x = BROADCAST_STORES[name]
+    _check(fn, x)
+    _kernels_run_as_triton(fn, x)
+    assert rc.compiled_for(*fn(em.tensor(x))).kernels == 1
+
+
+def test_a_bool_power_is_a_triton_kernel(triton_backend):
+    fn = (lambda x: (x > 0) ** (x > 1))  # noqa: E731
+    _check(fn, A)
+    _kernels_run_as_triton(fn, A)
 
 
 def test_the_triton_backend_keeps_reductions_over_other_axes_apart(triton_backend):
@@ -233,9 +333,10 @@ def test_random_kernels_equal_the_cpu_ones(triton_backend, name, seed):
     assert "_philox_at(" in source and "Op.RAND" not in source
 
 
-def test_random_numbers_in_a_kernel_run_on_the_host_equal_the_cpu_ones(triton_backend):
-    def draw():  # an integer matmul has no Triton form: the host runs its kernel
-        return em.randint(0, 5, (3, 4)) @ em.randint(0, 5, (4, 2))
+def test_random_numbers_in_a_kernel_run_on_the_host_equal_the_cpu_ones(triton_backend,
+                                                                       no_triton_exp):
+    def draw():  # an op with no Triton rule: the host runs its kernel, draws too
+        return (em.rand(3, 4) * 2).exp() + em.randint(0, 5, (3, 4))
 
     em.manual_seed(5)
     fast = draw()

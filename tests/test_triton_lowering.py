@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -36,9 +37,11 @@ pytest.importorskip("torch")
 SHARED_LIMIT = {90: 232448, 80: 166912}  # bytes a block may use (opt-in maximum)
 
 
-def _kernels(*tensors):
-    """[(name, compiled-for-GPU kernel function, signature, pointer positions)] of the
-    program that computes `tensors` (built, not run)."""
+def _kernels(*tensors, candidates: bool = False):
+    """[(name, compiled-for-GPU kernel function, signature, pointer positions, constexprs,
+    compile options)] of the program that computes `tensors` (built, not run): each
+    kernel under its heuristic's config, or (`candidates`) under every candidate the
+    autotuner may pick (runtime/autotune.py)."""
     key, _, _ = cache.canonical([t._storage.node for t in tensors])
     prog = build_program(lower(Graph(key), fold=_fold, backend=TritonBackend()))
     source, notes = triton_gen.emit(prog)
@@ -48,7 +51,10 @@ def _kernels(*tensors):
     for k, plan in triton_gen.kernel_plans(prog):
         sig = triton_gen.kernel_signature(prog, k, plan)
         pointers = tuple(i for i, t in enumerate(sig.values()) if t.startswith("*"))
-        out.append((k.name, getattr(module, k.name), sig, pointers))
+        for config in (plan.configs if candidates else plan.configs[:1]) or [{}]:
+            options = {o: v for o, v in config.items() if not o.startswith("BLOCK_")}
+            out.append((k.name, getattr(module, k.name), sig, pointers,
+                        triton_gen.block_constexprs(plan, config), options))
     return out
 
 
@@ -75,16 +81,26 @@ def _families():
         "matmul_f32": ((a32 @ b32) * 2,),
         # a dropout mask, and randn (Box-Muller: a log and a cos of its two streams)
         "random": (x * (em.rand(4096, 4096) > 0.1), em.randn(32768, 1024)),
+        # exact: a broadcast product summed over K blocks (no tl.dot for int64)
+        "matmul_int64": (_data(512, 384, dtype=np.int64) @ _data(384, 256, dtype=np.int64),),
+        # rows of no elements: each is the sum's identity, then the epilogue (a mean's NaN)
+        "reduce_empty": (_data(32768, 0).mean(-1),),
+        # a value of size 1 on an axis stored from a kernel over the whole domain
+        "broadcast_store": (x[:, :1].exp(), x[:, :1].exp() + x),
     }
 
 
 FAMILIES = ["pointwise", "broadcast_transpose", "softmax", "layer_norm", "sum_looped",
-            "argmax", "matmul_f16_epilogue", "matmul_f32", "random"]
+            "argmax", "matmul_f16_epilogue", "matmul_f32", "random", "matmul_int64",
+            "reduce_empty", "broadcast_store"]
+# families compiled under every candidate config of the autotuner, not the first alone
+CANDIDATES = {"softmax", "sum_looped", "matmul_f16_epilogue", "matmul_f32", "matmul_int64"}
 
 
 # NOTE: every family for the H100/H200; for the A100 the ones whose code differs most
 TARGETS = [(f, 90) for f in FAMILIES] + [("pointwise", 80), ("softmax", 80),
-                                          ("matmul_f16_epilogue", 80)]
+                                          ("matmul_f16_epilogue", 80), ("matmul_int64", 80),
+                                          ("reduce_empty", 80), ("broadcast_store", 80)]
 
 
 def _report() -> dict:
@@ -94,13 +110,17 @@ def _report() -> dict:
     out = {}
     for family, capability in TARGETS:
         rows = []
-        for name, fn, sig, pointers in _kernels(*families[family]):
-            compiled = compile_for_target(fn, sig, capability, pointers)
+        for name, fn, sig, pointers, constexprs, options in _kernels(
+                *families[family], candidates=family in CANDIDATES and capability == 90):
+            compiled = compile_for_target(fn, sig, capability, pointers, constexprs, options)
             ptx = compiled.asm["ptx"]
             rows.append({"name": name, "usage": resource_usage(compiled.asm["cubin"]),
+                         "config": {**constexprs, **options},
                          "v4_load": "ld.global.v4" in ptx, "v4_store": "st.global.v4" in ptx,
                          "wgmma": "wgmma" in ptx, "mma_sync": "mma.sync" in ptx,
-                         "mulhi": "mul.hi.u32" in ptx})
+                         "mulhi": "mul.hi.u32" in ptx,
+                         "int64_product": "mul.lo.s64" in ptx or "mad.lo.s64" in ptx,
+                         "int64_to_float": bool(re.search(r"cvt\.\w+\.f(16|32|64)\.s64", ptx))})
         out[f"{family}/{capability}"] = rows
     return out
 
@@ -136,8 +156,22 @@ def test_contiguous_pointwise_kernels_use_vector_loads_and_stores(report):
 
 @pytest.mark.parametrize("capability,instruction", [(90, "wgmma"), (80, "mma_sync")])
 def test_half_precision_matmul_uses_tensor_cores(report, capability, instruction):
-    (row,) = report[f"matmul_f16_epilogue/{capability}"]
-    assert row[instruction], row
+    rows = report[f"matmul_f16_epilogue/{capability}"]
+    assert rows and all(row[instruction] for row in rows), rows
+
+
+@pytest.mark.parametrize("family", sorted(CANDIDATES))
+def test_every_autotuner_candidate_is_compiled(report, family):
+    rows = report[f"{family}/90"]
+    configs = [row["config"] for row in rows]
+    assert len(configs) > 1 and len(set(map(str, configs))) == len(configs), configs
+
+
+def test_an_integer_matmul_takes_no_float_detour(report):
+    for capability in (90, 80):
+        for row in report[f"matmul_int64/{capability}"]:
+            assert row["int64_product"] and not row["int64_to_float"], row
+            assert not row["wgmma"] and not row["mma_sync"], row
 
 
 def test_random_kernels_compute_philox_in_the_kernel(report):
