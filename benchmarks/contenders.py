@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .threads import Pool, openblas_pool, torch_pool
+from .threads import Pool, ember_pool, openblas_pool, torch_pool
 
 __all__ = [
     "EMBER",
@@ -84,7 +84,7 @@ class Libraries:
         return notes
 
     def threads(self) -> dict[str, int]:
-        """The thread count of every pool the suite knows (torch's, OpenBLAS's)."""
+        """The thread count of every pool the suite knows (torch's, OpenBLAS's, ember's)."""
         counts = {pool.name: int(pool.get()) for pool in self.pools}
         if self.torch is not None:
             counts["torch"] = self.torch.get_num_threads()
@@ -132,6 +132,11 @@ def load_libraries(device: str, quick: bool, torch_threads: int | None = None) -
     except Exception as exc:  # noqa: BLE001
         libs.em_error = _describe(exc)
         libs.notes.append(f"ember cannot be imported ({libs.em_error}): no ember contenders")
+    else:
+        if device == "cpu":
+            # NOTE: ember's kernel threads starve as torch's and OpenBLAS's do: watched alike
+            libs.pools.append(ember_pool(ember).start())
+            libs.watch_threads()
     if libs.em is not None and not hasattr(libs.em, "compile"):
         libs.notes.append("ember has no compile() yet: no 'ember compiled' contenders")
     return libs

@@ -1,7 +1,8 @@
 """Keeping the libraries' thread pools from starving on small or busy machines.
 
 torch (OpenMP) and NumPy's OpenBLAS run small parallel ops on worker threads that spin
-while they wait. Where other processes, or a virtual machine's scheduler, keep those
+while they wait, and ember hands a large kernel's tiles to threads of its own. Where other
+processes, or a virtual machine's scheduler, keep those
 workers off a core of their own, every parallel op waits for a time slice: a 256x256
 sum or a 128x128 matmul that takes microseconds takes milliseconds, and the library
 looks a thousand times slower than it is. A `Pool` times one small parallel op with one
@@ -13,6 +14,7 @@ pool's own, and a note says so. A fixed count (`--torch-threads`) switches the w
 from __future__ import annotations
 
 import ctypes
+import importlib
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ from types import ModuleType
 
 from .limits import best_time
 
-__all__ = ["Pool", "openblas_pool", "torch_pool"]
+__all__ = ["Pool", "ember_pool", "openblas_pool", "torch_pool"]
 
 STARVED = 10.0  # times slower than one thread
 
@@ -76,6 +78,22 @@ def torch_pool(torch: ModuleType) -> Pool:
     x = torch.ones(256, 256)
     return Pool("torch", "256x256 sum", torch.get_num_threads, torch.set_num_threads,
                 lambda: _per_op(x.sum))
+
+
+def ember_pool(em: ModuleType) -> Pool:
+    """A Pool for ember's own kernel threads (runtime/threads.py, `options.num_threads`),
+    which run the tiles of a large kernel; the probe realises a cached kernel just large
+    enough to use them (an elementwise op over two tiles)."""
+    runtime = importlib.import_module(f"{em.__name__}.runtime")
+    threads = importlib.import_module(f"{em.__name__}.runtime.threads")
+    options = runtime.options
+    x = em.ones(2 * threads.MIN_PARALLEL_ELEMS)
+
+    def put(n: int) -> None:
+        options.num_threads = n
+
+    return Pool("ember", f"{x.numel()}-element kernel", lambda: options.num_threads, put,
+                lambda: _per_op(lambda: (x * 2.0 + 1.0).realize()))
 
 
 def _openblas() -> ctypes.CDLL | None:

@@ -6,7 +6,9 @@ live buffers weakly: a buffer no tensor holds is freed.
 
 `realized` maps nodes that were computed while autograd still holds them to
 their values, so a backward pass reads a printed loss's intermediates instead of
-computing them again. Its keys are weak: the entry goes with the node.
+computing them again; also the matrix products a realisation computed (each a
+buffer pinned to its node, runtime/compiled.py `_keep`). Its keys are weak: the
+entry goes with the node.
 
 A buffer is *shared* (`share`) when the user holds its memory as a NumPy array
 (`em.from_numpy`, `Tensor.numpy()`): NumPy can change those bytes behind ember's

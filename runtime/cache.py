@@ -173,8 +173,10 @@ def walk(outputs, through_known: bool = False, deep: bool = False,
     `through_known`: a node whose value is known is still an input, but the walk
     goes on below it too (a backward pass reads the values that computed it), and
     its token is its whole structure marked as known, `(-2, token)`: a backward
-    pass depends on the op that computed a value, not only on its shape. Such a walk
-    keeps every constant keyed by value (the VJP rules read constants' values).
+    pass depends on the op that computed a value, not only on its shape. By default
+    such a walk keeps every constant keyed by value (a VJP rule may read a constant's
+    value); backward plans take scalars as parameters all the same, and check that
+    the graph they learn reads them only as such (tracer/plans.py).
 
     `scalars` (default: not `through_known`): whether scalar constants
     (`keyed_scalar` false) are runtime parameters: their token is
@@ -267,19 +269,27 @@ def walk(outputs, through_known: bool = False, deep: bool = False,
     return tuple(tokens), inputs, params, index, sources, rands
 
 
-def canonical_over(outputs, sources, rands) -> tuple[Node, ...] | None:
+def canonical_over(outputs, sources, rands) -> tuple[tuple[Node, ...], bool] | None:
     """`canonical(outputs)` with the inputs and parameters numbered as `walk` numbered
-    `sources` and `rands` (of another graph over the same data); None where the
-    outputs read an input or a RAND node not among them."""
-    # NOTE: as walk(through_known=True), which numbered `sources`, constants stay keyed
-    walked = walk(outputs, scalars=False)
+    `sources` and `rands` (of another graph over the same data), and whether the
+    outputs hold scalar constants that are not among `rands` (a backward rule's own,
+    or one derived from a parameter's value: these stay keyed by value, so the
+    program serves only the values it was built with); None where the outputs read
+    an input or a RAND node not among them."""
+    walked = walk(outputs)
     if walked is None:
         return None
     _, _, _, index, found, found_rands = walked
-    given = set(sources)
-    if any(n not in given for n in found) or any(r not in set(rands) for r in found_rands):
+    given, params = set(sources), set(rands)
+    if any(n not in given for n in found):
         return None
-    return _rebuild(outputs, index, sources, rands)
+    own = False
+    for r in found_rands:
+        if r not in params:
+            if r.op is Op.RAND:
+                return None
+            own = True
+    return _rebuild(outputs, index, sources, rands), own
 
 
 def key_text(key: tuple[Node, ...]) -> str:

@@ -22,15 +22,17 @@ from __future__ import annotations
 import hashlib
 import time
 import warnings
+import weakref
 
 import numpy as np
 
 from ..ir import dtypes as dt
 from ..ir.graph import Graph
-from ..ir.node import Node, Param
+from ..ir.node import Node, Param, pin
 from ..ir.ops import Op
 from ..ir.view import View
 from . import cache, devices, special, threads
+from .buffers import Buffer, reads_shared, realized
 from .config import debug, options, which_run
 from .interpreter import (
     IMPL,
@@ -410,10 +412,16 @@ def lookup(outputs, backend: str = "auto", device: str = "cpu") -> tuple[Compile
     the inputs are in its memory (an input buffer of another device is copied)."""
     backend = resolve_backend(backend, device)
     key, inputs, params = cache.structure(outputs)
-    if backend != "numpy":
-        key = (backend, key)  # NOTE: a program is keyed by its back end too
     if devices.made[0]:
         inputs = [devices.to_memory(a, device) for a in inputs]
+    return _entry_for(key, outputs, backend), inputs, params
+
+
+def _entry_for(key: tuple, outputs, backend: str) -> Compiled:
+    """The program of structural key `key` (of the graph behind `outputs`) on `backend`:
+    from memory, or loaded or compiled and put there."""
+    if backend != "numpy":
+        key = (backend, key)  # NOTE: a program is keyed by its back end too
     memory = cache.memory
     entry = memory.get(key)
     if entry is None:
@@ -428,7 +436,7 @@ def lookup(outputs, backend: str = "auto", device: str = "cpu") -> tuple[Compile
         memory.put(key, entry)
     elif options.verify and entry.graph is not None:
         _check_hit(entry, outputs)
-    return entry, inputs, params
+    return entry
 
 
 def _check_hit(entry: Compiled, outputs) -> None:
@@ -454,18 +462,70 @@ def compiled_for(*tensors) -> Compiled:
     return lookup(outputs)[0]
 
 
+def _lookup_keeping(outputs) -> tuple[Compiled, list, list, list[Node]]:
+    """`lookup(outputs)` for a program that also returns the value of every product
+    (MATMUL) the graph computes, and those products' nodes.
+
+    NOTE: a product is the costly part of a graph, and another graph often reads it
+    again: a training loop that reads `loss.item()` and then builds its backward
+    pass and update from the forward's products (`h = x.mm(w1)`) computed them once
+    more in the next step's realisation. Kept in `buffers.realized` (weakly: the
+    value goes with its node), the next graph reads them as inputs. The extra
+    outputs are a function of the graph's structure, so they are part of its key."""
+    walked = cache.walk(outputs)
+    if walked is None:
+        return (*lookup(outputs), [])
+    tokens, inputs, params, index, _, _ = walked
+    matmul, known, ref = Op.MATMUL, realized.data, weakref.ref
+    given = set(outputs)
+    products = [n for n in index if n.op is matmul and n not in given
+                and not (known and ref(n) in known)]
+    if not products:
+        return (*lookup(outputs), [])
+    extended = list(outputs) + products
+    key = tokens[:-1] + (tokens[-1] + tuple([index[n] for n in products]),)
+    return (_entry_for(key, extended, "numpy"), inputs, params, products)
+
+
+def _keep(products: list[Node], values) -> None:
+    """Keep the products' values for later graphs, except those that read memory NumPy
+    shares (it may change behind ember's back).
+
+    NOTE: each value is a buffer's memory, the buffer pinned to its node (it lives as
+    long as the node): an in-place write then reads it as that buffer
+    (`buffers.read_known_from_buffers`), and its graph no longer holds the product's
+    inputs; without this a training loop's updates held one another, one step longer
+    each step."""
+    seen: set = set()
+    for n, v in zip(products, values):
+        if v.flags.c_contiguous and v.base is None and not reads_shared(n, seen):
+            pin(n, Buffer(v.reshape(-1)))
+            realized[n] = v
+
+
 def run_compiled(outputs: list[Node], device: str = "cpu") -> list:
     """The values of `outputs`, computed by the cached compiled program, in the memory of
-    `device`."""
-    entry, inputs, params = lookup(outputs, device=device)
+    `device` (a NumPy program also keeps the graph's products: `_lookup_keeping`)."""
+    if device == "cpu" and resolve_backend() == "numpy":
+        entry, inputs, params, products = _lookup_keeping(outputs)
+        if devices.made[0]:  # NOTE: an input on a GPU is copied in
+            inputs = [devices.to_memory(a, "cpu") for a in inputs]
+    else:
+        (entry, inputs, params), products = lookup(outputs, device=device), []
     if entry.fn is None:
         return _evaluate_on(outputs, device)
     try:
         with np.errstate(all="ignore"):
             if device == "cpu":
-                return entry.fn(inputs, params)
-            with devices.on(device):
-                return entry.fn(inputs, params)
+                values = entry.fn(inputs, params)
+            else:
+                with devices.on(device):
+                    values = entry.fn(inputs, params)
+        if products:
+            n = len(outputs)
+            _keep(products, values[n:])
+            values = values[:n]
+        return values
     except Exception:
         # NOTE: the interpreter decides what an error is: it raises the error the
         # user must see; if it succeeds, the program was wrong and is retired

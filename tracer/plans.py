@@ -24,6 +24,21 @@ then walks that graph again to find its compiled program. A plan skips both:
 - On a miss, the general pass runs, and `Probe.learn()` turns the graph it built
   into the plan: the same outputs, with inputs numbered in the walk's order.
 
+Python numbers in the forward graph (a learning rate, a scale that changes every
+step) are runtime parameters of the plan, as of any cached program
+(`runtime.cache.keyed_scalar` says which values stay keyed: exponents, identities).
+A VJP rule reads a constant's node, not its value, except where it makes a constant
+of its own or derives one from a value; with the constants hash-consed, such a
+constant can even be the forward's node (a rule's 2/sqrt(pi) and a scale of that
+value are one node). So a plan serves only the values it was learnt with until a
+later general pass under the same key rebuilds the very same canonical graph: each
+parameter whose value changed in between is then free (a constant that coincided
+with its old value would have stayed a constant under the new one, and the graphs
+would differ); the others stay keyed by value. Whether two parameters are equal is
+part of the key (a rule's constant derived from one may coincide with another), and
+a graph with a constant of its own that no parameter explains keeps serving only its
+values.
+
 Everything else (create_graph, an explicit gradient, `inputs=`, eager mode, the
 interpreter back end, em.compile's tracing, `EMBER_PLANS=0`) takes the general
 pass. Plans live in the compiled-graph cache (`runtime.cache.memory`, under keys
@@ -36,6 +51,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..ir.ops import Op
 from ..runtime import cache, devices
 from ..runtime.compiled import program_for, resolve_backend
 from ..runtime.config import debug, options
@@ -65,16 +81,34 @@ def stats() -> dict:
     return dict(_counts)
 
 
+class _Plan:
+    """A cached plan: its program, the canonical graph it was built from, and the
+    scalar parameters' values it serves (None where it serves every value)."""
+
+    __slots__ = ("entry", "graph", "values", "nbytes")
+
+    def __init__(self, entry, graph: tuple, values: tuple):
+        self.entry, self.graph, self.values = entry, graph, values
+        self.nbytes = entry.nbytes
+
+    def serves(self, values: tuple) -> bool:
+        return all(k is None or k == v for k, v in zip(self.values, values))
+
+
 class Probe:
     """One backward pass's key, and what running its plan needs."""
 
     __slots__ = ("key", "inputs", "params", "sources", "rands", "order", "leaves",
-                 "pending", "chains", "device")
+                 "pending", "chains", "device", "values")
 
     def replay(self, retain_graph: bool) -> bool:
-        """Run the cached plan; False (nothing changed) when there is none or it fails."""
-        entry = cache.memory.get(self.key)
-        if entry is None or not self._run(entry):
+        """Run the cached plan; False (nothing changed) when there is none, it serves
+        other scalar values, or it fails."""
+        plan = cache.memory.get(self.key)
+        if plan is None or not plan.serves(self.values):
+            return False
+        entry = plan.entry
+        if not self._run(entry):
             return False
         _counts["replayed"] += 1
         if options.debug:
@@ -90,17 +124,29 @@ class Probe:
         if len(by_leaf) != len(self.leaves) or any(id(x) not in by_leaf for x in self.leaves):
             return False
         outputs = self.chains + [grad_total(x, by_leaf[id(x)]) for x in self.leaves]
-        canonical = cache.canonical_over(outputs, self.sources, self.rands)
-        if canonical is None:
+        found = cache.canonical_over(outputs, self.sources, self.rands)
+        if found is None:
             return False
-        try:
-            entry = program_for(canonical, device=self.device)
-        except Exception:  # noqa: BLE001 - the general pass says what is wrong
-            return False
+        canonical, own = found
+        old = cache.memory.entries.get(self.key)  # NOTE: a peek, not a lookup
+        if old is not None and old.graph == canonical:
+            entry = old.entry
+            # NOTE: the same graph for another value of a parameter: it read that one only
+            # as a parameter (see the module's docstring)
+            values = self.values if own else tuple(
+                [None if k is None or k != v else v for k, v in zip(old.values, self.values)])
+        else:
+            try:
+                entry = program_for(canonical, device=self.device)
+            except Exception:  # noqa: BLE001 - the general pass says what is wrong
+                return False
+            values = self.values
         if entry.fn is None or not self._run(entry):
             return False
-        cache.memory.put(self.key, entry)
-        _counts["learned"] += 1
+        new = old is None or old.entry is not entry
+        cache.memory.put(self.key, _Plan(entry, canonical, values))
+        if new:
+            _counts["learned"] += 1
         if options.debug:
             debug(f"backward made a plan ({entry.kernels} kernels, "
                   f"{len(self.order)} records)")
@@ -156,7 +202,7 @@ def probe(t) -> Probe | None:
         if x._grad is not None:
             outputs.append(x._grad.node)
         flags.append((waits, x._grad is not None, x.dtype))
-    walked = cache.walk(outputs, through_known=True)
+    walked = cache.walk(outputs, through_known=True, scalars=True)
     if walked is None:
         return None
     tokens, inputs, params, index, sources, rands = walked
@@ -170,6 +216,7 @@ def probe(t) -> Probe | None:
         return None  # the general pass raises it
     if devices.made[0]:
         inputs = [devices.to_memory(a, device) for a in inputs]
+    values = tuple([v for v, n in zip(params, rands) if n.op is Op.CONST])
     records = []
     get = index.get
     for f in order:
@@ -185,11 +232,17 @@ def probe(t) -> Probe | None:
         records.append(tuple(nodes))
     p = Probe()
     # NOTE: a plan's program is its back end's (keyed like lookup's programs)
-    p.key = ("plan", backend, tokens, tuple(records), tuple(flags))
+    p.key = ("plan", backend, tokens, tuple(records), tuple(flags), _equalities(values))
     p.device = device
-    p.inputs, p.params, p.sources, p.rands = inputs, params, sources, rands
+    p.inputs, p.params, p.sources, p.rands, p.values = inputs, params, sources, rands, values
     p.order, p.leaves, p.pending, p.chains = order, leaves, pending, chains
     return p
+
+
+def _equalities(values: tuple) -> tuple:
+    """Which scalar parameters are equal: each one's first equal (by position)."""
+    first: dict = {}
+    return tuple([first.setdefault(v, i) for i, v in enumerate(values)])
 
 
 def _free(order, retain_graph: bool) -> None:

@@ -639,6 +639,10 @@ def matmul(a: Tensor, c: Tensor) -> Tensor:
         raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are "
                            f"{a.ndim}D and {c.ndim}D")
     ra, rc = distinct_nodes((a, c), (a.node, c.node))
+    if a.ndim == 2 and c.ndim == 2 and ra.shape[1] == rc.shape[0] != 1:
+        # NOTE: the commonest case, built directly: what the general path below builds
+        # for it (no batch, no reshape) at a third of the cost
+        return result(node(Op.MATMUL, (ra, rc)), (a, c), "MmBackward0", (ra, rc))
     x = b.reshape(ra, (1,) + ra.shape) if a.ndim == 1 else ra
     y = b.reshape(rc, rc.shape + (1,)) if c.ndim == 1 else rc
     if x.shape[-1] != y.shape[-2]:
