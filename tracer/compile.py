@@ -81,11 +81,12 @@ from ..ir.passes.pipeline import lower
 from ..ir.view import View
 from ..runtime import buffers as rb
 from ..runtime.cache import canonical
-from ..runtime.compiled import _fold, fusion_backend, lookup
+from ..runtime.compiled import _fold, fusion_backend, lookup, resolve_backend
 from ..runtime.config import options
 from ..runtime.context import current, switch
 from ..runtime.execute import run
 from ..runtime.interpreter import _strided
+from ..runtime.symbolic import SizeFamily
 from ..runtime.triton_launch import available as triton_available
 from . import mode, scalars, storage
 from .checks import CheckError, CheckReport
@@ -467,10 +468,17 @@ class _Program:
         self.nodes = len(toposort(outputs))
         self.lines: dict | None = None    # node -> (file, line) that built it (check=)
         self.retained: list = []          # [(leaf index, output index)]: retained .grads
+        self.template = None              # the _Template it was resized by, and at what size
+        self.size = 0
 
     def _prepare(self, backend: str = "auto") -> None:
-        """Find the compiled program once, and where each of its inputs comes from."""
-        entry, inputs, params = lookup(self.outputs, backend)
+        """Find the compiled program once, and where each of its inputs comes from: a
+        program resized for a dynamic size runs its template's program for every size
+        where that serves (runtime/symbolic.py)."""
+        found = None
+        if self.template is not None and resolve_backend(backend) == "numpy":
+            found = self.template.family().lookup(self.outputs, self.size)
+        entry, inputs, params = found or lookup(self.outputs, backend)
         by_array = {id(buf.array): k for k, buf in enumerate(self.sources)}
         self.inputs = [("arg", by_array[id(a)]) if id(a) in by_array else ("const", a)
                        for a in inputs]
@@ -1058,6 +1066,7 @@ class _Template:
         self.positions, self.s1, self.s2 = positions, s1, s2
         self.failed: str | None = None   # why the dims are specialised again
         self.sizes: list[int] = []       # the sizes served without tracing
+        self._family: SizeFamily | None = None  # one program for every size, once made
 
     def size_in(self, sig: tuple) -> int | None:
         """The dynamic size of sig when it is this template's signature at that size."""
@@ -1070,7 +1079,16 @@ class _Template:
         """The program at `size`: the traces' graph re-shaped (raises NotDynamic)."""
         program = _resize(self.a, self.b, Fit(self.s1, self.s2, size))
         self.sizes.append(size)
+        program.template, program.size = self, size
         return program
+
+    def family(self) -> SizeFamily:
+        """The program that serves every size (made on first use; its `why` says
+        where none could be made)."""
+        if self._family is None:
+            self._family = SizeFamily(
+                lambda size: _resize(self.a, self.b, Fit(self.s1, self.s2, size)).outputs)
+        return self._family
 
     def describe(self) -> str:
         dims = ", ".join(f"argument {i}{'.grad' if w == 'grad' else ''} dim {d}"
@@ -1456,6 +1474,10 @@ def _fmt_dynamic(t: _Template) -> str:
         return f"{text} until it was specialised again: {t.failed}"
     if t.sizes:
         text += f"; served without tracing at sizes {', '.join(map(str, t.sizes))}"
+    family = t._family
+    if family is not None:
+        text += ("; one program serves every size" if family.why is None else
+                 f"; each size compiles its own program: {family.why}")
     return text
 
 
