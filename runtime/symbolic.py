@@ -24,11 +24,13 @@ slice's numbers, strides, offsets). A `SizeFamily` compiles that family once:
   or where the family could not be made (the generated code depends on the size in
   another way: `why` says how), each size compiles its own program, as without it.
 
-NOTE: the three sizes are 5, 11 and 1031: a choice the compiler makes from a size
-(a threshold) shows as a difference in the keys or sources, and no program is made.
-A number the generated source computes from the size in a way that is not affine
-yet agrees at all three (`min(s, 4)`) would go unseen; the compiler's whole form
-makes none (its choices compare sizes only with 0 and 1).
+NOTE: the three sizes are 11, 23 and 1031, uncommon ones (where the size equals
+another number of the graph, nodes hash-cons together and the keys differ). A choice
+the compiler makes from a size (a threshold) shows as a difference in the keys or
+sources, and no program is made. A number the generated source computes from the
+size in a way that is not affine yet agrees at all three (`min(s, 4)`) would go
+unseen; the compiler's whole form makes none (its choices compare sizes only with 0
+and 1, and sizes served keep every size-dependent number at 2 or more).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from .config import options
 
 __all__ = ["POINTS", "SizeFamily", "Sym", "fit", "matches", "parameterise", "symbolic_key"]
 
-POINTS = (5, 11, 1031)
+POINTS = (11, 23, 1031)
 
 
 @dataclass(frozen=True)
@@ -56,10 +58,22 @@ class Sym:
     def at(self, s: int) -> int:
         return self.a * s + self.c
 
+    def value(self, s: int):
+        """What the key holds at size `s`."""
+        return self.at(s)
+
     def text(self) -> str:
         """The expression as generated code writes it, over the name `s`."""
         head = "s" if self.a == 1 else f"{self.a}*s"
         return f"({head}{self.c:+d})" if self.c else f"({head})"
+
+
+@dataclass(frozen=True)
+class SymText(Sym):
+    """An integer constant `a * s + c` of the graph, keyed by its text (`repr`)."""
+
+    def value(self, s: int):
+        return repr(self.at(s))
 
 
 class NotSymbolic(Exception):
@@ -80,23 +94,41 @@ def fit(values, points=POINTS) -> int | Sym:
 
 
 def symbolic_key(keys, points=POINTS):
-    """The structural keys of one graph at `points`, with `Sym` where they differ."""
+    """The structural keys of one graph at `points`, with `Sym` where they differ
+    (`SymText` where an integer constant's text does)."""
     first = keys[0]
     kind = type(first)
     if any(type(k) is not kind for k in keys):
-        raise NotSymbolic(f"a token changed type: {[type(k).__name__ for k in keys]}")
+        raise NotSymbolic(f"a number changed type: {[type(k).__name__ for k in keys]}")
     if kind is int:
         return fit(keys, points)
+    if kind is str and first.lstrip("-").isdigit() and \
+            all(k.lstrip("-").isdigit() for k in keys):
+        sym = fit([int(k) for k in keys], points)
+        return first if type(sym) is int else SymText(sym.a, sym.c)
     if kind is tuple:
         if any(len(k) != len(first) for k in keys):
-            raise NotSymbolic(f"a token changed length: {first!r} -> {keys[1]!r}")
+            raise NotSymbolic(f"a number changed length: {_short(first)} -> {_short(keys[1])}")
         return tuple(symbolic_key(parts, points) for parts in zip(*keys))
     if kind is View:
         return ("View",) + tuple(symbolic_key([(k.shape, k.strides, k.offset) for k in keys],
                                               points))
     if any(k != first for k in keys):
-        raise NotSymbolic(f"a token changed: {first!r} -> {keys[1]!r}")
+        raise NotSymbolic(f"a number changed: {_short(first)} -> {_short(keys[1])}")
     return first
+
+
+def _short(x) -> str:
+    text = repr(x)
+    return text if len(text) < 80 else text[:77] + "..."
+
+
+def key_of(keys, points=POINTS):
+    """`symbolic_key` of whole structural keys (one per size of `points`)."""
+    if len({len(k) for k in keys}) > 1:
+        raise NotSymbolic(f"the graphs at sizes {list(points)} differ in structure: "
+                          f"{[len(k) - 1 for k in keys]} nodes")
+    return symbolic_key(keys, points)
 
 
 def matches(sym, key, s: int) -> bool:
@@ -104,11 +136,9 @@ def matches(sym, key, s: int) -> bool:
     every size-dependent number is at least 2 in magnitude, of the sign it has at
     `POINTS` (see the module's docstring)."""
     kind = type(sym)
-    if kind is Sym:
-        if type(key) is not int:
-            return False
+    if kind is Sym or kind is SymText:
         v = sym.at(s)
-        return key == v and (v >= 2 if sym.at(POINTS[0]) > 0 else v <= -2)
+        return key == sym.value(s) and (v >= 2 if sym.at(POINTS[0]) > 0 else v <= -2)
     if kind is tuple:
         if sym[:1] == ("View",) and type(key) is View:
             return matches(sym[1:], (key.shape, key.strides, key.offset), s)
@@ -188,7 +218,7 @@ class SizeFamily:
     def _build(self, make) -> None:
         from .compiled import Compiled, _exec, compile_key
         graphs = [make(p) for p in POINTS]
-        key = symbolic_key([cache.structure(outputs)[0] for outputs in graphs])
+        key = key_of([cache.structure(outputs)[0] for outputs in graphs])
         self.key = ("size", key)
         self.size_input = _size_input(key)
         memory = cache.memory

@@ -365,7 +365,7 @@ def test_the_symbolic_key_and_source_of_three_sizes():
     with pytest.raises(NotSymbolic):
         fit([p * p for p in POINTS])  # the size squared: no affine function
     with pytest.raises(NotSymbolic):
-        fit([min(p, 8) for p in POINTS])
+        fit([p // 2 for p in POINTS])
     key = ((1, Sym(1, 0), "f32"), (Sym(1, -1),))
     assert matches(key, ((1, 7, "f32"), (6,)), 7)
     assert not matches(key, ((1, 7, "f32"), (7,)), 7)
@@ -376,3 +376,70 @@ def test_the_symbolic_key_and_source_of_three_sizes():
         parameterise(["a = 1\n", "b = 1\n", "a = 1\n"])
     with pytest.raises(NotSymbolic):
         parameterise([f"x = {p // 2}\n" for p in POINTS])
+
+
+def test_explain_says_why_each_size_compiles_its_own_program():
+    # a number of the graph equal to one of the sizes the program is made at: at that
+    # size two nodes are one, the graphs differ, and each size compiles its own
+    # program (and still runs without tracing)
+    def fn(x):
+        return x.sum(1) * em.full((x.shape[0],), 3.0), em.full((11,), 3.0) * x.sum()
+
+    f = em.compile(fn)
+    for n in (3, 4, 5, 6):
+        x = em.tensor(np.ones((n, 2), np.float32))
+        for a, b in zip(f(x), fn(x)):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert f.stats()["traces"] == 2
+    assert _family(f).why is not None
+    assert "each size compiles its own program: " in em.explain(f)
+
+
+_W = em.tensor(np.random.default_rng(7).standard_normal((5, 4)).astype(np.float32))
+_BODIES = {
+    "broadcast": lambda x: (x * _W[:, 0] - x.amin(1, keepdim=True)).relu(),
+    "matmul": lambda x: (x @ _W).tanh().sum(0),
+    "outer": lambda x: (x @ x.T).sum(1),
+    "views": lambda x: (x.T[:, 1:] * 2, x.flip(0)[1:].exp(), x.reshape(-1)[3:].cumsum(0)),
+    "norm": lambda x: nn.functional.layer_norm(x, (5,)).log_softmax(1),
+    "var": lambda x: (x.var(0), x.std(1), x.mean()),
+    "where": lambda x: em.where(x > 0, x, x.exp() - 1).max(1).values,
+    "cast": lambda x: (x.half() * 3).float().sum(1).to(em.float64),
+    "cat": lambda x: em.cat([x, x * 2], 0).sum(1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_BODIES))
+def test_one_program_for_every_size_agrees_with_uncompiled(name):
+    body = _BODIES[name]
+
+    def fn(x):
+        y = x.detach().requires_grad_()
+        outs = body(y)
+        outs = outs if isinstance(outs, tuple) else (outs,)
+        sum(o.float().sum() for o in outs).backward()
+        return (*outs, y.grad)
+
+    f = em.compile(fn)
+    rng = np.random.default_rng(5)
+    for n in SIZES:
+        x = em.tensor(rng.standard_normal((n, 5)).astype(np.float32))
+        for a, b in zip(f(x), fn(x)):
+            assert a.shape == b.shape and a.dtype == b.dtype
+            np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(),
+                                       rtol=1e-5, atol=1e-5)
+    assert f.stats()["traces"] == 2
+    assert _family(f).why is None, _family(f).why
+
+
+def test_a_number_that_fits_two_sizes_but_not_a_third_specialises_again():
+    # n * n at 3 and 4 fits 9 + 7 * (n - 3), which is 23 at 5: no reshape of (5, 5)
+    def fn(x):
+        return (x[:, None] * x).reshape(x.shape[0] * x.shape[0]) + 1
+
+    f = em.compile(fn)
+    for n in (3, 4, 5, 6):
+        x = em.tensor(np.arange(n, dtype=np.int64))
+        np.testing.assert_array_equal(f(x).numpy(), np.outer(x, x).reshape(-1) + 1)
+    assert f.stats()["traces"] == 4
+    assert "specialised again: RESHAPE does not apply at size 5" in em.explain(f)
