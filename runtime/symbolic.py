@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 from ..ir.view import View
 from . import cache
-from .config import options
+from .config import debug, options, which_run
 
 __all__ = ["POINTS", "SizeFamily", "Sym", "fit", "matches", "parameterise", "symbolic_key"]
 
@@ -133,12 +133,12 @@ def key_of(keys, points=POINTS):
 
 def matches(sym, key, s: int) -> bool:
     """Whether the structural key `key` is the symbolic key `sym` at size `s`, where
-    every size-dependent number is at least 2 in magnitude, of the sign it has at
-    `POINTS` (see the module's docstring)."""
+    every size-dependent number is at least 2 in magnitude, positive where it grows
+    with the size and negative where it falls (see the module's docstring)."""
     kind = type(sym)
     if kind is Sym or kind is SymText:
         v = sym.at(s)
-        return key == sym.value(s) and (v >= 2 if sym.at(POINTS[0]) > 0 else v <= -2)
+        return key == sym.value(s) and (v >= 2 if sym.a > 0 else v <= -2)
     if kind is tuple:
         if sym[:1] == ("View",) and type(key) is View:
             return matches(sym[1:], (key.shape, key.strides, key.offset), s)
@@ -234,6 +234,11 @@ class SizeFamily:
             first = programs[0]
             entry = Compiled(_exec(source), source, first.kernels, -1, first.report)
             memory.put(self.key, entry)
+            if options.debug:
+                debug(f"{which_run()}: compiled one program of {entry.kernels} kernels for "
+                      f"every size of a dynamic dimension (made at sizes {list(POINTS)})")
+                if options.debug >= 2:
+                    debug(f"{which_run()}: source\n{source}")
         self.entry = entry
 
     def lookup(self, outputs, s: int):
