@@ -41,9 +41,11 @@ bumps one counter; a call re-reads the state only when the counter moved.
 Dynamic dimensions (`dynamic=None` or True; tracer/dynamic.py has the design): when
 a signature misses and two traced programs differ only in one size at the same dims
 as it, the first program's graph is rebuilt at the new size (`_Template`, `_resize`)
-and compiled as a new program, without running the function; where that fails the
-dims are specialised again (traced per size) and `em.explain` says why. Traces and
-such programs are counted apart (`stats()`: "traces", "resized").
+and run by the template's one program for every size (`_Template.family`,
+runtime/symbolic.py; a size it does not serve compiles its own), without running
+the function; where that fails the dims are specialised again (traced per size)
+and `em.explain` says why. Traces and such programs are counted apart (`stats()`:
+"traces", "resized").
 
 What needs a value of an input while tracing (`.item()`, `bool(t)`, `.numpy()`,
 `.tolist()`, `print`, indexing with it; of an argument or a captured tensor, or
@@ -1638,7 +1640,9 @@ def compile(fn=None, *, fullgraph: bool = False, backend: str = "auto",
         dynamic (bool or None): None (default) or True: a dimension traced at two
             sizes is dynamic, and every other size >= 2 of it is served by the traced
             graph re-shaped for it, without running `fn` again (tracer/dynamic.py
-            has the design); where the graph depends on the size in another way (a
+            has the design), and by one generated program for every size (the
+            NumPy back end; runtime/symbolic.py); where the graph depends on the
+            size in another way (a
             reshape that splits the dimension) it is specialised again and
             `em.explain` says why. False: every shape is traced.
         recompile_limit (int): the most traces per function; past it, the function
