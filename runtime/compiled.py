@@ -20,6 +20,7 @@ then raises the same error it always would.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 import warnings
 import weakref
@@ -197,9 +198,11 @@ def _exec(source: str):
     return ns["program"]
 
 
-def compile_key(key: tuple[Node, ...], backend: str = "numpy") -> Compiled:
+def compile_key(key: tuple[Node, ...], backend: str = "numpy", whole: bool = False) -> Compiled:
     """Compile a canonical graph (no cache involved) for `backend` ("numpy" or
-    "triton")."""
+    "triton"). `whole`: every kernel runs whole (no tiles) and every value gets an
+    array of its own (no reused slots): no choice then depends on a size
+    (runtime/symbolic.py compiles programs that serve every size of a dimension so)."""
     # NOTE: imported here so that a process that only loads programs from the
     # disk cache never imports the compiler
     from ..codegen.backend import backend_named
@@ -214,7 +217,12 @@ def compile_key(key: tuple[Node, ...], backend: str = "numpy") -> Compiled:
     try:
         log = (lambda line: debug(f"{which_run()}: pass {line}")) if options.debug >= 2 else None
         target = backend_named(backend, options.tile_elems)
-        plan = lower(graph, fold=_fold, backend=target, check=options.verify, log=log)
+        extra = {}
+        if whole:
+            # NOTE: NumPy's rules tile and refuse joins only above `tiled_above` elements
+            target.tiled_above = math.inf
+            extra["min_slot_bytes"] = math.inf
+        plan = lower(graph, fold=_fold, backend=target, check=options.verify, log=log, **extra)
         prog = build_program(plan)
         source, notes = target.emit(prog, _node_numbers(plan))
         fn = _program_of(source, backend)

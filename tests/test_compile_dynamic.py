@@ -7,6 +7,7 @@ import pytest
 
 import ember as em
 from ember import nn
+from ember.runtime import cache
 
 SIZES = [3, 5, 4, 8, 16, 2, 7, 9, 12, 6, 10, 11]
 
@@ -220,3 +221,225 @@ def test_explain_with_arguments_uses_a_dynamic_dim_as_a_call_would():
     assert "served without tracing at sizes 9" in text
     g = em.explain(f, em.ones(9, 2), graph=True)
     assert any(d["shape"] == (9, 2) for _, d in g.nodes(data=True))
+
+
+# -- one program for every size (runtime/symbolic.py) ---------------------------------
+
+def _compiles() -> int:
+    return cache.stats().compiles
+
+
+def _family(f):
+    families = [t._family for t in f.templates if t._family is not None]
+    assert len(families) == 1
+    return families[0]
+
+
+def _sgd_step(model, opt):
+    def step(x, y):
+        opt.zero_grad()
+        loss = ((model(x) - y) ** 2).mean()
+        loss.backward()
+        opt.step()
+        return loss.detach()
+    return step
+
+
+def test_one_program_serves_every_batch_size_of_a_training_step():
+    em.manual_seed(0)
+    m = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 3))
+    twin = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 3))
+    with em.no_grad():
+        for p, q in zip(twin.parameters(), m.parameters()):
+            p.copy_(q)
+    f = em.compile(_sgd_step(m, em.optim.SGD(m.parameters(), lr=0.1)))
+    step = _sgd_step(twin, em.optim.SGD(twin.parameters(), lr=0.1))
+    torch = _torch_twin(m)
+    rng = np.random.default_rng(0)
+    made = []
+    for n in SIZES:
+        x, y = _data(n, rng)
+        before = _compiles()
+        got = f(x, y).item()
+        made.append(_compiles() - before)
+        assert got == step(x, y).item()
+        for p, q in zip(m.parameters(), twin.parameters()):
+            np.testing.assert_array_equal(p.detach().numpy(), q.detach().numpy())
+        if torch is not None:
+            assert got == pytest.approx(torch(x.numpy(), y.numpy()), rel=1e-5)
+    stats = f.stats()
+    assert stats["resized"] == len(SIZES) - stats["traces"] and stats["traces"] <= 3
+    # the traced sizes compile their own graphs; one program then serves every other size
+    assert sum(made[stats["traces"] + 1:]) == 0, made
+    assert _family(f).why is None
+    assert "one program serves every size" in em.explain(f)
+
+
+def _torch_twin(m):
+    """A torch step of the same model and SGD, or None without torch."""
+    torch = _import_torch()
+    if torch is None:
+        return None
+    tm = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
+    with torch.no_grad():
+        for p, q in zip(tm.parameters(), m.parameters()):
+            p.copy_(torch.from_numpy(q.detach().numpy().copy()))
+    opt = torch.optim.SGD(tm.parameters(), lr=0.1)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = ((tm(torch.from_numpy(x)) - torch.from_numpy(y)) ** 2).mean()
+        loss.backward()
+        opt.step()
+        return loss.item()
+    return step
+
+
+def _import_torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def test_one_program_serves_elementwise_ops_and_reductions_over_other_dims():
+    def fn(x):
+        return ((x * 2 + 1).exp().sum(1), x.softmax(1), x.amax(1),
+                (x - x.mean(1, keepdim=True)).abs(), x.sum())
+
+    f = em.compile(fn)
+    rng = np.random.default_rng(4)
+    made = []
+    for n in SIZES:
+        x = em.tensor(rng.standard_normal((n, 5)).astype(np.float32))
+        before = _compiles()
+        got = f(x)
+        made.append(_compiles() - before)
+        for a, b in zip(got, fn(x)):
+            assert a.shape == b.shape
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-6)
+    assert f.stats()["traces"] == 2
+    assert made[3:] == [0] * (len(SIZES) - 3), made
+    assert _family(f).why is None
+
+
+def test_sizes_0_and_1_and_a_derived_size_1_are_not_served_by_the_shared_program():
+    def fn(x):
+        return x[1:] * 2, (x + 1).sum(1)
+
+    f = em.compile(fn)
+    for n in (4, 5, 6, 1, 0, 2, 3, 9):
+        x = em.tensor(np.arange(n * 3, dtype=np.float32).reshape(n, 3))
+        for a, b in zip(f(x), fn(x)):
+            assert a.shape == b.shape
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    family = _family(f)
+    served = {p.size: p.entry.source is family.entry.source for e in f.programs.values()
+              if isinstance(e, list) for p in e if p.resized}
+    # 1 and 0 are traced; at 2, x[1:] has one row, so 2 compiles a program of its own
+    assert served == {6: True, 2: False, 3: True, 9: True}
+
+
+def test_functions_with_one_graph_share_one_program_for_every_size():
+    def make():
+        return em.compile(lambda x: (x * 3).sum(1).tanh())
+
+    f, g = make(), make()
+    for n in (3, 4, 5):
+        f(em.ones(n, 2))
+    for n in (3, 4):
+        g(em.ones(n, 2))
+    x = em.tensor(np.ones((7, 2), np.float32))
+    before = _compiles()
+    np.testing.assert_allclose(g(x).numpy(), np.tanh(np.full(7, 6.0)), rtol=1e-6)
+    assert _compiles() == before
+    assert _family(g).entry is _family(f).entry
+
+
+def test_the_symbolic_key_and_source_of_three_sizes():
+    from ember.runtime.symbolic import POINTS, NotSymbolic, Sym, fit, matches, parameterise
+
+    assert fit([3, 3, 3]) == 3
+    assert fit([p * 6 - 1 for p in POINTS]) == Sym(6, -1)
+    with pytest.raises(NotSymbolic):
+        fit([p * p for p in POINTS])  # the size squared: no affine function
+    with pytest.raises(NotSymbolic):
+        fit([p // 2 for p in POINTS])
+    key = ((1, Sym(1, 0), "f32"), (Sym(1, -1),))
+    assert matches(key, ((1, 7, "f32"), (6,)), 7)
+    assert not matches(key, ((1, 7, "f32"), (7,)), 7)
+    assert not matches(key, ((1, 2, "f32"), (1,)), 2)  # a size-dependent number of 1
+    src = [f"x = np.empty(({p}, 3))\ny = {p * 3}\n" for p in POINTS]
+    assert parameterise(src) == "x = np.empty(((s), 3))\ny = (3*s)\n"
+    with pytest.raises(NotSymbolic, match="differ"):
+        parameterise(["a = 1\n", "b = 1\n", "a = 1\n"])
+    with pytest.raises(NotSymbolic):
+        parameterise([f"x = {p // 2}\n" for p in POINTS])
+
+
+def test_explain_says_why_each_size_compiles_its_own_program():
+    # a number of the graph equal to one of the sizes the program is made at: at that
+    # size two nodes are one, the graphs differ, and each size compiles its own
+    # program (and still runs without tracing)
+    def fn(x):
+        return x.sum(1) * em.full((x.shape[0],), 3.0), em.full((11,), 3.0) * x.sum()
+
+    f = em.compile(fn)
+    for n in (3, 4, 5, 6):
+        x = em.tensor(np.ones((n, 2), np.float32))
+        for a, b in zip(f(x), fn(x)):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert f.stats()["traces"] == 2
+    assert _family(f).why is not None
+    assert "each size compiles its own program: " in em.explain(f)
+
+
+_W = em.tensor(np.random.default_rng(7).standard_normal((5, 4)).astype(np.float32))
+_BODIES = {
+    "broadcast": lambda x: (x * _W[:, 0] - x.amin(1, keepdim=True)).relu(),
+    "matmul": lambda x: (x @ _W).tanh().sum(0),
+    "outer": lambda x: (x @ x.T).sum(1),
+    "views": lambda x: (x.T[:, 1:] * 2, x.flip(0)[1:].exp(), x.reshape(-1)[3:].cumsum(0)),
+    "norm": lambda x: nn.functional.layer_norm(x, (5,)).log_softmax(1),
+    "var": lambda x: (x.var(0), x.std(1), x.mean()),
+    "where": lambda x: em.where(x > 0, x, x.exp() - 1).max(1).values,
+    "cast": lambda x: (x.half() * 3).float().sum(1).to(em.float64),
+    "cat": lambda x: em.cat([x, x * 2], 0).sum(1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_BODIES))
+def test_one_program_for_every_size_agrees_with_uncompiled(name):
+    body = _BODIES[name]
+
+    def fn(x):
+        y = x.detach().requires_grad_()
+        outs = body(y)
+        outs = outs if isinstance(outs, tuple) else (outs,)
+        sum(o.float().sum() for o in outs).backward()
+        return (*outs, y.grad)
+
+    f = em.compile(fn)
+    rng = np.random.default_rng(5)
+    for n in SIZES:
+        x = em.tensor(rng.standard_normal((n, 5)).astype(np.float32))
+        for a, b in zip(f(x), fn(x)):
+            assert a.shape == b.shape and a.dtype == b.dtype
+            np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(),
+                                       rtol=1e-5, atol=1e-5)
+    assert f.stats()["traces"] == 2
+    assert _family(f).why is None, _family(f).why
+
+
+def test_a_number_that_fits_two_sizes_but_not_a_third_specialises_again():
+    # n * n at 3 and 4 fits 9 + 7 * (n - 3), which is 23 at 5: no reshape of (5, 5)
+    def fn(x):
+        return (x[:, None] * x).reshape(x.shape[0] * x.shape[0]) + 1
+
+    f = em.compile(fn)
+    for n in (3, 4, 5, 6):
+        x = em.tensor(np.arange(n, dtype=np.int64))
+        np.testing.assert_array_equal(f(x).numpy(), np.outer(x, x).reshape(-1) + 1)
+    assert f.stats()["traces"] == 4
+    assert "specialised again: RESHAPE does not apply at size 5" in em.explain(f)

@@ -365,3 +365,25 @@ def test_dlpack_exchanges_cuda_tensors_by_copy(cuda):
     back = em.from_dlpack(source) if not devices.emulated() else em.tensor(source.tolist(),
                                                                            device="cuda")
     assert back.is_cuda and back.tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_a_dynamic_batch_dimension_on_the_device(cuda):
+    w = em.randn(6, 3, device="cuda", requires_grad=True)
+
+    @em.compile(dynamic=True)
+    def step(x):
+        loss = (x @ w).relu().sum()
+        loss.backward()
+        return loss.detach()
+
+    for n in (2, 3, 5, 7):
+        x = em.randn(n, 6, device="cuda")
+        w.grad = None
+        got = step(x)
+        assert got.is_cuda and w.grad.is_cuda
+        ref_w = em.tensor(w.detach().cpu(), requires_grad=True)
+        ref = (x.cpu() @ ref_w).relu().sum()
+        ref.backward()
+        np.testing.assert_allclose(got.item(), ref.item(), rtol=1e-5)
+        np.testing.assert_allclose(w.grad.cpu().numpy(), ref_w.grad.numpy(), rtol=1e-5)
+    assert step.traces <= 2

@@ -41,9 +41,11 @@ bumps one counter; a call re-reads the state only when the counter moved.
 Dynamic dimensions (`dynamic=None` or True; tracer/dynamic.py has the design): when
 a signature misses and two traced programs differ only in one size at the same dims
 as it, the first program's graph is rebuilt at the new size (`_Template`, `_resize`)
-and compiled as a new program, without running the function; where that fails the
-dims are specialised again (traced per size) and `em.explain` says why. Traces and
-such programs are counted apart (`stats()`: "traces", "resized").
+and run by the template's one program for every size (`_Template.family`,
+runtime/symbolic.py; a size it does not serve compiles its own), without running
+the function; where that fails the dims are specialised again (traced per size)
+and `em.explain` says why. Traces and such programs are counted apart (`stats()`:
+"traces", "resized").
 
 What needs a value of an input while tracing (`.item()`, `bool(t)`, `.numpy()`,
 `.tolist()`, `print`, indexing with it; of an argument or a captured tensor, or
@@ -82,11 +84,12 @@ from ..ir.view import View
 from ..runtime import buffers as rb
 from ..runtime import devices
 from ..runtime.cache import canonical
-from ..runtime.compiled import _fold, fusion_backend, lookup
+from ..runtime.compiled import _fold, fusion_backend, lookup, resolve_backend
 from ..runtime.config import options
 from ..runtime.context import current, switch
 from ..runtime.execute import run
 from ..runtime.interpreter import _strided
+from ..runtime.symbolic import SizeFamily
 from ..runtime.triton_launch import available as triton_available
 from . import mode, scalars, storage
 from .checks import CheckError, CheckReport
@@ -470,10 +473,18 @@ class _Program:
         self.nodes = len(toposort(outputs))
         self.lines: dict | None = None    # node -> (file, line) that built it (check=)
         self.retained: list = []          # [(leaf index, output index)]: retained .grads
+        self.template = None              # the _Template it was resized by, and at what size
+        self.size = 0
 
     def _prepare(self, backend: str = "auto") -> None:
-        """Find the compiled program once, and where each of its inputs comes from."""
-        entry, inputs, params = lookup(self.outputs, backend, self.device)
+        """Find the compiled program once, and where each of its inputs comes from: a
+        program resized for a dynamic size runs its template's program for every size
+        where that serves (runtime/symbolic.py)."""
+        found = None
+        if self.template is not None and self.device == "cpu" \
+                and resolve_backend(backend) == "numpy":
+            found = self.template.family().lookup(self.outputs, self.size)
+        entry, inputs, params = found or lookup(self.outputs, backend, self.device)
         by_array = {id(buf.array): k for k, buf in enumerate(self.sources)}
         self.inputs = [("arg", by_array[id(a)]) if id(a) in by_array else ("const", a)
                        for a in inputs]
@@ -1088,6 +1099,7 @@ class _Template:
         self.positions, self.s1, self.s2 = positions, s1, s2
         self.failed: str | None = None   # why the dims are specialised again
         self.sizes: list[int] = []       # the sizes served without tracing
+        self._family: SizeFamily | None = None  # one program for every size, once made
 
     def size_in(self, sig: tuple) -> int | None:
         """The dynamic size of sig when it is this template's signature at that size."""
@@ -1100,7 +1112,16 @@ class _Template:
         """The program at `size`: the traces' graph re-shaped (raises NotDynamic)."""
         program = _resize(self.a, self.b, Fit(self.s1, self.s2, size))
         self.sizes.append(size)
+        program.template, program.size = self, size
         return program
+
+    def family(self) -> SizeFamily:
+        """The program that serves every size (made on first use; its `why` says
+        where none could be made)."""
+        if self._family is None:
+            self._family = SizeFamily(
+                lambda size: _resize(self.a, self.b, Fit(self.s1, self.s2, size)).outputs)
+        return self._family
 
     def describe(self) -> str:
         dims = ", ".join(f"argument {i}{'.grad' if w == 'grad' else ''} dim {d}"
@@ -1120,14 +1141,21 @@ def _same_layout(first: _Program, second: _Program) -> None:
         raise NotDynamic("the traces read different inputs")
 
 
+def _zeros_like(buf: rb.Buffer, numel: int) -> rb.Buffer:
+    """A placeholder buffer of `numel` zeros of buf's dtype on buf's device."""
+    a = buf.array
+    dtype = a.dtype if isinstance(a, np.ndarray) else devices.numpy_dtype(a.dtype)
+    return rb.Buffer(devices.to_memory(np.zeros(numel, dtype), buf.device), buf.device)
+
+
 def _resize(first: _Program, second: _Program, fit: Fit) -> _Program:
     """The program first (traced at fit.s1) is at fit.s, given second (traced at fit.s2)."""
     _same_layout(first, second)
     n = len(first.placeholders)
     places = []
     for (k, buf, is_grad), (_, other, _) in zip(first.placeholders, second.placeholders):
-        numel = fit.value(buf.array.size, other.array.size, f"the size of argument {k}")
-        places.append((k, rb.Buffer(np.zeros(numel, buf.array.dtype), buf.device), is_grad))
+        numel = fit.value(buf.size, other.size, f"the size of argument {k}")
+        places.append((k, _zeros_like(buf, numel), is_grad))
     where_a = {buf.uid: j for j, buf in enumerate(first.sources)}
     where_b = {buf.uid: j for j, buf in enumerate(second.sources)}
 
@@ -1486,6 +1514,10 @@ def _fmt_dynamic(t: _Template) -> str:
         return f"{text} until it was specialised again: {t.failed}"
     if t.sizes:
         text += f"; served without tracing at sizes {', '.join(map(str, t.sizes))}"
+    family = t._family
+    if family is not None:
+        text += ("; one program serves every size" if family.why is None else
+                 f"; each size compiles its own program: {family.why}")
     return text
 
 
@@ -1646,7 +1678,9 @@ def compile(fn=None, *, fullgraph: bool = False, backend: str = "auto",
         dynamic (bool or None): None (default) or True: a dimension traced at two
             sizes is dynamic, and every other size >= 2 of it is served by the traced
             graph re-shaped for it, without running `fn` again (tracer/dynamic.py
-            has the design); where the graph depends on the size in another way (a
+            has the design), and by one generated program for every size (the
+            NumPy back end; runtime/symbolic.py); where the graph depends on the
+            size in another way (a
             reshape that splits the dimension) it is specialised again and
             `em.explain` says why. False: every shape is traced.
         recompile_limit (int): the most traces per function; past it, the function

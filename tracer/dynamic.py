@@ -182,7 +182,11 @@ class Fit:
         arg = a.arg if a.op is Op.RAND else self.value(
             a.arg, c.arg, lambda: f"the arg of a {a.op.name} node {a.arg!r} -> {c.arg!r}")
         if inputs:
-            _, inferred = infer(a.op, inputs, arg)
+            try:
+                _, inferred = infer(a.op, inputs, arg)
+            except (ValueError, RuntimeError) as e:
+                # NOTE: a number that fit two sizes but not this one (the size squared)
+                raise NotDynamic(f"{a.op.name} does not apply at size {self.s}: {e}") from e
             if inferred != shape:
                 raise NotDynamic(f"{a.op.name} gives {inferred}, not {shape}, at size {self.s}")
         return node(a.op, inputs, arg, a.dtype, shape)
