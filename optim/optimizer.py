@@ -27,6 +27,7 @@ from itertools import chain
 import numpy as np
 
 from ..runtime.context import current, switch
+from ..tracer.compile import note_state
 from ..tracer.mode import no_grad
 
 __all__ = ["Optimizer", "required"]
@@ -91,6 +92,11 @@ class _ParamGroup(dict):
 
     def __reduce__(self):
         return (dict, (dict(self),))
+
+
+def _step_wrapped(opt: Optimizer) -> bool:
+    """Whether an lr scheduler wraps `opt.step` (to mark `opt._opt_called` when it runs)."""
+    return hasattr(opt.step, "_wrapped_by_lr_sched")
 
 
 def tracing() -> bool:
@@ -326,6 +332,10 @@ class Optimizer:
             the closure's loss, or None.
         """
         em = _em()
+        # NOTE: a compiled replay skips this Python, and with it the wrapper an lr
+        # scheduler puts around `step` to note that it ran (the scheduler's check of the
+        # call order): a function traced before the wrapper existed is traced again
+        note_state(self, _step_wrapped, f"optimizer {type(self).__name__}'s step wrapper")
         loss = None
         if closure is not None:
             with em.enable_grad():

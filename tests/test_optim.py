@@ -9,6 +9,7 @@ first steps however the learning rate and step count change.
 
 from __future__ import annotations
 
+import types
 import warnings
 
 import numpy as np
@@ -402,6 +403,46 @@ def test_scheduler_lr_sequences_equal_torchs(name, kwargs, opt_name):
     (seq, moms, state), (tseq, tmoms, tstate) = seqs
     assert seq == tseq and moms == tmoms  # the same Python arithmetic: exactly equal
     assert state == tstate
+
+
+def _order_warnings(lib, step, scheduler_first: bool, override: bool) -> list[str]:
+    """The call-order warnings of a scheduler made after `step` ran twice."""
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        step()
+        step()
+        sched = lib.optim.lr_scheduler.StepLR(step.opt, 1, gamma=0.5)
+        if override:
+            step.opt.step = types.MethodType(type(step.opt).step, step.opt)
+        if scheduler_first:
+            sched.step()
+        step()
+        sched.step()
+        step()
+        sched.step()
+    return [str(w.message)[:40] for w in got]
+
+
+@pytest.mark.parametrize("override", [False, True])
+@pytest.mark.parametrize("scheduler_first", [False, True])
+def test_scheduler_made_after_a_compiled_step_warns_as_torch(scheduler_first, override):
+    """A compiled step replays without running `opt.step()`'s Python; a scheduler made
+    after its first calls wraps `opt.step` and must see the next step as torch's does:
+    no call-order warning when the optimizer stepped first, one when it did not."""
+    runs = []
+    for lib in (em, torch):
+        w = lib.tensor([1.0, -2.0], requires_grad=True)
+        opt = lib.optim.SGD([w], lr=0.1)
+
+        def step():
+            opt.zero_grad()
+            (w * w).sum().backward()
+            opt.step()
+
+        fn = em.compile(step) if lib is em else step
+        fn.opt = opt
+        runs.append(_order_warnings(lib, fn, scheduler_first, override) + [w.tolist()])
+    assert runs[0] == runs[1]
 
 
 def test_scheduler_closed_form_and_warnings_as_torchs():
