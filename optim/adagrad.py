@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ._checks import check_eps, check_lr, check_nonneg
-from .optimizer import Optimizer, Scalars, _em, advance_steps, make_state
+from .optimizer import Optimizer, Scalars, _em, advance_steps, is_zero, make_state
 
 __all__ = ["Adagrad"]
 
@@ -46,6 +46,7 @@ class Adagrad(Optimizer):
     """
 
     _scalar_slots = (("lr", None), ("lr_decay", None), ("weight_decay", None), ("eps", None))
+    _branch_facts = (("weight_decay", None, is_zero),)
 
     def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
                  initial_accumulator_value: float = 0, eps: float = 1e-10, foreach=None, *,

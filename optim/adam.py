@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ._checks import check_betas, check_eps, check_lr, check_nonneg
-from .optimizer import Optimizer, Scalars, _em, advance_steps
+from .optimizer import Optimizer, Scalars, _em, advance_steps, is_zero, near_one
 
 __all__ = ["Adam", "AdamW", "lerp"]
 
@@ -66,6 +66,7 @@ class Adam(Optimizer):
 
     _scalar_slots = (("lr", None), ("betas", 0), ("betas", 1), ("eps", None),
                      ("weight_decay", None))
+    _branch_facts = (("weight_decay", None, is_zero), ("betas", 0, near_one))
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0, amsgrad: bool = False, *, foreach=None,
@@ -105,7 +106,7 @@ class Adam(Optimizer):
         em = _em()
         lr, beta1, beta2 = group.scalar("lr"), group.scalar("betas", 0), group.scalar("betas", 1)
         eps, weight_decay = group.scalar("eps"), group.scalar("weight_decay")
-        small = abs(1 - group["betas"][0]) < 0.5
+        small = near_one(group["betas"][0])
         params = self._params_with_grad(group)
         if not params:
             return []

@@ -18,6 +18,7 @@ from collections import Counter
 from functools import wraps
 from weakref import ref
 
+from ..tracer.compile import state_changed
 from .optimizer import Optimizer
 
 __all__ = ["LRScheduler", "LambdaLR", "StepLR", "MultiStepLR", "ExponentialLR",
@@ -64,6 +65,7 @@ def _wrap_step(scheduler: LRScheduler) -> None:
 
     wrapper._wrapped_by_lr_sched = True
     opt.step = wrapper
+    state_changed()  # NOTE: compiled steps traced before the wrapper trace again (optimizer.py)
 
 
 class LRScheduler:
@@ -135,7 +137,14 @@ class LRScheduler:
 
         Call it after the optimizer's `step()`.
         """
-        if self._step_count == 1 and not getattr(self.optimizer, "_opt_called", False):
+        if self._step_count == 1 and not hasattr(self.optimizer.step, "_wrapped_by_lr_sched"):
+            warnings.warn(
+                "Seems like `optimizer.step()` has been overridden after learning rate "
+                "scheduler initialization. Please, make sure to call `optimizer.step()` before "
+                "`lr_scheduler.step()`. See more details at "
+                "https://pytorch.org/docs/stable/optim.html#how-to-adjust-learning-rate",
+                UserWarning, stacklevel=2)
+        elif self._step_count == 1 and not getattr(self.optimizer, "_opt_called", False):
             warnings.warn(
                 "Detected call of `lr_scheduler.step()` before `optimizer.step()`. "
                 "In PyTorch 1.1.0 and later, you should call them in the opposite order: "

@@ -27,6 +27,7 @@ from itertools import chain
 import numpy as np
 
 from ..runtime.context import current, switch
+from ..tracer.compile import note_state, state_changed
 from ..tracer.mode import no_grad
 
 __all__ = ["Optimizer", "required"]
@@ -51,27 +52,40 @@ class _ParamGroup(dict):
     """A parameter group: a dict (as in PyTorch) that also keeps its float options in a
     float64 vector the update graph reads, written whenever an option is assigned."""
 
-    __slots__ = ("_slots", "_array", "_tensor")
+    __slots__ = ("_slots", "_facts", "_array", "_tensor")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._slots: tuple = ()
+        self._facts: tuple = ()
         self._array = None
         self._tensor = None
 
     def __setitem__(self, key, value) -> None:
-        super().__setitem__(key, value)
-        if self._array is not None and any(k == key for k, _ in self._slots):
+        if self._array is None:
+            super().__setitem__(key, value)
+            return
+        if any(k == key for k, _ in self._slots):
+            before = self._scalar_facts()
+            super().__setitem__(key, value)
             self.sync()
+            if self._scalar_facts() != before:
+                state_changed()
+        else:
+            super().__setitem__(key, value)
+            state_changed()
 
     def update(self, *args, **kwargs) -> None:
         super().update(*args, **kwargs)
         if self._array is not None:
             self.sync()
+            state_changed()
 
-    def bind(self, slots: tuple) -> None:
-        """Hold the options `slots` ((key, index or None), ...) in a vector of its own."""
+    def bind(self, slots: tuple, facts: tuple = ()) -> None:
+        """Hold the options `slots` ((key, index or None), ...) in a vector of its own;
+        `facts` ((key, index, test), ...) are what the update branches on (`_scalar_facts`)."""
         self._slots = slots
+        self._facts = facts
         self._array = np.zeros(len(slots), dtype=np.float64)
         self._tensor = _em().from_numpy(self._array)
         self.sync()
@@ -82,6 +96,26 @@ class _ParamGroup(dict):
             value = self[key] if index is None else self[key][index]
             self._array[i] = float(value)
 
+    def traced_shape(self) -> tuple:
+        """What an update traced over this group was built from besides tensors and the
+        values of its float options: its parameters, every other option by value, and
+        `_scalar_facts`. A compiled step is replayed only while they stay the same.
+
+        NOTE: a step traced by `em.compile` took every Python branch of the update once
+        (`if group["weight_decay"] != 0`, `group["nesterov"]`, `group["maximize"]`):
+        a replay takes the same branches, so a changed option must trace it again.
+        """
+        slots = {k for k, _ in self._slots}
+        return (tuple(map(id, self["params"])),
+                tuple((k, v) for k, v in self.items() if k != "params" and k not in slots),
+                self._scalar_facts())
+
+    def _scalar_facts(self) -> tuple:
+        """What the update branches on of its float options (the optimizer's
+        `_branch_facts`: `is_zero(weight_decay)` leaves a term out, `near_one(beta1)`
+        picks a formulation of `lerp`)."""
+        return tuple(test(self[k] if i is None else self[k][i]) for k, i, test in self._facts)
+
     def scalar(self, key: str, index: int | None = None):
         """The option as a 0-d float64 tensor reading the group's vector."""
         return self._tensor[self._slots.index((key, index))]
@@ -91,6 +125,24 @@ class _ParamGroup(dict):
 
     def __reduce__(self):
         return (dict, (dict(self),))
+
+
+def is_zero(value) -> bool:
+    """Whether a float option is zero (an update leaves its term out)."""
+    return float(value) == 0
+
+
+def near_one(value) -> bool:
+    """Whether a decay factor is within 0.5 of one (`adam.lerp`'s `small` form)."""
+    return abs(1 - float(value)) < 0.5
+
+
+def _traced_shape(opt: Optimizer) -> tuple:
+    """What a step of `opt` traced by `em.compile` depends on besides tensors and the
+    values of float options: whether an lr scheduler wraps `opt.step` (to mark
+    `opt._opt_called` when it runs) and each group's `traced_shape()`."""
+    return (hasattr(opt.step, "_wrapped_by_lr_sched"),
+            tuple(group.traced_shape() for group in opt.param_groups))
 
 
 def tracing() -> bool:
@@ -172,6 +224,8 @@ class Optimizer:
 
     # (key, index or None) of the float options a group's update reads as inputs
     _scalar_slots: tuple = (("lr", None),)
+    # (key, index or None, test) of the float options whose `test` the update branches on
+    _branch_facts: tuple = ()
 
     def _init_state(self, p, group: dict) -> dict:
         """p's state, made on its first step by the subclass's `_new_state(p, group)`
@@ -206,7 +260,7 @@ class Optimizer:
         groups = []
         for group in self.param_groups:  # NOTE: pickled as plain dicts
             group = _ParamGroup(group)
-            group.bind(self._scalar_slots)
+            group.bind(self._scalar_slots, self._branch_facts)
             groups.append(group)
         self.param_groups = groups
 
@@ -280,9 +334,10 @@ class Optimizer:
                                  f"cannot add param group {which} to the optimizer")
         if any(id(p) in seen for p in params):
             raise ValueError("some parameters appear in more than one parameter group")
-        group.bind(self._scalar_slots)
+        group.bind(self._scalar_slots, self._branch_facts)
         self.param_groups.append(group)
         self._init_group_state(group)
+        state_changed()  # NOTE: a compiled step must trace again to update the new group
 
     def _check_group(self, group: dict) -> None:
         """Raise PyTorch's error for an invalid option of a group (subclasses)."""
@@ -326,6 +381,10 @@ class Optimizer:
             the closure's loss, or None.
         """
         em = _em()
+        # NOTE: a compiled replay skips this Python: the branches the update took on the
+        # groups' options, and the wrapper an lr scheduler puts around `step` to note that
+        # it ran (its check of the call order). A change of either traces it again.
+        note_state(self, _traced_shape, f"optimizer {type(self).__name__}")
         loss = None
         if closure is not None:
             with em.enable_grad():
@@ -419,7 +478,8 @@ class Optimizer:
             if "param_names" in group and "param_names" not in saved:
                 saved["param_names"] = group["param_names"]
             new = _ParamGroup(saved)
-            new.bind(self._scalar_slots)
+            new.bind(self._scalar_slots, self._branch_facts)
             new_groups.append(new)
         self.state = state
         self.param_groups = new_groups
+        state_changed()  # NOTE: the groups' options may differ (see traced_shape)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ._checks import check_eps, check_lr, check_nonneg
 from .adam import lerp
-from .optimizer import Optimizer, Scalars, _em
+from .optimizer import Optimizer, Scalars, _em, is_zero, near_one
 
 __all__ = ["RMSprop"]
 
@@ -52,6 +52,8 @@ class RMSprop(Optimizer):
 
     _scalar_slots = (("lr", None), ("alpha", None), ("eps", None), ("weight_decay", None),
                      ("momentum", None))
+    _branch_facts = (("weight_decay", None, is_zero), ("momentum", None, is_zero),
+                     ("alpha", None, near_one))
 
     def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
                  weight_decay: float = 0, momentum: float = 0, centered: bool = False,
@@ -82,7 +84,7 @@ class RMSprop(Optimizer):
 
     def _group_update(self, group: dict) -> list:
         lr, alpha, eps = group.scalar("lr"), group.scalar("alpha"), group.scalar("eps")
-        small = abs(1 - group["alpha"]) < 0.5
+        small = near_one(group["alpha"])
         sc = Scalars()
         written = []
         for p in self._params_with_grad(group):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ._checks import check_lr, check_nonneg
-from .optimizer import Optimizer, Scalars, _em, make_state, tracing
+from .optimizer import Optimizer, Scalars, _em, is_zero, make_state, tracing
 
 __all__ = ["SGD"]
 
@@ -49,6 +49,7 @@ class SGD(Optimizer):
 
     _scalar_slots = (("lr", None), ("momentum", None), ("dampening", None),
                      ("weight_decay", None))
+    _branch_facts = (("weight_decay", None, is_zero), ("momentum", None, is_zero))
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
                  weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False,

@@ -9,6 +9,7 @@ first steps however the learning rate and step count change.
 
 from __future__ import annotations
 
+import types
 import warnings
 
 import numpy as np
@@ -404,6 +405,46 @@ def test_scheduler_lr_sequences_equal_torchs(name, kwargs, opt_name):
     assert state == tstate
 
 
+def _order_warnings(lib, step, scheduler_first: bool, override: bool) -> list[str]:
+    """The call-order warnings of a scheduler made after `step` ran twice."""
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        step()
+        step()
+        sched = lib.optim.lr_scheduler.StepLR(step.opt, 1, gamma=0.5)
+        if override:
+            step.opt.step = types.MethodType(type(step.opt).step, step.opt)
+        if scheduler_first:
+            sched.step()
+        step()
+        sched.step()
+        step()
+        sched.step()
+    return [str(w.message)[:40] for w in got]
+
+
+@pytest.mark.parametrize("override", [False, True])
+@pytest.mark.parametrize("scheduler_first", [False, True])
+def test_scheduler_made_after_a_compiled_step_warns_as_torch(scheduler_first, override):
+    """A compiled step replays without running `opt.step()`'s Python; a scheduler made
+    after its first calls wraps `opt.step` and must see the next step as torch's does:
+    no call-order warning when the optimizer stepped first, one when it did not."""
+    runs = []
+    for lib in (em, torch):
+        w = lib.tensor([1.0, -2.0], requires_grad=True)
+        opt = lib.optim.SGD([w], lr=0.1)
+
+        def step():
+            opt.zero_grad()
+            (w * w).sum().backward()
+            opt.step()
+
+        fn = em.compile(step) if lib is em else step
+        fn.opt = opt
+        runs.append(_order_warnings(lib, fn, scheduler_first, override) + [w.tolist()])
+    assert runs[0] == runs[1]
+
+
 def test_scheduler_closed_form_and_warnings_as_torchs():
     for lib in (em, torch):
         opt = lib.optim.SGD([lib.zeros(2, requires_grad=True)], lr=1.0)
@@ -453,3 +494,71 @@ def test_a_compiled_opt_step_equals_torchs_and_replays(name, opts):
             topt.param_groups[0]["lr"] *= 0.8
             _same(ours, theirs, "float32", f"step {i + 1}")
     assert opt.step.hits >= 3
+
+
+def _compiled_run(lib, make_opt, change, steps=3):
+    """Losses and parameters of `steps` steps, `change(opt, params)`, `steps` more: the
+    step compiled for ember, eager for torch."""
+    w = lib.tensor([[0.5, -1.0], [2.0, 0.25]], requires_grad=True)
+    b = lib.tensor([0.1, -0.3], requires_grad=True)
+    x = lib.tensor([[1.0, 2.0], [-1.5, 0.5], [0.25, -2.0]])
+    opt = make_opt(lib, [w])
+
+    def step():
+        opt.zero_grad()
+        w.grad = b.grad = None
+        loss = ((x @ w + b).tanh() - 0.5).square().sum()
+        loss.backward()
+        opt.step()
+        return loss
+
+    fn = em.compile(step) if lib is em else step
+    losses = [fn().item() for _ in range(steps)]
+    change(opt, b)
+    losses += [fn().item() for _ in range(steps)]
+    return losses + w.detach().reshape(-1).tolist() + b.detach().tolist()
+
+
+def _set(**options):
+    def change(opt, b):
+        for key, value in options.items():
+            opt.param_groups[0][key] = value
+    return change
+
+
+@pytest.mark.parametrize("make_opt,change", [
+    (lambda lib, p: lib.optim.SGD(p, lr=0.1), _set(weight_decay=0.5)),
+    (lambda lib, p: lib.optim.SGD(p, lr=0.1, momentum=0.9), _set(nesterov=True)),
+    (lambda lib, p: lib.optim.Adam(p, lr=0.05), _set(maximize=True, weight_decay=0.3)),
+    (lambda lib, p: lib.optim.Adam(p, lr=0.05), _set(betas=(0.2, 0.999))),
+    (lambda lib, p: lib.optim.RMSprop(p, lr=0.01), _set(weight_decay=0.2)),
+    (lambda lib, p: lib.optim.Adagrad(p, lr=0.1), _set(weight_decay=0.2)),
+    (lambda lib, p: lib.optim.SGD(p, lr=0.1, momentum=0.5),
+     lambda opt, b: opt.add_param_group({"params": [b], "lr": 0.2})),
+], ids=["sgd-wd", "sgd-nesterov", "adam-maximize", "adam-beta1", "rmsprop-wd", "adagrad-wd",
+        "add-group"])
+def test_compiled_step_follows_changed_options_and_groups(make_opt, change):
+    """A compiled step took the update's Python branches on the groups' options once (a
+    weight decay of 0 leaves its term out, nesterov, maximize) and updated the groups it
+    saw: changing an option or adding a group traces it again, as torch runs it anew."""
+    got, want = (_compiled_run(lib, make_opt, change) for lib in (em, torch))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_a_new_learning_rate_does_not_trace_a_compiled_step_again():
+    """Learning rates are runtime inputs of a compiled step: a scheduler that changes them
+    every step (also from 0, a warm-up's start) never makes it trace again."""
+    w = em.tensor([1.0, -2.0], requires_grad=True)
+    opt = em.optim.SGD([w], lr=0.1, momentum=0.9, weight_decay=0.01)
+    sched = em.optim.lr_scheduler.LambdaLR(opt, lambda e: min(e, 5) / 5)
+
+    @em.compile
+    def step():
+        opt.zero_grad()
+        (w * w).sum().backward()
+        opt.step()
+
+    for _ in range(8):
+        step()
+        sched.step()
+    assert step.stats()["traces"] == 2  # the first step, then the step with a .grad

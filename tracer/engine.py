@@ -434,13 +434,16 @@ def _need_grad(t: Tensor) -> None:
 
 
 def _forward_values(roots) -> dict:
-    """node -> value, for the records' inputs and outputs that storages hold, unchanged
-    since recorded (`Storage.source`), when memory is shared with NumPy.
+    """node -> value, for the storages that the records' inputs and outputs read,
+    unchanged since recorded: the chain each was computed from (`Storage.source`) ->
+    its buffer, when memory is shared with NumPy.
 
     NOTE: a value computed from shared memory, or shared itself (`t.numpy()`), is not
     kept in `runtime.realized`; without these a backward pass would compute it again
     from what shared memory holds now. torch reads the value it saved: what was
-    computed, or the shared memory as NumPy left it.
+    computed, or the shared memory as NumPy left it. The key is the storage's chain,
+    not the record's node: a tensor laid out unlike its storage (the product of a
+    transposed operand) reads its chain through a view, and that view is the node.
     """
     if not shares_memory():
         return {}
@@ -448,11 +451,11 @@ def _forward_values(roots) -> dict:
     for fn in record_order(roots):
         if fn.in_nodes is None:
             continue
-        ins = [(n, st, v) for n, (st, v, _) in zip(fn.in_nodes, fn.saved)]
-        for n, st, v in [(fn.out, *fn.out_saved)] + ins:
+        for st, v, *_ in (fn.out_saved, *fn.saved):
             # NOTE: a record released by an earlier pass holds no storages (None)
-            if st is not None and st.source is n and st.version == v and st.is_realized:
-                values[n] = st.buffer.array.reshape(n.shape)
+            if st is not None and st.version == v and st.is_realized and (
+                    src := st.source) is not None:
+                values[src] = st.buffer.array.reshape(src.shape)
     return values
 
 

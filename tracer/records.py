@@ -128,6 +128,7 @@ def record(out: Tensor, name: str, inputs: tuple, in_nodes: tuple | None = None,
     fn = GradFn(name, edges, in_nodes, out_node, saved, (storage, storage.version))
     fn.scalars = scalars
     fn.stops = stops
+    storage.record = weakref.ref(fn)  # see storage._saved_pending
     if out._grad_fn is None and not out._retains_grad:  # a fresh result: the common case
         out._grad_fn = fn
         out._requires_grad = True

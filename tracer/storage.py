@@ -45,7 +45,8 @@ class Storage:
     """
 
     __slots__ = ("node", "buffer", "own", "version", "dtype", "numel", "device",
-                 "pending_writes", "external", "user_array", "source", "__weakref__")
+                 "pending_writes", "external", "user_array", "source", "record",
+                 "__weakref__")
 
     def __init__(self, node: Node, dtype: dt.DType, device: str = "cpu",
                  buffer: rb.Buffer | None = None):
@@ -63,6 +64,7 @@ class Storage:
             trace.made(self)
         self.user_array = None  # the array `from_numpy` shares: its flags say if ember may write
         self.source = None  # the node the buffer's value was computed from (see `commit`)
+        self.record = None  # weak ref to the autograd record that computed the value last
 
     @classmethod
     def from_array(cls, flat: np.ndarray, dtype: dt.DType, device: str = "cpu",
@@ -244,6 +246,7 @@ def realize_storages(storages, extra: tuple = (), device: str | None = None) -> 
     """
     todo = []
     seen = set()
+    not_shared: set = set()  # nodes found not to read shared memory (see rb.reads_shared)
     for s in storages:
         if not s.is_realized and id(s) not in seen:
             seen.add(id(s))
@@ -260,17 +263,48 @@ def realize_storages(storages, extra: tuple = (), device: str | None = None) -> 
     trace = current().trace
     if trace is not None:
         trace.realizing(chains + list(extra))
-    elif _written:
-        more = _written_read(chains + list(extra), seen)
+    else:
+        more = _written_read(chains + list(extra), seen) if _written else []
+        if rb.shares_memory() and any(rb.reads_shared(n, not_shared) for n in chains):
+            more += _saved_pending(todo, seen, not_shared)
         todo += more
         chains += [s.node for s in more]
     values = run(chains + list(extra), device or "cpu")
-    commit(todo, chains, values)
+    commit(todo, chains, values, not_shared)
     del chains
     return values[len(todo):]
 
 
-def commit(storages, chains, values) -> None:
+def _saved_pending(storages, ids: set, not_shared: set) -> list[Storage]:
+    """The pending storages that the autograd records behind `storages` saved, unwritten
+    since, whose values read memory NumPy shares (`ids`: storages already realised in
+    this run, to which those found are added; `not_shared` as in `rb.reads_shared`).
+
+    NOTE: a value computed from memory NumPy shares is not kept for reuse, so a backward
+    pass would compute a saved one again from what NumPy wrote since (a loss printed,
+    then its input array refilled). torch saved what the forward pass computed: a
+    realisation that reads shared memory commits the saved values behind it, and the
+    engine reads them from their storages (`Storage.source`, engine.`_forward_values`).
+    """
+    stack = [r() for s in storages if (r := s.record) is not None]
+    walked: set[int] = set()
+    found = []
+    while stack:
+        fn = stack.pop()
+        if fn is None or id(fn) in walked:
+            continue
+        walked.add(id(fn))
+        for st, v, *_ in (fn.out_saved, *fn.saved):
+            # NOTE: a record released by a backward pass holds no storages (None)
+            if st is not None and st.version == v and not st.is_realized and \
+                    id(st) not in ids and rb.reads_shared(st.node, not_shared):
+                ids.add(id(st))
+                found.append(st)
+        stack += [e for e in fn.edges if hasattr(e, "saved")]  # records, not leaves
+    return found
+
+
+def commit(storages, chains, values, not_shared: set | None = None) -> None:
     """Make each value the realised value of its storage, whose pending node was its chain.
 
     A chain's value is kept for reuse (`runtime.realized`) unless it read memory NumPy
@@ -278,7 +312,7 @@ def commit(storages, chains, values) -> None:
     chain as its `source`, for the backward passes of the records that read it (also
     once `numpy()` shares the storage, and its kept value is forgotten).
     """
-    seen: set = set()
+    seen: set = set() if not_shared is None else not_shared
     # NOTE: storages NumPy shares are written last: their write goes into memory that
     # another value of the same run may be (a passthrough of the old buffer), which
     # must be stored (copied) before it changes
