@@ -5,7 +5,7 @@ params)`, that allocates buffers, calls the kernels and view/extern steps in
 order, and returns the outputs. The runtime `exec`s it once (see
 runtime/compiled.py for the names the source expects: `np`, `dt`, `Op`, `View`,
 `_extern`, `_strided_at`, `_write`, `_write_into`, `_bf16`, `_bf16_`, `_tiles`, `_Stub`, `_int_pow`,
-`_elementwise_pow`, `_select`, `_where`, `_check_divisor`, `_float_mod`, `_erf`,
+`_elementwise_pow`, `_select`, `_where`, `_row_sums`, `_check_divisor`, `_float_mod`, `_erf`,
 `_erfc`, `_erfinv`: its
 `NAMESPACE`).
 
@@ -38,6 +38,7 @@ import numpy as np
 from ..ir import dtypes as dt
 from ..ir.node import Param
 from ..ir.ops import ELEMENTWISE, Op
+from ..runtime.interpreter import sums_rows
 from .kernel import AllocKind, Kernel, Program, Ref, RefKind, Step, StepKind, Stmt, Value
 from .numpy_policy import TILE_ELEMS
 
@@ -380,9 +381,12 @@ class _Kernel:
             self.lines.append(f"raise RuntimeError({msg!r})")
             self.names[s.id] = "None"
             return
+        acc = _acc(s.dtype)
+        if s.op is Op.REDUCE_SUM and sums_rows(r.shape, s.arg, r.dtype.np, acc):
+            self.row_sums(s, x)
+            return
         fn = f"np.{REDUCER[s.op]}.reduce"
         kw = f"axis={arg_src(tuple(s.arg))}, keepdims=True"
-        acc = _acc(s.dtype)
         if s.op in (Op.REDUCE_SUM, Op.REDUCE_PROD):
             kw += f", dtype=np.{acc.name}"
             natural = acc
@@ -405,6 +409,16 @@ class _Kernel:
             self.lines.append(f"np.copyto({dst}, {fn}({x}, {kw}), casting='unsafe')")
         if plus_zero:
             self.lines.append(f"np.add({dst}, 0.0, out={dst})")
+        self.finish(s, dst)
+
+    def row_sums(self, s: Stmt, x: str) -> None:
+        """A float sum over the last axis, as the interpreter computes it (`row_sums`)."""
+        dst = self.dest(s)
+        if dst is None:
+            self.bind(s, f"np.add(_row_sums({x}), 0.0)")
+            return
+        self.lines.append(f"_row_sums({x}, out={dst})")
+        self.lines.append(f"np.add({dst}, 0.0, out={dst})")
         self.finish(s, dst)
 
     # -- the function ------------------------------------------------------------------

@@ -907,30 +907,55 @@ def _dense(v: np.ndarray) -> bool:
     return True
 
 
-def _owned(v: np.ndarray, arrays: list[np.ndarray], roots: set[int]) -> np.ndarray:
+def _by_owner(arrays: list[np.ndarray]) -> tuple[dict, list]:
+    """The arrays grouped by the id of the array owning their memory (device tensors by
+    their storage: `buffers._root_key`), and those whose memory no array owns (a view of
+    a `bytes`, an mmap or another object's buffer)."""
+    owners: dict[int, list[np.ndarray]] = {}
+    foreign = []
+    for a in arrays:
+        if not isinstance(a, np.ndarray):  # NOTE: device memory, owned by its storage
+            owners.setdefault(rb._root_key(a), []).append(a)
+            continue
+        root = rb._root(a)
+        if root.base is None:
+            owners.setdefault(id(root), []).append(a)
+        else:
+            foreign.append(a)
+    return owners, foreign
+
+
+def _owned(v: np.ndarray, inputs: tuple[dict[int, list[np.ndarray]], list],
+           roots: set[int]) -> np.ndarray:
     """v, or a copy where it is not memory a new tensor may own.
 
     A compiled program's outputs are fresh arrays; a copy is needed only for an output
     that is an input (or a view of one), memory an earlier output took (`roots`: ids
     of the arrays owning it), or a read-only or broadcast view (the interpreter returns
     those for constants and movement ops). A fresh result laid out as a transposed
-    input is (`x.T * 2`) is kept as it is, as a lazy one is. A device value is copied
-    unless it is all of memory no input and no earlier output holds.
+    input is (`x.T * 2`) is kept as it is, as a lazy one is. `inputs` are the input
+    arrays as `_by_owner` groups them. A device value is copied unless it is all of
+    memory no input and no earlier output holds.
+
+    NOTE: two arrays that own their memory share none, so only the inputs with v's
+    owner (and those over foreign memory) are compared with v: comparing every output
+    with every input cost milliseconds a call in a model's training step.
     """
     if not isinstance(v, np.ndarray):
-        key = ("device", v.untyped_storage().data_ptr())
-        if key in roots or v.storage_offset() or not v.is_contiguous() or \
-                v.untyped_storage().nbytes() != v.nbytes or any(
-                    not isinstance(a, np.ndarray) and a.untyped_storage().data_ptr() == key[1]
-                    for a in arrays):
+        key = rb._root_key(v)
+        if key in roots or key in inputs[0] or v.storage_offset() or not v.is_contiguous() \
+                or v.untyped_storage().nbytes() != v.nbytes:
             v = v.clone()
-            key = ("device", v.untyped_storage().data_ptr())
+            key = rb._root_key(v)
         roots.add(key)
         return v
     root = rb._root(v)
+    owners, foreign = inputs
+    candidates = (owners.get(id(root), ()) if root.base is None
+                  else [a for group in owners.values() for a in group])
     if id(root) in roots or not v.flags.writeable or not (
             v.flags.c_contiguous or _dense(v)) or any(
-            np.may_share_memory(v, a) for a in arrays):
+            np.may_share_memory(v, a) for a in (*candidates, *foreign)):
         v = np.array(v)
         root = v
     roots.add(id(root))
@@ -1368,7 +1393,8 @@ class CompiledFunction:
         if self.check == "fp64":
             self._check_fp64(program, arrays, values)
         roots_seen: set[int] = set()
-        values = [_owned(v, arrays, roots_seen) for v in values]
+        inputs = _by_owner(arrays)
+        values = [_owned(v, inputs, roots_seen) for v in values]
         for k, i in program.writes:
             _write_back(positional[k], values[i])
         for k, i in program.grads:
