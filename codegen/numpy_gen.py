@@ -5,7 +5,7 @@ params)`, that allocates buffers, calls the kernels and view/extern steps in
 order, and returns the outputs. The runtime `exec`s it once (see
 runtime/compiled.py for the names the source expects: `np`, `dt`, `Op`, `View`,
 `_extern`, `_strided_at`, `_write`, `_write_into`, `_bf16`, `_bf16_`, `_tiles`, `_Stub`, `_int_pow`,
-`_elementwise_pow`, `_select`, `_where`, `_row_sums`, `_check_divisor`, `_float_mod`, `_erf`,
+`_elementwise_pow`, `_select`, `_where`, `_sum_last`, `_check_divisor`, `_float_mod`, `_erf`,
 `_erfc`, `_erfinv`: its
 `NAMESPACE`).
 
@@ -38,9 +38,8 @@ import numpy as np
 from ..ir import dtypes as dt
 from ..ir.node import Param
 from ..ir.ops import ELEMENTWISE, Op
-from ..runtime.interpreter import sums_rows
 from .kernel import AllocKind, Kernel, Program, Ref, RefKind, Step, StepKind, Stmt, Value
-from .numpy_policy import TILE_ELEMS
+from .numpy_policy import TILE_ELEMS, sums_rows
 
 __all__ = ["EXTERN_OPS", "RULES", "Rule", "SPECIAL", "StepContext", "UFUNC", "VIEW", "covered_ops",
            "emit"]
@@ -412,12 +411,12 @@ class _Kernel:
         self.finish(s, dst)
 
     def row_sums(self, s: Stmt, x: str) -> None:
-        """A float sum over the last axis, as the interpreter computes it (`row_sums`)."""
+        """A float sum over the last axis, as the interpreter computes it (`sum_last`)."""
         dst = self.dest(s)
         if dst is None:
-            self.bind(s, f"np.add(_row_sums({x}), 0.0)")
+            self.bind(s, f"np.add(_sum_last({x}), 0.0)")
             return
-        self.lines.append(f"_row_sums({x}, out={dst})")
+        self.lines.append(f"_sum_last({x}, out={dst})")
         self.lines.append(f"np.add({dst}, 0.0, out={dst})")
         self.finish(s, dst)
 

@@ -43,7 +43,7 @@ from .interpreter import (
     evaluate,
     float_mod,
     int_pow,
-    row_sums,
+    sum_last,
 )
 
 __all__ = ["Compiled", "compile_key", "compiled_for", "fits", "fusion_backend", "lookup",
@@ -149,7 +149,7 @@ NAMESPACE = {"np": np, "dt": dt, "Op": Op, "View": View, "_extern": _extern,
              "_bf16": _bf16, "_bf16_": _bf16_,
              "_tiles": threads.tiles, "_Stub": _Stub, "_int_pow": int_pow,
              "_elementwise_pow": elementwise_pow, "_select": _select, "_where": _where,
-             "_row_sums": row_sums, "_check_divisor": check_divisor, "_float_mod": float_mod,
+             "_sum_last": sum_last, "_check_divisor": check_divisor, "_float_mod": float_mod,
              "_erf": special.erf, "_erfc": special.erfc, "_erfinv": special.erfinv}
 
 

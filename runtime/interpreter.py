@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from ..codegen.numpy_policy import ROW_SUM_MAX, sums_rows
 from ..ir import dtypes as dt
 from ..ir.graph import toposort
 from ..ir.node import Node
@@ -20,7 +21,7 @@ from . import philox, special
 from .buffers import host, lookup, realized
 
 __all__ = ["evaluate", "IMPL", "IntegerDivisionByZero", "check_divisor", "float_mod", "row_sums",
-           "sums_rows"]
+           "sum_last"]
 
 
 def _strided(flat: np.ndarray, view) -> np.ndarray:
@@ -42,28 +43,12 @@ def _acc(n):
     return np.float32 if n.dtype in (dt.float16, dt.bfloat16) else n.dtype.np
 
 
-# NOTE: the longest last axis `row_sums` sums; longer rows keep NumPy's pairwise sum,
-# whose error grows more slowly than a sum along the row's SIMD lanes
-ROW_SUM_MAX = 1024
-
-
-def sums_rows(shape, axes, in_dtype, out_dtype) -> bool:
-    """Whether a sum over `axes` of an array of `shape` runs as `row_sums`: float32 or
-    float64 summed in its own dtype over the last axis only, of 2 to ROW_SUM_MAX
-    elements, of an array of two or more dims.
-
-    NOTE: NumPy's reduction along a short contiguous axis pays its loop setup per row
-    (a softmax's 8192 rows of 64: 0.9 ms); einsum's summing loop takes 0.11 ms. The
-    choice depends on the shape and dtypes only, never on how many rows a tile
-    holds, and einsum sums every contiguous row of a given length in the same order
-    wherever it lies in memory, so a tiled kernel sums each row as the whole array
-    does; the reference interpreter and the NumPy kernels both call `row_sums`, so
-    they agree bit for bit. (BLAS's matrix-vector product is faster still, but how it
-    groups a row's terms depends on how many rows it is given.)
-    """
-    return (len(shape) >= 2 and tuple(axes) == (len(shape) - 1,)
-            and 2 <= shape[-1] <= ROW_SUM_MAX and np.dtype(in_dtype) == np.dtype(out_dtype)
-            and np.dtype(out_dtype) in (np.dtype(np.float32), np.dtype(np.float64)))
+def sum_last(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """The float sums of x's last axis (kept as a dim of 1), into `out` if given:
+    `row_sums` for rows of 2 to ROW_SUM_MAX elements, NumPy's pairwise sum otherwise."""
+    if 2 <= x.shape[-1] <= ROW_SUM_MAX:
+        return row_sums(x, out)
+    return np.add.reduce(x, axis=-1, keepdims=True, out=out)
 
 
 def row_sums(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -85,7 +70,7 @@ def _reduce(fn):
                 "the operation has no identity; specify a non-empty dim")
         kwargs = {"dtype": _acc(n)} if fn in (np.sum, np.prod) else {}
         if fn is np.sum and sums_rows(x.shape, n.arg, x.dtype, _acc(n)):
-            out = row_sums(x)
+            out = sum_last(x)
         else:
             out = fn(x, axis=n.arg, keepdims=True, **kwargs)
         if fn is np.sum and out.dtype.kind == "f":
