@@ -490,7 +490,8 @@ def _lookup_keeping(outputs) -> tuple[Compiled, list, list, list[Node]]:
     products = [n for n in index if n.op is matmul and n not in given
                 and not (known and ref(n) in known)]
     if not products:
-        return (*lookup(outputs), [])
+        # NOTE: the walk's key is `lookup`'s (`cache.structure` is this walk): not walked again
+        return _entry_for(tokens, outputs, "numpy"), inputs, params, []
     extended = list(outputs) + products
     key = tokens[:-1] + (tokens[-1] + tuple([index[n] for n in products]),)
     return (_entry_for(key, extended, "numpy"), inputs, params, products)

@@ -255,7 +255,7 @@ def realize_storages(storages, extra: tuple = (), device: str | None = None) -> 
         return []
     if todo:
         device = todo[0].device
-        if any(s.device != device for s in todo):
+        if len(todo) > 1 and any(s.device != device for s in todo):
             realize_storages([s for s in todo if s.device != device])
             todo = [s for s in todo if s.device == device]
             seen = {id(s) for s in todo}
