@@ -40,7 +40,7 @@ from .interpreter import (
     _conform,
     check_divisor,
     elementwise_pow,
-    evaluate,
+    evaluate_on,
     float_mod,
     int_pow,
     sum_last,
@@ -249,12 +249,6 @@ def compile_key(key: tuple[Node, ...], backend: str = "numpy", whole: bool = Fal
     return entry
 
 
-def _evaluate_on(outputs: list[Node], device: str) -> list:
-    """The reference interpreter's values of `outputs`, in the memory of `device`."""
-    values = evaluate(outputs)
-    return values if device == "cpu" else [devices.upload(v, device) for v in values]
-
-
 def _require(backend: str) -> None:
     """Raise, saying what is missing, where `backend` cannot run here."""
     if backend in ("triton", "cuda"):
@@ -421,9 +415,7 @@ def lookup(outputs, backend: str = "auto", device: str = "cpu") -> tuple[Compile
     the inputs are in its memory (an input buffer of another device is copied)."""
     backend = resolve_backend(backend, device)
     key, inputs, params = cache.structure(outputs)
-    if devices.made[0]:
-        inputs = [devices.to_memory(a, device) for a in inputs]
-    return _entry_for(key, outputs, backend), inputs, params
+    return _entry_for(key, outputs, backend), devices.all_in(inputs, device), params
 
 
 def _entry_for(key: tuple, outputs, backend: str) -> Compiled:
@@ -518,12 +510,11 @@ def run_compiled(outputs: list[Node], device: str = "cpu") -> list:
     `device` (a NumPy program also keeps the graph's products: `_lookup_keeping`)."""
     if device == "cpu" and resolve_backend() == "numpy":
         entry, inputs, params, products = _lookup_keeping(outputs)
-        if devices.made[0]:  # NOTE: an input on a GPU is copied in
-            inputs = [devices.to_memory(a, "cpu") for a in inputs]
+        inputs = devices.all_in(inputs, "cpu")  # NOTE: an input on a GPU is copied in
     else:
         (entry, inputs, params), products = lookup(outputs, device=device), []
     if entry.fn is None:
-        return _evaluate_on(outputs, device)
+        return evaluate_on(outputs, device)
     try:
         with np.errstate(all="ignore"):
             if device == "cpu":
@@ -540,7 +531,7 @@ def run_compiled(outputs: list[Node], device: str = "cpu") -> list:
         # NOTE: the interpreter decides what an error is: it raises the error the
         # user must see; if it succeeds, the program was wrong and is retired
         # (in tests the failure surfaces instead).
-        values = _evaluate_on(outputs, device)
+        values = evaluate_on(outputs, device)
         if options.verify:
             raise
         entry.fn = None

@@ -28,7 +28,7 @@ import numpy as np
 
 from .config import options
 
-__all__ = ["available", "count", "dlpack_copy", "dlpack_import", "download", "emulate",
+__all__ = ["all_in", "available", "count", "dlpack_copy", "dlpack_import", "download", "emulate",
            "emulated", "empty", "empty_here", "is_device_array", "numpy_dtype", "on",
            "synchronize", "to_memory", "torch_device", "torch_dtype", "upload"]
 
@@ -162,9 +162,17 @@ def download(t) -> np.ndarray:
 
 def to_memory(a, device: str):
     """`a` in the memory of `device`: itself where it is there, else a copy."""
+    if isinstance(a, np.ndarray):  # NOTE: first: the CPU's arrays are the hot path
+        return a if device == "cpu" else upload(a, device)
     if device == "cpu":
         return download(a) if is_device_array(a) else a
     return a if is_device_array(a) else upload(a, device)
+
+
+def all_in(values: list, device: str) -> list:
+    """`values` (a program's inputs) in the memory of `device`: the list itself while no
+    device memory was ever made, else each value `to_memory`."""
+    return [to_memory(a, device) for a in values] if made[0] else values
 
 
 def numpy_dtype(torch_dtype) -> np.dtype:

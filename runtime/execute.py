@@ -15,8 +15,7 @@ import time
 from ..ir.node import Node
 from .config import counts, debug, options
 from .context import current
-from .devices import upload
-from .interpreter import evaluate
+from .interpreter import evaluate_on
 
 __all__ = ["counts", "run"]
 
@@ -44,9 +43,7 @@ def run(outputs: list[Node], device: str = "cpu") -> list:
     if not current().eager and options.backend not in ("interpreter", "reference"):
         values = _run_compiled()(outputs, device)
     else:
-        values = evaluate(outputs)
-        if device != "cpu":
-            values = [upload(v, device) for v in values]
+        values = evaluate_on(outputs, device)
     if options.debug:
         ms = (time.perf_counter() - start) * 1e3
         from . import cache

@@ -19,9 +19,10 @@ from ..ir.node import Node
 from ..ir.ops import MOVEMENT, Op
 from . import philox, special
 from .buffers import host, lookup, realized
+from .devices import upload
 
-__all__ = ["evaluate", "IMPL", "IntegerDivisionByZero", "check_divisor", "float_mod", "row_sums",
-           "sum_last"]
+__all__ = ["evaluate", "evaluate_on", "IMPL", "IntegerDivisionByZero", "check_divisor",
+           "float_mod", "row_sums", "sum_last"]
 
 
 def _strided(flat: np.ndarray, view) -> np.ndarray:
@@ -347,6 +348,13 @@ def _conform(n: Node, value) -> np.ndarray:
     if value.shape != n.shape:  # pragma: no cover - a broken rule, caught in tests
         raise AssertionError(f"{n.op} produced shape {value.shape}, expected {n.shape}")
     return value
+
+
+def evaluate_on(outputs: list[Node], device: str) -> list:
+    """`evaluate`'s values in the memory of `device`: computed in host memory, copied to
+    a GPU's (eager mode and the interpreter back end on cuda tensors)."""
+    values = evaluate(outputs)
+    return values if device == "cpu" else [upload(v, device) for v in values]
 
 
 def evaluate(outputs: list[Node]) -> list[np.ndarray]:

@@ -29,6 +29,7 @@ import numpy as np
 from ..ir import dtypes as dt
 from ..ir.ops import Op
 from . import devices, philox, special
+from .buffers import host
 from .interpreter import IMPL, _strided
 
 if TYPE_CHECKING:
@@ -360,9 +361,7 @@ def _empty(shape, np_dtype):
     return devices.empty_here(shape, np_dtype)
 
 
-def _host(v):
-    """A host step's operand: a device value copied to host memory (NumPy)."""
-    return devices.download(v) if devices.is_device_array(v) else v
+_host = host  # a host step's operand: a device value copied to host memory (NumPy)
 
 
 def _device_value(v):

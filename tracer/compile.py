@@ -550,8 +550,7 @@ class _Program:
             self._prepare(backend)
         if use_compiled and self.entry.fn is not None:
             inputs = [arrays[k] if kind == "arg" else k for kind, k in self.inputs]
-            if devices.made[0]:  # NOTE: an argument on another device is copied in
-                inputs = [devices.to_memory(a, self.device) for a in inputs]
+            inputs = devices.all_in(inputs, self.device)  # NOTE: another device's: copied
             # NOTE: RAND parameters are (seed, sequence); a scalar's is its value
             params = [(seed, seq0 + p[1] - self.seq0) if type(p) is tuple else p
                       for p in self.params]
@@ -632,8 +631,7 @@ def _arg_array(t: Tensor):
     st = t._storage
     if t._view.is_full(st.numel):
         return st.raw()
-    flat = np.ascontiguousarray(t._array()).reshape(-1)
-    return flat if st.device == "cpu" else devices.upload(flat, st.device)
+    return devices.to_memory(np.ascontiguousarray(t._array()).reshape(-1), st.device)
 
 
 def _trace(fn, args, kwargs, reads: set | None = None, lines: bool = False) -> _Program | str:

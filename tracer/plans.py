@@ -214,8 +214,7 @@ def probe(t) -> Probe | None:
         backend = resolve_backend("auto", device)
     except RuntimeError:
         return None  # the general pass raises it
-    if devices.made[0]:
-        inputs = [devices.to_memory(a, device) for a in inputs]
+    inputs = devices.all_in(inputs, device)
     values = tuple([v for v, n in zip(params, rands) if n.op is Op.CONST])
     records = []
     get = index.get

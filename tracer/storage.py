@@ -71,7 +71,7 @@ class Storage:
                    shape: tuple[int, ...] | None = None) -> Storage:
         """A realised storage over `flat`, read as `shape` (default: flat); `flat` is
         copied into `device`'s memory where it is not there."""
-        buf = rb.Buffer(_in_memory(flat, device), device)
+        buf = rb.Buffer(devices.to_memory(flat, device), device)
         return cls(rb.buffer_node(buf, dtype, shape), dtype, device, buf)
 
     @property
@@ -94,7 +94,8 @@ class Storage:
         if self.external:
             _store(self, flat, self.node.shape)  # into the memory NumPy shares
         else:
-            self._adopt(rb.Buffer(_in_memory(flat, self.device), self.device), self.node.shape)
+            buf = rb.Buffer(devices.to_memory(flat, self.device), self.device)
+            self._adopt(buf, self.node.shape)
         self.version += 1
 
     def share(self, new: bool = False, user_array: np.ndarray | None = None) -> None:
@@ -164,16 +165,9 @@ class Storage:
         return self.buffer.array
 
 
-def _in_memory(value, device: str):
-    """`value` in the memory of `device` (a copy where it is elsewhere)."""
-    if device == "cpu" and isinstance(value, np.ndarray):
-        return value
-    return devices.to_memory(value, device)
-
-
 def _store(s: Storage, value, shape: tuple[int, ...] | None = None) -> None:
     """Make `value` (flat) the storage's realised value, read as `shape` (default: flat)."""
-    value = _in_memory(value, s.device)
+    value = devices.to_memory(value, s.device)
     old = s.buffer
     if s.external and old is not None and old.array.shape == value.shape:
         # Write into the memory the user shares. Nodes that still read the old

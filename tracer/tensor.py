@@ -333,11 +333,9 @@ class Tensor:
     def data_ptr(self) -> int:
         """The address of this tensor's first element (equal for views of one storage; in
         the device's memory for a cuda tensor)."""
-        if self._storage.device != "cpu":
-            self._storage.array()  # NOTE: realises (a graph break while tracing)
-            flat = self._storage.buffer.array
+        flat = self._storage.raw()  # NOTE: realises (a graph break while tracing)
+        if not isinstance(flat, np.ndarray):
             return flat.data_ptr() + self._view.offset * flat.element_size()
-        flat = self._storage.array()
         return flat.__array_interface__["data"][0] + self._view.offset * flat.itemsize
 
     def __repr__(self) -> str:
