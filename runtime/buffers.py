@@ -217,30 +217,37 @@ def read_known_from_buffers(roots: tuple[Node, ...]) -> tuple[Node, ...]:
     if not known:
         return roots
     ref = weakref.ref
+    walked = _walked.data  # NOTE: the WeakSet's own set: its `in` is a Python call
     memo: dict[Node, Node] = {}
     stack = [(r, False) for r in roots]
     while stack:
         n, done = stack.pop()
+        ins = n.inputs
         if done:
-            ins = tuple([memo[i] for i in n.inputs])
-            changed = any(a is not b for a, b in zip(ins, n.inputs))
-            memo[n] = node(n.op, ins, n.arg, n.dtype, n.shape) if changed else n
+            new = tuple([memo[i] for i in ins])
+            for a, i in zip(new, ins):
+                if a is not i:
+                    memo[n] = node(n.op, new, n.arg, n.dtype, n.shape)
+                    break
+            else:
+                memo[n] = n
             continue
         if n in memo:
             continue
-        if not n.inputs:
+        if not ins:
             memo[n] = n
             continue
-        value = known.get(ref(n))
+        r = ref(n)
+        value = known.get(r)
         if value is not None:
             buf = None if n in _lent else _buffer_holding(value, n.dtype)
             memo[n] = n if buf is None else buffer_node(buf, n.dtype, n.shape)
             continue
-        if n in _walked:
+        if r in walked:
             memo[n] = n
             continue
         stack.append((n, True))
-        stack.extend([(i, False) for i in n.inputs if i not in memo])
+        stack.extend([(i, False) for i in ins if i not in memo])
     out = tuple([memo[r] for r in roots])
     for n in out:
         if n.inputs:

@@ -35,7 +35,7 @@ def _check(x: Tensor, others) -> bool:
     if not current().grad_enabled or not x.dtype.is_floating_point:
         return False
     base = _tracked_base(x)
-    records = _tracks(x, others)
+    records = _tracks(x, others, base)
     if records and x._view_meta is not None:  # NOTE: first, as in PyTorch
         raise RuntimeError(x._view_meta)
     if x._rg and x._grad_fn is None:  # NOTE: a view of a leaf is judged by its base below
@@ -47,10 +47,12 @@ def _check(x: Tensor, others) -> bool:
     return records
 
 
-def _tracks(x: Tensor, others) -> bool:
+def _tracks(x: Tensor, others, base=False) -> bool:
     """Whether x or an operand of its in-place write requires grad (a detached alias's
-    base is not looked at: autograd never sees the write)."""
-    base = _tracked_base(x)
+    base is not looked at: autograd never sees the write). `base`: x's tracked base,
+    where the caller has it."""
+    if base is False:
+        base = _tracked_base(x)
     return x._requires_grad or (base is not None and base._requires_grad) or any(
         o._requires_grad for o in others)
 
@@ -113,7 +115,6 @@ def inplace_node(x: Tensor, build, others: tuple = (), name: str = "CopySlices",
     _check_no_partial_overlap(x, others)
     storage = x._storage
     storage.check_writable()
-    records = _check(x, others)
     other_nodes = tuple([o.node for o in others])
     version = storage.version
     base = _tracked_base(x)
