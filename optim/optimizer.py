@@ -48,6 +48,90 @@ def _em():
     return ember
 
 
+def _noting(method):
+    """`list`'s `method`, followed by `state_changed` (an edit that takes no new items)."""
+    def edit(self, *args, **kwargs):
+        out = method(self, *args, **kwargs)
+        state_changed()
+        return out
+    edit.__name__ = edit.__qualname__ = method.__name__
+    edit.__doc__ = method.__doc__
+    return edit
+
+
+class _Watched(list):
+    """A list whose every edit tells compiled functions to check their state guards
+    (`state_changed`): a group's `params`, an optimizer's `param_groups`.
+
+    NOTE: a step compiled by `em.compile` updates the parameters it saw when it traced;
+    its guard on them is checked only after `state_changed`. A list edited in place
+    (`group["params"].append(p)`) would otherwise go unnoticed, and the new parameter
+    would never be updated.
+    """
+
+    __slots__ = ()
+
+    def _take(self, items, replacing=()) -> list:
+        """The items as this list holds them, in place of `replacing` (`_Groups` binds
+        plain dicts)."""
+        return list(items)
+
+    def append(self, item) -> None:
+        super().append(self._take([item])[0])
+        state_changed()
+
+    def extend(self, items) -> None:
+        super().extend(self._take(items))
+        state_changed()
+
+    def insert(self, index, item) -> None:
+        super().insert(index, self._take([item])[0])
+        state_changed()
+
+    def __setitem__(self, index, value) -> None:
+        if isinstance(index, slice):
+            value = self._take(value, self[index])
+        else:
+            value = self._take([value], [self[index]])[0]
+        super().__setitem__(index, value)
+        state_changed()
+
+    def __iadd__(self, items):
+        self.extend(items)
+        return self
+
+    def __imul__(self, n):
+        super().__imul__(n)
+        state_changed()
+        return self
+
+    pop, remove, clear, sort, reverse, __delitem__ = (
+        _noting(getattr(list, name)) for name in ("pop", "remove", "clear", "sort",
+                                                  "reverse", "__delitem__"))
+
+    def __reduce_ex__(self, protocol):
+        return (list, (list(self),))
+
+
+class _Groups(_Watched):
+    """An optimizer's `param_groups`: a dict put in directly (`append`, an assignment)
+    becomes a group as `add_param_group` makes one (defaults filled in, options bound,
+    checked), and every edit makes compiled steps check their guards."""
+
+    __slots__ = ("_owner",)
+
+    def _take(self, items, replacing=()) -> list:
+        kept = [g for g in self if not any(g is r for r in replacing)]
+        taken = []
+        for item in list(items):
+            if not isinstance(item, _ParamGroup):
+                owner = self._owner
+                item = owner._make_group(item, kept + taken)
+                owner._init_group_state(item)
+            taken.append(item)
+        return taken
+
+
 class _ParamGroup(dict):
     """A parameter group: a dict (as in PyTorch) that also keeps its float options in a
     float64 vector the update graph reads, written whenever an option is assigned."""
@@ -56,12 +140,16 @@ class _ParamGroup(dict):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if type(self.get("params")) is list:
+            super().__setitem__("params", _Watched(self["params"]))
         self._slots: tuple = ()
         self._facts: tuple = ()
         self._array = None
         self._tensor = None
 
     def __setitem__(self, key, value) -> None:
+        if key == "params" and type(value) is list:
+            value = _Watched(value)  # NOTE: an edit of the list is seen (see `_Watched`)
         if self._array is None:
             super().__setitem__(key, value)
             return
@@ -242,7 +330,7 @@ class Optimizer:
             raise TypeError("params argument given to the optimizer should be an iterable of "
                             "Tensors or dicts, but got " + _typename(params))
         self.state: defaultdict = defaultdict(dict)
-        self.param_groups: list = []
+        self.param_groups = []
         param_groups = list(params)
         if len(param_groups) == 0:
             raise ValueError("optimizer got an empty parameter list")
@@ -256,13 +344,31 @@ class Optimizer:
                 "param_groups": self.param_groups}
 
     def __setstate__(self, state: dict) -> None:
+        state = dict(state)
+        groups = state.pop("param_groups")
         self.__dict__.update(state)
-        groups = []
-        for group in self.param_groups:  # NOTE: pickled as plain dicts
+        self.param_groups = []
+        for group in groups:  # NOTE: pickled as plain dicts
             group = _ParamGroup(group)
             group.bind(self._scalar_slots, self._branch_facts)
-            groups.append(group)
-        self.param_groups = groups
+            list.append(self._param_groups, group)
+
+    @property
+    def param_groups(self) -> list:
+        """The parameter groups (dicts of `params` and options). Edit them as in PyTorch:
+        `add_param_group`, assigning an option, appending to a group's `params`, or
+        putting a dict into the list directly (made a group as `add_param_group` makes
+        one: its missing options take the defaults). A step compiled with `em.compile`
+        sees every such change."""
+        return self._param_groups
+
+    @param_groups.setter
+    def param_groups(self, groups) -> None:
+        watched = _Groups()
+        watched._owner = self
+        list.extend(watched, watched._take(groups))
+        self._param_groups = watched
+        state_changed()
 
     def __repr__(self) -> str:
         format_string = self.__class__.__name__ + " ("
@@ -287,6 +393,14 @@ class Optimizer:
             param_group (dict): Specifies what tensors should be optimized along with group
                 specific optimization options.
         """
+        group = self._make_group(param_group, self.param_groups)
+        list.append(self.param_groups, group)
+        self._init_group_state(group)
+        state_changed()  # NOTE: a compiled step must trace again to update the new group
+
+    def _make_group(self, param_group: dict, others: list) -> _ParamGroup:
+        """`param_group` as a bound group, its missing options the defaults, checked as
+        PyTorch checks a new group (against the groups `others`)."""
         em = _em()
         if not isinstance(param_group, dict):
             raise TypeError(f"param_group must be a dict, but got {_typename(param_group)}")
@@ -324,9 +438,9 @@ class Optimizer:
             warnings.warn("optimizer contains a parameter group with duplicate parameters; "
                           "in future, this will cause an error; see "
                           "github.com/pytorch/pytorch/issues/40967 for more information",
-                          stacklevel=3)
+                          stacklevel=4)
         seen: set = set()
-        for other in self.param_groups:
+        for other in others:
             seen.update(id(p) for p in other["params"])
             if ("param_names" in group) != ("param_names" in other):
                 which = "with names" if "param_names" in group else "without names"
@@ -335,9 +449,7 @@ class Optimizer:
         if any(id(p) in seen for p in params):
             raise ValueError("some parameters appear in more than one parameter group")
         group.bind(self._scalar_slots, self._branch_facts)
-        self.param_groups.append(group)
-        self._init_group_state(group)
-        state_changed()  # NOTE: a compiled step must trace again to update the new group
+        return group
 
     def _check_group(self, group: dict) -> None:
         """Raise PyTorch's error for an invalid option of a group (subclasses)."""

@@ -9,6 +9,8 @@ first steps however the learning rate and step count change.
 
 from __future__ import annotations
 
+import copy
+import pickle
 import types
 import warnings
 
@@ -18,6 +20,7 @@ import pytest
 import ember as em
 from ember.runtime import cache
 from ember.runtime.execute import counts as run_stats
+from ember.tracer.compile import _STATE_EPOCH
 
 torch = pytest.importorskip("torch")
 
@@ -535,14 +538,49 @@ def _set(**options):
     (lambda lib, p: lib.optim.Adagrad(p, lr=0.1), _set(weight_decay=0.2)),
     (lambda lib, p: lib.optim.SGD(p, lr=0.1, momentum=0.5),
      lambda opt, b: opt.add_param_group({"params": [b], "lr": 0.2})),
+    (lambda lib, p: lib.optim.SGD(p, lr=0.1, momentum=0.5),
+     lambda opt, b: opt.param_groups[0]["params"].append(b)),
+    (lambda lib, p: lib.optim.Adam(p, lr=0.05),
+     lambda opt, b: opt.param_groups.append(dict(opt.param_groups[0], params=[b], lr=0.2))),
+    (lambda lib, p: lib.optim.Adam(p, lr=0.05),
+     lambda opt, b: opt.param_groups[0].__setitem__("params", [b])),
+    (lambda lib, p: lib.optim.SGD(p, lr=0.1),
+     lambda opt, b: setattr(opt, "param_groups",
+                            [dict(opt.param_groups[0], params=[b], lr=0.3)])),
 ], ids=["sgd-wd", "sgd-nesterov", "adam-maximize", "adam-beta1", "rmsprop-wd", "adagrad-wd",
-        "add-group"])
+        "add-group", "params-append", "groups-append", "params-replaced", "groups-replaced"])
 def test_compiled_step_follows_changed_options_and_groups(make_opt, change):
     """A compiled step took the update's Python branches on the groups' options once (a
     weight decay of 0 leaves its term out, nesterov, maximize) and updated the groups it
-    saw: changing an option or adding a group traces it again, as torch runs it anew."""
+    saw: changing an option or adding a group traces it again, as torch runs it anew;
+    also where the groups or their parameter lists are edited directly (a list's
+    `append`, a new `param_groups` list), not through `add_param_group`."""
     got, want = (_compiled_run(lib, make_opt, change) for lib in (em, torch))
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_groups_edited_directly_are_checked_and_bound():
+    """A dict put into `param_groups` directly is a group as `add_param_group` makes it
+    (defaults filled in, PyTorch's checks), also in place of a group it replaces; a bad one
+    is refused before the list changes."""
+    w, b = em.tensor([1.0, 2.0], requires_grad=True), em.tensor([0.5], requires_grad=True)
+    opt = em.optim.Adagrad([w], lr=0.1)
+    opt.param_groups.append({"params": [b]})
+    assert opt.param_groups[1]["lr"] == 0.1 and opt.state[b]["sum"].tolist() == [0.0]
+    opt.param_groups[0] = dict(opt.param_groups[0], lr=0.5)
+    assert opt.param_groups[0]["lr"] == 0.5
+    with pytest.raises(ValueError, match="more than one parameter group"):
+        opt.param_groups.append({"params": [w]})
+    with pytest.raises(TypeError, match="can only optimize Tensors"):
+        opt.param_groups.insert(0, {"params": [1.0]})
+    assert len(opt.param_groups) == 2
+    (w.sum() + b.sum()).backward()
+    opt.step()
+    assert w.tolist() == pytest.approx([0.5, 1.5]) and b.tolist() == pytest.approx([0.4])
+    for again in (copy.deepcopy(opt), pickle.loads(pickle.dumps(opt))):
+        before = _STATE_EPOCH[0]
+        again.param_groups[0]["params"].append(em.tensor([3.0], requires_grad=True))
+        assert _STATE_EPOCH[0] > before  # a compiled step would see the new parameter
 
 
 def test_a_new_learning_rate_does_not_trace_a_compiled_step_again():
