@@ -199,11 +199,15 @@ def _exec(source: str):
     return ns["program"]
 
 
-def compile_key(key: tuple[Node, ...], backend: str = "numpy", whole: bool = False) -> Compiled:
+def compile_key(key: tuple[Node, ...], backend: str = "numpy", whole: bool = False,
+                any_size: bool = False) -> Compiled:
     """Compile a canonical graph (no cache involved) for `backend` ("numpy" or
     "triton"). `whole`: every kernel runs whole (no tiles) and every value gets an
     array of its own (no reused slots): no choice then depends on a size
-    (runtime/symbolic.py compiles programs that serve every size of a dimension so)."""
+    (runtime/symbolic.py compiles programs that serve every size of a dimension so).
+    `any_size`: the same for NumPy, but every kernel that has an axis to tile runs in
+    tiles whose rows the program computes when it runs (`numpy_gen.emit`): the form
+    that serves the large sizes."""
     # NOTE: imported here so that a process that only loads programs from the
     # disk cache never imports the compiler
     from ..codegen.backend import backend_named
@@ -219,9 +223,10 @@ def compile_key(key: tuple[Node, ...], backend: str = "numpy", whole: bool = Fal
         log = (lambda line: debug(f"{which_run()}: pass {line}")) if options.debug >= 2 else None
         target = backend_named(backend, options.tile_elems)
         extra = {}
-        if whole:
+        if whole or any_size:
             # NOTE: NumPy's rules tile and refuse joins only above `tiled_above` elements
-            target.tiled_above = math.inf
+            target.tiled_above = 0 if any_size else math.inf
+            target.any_size = any_size
             extra["min_slot_bytes"] = math.inf
         plan = lower(graph, fold=_fold, backend=target, check=options.verify, log=log, **extra)
         prog = build_program(plan)
