@@ -501,3 +501,42 @@ def test_the_shared_program_is_kept_on_disk_for_a_new_process(tmp_path):
     assert (second["compiles"], second["disk_hits"]) == (0, 3)
     assert second["checked"]  # its first call was checked against the graph it served
     assert second["values"] == first["values"]
+
+
+def _family_file(folder) -> str:
+    """The one file of the disk cache in `folder` that holds a shared program."""
+    import pathlib
+    (path,) = [p for p in pathlib.Path(folder).rglob("*.py")
+               if "def _make(_size)" in p.read_text()]
+    return str(path)
+
+
+def test_a_shared_program_loaded_with_the_wrong_outputs_is_compiled_again(tmp_path,
+                                                                          monkeypatch):
+    import shutil
+    rng = np.random.default_rng(3)
+    xs = [em.tensor(rng.standard_normal((n, 5)).astype(np.float32)) for n in (4, 6, 9)]
+
+    def run(fn):
+        f = em.compile(fn)
+        return [f(x).numpy() for x in xs]
+
+    def sums(x):
+        return (x * 2).sum(1)
+
+    monkeypatch.setattr(options, "cache_dir", str(tmp_path / "a"))
+    cache.clear()
+    want = run(sums)
+    good = _family_file(tmp_path / "a")
+    monkeypatch.setattr(options, "cache_dir", str(tmp_path / "b"))
+    run(lambda x: (x * 2).sum(0))  # another family: outputs of (5,) at every size
+    shutil.copyfile(_family_file(tmp_path / "b"), good)  # whole and checksummed, but wrong
+    monkeypatch.setattr(options, "cache_dir", str(tmp_path / "a"))
+    cache.clear()
+    got = run(sums)
+    assert all(np.array_equal(a, b) for a, b in zip(got, want))
+    s = cache.stats()
+    assert (s.disk_rejects, s.compiles) == (1, 1)  # the shared program, compiled again
+    cache.clear()  # rewritten: the next load is the right program
+    assert all(np.array_equal(a, b) for a, b in zip(run(sums), want))
+    assert (cache.stats().disk_rejects, cache.stats().compiles) == (0, 0)
