@@ -22,8 +22,8 @@ slice's numbers, strides, offsets). A `SizeFamily` compiles that family once:
   pool, with its rows per tile and its scratch arrays' shapes computed when it runs
   from literals of its domain, `codegen/numpy_gen.py`); where those three sources too
   agree but in affine literals, they become `_make_tiled(_size)`, which runs where
-  the size input has more than `tiled_above` elements (NumPy's rules tile a kernel
-  above that many), `_make` below. `report` says where the tiled form differed.
+  the graph's largest value has more than `tiled_above` elements at the size (NumPy's
+  rules tile a kernel above that many), `_make` below. `report` says where the tiled form differed.
 * **Disk.** The module is kept in the disk cache (runtime/cache.py) under a digest
   of the three canonical graphs' own disk names (which carry ember's, NumPy's and the
   compiler's versions and the tile size), so a new process that builds the same
@@ -201,26 +201,44 @@ def _maker(name: str, source: str) -> str:
     return f"def {name}(_size):\n{body}    return program\n"
 
 
-def wrap(source: str, j: int, size: Sym, tiled: str | None = None,
+def wrap(source: str, j: int, size: Sym, tiled: str | None = None, work: str = "0",
          tiled_above: int = 0) -> str:
     """`source` (and `tiled`, its form in tiles, if any), whose numbers are expressions
     of the size, as a module whose `program(inputs, params)` finds the size from input
-    `j`'s flat size, `size`, and runs the tiled form where that input has more than `tiled_above`
-    elements."""
+    `j`'s flat size, `size`, and runs the tiled form where `work` (an expression of
+    `_size`) is more than `tiled_above`."""
     choose = "_make"
     text = _maker("_make", source)
     if tiled is not None:
         text += _maker("_make_tiled", tiled)
-        choose = f"(_make_tiled if inputs[{j}].size > {tiled_above} else _make)"
+        choose = f"(_make_tiled if {work} > {tiled_above} else _make)"
     return (text + "_made = {}\n"
             "def program(inputs, params):\n"
-            f"    size = (inputs[{j}].size - {size.c}) // {size.a}\n"
-            "    fn = _made.get(size)\n"
+            f"    _size = (inputs[{j}].size - {size.c}) // {size.a}\n"
+            "    fn = _made.get(_size)\n"
             "    if fn is None:\n"
             f"        if len(_made) >= {_KEEP_SIZES}:\n"
             "            _made.clear()\n"
-            f"        fn = _made[size] = {choose}(size)\n"
+            f"        fn = _made[_size] = {choose}(_size)\n"
             "    return fn(inputs, params)\n")
+
+
+def _largest(key) -> str:
+    """The element count of the largest value of the graph of symbolic `key` (largest at
+    the last of `POINTS`), as an expression of `_size`: how large its largest kernel
+    is, which decides whether the family's program runs in tiles."""
+    best, text = -1, "0"
+    for token in key[:-1]:
+        while token[0] == -2:  # a known value: its own token inside
+            token = token[1]
+        shape = token[2] if token[0] == -1 else token[3]
+        at = 1
+        for d in shape:
+            at *= d.at(POINTS[-1]) if type(d) is Sym else d
+        if at > best:
+            best = at
+            text = "*".join(d.text() if type(d) is Sym else str(d) for d in shape) or "1"
+    return text
 
 
 class FamilyProgram(Compiled):
@@ -271,7 +289,7 @@ class SizeFamily:
             digest = _digest(keys) if options.cache else None
             entry = _load(digest) if digest is not None else None
             if entry is None:
-                entry = _compile(keys, self.size_input, digest)
+                entry = _compile(keys, self.size_input, _largest(key), digest)
             memory.put(self.key, entry)
         self.entry = entry
 
@@ -316,7 +334,8 @@ class SizeFamily:
                       "gave outputs of other shapes or dtypes than its graph's; compiling it "
                       "again")
             keys = [cache.canonical(self.make(p))[0] for p in POINTS]
-            fresh = _compile(keys, self.size_input, _digest(keys) if options.cache else None)
+            fresh = _compile(keys, self.size_input, _largest(self.key[1]),
+                             _digest(keys) if options.cache else None)
             self.entry = fresh
             cache.memory.put(self.key, fresh)
             wrapper.fn = fresh.fn
@@ -354,12 +373,13 @@ def _load(digest: str) -> FamilyProgram | None:
                          checked=False)
 
 
-def _compile(keys, size_input: tuple[int, Sym], digest: str | None) -> FamilyProgram:
+def _compile(keys, size_input: tuple[int, Sym], work: str, digest: str | None
+             ) -> FamilyProgram:
     """The family's program, made from the canonical graphs `keys` at `POINTS` (and
     stored on disk under `digest`, if any): their whole form, and their tiled form
     where that too is the same source up to numbers affine in the size (it runs where
-    the size input has more than `tiled_above` elements, as an ordinary program tiles
-    its kernels above that many)."""
+    `work`, the graph's largest value's element count, is more than `tiled_above`, as
+    an ordinary program tiles its kernels above that many)."""
     from .compiled import _exec, compile_key
     cache.memory.counters.compiles += 1
     programs = [compile_key(k, "numpy", whole=True) for k in keys]
@@ -375,7 +395,7 @@ def _compile(keys, size_input: tuple[int, Sym], digest: str | None) -> FamilyPro
     except NotSymbolic as e:
         why_untiled = str(e)
     above = NumpyRules(options.tile_elems).tiled_above
-    source = wrap(parameterise([e.source for e in programs]), *size_input, tiled, above)
+    source = wrap(parameterise([e.source for e in programs]), *size_input, tiled, work, above)
     first = programs[0]
     report = first.report
     if why_untiled is not None:
