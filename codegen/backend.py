@@ -60,15 +60,19 @@ class Backend(FusionRules):
 
 
 class NumpyBackend(NumpyRules, Backend):
-    """NumPy source, tiles of `tile_elems` elements run on a small thread pool."""
+    """NumPy source, tiles of `tile_elems` elements run on a small thread pool.
+
+    `any_size`: the source serves every size of a dynamic dimension (see
+    `numpy_gen.emit`)."""
 
     name = "numpy"
 
     def __init__(self, tile_elems: int = TILE_ELEMS):
         NumpyRules.__init__(self, tile_elems)
+        self.any_size = False
 
     def emit(self, prog: Program, nodes=None) -> tuple[str, list[str]]:
-        return numpy_gen.emit(prog, self.tile_elems), []
+        return numpy_gen.emit(prog, self.tile_elems, self.any_size), []
 
 
 class TritonBackend(Backend):

@@ -14,9 +14,22 @@ slice's numbers, strides, offsets). A `SizeFamily` compiles that family once:
   depends on a size (`compile_key(..., whole=True)`: no tiles, no reused slots), and
   the three generated sources must agree token for token but in integer literals,
   each exactly affine in `s` as above. The source of the first size, with each such
-  literal written `(a*s+c)`, is wrapped in `_make(s)`, and `program(inputs, params)`
-  finds `s` from the flat size of one input (`(inputs[j].size - c) // a`) and runs
-  the program `_make(s)` made (kept per size).
+  literal written `(a*_size+c)`, is wrapped in `_make(_size)`, and `program(inputs,
+  params)` finds the size from the flat size of one input (`(inputs[j].size - c) //
+  a`) and runs the program `_make` made for it (kept per size).
+* **Tiles.** The graphs are also compiled in tiles at every size (`compile_key(...,
+  any_size=True)`: every kernel with an axis to tile runs in tiles, on the thread
+  pool, with its rows per tile and its scratch arrays' shapes computed when it runs
+  from literals of its domain, `codegen/numpy_gen.py`); where those three sources too
+  agree but in affine literals, they become `_make_tiled(_size)`, which runs where
+  the graph's largest value has more than `tiled_above` elements at the size (NumPy's
+  rules tile a kernel above that many), `_make` below. `report` says where the tiled form differed.
+* **Disk.** The module is kept in the disk cache (runtime/cache.py) under a digest
+  of the three canonical graphs' own disk names (which carry ember's, NumPy's and the
+  compiler's versions and the tile size), so a new process that builds the same
+  three graphs loads it instead of compiling six. A loaded program's first call is
+  checked against the graph it serves (outputs of other shapes or dtypes: compiled
+  again and rewritten), as any program loaded from disk is.
 * **Use.** The graph at a size `s` is served by the family's program only where its
   own structural key is the family's key at `s`, token for token (`matches`), and
   every size-dependent number of it is at least 2 in magnitude (sizes 0 and 1 fold
@@ -29,18 +42,22 @@ another number of the graph, nodes hash-cons together and the keys differ). A ch
 the compiler makes from a size (a threshold) shows as a difference in the keys or
 sources, and no program is made. A number the generated source computes from the
 size in a way that is not affine yet agrees at all three (`min(s, 4)`) would go
-unseen; the compiler's whole form makes none (its choices compare sizes only with 0
-and 1, and sizes served keep every size-dependent number at 2 or more).
+unseen; the compiler's whole and any-size forms make none (their choices compare
+sizes only with 0 and 1, and sizes served keep every size-dependent number at 2 or
+more; the tiled form's rows per tile are computed by the code it generates).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import tokenize
 from dataclasses import dataclass
 
+from ..codegen.numpy_policy import NumpyRules
 from ..ir.view import View
 from . import cache
+from .compiled import Compiled
 from .config import debug, options, which_run
 
 __all__ = ["POINTS", "SizeFamily", "Sym", "fit", "matches", "parameterise", "symbolic_key"]
@@ -63,8 +80,9 @@ class Sym:
         return self.at(s)
 
     def text(self) -> str:
-        """The expression as generated code writes it, over the name `s`."""
-        head = "s" if self.a == 1 else f"{self.a}*s"
+        """The expression as generated code writes it, over the name `_size` (NOTE: a
+        name the generator never gives: its tile functions call their scratch `s`)."""
+        head = "_size" if self.a == 1 else f"{self.a}*_size"
         return f"({head}{self.c:+d})" if self.c else f"({head})"
 
 
@@ -175,21 +193,64 @@ def parameterise(sources: list[str], points=POINTS) -> str:
 _KEEP_SIZES = 64  # programs made per size (`_make(s)`) kept by a family's program
 
 
-def wrap(source: str, j: int, size: Sym) -> str:
-    """`source`, whose numbers are expressions of `s`, as a module whose
-    `program(inputs, params)` finds `s` from input `j`'s flat size, `size`."""
+def _maker(name: str, source: str) -> str:
+    """`source`, whose numbers are expressions of `_size`, as the body of
+    `def name(_size)` returning its `program`."""
     body = "".join("    " + ln if ln.strip() else ln
                    for ln in source.splitlines(keepends=True))
-    return (f"def _make(s):\n{body}    return program\n"
-            "_made = {}\n"
+    return f"def {name}(_size):\n{body}    return program\n"
+
+
+def wrap(source: str, j: int, size: Sym, tiled: str | None = None, work: str = "0",
+         tiled_above: int = 0) -> str:
+    """`source` (and `tiled`, its form in tiles, if any), whose numbers are expressions
+    of the size, as a module whose `program(inputs, params)` finds the size from input
+    `j`'s flat size, `size`, and runs the tiled form where `work` (an expression of
+    `_size`) is more than `tiled_above`."""
+    choose = "_make"
+    text = _maker("_make", source)
+    if tiled is not None:
+        text += _maker("_make_tiled", tiled)
+        choose = f"(_make_tiled if {work} > {tiled_above} else _make)"
+    return (text + "_made = {}\n"
             "def program(inputs, params):\n"
-            f"    s = (inputs[{j}].size - {size.c}) // {size.a}\n"
-            "    fn = _made.get(s)\n"
+            f"    _size = (inputs[{j}].size - {size.c}) // {size.a}\n"
+            "    fn = _made.get(_size)\n"
             "    if fn is None:\n"
             f"        if len(_made) >= {_KEEP_SIZES}:\n"
             "            _made.clear()\n"
-            "        fn = _made[s] = _make(s)\n"
+            f"        fn = _made[_size] = {choose}(_size)\n"
             "    return fn(inputs, params)\n")
+
+
+def _largest(key) -> str:
+    """The element count of the largest value of the graph of symbolic `key` (largest at
+    the last of `POINTS`), as an expression of `_size`: how large its largest kernel
+    is, which decides whether the family's program runs in tiles."""
+    best, text = -1, "0"
+    for token in key[:-1]:
+        while token[0] == -2:  # a known value: its own token inside
+            token = token[1]
+        shape = token[2] if token[0] == -1 else token[3]
+        at = 1
+        for d in shape:
+            at *= d.at(POINTS[-1]) if type(d) is Sym else d
+        if at > best:
+            best = at
+            text = "*".join(d.text() if type(d) is Sym else str(d) for d in shape) or "1"
+    return text
+
+
+class FamilyProgram(Compiled):
+    """A family's program; `checked`: whether a call has shown it fits its graphs (a
+    program loaded from the disk cache is checked on its first call)."""
+
+    __slots__ = ("checked",)
+
+    def __init__(self, fn, source: str, kernels: int = -1, report: str = "",
+                 checked: bool = True):
+        super().__init__(fn, source, kernels, -1, report)
+        self.checked = checked
 
 
 class SizeFamily:
@@ -203,9 +264,10 @@ class SizeFamily:
 
     def __init__(self, make):
         self.key = None
-        self.entry = None
+        self.entry: FamilyProgram | None = None
         self.size_input: tuple[int, Sym] | None = None
         self.why: str | None = None
+        self.make = make
         try:
             self._build(make)
         except NotSymbolic as e:
@@ -216,7 +278,6 @@ class SizeFamily:
             self.why = f"{type(e).__name__}: {e}"
 
     def _build(self, make) -> None:
-        from .compiled import Compiled, _exec, compile_key
         graphs = [make(p) for p in POINTS]
         key = key_of([cache.structure(outputs)[0] for outputs in graphs])
         self.key = ("size", key)
@@ -224,21 +285,12 @@ class SizeFamily:
         memory = cache.memory
         entry = memory.get(self.key)
         if entry is None:
-            memory.counters.compiles += 1
-            programs = [compile_key(cache.canonical(outputs)[0], "numpy", whole=True)
-                        for outputs in graphs]
-            if any(e.fn is None for e in programs):
-                raise NotSymbolic("the graph does not compile: "
-                                  + next(e.report for e in programs if e.fn is None))
-            source = wrap(parameterise([e.source for e in programs]), *self.size_input)
-            first = programs[0]
-            entry = Compiled(_exec(source), source, first.kernels, -1, first.report)
+            keys = [cache.canonical(outputs)[0] for outputs in graphs]
+            digest = _digest(keys) if options.cache else None
+            entry = _load(digest) if digest is not None else None
+            if entry is None:
+                entry = _compile(keys, self.size_input, _largest(key), digest)
             memory.put(self.key, entry)
-            if options.debug:
-                debug(f"{which_run()}: compiled one program of {entry.kernels} kernels for "
-                      f"every size of a dynamic dimension (made at sizes {list(POINTS)})")
-                if options.debug >= 2:
-                    debug(f"{which_run()}: source\n{source}")
         self.entry = entry
 
     def lookup(self, outputs, s: int):
@@ -250,26 +302,114 @@ class SizeFamily:
         j, size = self.size_input
         if not matches(self.key[1], key, s) or inputs[j].size != size.at(s):
             return None
-        if options.verify:
-            return _checked(self.entry, outputs), inputs, params
+        if options.verify or not self.entry.checked:
+            return self._checked(outputs), inputs, params
         return self.entry, inputs, params
 
+    def _checked(self, outputs) -> Compiled:
+        """The family's program, run so that its outputs are checked against the shapes
+        and dtypes of `outputs` (the graph at the size it serves): on every call where
+        the verifier is on, else until a first call fits. A program loaded from the disk
+        cache that does not fit is compiled again (and rewritten there); one compiled in
+        this process that does not fit is a bug (AssertionError)."""
+        from .compiled import fits
+        entry = self.entry
+        fn = entry.fn
 
-def _checked(entry, outputs):
-    """`entry`, run so that it raises unless its outputs have the shapes and dtypes of
-    `outputs` (the verifier's check of a program served for a size)."""
-    from .compiled import Compiled, fits
-    fn = entry.fn
+        def checked(inputs, params):
+            values = fn(inputs, params)
+            if fits(values, outputs):
+                entry.checked = True
+                if not options.verify:
+                    wrapper.fn = fn  # NOTE: later calls run the program itself
+                return values
+            if entry.checked:
+                raise AssertionError("the program of a dynamic size gave outputs of other "
+                                     f"shapes or dtypes than the graph's: "
+                                     f"{[getattr(v, 'shape', v) for v in values]} for "
+                                     f"{[n.shape for n in outputs]}")
+            cache.memory.counters.disk_rejects += 1
+            if options.debug:
+                debug(f"{which_run()}: a program of a dynamic size loaded from the disk cache "
+                      "gave outputs of other shapes or dtypes than its graph's; compiling it "
+                      "again")
+            keys = [cache.canonical(self.make(p))[0] for p in POINTS]
+            fresh = _compile(keys, self.size_input, _largest(self.key[1]),
+                             _digest(keys) if options.cache else None)
+            self.entry = fresh
+            cache.memory.put(self.key, fresh)
+            wrapper.fn = fresh.fn
+            return fresh.fn(inputs, params)
 
-    def checked(inputs, params):
-        values = fn(inputs, params)
-        if not fits(values, outputs):
-            raise AssertionError("the program of a dynamic size gave outputs of other "
-                                 f"shapes or dtypes than the graph's: {[v.shape for v in values]} "
-                                 f"for {[n.shape for n in outputs]}")
-        return values
+        wrapper = Compiled(checked, entry.source, entry.kernels, entry.peak_bytes, entry.report)
+        return wrapper
 
-    return Compiled(checked, entry.source, entry.kernels, entry.peak_bytes, entry.report)
+
+def _digest(keys) -> str:
+    """The disk cache's name of the family of the canonical graphs `keys` (at `POINTS`):
+    it is made from those three graphs, with the compiler and options their own names
+    carry (`cache.digest_of`)."""
+    names = " ".join(cache.digest_of(k) for k in keys)
+    return hashlib.sha256(f"size-family {list(POINTS)}\n{names}".encode()).hexdigest()
+
+
+def _load(digest: str) -> FamilyProgram | None:
+    """The family's program stored on disk under `digest`, unchecked, or None."""
+    from .compiled import _exec
+    stored = cache.disk.load(digest)
+    if stored is None:
+        return None
+    source, meta = stored
+    try:
+        fn = _exec(source)
+    except Exception:  # noqa: BLE001 - a stored file that fails to load is rewritten
+        cache.memory.counters.disk_rejects += 1
+        cache.memory.counters.disk_hits -= 1
+        return None
+    if options.debug:
+        debug(f"{which_run()}: loaded one program for every size of a dynamic dimension from "
+              f"the disk cache, {cache.disk.path(digest)}")
+    return FamilyProgram(fn, source, meta.get("kernels", -1), meta.get("report", ""),
+                         checked=False)
+
+
+def _compile(keys, size_input: tuple[int, Sym], work: str, digest: str | None
+             ) -> FamilyProgram:
+    """The family's program, made from the canonical graphs `keys` at `POINTS` (and
+    stored on disk under `digest`, if any): their whole form, and their tiled form
+    where that too is the same source up to numbers affine in the size (it runs where
+    `work`, the graph's largest value's element count, is more than `tiled_above`, as
+    an ordinary program tiles its kernels above that many)."""
+    from .compiled import _exec, compile_key
+    cache.memory.counters.compiles += 1
+    programs = [compile_key(k, "numpy", whole=True) for k in keys]
+    if any(e.fn is None for e in programs):
+        raise NotSymbolic("the graph does not compile: "
+                          + next(e.report for e in programs if e.fn is None))
+    tiled, why_untiled = None, None
+    try:
+        forms = [compile_key(k, "numpy", any_size=True) for k in keys]
+        if any(e.fn is None for e in forms):
+            raise NotSymbolic(next(e.report for e in forms if e.fn is None))
+        tiled = parameterise([e.source for e in forms])
+    except NotSymbolic as e:
+        why_untiled = str(e)
+    above = NumpyRules(options.tile_elems).tiled_above
+    source = wrap(parameterise([e.source for e in programs]), *size_input, tiled, work, above)
+    first = programs[0]
+    report = first.report
+    if why_untiled is not None:
+        report += f"\nruns whole at every size (its tiled form differs by size: {why_untiled})"
+    entry = FamilyProgram(_exec(source), source, first.kernels, report)
+    if digest is not None:
+        cache.disk.store(digest, source, {"kernels": entry.kernels, "report": report})
+    if options.debug:
+        tiles = "whole" if tiled is None else f"in tiles above {above} elements"
+        debug(f"{which_run()}: compiled one program of {entry.kernels} kernels for "
+              f"every size of a dynamic dimension (made at sizes {list(POINTS)}; {tiles})")
+        if options.debug >= 2:
+            debug(f"{which_run()}: source\n{source}")
+    return entry
 
 
 def _size_input(key) -> tuple[int, Sym]:

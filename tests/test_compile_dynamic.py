@@ -7,7 +7,7 @@ import pytest
 
 import ember as em
 from ember import nn
-from ember.runtime import cache
+from ember.runtime import cache, options
 
 SIZES = [3, 5, 4, 8, 16, 2, 7, 9, 12, 6, 10, 11]
 
@@ -371,7 +371,7 @@ def test_the_symbolic_key_and_source_of_three_sizes():
     assert not matches(key, ((1, 7, "f32"), (7,)), 7)
     assert not matches(key, ((1, 2, "f32"), (1,)), 2)  # a size-dependent number of 1
     src = [f"x = np.empty(({p}, 3))\ny = {p * 3}\n" for p in POINTS]
-    assert parameterise(src) == "x = np.empty(((s), 3))\ny = (3*s)\n"
+    assert parameterise(src) == "x = np.empty(((_size), 3))\ny = (3*_size)\n"
     with pytest.raises(NotSymbolic, match="differ"):
         parameterise(["a = 1\n", "b = 1\n", "a = 1\n"])
     with pytest.raises(NotSymbolic):
@@ -409,8 +409,22 @@ _BODIES = {
 }
 
 
+@pytest.fixture(params=["whole", "tiled"])
+def tiling(request, monkeypatch):
+    """"tiled": tiles of 16 elements on two threads, so that sizes above 16 elements run
+    the shared program's tiled form, in many tiles."""
+    if request.param == "tiled":
+        monkeypatch.setattr(options, "tile_elems", 16)
+        monkeypatch.setattr(options, "num_threads", 2)
+        cache.clear()  # NOTE: programs are not keyed by the tile size in memory
+        yield SIZES + [40, 67, 33]
+        cache.clear()
+    else:
+        yield SIZES
+
+
 @pytest.mark.parametrize("name", sorted(_BODIES))
-def test_one_program_for_every_size_agrees_with_uncompiled(name):
+def test_one_program_for_every_size_agrees_with_uncompiled(name, tiling):
     body = _BODIES[name]
 
     def fn(x):
@@ -422,7 +436,7 @@ def test_one_program_for_every_size_agrees_with_uncompiled(name):
 
     f = em.compile(fn)
     rng = np.random.default_rng(5)
-    for n in SIZES:
+    for n in tiling:
         x = em.tensor(rng.standard_normal((n, 5)).astype(np.float32))
         for a, b in zip(f(x), fn(x)):
             assert a.shape == b.shape and a.dtype == b.dtype
@@ -430,6 +444,8 @@ def test_one_program_for_every_size_agrees_with_uncompiled(name):
                                        rtol=1e-5, atol=1e-5)
     assert f.stats()["traces"] == 2
     assert _family(f).why is None, _family(f).why
+    # its tiled form was made too (it runs above `tiled_above` elements of the input)
+    assert "def _make_tiled(_size)" in _family(f).entry.source, _family(f).entry.report
 
 
 def test_a_number_that_fits_two_sizes_but_not_a_third_specialises_again():
@@ -443,3 +459,84 @@ def test_a_number_that_fits_two_sizes_but_not_a_third_specialises_again():
         np.testing.assert_array_equal(f(x).numpy(), np.outer(x, x).reshape(-1) + 1)
     assert f.stats()["traces"] == 4
     assert "specialised again: RESHAPE does not apply at size 5" in em.explain(f)
+
+
+_FAMILY_SCRIPT = """
+import json
+import numpy as np
+import ember as em
+from ember.runtime import cache
+
+w = em.tensor(np.linspace(-1, 1, 20, dtype=np.float32).reshape(5, 4))
+f = em.compile(lambda x: ((x * 2 + 1).relu() @ w).softmax(1).sum(0))
+values = [f(em.tensor(np.linspace(-2, 2, 5 * n, dtype=np.float32).reshape(n, 5))).tolist()
+          for n in (5, 7, 9, 3000)]
+(family,) = [t._family for t in f.templates]
+s = cache.stats()
+print(json.dumps({"values": values, "compiles": s.compiles, "disk_hits": s.disk_hits,
+                  "disk_writes": s.disk_writes, "tiled": "_make_tiled" in family.entry.source,
+                  "checked": family.entry.checked, "traces": f.stats()["traces"]}))
+"""
+
+
+def test_the_shared_program_is_kept_on_disk_for_a_new_process(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k not in ("EMBER_BACKEND", "EMBER_EAGER")}
+    env.update(EMBER_CACHE_DIR=str(tmp_path), EMBER_CACHE="1")
+
+    def run():
+        out = subprocess.run([sys.executable, "-c", _FAMILY_SCRIPT], env=env, text=True,
+                             capture_output=True, timeout=120, check=False)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    first = run()
+    # two traced sizes compile their programs, then the shared one serves 9 and 3000
+    assert (first["traces"], first["compiles"], first["disk_writes"]) == (2, 3, 3)
+    assert first["tiled"] and first["checked"]
+    second = run()
+    assert (second["compiles"], second["disk_hits"]) == (0, 3)
+    assert second["checked"]  # its first call was checked against the graph it served
+    assert second["values"] == first["values"]
+
+
+def _family_file(folder) -> str:
+    """The one file of the disk cache in `folder` that holds a shared program."""
+    import pathlib
+    (path,) = [p for p in pathlib.Path(folder).rglob("*.py")
+               if "def _make(_size)" in p.read_text()]
+    return str(path)
+
+
+def test_a_shared_program_loaded_with_the_wrong_outputs_is_compiled_again(tmp_path,
+                                                                          monkeypatch):
+    import shutil
+    rng = np.random.default_rng(3)
+    xs = [em.tensor(rng.standard_normal((n, 5)).astype(np.float32)) for n in (4, 6, 9)]
+
+    def run(fn):
+        f = em.compile(fn)
+        return [f(x).numpy() for x in xs]
+
+    def sums(x):
+        return (x * 2).sum(1)
+
+    monkeypatch.setattr(options, "cache_dir", str(tmp_path / "a"))
+    cache.clear()
+    want = run(sums)
+    good = _family_file(tmp_path / "a")
+    monkeypatch.setattr(options, "cache_dir", str(tmp_path / "b"))
+    run(lambda x: (x * 2).sum(0))  # another family: outputs of (5,) at every size
+    shutil.copyfile(_family_file(tmp_path / "b"), good)  # whole and checksummed, but wrong
+    monkeypatch.setattr(options, "cache_dir", str(tmp_path / "a"))
+    cache.clear()
+    got = run(sums)
+    assert all(np.array_equal(a, b) for a, b in zip(got, want))
+    s = cache.stats()
+    assert (s.disk_rejects, s.compiles) == (1, 1)  # the shared program, compiled again
+    cache.clear()  # rewritten: the next load is the right program
+    assert all(np.array_equal(a, b) for a, b in zip(run(sums), want))
+    assert (cache.stats().disk_rejects, cache.stats().compiles) == (0, 0)

@@ -198,6 +198,33 @@ def test_simplify_folds_constants_and_exact_identities():
     assert simplify(_graph(lossy)).outputs[0] is lossy
 
 
+def test_simplify_joins_a_where_over_a_where_whose_condition_one_implies():
+    from ember.ir import build as b
+    from ember.ir.node import node
+    from ember.ir.passes.simplify import simplify
+    x = _leaf()
+    zero = b.like(x, 0)
+    lt, le = node(Op.LT, (x, zero)), node(Op.LE, (x, zero))
+    inner = b.where(lt, zero, x)  # relu's value
+    assert simplify(_graph(b.where(le, inner, x))).outputs[0] is inner
+    # the other way round: x <= 0 holds wherever x < 0 does
+    out = simplify(_graph(b.where(lt, b.where(le, zero, x), x))).outputs[0]
+    assert out is inner
+    other = b.where(node(Op.LT, (zero, x)), zero, x)  # a condition neither implies
+    kept = b.where(le, other, x)
+    assert simplify(_graph(kept)).outputs[0] is kept
+    # bit for bit as the interpreter (-0.0, NaN, infinities), and relu's gradient
+    v = np.array([-1.0, -0.0, 0.0, 2.0, np.nan, -np.inf, np.inf], np.float32)
+    t = em.tensor(v, requires_grad=True)
+    y = t.relu()
+    (y * em.tensor(np.arange(7, dtype=np.float32))).sum().backward()
+    got = y.detach().numpy()
+    assert np.array_equal(got.view(np.uint32)[[0, 1, 2, 3, 5, 6]],
+                          np.array([0.0, -0.0, 0.0, 2.0, 0.0, np.inf], np.float32).view(np.uint32))
+    assert np.isnan(got[4])
+    assert t.grad.tolist() == [0.0, 0.0, 0.0, 3.0, 4.0, 0.0, 6.0]
+
+
 def test_simplify_composes_movement_chains_into_one_view():
     from ember.ir import build as b
     from ember.ir.node import node

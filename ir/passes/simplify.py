@@ -14,8 +14,9 @@ Op (`RULES`), are
   of permute and expand of expand collapse; identity movements vanish;
 * algebraic identities that are exact for every value: x*1, x/1, x-0, x+(-0.0)
   (x+0 for integers), x*0 for integers and bools, -(-x), where with a constant
-  condition, casts to the same dtype and cast chains through a lossless
-  intermediate type.
+  condition, a where over a where of the same other branch whose condition one
+  implies (x < k implies x <= k: relu's value and its gradient's routing), casts
+  to the same dtype and cast chains through a lossless intermediate type.
 
 Dead code elimination is `eliminate_dead` (a Graph holds only the nodes its
 outputs reach, so it rebuilds the graph); common subexpressions are shared by
@@ -191,12 +192,27 @@ def _rule_neg(n: Node) -> Node | None:
     return _same(n, x.inputs[0]) if x.op is Op.NEG else None
 
 
+def _implies(p: Node, q: Node) -> bool:
+    """Whether condition p holding means q holds, for every value (NaN included):
+    p is q, or p is a < b and q is a <= b."""
+    return p is q or (p.op is Op.LT and q.op is Op.LE and p.inputs == q.inputs)
+
+
 def _rule_where(n: Node) -> Node | None:
     c, x, y = n.inputs
     if c.op is Op.CONST:
         return _same(n, x if c.arg else y)
     if x is y:
         return _same(n, x)
+    if x.op is Op.WHERE and x.inputs[2] is y:
+        # where(c, where(c2, a, y), y): y unless both hold, so the inner where where c2
+        # implies c, and where(c, a, y) where c implies c2. NOTE: this is how relu's
+        # value reads once its gradient's routing (where(x <= 0, relu, x)) is done with.
+        c2, a, _ = x.inputs
+        if _implies(c2, c):
+            return _same(n, x)
+        if _implies(c, c2):
+            return _same(n, node(Op.WHERE, (c, a, y), n.arg, n.dtype, n.shape))
     return None
 
 
