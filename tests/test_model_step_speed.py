@@ -98,8 +98,8 @@ def test_gelu_forward_kernel_stores_its_tanh_not_its_intermediates(monkeypatch):
 
     def step(x):
         y = gelu_tanh(x)
-        # a matmul between the forward and the backward, as in an MLP
-        (grad,) = em.autograd.grad(((y @ w) * g).sum(), [x])
+        # the backward reads the forward through a matmul, as in an MLP
+        (grad,) = em.autograd.grad(((y @ w) * g).square().sum(), [x])
         return y.detach(), grad
 
     y, grad = em.compile(step)(x)
@@ -116,9 +116,9 @@ def test_gelu_forward_kernel_stores_its_tanh_not_its_intermediates(monkeypatch):
     tx = torch.from_numpy(x.detach().numpy()).requires_grad_()
     ty = torch.nn.functional.gelu(tx, approximate="tanh")
     tz = ty @ torch.from_numpy(w.numpy())
-    (tg,) = torch.autograd.grad((tz * torch.from_numpy(g.numpy())).sum(), [tx])
+    (tg,) = torch.autograd.grad((tz * torch.from_numpy(g.numpy())).square().sum(), [tx])
     np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(grad.numpy(), tg.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(grad.numpy(), tg.numpy(), rtol=1e-4, atol=1e-3)
 
 
 def _kernels(source: str) -> list[str]:
