@@ -233,3 +233,16 @@ def test_embedding_gradient_matches_torch():
     (torch.nn.functional.embedding(torch.from_numpy(codes), tw) * torch.from_numpy(g)).sum() \
         .backward()
     np.testing.assert_allclose(ew.grad.numpy(), tw.grad.numpy(), rtol=1e-5, atol=1e-5)
+
+
+# -- relu's value through its gradient's mask ------------------------------------------------
+
+def test_tracked_relu_selects_once_and_keeps_torchs_values_and_gradient():
+    x = em.tensor(np.array([-1.0, -0.0, 0.0, 2.0, np.nan], np.float32), requires_grad=True)
+    y = x.relu()
+    source = compiled_for(y).source
+    assert sum(source.count(f) for f in ("_select(", "_where(", "np.where(")) == 1
+    got = y.detach().numpy()
+    assert got.tobytes() == np.array([0.0, -0.0, 0.0, 2.0, np.nan], np.float32).tobytes()
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0, 0.0, 1.0, 1.0])

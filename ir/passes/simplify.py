@@ -14,8 +14,8 @@ Op (`RULES`), are
   of permute and expand of expand collapse; identity movements vanish;
 * algebraic identities that are exact for every value: x*1, x/1, x-0, x+(-0.0)
   (x+0 for integers), x*0 for integers and bools, -(-x), where with a constant
-  condition, casts to the same dtype and cast chains through a lossless
-  intermediate type.
+  condition, where(c, where(d, a, y), y) with d implying c, casts to the same
+  dtype and cast chains through a lossless intermediate type.
 
 Dead code elimination is `eliminate_dead` (a Graph holds only the nodes its
 outputs reach, so it rebuilds the graph); common subexpressions are shared by
@@ -197,7 +197,16 @@ def _rule_where(n: Node) -> Node | None:
         return _same(n, x if c.arg else y)
     if x is y:
         return _same(n, x)
+    if x.op is Op.WHERE and x.inputs[2] is y and _implies(x.inputs[0], c):
+        # where(c, where(d, a, y), y) with d implying c is where(d, a, y): where d holds
+        # both give a, elsewhere y (relu's value routed through its gradient's mask)
+        return _same(n, x)
     return None
+
+
+def _implies(d: Node, c: Node) -> bool:
+    """Whether mask d is true only where mask c is (d is c, or d = a < b and c = a <= b)."""
+    return d is c or (d.op is Op.LT and c.op is Op.LE and d.inputs == c.inputs)
 
 
 # (source, intermediate) pairs where every source value is exactly representable
