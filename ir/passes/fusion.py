@@ -6,8 +6,11 @@ a kernel: NumPy and Triton broadcast), reductions (their prologue is whatever
 elementwise work produced their input in the group, their epilogue whatever
 consumes them; sibling reductions over the same rows land in the same group, so
 softmax and layer norm are one kernel), and MATMUL, which a kernel computes
-first, whole, before its elementwise epilogue. Every node belongs to at most one
-group, so no work is ever done twice; a value another group needs is stored.
+first, whole, before its elementwise epilogue. Every node belongs to one group, its
+own, and a value another group needs is stored; the one exception is a cheap value
+over large arrays (a few adds and multiplies over values stored anyway), which the
+kernels that read it may compute again instead (ir/passes/recompute.py: the rules
+ask `FusionRules.may_recompute`), so that it is never stored.
 
 Other movement ops become *view* steps (no compute: a strided view of a stored
 value), and extern ops (TAKE, ..., WRITE, RAND, ARANGE) become *extern* steps.
