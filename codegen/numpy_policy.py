@@ -84,6 +84,10 @@ class NumpyRules(FusionRules):
         # less stored than recomputed (a CNN step over 512 KiB activations ran 5% slower
         # recomputing them); and a large kernel that runs whole computes each value into
         # a fresh array, page-faulted on every call
+        # NOTE: a program compiled whole serves every size of a dynamic dimension
+        # (runtime/symbolic.py): no choice there may depend on a size, so none recomputes
+        if self.tiled_above == float("inf"):
+            return False
         if g.domain and prod(g.domain) * n.dtype.np.itemsize < RECOMPUTE_MIN_BYTES:
             return False
         if prod(g.domain) > self.tiled_above and tile_axis(

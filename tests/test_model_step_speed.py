@@ -246,3 +246,23 @@ def test_tracked_relu_selects_once_and_keeps_torchs_values_and_gradient():
     assert got.tobytes() == np.array([0.0, -0.0, 0.0, 2.0, np.nan], np.float32).tobytes()
     y.sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0, 0.0, 1.0, 1.0])
+
+
+def test_a_program_compiled_whole_recomputes_nothing():
+    """Whole programs serve every size of a dynamic dimension: no choice may depend on a
+    size there, and recomputing depends on the arrays' size."""
+    from ember.codegen.backend import NumpyBackend
+    from ember.ir.graph import Graph
+    from ember.ir.passes.pipeline import lower
+
+    x = rand(64, 64, 64, grad=True)
+    w = rand(64, 64, seed=1)
+    (grad,) = em.autograd.grad((gelu_tanh(x) @ w).square().sum(), [x], create_graph=True)
+    graph = Graph((grad._storage.node,) if hasattr(grad, "_storage") else (grad.node,))
+    tiled, whole = NumpyBackend(), NumpyBackend()
+    whole.tiled_above = float("inf")
+    counts = []
+    for target in (tiled, whole):
+        plan = lower(graph, backend=target)
+        counts.append(sum(len(g.recomputed) for g in plan.fusion.groups))
+    assert counts[0] > 0 and counts[1] == 0
