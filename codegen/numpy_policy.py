@@ -17,7 +17,8 @@ from ..ir.node import Node
 from ..ir.ops import REDUCE, Op
 from ..ir.passes.fusion import FusionRules, Group, joined
 
-__all__ = ["ROW_SUM_MAX", "TILED_ABOVE", "TILE_ELEMS", "NumpyRules", "sums_rows", "tile_axis"]
+__all__ = ["RECOMPUTE_MIN_BYTES", "ROW_SUM_MAX", "TILED_ABOVE", "TILE_ELEMS", "NumpyRules",
+           "sums_rows", "tile_axis"]
 
 # Elements per tile of a large kernel (EMBER_TILE overrides). Measured on a
 # 2-core machine with 2 MiB of L2 per core: one thread runs an 8-op chain at
@@ -30,6 +31,13 @@ TILE_ELEMS = 1 << 17
 # array of 128 KiB or more comes from mmap and is page-faulted on every call:
 # a 16-op chain over 64K float32 elements took 6x longer computed that way.)
 TILED_ABOVE = 1 << 13
+
+
+# Where a kernel reads a value of another of at least this many bytes, it may compute it
+# itself (ir/passes/recompute.py) rather than load it: measured on a 2-core machine with
+# 2 MiB of L2 per core, storing and loading 2 MiB arrays (a transformer step's MLP and
+# attention intermediates) cost more than recomputing them, 512 KiB ones less.
+RECOMPUTE_MIN_BYTES = 1 << 20
 
 
 def tile_axis(domain, shapes, reduce_axes) -> int | None:
@@ -70,6 +78,22 @@ class NumpyRules(FusionRules):
                     tile_axis(g.domain, g.shapes, g.reduce_axes) is not None for g in gs):
                 return "joining would leave the large kernel without an axis to tile"
         return None
+
+    def may_recompute(self, fuser, g: Group, n: Node) -> bool:
+        # NOTE: a value that stays in the caches between its store and its loads costs
+        # less stored than recomputed (a CNN step over 512 KiB activations ran 5% slower
+        # recomputing them); and a large kernel that runs whole computes each value into
+        # a fresh array, page-faulted on every call
+        # NOTE: a program compiled whole serves every size of a dynamic dimension
+        # (runtime/symbolic.py): no choice there may depend on a size, so none recomputes
+        if self.tiled_above == float("inf"):
+            return False
+        if g.domain and prod(g.domain) * n.dtype.np.itemsize < RECOMPUTE_MIN_BYTES:
+            return False
+        if prod(g.domain) > self.tiled_above and tile_axis(
+                g.domain, g.shapes | {n.shape}, g.reduce_axes) is None:
+            return False
+        return super().may_recompute(fuser, g, n)
 
     def tile_axis(self, fuser, g: Group, members: set[int]) -> int | None:
         large = g.shapes and prod(g.domain) > self.tiled_above

@@ -87,7 +87,8 @@ def test_kernels_say_their_kind_axes_contraction_and_epilogue():
     reductions = [s.id for s in k.body if s.op in (Op.REDUCE_MAX, Op.REDUCE_SUM)]
     assert reductions[1] in k.epilogue and reductions[0] not in k.epilogue
     assert k.body[-1].id in k.epilogue  # the division by the sum
-    a, b, c = (_data(3, 20, 24, dtype=np.float16), _data(24, 18, dtype=np.float16),
+    # NOTE: both operands batched: a stack times one matrix is folded into one product
+    a, b, c = (_data(3, 20, 24, dtype=np.float16), _data(3, 24, 18, dtype=np.float16),
                _data(18, dtype=np.float16))
     _, prog = _program(TritonBackend(), ((a @ b) + c).relu())
     (k,) = [k for k in prog.kernels if k.kind is KernelKind.CONTRACTION]

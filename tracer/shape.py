@@ -650,6 +650,15 @@ def matmul(a: Tensor, c: Tensor) -> Tensor:
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({ashape[-2]}x"
                            f"{ashape[-1]} and {y.shape[-2]}x{y.shape[-1]}): shapes "
                            f"{list(a.shape)} and {list(c.shape)}")
+    if a.ndim >= 3 and c.ndim <= 2 and x.shape[-1] != 1:
+        # NOTE: torch's matmul folds a stack of matrices times one matrix into a single
+        # matrix product (rows of every batch at once), and so does this: one GEMM instead
+        # of one per batch, and the gradient of the shared matrix is one GEMM whose inner
+        # axis runs over every batch's rows, not a stack of products summed afterwards
+        rows = b.reshape(ra, (prod(x.shape[:-1]), x.shape[-1]))
+        out_shape = x.shape[:-1] + ((rc.shape[-1],) if c.ndim > 1 else ())
+        n = b.reshape(node(Op.MATMUL, (rows, y)), out_shape)
+        return result(n, (a, c), "UnsafeViewBackward0", (ra, rc))
     batch = elementwise.broadcast_shapes(x.shape[:-2], y.shape[:-2])
     x = b.expand_to(x, batch + x.shape[-2:])
     y = b.expand_to(y, batch + y.shape[-2:])

@@ -6,8 +6,11 @@ a kernel: NumPy and Triton broadcast), reductions (their prologue is whatever
 elementwise work produced their input in the group, their epilogue whatever
 consumes them; sibling reductions over the same rows land in the same group, so
 softmax and layer norm are one kernel), and MATMUL, which a kernel computes
-first, whole, before its elementwise epilogue. Every node belongs to at most one
-group, so no work is ever done twice; a value another group needs is stored.
+first, whole, before its elementwise epilogue. Every node belongs to one group, its
+own, and a value another group needs is stored; the one exception is a cheap value
+over large arrays (a few adds and multiplies over values stored anyway), which the
+kernels that read it may compute again instead (ir/passes/recompute.py: the rules
+ask `FusionRules.may_recompute`), so that it is never stored.
 
 Other movement ops become *view* steps (no compute: a strided view of a stored
 value), and extern ops (TAKE, ..., WRITE, RAND, ARANGE) become *extern* steps.
@@ -39,6 +42,7 @@ from enum import StrEnum
 from ..graph import Graph
 from ..node import Node
 from ..ops import FUSIBLE, OPINFO, REDUCE, Op, Placement
+from .recompute import read_outside, recompute_in
 
 __all__ = ["KERNEL_OPS", "Fusion", "FusionRules", "Group", "GroupKind", "fuse", "joined"]
 
@@ -68,6 +72,8 @@ class Group:
     tile_axis: int | None = None
     outputs: list[Node] = field(default_factory=list)  # members read outside
     loads: list[Node] = field(default_factory=list)  # non-members read (no CONSTs)
+    members: set = field(default_factory=set)  # ids of nodes (set when fusion is done)
+    recomputed: set = field(default_factory=set)  # ids of another group's nodes computed too
 
     @property
     def name(self) -> str:
@@ -147,6 +153,11 @@ class FusionRules:
         """The axis kernel group g is split along (None: one block); `members`: ids of
         its nodes."""
         return None
+
+    def may_recompute(self, fuser: _Fuser, g: Group, n: Node) -> bool:
+        """Whether kernel group g may compute elementwise node n of another group
+        rather than load it (ir/passes/recompute.py); n lies in g's domain."""
+        return self.why_not(fuser, [g], n, g.domain) is None
 
 
 class _Fuser:
@@ -304,22 +315,58 @@ class _Fuser:
         groups = sorted(self.groups.values(), key=lambda g: min(self.index[id(n)]
                                                                  for n in g.nodes))
         group_of = {}
+        computing: dict[int, list[Group]] = {}  # id(node) -> the groups computing it
         for g in groups:
             g.nodes.sort(key=lambda n: self.index[id(n)])
-            members = {id(n) for n in g.nodes}
+            g.members = {id(n) for n in g.nodes}
             for n in g.nodes:
                 group_of[id(n)] = g
-            g.outputs = [n for n in g.nodes if id(n) in outs or any(
-                id(u) not in members for u in users.get(id(n), ()))]
+                computing[id(n)] = [g]
+
+        def add(g: Group, n: Node) -> None:
+            g.nodes.append(n)
+            g.members.add(id(n))
+            g.recomputed.add(id(n))
+            g.shapes.add(n.shape)
+            computing[id(n)].append(g)
+
+        def groups_of(n: Node) -> list[Group]:
+            return computing.get(id(n), [])
+
+        for g in groups:
+            if g.kind is GroupKind.KERNEL:
+                g.nodes.sort(key=lambda n: self.index[id(n)])
+                recompute_in(g, groups_of, users, outs, self.accepts, add)
+        for g in groups:
+            g.nodes.sort(key=lambda n: self.index[id(n)])
+            g.outputs = [n for n in g.nodes if id(n) not in g.recomputed and (
+                id(n) in outs or read_outside(n, g, users, groups_of))]
+        for g in groups:
+            if g.kind is GroupKind.KERNEL and any(g is not h for n in g.nodes
+                                                  for h in computing[id(n)]):
+                _drop_unused(g, users, computing)
+        groups = [g for g in groups if g.nodes]
+        for g in groups:
+            members = g.members
             seen: set[int] = set()
             for n in g.nodes:
                 for i in n.inputs:
                     if id(i) not in members and i.op is not Op.CONST and id(i) not in seen:
                         seen.add(id(i))
                         g.loads.append(i)
+            # NOTE: read again from the loads: a recomputed value's group is no longer
+            # read, and the values its recipe reads are
+            g.deps = {group_of[id(i)].id for i in g.loads if id(i) in group_of}
             if g.kind is GroupKind.KERNEL:
                 g.tile_axis = self.rules.tile_axis(self, g, members)
         return Fusion(self.graph, groups, group_of, self.renumber(groups))
+
+    def accepts(self, g: Group, n: Node) -> bool:
+        """Whether kernel group g may compute node n too (`recompute_in`): n lies in g's
+        domain and the back end lets it join."""
+        return (g.kind is GroupKind.KERNEL and len(n.shape) == len(g.domain)
+                and all(x in (d, 1) for x, d in zip(n.shape, g.domain))
+                and self.rules.may_recompute(self, g, n))
 
     def renumber(self, groups: list[Group]) -> list[str]:
         """Number the groups 0, 1, ... in graph order (their names: see `Group.name`);
@@ -330,8 +377,24 @@ class _Fuser:
             g.deps = {position[self.find(d)] for d in g.deps}
         for i, g in enumerate(groups):
             g.id = i
-        return [_DRAFT.sub(lambda m: final[self.find(int(m.group(1)))].name, note)
-                for note in self.notes]
+        def named(m: re.Match) -> str:
+            g = final.get(self.find(int(m.group(1))))
+            return "a kernel recomputed where it is read" if g is None else g.name
+
+        return [_DRAFT.sub(named, note) for note in self.notes]
+
+
+def _drop_unused(g: Group, users: dict[int, list[Node]], computing: dict) -> None:
+    """Take out of kernel g the values it neither stores nor reads itself: those that
+    other groups recompute (`recompute_in`), latest first."""
+    stored = {id(n) for n in g.outputs}
+    for n in reversed(list(g.nodes)):
+        if id(n) not in stored and not any(id(u) in g.members
+                                           for u in users.get(id(n), ())):
+            g.nodes.remove(n)
+            g.members.discard(id(n))
+            g.recomputed.discard(id(n))
+            computing[id(n)].remove(g)
 
 
 def fuse(graph: Graph, backend: FusionRules | None = None) -> Fusion:
