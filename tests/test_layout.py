@@ -79,6 +79,9 @@ CASES = {
     "index by a transposed index": (lambda m, x, y, z: x[m.tensor([[0, 1, 2], [2, 1, 0]]).T],
                                     (4, 12, 1)),
     "index of a contiguous": (lambda m, x, y, z: z[:, m.tensor([2, 0])], (8, 4, 1)),
+    "ge of a transpose and its base": (lambda m, x, y, z: x.T[:3] >= x[:, :3], (1, 3)),
+    "gt of a transpose and a number": (lambda m, x, y, z: m.gt(x.T, 0.5), (1, 4)),
+    "lt of a base and its transpose": (lambda m, x, y, z: x[:, :3] < x.T[:3], (3, 1)),
     "masked_fill is row-major": (lambda m, x, y, z: x.T.masked_fill(x.T > 0, 0.5), (3, 1)),
     "index_select is row-major": (lambda m, x, y, z: z.permute(2, 1, 0).index_select(
         1, m.tensor([1, 0])), (4, 2, 1)),

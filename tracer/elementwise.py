@@ -808,9 +808,12 @@ _C10_NAME = {"int64": "long int", "int32": "int", "int16": "short int", "int8": 
 # -- comparisons and logic --------------------------------------------------------
 
 def _compare(op: Op, name: str, swap: bool = False):
+    # NOTE: a swapped comparison (gt as LT) still lists input first: the result is laid
+    # out as the first operand that is not row-major, as in torch (`x.T >= x`)
+    build = (lambda a, c: node(op, (c, a))) if swap else None
+
     def fn(input, other) -> Tensor:
-        operands = (other, input) if swap else (input, other)
-        return _apply(op, operands, name, out=dt.bool_)
+        return _apply(op, (input, other), name, out=dt.bool_, build=build)
     fn.__name__ = name
     fn.__doc__ = f"Elementwise `{name}` comparison (broadcast, promoted), a bool tensor."
     return fn
