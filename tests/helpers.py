@@ -43,6 +43,7 @@ __all__ = [
     "check",
     "dtype_name",
     "flat_outputs",
+    "fresh_cache",
     "needs_torch",
     "on_threads",
     "to_ember",
@@ -60,6 +61,18 @@ TOLERANCE = {
 }
 
 needs_torch = __import__("pytest").mark.skipif(torch is None, reason="torch is not installed")
+
+
+@__import__("pytest").fixture(autouse=True)
+def fresh_cache(tmp_path):
+    """Each test of a module that imports this starts from empty program caches (the disk
+    one in `tmp_path`) and the automatic back end; the options come back after it."""
+    from ember.runtime import cache, options
+    saved = options.cache_dir, options.tile_elems, options.backend
+    options.cache_dir, options.backend = str(tmp_path), "auto"
+    cache.clear()
+    yield
+    options.cache_dir, options.tile_elems, options.backend = saved
 
 
 @dataclass(frozen=True)

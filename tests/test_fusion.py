@@ -10,21 +10,13 @@ import logging
 
 import numpy as np
 import pytest
+from helpers import fresh_cache  # noqa: F401 (autouse)
 
 import ember as em
 from ember.ir.ops import Op
-from ember.runtime import cache, options
+from ember.runtime import options
 from ember.runtime.compiled import compiled_for
 from ember.runtime.interpreter import evaluate
-
-
-@pytest.fixture(autouse=True)
-def _fresh(tmp_path):
-    saved = options.cache_dir, options.tile_elems, options.backend
-    options.cache_dir, options.backend = str(tmp_path), "auto"
-    cache.clear()
-    yield
-    options.cache_dir, options.tile_elems, options.backend = saved
 
 
 def rand(*shape, seed=0):
